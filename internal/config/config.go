@@ -1,0 +1,228 @@
+// Package config loads the tollgate config file (CONTRACT.md §2), applies TOLLGATE_* environment
+// overrides, fills defaults and validates it, then loads the policy file it names.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tollgate-dev/tollgate/internal/policy"
+)
+
+// Config is the whole tollgate configuration.
+type Config struct {
+	Kafka      Kafka      `yaml:"kafka"`
+	ClickHouse ClickHouse `yaml:"clickhouse"`
+	Ingest     Ingest     `yaml:"ingest"`
+	Delivery   Delivery   `yaml:"delivery"`
+	// PolicyFile is the policy's path, relative to the config file's folder.
+	PolicyFile string `yaml:"policy_file"`
+
+	// File is the path the config was read from; Policy the loaded policy file.
+	File   string         `yaml:"-"`
+	Policy *policy.Policy `yaml:"-"`
+}
+
+// Kafka says where the broker is and how topics are named.
+type Kafka struct {
+	// Brokers to bootstrap from. Default ["127.0.0.1:9092"].
+	Brokers []string `yaml:"brokers"`
+	// TopicPrefix starts every topic tollgate creates or reads. Default "tg.".
+	TopicPrefix string `yaml:"topic_prefix"`
+	// Partitions of each topic tollgate creates. Default 6. Existing topics are left as they are.
+	Partitions int `yaml:"partitions"`
+	// ReplicationFactor of created topics. Default 1 (a single local broker); use 3 in production.
+	ReplicationFactor int `yaml:"replication_factor"`
+}
+
+// ClickHouse says where the audit tables live.
+type ClickHouse struct {
+	// Addr of the native protocol. Default "127.0.0.1:9000".
+	Addr string `yaml:"addr"`
+	// Database holding the audit tables; created with its tables if missing. Default "tollgate".
+	Database string `yaml:"database"`
+	// Username and PasswordEnv (the name of the variable holding the password). Default user "default", no password.
+	Username    string `yaml:"username"`
+	PasswordEnv string `yaml:"password_env"`
+	// FlushInterval bounds how long audit records wait before an insert. Default 1s.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// BatchSize is the most rows one insert carries. Default 10000.
+	BatchSize int `yaml:"batch_size"`
+}
+
+// Ingest configures the HTTP collector.
+type Ingest struct {
+	// Listen address. Default "127.0.0.1:8080".
+	Listen string `yaml:"listen"`
+	// WriteKeys accepted in Authorization headers. At least one is required.
+	WriteKeys []string `yaml:"write_keys"`
+	// CountryHeader and RegionHeader are trusted request headers set by the site's CDN or load
+	// balancer (e.g. CF-IPCountry); ingest derives an event's jurisdiction from them when the
+	// event names none. Empty (the default): no header is trusted, since a browser can set any header.
+	CountryHeader string `yaml:"country_header"`
+	RegionHeader  string `yaml:"region_header"`
+	// Jurisdictions maps "CC" or "CC-REGION" codes from those headers to policy jurisdictions.
+	// Default: the EU/EEA countries map to "EU", "US-<state>" to itself.
+	Jurisdictions map[string]string `yaml:"jurisdictions"`
+}
+
+// Delivery configures the sinks' retries.
+type Delivery struct {
+	// MaxAttempts per event before it is dead-lettered. Default 5.
+	MaxAttempts int `yaml:"max_attempts"`
+	// InitialBackoff before the first retry, doubled each attempt with full jitter. Default 200ms.
+	InitialBackoff time.Duration `yaml:"initial_backoff"`
+	// MaxBackoff caps one wait (including a vendor's Retry-After). Default 30s.
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+	// Timeout of one vendor request. Default 10s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Load reads the config file, applies environment overrides and defaults, validates it and
+// loads its policy file. Errors name the file, the field (and line where known) and the reason.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(path, data, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	pf := c.PolicyFile
+	if !filepath.IsAbs(pf) {
+		pf = filepath.Join(filepath.Dir(path), pf)
+	}
+	if c.Policy, err = policy.Load(pf); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Parse builds a Config from YAML and an environment lookup, without loading the policy.
+func Parse(file string, data []byte, env func(string) (string, bool)) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	c := &Config{File: file}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: %s", file, strings.Join(strings.Fields(strings.TrimPrefix(err.Error(), "yaml: ")), " "))
+	}
+	if err := applyEnv(c, "TOLLGATE", env); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	c.setDefaults()
+	if err := c.validate(); err != nil {
+		var fe *policy.FieldError
+		if errors.As(err, &fe) {
+			if line := policy.LineOf(&root, fe.Field); line > 0 {
+				return nil, fmt.Errorf("%s:%d: %s", file, line, fe)
+			}
+		}
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return c, nil
+}
+
+func (c *Config) setDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defInt := func(i *int, v int) {
+		if *i == 0 {
+			*i = v
+		}
+	}
+	defDur := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		c.Kafka.Brokers = []string{"127.0.0.1:9092"}
+	}
+	def(&c.Kafka.TopicPrefix, "tg.")
+	defInt(&c.Kafka.Partitions, 6)
+	defInt(&c.Kafka.ReplicationFactor, 1)
+	def(&c.ClickHouse.Addr, "127.0.0.1:9000")
+	def(&c.ClickHouse.Database, "tollgate")
+	def(&c.ClickHouse.Username, "default")
+	defDur(&c.ClickHouse.FlushInterval, time.Second)
+	defInt(&c.ClickHouse.BatchSize, 10000)
+	def(&c.Ingest.Listen, "127.0.0.1:8080")
+	if c.Ingest.Jurisdictions == nil {
+		c.Ingest.Jurisdictions = DefaultJurisdictions()
+	}
+	defInt(&c.Delivery.MaxAttempts, 5)
+	defDur(&c.Delivery.InitialBackoff, 200*time.Millisecond)
+	defDur(&c.Delivery.MaxBackoff, 30*time.Second)
+	defDur(&c.Delivery.Timeout, 10*time.Second)
+	def(&c.PolicyFile, "policy.yaml")
+}
+
+func (c *Config) validate() error {
+	for i, b := range c.Kafka.Brokers {
+		if !strings.Contains(b, ":") {
+			return &policy.FieldError{Field: fmt.Sprintf("kafka.brokers[%d]", i), Reason: fmt.Sprintf("%q is not host:port", b)}
+		}
+	}
+	if len(c.Ingest.WriteKeys) == 0 {
+		return &policy.FieldError{Field: "ingest.write_keys", Reason: "at least one write key is required"}
+	}
+	for i, k := range c.Ingest.WriteKeys {
+		if strings.TrimSpace(k) == "" {
+			return &policy.FieldError{Field: fmt.Sprintf("ingest.write_keys[%d]", i), Reason: "is empty"}
+		}
+	}
+	if c.ClickHouse.PasswordEnv != "" {
+		if _, ok := os.LookupEnv(c.ClickHouse.PasswordEnv); !ok {
+			return &policy.FieldError{Field: "clickhouse.password_env", Reason: fmt.Sprintf("environment variable %s is not set", c.ClickHouse.PasswordEnv)}
+		}
+	}
+	if c.Delivery.MaxAttempts < 1 {
+		return &policy.FieldError{Field: "delivery.max_attempts", Reason: "must be at least 1"}
+	}
+	return nil
+}
+
+// Topic returns the full name of a tollgate topic ("events.raw" -> "tg.events.raw").
+func (c *Config) Topic(name string) string { return c.Kafka.TopicPrefix + name }
+
+// Topic names, without the prefix.
+const (
+	TopicRaw        = "events.raw"
+	TopicDecisions  = "audit.decisions"
+	TopicDeliveries = "audit.deliveries"
+	TopicState      = "consent.state"
+)
+
+// DestTopic is the filtered topic of a destination ("dest.meta").
+func DestTopic(name string) string { return "dest." + name }
+
+// DLQTopic is the dead-letter topic of a destination ("dest.meta.dlq").
+func DLQTopic(name string) string { return "dest." + name + ".dlq" }
+
+// DefaultJurisdictions maps EU/EEA country codes to "EU" and US states to "US-<state>".
+func DefaultJurisdictions() map[string]string {
+	m := map[string]string{}
+	for _, cc := range strings.Fields("AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE IS LI NO") {
+		m[cc] = "EU"
+	}
+	for _, st := range strings.Fields("CA CO CT VA UT TX OR MT IA DE NE NH NJ TN MN MD IN KY RI") {
+		m["US-"+st] = "US-" + st
+	}
+	return m
+}

@@ -1,0 +1,83 @@
+// Package kafka holds the franz-go client options every tollgate component shares, and the
+// creation of tollgate's topics.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kzap"
+	"go.uber.org/zap"
+
+	"github.com/tollgate-dev/tollgate/internal/config"
+)
+
+// NewClient returns a client for the configured brokers, logging through zap at warn level
+// (franz-go's info logs are per-connection chatter). Extra options come last and win.
+func NewClient(cfg *config.Config, log *zap.Logger, opts ...kgo.Opt) (*kgo.Client, error) {
+	base := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Kafka.Brokers...),
+		kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn))),
+		kgo.ClientID("tollgate"),
+	}
+	cl, err := kgo.NewClient(append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	return cl, nil
+}
+
+// Topics returns every topic tollgate needs, with its config: the raw topic, one filtered and one
+// dead-letter topic per destination, the audit topics and the compacted consent-state changelog.
+func Topics(cfg *config.Config) map[string]map[string]*string {
+	compact := "compact"
+	topics := map[string]map[string]*string{
+		cfg.Topic(config.TopicRaw):        nil,
+		cfg.Topic(config.TopicDecisions):  nil,
+		cfg.Topic(config.TopicDeliveries): nil,
+		cfg.Topic(config.TopicState):      {"cleanup.policy": &compact},
+	}
+	for _, name := range cfg.Policy.Names {
+		topics[cfg.Topic(config.DestTopic(name))] = nil
+		topics[cfg.Topic(config.DLQTopic(name))] = nil
+	}
+	return topics
+}
+
+// EnsureTopics creates the topics tollgate needs that do not exist yet. Existing topics are left
+// as they are (their partition count is the operator's choice).
+func EnsureTopics(ctx context.Context, cfg *config.Config, cl *kgo.Client) error {
+	adm := kadm.NewClient(cl)
+	for topic, conf := range Topics(cfg) {
+		resp, err := adm.CreateTopic(ctx, int32(cfg.Kafka.Partitions), int16(cfg.Kafka.ReplicationFactor), conf, topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", topic, err)
+		}
+	}
+	return nil
+}
+
+// Ping returns nil when a broker answers a metadata request within the context's deadline.
+func Ping(ctx context.Context, cl *kgo.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return cl.Ping(ctx)
+}
+
+// Header returns the value of a record header, or "".
+func Header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}

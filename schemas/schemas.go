@@ -1,0 +1,182 @@
+// Package schemas holds the Avro schemas of every record tollgate writes to Kafka, their Go
+// types, and codecs using Avro single-object encoding: each record starts with the magic bytes
+// C3 01 and the schema's CRC-64-AVRO fingerprint, so any reader can tell which schema (and which
+// version of it) wrote the bytes without a schema registry.
+package schemas
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+
+	"github.com/hamba/avro/v2"
+	"github.com/hamba/avro/v2/soe"
+)
+
+var (
+	//go:embed event.avsc
+	eventSchema string
+	//go:embed consent_update.avsc
+	consentUpdateSchema string
+	//go:embed filtered_event.avsc
+	filteredEventSchema string
+	//go:embed decision.avsc
+	decisionSchema string
+	//go:embed delivery.avsc
+	deliverySchema string
+)
+
+// Event is a tracking event as accepted by ingest. Context and Properties map a field name to the
+// JSON text of its value.
+type Event struct {
+	EventID      string            `avro:"event_id"`
+	Event        string            `avro:"event"`
+	TimestampMs  int64             `avro:"timestamp_ms"`
+	ReceivedMs   int64             `avro:"received_ms"`
+	UserID       string            `avro:"user_id"`
+	AnonymousID  string            `avro:"anonymous_id"`
+	Consent      map[string]bool   `avro:"consent"` // nil: no choice made
+	Jurisdiction string            `avro:"jurisdiction"`
+	GPC          bool              `avro:"gpc"`
+	Context      map[string]string `avro:"context"`
+	Properties   map[string]string `avro:"properties"`
+}
+
+// UserKey is the key a user's records share on every topic: user_id if given, else anonymous_id.
+func (e *Event) UserKey() string {
+	if e.UserID != "" {
+		return e.UserID
+	}
+	return e.AnonymousID
+}
+
+// ConsentUpdate is a user's recorded choice, or their erasure.
+type ConsentUpdate struct {
+	UpdateID      string          `avro:"update_id"`
+	UserKey       string          `avro:"user_key"`
+	Consent       map[string]bool `avro:"consent"`
+	TimestampMs   int64           `avro:"timestamp_ms"`
+	NoticeVersion string          `avro:"notice_version"`
+	Erased        bool            `avro:"erased"`
+}
+
+// FilteredEvent is what one destination may receive of one event. Fields maps a field path
+// (e.g. "properties.email") to the JSON text of its value; hashed fields hold a JSON string of
+// lower-case SHA-256 hex.
+type FilteredEvent struct {
+	EventID       string            `avro:"event_id"`
+	DecisionID    string            `avro:"decision_id"`
+	Destination   string            `avro:"destination"`
+	Event         string            `avro:"event"`
+	TimestampMs   int64             `avro:"timestamp_ms"`
+	DecidedMs     int64             `avro:"decided_ms"`
+	UserKey       string            `avro:"user_key"`
+	Purpose       string            `avro:"purpose"`
+	Jurisdiction  string            `avro:"jurisdiction"`
+	GPC           bool              `avro:"gpc"`
+	Consent       map[string]bool   `avro:"consent"`
+	Fields        map[string]string `avro:"fields"`
+	PolicyVersion string            `avro:"policy_version"`
+	RunID         string            `avro:"run_id"`
+}
+
+// Decision is one consent decision for one event and destination.
+type Decision struct {
+	DecisionID     string   `avro:"decision_id"`
+	EventID        string   `avro:"event_id"`
+	UserKey        string   `avro:"user_key"`
+	Destination    string   `avro:"destination"`
+	EventName      string   `avro:"event_name"`
+	EventTimeMs    int64    `avro:"event_time_ms"`
+	DecidedMs      int64    `avro:"decided_ms"`
+	Outcome        string   `avro:"outcome"`
+	Reason         string   `avro:"reason"`
+	Purpose        string   `avro:"purpose"`
+	Jurisdiction   string   `avro:"jurisdiction"`
+	GPC            bool     `avro:"gpc"`
+	FieldsSent     []string `avro:"fields_sent"`
+	FieldsStripped []string `avro:"fields_stripped"`
+	PolicyVersion  string   `avro:"policy_version"`
+	RunID          string   `avro:"run_id"`
+}
+
+// Delivery is one delivery attempt to a vendor.
+type Delivery struct {
+	EventID     string `avro:"event_id"`
+	Destination string `avro:"destination"`
+	Attempt     int    `avro:"attempt"`
+	Status      string `avro:"status"`
+	HTTPStatus  int    `avro:"http_status"`
+	Error       string `avro:"error"`
+	LatencyMs   int64  `avro:"latency_ms"`
+	AtMs        int64  `avro:"at_ms"`
+}
+
+// Codec encodes and decodes one record type in Avro single-object encoding.
+type Codec[T any] struct {
+	schema avro.Schema
+	soe    *soe.Codec
+	header []byte
+}
+
+func newCodec[T any](text string) *Codec[T] {
+	s := avro.MustParse(text)
+	c, err := soe.NewCodec(s)
+	if err != nil {
+		panic(fmt.Sprintf("schemas: %v", err)) // the embedded schemas are fixed: a failure is a build bug
+	}
+	h, err := soe.BuildHeader(s)
+	if err != nil {
+		panic(fmt.Sprintf("schemas: %v", err))
+	}
+	return &Codec[T]{schema: s, soe: c, header: h}
+}
+
+// The codecs of every record type. They are safe for concurrent use.
+var (
+	Events         = newCodec[Event](eventSchema)
+	ConsentUpdates = newCodec[ConsentUpdate](consentUpdateSchema)
+	FilteredEvents = newCodec[FilteredEvent](filteredEventSchema)
+	Decisions      = newCodec[Decision](decisionSchema)
+	Deliveries     = newCodec[Delivery](deliverySchema)
+)
+
+// Schema returns the parsed Avro schema.
+func (c *Codec[T]) Schema() avro.Schema { return c.schema }
+
+// Encode returns v in single-object encoding.
+func (c *Codec[T]) Encode(v *T) ([]byte, error) {
+	b, err := c.soe.Encode(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", c.name(), err)
+	}
+	return b, nil
+}
+
+// Decode parses single-object encoded bytes. It refuses bytes written with another schema.
+// Hostile input yields an error, never a panic.
+func (c *Codec[T]) Decode(data []byte) (v T, err error) {
+	defer func() {
+		if r := recover(); r != nil { // the decoder should not panic; a poison record must not crash us if it does
+			err = fmt.Errorf("decode %s: %v", c.name(), r)
+		}
+	}()
+	if err := c.soe.Decode(data, &v); err != nil {
+		return v, fmt.Errorf("decode %s: %w", c.name(), err)
+	}
+	return v, nil
+}
+
+// Is reports whether data was written with this codec's schema.
+func (c *Codec[T]) Is(data []byte) bool { return bytes.HasPrefix(data, c.header) }
+
+func (c *Codec[T]) name() string {
+	if n, ok := c.schema.(avro.NamedSchema); ok {
+		return n.Name()
+	}
+	return "record"
+}
+
+// ErrUnknownSchema is returned for bytes that no tollgate schema wrote.
+var ErrUnknownSchema = errors.New("record is not in a known tollgate schema")
