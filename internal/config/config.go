@@ -207,6 +207,9 @@ const (
 	TopicDecisions  = "audit.decisions"
 	TopicDeliveries = "audit.deliveries"
 	TopicState      = "consent.state"
+	// TopicRawDLQ receives raw records no tollgate schema wrote (poison records), with headers
+	// naming the error and where they came from.
+	TopicRawDLQ = "events.raw.dlq"
 )
 
 // DestTopic is the filtered topic of a destination ("dest.meta").

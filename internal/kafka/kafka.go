@@ -20,16 +20,28 @@ import (
 // NewClient returns a client for the configured brokers, logging through zap at warn level
 // (franz-go's info logs are per-connection chatter). Extra options come last and win.
 func NewClient(cfg *config.Config, log *zap.Logger, opts ...kgo.Opt) (*kgo.Client, error) {
-	base := []kgo.Opt{
-		kgo.SeedBrokers(cfg.Kafka.Brokers...),
-		kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn))),
-		kgo.ClientID("tollgate"),
-	}
-	cl, err := kgo.NewClient(append(base, opts...)...)
+	cl, err := kgo.NewClient(append(baseOpts(cfg, log), opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	return cl, nil
+}
+
+// NewTransactSession is NewClient for a consume-transform-produce loop (exactly once).
+func NewTransactSession(cfg *config.Config, log *zap.Logger, opts ...kgo.Opt) (*kgo.GroupTransactSession, error) {
+	s, err := kgo.NewGroupTransactSession(append(baseOpts(cfg, log), opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka transact session: %w", err)
+	}
+	return s, nil
+}
+
+func baseOpts(cfg *config.Config, log *zap.Logger) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SeedBrokers(cfg.Kafka.Brokers...),
+		kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn))),
+		kgo.ClientID("tollgate"),
+	}
 }
 
 // Topics returns every topic tollgate needs, with its config: the raw topic, one filtered and one
@@ -41,6 +53,7 @@ func Topics(cfg *config.Config) map[string]map[string]*string {
 		cfg.Topic(config.TopicDecisions):  nil,
 		cfg.Topic(config.TopicDeliveries): nil,
 		cfg.Topic(config.TopicState):      {"cleanup.policy": &compact},
+		cfg.Topic(config.TopicRawDLQ):     nil,
 	}
 	for _, name := range cfg.Policy.Names {
 		topics[cfg.Topic(config.DestTopic(name))] = nil

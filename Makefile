@@ -1,0 +1,53 @@
+# tollgate developer tasks. `make demo` first, then `make test`.
+
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+export TOLLGATE_TEST_KAFKA      ?= 127.0.0.1:9092
+export TOLLGATE_TEST_CLICKHOUSE ?= 127.0.0.1:9000
+
+.PHONY: build test test-unit demo bench fmt lint tidy-check services-up services-down clean
+
+# One static binary with every component.
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/tollgate ./cmd/tollgate
+
+# Local Kafka (127.0.0.1:9092, KRaft) + ClickHouse (127.0.0.1:9000 / :8123), no Docker.
+# State, data and logs: .services/ (override with TOLLGATE_SERVICES_DIR).
+services-up:
+	@deploy/local/services-up.sh
+
+# Stop them (by pid file); data and logs are kept.
+services-down:
+	@deploy/local/services-down.sh
+
+# Services, build, the whole pipeline, sample traffic, and a report read back from ClickHouse.
+demo: services-up build
+	@deploy/demo/demo.sh
+
+# Every test, unit and integration, against the real Kafka and ClickHouse started here.
+test: services-up tidy-check
+	$(GO) vet ./...
+	$(GO) test -race -shuffle=on -count=1 -timeout 30m ./...
+
+# Unit tests only (no services needed).
+test-unit:
+	$(GO) test -short -count=1 ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+lint:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+# Fails when go.mod/go.sum are not tidy or a file is not gofmt'ed.
+tidy-check:
+	@cp go.mod /tmp/tollgate.go.mod.$$$$ && cp go.sum /tmp/tollgate.go.sum.$$$$ && \
+	  $(GO) mod tidy && \
+	  if ! cmp -s go.mod /tmp/tollgate.go.mod.$$$$ || ! cmp -s go.sum /tmp/tollgate.go.sum.$$$$; then \
+	    echo "go mod tidy changed go.mod/go.sum: commit the result"; exit 1; fi
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+clean:
+	rm -rf bin

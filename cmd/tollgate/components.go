@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tollgate-dev/tollgate/ingest"
+	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/kafka"
+	"github.com/tollgate-dev/tollgate/internal/logging"
+	"github.com/tollgate-dev/tollgate/processors/enforce"
+	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/clickhouse"
+	"github.com/tollgate-dev/tollgate/sinks/registry"
+)
+
+// app is a loaded, validated configuration with everything each component needs.
+type app struct {
+	cfg      *config.Config
+	log      *zap.Logger
+	adapters map[string]sinks.Adapter // by destination name
+}
+
+// load reads the config and policy and builds every destination's adapter, so a bad config,
+// policy or missing secret stops the binary before anything starts.
+func load(cmd *cobra.Command) (*app, error) {
+	path, _ := cmd.Flags().GetString("config")
+	if path == "" {
+		return nil, usageError{fmt.Errorf("--config FILE is required")}
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, log: logging.New(), adapters: map[string]sinks.Adapter{}}
+	for _, name := range cfg.Policy.Names {
+		dest := cfg.Policy.Destinations[name]
+		ad, err := registry.New(dest, os.LookupEnv)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Policy.File, err)
+		}
+		if err := sinks.CheckAddress(dest); err != nil {
+			return nil, fmt.Errorf("%s: destinations.%s: %w", cfg.Policy.File, name, err)
+		}
+		a.adapters[name] = ad
+	}
+	return a, nil
+}
+
+func configFlag(cmd *cobra.Command) {
+	cmd.Flags().String("config", "", "config file (YAML); see README")
+}
+
+// component is one long-running part of the pipeline.
+type component func(ctx context.Context, a *app) error
+
+// runComponents creates the topics, then runs the components until ctx ends or one fails.
+func runComponents(ctx context.Context, a *app, comps ...component) error {
+	defer a.log.Sync() //nolint:errcheck // stderr sync errors are meaningless
+	if err := ensureTopics(ctx, a); err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	for _, c := range comps {
+		g.Go(func() error { return c(ctx, a) })
+	}
+	err := g.Wait()
+	a.log.Info("stopped", zap.Error(err))
+	return err
+}
+
+func ensureTopics(ctx context.Context, a *app) error {
+	cl, err := kafka.NewClient(a.cfg, a.log)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := kafka.EnsureTopics(ctx, a.cfg, cl); err != nil {
+		return fmt.Errorf("kafka at %v: %w", a.cfg.Kafka.Brokers, err)
+	}
+	return nil
+}
+
+func runIngest(ctx context.Context, a *app) error {
+	cl, err := kafka.NewClient(a.cfg, a.log,
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordDeliveryTimeout(ingest.ProduceTimeout),
+		kgo.ProducerLinger(0),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return ingest.New(a.cfg, cl, a.log).Run(ctx)
+}
+
+func runProcessor(ctx context.Context, a *app) error {
+	return enforce.New(a.cfg, a.log).Run(ctx)
+}
+
+func runAudit(ctx context.Context, a *app) error {
+	return clickhouse.New(a.cfg, a.log).Run(ctx)
+}
+
+// sinkComponents returns one runner per destination, or only the named one.
+func sinkComponents(a *app, only string) ([]component, error) {
+	var comps []component
+	for _, name := range a.cfg.Policy.Names {
+		if only != "" && name != only {
+			continue
+		}
+		r := sinks.NewRunner(a.cfg, a.cfg.Policy.Destinations[name], a.adapters[name], a.log)
+		comps = append(comps, func(ctx context.Context, _ *app) error { return r.Run(ctx) })
+	}
+	if len(comps) == 0 {
+		return nil, usageError{fmt.Errorf("--destination %q: no such destination in %s (have: %v)", only, a.cfg.Policy.File, a.cfg.Policy.Names)}
+	}
+	return comps, nil
+}

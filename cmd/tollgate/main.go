@@ -1,0 +1,77 @@
+// Command tollgate is the one binary of every tollgate component: ingest, the consent processor,
+// the vendor sinks and the audit writer, together (`run`) or one per process.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := newRootCmd().ExecuteContext(ctx); err != nil {
+		// One line naming the problem: scripts and people read the first line only.
+		fmt.Fprintln(os.Stderr, "tollgate:", oneLine(err))
+		os.Exit(exitCode(err))
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "tollgate",
+		Short:         "Consent-enforcing server-side event pipeline",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(
+		newVersionCmd(),
+		newRunCmd(),
+		newIngestCmd(),
+		newProcessCmd(),
+		newSinkCmd(),
+		newAuditCmd(),
+		newReplayCmd(),
+		newStandinsCmd(),
+	)
+	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "tollgate", version) },
+	}
+}
+
+// usageError marks bad flags or arguments (exit code 2, like flag parsing errors).
+type usageError struct{ error }
+
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+func oneLine(err error) string {
+	s := err.Error()
+	for i, c := range s {
+		if c == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}

@@ -1,0 +1,303 @@
+// Package consent is tollgate's consent engine: given an event, the user's recorded consent and
+// the policy, it decides for every destination whether the event may be forwarded and, if so,
+// exactly which (minimised, hashed) fields that destination receives (CONTRACT.md §5).
+//
+// It is pure — no I/O, no clock, no logging — so the live processor, replay and the sinks'
+// pre-send re-check all reach the same answer for the same inputs, and so it can be fuzzed.
+package consent
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/internal/policy"
+	"github.com/tollgate-dev/tollgate/schemas"
+)
+
+// Outcomes of a decision.
+const (
+	Forwarded = "forwarded"
+	Blocked   = "blocked"
+)
+
+// Reasons of a decision (CONTRACT §5 and §6 decisions.reason).
+const (
+	ReasonErased    = "erased"
+	ReasonNecessary = "necessary"
+	ReasonWithdrawn = "withdrawn"
+	ReasonNoConsent = "no_consent"
+	ReasonOptedOut  = "opted_out"
+	ReasonGPC       = "gpc"
+	ReasonSensitive = "sensitive"
+	ReasonConsented = "consented"
+)
+
+// State is a user's latest recorded consent (/v1/consent) and erasure flag.
+//
+// It applies to every event decided after it was recorded, whatever the event's own timestamp: a
+// withdrawal must also stop events that were already queued (CONTRACT §4), so Decide does not
+// compare UpdatedMs with the event time. NoticeVersion and UpdatedMs are carried for the caller's
+// audit trail only.
+type State struct {
+	Consent       map[string]bool // purpose → choice; a purpose not in the map was not recorded
+	Erased        bool
+	NoticeVersion string
+	UpdatedMs     int64
+}
+
+// Outcome of one event for one destination. Filtered is nil when blocked.
+type Outcome struct {
+	Decision schemas.Decision
+	Filtered *schemas.FilteredEvent
+}
+
+// Decide applies CONTRACT §5 to an event for every destination of the policy (in pol.Names order).
+//
+// st may be nil (nothing recorded for the user). now is the decision time; runID is empty for live
+// traffic and the replay's run id otherwise. Decision ids depend only on (event id, destination,
+// run id), so reprocessing an event yields the same ids and the audit table can deduplicate.
+// Decide returns nil when ev or pol is nil.
+func Decide(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time, runID string) []Outcome {
+	if ev == nil || pol == nil {
+		return nil
+	}
+	d := decider{ev: ev, st: st, pol: pol, runID: runID, nowMs: now.UnixMilli(), sensitive: -1}
+	d.jurisdiction = ev.Jurisdiction
+	if d.jurisdiction == "" {
+		d.jurisdiction = policy.DefaultJurisdiction
+	}
+	// An unknown jurisdiction keeps its name in the audit record but takes the default model.
+	d.model = pol.Model(d.jurisdiction)
+	d.present = presentFields(ev)
+
+	out := make([]Outcome, 0, len(pol.Names))
+	for _, name := range pol.Names {
+		dest := pol.Destinations[name]
+		if dest == nil {
+			continue
+		}
+		out = append(out, d.decide(dest))
+	}
+	return out
+}
+
+// decider holds what is shared by every destination's decision for one event.
+type decider struct {
+	ev           *schemas.Event
+	st           *State
+	pol          *policy.Policy
+	runID        string
+	nowMs        int64
+	jurisdiction string
+	model        string
+	present      []string // the event's field paths, sorted
+	sensitive    int8     // -1 not yet evaluated, 0 no rule matches, 1 a rule matches
+}
+
+func (d *decider) decide(dest *policy.Destination) Outcome {
+	reason := d.reason(dest)
+	dec := schemas.Decision{
+		DecisionID:    DecisionID(d.ev.EventID, dest.Name, d.runID),
+		EventID:       d.ev.EventID,
+		UserKey:       d.ev.UserKey(),
+		Destination:   dest.Name,
+		EventName:     d.ev.Event,
+		EventTimeMs:   d.ev.TimestampMs,
+		DecidedMs:     d.nowMs,
+		Reason:        reason,
+		Purpose:       dest.Purpose,
+		Jurisdiction:  d.jurisdiction,
+		GPC:           d.ev.GPC,
+		PolicyVersion: d.pol.Version,
+		RunID:         d.runID,
+	}
+	if reason != ReasonNecessary && reason != ReasonConsented {
+		dec.Outcome = Blocked
+		dec.FieldsSent = []string{}
+		dec.FieldsStripped = slices.Clone(d.present)
+		return Outcome{Decision: dec}
+	}
+	dec.Outcome = Forwarded
+	dec.FieldsSent, dec.FieldsStripped = d.split(dest)
+	fields := make(map[string]string, len(dec.FieldsSent))
+	for _, path := range dec.FieldsSent {
+		v, _ := fieldJSON(d.ev, path)
+		if dest.Hashed(path) {
+			v = HashField(dest.Type, path, v)
+		}
+		fields[path] = v
+	}
+	return Outcome{Decision: dec, Filtered: &schemas.FilteredEvent{
+		EventID:       d.ev.EventID,
+		DecisionID:    dec.DecisionID,
+		Destination:   dest.Name,
+		Event:         d.ev.Event,
+		TimestampMs:   d.ev.TimestampMs,
+		DecidedMs:     d.nowMs,
+		UserKey:       dec.UserKey,
+		Purpose:       dest.Purpose,
+		Jurisdiction:  d.jurisdiction,
+		GPC:           d.ev.GPC,
+		Consent:       d.effectiveConsent(),
+		Fields:        fields,
+		PolicyVersion: d.pol.Version,
+		RunID:         d.runID,
+	}}
+}
+
+// reason walks the rules of CONTRACT §5 in order; the first that applies wins.
+func (d *decider) reason(dest *policy.Destination) string {
+	switch {
+	case d.st != nil && d.st.Erased:
+		return ReasonErased
+	case dest.Purpose == policy.Necessary:
+		return ReasonNecessary
+	case d.withdrawn(dest.Purpose):
+		return ReasonWithdrawn
+	}
+	if !d.granted(dest.Purpose) {
+		if d.model == policy.OptOut {
+			return ReasonOptedOut // only an explicit false refuses under opt_out
+		}
+		return ReasonNoConsent
+	}
+	switch {
+	case dest.Sale && d.ev.GPC:
+		return ReasonGPC
+	case dest.Purpose == policy.Marketing && d.isSensitive():
+		return ReasonSensitive
+	}
+	return ReasonConsented
+}
+
+// withdrawn reports whether the user's recorded consent says false for the purpose. A recorded
+// true grants nothing by itself: it intersects with the event's consent (rule 4 still applies), so
+// a stale "yes" cannot override what the event says.
+func (d *decider) withdrawn(purpose string) bool {
+	if d.st == nil {
+		return false
+	}
+	choice, ok := d.st.Consent[purpose]
+	return ok && !choice
+}
+
+// granted reports whether the event's own consent grants the purpose under the jurisdiction's
+// model: opt_in needs an explicit true, opt_out anything but an explicit false.
+func (d *decider) granted(purpose string) bool {
+	choice, ok := d.ev.Consent[purpose]
+	if d.model == policy.OptOut {
+		return !ok || choice
+	}
+	return choice // opt_in, also Model's safe answer for anything it does not know
+}
+
+// effectiveConsent is the grant per policy purpose after intersecting recorded and event consent
+// under the model. Sinks need it for vendor consent flags (GA4 and Google Ads ad_user_data). Each
+// FilteredEvent gets its own map so that no consumer can change another's.
+func (d *decider) effectiveConsent() map[string]bool {
+	c := make(map[string]bool, len(d.pol.Purposes))
+	for _, p := range d.pol.Purposes {
+		c[p] = p == policy.Necessary || (!d.withdrawn(p) && d.granted(p))
+	}
+	return c
+}
+
+// isSensitive reports whether any sensitive rule matches the event, evaluating the rules once per
+// event however many marketing destinations there are.
+func (d *decider) isSensitive() bool {
+	if d.sensitive < 0 {
+		d.sensitive = 0
+		for _, r := range d.pol.Sensitive {
+			if r == nil {
+				continue
+			}
+			if v, ok := fieldJSON(d.ev, r.Field); ok && r.Match(textOf(v)) {
+				d.sensitive = 1
+				break
+			}
+		}
+	}
+	return d.sensitive == 1
+}
+
+// split partitions the event's present fields into those the destination lists and the rest,
+// both sorted because present is.
+func (d *decider) split(dest *policy.Destination) (sent, stripped []string) {
+	sent = make([]string, 0, len(dest.Fields))
+	stripped = make([]string, 0, len(d.present))
+	for _, p := range d.present {
+		if slices.Contains(dest.Fields, p) {
+			sent = append(sent, p)
+		} else {
+			stripped = append(stripped, p)
+		}
+	}
+	return sent, stripped
+}
+
+// presentFields lists the event's field paths, sorted: user_id and anonymous_id when non-empty,
+// then context.<name> and properties.<name> for every key.
+func presentFields(ev *schemas.Event) []string {
+	out := make([]string, 0, 2+len(ev.Context)+len(ev.Properties))
+	if ev.UserID != "" {
+		out = append(out, "user_id")
+	}
+	if ev.AnonymousID != "" {
+		out = append(out, "anonymous_id")
+	}
+	for k := range ev.Context {
+		out = append(out, "context."+k)
+	}
+	for k := range ev.Properties {
+		out = append(out, "properties."+k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// fieldJSON returns the JSON text of the field at path, and whether the event has it.
+func fieldJSON(ev *schemas.Event, path string) (string, bool) {
+	switch path {
+	case "user_id":
+		return jsonString(ev.UserID), ev.UserID != ""
+	case "anonymous_id":
+		return jsonString(ev.AnonymousID), ev.AnonymousID != ""
+	}
+	head, name, _ := strings.Cut(path, ".")
+	var v string
+	var ok bool
+	switch head {
+	case "context":
+		v, ok = ev.Context[name]
+	case "properties":
+		v, ok = ev.Properties[name]
+	}
+	return v, ok
+}
+
+func jsonString(s string) string {
+	if s == "" {
+		return `""`
+	}
+	b, _ := json.Marshal(s) // a string always marshals
+	return string(b)
+}
+
+// DecisionID is the id of the decision for one event, destination and run: the first 32 hex
+// characters of a SHA-256 over the three, each length-prefixed so that no two different triples
+// hash the same input ("a|b","c" vs "a","b|c"). It is deterministic so that reprocessing an event
+// reproduces its decision ids.
+func DecisionID(eventID, destination, runID string) string {
+	buf := make([]byte, 0, 3*binary.MaxVarintLen64+len(eventID)+len(destination)+len(runID))
+	for _, s := range [...]string{eventID, destination, runID} {
+		buf = binary.AppendUvarint(buf, uint64(len(s)))
+		buf = append(buf, s...)
+	}
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:16])
+}

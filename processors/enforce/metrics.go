@@ -1,0 +1,32 @@
+package enforce
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+type metrics struct {
+	processed      prometheus.Counter
+	decisions      *prometheus.CounterVec
+	consentUpdates prometheus.Counter
+	deadLettered   prometheus.Counter
+	aborted        prometheus.Counter
+}
+
+var defaultMetrics = &metrics{
+	processed: promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tollgate_processor_records_total", Help: "Raw records processed in committed transactions.",
+	}),
+	decisions: promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_processor_decisions_total", Help: "Consent decisions by destination, outcome and reason (aborted transactions included).",
+	}, []string{"destination", "outcome", "reason"}),
+	consentUpdates: promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tollgate_processor_consent_updates_total", Help: "Consent updates and erasures applied.",
+	}),
+	deadLettered: promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tollgate_processor_dead_lettered_total", Help: "Raw records no tollgate schema wrote, sent to the raw dead-letter topic.",
+	}),
+	aborted: promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tollgate_processor_aborted_transactions_total", Help: "Transactions aborted (rebalance or produce error); their batch is processed again.",
+	}),
+}

@@ -1,0 +1,203 @@
+// Package enforce runs the consent engine (processors/consent) over the raw topic: it reads
+// events and consent updates, decides per event and destination, and writes filtered events,
+// decisions and the consent-state changelog — all in one Kafka transaction per polled batch, so a
+// crash at any point yields neither a lost nor a duplicated decision or filtered event.
+package enforce
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/kafka"
+	"github.com/tollgate-dev/tollgate/processors/consent"
+	"github.com/tollgate-dev/tollgate/schemas"
+)
+
+// Group is the consumer group every consent processor of a deployment joins; Kafka spreads the
+// raw topic's partitions over the processes in it. Like topics, it starts with the topic prefix,
+// so deployments sharing a broker stay apart.
+func Group(cfg *config.Config) string { return cfg.Kafka.TopicPrefix + "processor" }
+
+// Processor is one member of the consent-processor group.
+type Processor struct {
+	cfg     *config.Config
+	log     *zap.Logger
+	state   *stateStore
+	metrics *metrics
+	now     func() time.Time
+}
+
+// New returns a processor for the configured policy.
+func New(cfg *config.Config, log *zap.Logger) *Processor {
+	return &Processor{cfg: cfg, log: log.Named("processor"), state: newStateStore(), metrics: defaultMetrics, now: time.Now}
+}
+
+// transactionalID names this process's producer. It must be stable across restarts of the same
+// instance so that a restarted processor fences and aborts the transaction its predecessor left
+// open (a new id would leave that transaction blocking read_committed readers until it times out).
+// Several processes on one host set TOLLGATE_PROCESSOR_INSTANCE to tell themselves apart.
+func transactionalID(cfg *config.Config) string {
+	id := os.Getenv("TOLLGATE_PROCESSOR_INSTANCE")
+	if id == "" {
+		id, _ = os.Hostname()
+	}
+	return Group(cfg) + "-" + id
+}
+
+// Run consumes until ctx ends, then finishes the open transaction and leaves the group.
+func (p *Processor) Run(ctx context.Context) error {
+	raw := p.cfg.Topic(config.TopicRaw)
+	sess, err := kafka.NewTransactSession(p.cfg, p.log,
+		kgo.TransactionalID(transactionalID(p.cfg)),
+		kgo.TransactionTimeout(10*time.Second),
+		kgo.ConsumerGroup(Group(p.cfg)),
+		kgo.ConsumeTopics(raw),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.OnPartitionsAssigned(p.onAssigned),
+		kgo.OnPartitionsRevoked(p.onRevoked),
+		kgo.OnPartitionsLost(p.onRevoked),
+	)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	p.log.Info("consent processor started", zap.String("topic", raw), zap.String("policy_version", p.cfg.Policy.Version))
+	for {
+		fetches := sess.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if fetches.IsClientClosed() {
+			return nil
+		}
+		fetches.EachError(func(t string, part int32, err error) {
+			p.log.Warn("fetch error", zap.String("topic", t), zap.Int32("partition", part), zap.Error(err))
+		})
+		if fetches.NumRecords() == 0 {
+			continue
+		}
+		if err := p.processBatch(ctx, sess, fetches); err != nil {
+			return err
+		}
+	}
+}
+
+// processBatch handles one poll's records in one transaction. Consent changes made while
+// processing are staged and applied to the local state only if the transaction commits, so an
+// aborted batch (rebalance, broker error) is re-read against the state it started from.
+func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches) error {
+	if err := sess.Begin(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	batch := p.state.begin()
+	var produceErr error
+	promise := func(r *kgo.Record, err error) {
+		if err != nil && produceErr == nil {
+			produceErr = err
+		}
+	}
+	n := 0
+	fetches.EachRecord(func(r *kgo.Record) {
+		for _, out := range p.handle(r, batch) {
+			sess.Produce(ctx, out, promise)
+		}
+		n++
+	})
+	// Use a fresh context for End: a shutdown must still commit or abort the batch it started.
+	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	commit := kgo.TransactionEndTry(produceErr == nil)
+	committed, err := sess.End(endCtx, commit)
+	if err != nil {
+		return fmt.Errorf("end transaction: %w", err)
+	}
+	if !committed {
+		p.metrics.aborted.Inc()
+		p.log.Warn("transaction aborted; the batch will be processed again", zap.Int("records", n), zap.NamedError("produce_error", produceErr))
+		return nil
+	}
+	p.state.commit(batch)
+	p.metrics.processed.Add(float64(n))
+	return nil
+}
+
+// handle turns one raw record into the records to produce: for an event, a decision per
+// destination and a filtered event per forwarded one; for a consent update, the user's new state.
+// A record that no tollgate schema wrote goes to the raw dead-letter topic: it must never stop
+// the partition.
+func (p *Processor) handle(r *kgo.Record, batch *stagedState) []*kgo.Record {
+	switch {
+	case schemas.Events.Is(r.Value):
+		ev, err := schemas.Events.Decode(r.Value)
+		if err != nil {
+			return p.deadLetter(r, err)
+		}
+		return p.decide(&ev, batch, r.Partition, "")
+	case schemas.ConsentUpdates.Is(r.Value):
+		u, err := schemas.ConsentUpdates.Decode(r.Value)
+		if err != nil {
+			return p.deadLetter(r, err)
+		}
+		return p.recordConsent(&u, batch, r.Partition)
+	default:
+		return p.deadLetter(r, schemas.ErrUnknownSchema)
+	}
+}
+
+func (p *Processor) decide(ev *schemas.Event, batch *stagedState, partition int32, runID string) []*kgo.Record {
+	st := batch.get(ev.UserKey())
+	outs := consent.Decide(ev, st, p.cfg.Policy, p.now(), runID)
+	recs := make([]*kgo.Record, 0, 2*len(outs))
+	for i := range outs {
+		o := &outs[i]
+		p.metrics.decisions.WithLabelValues(o.Decision.Destination, o.Decision.Outcome, o.Decision.Reason).Inc()
+		recs = append(recs, encodeRecord(p.cfg.Topic(config.TopicDecisions), ev.UserKey(), schemas.Decisions, &o.Decision))
+		if o.Filtered != nil {
+			recs = append(recs, encodeRecord(p.cfg.Topic(config.DestTopic(o.Decision.Destination)), ev.UserKey(), schemas.FilteredEvents, o.Filtered))
+		}
+	}
+	return recs
+}
+
+// recordConsent stages the user's new consent state and writes it to the compacted changelog.
+// The changelog has as many partitions as the raw topic and is keyed the same way, so a user's
+// state lands on the partition number of their events and a processor restores exactly the
+// users of the partitions it owns.
+func (p *Processor) recordConsent(u *schemas.ConsentUpdate, batch *stagedState, partition int32) []*kgo.Record {
+	st := batch.apply(u, partition)
+	p.metrics.consentUpdates.Inc()
+	return []*kgo.Record{encodeRecord(p.cfg.Topic(config.TopicState), u.UserKey, schemas.ConsentUpdates, st.record(u.UserKey))}
+}
+
+func (p *Processor) deadLetter(r *kgo.Record, cause error) []*kgo.Record {
+	p.metrics.deadLettered.Inc()
+	p.log.Warn("raw record dead-lettered", zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset), zap.Error(cause))
+	return []*kgo.Record{{
+		Topic: p.cfg.Topic(config.TopicRawDLQ),
+		Key:   r.Key,
+		Value: r.Value,
+		Headers: []kgo.RecordHeader{
+			{Key: "tg-error", Value: []byte(cause.Error())},
+			{Key: "tg-original-topic", Value: []byte(r.Topic)},
+			{Key: "tg-original-partition", Value: fmt.Appendf(nil, "%d", r.Partition)},
+			{Key: "tg-original-offset", Value: fmt.Appendf(nil, "%d", r.Offset)},
+		},
+	}}
+}
+
+// encodeRecord builds a record for one of our own schemas. Encoding our own well-typed values
+// cannot fail short of a programming error, so a failure panics rather than dropping data silently.
+func encodeRecord[T any](topic, key string, codec *schemas.Codec[T], v *T) *kgo.Record {
+	b, err := codec.Encode(v)
+	if err != nil {
+		panic(err)
+	}
+	return &kgo.Record{Topic: topic, Key: []byte(key), Value: b}
+}

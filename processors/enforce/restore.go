@@ -1,0 +1,71 @@
+package enforce
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/kafka"
+	"github.com/tollgate-dev/tollgate/schemas"
+)
+
+// onAssigned restores the consent state of newly assigned raw partitions from the changelog
+// before any of their records is processed (franz-go runs this callback inside the poll, so no
+// fetch of these partitions is handed out before it returns).
+func (p *Processor) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	parts := assigned[p.cfg.Topic(config.TopicRaw)]
+	if len(parts) == 0 {
+		return
+	}
+	start := time.Now()
+	n, err := restoreState(ctx, p.cfg, p.log, cl, p.state, parts)
+	if err != nil {
+		// Processing without the users' recorded withdrawals could forward what they refused:
+		// stop this process instead, and let another member (or a restart) take over.
+		p.log.Fatal("restore consent state", zap.Error(err))
+	}
+	p.log.Info("consent state restored", zap.Int32s("partitions", parts), zap.Int("records", n),
+		zap.Int("users_held", p.state.len()), zap.Duration("took", time.Since(start)))
+}
+
+// onRevoked drops the state of partitions this process no longer owns.
+func (p *Processor) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	if parts := revoked[p.cfg.Topic(config.TopicRaw)]; len(parts) > 0 {
+		p.state.dropPartitions(parts)
+	}
+}
+
+// restoreState loads every user's latest state of the given partitions of the compacted
+// consent-state topic into the store. The topic is keyed like the raw topic and has as many
+// partitions, so partition n of it holds exactly the users of raw partition n.
+func restoreState(ctx context.Context, cfg *config.Config, log *zap.Logger, cl *kgo.Client, store *stateStore, parts []int32) (int, error) {
+	topic := cfg.Topic(config.TopicState)
+	all, err := kafka.EndOffsets(ctx, cl, topic)
+	if err != nil {
+		return 0, err
+	}
+	ends := map[int32]int64{}
+	for _, p := range parts {
+		if end, ok := all[p]; ok {
+			ends[p] = end
+		}
+	}
+	n := 0
+	err = kafka.ReadToEnd(ctx, cfg, log, topic, ends, func(r *kgo.Record) {
+		u, err := schemas.ConsentUpdates.Decode(r.Value)
+		if err != nil {
+			log.Warn("skipping undecodable consent-state record", zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset), zap.Error(err))
+			return
+		}
+		store.put(u.UserKey, merge(nil, &u, r.Partition))
+		n++
+	})
+	if err != nil {
+		return n, fmt.Errorf("restore from %s: %w", topic, err)
+	}
+	return n, nil
+}
