@@ -108,6 +108,12 @@ func (m *metrics) rejected(reason string, n int) {
 	}
 }
 
+// decoded counts a decoded body's events and those rejected alone.
+func (m *metrics) decoded(res *decoded) {
+	m.received.Add(float64(res.items))
+	m.rejected(reasonInvalid, len(res.rejected))
+}
+
 // statusWriter records the status code a handler answered with.
 type statusWriter struct {
 	http.ResponseWriter

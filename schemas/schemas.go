@@ -118,6 +118,45 @@ type Codec[T any] struct {
 	schema avro.Schema
 	soe    *soe.Codec
 	header []byte
+	// wire converts to and from a type hamba/avro can handle, when T itself cannot be (a nullable
+	// map must be a pointer to a map there); nil when T is encoded as it is.
+	toWire   func(*T) any
+	fromWire func(data []byte, c *soe.Codec) (T, error)
+}
+
+// eventWire is Event as hamba/avro encodes it: a nullable union of a map needs *map.
+type eventWire struct {
+	EventID      string            `avro:"event_id"`
+	Event        string            `avro:"event"`
+	TimestampMs  int64             `avro:"timestamp_ms"`
+	ReceivedMs   int64             `avro:"received_ms"`
+	UserID       string            `avro:"user_id"`
+	AnonymousID  string            `avro:"anonymous_id"`
+	Consent      *map[string]bool  `avro:"consent"`
+	Jurisdiction string            `avro:"jurisdiction"`
+	GPC          bool              `avro:"gpc"`
+	Context      map[string]string `avro:"context"`
+	Properties   map[string]string `avro:"properties"`
+}
+
+func eventToWire(e *Event) any {
+	w := eventWire{e.EventID, e.Event, e.TimestampMs, e.ReceivedMs, e.UserID, e.AnonymousID, nil, e.Jurisdiction, e.GPC, e.Context, e.Properties}
+	if e.Consent != nil {
+		w.Consent = &e.Consent
+	}
+	return &w
+}
+
+func eventFromWire(data []byte, c *soe.Codec) (Event, error) {
+	var w eventWire
+	if err := c.Decode(data, &w); err != nil {
+		return Event{}, err
+	}
+	e := Event{w.EventID, w.Event, w.TimestampMs, w.ReceivedMs, w.UserID, w.AnonymousID, nil, w.Jurisdiction, w.GPC, w.Context, w.Properties}
+	if w.Consent != nil {
+		e.Consent = *w.Consent
+	}
+	return e, nil
 }
 
 func newCodec[T any](text string) *Codec[T] {
@@ -135,7 +174,11 @@ func newCodec[T any](text string) *Codec[T] {
 
 // The codecs of every record type. They are safe for concurrent use.
 var (
-	Events         = newCodec[Event](eventSchema)
+	Events = func() *Codec[Event] {
+		c := newCodec[Event](eventSchema)
+		c.toWire, c.fromWire = eventToWire, eventFromWire
+		return c
+	}()
 	ConsentUpdates = newCodec[ConsentUpdate](consentUpdateSchema)
 	FilteredEvents = newCodec[FilteredEvent](filteredEventSchema)
 	Decisions      = newCodec[Decision](decisionSchema)
@@ -147,7 +190,11 @@ func (c *Codec[T]) Schema() avro.Schema { return c.schema }
 
 // Encode returns v in single-object encoding.
 func (c *Codec[T]) Encode(v *T) ([]byte, error) {
-	b, err := c.soe.Encode(v)
+	var w any = v
+	if c.toWire != nil {
+		w = c.toWire(v)
+	}
+	b, err := c.soe.Encode(w)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", c.name(), err)
 	}
@@ -162,6 +209,12 @@ func (c *Codec[T]) Decode(data []byte) (v T, err error) {
 			err = fmt.Errorf("decode %s: %v", c.name(), r)
 		}
 	}()
+	if c.fromWire != nil {
+		if v, err = c.fromWire(data, c.soe); err != nil {
+			return v, fmt.Errorf("decode %s: %w", c.name(), err)
+		}
+		return v, nil
+	}
 	if err := c.soe.Decode(data, &v); err != nil {
 		return v, fmt.Errorf("decode %s: %w", c.name(), err)
 	}

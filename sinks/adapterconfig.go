@@ -73,7 +73,8 @@ func DecodeConfig(dest *policy.Destination, out any) error {
 			return ConfigError(dest, k, "%v", err)
 		}
 		if err := yaml.Unmarshal(text, f.Addr().Interface()); err != nil {
-			return ConfigError(dest, k, "must be a %s (%s)", kindName(f.Type()), strings.TrimSpace(strings.TrimPrefix(err.Error(), "yaml: ")))
+			// yaml's own message is multi-line and points into the re-marshalled snippet: say what is wanted.
+			return ConfigError(dest, k, "must be %s", kindName(f.Type()))
 		}
 	}
 	return nil
@@ -95,17 +96,17 @@ func collectFields(v reflect.Value, into map[string]reflect.Value) {
 func kindName(t reflect.Type) string {
 	switch {
 	case t == reflect.TypeOf(time.Duration(0)):
-		return `duration such as "1500ms"`
+		return `a duration such as "1500ms"`
 	case t.Kind() == reflect.Bool:
 		return "true or false"
 	case t.Kind() == reflect.Map:
-		return "mapping"
+		return "a mapping"
 	case t.Kind() == reflect.Slice:
-		return "list"
+		return "a list"
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Float64:
-		return "number"
+		return "a number"
 	}
-	return t.Kind().String()
+	return "a " + t.Kind().String()
 }
 
 // Required returns an error naming key when value is empty.

@@ -15,7 +15,7 @@ import (
 )
 
 // ErrPrivateAddress is returned (wrapped) when a destination would reach an address the SSRF
-// guard refuses. ClassifyTransportError turns it into a Permanent verdict.
+// guard refuses. The runner names it in its transport-failure reason.
 var ErrPrivateAddress = errors.New("address is loopback, private, link-local, CGNAT or unspecified")
 
 // refused are the networks no destination may reach unless its policy sets

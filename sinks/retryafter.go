@@ -1,13 +1,9 @@
 package sinks
 
 import (
-	"context"
-	"errors"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -75,36 +71,4 @@ func ClassifyStatus(status int, header http.Header, now time.Time) Verdict {
 	default:
 		return Verdict{Class: Permanent, Reason: reason}
 	}
-}
-
-// ClassifyTransportError reads an error from http.Client.Do (no response at all). The Reason is a
-// fixed word, never err.Error(): a *url.Error's text holds the full request URL, and Meta's and
-// GA4's URLs carry their secrets in the query string, so that text must never reach a log, a
-// metric label or an audit row.
-//
-// Everything is Retry except a connection the SSRF guard refused (Permanent: the policy, not
-// the network, has to change) and a cancelled context (Retry, reason "canceled": the runner is
-// shutting down and the events go back to be resent later).
-func ClassifyTransportError(err error) Verdict {
-	var dnsErr *net.DNSError
-	var netErr net.Error
-	switch {
-	case err == nil:
-		return Verdict{Class: Delivered}
-	case errors.Is(err, ErrPrivateAddress):
-		return Verdict{Class: Permanent, Reason: "private_address"}
-	case errors.Is(err, context.Canceled):
-		return Verdict{Class: Retry, Reason: "canceled"}
-	case errors.Is(err, context.DeadlineExceeded):
-		return Verdict{Class: Retry, Reason: "timeout"}
-	case errors.As(err, &dnsErr):
-		return Verdict{Class: Retry, Reason: "dns_error"}
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return Verdict{Class: Retry, Reason: "connection_refused"}
-	case errors.Is(err, syscall.ECONNRESET):
-		return Verdict{Class: Retry, Reason: "connection_reset"}
-	case errors.As(err, &netErr) && netErr.Timeout():
-		return Verdict{Class: Retry, Reason: "timeout"}
-	}
-	return Verdict{Class: Retry, Reason: "transport_error"}
 }

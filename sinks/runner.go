@@ -45,7 +45,7 @@ type Runner struct {
 func NewRunner(cfg *config.Config, dest *policy.Destination, adapter Adapter, log *zap.Logger) *Runner {
 	return &Runner{
 		cfg: cfg, dest: dest, adapter: adapter,
-		http: NewHTTPClient(dest, cfg.Delivery.Timeout),
+		http: NewHTTPClient(dest, RequestTimeout(adapter, cfg.Delivery.Timeout)),
 		log:  log.Named("sink").With(zap.String("destination", dest.Name)),
 		now:  time.Now,
 	}
@@ -112,14 +112,12 @@ func (r *Runner) deliverAll(ctx context.Context, cl *kgo.Client, recs []*kgo.Rec
 		}
 		batch = append(batch, &ev)
 	}
-	for len(batch) > 0 {
-		n := min(len(batch), r.adapter.MaxBatch())
-		recs, err := r.deliverBatch(ctx, batch[:n])
+	for _, b := range SplitBatch(r.adapter, batch) {
+		recs, err := r.deliverBatch(ctx, b)
 		out = append(out, recs...)
 		if err != nil {
 			return err
 		}
-		batch = batch[n:]
 	}
 	if err := cl.ProduceSync(context.WithoutCancel(ctx), out...).FirstErr(); err != nil {
 		return fmt.Errorf("store delivery records: %w", err)
@@ -173,6 +171,10 @@ func (r *Runner) send(ctx context.Context, batch []*schemas.FilteredEvent) Verdi
 		return Verdict{Class: Permanent, Reason: "build_request"}
 	}
 	resp, err := r.http.Do(req)
+	if errors.Is(err, ErrPrivateAddress) {
+		// Only a policy change (allow_private_network) can fix this: retrying would not help.
+		return Verdict{Class: Permanent, Reason: "private_address_refused"}
+	}
 	if err != nil {
 		return Verdict{Class: Retry, Reason: transportReason(err)}
 	}
@@ -244,8 +246,6 @@ func transportReason(err error) string {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
-	case errors.Is(err, ErrPrivateAddress):
-		return "private_address_refused"
 	default:
 		return "connection_error"
 	}

@@ -58,7 +58,3 @@ func newSinkCmd() *cobra.Command {
 	cmd.Flags().String("destination", "", "deliver only this destination")
 	return cmd
 }
-
-func newAuditCmd() *cobra.Command {
-	return newComponentCmd("audit", "Run the audit writer (Kafka audit topics -> ClickHouse)", fixed(runAudit))
-}

@@ -280,9 +280,11 @@ func fieldJSON(ev *schemas.Event, path string) (string, bool) {
 	return v, ok
 }
 
+// jsonString returns s as JSON text. Identifiers are nearly always plain ASCII, which is quoted
+// directly; anything else goes through encoding/json for correct escaping.
 func jsonString(s string) string {
-	if s == "" {
-		return `""`
+	if isPlainASCII(s) && !strings.ContainsAny(s, `"\`) {
+		return `"` + s + `"`
 	}
 	b, _ := json.Marshal(s) // a string always marshals
 	return string(b)
@@ -293,7 +295,8 @@ func jsonString(s string) string {
 // hash the same input ("a|b","c" vs "a","b|c"). It is deterministic so that reprocessing an event
 // reproduces its decision ids.
 func DecisionID(eventID, destination, runID string) string {
-	buf := make([]byte, 0, 3*binary.MaxVarintLen64+len(eventID)+len(destination)+len(runID))
+	var stack [256]byte // typical ids fit: no allocation for the hash input
+	buf := stack[:0]
 	for _, s := range [...]string{eventID, destination, runID} {
 		buf = binary.AppendUvarint(buf, uint64(len(s)))
 		buf = append(buf, s...)

@@ -1,0 +1,121 @@
+package ingest
+
+import (
+	"cmp"
+	"errors"
+	"maps"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/tollgate-dev/tollgate/schemas"
+)
+
+// consentReply is the answer of POST /v1/consent.
+type consentReply struct {
+	Accepted int    `json:"accepted"`
+	UpdateID string `json:"update_id"`
+}
+
+// handleConsent records a user's current choice (CONTRACT.md §4): it travels in the raw topic
+// under the user's key, so the processor applies it, in order, to every later event of the user.
+func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
+	if !s.keys.valid(bearerKey(r)) {
+		s.unauthorized(w, "Bearer")
+		return
+	}
+	received := time.Now()
+	buf, rerr := readBody(w, r)
+	if rerr != nil {
+		s.fail(w, rerr)
+		return
+	}
+	u, err := s.decodeConsent(buf.Bytes(), received)
+	releaseBody(buf)
+	s.metrics.received.Inc()
+	var re *requestError
+	switch {
+	case errors.As(err, &re):
+		s.fail(w, re)
+		return
+	case err != nil:
+		s.metrics.rejected(reasonInvalid, 1)
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
+		return
+	}
+	val, err := encodeConsent(u)
+	if err != nil {
+		s.log.Error("encode consent update", zap.String("error_class", "encode"))
+		writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal error"})
+		return
+	}
+	rec := &kgo.Record{Topic: s.topic, Key: []byte(u.UserKey), Value: val,
+		Headers: []kgo.RecordHeader{{Key: headerType, Value: typeConsent}}}
+	if err := s.produce(r.Context(), []*kgo.Record{rec}); err != nil {
+		s.metrics.rejected(reasonUnavailable, 1)
+		unavailable(w)
+		return
+	}
+	s.metrics.accepted.Inc()
+	writeJSON(w, http.StatusAccepted, consentReply{Accepted: 1, UpdateID: u.UpdateID})
+}
+
+// decodeConsent validates a consent body: a user id, a purpose -> bool object naming only the
+// policy's purposes, an optional RFC 3339 timestamp and notice version.
+func (s *Server) decodeConsent(b []byte, received time.Time) (*schemas.ConsentUpdate, error) {
+	items, top, rerr := splitBody(b, false)
+	if rerr != nil {
+		return nil, rerr
+	}
+	if !isNull(top.batch) {
+		return nil, malformed("a consent update is one object, not a batch")
+	}
+	var (
+		userID, anonID string
+		consent        map[string]bool
+		ts             time.Time
+		u              = &schemas.ConsentUpdate{}
+	)
+	err := eachMember(items[0], func(key, v []byte) error {
+		var err error
+		switch string(key) {
+		case "user_id":
+			userID, err = stringField(v, "user_id", maxID)
+		case "anonymous_id":
+			anonID, err = stringField(v, "anonymous_id", maxID)
+		case "consent":
+			consent, err = consentField(v, "consent")
+		case "timestamp":
+			ts, err = timeField(v, "timestamp")
+		case "notice_version":
+			u.NoticeVersion, err = stringField(v, "notice_version", maxShort)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	u.UserKey = cmp.Or(userID, anonID)
+	if u.UserKey == "" {
+		return nil, errNoUser
+	}
+	if len(consent) == 0 {
+		return nil, fieldErr("consent", "is required: an object of purpose: true|false")
+	}
+	for _, purpose := range slices.Sorted(maps.Keys(consent)) { // sorted: the same body always names the same purpose
+		if !s.purposes[purpose] {
+			return nil, fieldErr("consent."+purpose, "is not a purpose of the policy (%s)", s.purposeList)
+		}
+	}
+	u.Consent = consent
+	u.UpdateID = uuid.NewString()
+	if ts.IsZero() {
+		ts = received
+	}
+	u.TimestampMs = ts.UnixMilli()
+	return u, nil
+}

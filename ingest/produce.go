@@ -1,0 +1,104 @@
+package ingest
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/tollgate-dev/tollgate/schemas"
+)
+
+// store produces every decoded event and waits for Kafka's acknowledgement. When Kafka does
+// not acknowledge them all it answers 503 itself and returns false.
+func (s *Server) store(w http.ResponseWriter, r *http.Request, res *decoded) bool {
+	recs := make([]*kgo.Record, len(res.events))
+	for i, ev := range res.events {
+		val, err := encodeEvent(ev)
+		if err != nil { // validation should make this impossible: a bug, not the client's fault
+			s.log.Error("encode event", zap.String("error_class", "encode"))
+			writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal error"})
+			return false
+		}
+		recs[i] = &kgo.Record{Topic: s.topic, Key: []byte(ev.UserKey()), Value: val,
+			Headers: []kgo.RecordHeader{{Key: headerType, Value: typeEvent}}}
+	}
+	if err := s.produce(r.Context(), recs); err != nil {
+		s.metrics.rejected(reasonUnavailable, len(recs))
+		unavailable(w)
+		return false
+	}
+	s.metrics.accepted.Add(float64(len(recs)))
+	return true
+}
+
+// produce writes recs and returns nil only if Kafka acknowledged every one of them, within the
+// produce timeout. franz-go cannot fail a record once an idempotent produce request carrying it
+// was sent, so ProduceSync may outlive the context; the request stops waiting for it anyway and
+// answers 503 (the records may still land: at-least-once, deduplicated downstream by event_id).
+// The client's kgo.RecordDeliveryTimeout bounds how long such a call lingers.
+func (s *Server) produce(ctx context.Context, recs []*kgo.Record) error {
+	ctx, cancel := context.WithTimeout(ctx, s.produceTimeout)
+	defer cancel()
+	done := make(chan kgo.ProduceResults, 1)
+	go func() { done <- s.producer.ProduceSync(ctx, recs...) }()
+	var results kgo.ProduceResults
+	select {
+	case results = <-done:
+	case <-ctx.Done():
+		return s.produceFailed(len(recs), len(recs), ctx.Err())
+	}
+	failed, first := 0, error(nil)
+	for _, res := range results {
+		if res.Err != nil {
+			failed++
+			first = cmp.Or(first, res.Err)
+		}
+	}
+	if len(results) != len(recs) { // a producer that lost track of records did not store them
+		failed += max(len(recs)-len(results), 0)
+		first = cmp.Or(first, errIncomplete)
+	}
+	if failed == 0 {
+		return nil
+	}
+	return s.produceFailed(len(recs), failed, first)
+}
+
+func (s *Server) produceFailed(records, failed int, err error) error {
+	s.metrics.produceErrors.Add(float64(failed))
+	s.log.Warn("produce failed", zap.Int("records", records), zap.Int("failed", failed), zap.String("error_class", errorClass(err)))
+	return err
+}
+
+var errIncomplete = errors.New("producer returned fewer results than records")
+
+func encodeEvent(ev *schemas.Event) ([]byte, error) { return schemas.Events.Encode(ev) }
+
+func encodeConsent(u *schemas.ConsentUpdate) ([]byte, error) { return schemas.ConsentUpdates.Encode(u) }
+
+// errorClass names a produce error for logs and never carries request data: a Kafka error code,
+// or one of timeout, canceled, client_closed, record_timeout, incomplete, other.
+func errorClass(err error) string {
+	var ke *kerr.Error
+	switch {
+	case errors.As(err, &ke):
+		return strings.ToLower(ke.Message)
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, kgo.ErrClientClosed):
+		return "client_closed"
+	case errors.Is(err, kgo.ErrRecordTimeout):
+		return "record_timeout"
+	case errors.Is(err, errIncomplete):
+		return "incomplete"
+	}
+	return "other"
+}

@@ -1,0 +1,474 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+
+	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/kafka"
+	"github.com/tollgate-dev/tollgate/schemas"
+)
+
+// ConsumerGroup is the Kafka consumer group of the audit writer. Run several writers and Kafka
+// spreads the audit topics' partitions between them. Like topics, it starts with the topic
+// prefix, so deployments sharing a broker stay apart.
+func ConsumerGroup(cfg *config.Config) string { return cfg.Kafka.TopicPrefix + "audit" }
+
+const (
+	// finalFlushTimeout bounds the last insert and commit when Run's context ends, and the flush
+	// before partitions are given up in a rebalance. The contract gives a whole process 10 s to
+	// stop; what cannot be written in this time stays uncommitted and is read again later.
+	finalFlushTimeout = 5 * time.Second
+	// Backoff between insert attempts while ClickHouse fails: doubled from the first to the max,
+	// with full jitter so several writers do not retry in step.
+	retryBackoffMin = 100 * time.Millisecond
+	retryBackoffMax = 10 * time.Second
+	// attemptTimeout bounds one insert attempt, so a server that accepts connections but never
+	// answers cannot hold the buffer lock past the group's rebalance timeout (60 s).
+	attemptTimeout = 30 * time.Second
+)
+
+// Writer consumes the audit topics and writes them to ClickHouse. See Run.
+type Writer struct {
+	cfg   *config.Config
+	log   *zap.Logger
+	group string
+
+	batchSize     int
+	flushInterval time.Duration
+	decisions     string // topic names
+	deliveries    string
+
+	db *DB
+	cl *kgo.Client
+
+	// mu guards buf: Run's loop and the rebalance callbacks (another goroutine) both flush it.
+	mu  sync.Mutex
+	buf buffer
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// buffer holds what was polled but is not committed yet.
+type buffer struct {
+	decisions   []schemas.Decision
+	decisionTPs []topicPartition // partition each decision came from
+	deliveries  []schemas.Delivery
+	deliveryTPs []topicPartition
+	// offsets is the offset to commit per partition once the rows above are inserted: one past
+	// the last record polled, decodable or not (a skipped poison record is done with too). It
+	// outlives a failed commit, to be retried with the next flush.
+	offsets map[topicPartition]kgo.EpochOffset
+	// since is when the oldest uncommitted record was polled; FlushInterval counts from it.
+	since time.Time
+}
+
+func (b *buffer) rows() int { return len(b.decisions) + len(b.deliveries) }
+
+func (b *buffer) pending() bool { return len(b.offsets) > 0 }
+
+// drop forgets the records of the given partitions (revoked or lost: their next owner reads
+// them again from the last commit).
+func (b *buffer) drop(parts map[string][]int32) {
+	gone := map[topicPartition]bool{}
+	for t, ps := range parts {
+		for _, p := range ps {
+			gone[topicPartition{t, p}] = true
+			delete(b.offsets, topicPartition{t, p})
+		}
+	}
+	b.decisions, b.decisionTPs = keep(b.decisions, b.decisionTPs, gone)
+	b.deliveries, b.deliveryTPs = keep(b.deliveries, b.deliveryTPs, gone)
+	if !b.pending() {
+		b.since = time.Time{}
+	}
+}
+
+func keep[T any](rows []T, tps []topicPartition, gone map[topicPartition]bool) ([]T, []topicPartition) {
+	n := 0
+	for i := range rows {
+		if !gone[tps[i]] {
+			rows[n], tps[n] = rows[i], tps[i]
+			n++
+		}
+	}
+	clear(rows[n:])
+	return rows[:n], tps[:n]
+}
+
+// New returns a writer for the configured ClickHouse and audit topics. A BatchSize or
+// FlushInterval of zero takes the config defaults (10000 rows, 1 s).
+func New(cfg *config.Config, log *zap.Logger) *Writer {
+	w := &Writer{
+		cfg:           cfg,
+		log:           log.Named("audit"),
+		group:         ConsumerGroup(cfg),
+		batchSize:     cfg.ClickHouse.BatchSize,
+		flushInterval: cfg.ClickHouse.FlushInterval,
+		decisions:     cfg.Topic(config.TopicDecisions),
+		deliveries:    cfg.Topic(config.TopicDeliveries),
+	}
+	if w.batchSize <= 0 {
+		w.batchSize = 10000
+	}
+	if w.flushInterval <= 0 {
+		w.flushInterval = time.Second
+	}
+	w.buf.offsets = map[topicPartition]kgo.EpochOffset{}
+	return w
+}
+
+// Run connects to ClickHouse (waiting for it if it is down), applies the migrations, then
+// consumes the decisions and deliveries topics in consumer group ConsumerGroup(cfg) until ctx ends.
+//
+// Only committed Kafka transactions are read (the consent processor writes decisions
+// transactionally). Rows are inserted in batches of up to BatchSize rows, at least every
+// FlushInterval, and a batch's offsets are committed only after its insert succeeded, so a crash
+// at any moment loses nothing: at worst rows are inserted twice, and copies collapse under
+// SELECT ... FINAL. A record that does not decode is logged (topic, partition, offset) and
+// skipped. While ClickHouse fails, the batch is kept and retried with backoff, nothing is
+// committed and no more records are polled. When ctx ends Run makes a last flush and commit
+// (bounded by a few seconds) and returns nil; it returns an error only for what retrying cannot
+// fix (a bad database name, audit tables with the wrong columns, an unusable Kafka config).
+// Call Run once per Writer.
+func (w *Writer) Run(ctx context.Context) error {
+	if err := checkDatabase(w.cfg.ClickHouse.Database); err != nil {
+		return fmt.Errorf("clickhouse.database: %w", err)
+	}
+	db, err := w.connect(ctx)
+	if err != nil {
+		return err
+	}
+	if db == nil { // ctx ended while waiting for ClickHouse
+		return nil
+	}
+	defer db.Close()
+	w.db = db
+
+	cl, err := kafka.NewClient(w.cfg, w.log,
+		kgo.ConsumerGroup(w.group),
+		kgo.ConsumeTopics(w.decisions, w.deliveries),
+		// A new group starts at the beginning: the audit trail must hold every decision.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.DisableAutoCommit(),
+		// Rebalance callbacks run only between our polls, never while a batch polled under the
+		// old assignment is being processed; see flushRetrying for how an outage lets them in.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsRevoked(w.onRevoked),
+		kgo.OnPartitionsLost(w.onLost),
+	)
+	if err != nil {
+		return err
+	}
+	w.cl = cl
+	defer cl.Close() // leaves the group; onRevoked then finds nothing left to flush
+
+	w.log.Info("audit writer started", zap.String("clickhouse", w.cfg.ClickHouse.Addr),
+		zap.String("server_version", db.Version), zap.String("database", db.Database),
+		zap.Strings("topics", []string{w.decisions, w.deliveries}), zap.String("group", w.group))
+	w.consume(ctx)
+	w.finalFlush()
+	return nil
+}
+
+// connect opens ClickHouse and migrates, retrying while it fails (e.g. the server is still
+// starting). It returns nil, nil if ctx ends first, and an error only for a schema mismatch.
+func (w *Writer) connect(ctx context.Context) (*DB, error) {
+	var (
+		backoff = retryBackoffMin
+		first   time.Time
+	)
+	for {
+		db, err := Open(ctx, w.cfg)
+		if err == nil {
+			if err = Migrate(ctx, db, db.Database); err == nil {
+				if !first.IsZero() {
+					w.log.Info("clickhouse is reachable again", zap.Duration("after", time.Since(first)))
+				}
+				return db, nil
+			}
+			_ = db.Close()
+			var se *schemaError
+			if errors.As(err, &se) {
+				return nil, err
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, nil
+		}
+		if first.IsZero() {
+			first = time.Now()
+			w.log.Warn("cannot reach clickhouse; retrying until it answers", zap.String("addr", w.cfg.ClickHouse.Addr), zap.Error(err))
+		}
+		if !sleep(ctx, jitter(backoff)) {
+			return nil, nil
+		}
+		backoff = min(2*backoff, retryBackoffMax)
+	}
+}
+
+// consume is the poll loop. It returns when ctx ends.
+func (w *Writer) consume(ctx context.Context) {
+	for ctx.Err() == nil {
+		w.mu.Lock()
+		room := w.batchSize - w.buf.rows()
+		pending, since := w.buf.pending(), w.buf.since
+		w.mu.Unlock()
+
+		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		if pending {
+			pollCtx, cancel = context.WithDeadline(ctx, since.Add(w.flushInterval))
+		}
+		fetches := w.cl.PollRecords(pollCtx, max(room, 1))
+		cancel()
+		if fetches.IsClientClosed() {
+			return
+		}
+
+		fetchErrs := 0
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return
+			}
+			fetchErrs++
+			w.log.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", partition), zap.Error(err))
+		})
+		w.mu.Lock()
+		fetches.EachRecord(w.add)
+		full := w.buf.rows() >= w.batchSize
+		due := w.buf.pending() && !time.Now().Before(w.buf.since.Add(w.flushInterval))
+		w.mu.Unlock()
+
+		if ctx.Err() != nil {
+			return // finalFlush takes what was polled
+		}
+		if full || due {
+			w.flushRetrying(ctx)
+		}
+		w.cl.AllowRebalance()
+		if fetchErrs > 0 && fetches.NumRecords() == 0 {
+			sleep(ctx, time.Second) // a persistent fetch error must not turn into a busy loop
+		}
+	}
+}
+
+// add buffers one polled record. The caller holds mu.
+func (w *Writer) add(r *kgo.Record) {
+	tp := topicPartition{r.Topic, r.Partition}
+	w.buf.offsets[tp] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+	if w.buf.since.IsZero() {
+		w.buf.since = time.Now()
+	}
+	var err error
+	switch r.Topic {
+	case w.decisions:
+		var d schemas.Decision
+		if d, err = schemas.Decisions.Decode(r.Value); err == nil {
+			w.buf.decisions = append(w.buf.decisions, d)
+			w.buf.decisionTPs = append(w.buf.decisionTPs, tp)
+		}
+	case w.deliveries:
+		var d schemas.Delivery
+		if d, err = schemas.Deliveries.Decode(r.Value); err == nil {
+			w.buf.deliveries = append(w.buf.deliveries, d)
+			w.buf.deliveryTPs = append(w.buf.deliveryTPs, tp)
+		}
+	default:
+		err = errors.New("not an audit topic")
+	}
+	if err != nil {
+		// Skipped, and committed with the batch: a poison record must never stall a partition.
+		// The value is not logged: it may hold personal data.
+		w.log.Warn("skipping an audit record that does not decode", zap.String("topic", r.Topic),
+			zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset), zap.Error(err))
+	}
+}
+
+// flushRetrying flushes until it succeeds or ctx ends. While ClickHouse fails it keeps the batch
+// and commits nothing, and it does not poll (so memory stays bounded by one batch), but it allows
+// rebalances between attempts: a member that blocked them for longer than the rebalance timeout
+// would be thrown out of the group. A revocation meanwhile runs onRevoked, which makes one attempt
+// of its own and otherwise hands the revoked partitions' records back to Kafka.
+func (w *Writer) flushRetrying(ctx context.Context) {
+	var (
+		backoff  = retryBackoffMin
+		failedAt time.Time
+		attempts int
+	)
+	for {
+		w.mu.Lock()
+		rows := w.buf.rows()
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		err := w.flushLocked(actx)
+		cancel()
+		w.mu.Unlock()
+		if err == nil {
+			if attempts > 0 {
+				w.log.Info("clickhouse insert succeeded again", zap.Int("failed_attempts", attempts),
+					zap.Duration("after", time.Since(failedAt)))
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		attempts++
+		if attempts == 1 { // once per failure streak; the recovery is logged too
+			failedAt = time.Now()
+			w.log.Warn("clickhouse insert failed; keeping the batch and retrying until it succeeds",
+				zap.Int("rows", rows), zap.Error(err))
+		}
+		w.cl.AllowRebalance()
+		if !sleep(ctx, jitter(backoff)) {
+			return
+		}
+		backoff = min(2*backoff, retryBackoffMax)
+	}
+}
+
+// flushLocked inserts the buffered rows, then commits the offsets of every record they came from.
+// It returns an insert error; a commit error is only logged (the rows are in ClickHouse, the
+// offsets are kept and go with the next commit, and at worst the records are read and inserted
+// again after a restart, which FINAL absorbs). The caller holds mu.
+func (w *Writer) flushLocked(ctx context.Context) error {
+	b := &w.buf
+	if len(b.decisions) > 0 {
+		if err := w.db.InsertDecisions(ctx, b.decisions); err != nil {
+			return err
+		}
+		clear(b.decisions) // drop references to the strings
+		b.decisions, b.decisionTPs = b.decisions[:0], b.decisionTPs[:0]
+	}
+	if len(b.deliveries) > 0 {
+		if err := w.db.InsertDeliveries(ctx, b.deliveries); err != nil {
+			return err
+		}
+		clear(b.deliveries)
+		b.deliveries, b.deliveryTPs = b.deliveries[:0], b.deliveryTPs[:0]
+	}
+	if b.pending() {
+		if err := w.commit(ctx, b.offsets); err != nil {
+			if ctx.Err() == nil { // else Run is stopping, and finalFlush commits again
+				w.log.Warn("offset commit failed; retrying with the next batch", zap.Error(err))
+			}
+			return nil
+		}
+		clear(b.offsets)
+	}
+	b.since = time.Time{}
+	return nil
+}
+
+// commit commits offsets synchronously and reports the first failure, whole-request or
+// per-partition.
+func (w *Writer) commit(ctx context.Context, offsets map[topicPartition]kgo.EpochOffset) error {
+	req := map[string]map[int32]kgo.EpochOffset{}
+	for tp, o := range offsets {
+		if req[tp.topic] == nil {
+			req[tp.topic] = map[int32]kgo.EpochOffset{}
+		}
+		req[tp.topic][tp.partition] = o
+	}
+	var cerr error
+	w.cl.CommitOffsetsSync(ctx, req, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
+					cerr = fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, err)
+				}
+			}
+		}
+	})
+	return cerr
+}
+
+// finalFlush is the last insert and commit when Run's context has ended. What it cannot write
+// within finalFlushTimeout stays uncommitted and is read again at the next start.
+func (w *Writer) finalFlush() {
+	ctx, cancel := context.WithTimeout(context.Background(), finalFlushTimeout)
+	defer cancel()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	rows := w.buf.rows()
+	for backoff := retryBackoffMin; ; backoff = min(2*backoff, retryBackoffMax) {
+		err := w.flushLocked(ctx)
+		if err == nil {
+			break
+		}
+		if !sleep(ctx, jitter(backoff)) {
+			w.log.Warn("final clickhouse insert failed; the records stay uncommitted and are read again at the next start",
+				zap.Int("rows", rows), zap.Error(err))
+			w.buf.drop(w.buf.partitions())
+			break
+		}
+	}
+	w.cl.AllowRebalance()
+}
+
+// partitions returns every partition with uncommitted records.
+func (b *buffer) partitions() map[string][]int32 {
+	m := map[string][]int32{}
+	for tp := range b.offsets {
+		m[tp.topic] = append(m[tp.topic], tp.partition)
+	}
+	return m
+}
+
+// onRevoked runs before partitions go to another member: the last moment their offsets can be
+// committed. One bounded flush attempt; whatever it cannot write is handed back uncommitted.
+func (w *Writer) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.buf.pending() {
+		ctx, cancel := context.WithTimeout(context.Background(), finalFlushTimeout)
+		err := w.flushLocked(ctx)
+		cancel()
+		if err != nil {
+			w.log.Warn("clickhouse insert before a rebalance failed; the revoked partitions' records stay uncommitted for their next owner",
+				zap.Error(err))
+		}
+	}
+	w.buf.drop(revoked) // whatever is left of them (rows, or offsets whose commit failed)
+}
+
+// onLost runs when the partitions are already gone (e.g. the member was fenced): commits would
+// fail, so their records are just dropped for the new owner to read.
+func (w *Writer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.drop(lost)
+}
+
+// jitter returns a random duration in [d/2, d].
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits d or until ctx ends; it reports whether the full time passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

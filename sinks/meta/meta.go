@@ -1,0 +1,319 @@
+// Package meta delivers events to the Meta (Facebook) Conversions API:
+// POST {endpoint}/{api_version}/{pixel_id}/events?access_token=… with {"data": [event, …]}.
+//
+// Meta rejects a whole request when one event in it is invalid or older than 7 days, so Validate
+// catches locally everything that can be caught (age, missing user agent) before an event can
+// poison its batch. Identifiers Meta matches on are taken only as the SHA-256 digests the consent
+// processor wrote; the adapter never hashes (a second hash matches nobody) and never sends a
+// value in a hashed slot that is not a digest.
+package meta
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/internal/policy"
+	"github.com/tollgate-dev/tollgate/schemas"
+	"github.com/tollgate-dev/tollgate/sinks"
+)
+
+// Defaults, documented next to the config keys in config.
+const (
+	DefaultEndpoint   = "https://graph.facebook.com"
+	DefaultAPIVersion = "v21.0"
+	// DefaultTimeout is Meta's recommended client timeout.
+	DefaultTimeout = 1500 * time.Millisecond
+	// MaxBatch is Meta's limit of events per request.
+	MaxBatch = 1000
+	// MaxAge is the oldest event Meta accepts; one older event fails the whole request.
+	MaxAge = 7 * 24 * time.Hour
+)
+
+// config is the destination's `config` block.
+type config struct {
+	sinks.HTTPConfig `yaml:",inline"`
+	// Endpoint replaces Meta's base URL (default https://graph.facebook.com); the path is kept.
+	Endpoint string `yaml:"endpoint"`
+	// APIVersion is the Graph API version in the path (default v21.0).
+	APIVersion string `yaml:"api_version"`
+	// PixelID is the dataset (pixel) the events go to. Required.
+	PixelID string `yaml:"pixel_id"`
+	// AccessTokenEnv names the environment variable holding the access token. Required.
+	AccessTokenEnv string `yaml:"access_token_env"`
+	// TestEventCode routes events to Events Manager's test tab. Such events still count in
+	// production measurement (Meta's rule), so leave it empty outside testing.
+	TestEventCode string `yaml:"test_event_code"`
+	// EventNames maps tollgate event names to Meta event names, on top of the built-in map of
+	// standard events (purchase → Purchase, …). Names in neither are sent unchanged (custom events).
+	EventNames map[string]string `yaml:"event_names"`
+}
+
+// standardNames maps common snake_case event names to Meta's standard events, which Meta's
+// optimisation understands; a custom "purchase" event would not count as a Purchase.
+var standardNames = map[string]string{
+	"purchase": "Purchase", "add_to_cart": "AddToCart", "add_to_wishlist": "AddToWishlist",
+	"begin_checkout": "InitiateCheckout", "initiate_checkout": "InitiateCheckout",
+	"add_payment_info": "AddPaymentInfo", "page_view": "PageView", "view_item": "ViewContent",
+	"view_content": "ViewContent", "generate_lead": "Lead", "lead": "Lead", "search": "Search",
+	"sign_up": "CompleteRegistration", "complete_registration": "CompleteRegistration",
+	"subscribe": "Subscribe", "start_trial": "StartTrial", "contact": "Contact",
+}
+
+// hashedKeys are the user_data keys Meta takes only SHA-256 hashed, by the field path that
+// feeds them. The policy must hash these paths (checked by New).
+var hashedKeys = []struct{ path, key string }{
+	{"properties.email", "em"}, {"properties.phone", "ph"},
+	{"properties.first_name", "fn"}, {"properties.last_name", "ln"},
+	{"properties.gender", "ge"}, {"properties.date_of_birth", "db"},
+	{"properties.city", "ct"}, {"properties.state", "st"},
+	{"properties.zip", "zp"}, {"properties.country", "country"},
+}
+
+type adapter struct {
+	url      string // full URL including the access token: never log it
+	testCode string
+	names    map[string]string
+	timeout  time.Duration
+	now      func() time.Time
+}
+
+// New builds the Meta adapter from its policy entry. Besides its own config it checks that the
+// policy hashes every identifier Meta takes hashed and sends context.user_agent, without which
+// Meta refuses every website event.
+func New(dest *policy.Destination, env sinks.Env) (sinks.Adapter, error) {
+	var c config
+	if err := sinks.DecodeConfig(dest, &c); err != nil {
+		return nil, err
+	}
+	base, err := sinks.BaseURL(dest, "endpoint", c.Endpoint, DefaultEndpoint)
+	if err != nil {
+		return nil, err
+	}
+	if err := sinks.Required(dest, "pixel_id", c.PixelID); err != nil {
+		return nil, err
+	}
+	token, err := sinks.Secret(dest, env, "access_token_env", c.AccessTokenEnv)
+	if err != nil {
+		return nil, err
+	}
+	if c.APIVersion == "" {
+		c.APIVersion = DefaultAPIVersion
+	}
+	paths := make([]string, len(hashedKeys))
+	for i, h := range hashedKeys {
+		paths[i] = h.path
+	}
+	if err := sinks.RequireHashed(dest, "meta_capi", paths...); err != nil {
+		return nil, err
+	}
+	if !slices.Contains(dest.Fields, "context.user_agent") {
+		return nil, &policy.FieldError{Field: "destinations." + dest.Name + ".fields",
+			Reason: "must include context.user_agent (Meta refuses website events without client_user_agent)"}
+	}
+	names := make(map[string]string, len(standardNames)+len(c.EventNames))
+	for k, v := range standardNames {
+		names[k] = v
+	}
+	for k, v := range c.EventNames {
+		names[k] = v
+	}
+	return &adapter{
+		url: base + "/" + url.PathEscape(c.APIVersion) + "/" + url.PathEscape(c.PixelID) +
+			"/events?access_token=" + url.QueryEscape(token),
+		testCode: c.TestEventCode,
+		names:    names,
+		timeout:  c.TimeoutOr(DefaultTimeout),
+		now:      time.Now,
+	}, nil
+}
+
+func (a *adapter) MaxBatch() int { return MaxBatch }
+
+// Timeout is Meta's recommended client timeout unless the config sets one.
+func (a *adapter) Timeout() time.Duration { return a.timeout }
+
+// Validate refuses what Meta would refuse for the whole batch: events older than 7 days and
+// website events without a user agent.
+func (a *adapter) Validate(ev *schemas.FilteredEvent, now time.Time) error {
+	if err := sinks.CheckAge(ev, now, MaxAge, "meta_capi"); err != nil {
+		return err
+	}
+	if ev.Event == "" {
+		return fmt.Errorf("event has no name")
+	}
+	if _, ok := sinks.FieldString(ev, "context.user_agent"); !ok {
+		return fmt.Errorf("event has no context.user_agent (Meta requires client_user_agent for website events)")
+	}
+	return nil
+}
+
+type body struct {
+	Data          []event `json:"data"`
+	TestEventCode string  `json:"test_event_code,omitempty"`
+}
+
+type event struct {
+	EventName      string      `json:"event_name"`
+	EventTime      int64       `json:"event_time"` // Unix seconds
+	EventID        string      `json:"event_id"`   // Meta's dedup key, shared with the browser pixel
+	ActionSource   string      `json:"action_source"`
+	EventSourceURL string      `json:"event_source_url,omitempty"`
+	UserData       userData    `json:"user_data"`
+	CustomData     *customData `json:"custom_data,omitempty"`
+}
+
+type userData struct {
+	Em              []string `json:"em,omitempty"`
+	Ph              []string `json:"ph,omitempty"`
+	Fn              []string `json:"fn,omitempty"`
+	Ln              []string `json:"ln,omitempty"`
+	Ge              []string `json:"ge,omitempty"`
+	Db              []string `json:"db,omitempty"`
+	Ct              []string `json:"ct,omitempty"`
+	St              []string `json:"st,omitempty"`
+	Zp              []string `json:"zp,omitempty"`
+	Country         []string `json:"country,omitempty"`
+	ExternalID      []string `json:"external_id,omitempty"`
+	ClientIPAddress string   `json:"client_ip_address,omitempty"` // never hashed
+	ClientUserAgent string   `json:"client_user_agent,omitempty"` // never hashed
+	Fbc             string   `json:"fbc,omitempty"`               // never hashed
+	Fbp             string   `json:"fbp,omitempty"`               // never hashed
+}
+
+func (u *userData) slot(key string) *[]string {
+	switch key {
+	case "em":
+		return &u.Em
+	case "ph":
+		return &u.Ph
+	case "fn":
+		return &u.Fn
+	case "ln":
+		return &u.Ln
+	case "ge":
+		return &u.Ge
+	case "db":
+		return &u.Db
+	case "ct":
+		return &u.Ct
+	case "st":
+		return &u.St
+	case "zp":
+		return &u.Zp
+	}
+	return &u.Country
+}
+
+type customData struct {
+	Value    *float64 `json:"value,omitempty"`
+	Currency string   `json:"currency,omitempty"`
+	OrderID  string   `json:"order_id,omitempty"`
+}
+
+// NewRequest builds one Conversions API request for the batch.
+func (a *adapter) NewRequest(ctx context.Context, batch []*schemas.FilteredEvent) (*http.Request, error) {
+	b := body{Data: make([]event, len(batch)), TestEventCode: a.testCode}
+	for i, ev := range batch {
+		a.fill(&b.Data[i], ev)
+	}
+	data, err := json.Marshal(&b)
+	if err != nil {
+		return nil, fmt.Errorf("encode meta body: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("meta request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return req, nil
+}
+
+func (a *adapter) fill(e *event, ev *schemas.FilteredEvent) {
+	e.EventName = ev.Event
+	if n, ok := a.names[ev.Event]; ok {
+		e.EventName = n
+	}
+	e.EventTime = ev.TimestampMs / 1000
+	e.EventID = ev.EventID
+	e.ActionSource = "website"
+	e.EventSourceURL, _ = sinks.FieldString(ev, "context.page_url")
+	u := &e.UserData
+	for _, h := range hashedKeys {
+		if v, ok := sinks.HashedField(ev, h.path); ok {
+			*u.slot(h.key) = []string{v}
+		}
+	}
+	for _, p := range []string{"user_id", "anonymous_id"} { // only when the policy lists them
+		if v, ok := sinks.FieldString(ev, p); ok {
+			u.ExternalID = append(u.ExternalID, v)
+		}
+	}
+	u.ClientIPAddress, _ = sinks.FieldString(ev, "context.ip")
+	u.ClientUserAgent, _ = sinks.FieldString(ev, "context.user_agent")
+	u.Fbp, _ = sinks.FieldString(ev, "properties.fbp")
+	if fbc, ok := sinks.FieldString(ev, "properties.fbc"); ok {
+		u.Fbc = fbc
+	} else if clid, ok := sinks.FieldString(ev, "properties.fbclid"); ok {
+		// fbclid is case-sensitive: used exactly as received, never lower-cased.
+		u.Fbc = "fb.1." + strconv.FormatInt(ev.TimestampMs, 10) + "." + clid
+	}
+	var cd customData
+	if v, ok := sinks.FieldNumber(ev, "properties.order_value"); ok {
+		cd.Value = &v
+	}
+	if c, ok := sinks.FieldString(ev, "properties.currency"); ok {
+		cd.Currency = strings.ToUpper(c)
+	}
+	cd.OrderID, _ = sinks.FieldString(ev, "properties.order_id")
+	if cd != (customData{}) {
+		e.CustomData = &cd
+	}
+}
+
+// graphError is the error object of a Graph API answer.
+type graphError struct {
+	Error *struct {
+		Code        int   `json:"code"`
+		Subcode     int   `json:"error_subcode"`
+		IsTransient *bool `json:"is_transient"`
+	} `json:"error"`
+}
+
+// Classify reads a Graph API answer. The Graph error code decides when the body has one,
+// because Meta answers most errors with HTTP 400 whatever their nature:
+//   - 1, 2 (temporary) and 4, 17, 341 (throttling): Retry;
+//   - 190 (access token), 10 and 200–299 (permissions): Permanent — no resend fixes them;
+//   - any other code: Retry when the body says is_transient, else the HTTP status decides
+//     (429/5xx Retry, other 4xx Permanent).
+//
+// A Permanent answer to a batch of several events may be caused by one bad event (Meta rejects
+// the whole request); the runner should split such a batch rather than dead-letter all of it.
+func (a *adapter) Classify(status int, header http.Header, respBody []byte, _ []*schemas.FilteredEvent) sinks.Verdict {
+	v := sinks.ClassifyStatus(status, header, a.now())
+	if v.Class == sinks.Delivered {
+		return v
+	}
+	var ge graphError
+	if json.Unmarshal(respBody, &ge) != nil || ge.Error == nil || ge.Error.Code == 0 {
+		return v
+	}
+	code := ge.Error.Code
+	v.Reason = "graph_error_" + strconv.Itoa(code)
+	switch {
+	case code == 1 || code == 2 || code == 4 || code == 17 || code == 341:
+		v.Class = sinks.Retry
+	case code == 190 || code == 10 || (code >= 200 && code <= 299):
+		v.Class, v.RetryAfter = sinks.Permanent, 0
+	case ge.Error.IsTransient != nil && *ge.Error.IsTransient:
+		v.Class = sinks.Retry
+	}
+	return v
+}

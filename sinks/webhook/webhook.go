@@ -1,0 +1,222 @@
+// Package webhook delivers events to any HTTP endpoint, signed the Standard Webhooks way
+// (https://www.standardwebhooks.com): POST {url} with headers webhook-id, webhook-timestamp and
+// webhook-signature "v1,<base64 HMAC-SHA256 of id.timestamp.body>".
+//
+// Body: {"events": [event, …]} — always an array, max_batch events per request (default 100;
+// set max_batch: 1 for one event per request). An event is
+//
+//	{"event_id": "…", "event": "purchase", "timestamp": "2026-11-23T10:00:00.000Z",
+//	 "user_id": …, "anonymous_id": …, "context": {…}, "properties": {…}}
+//
+// carrying only the fields the policy lets through, with their JSON values as ingested (hashed
+// fields as their digests). webhook-id is the receiver's idempotency key: the event id for a
+// single event, else "batch_" + the first 32 hex digits of SHA-256 over the events' ids joined
+// by "\n" — the same batch always gets the same id, so a resend is recognisable. Receivers
+// should still dedupe by event_id, since a retry may regroup events into a different batch.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/internal/policy"
+	"github.com/tollgate-dev/tollgate/schemas"
+	"github.com/tollgate-dev/tollgate/sinks"
+)
+
+// Defaults and limits.
+const (
+	// DefaultTimeout is at the low end of what webhook senders customarily allow (15–30 s).
+	DefaultTimeout = 15 * time.Second
+	// DefaultMaxBatch is the events per request when the config sets no max_batch.
+	DefaultMaxBatch = 100
+	// MaxMaxBatch bounds max_batch so one request stays a reasonable size for any receiver.
+	MaxMaxBatch = 1000
+	// SecretPrefix marks a Standard Webhooks secret: the rest is the base64 key.
+	SecretPrefix = "whsec_"
+)
+
+// config is the destination's `config` block.
+type config struct {
+	sinks.HTTPConfig `yaml:",inline"`
+	// URL is where events are POSTed. Required.
+	URL string `yaml:"url"`
+	// SecretEnv names the environment variable holding the signing secret: "whsec_" + base64
+	// (the decoded bytes are the HMAC key) or any other string (its bytes are the key). Required.
+	SecretEnv string `yaml:"secret_env"`
+	// MaxBatch is the most events per request (default 100, at most 1000; 1 = one per request).
+	MaxBatch int `yaml:"max_batch"`
+}
+
+type adapter struct {
+	url      string
+	key      []byte
+	maxBatch int
+	timeout  time.Duration
+	now      func() time.Time
+}
+
+// New builds the webhook adapter from its policy entry.
+func New(dest *policy.Destination, env sinks.Env) (sinks.Adapter, error) {
+	var c config
+	if err := sinks.DecodeConfig(dest, &c); err != nil {
+		return nil, err
+	}
+	if err := sinks.Required(dest, "url", c.URL); err != nil {
+		return nil, err
+	}
+	// Not sinks.BaseURL: a webhook URL is used exactly as written, query and trailing slash kept.
+	u, err := url.Parse(c.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, sinks.ConfigError(dest, "url", "%q is not an http:// or https:// URL", c.URL)
+	}
+	if u.User != nil {
+		return nil, sinks.ConfigError(dest, "url", "must not hold credentials (sign with secret_env instead)")
+	}
+	secret, err := sinks.Secret(dest, env, "secret_env", c.SecretEnv)
+	if err != nil {
+		return nil, err
+	}
+	key, err := DecodeSecret(secret)
+	if err != nil {
+		return nil, sinks.ConfigError(dest, "secret_env", "environment variable %s: %v", c.SecretEnv, err)
+	}
+	switch {
+	case c.MaxBatch == 0:
+		c.MaxBatch = DefaultMaxBatch
+	case c.MaxBatch < 0 || c.MaxBatch > MaxMaxBatch:
+		return nil, sinks.ConfigError(dest, "max_batch", "must be between 1 and %d", MaxMaxBatch)
+	}
+	return &adapter{url: c.URL, key: key, maxBatch: c.MaxBatch, timeout: c.TimeoutOr(DefaultTimeout), now: time.Now}, nil
+}
+
+// DecodeSecret turns a configured secret into the HMAC key: "whsec_<base64>" is decoded, any
+// other string is used as its raw bytes.
+func DecodeSecret(secret string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(secret, SecretPrefix)
+	if !ok {
+		return []byte(secret), nil
+	}
+	key, err := base64.StdEncoding.DecodeString(rest)
+	if err != nil || len(key) == 0 {
+		return nil, fmt.Errorf("%s secret is not valid base64", SecretPrefix)
+	}
+	return key, nil
+}
+
+// Sign returns the webhook-signature header value for a message.
+func Sign(key []byte, id string, timestamp int64, body []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id))
+	m.Write([]byte{'.'})
+	m.Write(strconv.AppendInt(nil, timestamp, 10))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// MessageID is the webhook-id of a batch: the event id of a single event, else a digest of the
+// ids (see the package comment).
+func MessageID(batch []*schemas.FilteredEvent) string {
+	if len(batch) == 1 {
+		return batch[0].EventID
+	}
+	h := sha256.New()
+	for i, ev := range batch {
+		if i > 0 {
+			h.Write([]byte{'\n'})
+		}
+		h.Write([]byte(ev.EventID))
+	}
+	return "batch_" + hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+func (a *adapter) MaxBatch() int { return a.maxBatch }
+
+// Timeout is 15 s unless the config sets one.
+func (a *adapter) Timeout() time.Duration { return a.timeout }
+
+// Validate accepts every event: a webhook receiver has no rule tollgate could check.
+func (a *adapter) Validate(*schemas.FilteredEvent, time.Time) error { return nil }
+
+type body struct {
+	Events []event `json:"events"`
+}
+
+type event struct {
+	EventID     string                     `json:"event_id"`
+	Event       string                     `json:"event"`
+	Timestamp   string                     `json:"timestamp"`
+	UserID      json.RawMessage            `json:"user_id,omitempty"`
+	AnonymousID json.RawMessage            `json:"anonymous_id,omitempty"`
+	Context     map[string]json.RawMessage `json:"context,omitempty"`
+	Properties  map[string]json.RawMessage `json:"properties,omitempty"`
+}
+
+// NewRequest builds one signed request for the batch. It is signed at build time, so each
+// attempt carries a fresh webhook-timestamp (receivers reject stale ones) and the same id.
+func (a *adapter) NewRequest(ctx context.Context, batch []*schemas.FilteredEvent) (*http.Request, error) {
+	b := body{Events: make([]event, len(batch))}
+	for i, ev := range batch {
+		fill(&b.Events[i], ev)
+	}
+	data, err := json.Marshal(&b)
+	if err != nil {
+		return nil, fmt.Errorf("encode webhook body: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("webhook request: %w", err)
+	}
+	id, ts := MessageID(batch), a.now().Unix()
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "tollgate-webhook/1")
+	req.Header.Set("webhook-id", id)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+	req.Header.Set("webhook-signature", Sign(a.key, id, ts, data))
+	return req, nil
+}
+
+func fill(e *event, ev *schemas.FilteredEvent) {
+	e.EventID, e.Event = ev.EventID, ev.Event
+	e.Timestamp = sinks.EventTime(ev).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	for path := range ev.Fields {
+		v, _ := sinks.FieldJSON(ev, path)
+		head, name, nested := strings.Cut(path, ".")
+		switch {
+		case !nested && head == "user_id":
+			e.UserID = v
+		case !nested && head == "anonymous_id":
+			e.AnonymousID = v
+		case nested && head == "context":
+			if e.Context == nil {
+				e.Context = map[string]json.RawMessage{}
+			}
+			e.Context[name] = v
+		case nested && head == "properties":
+			if e.Properties == nil {
+				e.Properties = map[string]json.RawMessage{}
+			}
+			e.Properties[name] = v
+		}
+	}
+}
+
+// Classify follows Standard Webhooks practice through sinks.ClassifyStatus: 2xx Delivered; 3xx
+// Permanent (redirects are never followed); 410 Gone Permanent (the receiver says the endpoint is
+// retired); 408, 429 and 5xx (502, 503, 504 above all) Retry honouring Retry-After; any other 4xx
+// Permanent.
+func (a *adapter) Classify(status int, header http.Header, _ []byte, _ []*schemas.FilteredEvent) sinks.Verdict {
+	return sinks.ClassifyStatus(status, header, a.now())
+}

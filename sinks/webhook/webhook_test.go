@@ -1,0 +1,249 @@
+package webhook
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate-dev/tollgate/internal/policy"
+	"github.com/tollgate-dev/tollgate/internal/standin"
+	"github.com/tollgate-dev/tollgate/schemas"
+	"github.com/tollgate-dev/tollgate/sinks"
+)
+
+// secret is the example secret of the Standard Webhooks specification.
+const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+func testDest(url string) *policy.Destination {
+	return &policy.Destination{
+		Name: "ops", Type: "webhook", Purpose: "necessary",
+		Fields: []string{"user_id", "context.page_url", "properties.error", "properties.cart"},
+		Config: map[string]any{"url": url, "secret_env": "OPS_HOOK_SECRET", "allow_private_network": true},
+	}
+}
+
+func envWith(v string) sinks.Env {
+	return func(k string) (string, bool) {
+		if k == "OPS_HOOK_SECRET" {
+			return v, true
+		}
+		return "", false
+	}
+}
+
+func newAdapter(t testing.TB, d *policy.Destination) sinks.Adapter {
+	a, err := New(d, envWith(secret))
+	require.NoError(t, err)
+	return a
+}
+
+func testEvent(id string, ts time.Time) *schemas.FilteredEvent {
+	return &schemas.FilteredEvent{
+		EventID: id, Event: "checkout_error", TimestampMs: ts.UnixMilli(), UserKey: "u-42",
+		Fields: map[string]string{
+			"user_id":          `"u-42"`,
+			"context.page_url": `"https://shop.example/checkout"`,
+			"properties.error": `"card_declined"`,
+			"properties.cart":  `{"items":2,"total":149.0}`,
+		},
+	}
+}
+
+// verify is a receiver's check written from the Standard Webhooks spec, independent of Sign.
+func verify(t *testing.T, secret string, h http.Header, body []byte) {
+	t.Helper()
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	require.NoError(t, err)
+	ts, err := strconv.ParseInt(h.Get("webhook-timestamp"), 10, 64)
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now(), time.Unix(ts, 0), 5*time.Minute)
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(h.Get("webhook-id") + "." + h.Get("webhook-timestamp") + "." + string(body)))
+	want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	require.Contains(t, strings.Fields(h.Get("webhook-signature")), want)
+}
+
+func TestNewConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		edit   func(*policy.Destination)
+		secret string
+		err    string
+	}{
+		{func(d *policy.Destination) { delete(d.Config, "url") }, secret, "destinations.ops.config.url: is required"},
+		{func(d *policy.Destination) { d.Config["url"] = "ftp://x/y" }, secret, `destinations.ops.config.url: "ftp://x/y" is not an http:// or https:// URL`},
+		{func(d *policy.Destination) { d.Config["url"] = "https://u:p@x/y" }, secret, "destinations.ops.config.url: must not hold credentials (sign with secret_env instead)"},
+		{func(d *policy.Destination) {}, "", "destinations.ops.config.secret_env: environment variable OPS_HOOK_SECRET is not set"},
+		{func(d *policy.Destination) {}, "whsec_***", "destinations.ops.config.secret_env: environment variable OPS_HOOK_SECRET: whsec_ secret is not valid base64"},
+		{func(d *policy.Destination) { d.Config["max_batch"] = 5000 }, secret, "destinations.ops.config.max_batch: must be between 1 and 1000"},
+	} {
+		d := testDest("http://127.0.0.1:1/hook")
+		tc.edit(d)
+		_, err := New(d, envWith(tc.secret))
+		require.EqualError(t, err, tc.err)
+	}
+}
+
+func TestRequestFormatAndSignature(t *testing.T) {
+	s := standin.New("webhook", standin.WithWebhookSecret(secret))
+	defer s.Close()
+	d := testDest(s.URL + "/hook?src=tollgate")
+	ts := time.UnixMilli(1763892000123)
+	batch := []*schemas.FilteredEvent{testEvent("e1", ts), testEvent("e2", ts)}
+	v, err := standin.Deliver(context.Background(), d, newAdapter(t, d), batch)
+	require.NoError(t, err)
+	require.Equal(t, sinks.Verdict{Class: sinks.Delivered}, v)
+
+	r := s.Requests()[0]
+	require.True(t, r.Accepted) // the stand-in verified the signature too
+	require.Equal(t, http.MethodPost, r.Method)
+	require.Equal(t, "/hook", r.Path)
+	require.Equal(t, "tollgate", r.Query.Get("src"))
+	require.Equal(t, "application/json", r.Header.Get("Content-Type"))
+	require.Equal(t, MessageID(batch), r.Header.Get("webhook-id"))
+	require.Regexp(t, `^batch_[0-9a-f]{32}$`, r.Header.Get("webhook-id"))
+	verify(t, secret, r.Header, r.Body)
+	ev := `{"event_id":"%s","event":"checkout_error","timestamp":"2025-11-23T10:00:00.123Z","user_id":"u-42",
+		"context":{"page_url":"https://shop.example/checkout"},
+		"properties":{"error":"card_declined","cart":{"items":2,"total":149.0}}}`
+	require.JSONEq(t, `{"events":[`+strings.Replace(ev, "%s", "e1", 1)+`,`+strings.Replace(ev, "%s", "e2", 1)+`]}`, string(r.Body))
+}
+
+// The specification's published test vector.
+func TestSignKnownVector(t *testing.T) {
+	key, err := DecodeSecret(secret)
+	require.NoError(t, err)
+	require.Equal(t, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+		Sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, []byte(`{"test": 2432232314}`)))
+}
+
+func TestMessageID(t *testing.T) {
+	a, b := testEvent("a", time.Now()), testEvent("b", time.Now())
+	require.Equal(t, "a", MessageID([]*schemas.FilteredEvent{a}))
+	ab := MessageID([]*schemas.FilteredEvent{a, b})
+	require.Equal(t, ab, MessageID([]*schemas.FilteredEvent{a, b}))
+	require.NotEqual(t, ab, MessageID([]*schemas.FilteredEvent{b, a}))
+}
+
+// A secret without the whsec_ prefix is used as raw bytes.
+func TestRawSecret(t *testing.T) {
+	key, err := DecodeSecret("plain-secret")
+	require.NoError(t, err)
+	require.Equal(t, []byte("plain-secret"), key)
+	s := standin.New("webhook", standin.WithWebhookSecret("plain-secret"))
+	defer s.Close()
+	d := testDest(s.URL)
+	a, err := New(d, envWith("plain-secret"))
+	require.NoError(t, err)
+	v, err := standin.Deliver(context.Background(), d, a, []*schemas.FilteredEvent{testEvent("e1", time.Now())})
+	require.NoError(t, err)
+	require.Equal(t, sinks.Delivered, v.Class)
+	require.Equal(t, "e1", s.Requests()[0].Header.Get("webhook-id"))
+}
+
+func TestWrongSecretIsRefused(t *testing.T) {
+	s := standin.New("webhook", standin.WithWebhookSecret("whsec_"+base64.StdEncoding.EncodeToString([]byte("other"))))
+	defer s.Close()
+	d := testDest(s.URL)
+	v, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.Now())})
+	require.NoError(t, err)
+	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "http_401"}, v)
+}
+
+func TestClassify(t *testing.T) {
+	a := newAdapter(t, testDest("http://127.0.0.1:1"))
+	now := time.Now()
+	for _, tc := range []struct {
+		status int
+		ra     string
+		want   sinks.Verdict
+	}{
+		{200, "", sinks.Verdict{Class: sinks.Delivered}},
+		{204, "", sinks.Verdict{Class: sinks.Delivered}},
+		{301, "", sinks.Verdict{Class: sinks.Permanent, Reason: "http_301"}},
+		{307, "", sinks.Verdict{Class: sinks.Permanent, Reason: "http_307"}},
+		{400, "", sinks.Verdict{Class: sinks.Permanent, Reason: "http_400"}},
+		{404, "", sinks.Verdict{Class: sinks.Permanent, Reason: "http_404"}},
+		{410, "", sinks.Verdict{Class: sinks.Permanent, Reason: "http_410"}},
+		{429, "17", sinks.Verdict{Class: sinks.Retry, Reason: "http_429", RetryAfter: 17 * time.Second}},
+		{500, "", sinks.Verdict{Class: sinks.Retry, Reason: "http_500"}},
+		{502, "", sinks.Verdict{Class: sinks.Retry, Reason: "http_502"}},
+		{503, "120", sinks.Verdict{Class: sinks.Retry, Reason: "http_503", RetryAfter: 2 * time.Minute}},
+		{504, "", sinks.Verdict{Class: sinks.Retry, Reason: "http_504"}},
+	} {
+		require.Equal(t, tc.want, a.Classify(tc.status, http.Header{"Retry-After": {tc.ra}}, nil, nil), tc.status)
+	}
+	v := a.Classify(503, http.Header{"Retry-After": {now.Add(90 * time.Second).UTC().Format(http.TimeFormat)}}, nil, nil)
+	require.InDelta(t, 90*time.Second, v.RetryAfter, float64(2*time.Second))
+}
+
+func TestRedirectIsNotFollowed(t *testing.T) {
+	hit := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/moved" {
+			hit = true
+			return
+		}
+		http.Redirect(w, r, "/moved", http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	d := testDest(srv.URL + "/hook")
+	v, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.Now())})
+	require.NoError(t, err)
+	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "http_307"}, v)
+	require.False(t, hit)
+}
+
+func TestStandinFaults(t *testing.T) {
+	s := standin.New("webhook")
+	defer s.Close()
+	d := testDest(s.URL + "/hook")
+	d.Config["timeout"] = "200ms"
+	a := newAdapter(t, d)
+	batch := []*schemas.FilteredEvent{testEvent("e1", time.Now())}
+	s.SetFailures(standin.Fault{Status: 410}, standin.Fault{Status: 503, RetryAfter: "8"}, standin.Fault{Hang: 5 * time.Second})
+	v, _ := standin.Deliver(context.Background(), d, a, batch)
+	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "http_410"}, v)
+	v, _ = standin.Deliver(context.Background(), d, a, batch)
+	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "http_503", RetryAfter: 8 * time.Second}, v)
+	start := time.Now()
+	_, err := standin.Deliver(context.Background(), d, a, batch)
+	var ne interface{ Timeout() bool }
+	require.True(t, errors.As(err, &ne) && ne.Timeout(), err)
+	require.Less(t, time.Since(start), 2*time.Second)
+	s.RejectEvents("e1")
+	v, _ = standin.Deliver(context.Background(), d, a, batch)
+	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "http_400"}, v)
+}
+
+func TestMaxBatch(t *testing.T) {
+	d := testDest("http://127.0.0.1:1")
+	require.Equal(t, DefaultMaxBatch, newAdapter(t, d).MaxBatch())
+	d.Config["max_batch"] = 1
+	require.Equal(t, 1, newAdapter(t, d).MaxBatch())
+	require.Equal(t, DefaultTimeout, sinks.RequestTimeout(newAdapter(t, d), time.Second))
+}
+
+func BenchmarkNewRequest(b *testing.B) {
+	a := newAdapter(b, testDest("http://127.0.0.1:1"))
+	batch := make([]*schemas.FilteredEvent, 100)
+	for i := range batch {
+		batch[i] = testEvent(strconv.Itoa(i), time.Now())
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := a.NewRequest(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
