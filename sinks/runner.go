@@ -69,7 +69,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer consumer.Close()
+	// With BlockRebalanceOnPoll, leaving the group waits for AllowRebalance: allow it first.
+	defer func() { consumer.AllowRebalance(); consumer.Close() }()
 	r.log.Info("sink started", zap.String("topic", topic), zap.String("type", r.dest.Type))
 	for {
 		fetches := consumer.PollRecords(ctx, 10*r.adapter.MaxBatch())
