@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/standin"
+	"github.com/tollgate-dev/tollgate/sinks/clickhouse"
+)
+
+const (
+	writeKey   = "wk_e2e"
+	hookSecret = "whsec_ZTJlLW9wcy1zZWNyZXQ="
+)
+
+// pipeline is one running `tollgate run` with its own topics, database and vendor stand-ins.
+type pipeline struct {
+	t              *testing.T
+	dir, ingestURL string
+	prefix, db     string
+	ga4, meta, ops *standin.Server
+	cfg            *config.Config
+	logs           *syncBuffer
+	cmd            *exec.Cmd
+}
+
+func startPipeline(t *testing.T) *pipeline {
+	t.Helper()
+	run := fmt.Sprintf("%d", time.Now().UnixNano())
+	p := &pipeline{
+		t: t, dir: t.TempDir(), prefix: "e2e" + run + ".", db: "tollgate_e2e_" + run,
+		ga4: standin.New("ga4"), meta: standin.New("meta_capi"),
+		ops:  standin.New("webhook", standin.WithWebhookSecret(hookSecret)),
+		logs: &syncBuffer{},
+	}
+	t.Cleanup(func() { p.ga4.Close(); p.meta.Close(); p.ops.Close() })
+	listen := freeAddr(t)
+	p.ingestURL = "http://" + listen
+	writeFile(t, filepath.Join(p.dir, "policy.yaml"), fmt.Sprintf(policyYAML, p.ga4.URL, p.meta.URL, p.ops.URL))
+	writeFile(t, filepath.Join(p.dir, "config.yaml"), fmt.Sprintf(configYAML, kafkaAddr, p.prefix, chAddr, p.db, listen, writeKey))
+	cfg, err := config.Load(filepath.Join(p.dir, "config.yaml"))
+	require.NoError(t, err)
+	p.cfg = cfg
+
+	p.cmd = exec.Command(binary, "run", "--config", filepath.Join(p.dir, "config.yaml"))
+	p.cmd.Env = append(os.Environ(), "GA4_API_SECRET=ga4-secret", "META_TOKEN=meta-token", "OPS_HOOK_SECRET="+hookSecret)
+	p.cmd.Stderr = p.logs
+	require.NoError(t, p.cmd.Start())
+	t.Cleanup(p.stop)
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(p.ingestURL + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 60*time.Second, 100*time.Millisecond, "ingest never became ready; logs:\n%s", p.logs)
+	return p
+}
+
+// stop sends SIGTERM and requires a clean exit, as the contract promises.
+func (p *pipeline) stop() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.NoError(p.t, err, "tollgate run did not exit cleanly; logs:\n%s", p.logs)
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		p.t.Errorf("tollgate run did not stop within 15 s of SIGTERM")
+	}
+	db, err := clickhouse.Open(context.Background(), p.cfg)
+	if err == nil {
+		_ = db.Exec(context.Background(), "DROP DATABASE IF EXISTS "+p.db)
+		db.Close()
+	}
+}
+
+func (p *pipeline) openDB() *clickhouse.DB {
+	db, err := clickhouse.Open(context.Background(), p.cfg)
+	require.NoError(p.t, err)
+	p.t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func writeFile(t *testing.T, path, content string) {
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+}
+
+// syncBuffer collects a child's stderr while tests read it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) lines() []string { return strings.Split(s.String(), "\n") }
+
+const configYAML = `
+kafka:
+  brokers: [%q]
+  topic_prefix: %q
+clickhouse:
+  addr: %q
+  database: %q
+  flush_interval: 200ms
+ingest:
+  listen: %q
+  write_keys: [%q]
+delivery:
+  max_attempts: 3
+  initial_backoff: 50ms
+policy_file: policy.yaml
+`
+
+const policyYAML = `
+version: "e2e-1"
+purposes: [necessary, analytics, marketing]
+jurisdictions:
+  EU:      {model: opt_in}
+  US-CA:   {model: opt_out}
+  default: {model: opt_in}
+destinations:
+  ga4:
+    type: ga4
+    purpose: analytics
+    fields: [context.page_url, properties.order_value, properties.currency, properties.session_id]
+    config: {endpoint: %q, measurement_id: "G-TEST", api_secret_env: GA4_API_SECRET, allow_private_network: true}
+  meta:
+    type: meta_capi
+    purpose: marketing
+    sale: true
+    fields: [context.page_url, context.user_agent, properties.order_value, properties.currency, properties.email, properties.phone, properties.fbclid]
+    hash: [properties.email, properties.phone]
+    config: {endpoint: %q, pixel_id: "123", access_token_env: META_TOKEN, allow_private_network: true}
+  ops:
+    type: webhook
+    purpose: necessary
+    fields: [context.page_url, properties.error]
+    config: {url: "%s/hook", secret_env: OPS_HOOK_SECRET, allow_private_network: true}
+segment_categories:
+  Analytics: analytics
+  Advertising: marketing
+  Functional: necessary
+sensitive:
+  - name: health
+    field: context.page_url
+    pattern: "(?i)/(pharmacy|clinic|health|diagnos)"
+`
