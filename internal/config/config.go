@@ -111,13 +111,13 @@ func Load(path string) (*Config, error) {
 func Parse(file string, data []byte, env func(string) (string, bool)) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, fmt.Errorf("%s: %w", file, policy.CleanYAMLError(err))
 	}
 	c := &Config{File: file}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %s", file, strings.Join(strings.Fields(strings.TrimPrefix(err.Error(), "yaml: ")), " "))
+		return nil, fmt.Errorf("%s: %w", file, policy.CleanYAMLError(err))
 	}
 	if err := applyEnv(c, "TOLLGATE", env); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)

@@ -81,9 +81,9 @@ func child(n *yaml.Node, part string) *yaml.Node {
 
 var yamlPrefix = regexp.MustCompile(`^yaml: (unmarshal errors:\n\s*)?`)
 
-// cleanYAMLError turns yaml.v3's multi-line messages into one line ("line 7: field foo not found
+// CleanYAMLError turns yaml.v3's multi-line messages into one line ("line 7: field foo not found
 // in type policy.Destination").
-func cleanYAMLError(err error) error {
+func CleanYAMLError(err error) error {
 	msg := yamlPrefix.ReplaceAllString(err.Error(), "")
 	msg = strings.Join(strings.Fields(msg), " ")
 	return fmt.Errorf("%s", msg)

@@ -115,13 +115,13 @@ func Load(path string) (*Policy, error) {
 func Parse(file string, data []byte) (*Policy, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, cleanYAMLError(err))
+		return nil, fmt.Errorf("%s: %w", file, CleanYAMLError(err))
 	}
 	p := &Policy{File: file}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(p); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, cleanYAMLError(err))
+		return nil, fmt.Errorf("%s: %w", file, CleanYAMLError(err))
 	}
 	if err := p.validate(); err != nil {
 		var fe *FieldError

@@ -1,0 +1,56 @@
+package schemas
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func roundTrip[T any](t *testing.T, c *Codec[T], v T) {
+	t.Helper()
+	b, err := c.Encode(&v)
+	require.NoError(t, err)
+	require.Equal(t, []byte{0xC3, 0x01}, b[:2], "single-object encoding magic")
+	require.True(t, c.Is(b))
+	got, err := c.Decode(b)
+	require.NoError(t, err)
+	require.Equal(t, v, got)
+}
+
+func TestRoundTrip(t *testing.T) {
+	roundTrip(t, Events, Event{EventID: "e1", Event: "purchase", TimestampMs: 1, ReceivedMs: 2, UserID: "u",
+		Consent: map[string]bool{"marketing": false}, Jurisdiction: "EU", GPC: true,
+		Context: map[string]string{"page_url": `"https://x"`}, Properties: map[string]string{"order_value": "1.5"}})
+	roundTrip(t, Events, Event{EventID: "e2", Event: "page", AnonymousID: "a", Context: map[string]string{}, Properties: map[string]string{}})
+	roundTrip(t, ConsentUpdates, ConsentUpdate{UpdateID: "c", UserKey: "u", Consent: map[string]bool{"analytics": true}, TimestampMs: 3, Erased: true})
+	roundTrip(t, FilteredEvents, FilteredEvent{EventID: "e", DecisionID: "d", Destination: "meta", Consent: map[string]bool{}, Fields: map[string]string{"properties.email": `"ab"`}})
+	roundTrip(t, Decisions, Decision{DecisionID: "d", Outcome: "blocked", FieldsSent: []string{}, FieldsStripped: []string{"properties.email"}})
+	roundTrip(t, Deliveries, Delivery{EventID: "e", Attempt: 2, Status: "delivered", HTTPStatus: 200})
+}
+
+func TestNoChoiceStaysNil(t *testing.T) {
+	b, err := Events.Encode(&Event{EventID: "e", Event: "x", UserID: "u"})
+	require.NoError(t, err)
+	got, err := Events.Decode(b)
+	require.NoError(t, err)
+	require.Nil(t, got.Consent, "an event without a consent object made no choice")
+}
+
+func TestDecodeRefusesOtherSchemasAndGarbage(t *testing.T) {
+	b, err := Deliveries.Encode(&Delivery{EventID: "e"})
+	require.NoError(t, err)
+	_, err = Events.Decode(b)
+	require.Error(t, err)
+	for _, junk := range [][]byte{nil, {0xC3}, {0xC3, 0x01, 1, 2}, []byte("not avro at all")} {
+		_, err := Decisions.Decode(junk)
+		require.Error(t, err)
+	}
+}
+
+func FuzzDecodeEvent(f *testing.F) {
+	b, _ := Events.Encode(&Event{EventID: "e", Event: "x", Consent: map[string]bool{"a": true}})
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = Events.Decode(data) // must not panic or hang
+	})
+}
