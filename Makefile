@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 export TOLLGATE_TEST_KAFKA      ?= 127.0.0.1:9092
 export TOLLGATE_TEST_CLICKHOUSE ?= 127.0.0.1:9000
 
-.PHONY: build test test-unit demo bench fmt lint tidy-check services-up services-down clean
+.PHONY: build test test-unit demo fmt lint tidy-check services-up services-down clean
 
 # One static binary with every component.
 build:
