@@ -320,15 +320,12 @@ func valueMap(v []byte, field string) (map[string]string, error) {
 		return nil, nil
 	}
 	m := map[string]string{}
-	err := eachMember(v, func(key, val []byte) error {
+	err := eachObjectMember(field, v, func(key, val []byte) error {
 		if _, depth := skipValue(val, 0); depth > MaxValueDepth {
 			return fieldErr(field+"."+string(key), "nests deeper than %d levels", MaxValueDepth)
 		}
 		m[string(key)] = compactText(val)
 		return nil
 	})
-	if errors.Is(err, errNotObject) {
-		return nil, fieldErr(field, "must be an object")
-	}
 	return m, err
 }

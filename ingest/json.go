@@ -82,6 +82,16 @@ func skipValue(b []byte, i int) (end, depth int) {
 // eachMember calls fn with every member of the object b (key unescaped, value as raw JSON text
 // without surrounding space). The key aliases b when it has no escapes: fn must copy it (string(key))
 // to keep it. It returns errNotObject when b is another JSON value.
+// eachObjectMember is eachMember for the value of a named field: a value that is not an object
+// becomes a client error naming the field.
+func eachObjectMember(field string, b []byte, fn func(key, val []byte) error) error {
+	err := eachMember(b, fn)
+	if errors.Is(err, errNotObject) {
+		return fieldErr(field, "must be an object")
+	}
+	return err
+}
+
 func eachMember(b []byte, fn func(key, val []byte) error) error {
 	i := skipSpace(b, 0)
 	if i >= len(b) {

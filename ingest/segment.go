@@ -36,7 +36,7 @@ func (c *segContext) read(v []byte) error {
 	if isNull(v) {
 		return nil
 	}
-	err := eachMember(v, func(key, val []byte) error {
+	return eachObjectMember("context", v, func(key, val []byte) error {
 		switch string(key) {
 		case "page":
 			return c.readPage(val)
@@ -57,17 +57,13 @@ func (c *segContext) read(v []byte) error {
 		}
 		return nil
 	})
-	if errors.Is(err, errNotObject) {
-		return fieldErr("context", "must be an object")
-	}
-	return err
 }
 
 func (c *segContext) readPage(v []byte) error {
 	if isNull(v) {
 		return nil
 	}
-	err := eachMember(v, func(key, val []byte) error {
+	return eachObjectMember("context.page", v, func(key, val []byte) error {
 		switch string(key) {
 		case "url":
 			c.pageURL = val
@@ -78,26 +74,18 @@ func (c *segContext) readPage(v []byte) error {
 		}
 		return nil
 	})
-	if errors.Is(err, errNotObject) {
-		return fieldErr("context.page", "must be an object")
-	}
-	return err
 }
 
 func (c *segContext) readConsent(v []byte) error {
 	if isNull(v) {
 		return nil
 	}
-	err := eachMember(v, func(key, val []byte) error {
+	return eachObjectMember("context.consent", v, func(key, val []byte) error {
 		if string(key) == "categoryPreferences" {
 			c.categoryPreferences = val
 		}
 		return nil
 	})
-	if errors.Is(err, errNotObject) {
-		return fieldErr("context.consent", "must be an object")
-	}
-	return err
 }
 
 // segment decodes a Segment body. typ is the endpoint's message type, or "" for /v1/batch,
