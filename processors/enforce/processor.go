@@ -47,13 +47,19 @@ func New(cfg *config.Config, log *zap.Logger) *Processor {
 // instance so that a restarted processor fences and aborts the transaction its predecessor left
 // open (a new id would leave that transaction blocking read_committed readers until it times out).
 // Several processes on one host set TOLLGATE_PROCESSOR_INSTANCE to tell themselves apart.
-func transactionalID(cfg *config.Config) string {
+func transactionalID(cfg *config.Config) string { return Group(cfg) + "-" + instance() }
+
+func instance() string {
 	id := os.Getenv("TOLLGATE_PROCESSOR_INSTANCE")
 	if id == "" {
 		id, _ = os.Hostname()
 	}
-	return Group(cfg) + "-" + id
+	return id
 }
+
+// sessionTimeout is how long the group waits for a silent member before giving its partitions
+// to the others: the longest a killed processor's partitions stand still.
+const sessionTimeout = 10 * time.Second
 
 // Run consumes until ctx ends, then finishes the open transaction and leaves the group.
 func (p *Processor) Run(ctx context.Context) error {
@@ -71,6 +77,10 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.TransactionalID(transactionalID(p.cfg)),
 		kgo.TransactionTimeout(10*time.Second),
 		kgo.ConsumerGroup(Group(p.cfg)),
+		// Static membership: a restarted instance takes its predecessor's place and partitions
+		// at once, without a rebalance of the whole group.
+		kgo.InstanceID(instance()),
+		kgo.SessionTimeout(sessionTimeout),
 		kgo.ConsumeTopics(raw),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
