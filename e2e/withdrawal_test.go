@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -24,15 +25,7 @@ func TestWithdrawalBlocksQueuedEvents(t *testing.T) {
 	const perUser = 40
 	var events []sample.Event
 	for _, user := range []string{"withdrawn", "erased", "control"} {
-		for i := range perUser {
-			events = append(events, sample.Event{
-				EventID: fmt.Sprintf("ev-%s-%d", user, i), Event: "purchase", UserID: "u-" + user,
-				Consent:      map[string]bool{"necessary": true, "analytics": true, "marketing": true},
-				Jurisdiction: "EU",
-				Context:      map[string]any{"page_url": "https://shop.example/checkout", "user_agent": "test"},
-				Properties:   map[string]any{"order_value": 10.0, "currency": "EUR", "email": "a@example.com", "phone": "+1 555 0100"},
-			})
-		}
+		events = append(events, userEvents(user, "queued", perUser)...)
 	}
 	n, err := sample.Send(p.ingestURL, writeKey, events)
 	require.NoError(t, err)
@@ -64,7 +57,7 @@ func TestWithdrawalBlocksQueuedEvents(t *testing.T) {
 	// Meta receives the control user's events and nothing of the other two.
 	require.Eventually(t, func() bool { return len(p.meta.EventIDs()) >= perUser }, time.Minute, 100*time.Millisecond)
 	for _, id := range p.meta.EventIDs() {
-		require.True(t, strings.HasPrefix(id, "ev-control-"), "meta received %s", id)
+		require.True(t, strings.HasPrefix(id, "ev-control-queued-"), "meta received %s", id)
 	}
 }
 
@@ -83,4 +76,48 @@ func decisionCounts(t *testing.T, p *pipeline) map[string]int {
 	}
 	require.NoError(t, rows.Err())
 	return got
+}
+
+// TestEraseCommand: `tollgate erase --user` reports who had the user's data, deletes their audit
+// rows, and blocks the user's later events everywhere.
+func TestEraseCommand(t *testing.T) {
+	p := startPipeline(t)
+	before := userEvents("erase-me", "before", 10)
+	n, err := sample.Send(p.ingestURL, writeKey, before)
+	require.NoError(t, err)
+	require.Equal(t, len(before), n)
+	waitDeliveries(t, p, 3*len(before)) // ga4, meta and ops each got all ten
+
+	erase := exec.Command(binary, "erase", "--config", p.configPath(), "--user", "u-erase-me")
+	erase.Env = p.env()
+	out, err := erase.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "destinations that had received data about the user: ga4, meta, ops")
+	var left uint64
+	require.NoError(t, p.openDB().QueryRow(context.Background(),
+		"SELECT count() FROM "+p.db+".decisions FINAL WHERE user_key = 'u-erase-me' AND outcome = 'forwarded'").Scan(&left))
+	require.Zero(t, left, "the user's audit rows are deleted")
+
+	after := userEvents("erase-me", "after", 10)
+	_, err = sample.Send(p.ingestURL, writeKey, after)
+	require.NoError(t, err)
+	waitDecisions(t, p, "user_key = 'u-erase-me' AND reason = 'erased'", 3*len(after))
+	for _, id := range append(p.meta.EventIDs(), p.ga4.EventIDs()...) {
+		require.NotContains(t, id, "-after-", "an event after the erasure reached a vendor")
+	}
+}
+
+// userEvents returns n fully consented EU purchases of one user.
+func userEvents(user, tag string, n int) []sample.Event {
+	out := make([]sample.Event, n)
+	for i := range out {
+		out[i] = sample.Event{
+			EventID: fmt.Sprintf("ev-%s-%s-%d", user, tag, i), Event: "purchase", UserID: "u-" + user,
+			Consent:      map[string]bool{"necessary": true, "analytics": true, "marketing": true},
+			Jurisdiction: "EU",
+			Context:      map[string]any{"page_url": "https://shop.example/checkout", "user_agent": "test"},
+			Properties:   map[string]any{"order_value": 10.0, "currency": "EUR", "email": "a@example.com", "phone": "+1 555 0100", "session_id": "s1"},
+		}
+	}
+	return out
 }

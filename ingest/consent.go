@@ -60,14 +60,12 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, decode fun
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
 		return
 	}
-	val, err := encodeConsent(u)
+	rec, err := ConsentRecord(s.topic, u)
 	if err != nil {
 		s.log.Error("encode consent update", zap.String("error_class", "encode"))
 		writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal error"})
 		return
 	}
-	rec := &kgo.Record{Topic: s.topic, Key: []byte(u.UserKey), Value: val,
-		Headers: []kgo.RecordHeader{{Key: headerType, Value: typeConsent}}}
 	if err := s.produce(r.Context(), []*kgo.Record{rec}); err != nil {
 		s.metrics.rejected(reasonUnavailable, 1)
 		unavailable(w)
