@@ -42,7 +42,7 @@ func TestWithdrawalBlocksQueuedEvents(t *testing.T) {
 	waitDecisions(t, p, "run_id = ''", 3*len(events))
 	got := decisionCounts(t, p)
 	want := map[string]int{
-		"u-withdrawn/meta/blocked/withdrawn": perUser, // the withdrawal covers marketing only
+		"u-withdrawn/meta/blocked/withdrawn":  perUser, // the withdrawal covers marketing only
 		"u-withdrawn/ga4/forwarded/consented": perUser,
 		"u-withdrawn/ops/forwarded/necessary": perUser,
 		"u-erased/meta/blocked/erased":        perUser, // an erasure covers everything, necessary too
