@@ -25,7 +25,7 @@ const (
 	reasonUnavailable = "unavailable"
 )
 
-var rejectReasons = []string{reasonInvalid, reasonTooLarge, reasonMalformed, reasonUnauthorized, reasonUnavailable}
+var rejectReasons = []string{reasonInvalid, reasonTooLarge, reasonMalformed, reasonUnauthorized, reasonUnavailable, reasonRateLimited}
 
 // Endpoint label values of the request metrics.
 const (
@@ -64,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		})),
 		rejectedVec: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_ingest_rejected_events_total",
-			Help: "Events not stored, by reason: invalid, too_large, malformed, unauthorized, unavailable. " +
+			Help: "Events not stored, by reason: invalid, too_large, malformed, unauthorized, unavailable, rate_limited. " +
 				"Whole-request rejections whose events cannot be counted (malformed, unauthorized, body too large) count once.",
 		}, []string{"reason"})),
 		duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -6,6 +6,7 @@ package ingest
 // (internal/policy.ContextFields) are kept: data minimisation.
 
 import (
+	"cmp"
 	"errors"
 	"net/http"
 	"time"
@@ -330,7 +331,7 @@ func (s *Server) segmentHandler(typ string) http.HandlerFunc {
 			writeJSON(w, http.StatusBadRequest, segmentReply{Error: noneAccepted(res), Rejected: res.rejected})
 			return
 		}
-		if !s.store(w, r, res) {
+		if !s.admit(w, cmp.Or(key, res.writeKey), len(res.events)) || !s.store(w, r, res) {
 			return
 		}
 		writeJSON(w, http.StatusOK, segmentReply{Success: true, Rejected: res.rejected})

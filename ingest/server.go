@@ -68,6 +68,7 @@ type Server struct {
 	producer Producer
 	log      *zap.Logger
 	keys     writeKeys
+	limits   keyLimits // per write key, ratelimit.go; nil when ingest.rate_limit is 0
 	topic    string
 	mux      *http.ServeMux
 
@@ -110,6 +111,7 @@ func New(cfg *config.Config, producer Producer, log *zap.Logger, opts ...Option)
 		producer:        producer,
 		log:             log.Named("ingest"),
 		keys:            newWriteKeys(cfg.Ingest.WriteKeys),
+		limits:          newKeyLimits(cfg.Ingest.WriteKeys, cfg.Ingest.RateLimit, cfg.Ingest.RateBurst),
 		topic:           cfg.Topic(config.TopicRaw),
 		registerer:      prometheus.DefaultRegisterer,
 		gatherer:        prometheus.DefaultGatherer,
@@ -247,7 +249,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, eventsReply{Error: noneAccepted(res), Rejected: rejected})
 		return
 	}
-	if !s.store(w, r, res) {
+	if !s.admit(w, bearerKey(r), len(res.events)) || !s.store(w, r, res) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, eventsReply{Accepted: len(res.events), Rejected: rejected})

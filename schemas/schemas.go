@@ -159,9 +159,19 @@ func eventFromWire(data []byte, c *soe.Codec) (Event, error) {
 	return e, nil
 }
 
+// MaxArrayItems bounds the item count of an Avro array a decoder accepts. hamba/avro allocates
+// an array's backing slice from the count in the block header before reading the items, so a
+// poison record of a few bytes claiming 10^10 items would abort the process with "out of memory"
+// (a fatal error, not a recoverable panic: found by FuzzDecodeDecision). The longest array
+// tollgate writes is a decision's fields list, bounded by the policy's field paths.
+const MaxArrayItems = 100_000
+
+// decodeAPI is hamba/avro's default configuration plus the array bound above.
+var decodeAPI = avro.Config{MaxSliceAllocSize: MaxArrayItems}.Freeze()
+
 func newCodec[T any](text string) *Codec[T] {
 	s := avro.MustParse(text)
-	c, err := soe.NewCodec(s)
+	c, err := soe.NewCodecWithAPI(s, decodeAPI)
 	if err != nil {
 		panic(fmt.Sprintf("schemas: %v", err)) // the embedded schemas are fixed: a failure is a build bug
 	}

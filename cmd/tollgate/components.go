@@ -48,6 +48,9 @@ func load(cmd *cobra.Command) (*app, error) {
 		if err := sinks.CheckAddress(dest); err != nil {
 			return nil, fmt.Errorf("%s: destinations.%s: %w", cfg.Policy.File, name, err)
 		}
+		if err := sinks.CheckAllowedHost(cfg.Delivery, dest); err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Policy.File, err)
+		}
 		a.adapters[name] = ad
 	}
 	return a, nil
@@ -67,6 +70,9 @@ func runComponents(ctx context.Context, a *app, comps ...component) error {
 		return err
 	}
 	g, ctx := errgroup.WithContext(ctx)
+	if err := servePprof(ctx, g, a); err != nil {
+		return fmt.Errorf("debug.pprof_listen: %w", err)
+	}
 	for _, c := range comps {
 		g.Go(func() error { return c(ctx, a) })
 	}

@@ -25,6 +25,8 @@ type Config struct {
 	Delivery   Delivery   `yaml:"delivery"`
 	// PolicyFile is the policy's path, relative to the config file's folder.
 	PolicyFile string `yaml:"policy_file"`
+	// Debug switches (security.go).
+	Debug Debug `yaml:"debug"`
 
 	// File is the path the config was read from; Policy the loaded policy file.
 	File   string         `yaml:"-"`
@@ -41,6 +43,9 @@ type Kafka struct {
 	Partitions int `yaml:"partitions"`
 	// ReplicationFactor of created topics. Default 1 (a single local broker); use 3 in production.
 	ReplicationFactor int `yaml:"replication_factor"`
+	// TLS and SASL secure the connection to the brokers (security.go). Default: plaintext, no auth.
+	TLS  TLS  `yaml:"tls"`
+	SASL SASL `yaml:"sasl"`
 }
 
 // ClickHouse says where the audit tables live.
@@ -52,6 +57,8 @@ type ClickHouse struct {
 	// Username and PasswordEnv (the name of the variable holding the password). Default user "default", no password.
 	Username    string `yaml:"username"`
 	PasswordEnv string `yaml:"password_env"`
+	// TLS secures the native protocol connection (security.go). Default: plaintext.
+	TLS TLS `yaml:"tls"`
 	// FlushInterval bounds how long audit records wait before an insert. Default 1s.
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	// BatchSize is the most rows one insert carries. Default 10000.
@@ -64,6 +71,11 @@ type Ingest struct {
 	Listen string `yaml:"listen"`
 	// WriteKeys accepted in Authorization headers. At least one is required.
 	WriteKeys []string `yaml:"write_keys"`
+	// RateLimit is the most events per second one write key may send (token bucket); past it a
+	// request gets 429 with Retry-After. Default 0: no limit. RateBurst is the bucket's size,
+	// default max(rate_limit, 500) so a full batch always fits.
+	RateLimit int `yaml:"rate_limit"`
+	RateBurst int `yaml:"rate_burst"`
 	// CountryHeader and RegionHeader are trusted request headers set by the site's CDN or load
 	// balancer (e.g. CF-IPCountry); ingest derives an event's jurisdiction from them when the
 	// event names none. Empty (the default): no header is trusted, since a browser can set any header.
@@ -84,6 +96,11 @@ type Delivery struct {
 	MaxBackoff time.Duration `yaml:"max_backoff"`
 	// Timeout of one vendor request. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
+	// AllowedHosts, when set, is the only hosts a destination's endpoint or url may name:
+	// exact names or "*.example.com" for subdomains. It lives in the config, not the policy, so
+	// whoever edits the policy cannot point a webhook anywhere. Default: empty, any host (the
+	// private-address guard still applies).
+	AllowedHosts []string `yaml:"allowed_hosts"`
 }
 
 // Load reads the config file, applies environment overrides and defaults, validates it and
@@ -171,9 +188,13 @@ func (c *Config) setDefaults() {
 	defDur(&c.Delivery.MaxBackoff, 30*time.Second)
 	defDur(&c.Delivery.Timeout, 10*time.Second)
 	def(&c.PolicyFile, "policy.yaml")
+	c.setSecurityDefaults()
 }
 
 func (c *Config) validate() error {
+	if err := c.validateSecurity(); err != nil {
+		return err
+	}
 	for i, b := range c.Kafka.Brokers {
 		if !strings.Contains(b, ":") {
 			return &policy.FieldError{Field: fmt.Sprintf("kafka.brokers[%d]", i), Reason: fmt.Sprintf("%q is not host:port", b)}

@@ -20,7 +20,11 @@ import (
 // NewClient returns a client for the configured brokers, logging through zap at warn level
 // (franz-go's info logs are per-connection chatter). Extra options come last and win.
 func NewClient(cfg *config.Config, log *zap.Logger, opts ...kgo.Opt) (*kgo.Client, error) {
-	cl, err := kgo.NewClient(append(baseOpts(cfg, log), opts...)...)
+	base, err := baseOpts(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
@@ -29,19 +33,28 @@ func NewClient(cfg *config.Config, log *zap.Logger, opts ...kgo.Opt) (*kgo.Clien
 
 // NewTransactSession is NewClient for a consume-transform-produce loop (exactly once).
 func NewTransactSession(cfg *config.Config, log *zap.Logger, opts ...kgo.Opt) (*kgo.GroupTransactSession, error) {
-	s, err := kgo.NewGroupTransactSession(append(baseOpts(cfg, log), opts...)...)
+	base, err := baseOpts(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s, err := kgo.NewGroupTransactSession(append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka transact session: %w", err)
 	}
 	return s, nil
 }
 
-func baseOpts(cfg *config.Config, log *zap.Logger) []kgo.Opt {
-	return []kgo.Opt{
+func baseOpts(cfg *config.Config, log *zap.Logger) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Kafka.Brokers...),
 		kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn))),
 		kgo.ClientID("tollgate"),
 	}
+	sec, err := securityOpts(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kafka.tls: %w", err)
+	}
+	return append(opts, sec...), nil
 }
 
 // Topics returns every topic tollgate needs, with its config: the raw topic, one filtered and one

@@ -65,7 +65,12 @@ func Open(ctx context.Context, cfg *config.Config) (*DB, error) {
 	if ch.PasswordEnv != "" {
 		password = os.Getenv(ch.PasswordEnv)
 	}
+	tlsConf, err := ch.TLS.Config()
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse.tls: %w", err)
+	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
+		TLS:         tlsConf, // nil: plaintext
 		Addr:        []string{ch.Addr},
 		Auth:        clickhouse.Auth{Username: ch.Username, Password: password},
 		DialTimeout: 5 * time.Second,
