@@ -72,6 +72,9 @@ type Ingest struct {
 	// Jurisdictions maps "CC" or "CC-REGION" codes from those headers to policy jurisdictions.
 	// Default: the EU/EEA countries map to "EU", "US-<state>" to itself.
 	Jurisdictions map[string]string `yaml:"jurisdictions"`
+	// DemoPage serves the consent-banner demo page at /demo/, with the first write key embedded
+	// in it (a browser key is public). Default false; `make demo` turns it on.
+	DemoPage bool `yaml:"demo_page"`
 }
 
 // Delivery configures the sinks' retries.
