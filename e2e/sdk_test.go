@@ -7,6 +7,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,6 +86,28 @@ func TestSegmentAndRudderStackSDKs(t *testing.T) {
 		}
 	}
 	checkDecisions(t, p, want)
+	checkLagMetrics(t, p)
+}
+
+// checkLagMetrics: `tollgate run` exports every consumer group's lag on ingest's /metrics, and
+// the processor has caught up with the raw topic once its decisions are in ClickHouse.
+func checkLagMetrics(t *testing.T, p *pipeline) {
+	t.Helper()
+	caughtUp := fmt.Sprintf("tollgate_consumer_group_lag{group=%q,topic=%q} 0", p.prefix+"processor", p.prefix+"events.raw")
+	var body string
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(p.ingestURL + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return strings.Contains(body, caughtUp)
+	}, 30*time.Second, 200*time.Millisecond, "no %q on /metrics", caughtUp)
+	for _, g := range []string{"processor", "audit", "sink.ga4", "sink.meta", "sink.ops"} {
+		require.Contains(t, body, fmt.Sprintf("tollgate_consumer_group_lag_up{group=%q} 1", p.prefix+g))
+	}
 }
 
 // purposes maps the demo policy's Segment categories as CONTRACT §4 says.
