@@ -44,6 +44,9 @@ var bannerChoices = []bannerChoice{
 // purchase go to ingest, and to no other host. ClickHouse must then hold the decisions §5 gives
 // for that choice. Set TOLLGATE_UPDATE_SCREENSHOT=1 to refresh docs/demo-banner.png.
 func TestDemoPageInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: -short runs unit tests only")
+	}
 	chrome := ensureChromium(t)
 	t.Setenv("TOLLGATE_INGEST_DEMO_PAGE", "true")
 	p := startPipeline(t)

@@ -43,6 +43,9 @@ type sdkMessage struct {
 // that every message reaches the raw topic under its messageId, with its consent categories
 // mapped to purposes through segment_categories, and gets the decisions CONTRACT §5 gives.
 func TestSegmentAndRudderStackSDKs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: -short runs unit tests only")
+	}
 	dir := npmCI(t, "sdk")
 	p := startPipeline(t)
 	run := time.Now().Format("150405.000")

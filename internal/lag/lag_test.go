@@ -22,6 +22,9 @@ import (
 // a group that committed 4 of a partition's 10 records lags 6; a group that never committed
 // reports no lag series but up 1.
 func TestLagOfGroups(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: -short runs unit tests only")
+	}
 	brokers := os.Getenv("TOLLGATE_TEST_KAFKA")
 	if brokers == "" {
 		t.Fatal("set TOLLGATE_TEST_KAFKA (make test does) or run make services-up")
