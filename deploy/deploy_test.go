@@ -123,7 +123,7 @@ type podSpec struct {
 		} `yaml:"volumeMounts"`
 	} `yaml:"containers"`
 	Volumes []struct {
-		Name      string `yaml:"name"`
+		Name      string                `yaml:"name"`
 		ConfigMap struct{ Name string } `yaml:"configMap"`
 	} `yaml:"volumes"`
 }
@@ -246,7 +246,7 @@ func checkDeployment(t *testing.T, name string, o k8sObject, cfg *config.Config,
 	require.Len(t, c.VolumeMounts, 1, name)
 	require.Equal(t, "/etc/tollgate", c.VolumeMounts[0].MountPath, name)
 	vol := pod.Volumes[slices.IndexFunc(pod.Volumes, func(v struct {
-		Name      string `yaml:"name"`
+		Name      string                `yaml:"name"`
 		ConfigMap struct{ Name string } `yaml:"configMap"`
 	}) bool {
 		return v.Name == c.VolumeMounts[0].Name
