@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 export TOLLGATE_TEST_KAFKA      ?= 127.0.0.1:9092
 export TOLLGATE_TEST_CLICKHOUSE ?= 127.0.0.1:9000
 
-.PHONY: build test test-unit demo fmt lint tidy-check services-up services-down clean
+.PHONY: build test test-unit demo bench chaos fmt lint tidy-check services-up services-down clean
 
 # One static binary with every component.
 build:
@@ -33,6 +33,11 @@ test: services-up tidy-check
 # Unit tests only (no services needed).
 test-unit:
 	$(GO) test -short -count=1 ./...
+
+# Measure the pipeline on this machine and print one JSON object (deploy/bench). Flags go in
+# BENCH_FLAGS, e.g. BENCH_FLAGS='-profile-dir /tmp/prof -batch-duration 30s'.
+bench: services-up build
+	@$(GO) run ./deploy/bench -bin bin/tollgate $(BENCH_FLAGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -1,0 +1,407 @@
+// Command bench measures tollgate on this machine (`make bench`). It starts the pipeline as
+// separate processes (ingest, process, sink, audit, plus vendor stand-ins) against the running
+// Kafka and ClickHouse, drives load from this process over HTTP, and prints one JSON object:
+//
+//   - ingest_batched: events/s with 500-event batches on several connections (closed loop);
+//   - ingest_latency: p50/p99 of single-event requests sent at a fixed rate (open loop, latency
+//     from each request's intended send time, so stalls cannot hide);
+//   - e2e_throughput: events/s from the first batched request to the last decision row in
+//     ClickHouse for those events;
+//   - e2e_latency: p50/p99 from intended send time to the decision row appearing in ClickHouse,
+//     at a fixed event rate, for 1 event in each 100-event batch (polled every 100 ms);
+//   - components: peak RSS (VmHWM) and CPU seconds (utime+stime) of each process, and CPU
+//     seconds per 1,000 events.
+//
+// Kafka and ClickHouse run beside it on the same cores; their CPU is not counted (they may be
+// shared with other work). Each run uses a fresh topic prefix and database, removed at the end
+// unless -keep.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+type options struct {
+	bin, brokers, chNative, chHTTP, policy, profileDir string
+	batchDur, latDur, e2eDur                           time.Duration
+	conns, batchSize, partitions                       int
+	latRate, e2eRate                                   float64
+	keep                                               bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.bin, "bin", "bin/tollgate", "tollgate binary")
+	flag.StringVar(&o.brokers, "kafka", envOr("TOLLGATE_TEST_KAFKA", "127.0.0.1:9092"), "Kafka brokers")
+	flag.StringVar(&o.chNative, "clickhouse", envOr("TOLLGATE_TEST_CLICKHOUSE", "127.0.0.1:9000"), "ClickHouse native address")
+	flag.StringVar(&o.chHTTP, "clickhouse-http", "http://127.0.0.1:8123", "ClickHouse HTTP URL (for the bench's own reads)")
+	flag.StringVar(&o.policy, "policy", "deploy/demo/policy.yaml", "policy file (stand-in addresses are rewritten)")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "if set, save 10 s CPU profiles and heap profiles of every component here during the batched phase")
+	flag.DurationVar(&o.batchDur, "batch-duration", 20*time.Second, "batched ingest phase")
+	flag.DurationVar(&o.latDur, "latency-duration", 20*time.Second, "fixed-rate single-event phase")
+	flag.DurationVar(&o.e2eDur, "e2e-duration", 30*time.Second, "fixed-rate end-to-end phase")
+	flag.IntVar(&o.conns, "conns", 8, "connections of the batched phase")
+	flag.IntVar(&o.batchSize, "batch", 500, "events per request in the batched phase")
+	flag.IntVar(&o.partitions, "partitions", 6, "partitions of the bench's topics")
+	flag.Float64Var(&o.latRate, "latency-rate", 2000, "single-event requests per second in the latency phase")
+	flag.Float64Var(&o.e2eRate, "e2e-rate", 20000, "events per second in the end-to-end latency phase (100-event batches)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the run's topics and database")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	report, err := run(ctx, o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(report)
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+func round(f float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(f*p) / p
+}
+
+// run is the whole bench: setup, four phases, measurements, teardown.
+func run(ctx context.Context, o options) (map[string]any, error) {
+	report := map[string]any{"machine": machine()}
+	report["machine"].(map[string]any)["go"] = runtime.Version()
+	stamp := time.Now().Format("20060102150405")
+	prefix, db := "bench"+stamp+".", "tollgate_bench_"+stamp
+	dir, err := os.MkdirTemp("", "tgbench-")
+	if err != nil {
+		return nil, err
+	}
+	logf("logs and config in %s", dir)
+	stand := map[string]string{"ga4": freeAddr(), "meta": freeAddr(), "webhook": freeAddr()}
+	ingestAddr := freeAddr()
+	if err := writeConfig(dir, o, prefix, db, ingestAddr, stand); err != nil {
+		return nil, err
+	}
+	ch := chClient{base: o.chHTTP, http: &http.Client{Timeout: 30 * time.Second}}
+	defer cleanup(o, ch, prefix, db)
+
+	env := []string{"GA4_API_SECRET=bench-ga4", "META_TOKEN=bench-meta", "OPS_HOOK_SECRET=whsec_YmVuY2gtb3BzLXNlY3JldA==",
+		"TOLLGATE_PROCESSOR_INSTANCE=bench" + stamp}
+	standins, err := startProc("standins", o.bin, env, dir, "standins", "--ga4", stand["ga4"], "--meta", stand["meta"], "--webhook", stand["webhook"])
+	if err != nil {
+		return nil, err
+	}
+	defer standins.stop()
+	cfg := filepath.Join(dir, "config.yaml")
+	var procs []*proc
+	pprofAddrs := map[string]string{}
+	for _, c := range []string{"ingest", "process", "sink", "audit"} {
+		e := env
+		if o.profileDir != "" {
+			pprofAddrs[c] = freeAddr()
+			e = append(append([]string{}, env...), "TOLLGATE_DEBUG_PPROF_LISTEN="+pprofAddrs[c])
+		}
+		p, err := startProc(c, o.bin, e, dir, c, "--config", cfg)
+		if err != nil {
+			return nil, err
+		}
+		procs = append(procs, p)
+		defer p.stop()
+	}
+	base := "http://" + ingestAddr
+	if err := waitReady(ctx, base, procs); err != nil {
+		return nil, fmt.Errorf("%w (logs in %s)", err, dir)
+	}
+	decisions := func(lo, hi string) string {
+		return fmt.Sprintf("SELECT count() FROM `%s`.decisions WHERE destination = 'ops' AND event_id >= '%s' AND event_id < '%s'", db, lo, hi)
+	}
+	var seq atomic.Int64
+
+	// Warm up: connections, consumer groups joined, the audit tables created.
+	logf("warming up")
+	warm := newTemplate("w", 100, false)
+	wp := newPoster(base, "wk_bench", 2)
+	acc, st := closedLoop(ctx, wp, warm, 100, 2, 3*time.Second, &seq)
+	if st.errors() > 0 || acc == 0 {
+		return nil, fmt.Errorf("warm-up: %v", st.json())
+	}
+	if t, n := ch.waitCount(ctx, decisions("w", "x"), acc, 250*time.Millisecond, 120*time.Second); t.IsZero() {
+		return nil, fmt.Errorf("warm-up: %d of %d decisions reached ClickHouse in 120 s (logs in %s)", n, acc, dir)
+	}
+	sampleAll := func() {
+		for _, p := range procs {
+			p.sample()
+		}
+	}
+	sampleAll()
+	cpu0 := map[string]float64{}
+	for _, p := range procs {
+		cpu0[p.name] = p.cpuSeconds()
+	}
+
+	// Phase 1: batched ingest throughput; phase 2 (its tail): end-to-end throughput.
+	logf("batched ingest: %d connections, %d events per request, %s", o.conns, o.batchSize, o.batchDur)
+	var profWG sync.WaitGroup
+	if o.profileDir != "" {
+		profWG.Add(1)
+		go func() { defer profWG.Done(); saveProfiles(ctx, o.profileDir, pprofAddrs) }()
+	}
+	bp := newPoster(base, "wk_bench", o.conns)
+	t0 := time.Now()
+	accepted, bst := closedLoop(ctx, bp, newTemplate("b", o.batchSize, false), o.batchSize, o.conns, o.batchDur, &seq)
+	tIngest := time.Since(t0)
+	report["ingest_batched"] = map[string]any{
+		"events_per_s": round(float64(accepted)/tIngest.Seconds(), 0), "events": accepted, "batch_size": o.batchSize,
+		"connections": o.conns, "duration_s": round(tIngest.Seconds(), 1), "status_codes": bst.json(),
+	}
+	logf("ingest: %d events in %.1fs; waiting for their decisions in ClickHouse", accepted, tIngest.Seconds())
+	tDone, n := ch.waitCount(ctx, decisions("b", "c"), accepted, 100*time.Millisecond, 10*time.Minute)
+	e2e := map[string]any{"events": accepted, "decision_rows_seen": n}
+	if !tDone.IsZero() {
+		d := tDone.Sub(t0)
+		e2e["events_per_s"] = round(float64(accepted)/d.Seconds(), 0)
+		e2e["seconds"] = round(d.Seconds(), 1)
+		e2e["drain_after_ingest_s"] = round(tDone.Sub(t0.Add(tIngest)).Seconds(), 1)
+	}
+	report["e2e_throughput"] = e2e
+	profWG.Wait()
+
+	// Phase 3: ingest latency at a fixed request rate, single events.
+	logf("ingest latency: %.0f single-event requests/s for %s", o.latRate, o.latDur)
+	lp := newPoster(base, "wk_bench", 256)
+	single := newTemplate("l", 1, false)
+	lat, lst, sent := openLoop(ctx, o.latRate, o.latDur, 256, func(i int64, _ time.Time) int {
+		return lp.post(ctx, single.render(seq.Add(1)), false)
+	})
+	q := quantiles(lat, 0.5, 0.99, 0.999, 1)
+	report["ingest_latency"] = map[string]any{"rate_rps": o.latRate, "duration_s": o.latDur.Seconds(), "requests": sent,
+		"p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3], "status_codes": lst.json()}
+
+	// Phase 4: end-to-end latency at a fixed event rate.
+	report["e2e_latency"] = e2eLatency(ctx, o, ch, db, base, &seq)
+
+	sampleAll()
+	comps := map[string]any{}
+	perK := map[string]any{}
+	var cpuTotal float64
+	events := float64(accepted)
+	if v, ok := report["e2e_latency"].(map[string]any)["events"].(int64); ok {
+		events += float64(v)
+	}
+	events += float64(sent)
+	for _, p := range procs {
+		c := p.cpuSeconds() - cpu0[p.name]
+		cpuTotal += c
+		comps[p.name] = map[string]any{"peak_rss_mb": round(float64(p.hwmKB)/1024, 1), "cpu_s": round(c, 1), "alive": p.alive()}
+		perK[p.name] = round(c/events*1000, 4)
+	}
+	perK["total"] = round(cpuTotal/events*1000, 4)
+	report["components"] = comps
+	report["cpu_s_per_1000_events"] = perK
+	report["events_measured"] = int64(events)
+	report["targets"] = targets(report)
+	return report, nil
+}
+
+// e2eLatency sends e2eRate events/s in 100-event batches, one sampled event per batch, and
+// polls ClickHouse every 100 ms for the sampled events' decision rows.
+func e2eLatency(ctx context.Context, o options, ch chClient, db, base string, seq *atomic.Int64) map[string]any {
+	logf("end-to-end latency: %.0f events/s in 100-event batches for %s", o.e2eRate, o.e2eDur)
+	const per = 100
+	tpl := newTemplate("e", per, true)
+	p := newPoster(base, "wk_bench", 128)
+	var mu sync.Mutex
+	intended := map[string]time.Time{}
+	seen := map[string]time.Time{}
+	var accepted atomic.Int64
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		q := fmt.Sprintf("SELECT event_id FROM `%s`.decisions WHERE destination = 'ops' AND event_id >= 's' AND event_id < 't'", db)
+		for pollCtx.Err() == nil {
+			out, err := ch.query(pollCtx, q)
+			now := time.Now()
+			if err == nil {
+				mu.Lock()
+				for _, id := range strings.Fields(out) {
+					if _, ok := seen[id]; !ok {
+						seen[id] = now
+					}
+				}
+				mu.Unlock()
+			}
+			select {
+			case <-pollCtx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	_, st, sent := openLoop(ctx, o.e2eRate/per, o.e2eDur, 128, func(_ int64, at time.Time) int {
+		s := seq.Add(1)
+		id := fmt.Sprintf("s%010d", s)
+		mu.Lock()
+		intended[id] = at
+		mu.Unlock()
+		code := p.post(ctx, tpl.render(s), false)
+		if code == http.StatusAccepted {
+			accepted.Add(per)
+		} else {
+			mu.Lock()
+			delete(intended, id)
+			mu.Unlock()
+		}
+		return code
+	})
+	// Wait for the stragglers, up to a minute.
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		done := len(seen) >= len(intended)
+		mu.Unlock()
+		if done {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stopPoll()
+	wg.Wait()
+	var lat []time.Duration
+	missing := 0
+	for id, at := range intended {
+		if t, ok := seen[id]; ok {
+			lat = append(lat, t.Sub(at))
+		} else {
+			missing++
+		}
+	}
+	q := quantiles(lat, 0.5, 0.99, 1)
+	return map[string]any{"rate_eps": o.e2eRate, "duration_s": o.e2eDur.Seconds(), "requests": sent, "events": accepted.Load(),
+		"samples": len(lat), "missing_after_60s": missing, "p50_ms": q[0], "p99_ms": q[1], "max_ms": q[2],
+		"status_codes": st.json(), "poll_interval_ms": 100}
+}
+
+// targets compares the figures with DESIGN.md's "Numbers to reach".
+func targets(r map[string]any) map[string]any {
+	get := func(section, key string) float64 {
+		m, _ := r[section].(map[string]any)
+		v, _ := m[key].(float64)
+		return v
+	}
+	return map[string]any{
+		"ingest_batched_ge_50000_eps":   get("ingest_batched", "events_per_s") >= 50000,
+		"ingest_p99_lt_10ms_at_2000rps": get("ingest_latency", "p99_ms") > 0 && get("ingest_latency", "p99_ms") < 10,
+		"e2e_ge_20000_eps":              get("e2e_throughput", "events_per_s") >= 20000,
+		"e2e_p99_lt_2s":                 get("e2e_latency", "p99_ms") > 0 && get("e2e_latency", "p99_ms") < 2000,
+	}
+}
+
+func waitReady(ctx context.Context, base string, procs []*proc) error {
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, p := range procs {
+			if !p.alive() {
+				return fmt.Errorf("%s exited during start", p.name)
+			}
+		}
+		if resp, err := http.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("ingest not ready after 90 s")
+}
+
+func writeConfig(dir string, o options, prefix, db, ingestAddr string, stand map[string]string) error {
+	pol, err := os.ReadFile(o.policy)
+	if err != nil {
+		return err
+	}
+	p := strings.NewReplacer("127.0.0.1:9101", stand["ga4"], "127.0.0.1:9102", stand["meta"], "127.0.0.1:9103", stand["webhook"]).Replace(string(pol))
+	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(p), 0o600); err != nil {
+		return err
+	}
+	cfg := fmt.Sprintf(`kafka:
+  brokers: [%q]
+  topic_prefix: %q
+  partitions: %d
+clickhouse:
+  addr: %q
+  database: %q
+ingest:
+  listen: %q
+  write_keys: ["wk_bench"]
+delivery:
+  max_attempts: 3
+  initial_backoff: 100ms
+policy_file: policy.yaml
+`, o.brokers, prefix, o.partitions, o.chNative, db, ingestAddr)
+	return os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o600)
+}
+
+// cleanup drops the run's database and deletes its topics (unless -keep).
+func cleanup(o options, ch chClient, prefix, db string) {
+	if o.keep {
+		logf("kept topics %s* and database %s", prefix, db)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := ch.query(ctx, "DROP DATABASE IF EXISTS `"+db+"`"); err != nil {
+		logf("drop database %s: %v", db, err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(o.brokers, ",")...))
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		logf("list topics: %v", err)
+		return
+	}
+	var mine []string
+	for _, t := range topics.Names() {
+		if strings.HasPrefix(t, prefix) {
+			mine = append(mine, t)
+		}
+	}
+	if _, err := adm.DeleteTopics(ctx, mine...); err != nil {
+		logf("delete topics: %v", err)
+	}
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTick is the kernel's USER_HZ: /proc/<pid>/stat counts CPU time in these. It is 100 on
+// every Linux architecture Go supports (sysconf(_SC_CLK_TCK) needs cgo to ask).
+const clockTick = 100
+
+// proc is one tollgate process of the pipeline under test.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	// last CPU and peak RSS read while it was alive (read again before it stops).
+	cpuTicks int64
+	hwmKB    int64
+}
+
+func startProc(name, bin string, env []string, logDir string, args ...string) (*proc, error) {
+	f, err := os.Create(fmt.Sprintf("%s/%s.log", logDir, name))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
+	return p, nil
+}
+
+// sample reads the process's CPU time and peak RSS from /proc.
+func (p *proc) sample() {
+	pid := p.cmd.Process.Pid
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// Fields after the command name (which may hold spaces) start after the last ')'.
+		rest := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		if len(rest) > 12 {
+			u, _ := strconv.ParseInt(rest[11], 10, 64) // utime is field 14, rest[0] is field 3
+			s, _ := strconv.ParseInt(rest[12], 10, 64) // stime is field 15
+			p.cpuTicks = u + s
+		}
+	}
+	if f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				p.hwmKB = max(p.hwmKB, kb)
+			}
+		}
+		f.Close()
+	}
+}
+
+func (p *proc) cpuSeconds() float64 { return float64(p.cpuTicks) / clockTick }
+
+// stop sends SIGTERM and waits up to 15 s, then SIGKILL.
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *proc) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// freeAddr returns a loopback address with a port nobody listens on right now.
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// machine describes the host for the report.
+func machine() map[string]any {
+	m := map[string]any{"cores": 0}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		n := 0
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "processor") {
+				n++
+			}
+			if v, ok := strings.CutPrefix(line, "model name"); ok && m["cpu_model"] == nil {
+				m["cpu_model"] = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+			}
+		}
+		m["cores"] = n
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				m["ram_gb"] = round(float64(kb)/1024/1024, 1)
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m["load_avg_at_start"] = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m["kernel"] = strings.TrimSpace(string(b))
+	}
+	return m
+}
