@@ -40,6 +40,7 @@ import (
 
 type options struct {
 	bin, brokers, chNative, chHTTP, policy, profileDir string
+	profilePhase                                       string
 	batchDur, latDur, e2eDur                           time.Duration
 	conns, batchSize, partitions                       int
 	latRate, e2eRate                                   float64
@@ -53,7 +54,8 @@ func main() {
 	flag.StringVar(&o.chNative, "clickhouse", envOr("TOLLGATE_TEST_CLICKHOUSE", "127.0.0.1:9000"), "ClickHouse native address")
 	flag.StringVar(&o.chHTTP, "clickhouse-http", "http://127.0.0.1:8123", "ClickHouse HTTP URL (for the bench's own reads)")
 	flag.StringVar(&o.policy, "policy", "deploy/demo/policy.yaml", "policy file (stand-in addresses are rewritten)")
-	flag.StringVar(&o.profileDir, "profile-dir", "", "if set, save 10 s CPU profiles and heap profiles of every component here during the batched phase")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "if set, save 10 s CPU profiles and heap profiles of every component here (see -profile-phase)")
+	flag.StringVar(&o.profilePhase, "profile-phase", "batched", "phase the profiles cover: batched, drain (after batched, until its decisions are in ClickHouse), latency or e2e")
 	flag.DurationVar(&o.batchDur, "batch-duration", 20*time.Second, "batched ingest phase")
 	flag.DurationVar(&o.latDur, "latency-duration", 20*time.Second, "fixed-rate single-event phase")
 	flag.DurationVar(&o.e2eDur, "e2e-duration", 30*time.Second, "fixed-rate end-to-end phase")
@@ -84,7 +86,7 @@ func envOr(k, def string) string {
 }
 
 func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	fmt.Fprintf(os.Stderr, "bench %s: "+format+"\n", append([]any{time.Now().Format("15:04:05.0")}, args...)...)
 }
 
 func round(f float64, digits int) float64 {
@@ -119,6 +121,7 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	}
 	defer standins.stop()
 	cfg := filepath.Join(dir, "config.yaml")
+	base := "http://" + ingestAddr
 	var procs []*proc
 	pprofAddrs := map[string]string{}
 	for _, c := range []string{"ingest", "process", "sink", "audit"} {
@@ -133,10 +136,14 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		}
 		procs = append(procs, p)
 		defer p.stop()
-	}
-	base := "http://" + ingestAddr
-	if err := waitReady(ctx, base, procs); err != nil {
-		return nil, fmt.Errorf("%w (logs in %s)", err, dir)
+		if c == "ingest" {
+			// Ingest creates the topics first: the processor stops (by design) when it cannot
+			// read the consent-state topic at start, which a topic created a moment ago by a
+			// sibling process can briefly be.
+			if err := waitReady(ctx, base, procs); err != nil {
+				return nil, fmt.Errorf("%w (logs in %s)", err, dir)
+			}
+		}
 	}
 	decisions := func(lo, hi string) string {
 		return fmt.Sprintf("SELECT count() FROM `%s`.decisions WHERE destination = 'ops' AND event_id >= '%s' AND event_id < '%s'", db, lo, hi)
@@ -168,14 +175,18 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	// Phase 1: batched ingest throughput; phase 2 (its tail): end-to-end throughput.
 	logf("batched ingest: %d connections, %d events per request, %s", o.conns, o.batchSize, o.batchDur)
 	var profWG sync.WaitGroup
-	if o.profileDir != "" {
-		profWG.Add(1)
-		go func() { defer profWG.Done(); saveProfiles(ctx, o.profileDir, pprofAddrs) }()
+	profile := func(phase string) {
+		if o.profileDir != "" && o.profilePhase == phase {
+			profWG.Add(1)
+			go func() { defer profWG.Done(); saveProfiles(ctx, o.profileDir, pprofAddrs) }()
+		}
 	}
+	profile("batched")
 	bp := newPoster(base, "wk_bench", o.conns)
 	t0 := time.Now()
 	accepted, bst := closedLoop(ctx, bp, newTemplate("b", o.batchSize, false), o.batchSize, o.conns, o.batchDur, &seq)
 	tIngest := time.Since(t0)
+	profile("drain")
 	report["ingest_batched"] = map[string]any{
 		"events_per_s": round(float64(accepted)/tIngest.Seconds(), 0), "events": accepted, "batch_size": o.batchSize,
 		"connections": o.conns, "duration_s": round(tIngest.Seconds(), 1), "status_codes": bst.json(),
@@ -190,10 +201,11 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		e2e["drain_after_ingest_s"] = round(tDone.Sub(t0.Add(tIngest)).Seconds(), 1)
 	}
 	report["e2e_throughput"] = e2e
-	profWG.Wait()
+	logf("end-to-end: %v", e2e)
 
 	// Phase 3: ingest latency at a fixed request rate, single events.
 	logf("ingest latency: %.0f single-event requests/s for %s", o.latRate, o.latDur)
+	profile("latency")
 	lp := newPoster(base, "wk_bench", 256)
 	single := newTemplate("l", 1, false)
 	lat, lst, sent := openLoop(ctx, o.latRate, o.latDur, 256, func(i int64, _ time.Time) int {
@@ -204,7 +216,9 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		"p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3], "status_codes": lst.json()}
 
 	// Phase 4: end-to-end latency at a fixed event rate.
+	profile("e2e")
 	report["e2e_latency"] = e2eLatency(ctx, o, ch, db, base, &seq)
+	profWG.Wait()
 
 	sampleAll()
 	comps := map[string]any{}

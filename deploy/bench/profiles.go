@@ -12,7 +12,7 @@ import (
 )
 
 // saveProfiles fetches a 10 s CPU profile and then a heap profile from each component's pprof
-// listener (debug.pprof_listen), starting 3 s into the batched phase so the load is steady.
+// listener (debug.pprof_listen), starting 3 s into the phase so the load is steady.
 func saveProfiles(ctx context.Context, dir string, addrs map[string]string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		logf("profiles: %v", err)
