@@ -39,6 +39,13 @@ test-unit:
 bench: services-up build
 	@$(GO) run ./deploy/bench -bin bin/tollgate $(BENCH_FLAGS)
 
+# Fault suite against a PRIVATE Kafka and ClickHouse (ports 19092/19000/18123, state in
+# .services/chaos; the shared services are never touched): kill -9 of each component, a broker
+# restart, ClickHouse down for a minute, vendor 429/5xx storms, poison records; ends with the
+# invariant table. Not part of `make test`. Flags in CHAOS_FLAGS (e.g. -seed 42 -duration 3m).
+chaos: build
+	@$(GO) run ./deploy/chaos -bin bin/tollgate $(CHAOS_FLAGS)
+
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 

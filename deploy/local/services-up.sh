@@ -25,8 +25,11 @@ STATE_DIR="$(cd "$STATE_DIR" && pwd)" # absolute: it ends up inside config files
 KAFKA_DIR="$STATE_DIR/kafka"
 CH_DIR="$STATE_DIR/clickhouse"
 
-KAFKA_HOST=127.0.0.1 KAFKA_PORT=9092
-CH_HOST=127.0.0.1 CH_HTTP_PORT=8123 CH_TCP_PORT=9000
+# Ports can be moved so a second, private pair of services (make chaos) runs beside the shared
+# one: TOLLGATE_SERVICES_{KAFKA_PORT,KAFKA_CONTROLLER_PORT,CLICKHOUSE_TCP_PORT,CLICKHOUSE_HTTP_PORT}.
+KAFKA_HOST=127.0.0.1 KAFKA_PORT="${TOLLGATE_SERVICES_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${TOLLGATE_SERVICES_KAFKA_CONTROLLER_PORT:-9093}"
+CH_HOST=127.0.0.1 CH_HTTP_PORT="${TOLLGATE_SERVICES_CLICKHOUSE_HTTP_PORT:-8123}" CH_TCP_PORT="${TOLLGATE_SERVICES_CLICKHOUSE_TCP_PORT:-9000}"
 
 # Kafka 4.x needs Java 17+. The heap is kept modest: the box has 2 cores and also runs
 # ClickHouse and the test suite.
@@ -104,11 +107,11 @@ fail_with_logs() {
 
 print_locations() {
   cat <<EOF
-services-up: Kafka      127.0.0.1:9092 (controller 127.0.0.1:9093)
+services-up: Kafka      127.0.0.1:$KAFKA_PORT (controller 127.0.0.1:$KAFKA_CONTROLLER_PORT)
                data: $KAFKA_DIR/data
                logs: $KAFKA_DIR/logs/server.log (also controller.log, kafka.out)
-               jars: $KAFKA_DIR/lib   e.g. java -cp '$KAFKA_DIR/lib/*' org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
-services-up: ClickHouse 127.0.0.1:9000 (native), http://127.0.0.1:8123 (HTTP), user default, no password
+               jars: $KAFKA_DIR/lib   e.g. java -cp '$KAFKA_DIR/lib/*' org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:$KAFKA_PORT --list
+services-up: ClickHouse 127.0.0.1:$CH_TCP_PORT (native), http://127.0.0.1:$CH_HTTP_PORT (HTTP), user default, no password
                data: $CH_DIR/data
                logs: $CH_DIR/logs/clickhouse-server.log (+ .err.log, stdout.log)
 services-up: stop with: ${TOLLGATE_SERVICES_DIR:+TOLLGATE_SERVICES_DIR=$STATE_DIR }make services-down
@@ -248,7 +251,9 @@ start_kafka() {
   # Render the broker config (cheap, and picks up template edits on every start).
   local tmpl
   tmpl="$(<"$HERE/kafka/server.properties.tmpl")"
-  printf '%s\n' "${tmpl//@DATA_DIR@/$KAFKA_DIR/data}" >"$KAFKA_DIR/server.properties"
+  tmpl="${tmpl//@DATA_DIR@/$KAFKA_DIR/data}"
+  tmpl="${tmpl//127.0.0.1:9092/127.0.0.1:$KAFKA_PORT}"
+  printf '%s\n' "${tmpl//127.0.0.1:9093/127.0.0.1:$KAFKA_CONTROLLER_PORT}" >"$KAFKA_DIR/server.properties"
 
   # KRaft storage must be formatted once, with a fresh cluster id. --standalone makes this
   # node the single voter of a dynamic quorum (goes with controller.quorum.bootstrap.servers).
@@ -285,7 +290,9 @@ start_clickhouse() {
   # rendered copy lives in $CH_DIR/etc so the server never writes next to the repo files.
   local tmpl
   tmpl="$(<"$HERE/clickhouse/config.xml")"
-  printf '%s\n' "${tmpl//@STATE_DIR@/$CH_DIR}" >"$CH_DIR/etc/config.xml"
+  tmpl="${tmpl//@STATE_DIR@/$CH_DIR}"
+  tmpl="${tmpl//<http_port>8123</http_port>/<http_port>$CH_HTTP_PORT</http_port>}"
+  printf '%s\n' "${tmpl//<tcp_port>9000</tcp_port>/<tcp_port>$CH_TCP_PORT</tcp_port>}" >"$CH_DIR/etc/config.xml"
   cp "$HERE/clickhouse/users.xml" "$CH_DIR/etc/users.xml"
 
   # Debian ships `clickhouse-server`; official packages ship one `clickhouse` multi-tool.

@@ -79,7 +79,9 @@ func Topics(cfg *config.Config) map[string]map[string]*string {
 // as they are (their partition count is the operator's choice).
 func EnsureTopics(ctx context.Context, cfg *config.Config, cl *kgo.Client) error {
 	adm := kadm.NewClient(cl)
+	var names []string
 	for topic, conf := range Topics(cfg) {
+		names = append(names, topic)
 		resp, err := adm.CreateTopic(ctx, int32(cfg.Kafka.Partitions), int16(cfg.Kafka.ReplicationFactor), conf, topic)
 		if err == nil {
 			err = resp.Err
@@ -88,7 +90,7 @@ func EnsureTopics(ctx context.Context, cfg *config.Config, cl *kgo.Client) error
 			return fmt.Errorf("create topic %s: %w", topic, err)
 		}
 	}
-	return nil
+	return waitServable(ctx, adm, names, 30*time.Second)
 }
 
 // Ping returns nil when a broker answers a metadata request within the context's deadline.

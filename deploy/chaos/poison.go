@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tollgate-dev/tollgate/internal/standin"
+)
+
+// poisonValues are records no tollgate schema wrote: garbage, an Avro single-object header with
+// an unknown fingerprint, a known fingerprint with a truncated body, and nothing at all.
+var poisonValues = [][]byte{
+	[]byte("not avro {\"event\":1}"),
+	{0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 0xff},
+	{0xC3, 0x01},
+	nil,
+}
+
+// poison writes the poison values to every topic a tollgate component reads.
+func poison(brokers, prefix string, vendors map[string]*standin.Server) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	topics := []string{"events.raw", "audit.decisions", "audit.deliveries", "consent.state"}
+	for dest := range vendors {
+		topics = append(topics, "dest."+dest)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var recs []*kgo.Record
+	for _, t := range topics {
+		for _, v := range poisonValues {
+			recs = append(recs, &kgo.Record{Topic: prefix + t, Key: []byte("poison-user"), Value: v})
+		}
+	}
+	return cl.ProduceSync(ctx, recs...).FirstErr()
+}
