@@ -54,9 +54,11 @@ type result struct {
 	final           map[pair]string // delivered, dead_lettered or blocked
 	missingDecision int
 	unfinished      int
-	blockedSent     int // vendor received an event its decision blocked (or never decided)
-	blockedMarked   int // a delivery row says "delivered" for a blocked decision
-	rawPII          int // vendor bodies holding a raw e-mail, phone or IP of the sample
+	blockedSent     int              // vendor received an event its decision blocked (or never decided)
+	blockedMarked   int              // a delivery row says "delivered" for a blocked decision
+	rawPII          int              // vendor bodies holding a raw e-mail, phone or IP of the sample
+	dlq             map[string]int64 // records per dead-letter topic
+	poisoned        int              // poison records written to each topic
 }
 
 func (r *result) losses() int    { return r.missingDecision + r.unfinished }
@@ -174,7 +176,15 @@ func printTable(w *os.File, r *result, comps map[string]*component, seed uint64)
 	fmt.Fprintf(tw, "  forwarded\t%d\t\n", forwarded)
 	fmt.Fprintf(tw, "  blocked\t%d\t\n", len(r.decisions)-forwarded)
 	fmt.Fprintf(tw, "deliveries (delivered)\t%d\t\n", count(r.final, "delivered"))
-	fmt.Fprintf(tw, "dead letters\t%d\t\n", count(r.final, "dead_lettered"))
+	fmt.Fprintf(tw, "dead letters (event x destination)\t%d\t\n", count(r.final, "dead_lettered"))
+	dlqs := make([]string, 0, len(r.dlq))
+	for t := range r.dlq {
+		dlqs = append(dlqs, t)
+	}
+	sort.Strings(dlqs)
+	for _, t := range dlqs {
+		fmt.Fprintf(tw, "  records in %s (%d poison written upstream)\t%d\t\n", t, r.poisoned, r.dlq[t])
+	}
 	fmt.Fprintf(tw, "losses (must be 0)\t%d\t\n", r.losses())
 	fmt.Fprintf(tw, "  accepted events missing a decision\t%d\t\n", r.missingDecision)
 	fmt.Fprintf(tw, "  forwarded without final delivery status\t%d\t\n", r.unfinished)

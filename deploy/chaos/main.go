@@ -129,26 +129,28 @@ func run(ctx context.Context, o options) (bool, error) {
 	twg.Add(1)
 	go func() { defer twg.Done(); tr.run(tctx) }()
 
-	faults := schedule(o, svc, comps, vendors, prefix)
+	// Each fault runs at its moment in its own goroutine, so a slow one (a broker restart) does
+	// not shift the others, and faults overlap as they would in real life.
 	start := time.Now()
-	for _, f := range faults {
-		if w := time.Until(start.Add(f.at)); w > 0 {
-			select {
-			case <-ctx.Done():
-				return false, ctx.Err()
-			case <-time.After(w):
+	var fwg sync.WaitGroup
+	for _, f := range schedule(o, svc, comps, vendors, prefix) {
+		fwg.Add(1)
+		time.AfterFunc(f.at, func() {
+			defer fwg.Done()
+			logf("fault at %3.0fs: %s", time.Since(start).Seconds(), f.name)
+			if err := f.do(); err != nil {
+				logf("fault %s: %v", f.name, err)
 			}
-		}
-		logf("fault at %3.0fs: %s", time.Since(start).Seconds(), f.name)
-		if err := f.do(); err != nil {
-			logf("fault %s: %v", f.name, err)
-		}
+		})
 	}
-	if w := time.Until(start.Add(o.traffic)); w > 0 {
-		time.Sleep(w)
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-time.After(time.Until(start.Add(o.traffic))):
 	}
 	stopTraffic()
 	twg.Wait()
+	fwg.Wait()
 	accepted := tr.acceptedIDs()
 	logf("traffic stopped: %d events accepted (%d requests answered 5xx or failed and were retried)", len(accepted), tr.retries())
 
@@ -158,6 +160,7 @@ func run(ctx context.Context, o options) (bool, error) {
 		return false, err
 	}
 	res.vendorCheck(vendors)
+	res.dlq, res.poisoned = dlqCounts(ctx, svc.kafka(), prefix), len(poisonValues)
 	printTable(os.Stdout, res, comps, o.seed)
 	return res.losses() == 0 && res.forbidden() == 0, nil
 }

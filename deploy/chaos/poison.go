@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"sort"
+	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tollgate-dev/tollgate/internal/standin"
@@ -38,4 +41,37 @@ func poison(brokers, prefix string, vendors map[string]*standin.Server) error {
 		}
 	}
 	return cl.ProduceSync(ctx, recs...).FirstErr()
+}
+
+// dlqCounts returns how many records each dead-letter topic of the run holds.
+func dlqCounts(ctx context.Context, brokers, prefix string) map[string]int64 {
+	out := map[string]int64{}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		return out
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		return out
+	}
+	var dlqs []string
+	for _, t := range topics.Names() {
+		if strings.HasPrefix(t, prefix) && strings.HasSuffix(t, ".dlq") {
+			dlqs = append(dlqs, t)
+		}
+	}
+	sort.Strings(dlqs)
+	ends, err1 := adm.ListEndOffsets(ctx, dlqs...)
+	starts, err2 := adm.ListStartOffsets(ctx, dlqs...)
+	if err1 != nil || err2 != nil {
+		return out
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		if s, ok := starts.Lookup(o.Topic, o.Partition); ok {
+			out[strings.TrimPrefix(o.Topic, prefix)] += o.Offset - s.Offset
+		}
+	})
+	return out
 }

@@ -29,7 +29,7 @@ func (s services) env() []string {
 	}
 }
 
-func (s services) kafka() string { return fmt.Sprintf("127.0.0.1:%d", s.kafkaPort) }
+func (s services) kafka() string  { return fmt.Sprintf("127.0.0.1:%d", s.kafkaPort) }
 func (s services) chAddr() string { return fmt.Sprintf("127.0.0.1:%d", s.chTCP) }
 func (s services) chURL() string  { return fmt.Sprintf("http://127.0.0.1:%d", s.chHTTP) }
 
