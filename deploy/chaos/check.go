@@ -183,7 +183,7 @@ func printTable(w *os.File, r *result, comps map[string]*component, seed uint64)
 	}
 	sort.Strings(dlqs)
 	for _, t := range dlqs {
-		fmt.Fprintf(tw, "  records in %s (%d poison written upstream)\t%d\t\n", t, r.poisoned, r.dlq[t])
+		fmt.Fprintf(tw, "  offsets in %s (%d poison records written upstream)\t%d\t\n", t, r.poisoned, r.dlq[t])
 	}
 	fmt.Fprintf(tw, "losses (must be 0)\t%d\t\n", r.losses())
 	fmt.Fprintf(tw, "  accepted events missing a decision\t%d\t\n", r.missingDecision)
