@@ -56,6 +56,23 @@ type ClickHouse struct {
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	// BatchSize is the most rows one insert carries. Default 10000.
 	BatchSize int `yaml:"batch_size"`
+	// Retention is the audit writer's scheduled anonymisation and deletion of old audit rows.
+	Retention Retention `yaml:"retention"`
+}
+
+// Retention limits how long audit rows keep personal data, and how long they are kept at all.
+// Ages count whole days of the rows' server-side time (decided_at, at). Durations are Go
+// durations: "2160h" is 90 days.
+type Retention struct {
+	// AnonymizeAfter blanks user_key in decisions older than this. Default 2160h (90 days);
+	// "-1s" (any negative value) turns anonymisation off.
+	AnonymizeAfter time.Duration `yaml:"anonymize_after"`
+	// DropAfter is the hard limit: day partitions of decisions, decisions_by_user and deliveries
+	// older than this are dropped. Default 0: never. Must be longer than AnonymizeAfter.
+	DropAfter time.Duration `yaml:"drop_after"`
+	// Interval between retention runs of the audit writer (one also runs at its start).
+	// Default 1h; "-1s" (any negative value) turns the job off in this process.
+	Interval time.Duration `yaml:"interval"`
 }
 
 // Ingest configures the HTTP collector.
@@ -162,6 +179,8 @@ func (c *Config) setDefaults() {
 	def(&c.ClickHouse.Username, "default")
 	defDur(&c.ClickHouse.FlushInterval, time.Second)
 	defInt(&c.ClickHouse.BatchSize, 10000)
+	defDur(&c.ClickHouse.Retention.AnonymizeAfter, 90*24*time.Hour)
+	defDur(&c.ClickHouse.Retention.Interval, time.Hour)
 	def(&c.Ingest.Listen, "127.0.0.1:8080")
 	if c.Ingest.Jurisdictions == nil {
 		c.Ingest.Jurisdictions = DefaultJurisdictions()
@@ -191,6 +210,9 @@ func (c *Config) validate() error {
 		if _, ok := os.LookupEnv(c.ClickHouse.PasswordEnv); !ok {
 			return &policy.FieldError{Field: "clickhouse.password_env", Reason: fmt.Sprintf("environment variable %s is not set", c.ClickHouse.PasswordEnv)}
 		}
+	}
+	if r := c.ClickHouse.Retention; r.DropAfter < 0 || (r.DropAfter > 0 && r.AnonymizeAfter > 0 && r.DropAfter <= r.AnonymizeAfter) {
+		return &policy.FieldError{Field: "clickhouse.retention.drop_after", Reason: fmt.Sprintf("%s: must be 0 (never) or longer than anonymize_after (%s)", r.DropAfter, r.AnonymizeAfter)}
 	}
 	if c.Delivery.MaxAttempts < 1 {
 		return &policy.FieldError{Field: "delivery.max_attempts", Reason: "must be at least 1"}

@@ -154,6 +154,12 @@ func createTopics(t testing.TB, cfg *config.Config) {
 	resp, err := adm.CreateTopics(ctx, int32(cfg.Kafka.Partitions), 1, nil, topics...)
 	require.NoError(t, err)
 	require.NoError(t, resp.Error())
+	compact := "compact"
+	state := cfg.Topic(config.TopicState)
+	resp, err = adm.CreateTopics(ctx, int32(cfg.Kafka.Partitions), 1, map[string]*string{"cleanup.policy": &compact}, state)
+	require.NoError(t, err)
+	require.NoError(t, resp.Error())
+	topics = append(topics, state)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
