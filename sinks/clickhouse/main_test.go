@@ -45,6 +45,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(childWriterEnv); spec != "" {
+		os.Exit(runChildWriter(spec)) // this process is a writer a test will kill
+	}
 	code := m.Run()
 	if testClickHouse != "" {
 		if err := dropRunDatabases(); err != nil {

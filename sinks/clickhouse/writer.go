@@ -57,6 +57,8 @@ type Writer struct {
 	erasedSince time.Time
 	// afterInsert, if set, runs after a batch's inserts and before its commit (tests crash there).
 	afterInsert func()
+	// kafkaOpts are extra client options (tests shorten the session timeout of a writer they kill).
+	kafkaOpts []kgo.Opt
 
 	db *DB
 	cl *kgo.Client
@@ -174,7 +176,7 @@ func (w *Writer) Run(ctx context.Context) error {
 	defer db.Close()
 	w.db = db
 
-	cl, err := kafka.NewClient(w.cfg, w.log,
+	cl, err := kafka.NewClient(w.cfg, w.log, append([]kgo.Opt{
 		kgo.ConsumerGroup(w.group),
 		kgo.ConsumeTopics(w.decisions, w.deliveries, w.state),
 		// A new group starts at the beginning: the audit trail must hold every decision.
@@ -186,7 +188,7 @@ func (w *Writer) Run(ctx context.Context) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsRevoked(w.onRevoked),
 		kgo.OnPartitionsLost(w.onLost),
-	)
+	}, w.kafkaOpts...)...)
 	if err != nil {
 		return err
 	}
