@@ -27,7 +27,7 @@ func TestUserReportAndBlocked(t *testing.T) {
 		reportDecision("2", "ann", "meta", "blocked", "gpc", "", now.Add(-2*time.Hour)),
 		reportDecision("3", "bob", "meta", "blocked", "gpc", "", now.Add(-time.Hour)),
 		reportDecision("4", "bob", "meta", "blocked", "no_consent", "", now.Add(-48*time.Hour)), // before --since
-		reportDecision("1", "ann", "meta", "blocked", "gpc", "run-x", now),                     // a replay: not live
+		reportDecision("1", "ann", "meta", "blocked", "gpc", "run-x", now),                      // a replay: not live
 	}
 	require.NoError(t, db.InsertDecisions(ctx, ds))
 	require.NoError(t, db.InsertDecisions(ctx, ds)) // copies count once
