@@ -82,6 +82,18 @@ func encodeEvent(ev *schemas.Event) ([]byte, error) { return schemas.Events.Enco
 
 func encodeConsent(u *schemas.ConsentUpdate) ([]byte, error) { return schemas.ConsentUpdates.Encode(u) }
 
+// ConsentRecord is the raw-topic record of a consent update or erasure, keyed by the user like
+// their events so one partition orders both. `tollgate erase` writes the same record as
+// POST /v1/erase.
+func ConsentRecord(topic string, u *schemas.ConsentUpdate) (*kgo.Record, error) {
+	val, err := encodeConsent(u)
+	if err != nil {
+		return nil, err
+	}
+	return &kgo.Record{Topic: topic, Key: []byte(u.UserKey), Value: val,
+		Headers: []kgo.RecordHeader{{Key: headerType, Value: typeConsent}}}, nil
+}
+
 // errorClass names a produce error for logs and never carries request data: a Kafka error code,
 // or one of timeout, canceled, client_closed, record_timeout, incomplete, other.
 func errorClass(err error) string {

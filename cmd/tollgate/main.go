@@ -43,6 +43,7 @@ func newRootCmd() *cobra.Command {
 		newSinkCmd(),
 		newAuditCmd(),
 		newReplayCmd(),
+		newEraseCmd(),
 		newStandinsCmd(),
 	)
 	return root

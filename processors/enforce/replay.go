@@ -59,9 +59,8 @@ func Replay(ctx context.Context, cfg *config.Config, log *zap.Logger, opt Replay
 		return res, err
 	}
 	var read int64
-	// The consent state replay builds as it goes: the processor's merge rule, in a map of its own
-	// (the processor's store is shaped for its partitions and transactions; a replay has neither).
-	users := map[string]*userState{}
+	// The consent state replay builds as it goes, with the processor's store and merge rule.
+	store := newStateStore()
 	var out []*kgo.Record
 	var flushErr error
 	flush := func() {
@@ -72,7 +71,7 @@ func Replay(ctx context.Context, cfg *config.Config, log *zap.Logger, opt Replay
 	}
 	err = kafka.ReadToEnd(ctx, cfg, log, topic, ends, func(r *kgo.Record) {
 		read++
-		out = append(out, replayRecord(cfg, r, users, opt, &res)...)
+		out = append(out, replayRecord(cfg, r, store, opt, &res)...)
 		if len(out) >= 5000 {
 			flush()
 		}
@@ -90,10 +89,10 @@ func Replay(ctx context.Context, cfg *config.Config, log *zap.Logger, opt Replay
 	return res, err
 }
 
-func replayRecord(cfg *config.Config, r *kgo.Record, users map[string]*userState, opt ReplayOptions, res *ReplayResult) []*kgo.Record {
+func replayRecord(cfg *config.Config, r *kgo.Record, store *stateStore, opt ReplayOptions, res *ReplayResult) []*kgo.Record {
 	if schemas.ConsentUpdates.Is(r.Value) {
 		if u, err := schemas.ConsentUpdates.Decode(r.Value); err == nil {
-			users[u.UserKey] = merge(users[u.UserKey], &u, r.Partition)
+			store.apply(r.Partition, &u)
 		}
 		return nil
 	}
@@ -102,10 +101,7 @@ func replayRecord(cfg *config.Config, r *kgo.Record, users map[string]*userState
 		return nil
 	}
 	res.Events++
-	var st *consent.State
-	if u := users[ev.UserKey()]; u != nil {
-		st = &u.State
-	}
+	st := store.state(r.Partition, ev.UserKey())
 	var recs []*kgo.Record
 	for _, o := range consent.Decide(&ev, st, cfg.Policy, time.Now(), res.RunID) {
 		if opt.Destination != "" && o.Decision.Destination != opt.Destination {

@@ -160,3 +160,21 @@ func waitMutations(ctx context.Context, conn driver.Conn, database string) error
 		}
 	}
 }
+
+// EraseUser is DB.EraseUser for any connection and database (the signature cmd/tollgate/erase.go
+// and ingest use; kept stable).
+func EraseUser(ctx context.Context, conn driver.Conn, database, userKey string) error {
+	if err := checkDatabase(database); err != nil {
+		return err
+	}
+	return (&DB{Conn: conn, Database: database}).EraseUser(ctx, userKey)
+}
+
+// UserRecipients is DB.UserRecipients for any connection and database (kept stable, like
+// EraseUser).
+func UserRecipients(ctx context.Context, conn driver.Conn, database, userKey string) ([]string, error) {
+	if err := checkDatabase(database); err != nil {
+		return nil, err
+	}
+	return (&DB{Conn: conn, Database: database}).UserRecipients(ctx, userKey)
+}
