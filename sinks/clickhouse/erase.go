@@ -38,6 +38,11 @@ func userHash(userKey string) string {
 // and the delivery attempts of those decisions' events, and records the erasure so that late
 // decisions about the user are dropped on arrival. It waits until the deletion is done.
 // Erasing a user again is harmless and cheap (nothing left to delete: no mutation).
+//
+// Decisions with reason "erased" are kept: they were made after the erasure, hold no field of
+// the user's data (nothing was sent), and are the evidence that the erasure was enforced. The
+// audit writer erases again whenever the consent-state changelog repeats the erasure, so deleting
+// them would make that evidence come and go.
 func (db *DB) EraseUser(ctx context.Context, userKey string) error {
 	if err := db.Exec(ctx, `INSERT INTO `+db.table("erasures")+` (user_hash, erased_at) SELECT ?, now()`, userHash(userKey)); err != nil {
 		return fmt.Errorf("erase user: record erasure: %w", err)
@@ -54,16 +59,17 @@ func (db *DB) EraseUser(ctx context.Context, userKey string) error {
 		}
 	}
 	for _, table := range []string{"decisions", "decisions_by_user"} {
-		if _, err := db.mutateIfAny(ctx, table, `DELETE`, `user_key = ?`, userKey); err != nil {
+		if _, err := db.mutateIfAny(ctx, table, `DELETE`, `user_key = ? AND reason != 'erased'`, userKey); err != nil {
 			return fmt.Errorf("erase user: %w", err)
 		}
 	}
 	return waitMutations(ctx, db, db.Database)
 }
 
-// userEvents returns the ids of every event (live or replayed) with a decision about userKey.
+// userEvents returns the ids of every event (live or replayed) with a decision about userKey that
+// EraseUser deletes.
 func (db *DB) userEvents(ctx context.Context, userKey string) ([]string, error) {
-	rows, err := db.Query(ctx, `SELECT DISTINCT event_id FROM `+db.table("decisions_by_user")+` WHERE user_key = ?`, userKey)
+	rows, err := db.Query(ctx, `SELECT DISTINCT event_id FROM `+db.table("decisions_by_user")+` WHERE user_key = ? AND reason != 'erased'`, userKey)
 	if err != nil {
 		return nil, fmt.Errorf("erase user: find events: %w", err)
 	}

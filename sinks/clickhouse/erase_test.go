@@ -28,6 +28,8 @@ func TestEraseUserAndRecipients(t *testing.T) {
 	}
 	replayed := d("6", "ann", "ga4", "forwarded")
 	replayed.RunID = "run-1"
+	evidence := d("7", "ann", "meta", "blocked") // decided after the erasure: kept
+	evidence.Reason = "erased"
 	require.NoError(t, db.InsertDecisions(ctx, []schemas.Decision{
 		d("1", "ann", "ga4", "forwarded"),
 		d("2", "ann", "meta", "forwarded"), // forwarded, but dead-lettered: never received
@@ -35,6 +37,7 @@ func TestEraseUserAndRecipients(t *testing.T) {
 		d("4", "ann", "tiktok", "blocked"),
 		d("5", "bob", "meta", "forwarded"),
 		replayed,
+		evidence,
 	}))
 	require.NoError(t, db.InsertDeliveries(ctx, []schemas.Delivery{
 		{EventID: "e-1", Destination: "ga4", Attempt: 1, Status: "delivered", AtMs: 1000},
@@ -50,15 +53,17 @@ func TestEraseUserAndRecipients(t *testing.T) {
 	require.NoError(t, db.EraseUser(ctx, "ann"))
 	for _, table := range []string{"decisions", "decisions_by_user"} {
 		rows := readDecisions(t, db, table)
-		require.Len(t, rows, 1, table)
+		require.Len(t, rows, 2, table)
 		require.Equal(t, "bob", rows["5"].UserKey, table)
+		require.Equal(t, "erased", rows["7"].Reason, table)
 	}
 	dels := readDeliveries(t, db)
 	require.Len(t, dels, 1, "the erased user's delivery attempts are gone")
 	require.Equal(t, "e-5", dels[0].EventID)
 	user, err := UserDecisions(ctx, db, db.Database, "ann", 0)
 	require.NoError(t, err)
-	require.Empty(t, user)
+	require.Len(t, user, 1)
+	require.Equal(t, "erased", user[0].Reason)
 	got, err = db.UserRecipients(ctx, "ann")
 	require.NoError(t, err)
 	require.Empty(t, got)
@@ -75,7 +80,7 @@ func TestEraseUserAndRecipients(t *testing.T) {
 	before := mutationCount(t, db)
 	require.NoError(t, db.EraseUser(ctx, "ann"))
 	require.Equal(t, before, mutationCount(t, db))
-	require.Len(t, readDecisions(t, db, "decisions"), 1)
+	require.Len(t, readDecisions(t, db, "decisions"), 2)
 	hashes, _, err = db.ErasedSince(ctx, time.Unix(0, 0))
 	require.NoError(t, err)
 	require.Len(t, hashes, 1)

@@ -48,10 +48,14 @@ func TestWriterErasesUsersFromConsentState(t *testing.T) {
 	)
 	require.Eventually(t, func() bool { return count(t, db, "") == 3 && countDeliveries(t, db) == 2 }, waitFor, 50*time.Millisecond)
 
-	produce(t, p, stateRecord(t, cfg, schemas.ConsentUpdate{UserKey: "ann-secret", Consent: map[string]bool{}, Erased: true}))
-	require.Eventually(t, func() bool { return count(t, db, "") == 1 && countDeliveries(t, db) == 1 }, waitFor, 50*time.Millisecond)
+	// The erasure, with a decision made after it in the same batch: that one is evidence, kept.
+	evidence := dec(6, "ann-secret", "erased")
+	produce(t, p, stateRecord(t, cfg, schemas.ConsentUpdate{UserKey: "ann-secret", Consent: map[string]bool{}, Erased: true}),
+		decisionRecord(t, cfg, 2, evidence))
+	require.Eventually(t, func() bool { return count(t, db, "") == 2 && countDeliveries(t, db) == 1 }, waitFor, 50*time.Millisecond)
 	rows := readDecisions(t, db, "decisions")
 	require.Equal(t, "bob", rows[dec(3, "", "").DecisionID].UserKey)
+	require.Contains(t, rows, evidence.DecisionID)
 
 	// Late arrivals: a decision made before the erasure is dropped, one made after it (reason
 	// erased) is kept as evidence.
@@ -60,7 +64,7 @@ func TestWriterErasesUsersFromConsentState(t *testing.T) {
 	end := endOffsets(t, cfg)
 	require.Eventually(t, func() bool { return committed(t, cfg, group) == end }, waitFor, 50*time.Millisecond)
 	rows = readDecisions(t, db, "decisions")
-	require.Len(t, rows, 2)
+	require.Len(t, rows, 3)
 	require.Contains(t, rows, after.DecisionID)
 	require.NotContains(t, rows, late.DecisionID)
 
