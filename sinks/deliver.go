@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
@@ -238,14 +239,21 @@ func (r *Runner) send(ctx context.Context, batch []*schemas.FilteredEvent) Verdi
 	return v
 }
 
-// backoff is exponential with full jitter, at least the vendor's Retry-After, at most MaxBackoff.
-func (r *Runner) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	ceil := r.cfg.Delivery.InitialBackoff << min(attempt-1, 20)
-	if ceil > r.cfg.Delivery.MaxBackoff || ceil <= 0 {
-		ceil = r.cfg.Delivery.MaxBackoff
+// backoff is exponential with full jitter (a uniform wait between 0 and InitialBackoff ×
+// 2^(attempt-1), capped by MaxBackoff), and never shorter than the vendor's Retry-After: a
+// vendor that says when to come back is obeyed, up to MaxRetryAfter (the retry consumer waits
+// without holding anything, so a long wait costs nothing but time; an event whose wait outlives
+// delivery.retry_horizon is dead-lettered then).
+func Backoff(d config.Delivery, attempt int, retryAfter time.Duration) time.Duration {
+	ceil := d.InitialBackoff << min(attempt-1, 20)
+	if ceil > d.MaxBackoff || ceil <= 0 {
+		ceil = d.MaxBackoff
 	}
-	d := time.Duration(rand.Int64N(int64(ceil) + 1))
-	return min(max(d, retryAfter), r.cfg.Delivery.MaxBackoff)
+	return max(time.Duration(rand.Int64N(int64(ceil)+1)), min(retryAfter, MaxRetryAfter))
+}
+
+func (r *Runner) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	return Backoff(r.cfg.Delivery, attempt, retryAfter)
 }
 
 // graceContext is ctx, except that its end is delayed by grace: a request in flight at shutdown
