@@ -178,7 +178,11 @@ func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v Verdict, 
 			it.firstFailure = r.now()
 		}
 		it.lastError = reason
-		if class == Retry && attempt < r.cfg.Delivery.MaxAttempts {
+		limit := r.cfg.Delivery.MaxAttempts
+		if it.limit > 0 {
+			limit = it.limit
+		}
+		if class == Retry && attempt < limit {
 			c.out = append(c.out, r.auditRecord(it.ev, attempt, StatusRetrying, v.status, reason, latency))
 			c.counts[StatusRetrying]++
 			retriedEvents.WithLabelValues(r.dest.Name).Inc()

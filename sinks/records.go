@@ -48,6 +48,7 @@ type item struct {
 	firstFailure time.Time
 	lastError    string
 	origin       string // topic it was read from
+	limit        int    // attempts allowed in all; 0: delivery.max_attempts
 }
 
 // itemFromRecord decodes a record of a destination, retry or dead-letter topic.

@@ -42,6 +42,7 @@ func newRootCmd() *cobra.Command {
 		newAuditCmd(),
 		newReplayCmd(),
 		newStandinsCmd(),
+		newDLQCmd(),
 	)
 	return root
 }
