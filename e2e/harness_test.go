@@ -39,6 +39,13 @@ type pipeline struct {
 
 func startPipeline(t *testing.T) *pipeline {
 	t.Helper()
+	return startPipelineEnv(t)
+}
+
+// startPipelineEnv is startPipeline with extra environment variables for the binary, e.g.
+// TOLLGATE_DELIVERY_MAX_ATTEMPTS=100 to override the test config.
+func startPipelineEnv(t *testing.T, env ...string) *pipeline {
+	t.Helper()
 	run := fmt.Sprintf("%d", time.Now().UnixNano())
 	p := &pipeline{
 		t: t, dir: t.TempDir(), prefix: "e2e" + run + ".", db: "tollgate_e2e_" + run,
@@ -56,7 +63,7 @@ func startPipeline(t *testing.T) *pipeline {
 	p.cfg = cfg
 
 	p.cmd = exec.Command(binary, "run", "--config", filepath.Join(p.dir, "config.yaml"))
-	p.cmd.Env = append(os.Environ(), "GA4_API_SECRET=ga4-secret", "META_TOKEN=meta-token", "OPS_HOOK_SECRET="+hookSecret)
+	p.cmd.Env = append(append(os.Environ(), "GA4_API_SECRET=ga4-secret", "META_TOKEN=meta-token", "OPS_HOOK_SECRET="+hookSecret), env...)
 	p.cmd.Stderr = p.logs
 	require.NoError(t, p.cmd.Start())
 	t.Cleanup(p.stop)

@@ -140,6 +140,9 @@ func (w *Withdrawals) Follow(ctx context.Context, cfg *config.Config, log *zap.L
 	topic := cfg.Topic(config.TopicState)
 	start, err := w.startOffsets(ctx, cfg, log, topic)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
 		return err
 	}
 	parts := map[int32]kgo.Offset{}
