@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/sample"
 	"github.com/tollgate-dev/tollgate/internal/standin"
+	"github.com/tollgate-dev/tollgate/sinks/clickhouse"
 )
 
 // consented returns n events of one user that every destination of the e2e policy forwards.
@@ -41,10 +43,16 @@ func ids(evs []sample.Event) []string {
 	return out
 }
 
+var dbs sync.Map // *pipeline -> *clickhouse.DB
+
 // statuses returns, per event id, the distinct delivery statuses of a destination in ClickHouse.
 func statuses(t *testing.T, p *pipeline, dest string) map[string][]string {
-	db := p.openDB()
-	rows, err := db.Query(context.Background(), "SELECT event_id, groupUniqArray(status) FROM "+p.db+
+	db, ok := dbs.Load(p)
+	if !ok { // one connection per pipeline: the tests poll this many times
+		db, _ = dbs.LoadOrStore(p, p.openDB())
+		t.Cleanup(func() { dbs.Delete(p) })
+	}
+	rows, err := db.(*clickhouse.DB).Query(context.Background(), "SELECT event_id, groupUniqArray(status) FROM "+p.db+
 		".deliveries FINAL WHERE destination = ? GROUP BY event_id", dest)
 	require.NoError(t, err)
 	defer rows.Close()
@@ -94,7 +102,8 @@ func (p *pipeline) tollgate(args ...string) (string, string, error) {
 // (counted in the deliveries table) while Meta has taken nothing. When Meta answers again, it
 // gets every one of its events.
 func TestMetaHangingForAMinute(t *testing.T) {
-	p := startPipeline(t)
+	// Enough attempts that the breaker's probes during the hang cannot exhaust any event's.
+	p := startPipelineEnv(t, "TOLLGATE_DELIVERY_MAX_ATTEMPTS=20")
 	p.meta.SetFailures(standin.Fault{Hang: time.Minute, Count: -1})
 	hangStart := time.Now()
 	var all []sample.Event

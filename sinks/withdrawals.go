@@ -138,12 +138,20 @@ func (w *Withdrawals) Check(ev *schemas.FilteredEvent, purposes ...string) strin
 // the horizon (from the start when there is none), then every new record as it is written.
 func (w *Withdrawals) Follow(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	topic := cfg.Topic(config.TopicState)
-	start, err := w.startOffsets(ctx, cfg, log, topic)
-	if err != nil {
-		if ctx.Err() != nil {
+	var start map[int32]int64
+	for tries := 1; ; tries++ {
+		var err error
+		if start, err = w.startOffsets(ctx, cfg, log, topic); err == nil {
+			break
+		}
+		// A topic created a moment ago may not be known to every broker yet; a broker may be
+		// restarting. Sends wait (Sync) until this succeeds.
+		if tries%10 == 0 {
+			log.Warn("consent state: cannot list start offsets; retrying", zap.Error(err))
+		}
+		if sleep(ctx, 500*time.Millisecond) != nil {
 			return nil // stopped before it started
 		}
-		return err
 	}
 	parts := map[int32]kgo.Offset{}
 	w.mu.Lock()
