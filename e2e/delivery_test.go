@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -89,8 +87,8 @@ func allHave(t *testing.T, p *pipeline, dest, s string, want []string) bool {
 
 // tollgate runs a tollgate subcommand against the pipeline's config.
 func (p *pipeline) tollgate(args ...string) (string, string, error) {
-	cmd := exec.Command(binary, append(args, "--config", filepath.Join(p.dir, "config.yaml"))...)
-	cmd.Env = append(os.Environ(), "GA4_API_SECRET=ga4-secret", "META_TOKEN=meta-token", "OPS_HOOK_SECRET="+hookSecret)
+	cmd := exec.Command(binary, append(args, "--config", p.configPath())...)
+	cmd.Env = p.env()
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

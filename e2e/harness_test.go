@@ -46,6 +46,20 @@ func startPipeline(t *testing.T) *pipeline {
 // TOLLGATE_DELIVERY_MAX_ATTEMPTS=100 to override the test config.
 func startPipelineEnv(t *testing.T, env ...string) *pipeline {
 	t.Helper()
+	p := newPipeline(t)
+	p.cmd = exec.Command(binary, "run", "--config", p.configPath())
+	p.cmd.Env = p.env(env...)
+	p.cmd.Stderr = p.logs
+	require.NoError(t, p.cmd.Start())
+	t.Cleanup(p.stop)
+	p.waitReady()
+	return p
+}
+
+// newPipeline writes the config and policy of a fresh deployment (its own topics, database and
+// vendor stand-ins) without starting anything.
+func newPipeline(t *testing.T) *pipeline {
+	t.Helper()
 	run := fmt.Sprintf("%d", time.Now().UnixNano())
 	p := &pipeline{
 		t: t, dir: t.TempDir(), prefix: "e2e" + run + ".", db: "tollgate_e2e_" + run,
@@ -57,17 +71,23 @@ func startPipelineEnv(t *testing.T, env ...string) *pipeline {
 	listen := freeAddr(t)
 	p.ingestURL = "http://" + listen
 	writeFile(t, filepath.Join(p.dir, "policy.yaml"), fmt.Sprintf(policyYAML, p.ga4.URL, p.meta.URL, p.ops.URL))
-	writeFile(t, filepath.Join(p.dir, "config.yaml"), fmt.Sprintf(configYAML, kafkaAddr, p.prefix, chAddr, p.db, listen, writeKey))
-	cfg, err := config.Load(filepath.Join(p.dir, "config.yaml"))
+	writeFile(t, p.configPath(), fmt.Sprintf(configYAML, kafkaAddr, p.prefix, chAddr, p.db, listen, writeKey))
+	cfg, err := config.Load(p.configPath())
 	require.NoError(t, err)
 	p.cfg = cfg
+	t.Cleanup(p.dropDatabase)
+	return p
+}
 
-	p.cmd = exec.Command(binary, "run", "--config", filepath.Join(p.dir, "config.yaml"))
-	p.cmd.Env = append(append(os.Environ(), "GA4_API_SECRET=ga4-secret", "META_TOKEN=meta-token", "OPS_HOOK_SECRET="+hookSecret), env...)
-	p.cmd.Stderr = p.logs
-	require.NoError(t, p.cmd.Start())
-	t.Cleanup(p.stop)
-	require.Eventually(t, func() bool {
+func (p *pipeline) configPath() string { return filepath.Join(p.dir, "config.yaml") }
+
+// env is the environment of a tollgate child: the vendor secrets the policy names.
+func (p *pipeline) env(extra ...string) []string {
+	return append(append(os.Environ(), "GA4_API_SECRET=ga4-secret", "META_TOKEN=meta-token", "OPS_HOOK_SECRET="+hookSecret), extra...)
+}
+
+func (p *pipeline) waitReady() {
+	require.Eventually(p.t, func() bool {
 		resp, err := http.Get(p.ingestURL + "/readyz")
 		if err != nil {
 			return false
@@ -75,12 +95,11 @@ func startPipelineEnv(t *testing.T, env ...string) *pipeline {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 60*time.Second, 100*time.Millisecond, "ingest never became ready; logs:\n%s", p.logs)
-	return p
 }
 
 // stop sends SIGTERM and requires a clean exit, as the contract promises.
 func (p *pipeline) stop() {
-	if p.cmd.ProcessState != nil {
+	if p.cmd == nil || p.cmd.ProcessState != nil {
 		return
 	}
 	_ = p.cmd.Process.Signal(os.Interrupt)
@@ -93,6 +112,10 @@ func (p *pipeline) stop() {
 		_ = p.cmd.Process.Kill()
 		p.t.Errorf("tollgate run did not stop within 15 s of SIGTERM")
 	}
+}
+
+// dropDatabase removes the deployment's audit database (registered first, so it runs last).
+func (p *pipeline) dropDatabase() {
 	db, err := clickhouse.Open(context.Background(), p.cfg)
 	if err == nil {
 		_ = db.Exec(context.Background(), "DROP DATABASE IF EXISTS "+p.db)

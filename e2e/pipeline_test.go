@@ -35,6 +35,10 @@ func TestPipelineEndToEnd(t *testing.T) {
 	half := len(events) / 2
 	n, err := sample.Send(p.ingestURL, writeKey, events[:half])
 	require.NoError(t, err)
+	// The first half is decided before the withdrawal is sent, so the expected outcome does not
+	// depend on timing: a withdrawal also blocks events queued before it but processed after it
+	// (TestWithdrawalBlocksQueuedEvents).
+	waitDecisions(t, p, "run_id = ''", half*3)
 	require.NoError(t, sample.Withdraw(p.ingestURL, writeKey, events[0], "marketing"))
 	m, err := sample.Send(p.ingestURL, writeKey, events[half:])
 	require.NoError(t, err)
@@ -94,14 +98,9 @@ func expect(e sample.Event, dest string, withdrawn bool) (string, string) {
 }
 
 func checkDecisions(t *testing.T, p *pipeline, want map[string][2]string) {
+	waitDecisions(t, p, "run_id = ''", len(want))
 	db := p.openDB()
 	ctx := context.Background()
-	require.Eventually(t, func() bool {
-		var n uint64
-		err := db.QueryRow(ctx, "SELECT count() FROM "+p.db+".decisions FINAL WHERE run_id = ''").Scan(&n)
-		return err == nil && n >= uint64(len(want))
-	}, 90*time.Second, 200*time.Millisecond, "decisions never reached %d; logs:\n%s", len(want), p.logs)
-
 	rows, err := db.Query(ctx, "SELECT event_id, destination, outcome, reason, fields_sent, policy_version FROM "+p.db+".decisions FINAL WHERE run_id = ''")
 	require.NoError(t, err)
 	defer rows.Close()
@@ -120,6 +119,17 @@ func checkDecisions(t *testing.T, p *pipeline, want map[string][2]string) {
 	}
 	require.NoError(t, rows.Err())
 	require.Equal(t, want, got, "decisions differ from CONTRACT §5")
+}
+
+// waitDecisions waits until ClickHouse holds at least n decisions matching the condition.
+func waitDecisions(t *testing.T, p *pipeline, where string, n int) {
+	t.Helper()
+	db := p.openDB()
+	require.Eventually(t, func() bool {
+		var got uint64
+		err := db.QueryRow(context.Background(), "SELECT count() FROM "+p.db+".decisions FINAL WHERE "+where).Scan(&got)
+		return err == nil && got >= uint64(n)
+	}, 90*time.Second, 100*time.Millisecond, "decisions (%s) never reached %d; logs:\n%s", where, n, p.logs)
 }
 
 func waitDeliveries(t *testing.T, p *pipeline, forwarded int) {

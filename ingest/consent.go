@@ -24,6 +24,19 @@ type consentReply struct {
 // handleConsent records a user's current choice (CONTRACT.md §4): it travels in the raw topic
 // under the user's key, so the processor applies it, in order, to every later event of the user.
 func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
+	s.handleUpdate(w, r, s.decodeConsent)
+}
+
+// handleErase records a user's erasure (POST /v1/erase). Like a consent update it travels in the
+// raw topic under the user's key: every event of the user processed after it is blocked (reason
+// erased), and the audit writer deletes the user's audit rows when the processor records it.
+func (s *Server) handleErase(w http.ResponseWriter, r *http.Request) {
+	s.handleUpdate(w, r, s.decodeErase)
+}
+
+// handleUpdate authenticates, decodes and stores one consent update, answering 202 only once
+// Kafka has acknowledged it.
+func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, decode func([]byte, time.Time) (*schemas.ConsentUpdate, error)) {
 	if !s.keys.valid(bearerKey(r)) {
 		s.unauthorized(w, "Bearer")
 		return
@@ -34,7 +47,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, rerr)
 		return
 	}
-	u, err := s.decodeConsent(buf.Bytes(), received)
+	u, err := decode(buf.Bytes(), received)
 	releaseBody(buf)
 	s.metrics.received.Inc()
 	var re *requestError
@@ -47,14 +60,12 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
 		return
 	}
-	val, err := encodeConsent(u)
+	rec, err := ConsentRecord(s.topic, u)
 	if err != nil {
 		s.log.Error("encode consent update", zap.String("error_class", "encode"))
 		writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal error"})
 		return
 	}
-	rec := &kgo.Record{Topic: s.topic, Key: []byte(u.UserKey), Value: val,
-		Headers: []kgo.RecordHeader{{Key: headerType, Value: typeConsent}}}
 	if err := s.produce(r.Context(), []*kgo.Record{rec}); err != nil {
 		s.metrics.rejected(reasonUnavailable, 1)
 		unavailable(w)
@@ -62,6 +73,36 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.accepted.Inc()
 	writeJSON(w, http.StatusAccepted, consentReply{Accepted: 1, UpdateID: u.UpdateID})
+}
+
+// decodeErase validates an erasure body: one object naming the user.
+func (s *Server) decodeErase(b []byte, received time.Time) (*schemas.ConsentUpdate, error) {
+	items, top, rerr := splitBody(b, false)
+	if rerr != nil {
+		return nil, rerr
+	}
+	if !isNull(top.batch) {
+		return nil, malformed("an erasure is one object, not a batch")
+	}
+	var userID, anonID string
+	err := eachMember(items[0], func(key, v []byte) error {
+		var err error
+		switch string(key) {
+		case "user_id":
+			userID, err = stringField(v, "user_id", maxID)
+		case "anonymous_id":
+			anonID, err = stringField(v, "anonymous_id", maxID)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	u := &schemas.ConsentUpdate{UserKey: cmp.Or(userID, anonID), Erased: true, UpdateID: uuid.NewString(), TimestampMs: received.UnixMilli()}
+	if u.UserKey == "" {
+		return nil, errNoUser
+	}
+	return u, nil
 }
 
 // decodeConsent validates a consent body: a user id, a purpose -> bool object naming only the

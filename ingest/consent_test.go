@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"encoding/json"
 	"testing"
 	"time"
@@ -87,5 +88,44 @@ func TestConsentAndEventsShareKey(t *testing.T) {
 	for _, r := range recs {
 		assert.Equal(t, recs[0].Partition, r.Partition)
 		assert.Equal(t, "u-42", string(r.Key))
+	}
+}
+
+func TestEraseEndpoint(t *testing.T) {
+	tests := []struct {
+		name, body, auth string
+		want             int
+		err, key         string
+	}{
+		{name: "user", body: `{"user_id":"u-42"}`, want: 202, key: "u-42"},
+		{name: "anonymous", body: `{"anonymous_id":"a-7"}`, want: 202, key: "a-7"},
+		{name: "no user", body: `{}`, want: 400, err: `field "user_id" or "anonymous_id" is required`},
+		{name: "non-string user", body: `{"user_id":7}`, want: 400, err: `field "user_id"`},
+		{name: "batch", body: `{"batch":[{"user_id":"u"}]}`, want: 400, err: "not a batch"},
+		{name: "malformed", body: `{"user_id":`, want: 400, err: "malformed JSON"},
+		{name: "bad key", body: `{"user_id":"u-42"}`, auth: "nope", want: 401, err: "write key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, "")
+			before := time.Now().UnixMilli()
+			code, _, body := h.do("POST", "/v1/erase", tt.body, bearer(cmp.Or(tt.auth, testKey)))
+			require.Equal(t, tt.want, code, body)
+			if tt.want != 202 {
+				var reply errorBody
+				require.NoError(t, json.Unmarshal([]byte(body), &reply))
+				assert.Contains(t, reply.Error, tt.err)
+				assert.Zero(t, h.count(), "a refused erasure stores nothing")
+				return
+			}
+			recs := h.records(1)
+			assert.Equal(t, tt.key, string(recs[0].Key), "keyed like the user's events")
+			u, err := schemas.ConsentUpdates.Decode(recs[0].Value)
+			require.NoError(t, err)
+			assert.True(t, u.Erased)
+			assert.Equal(t, tt.key, u.UserKey)
+			assert.Empty(t, u.Consent)
+			assert.GreaterOrEqual(t, u.TimestampMs, before)
+		})
 	}
 }

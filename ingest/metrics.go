@@ -31,13 +31,14 @@ var rejectReasons = []string{reasonInvalid, reasonTooLarge, reasonMalformed, rea
 const (
 	epEvents   = "events"
 	epConsent  = "consent"
+	epErase    = "erase"
 	epBatch    = "batch"
 	epTrack    = "track"
 	epPage     = "page"
 	epIdentify = "identify"
 )
 
-var endpoints = []string{epEvents, epConsent, epBatch, epTrack, epPage, epIdentify}
+var endpoints = []string{epEvents, epConsent, epErase, epBatch, epTrack, epPage, epIdentify}
 
 // metrics are ingest's Prometheus collectors.
 type metrics struct {

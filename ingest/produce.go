@@ -42,8 +42,11 @@ func (s *Server) store(w http.ResponseWriter, r *http.Request, res *decoded) boo
 // was sent, so ProduceSync may outlive the context; the request stops waiting for it anyway and
 // answers 503 (the records may still land: at-least-once, deduplicated downstream by event_id).
 // The client's kgo.RecordDeliveryTimeout bounds how long such a call lingers.
+//
+// A client that hangs up does not cancel the write: a browser sends its last events with
+// sendBeacon as the tab closes and never reads the answer, and those events must still be stored.
 func (s *Server) produce(ctx context.Context, recs []*kgo.Record) error {
-	ctx, cancel := context.WithTimeout(ctx, s.produceTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.produceTimeout)
 	defer cancel()
 	done := make(chan kgo.ProduceResults, 1)
 	go func() { done <- s.producer.ProduceSync(ctx, recs...) }()
@@ -81,6 +84,18 @@ var errIncomplete = errors.New("producer returned fewer results than records")
 func encodeEvent(ev *schemas.Event) ([]byte, error) { return schemas.Events.Encode(ev) }
 
 func encodeConsent(u *schemas.ConsentUpdate) ([]byte, error) { return schemas.ConsentUpdates.Encode(u) }
+
+// ConsentRecord is the raw-topic record of a consent update or erasure, keyed by the user like
+// their events so one partition orders both. `tollgate erase` writes the same record as
+// POST /v1/erase.
+func ConsentRecord(topic string, u *schemas.ConsentUpdate) (*kgo.Record, error) {
+	val, err := encodeConsent(u)
+	if err != nil {
+		return nil, err
+	}
+	return &kgo.Record{Topic: topic, Key: []byte(u.UserKey), Value: val,
+		Headers: []kgo.RecordHeader{{Key: headerType, Value: typeConsent}}}, nil
+}
 
 // errorClass names a produce error for logs and never carries request data: a Kafka error code,
 // or one of timeout, canceled, client_closed, record_timeout, incomplete, other.

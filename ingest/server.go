@@ -135,6 +135,7 @@ func New(cfg *config.Config, producer Producer, log *zap.Logger, opts ...Option)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/events", s.instrument(epEvents, s.handleEvents))
 	mux.HandleFunc("POST /v1/consent", s.instrument(epConsent, s.handleConsent))
+	mux.HandleFunc("POST /v1/erase", s.instrument(epErase, s.handleErase))
 	mux.HandleFunc("POST /v1/batch", s.instrument(epBatch, s.segmentHandler("")))
 	mux.HandleFunc("POST /v1/track", s.instrument(epTrack, s.segmentHandler(segTrack)))
 	mux.HandleFunc("POST /v1/page", s.instrument(epPage, s.segmentHandler(segPage)))
@@ -144,6 +145,7 @@ func New(cfg *config.Config, producer Producer, log *zap.Logger, opts ...Option)
 		_, _ = io.WriteString(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
+	s.routeBrowser(mux) // GET /tg.js, and /demo/ when ingest.demo_page is on
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
 	s.mux = mux
 	return s

@@ -41,6 +41,7 @@ func newRootCmd() *cobra.Command {
 		newSinkCmd(),
 		newAuditCmd(),
 		newReplayCmd(),
+		newEraseCmd(),
 		newStandinsCmd(),
 		newDLQCmd(),
 	)

@@ -23,6 +23,7 @@ type Config struct {
 	ClickHouse ClickHouse `yaml:"clickhouse"`
 	Ingest     Ingest     `yaml:"ingest"`
 	Delivery   Delivery   `yaml:"delivery"`
+	Metrics    Metrics    `yaml:"metrics"`
 	// PolicyFile is the policy's path, relative to the config file's folder.
 	PolicyFile string `yaml:"policy_file"`
 
@@ -72,6 +73,16 @@ type Ingest struct {
 	// Jurisdictions maps "CC" or "CC-REGION" codes from those headers to policy jurisdictions.
 	// Default: the EU/EEA countries map to "EU", "US-<state>" to itself.
 	Jurisdictions map[string]string `yaml:"jurisdictions"`
+	// DemoPage serves the consent-banner demo page at /demo/, with the first write key embedded
+	// in it (a browser key is public). Default false; `make demo` turns it on.
+	DemoPage bool `yaml:"demo_page"`
+}
+
+// Metrics configures the Prometheus endpoint of components without an HTTP server of their own.
+type Metrics struct {
+	// Listen address of GET /metrics for `process`, `sink` and `audit` (and `run`, beside
+	// ingest's own /metrics). Default "": off; ingest always serves /metrics on ingest.listen.
+	Listen string `yaml:"listen"`
 }
 
 // Delivery configures the sinks' retries.

@@ -11,6 +11,8 @@ type metrics struct {
 	consentUpdates prometheus.Counter
 	deadLettered   prometheus.Counter
 	aborted        prometheus.Counter
+	// restrictedAhead counts events decided under a withdrawal or erasure later in the log.
+	restrictedAhead prometheus.Counter
 }
 
 var defaultMetrics = &metrics{
@@ -28,5 +30,8 @@ var defaultMetrics = &metrics{
 	}),
 	aborted: promauto.NewCounter(prometheus.CounterOpts{
 		Name: "tollgate_processor_aborted_transactions_total", Help: "Transactions aborted (rebalance or produce error); their batch is processed again.",
+	}),
+	restrictedAhead: promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tollgate_processor_restricted_ahead_total", Help: "Events decided under a withdrawal or erasure acknowledged before them but later in the raw log.",
 	}),
 }

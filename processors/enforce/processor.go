@@ -29,9 +29,14 @@ type Processor struct {
 	cfg     *config.Config
 	log     *zap.Logger
 	state   *stateStore
+	ahead   *lookahead
 	metrics *metrics
 	now     func() time.Time
 }
+
+// catchUpTimeout bounds the wait for the lookahead before a batch; past it the batch is aborted
+// and fetched again rather than decided without the latest withdrawals.
+const catchUpTimeout = 30 * time.Second
 
 // New returns a processor for the configured policy.
 func New(cfg *config.Config, log *zap.Logger) *Processor {
@@ -42,21 +47,40 @@ func New(cfg *config.Config, log *zap.Logger) *Processor {
 // instance so that a restarted processor fences and aborts the transaction its predecessor left
 // open (a new id would leave that transaction blocking read_committed readers until it times out).
 // Several processes on one host set TOLLGATE_PROCESSOR_INSTANCE to tell themselves apart.
-func transactionalID(cfg *config.Config) string {
+func transactionalID(cfg *config.Config) string { return Group(cfg) + "-" + instance() }
+
+func instance() string {
 	id := os.Getenv("TOLLGATE_PROCESSOR_INSTANCE")
 	if id == "" {
 		id, _ = os.Hostname()
 	}
-	return Group(cfg) + "-" + id
+	return id
 }
+
+// sessionTimeout is how long the group waits for a silent member before giving its partitions
+// to the others: the longest a killed processor's partitions stand still.
+const sessionTimeout = 10 * time.Second
 
 // Run consumes until ctx ends, then finishes the open transaction and leaves the group.
 func (p *Processor) Run(ctx context.Context) error {
 	raw := p.cfg.Topic(config.TopicRaw)
+	ahead, err := newLookahead(p.cfg, p.log, p.state.book)
+	if err != nil {
+		return err
+	}
+	p.ahead = ahead
+	defer ahead.close()
+	aheadCtx, stopAhead := context.WithCancel(ctx)
+	defer stopAhead()
+	go ahead.run(aheadCtx)
 	sess, err := kafka.NewTransactSession(p.cfg, p.log,
 		kgo.TransactionalID(transactionalID(p.cfg)),
 		kgo.TransactionTimeout(10*time.Second),
 		kgo.ConsumerGroup(Group(p.cfg)),
+		// Static membership: a restarted instance takes its predecessor's place and partitions
+		// at once, without a rebalance of the whole group.
+		kgo.InstanceID(instance()),
+		kgo.SessionTimeout(sessionTimeout),
 		kgo.ConsumeTopics(raw),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
@@ -97,6 +121,11 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	batch := p.state.begin()
+	parts := batchPartitions(fetches)
+	if err := p.ahead.catchUp(ctx, parts, catchUpTimeout); err != nil {
+		p.log.Warn("batch aborted: withdrawals ahead unknown", zap.Error(err))
+		return p.abort(ctx, sess)
+	}
 	var produceErr error
 	promise := func(r *kgo.Record, err error) {
 		if err != nil && produceErr == nil {
@@ -124,8 +153,35 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 		return nil
 	}
 	p.state.commit(batch)
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if len(fp.Records) > 0 {
+			p.ahead.passed(fp.Partition, fp.Records[len(fp.Records)-1].Offset)
+		}
+	})
 	p.metrics.processed.Add(float64(n))
 	return nil
+}
+
+// abort ends the open transaction without committing: the session rewinds to the last committed
+// offsets, so the batch is fetched and decided again.
+func (p *Processor) abort(ctx context.Context, sess *kgo.GroupTransactSession) error {
+	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if _, err := sess.End(endCtx, kgo.TryAbort); err != nil {
+		return fmt.Errorf("abort transaction: %w", err)
+	}
+	p.metrics.aborted.Inc()
+	return nil
+}
+
+func batchPartitions(fetches kgo.Fetches) []int32 {
+	var parts []int32
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if len(fp.Records) > 0 {
+			parts = append(parts, fp.Partition)
+		}
+	})
+	return parts
 }
 
 // handle turns one raw record into the records to produce: for an event, a decision per
@@ -139,7 +195,7 @@ func (p *Processor) handle(r *kgo.Record, batch *stagedState) []*kgo.Record {
 		if err != nil {
 			return p.deadLetter(r, err)
 		}
-		return p.decide(&ev, batch, r.Partition, "")
+		return p.decide(&ev, p.stateAt(batch, r, ev.UserKey()))
 	case schemas.ConsentUpdates.Is(r.Value):
 		u, err := schemas.ConsentUpdates.Decode(r.Value)
 		if err != nil {
@@ -151,9 +207,21 @@ func (p *Processor) handle(r *kgo.Record, batch *stagedState) []*kgo.Record {
 	}
 }
 
-func (p *Processor) decide(ev *schemas.Event, batch *stagedState, partition int32, runID string) []*kgo.Record {
-	st := batch.get(ev.UserKey())
-	outs := consent.Decide(ev, st, p.cfg.Policy, p.now(), runID)
+// stateAt is the user's consent as the event at r must see it: the state in log order up to the
+// event, plus every withdrawal or erasure later in the log that was acknowledged before now.
+func (p *Processor) stateAt(batch *stagedState, r *kgo.Record, user string) *consent.State {
+	u, known := batch.lookup(r.Partition, user)
+	refused, erased := p.ahead.ahead(r.Partition, user, r.Offset)
+	if refused&^u.refused() != 0 || (erased && !u.erased) {
+		p.metrics.restrictedAhead.Inc()
+	} else if !known {
+		return nil
+	}
+	return p.state.book.decisionState(u.refused()|refused, u.erased || erased)
+}
+
+func (p *Processor) decide(ev *schemas.Event, st *consent.State) []*kgo.Record {
+	outs := consent.Decide(ev, st, p.cfg.Policy, p.now(), "")
 	recs := make([]*kgo.Record, 0, 2*len(outs))
 	for i := range outs {
 		o := &outs[i]
@@ -171,9 +239,9 @@ func (p *Processor) decide(ev *schemas.Event, batch *stagedState, partition int3
 // state lands on the partition number of their events and a processor restores exactly the
 // users of the partitions it owns.
 func (p *Processor) recordConsent(u *schemas.ConsentUpdate, batch *stagedState, partition int32) []*kgo.Record {
-	st := batch.apply(u, partition)
+	rec := batch.apply(partition, u)
 	p.metrics.consentUpdates.Inc()
-	return []*kgo.Record{encodeRecord(p.cfg.Topic(config.TopicState), u.UserKey, schemas.ConsentUpdates, st.record(u.UserKey))}
+	return []*kgo.Record{encodeRecord(p.cfg.Topic(config.TopicState), u.UserKey, schemas.ConsentUpdates, rec)}
 }
 
 func (p *Processor) deadLetter(r *kgo.Record, cause error) []*kgo.Record {

@@ -80,7 +80,7 @@ func Replay(ctx context.Context, cfg *config.Config, log *zap.Logger, opt Replay
 func replayRecord(cfg *config.Config, r *kgo.Record, store *stateStore, opt ReplayOptions, res *ReplayResult) []*kgo.Record {
 	if schemas.ConsentUpdates.Is(r.Value) {
 		if u, err := schemas.ConsentUpdates.Decode(r.Value); err == nil {
-			store.put(u.UserKey, merge(store.lookup(u.UserKey), &u, r.Partition))
+			store.apply(r.Partition, &u)
 		}
 		return nil
 	}
@@ -89,10 +89,7 @@ func replayRecord(cfg *config.Config, r *kgo.Record, store *stateStore, opt Repl
 		return nil
 	}
 	res.Events++
-	var st *consent.State
-	if u := store.lookup(ev.UserKey()); u != nil {
-		st = &u.State
-	}
+	st := store.state(r.Partition, ev.UserKey())
 	var recs []*kgo.Record
 	for _, o := range consent.Decide(&ev, st, cfg.Policy, time.Now(), res.RunID) {
 		if opt.Destination != "" && o.Decision.Destination != opt.Destination {

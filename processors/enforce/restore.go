@@ -3,6 +3,8 @@ package enforce
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -28,14 +30,24 @@ func (p *Processor) onAssigned(ctx context.Context, cl *kgo.Client, assigned map
 		// stop this process instead, and let another member (or a restart) take over.
 		p.log.Fatal("restore consent state", zap.Error(err))
 	}
+	if err := p.ahead.add(ctx, Group(p.cfg), parts); err != nil {
+		p.log.Fatal("start consent lookahead", zap.Error(err))
+	}
+	took := time.Since(start)
+	// A restore reads the whole changelog of its partitions and leaves most of it as garbage; hand
+	// that back to the OS now rather than keeping the peak resident until the next GC cycles.
+	debug.FreeOSMemory()
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
 	p.log.Info("consent state restored", zap.Int32s("partitions", parts), zap.Int("records", n),
-		zap.Int("users_held", p.state.len()), zap.Duration("took", time.Since(start)))
+		zap.Int("users_held", p.state.len()), zap.Duration("took", took), zap.Uint64("heap_bytes", mem.HeapAlloc))
 }
 
 // onRevoked drops the state of partitions this process no longer owns.
 func (p *Processor) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	if parts := revoked[p.cfg.Topic(config.TopicRaw)]; len(parts) > 0 {
 		p.state.dropPartitions(parts)
+		p.ahead.remove(parts)
 	}
 }
 
@@ -61,7 +73,7 @@ func restoreState(ctx context.Context, cfg *config.Config, log *zap.Logger, cl *
 			log.Warn("skipping undecodable consent-state record", zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset), zap.Error(err))
 			return
 		}
-		store.put(u.UserKey, merge(nil, &u, r.Partition))
+		store.put(r.Partition, u.UserKey, store.book.merge(userState{}, &u)) // a full state: it replaces
 		n++
 	})
 	if err != nil {
