@@ -19,11 +19,12 @@ import (
 	"github.com/tollgate-dev/tollgate/sinks/clickhouse"
 )
 
-// tollgate runs the binary with the pipeline's secrets and returns stdout, stderr and the exit code.
-func (p *pipeline) tollgate(args ...string) (string, string, int) {
+// run runs the binary (args as given, config included) with the pipeline's environment and
+// returns stdout, stderr and the exit code.
+func (p *pipeline) run(args ...string) (string, string, int) {
 	p.t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "GA4_API_SECRET=ga4-secret", "META_TOKEN=meta-token", "OPS_HOOK_SECRET="+hookSecret)
+	cmd.Env = p.env()
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -71,7 +72,7 @@ func TestReplayAndAuditDiffShowExactlyThePolicyChange(t *testing.T) {
 	writeFile(t, filepath.Join(p.dir, "config2.yaml"), strings.Replace(string(conf), "policy_file: policy.yaml", "policy_file: policy2.yaml", 1))
 	config2 := filepath.Join(p.dir, "config2.yaml")
 
-	out, errOut, code := p.tollgate("replay", "--config", config2, "--from", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
+	out, errOut, code := p.run("replay", "--config", config2, "--from", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
 	require.Equal(t, 0, code, "replay failed: %s", errOut)
 	runID := strings.TrimSpace(out)
 	require.Regexp(t, `^[0-9a-f-]{36}$`, runID)
@@ -85,7 +86,7 @@ func TestReplayAndAuditDiffShowExactlyThePolicyChange(t *testing.T) {
 		return err == nil && n == uint64(3*numEvents)
 	}, 60*time.Second, 200*time.Millisecond)
 
-	out, errOut, code = p.tollgate("audit", "diff", "--config", config2, "--run", runID, "--format", "json", "--limit", "0")
+	out, errOut, code = p.run("audit", "diff", "--config", config2, "--run", runID, "--format", "json", "--limit", "0")
 	require.Equal(t, 0, code, errOut)
 	var diff clickhouse.DiffResult
 	require.NoError(t, json.Unmarshal([]byte(out), &diff))
@@ -106,7 +107,7 @@ func TestReplayAndAuditDiffShowExactlyThePolicyChange(t *testing.T) {
 	sort.Strings(metaForwarded)
 	require.Equal(t, metaForwarded, changed)
 
-	out, errOut, code = p.tollgate("audit", "diff", "--config", config2, "--run", runID)
+	out, errOut, code = p.run("audit", "diff", "--config", config2, "--run", runID)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "810 decisions compared with live traffic, "+itoa(len(metaForwarded))+" would change")
 	require.Contains(t, out, "properties.fbclid")
@@ -120,7 +121,7 @@ func TestReplayAndAuditDiffShowExactlyThePolicyChange(t *testing.T) {
 		}
 	}
 	waitDeliveries(t, p, 1)
-	out, errOut, code = p.tollgate("audit", "user", "--config", config2, "--id", user, "--format", "json")
+	out, errOut, code = p.run("audit", "user", "--config", config2, "--id", user, "--format", "json")
 	require.Equal(t, 0, code, errOut)
 	var report struct {
 		User      string                     `json:"user"`
@@ -142,11 +143,11 @@ func TestReplayAndAuditDiffShowExactlyThePolicyChange(t *testing.T) {
 		{"audit", "user", "--config", config2},
 		{"audit", "user", "--config", config2, "--id", "x", "--bogus"},
 	} {
-		_, errOut, code := p.tollgate(args...)
+		_, errOut, code := p.run(args...)
 		require.Equal(t, 2, code, "%v: %s", args, errOut)
 		require.Len(t, strings.Split(strings.TrimSpace(errOut), "\n"), 1, "%v: %s", args, errOut)
 	}
-	_, errOut, code = p.tollgate("audit", "diff", "--config", config2, "--run", "no-such-run")
+	_, errOut, code = p.run("audit", "diff", "--config", config2, "--run", "no-such-run")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, `no decisions with run id "no-such-run"`)
 }

@@ -242,3 +242,17 @@ func (lossyProducer) ProduceSync(_ context.Context, rs ...*kgo.Record) kgo.Produ
 }
 
 func (lossyProducer) Ping(context.Context) error { return nil }
+
+// ctxProducer reports the context it was given: a canceled one fails every record, as franz-go
+// does for records not yet sent.
+type ctxProducer struct{}
+
+func (ctxProducer) ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults {
+	out := make(kgo.ProduceResults, len(rs))
+	for i, r := range rs {
+		out[i] = kgo.ProduceResult{Record: r, Err: ctx.Err()}
+	}
+	return out
+}
+
+func (ctxProducer) Ping(context.Context) error { return nil }

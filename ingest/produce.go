@@ -42,8 +42,11 @@ func (s *Server) store(w http.ResponseWriter, r *http.Request, res *decoded) boo
 // was sent, so ProduceSync may outlive the context; the request stops waiting for it anyway and
 // answers 503 (the records may still land: at-least-once, deduplicated downstream by event_id).
 // The client's kgo.RecordDeliveryTimeout bounds how long such a call lingers.
+//
+// A client that hangs up does not cancel the write: a browser sends its last events with
+// sendBeacon as the tab closes and never reads the answer, and those events must still be stored.
 func (s *Server) produce(ctx context.Context, recs []*kgo.Record) error {
-	ctx, cancel := context.WithTimeout(ctx, s.produceTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.produceTimeout)
 	defer cancel()
 	done := make(chan kgo.ProduceResults, 1)
 	go func() { done <- s.producer.ProduceSync(ctx, recs...) }()

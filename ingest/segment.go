@@ -28,6 +28,7 @@ type segContext struct {
 	userAgent, ip, locale        []byte
 	timezone, campaign, library  []byte
 	categoryPreferences          []byte
+	gpc                          []byte // tollgate's addition: tg.js relays navigator.globalPrivacyControl
 }
 
 // read fills c from a context object, overriding what an earlier read (the batch's shared
@@ -54,6 +55,8 @@ func (c *segContext) read(v []byte) error {
 			c.library = val
 		case "consent":
 			return c.readConsent(val)
+		case "gpc":
+			c.gpc = val
 		}
 		return nil
 	})
@@ -201,6 +204,9 @@ func (d *decoder) segmentMessage(b []byte, typ string, shared *segContext, batch
 	if ev.Consent, err = d.segmentConsent(sctx.categoryPreferences); err != nil {
 		return nil, err
 	}
+	if ev.GPC, err = segmentGPC(ev.GPC, sctx.gpc); err != nil {
+		return nil, err
+	}
 	if ts.IsZero() && !original.IsZero() {
 		ts = original
 		// Segment's clock-skew correction: the SDK's clock may be off, but the time between
@@ -298,6 +304,19 @@ func (d *decoder) segmentConsent(prefs []byte) (map[string]bool, error) {
 		return nil, fieldErr(field, "must be an object of category: true|false")
 	}
 	return m, err
+}
+
+// segmentGPC adds context.gpc (true, false or null) to the request's Sec-GPC signal, which the
+// body cannot clear. A page script cannot send Sec-GPC itself (a forbidden header name), so tg.js
+// relays navigator.globalPrivacyControl here.
+func segmentGPC(header bool, v []byte) (bool, error) {
+	switch string(v) {
+	case "true":
+		return true, nil
+	case "", "null", "false":
+		return header, nil
+	}
+	return header, fieldErr("context.gpc", "must be true or false")
 }
 
 // segmentReply is Segment's response shape; rejected is tollgate's addition, omitted when empty.

@@ -145,6 +145,7 @@ func New(cfg *config.Config, producer Producer, log *zap.Logger, opts ...Option)
 		_, _ = io.WriteString(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
+	s.routeBrowser(mux) // GET /tg.js, and /demo/ when ingest.demo_page is on
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
 	s.mux = mux
 	return s

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -375,4 +376,16 @@ func TestServerErrorLogRedactsClients(t *testing.T) {
 	e := h.logs.All()
 	require.Len(t, e, 1)
 	assert.NotContains(t, fmt.Sprint(e[0].ContextMap()), "203.0.113.9")
+}
+
+// A client that hangs up (a closing tab's sendBeacon) does not cancel the Kafka write.
+func TestClientHangupDoesNotCancelTheWrite(t *testing.T) {
+	h := newHarnessWith(t, "", ctxProducer{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequestWithContext(ctx, "POST", "/v1/events", strings.NewReader(`{"event":"page_view","user_id":"u"}`))
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	rec := httptest.NewRecorder()
+	h.srv.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
@@ -13,6 +14,7 @@ import (
 	"github.com/tollgate-dev/tollgate/ingest"
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
+	"github.com/tollgate-dev/tollgate/internal/lag"
 	"github.com/tollgate-dev/tollgate/internal/logging"
 	"github.com/tollgate-dev/tollgate/processors/enforce"
 	"github.com/tollgate-dev/tollgate/sinks"
@@ -67,12 +69,46 @@ func runComponents(ctx context.Context, a *app, comps ...component) error {
 		return err
 	}
 	g, ctx := errgroup.WithContext(ctx)
+	if err := serveLag(ctx, g, a); err != nil {
+		return err
+	}
 	for _, c := range comps {
 		g.Go(func() error { return c(ctx, a) })
 	}
 	err := g.Wait()
 	a.log.Info("stopped", zap.Error(err))
 	return err
+}
+
+// serveLag adds every consumer group's lag to the process's metrics (ingest's /metrics, and
+// metrics.listen when set) for as long as the components run.
+func serveLag(ctx context.Context, g *errgroup.Group, a *app) error {
+	cl, err := kafka.NewClient(a.cfg, a.log)
+	if err != nil {
+		return err
+	}
+	groups := []string{enforce.Group(a.cfg), clickhouse.ConsumerGroup(a.cfg)}
+	for _, name := range a.cfg.Policy.Names {
+		groups = append(groups, sinks.Group(a.cfg, name))
+	}
+	c := lag.New(cl, groups...)
+	if err := prometheus.Register(c); err != nil {
+		cl.Close()
+		return fmt.Errorf("register lag metrics: %w", err)
+	}
+	g.Go(func() error {
+		defer cl.Close()
+		defer prometheus.Unregister(c)
+		if a.cfg.Metrics.Listen == "" {
+			<-ctx.Done()
+			return nil
+		}
+		if err := lag.Serve(ctx, a.cfg.Metrics.Listen, prometheus.DefaultGatherer); err != nil {
+			return fmt.Errorf("metrics.listen %s: %w", a.cfg.Metrics.Listen, err)
+		}
+		return nil
+	})
+	return nil
 }
 
 func ensureTopics(ctx context.Context, a *app) error {

@@ -45,6 +45,7 @@ func newRootCmd() *cobra.Command {
 		newReplayCmd(),
 		newEraseCmd(),
 		newStandinsCmd(),
+		newDLQCmd(),
 	)
 	return root
 }

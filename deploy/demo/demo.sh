@@ -15,7 +15,10 @@ export TOLLGATE_CLICKHOUSE_DATABASE="tollgate_demo"
 # Demo secrets: the policy names the variables, never the values.
 export GA4_API_SECRET=demo-ga4-secret META_TOKEN=demo-meta-token OPS_HOOK_SECRET=whsec_ZGVtby1vcHMtc2VjcmV0
 
-step() { printf '\n==> %s\n' "$*"; }
+STEPS=6
+step_n=0
+t0=$SECONDS
+step() { step_n=$((step_n + 1)); printf '\n==> [%d/%d %3ds] %s\n' "$step_n" "$STEPS" "$((SECONDS - t0))" "$*"; }
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -36,9 +39,11 @@ $BIN run --config "$CONFIG" 2>"$STATE/tollgate.log" &
 pids+=($!)
 for i in $(seq 1 60); do
   curl -fsS http://127.0.0.1:8080/readyz >/dev/null 2>&1 && break
-  [ "$i" = 60 ] && { echo "ingest did not become ready; see $STATE/tollgate.log"; tail -20 "$STATE/tollgate.log"; exit 1; }
+  [ "$i" = 60 ] && { echo; echo "ingest did not become ready; see $STATE/tollgate.log"; tail -20 "$STATE/tollgate.log"; exit 1; }
+  printf '\r    waiting for ingest /readyz (topics, consumer groups) %ds' "$((i / 2))"
   sleep 0.5
 done
+printf '\r    ingest is ready%40s\n' ""
 
 step "sending sample traffic through POST /v1/events"
 go run ./deploy/demo/traffic -events 300 -users 40
@@ -66,3 +71,20 @@ end=$(date +%s.%N)
 step "report (read back from ClickHouse)"
 $BIN audit summary --config "$CONFIG"
 printf '\n300 events in, %s decisions, %s final deliveries, %.1f s from start to report\n' "$(count)" "$d" "$(awk "BEGIN{print $end - $start}")"
+
+cat <<EOT
+
+Open (first party, all on this machine):
+  demo page with consent banner  http://127.0.0.1:8080/demo/
+  the snippet it loads           http://127.0.0.1:8080/tg.js
+  Prometheus metrics (with lag)  http://127.0.0.1:8080/metrics
+  ClickHouse (HTTP)              http://127.0.0.1:8123/?query=SELECT+reason,count()+FROM+$TOLLGATE_CLICKHOUSE_DATABASE.decisions+FINAL+GROUP+BY+reason
+Banner clicks land in the same audit tables; see them with
+  TOLLGATE_CLICKHOUSE_DATABASE=$TOLLGATE_CLICKHOUSE_DATABASE $BIN audit summary --config $CONFIG
+EOT
+# Keep the pipeline up for the page when a person is watching; scripts and CI end here.
+if [[ -t 0 && "${TOLLGATE_DEMO_EXIT:-}" != 1 ]]; then
+  echo "The pipeline keeps running: press Ctrl-C to stop it."
+  trap 'echo; echo "stopping"; exit 0' INT TERM
+  wait
+fi

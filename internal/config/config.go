@@ -23,6 +23,7 @@ type Config struct {
 	ClickHouse ClickHouse `yaml:"clickhouse"`
 	Ingest     Ingest     `yaml:"ingest"`
 	Delivery   Delivery   `yaml:"delivery"`
+	Metrics    Metrics    `yaml:"metrics"`
 	// PolicyFile is the policy's path, relative to the config file's folder.
 	PolicyFile string `yaml:"policy_file"`
 
@@ -89,6 +90,16 @@ type Ingest struct {
 	// Jurisdictions maps "CC" or "CC-REGION" codes from those headers to policy jurisdictions.
 	// Default: the EU/EEA countries map to "EU", "US-<state>" to itself.
 	Jurisdictions map[string]string `yaml:"jurisdictions"`
+	// DemoPage serves the consent-banner demo page at /demo/, with the first write key embedded
+	// in it (a browser key is public). Default false; `make demo` turns it on.
+	DemoPage bool `yaml:"demo_page"`
+}
+
+// Metrics configures the Prometheus endpoint of components without an HTTP server of their own.
+type Metrics struct {
+	// Listen address of GET /metrics for `process`, `sink` and `audit` (and `run`, beside
+	// ingest's own /metrics). Default "": off; ingest always serves /metrics on ingest.listen.
+	Listen string `yaml:"listen"`
 }
 
 // Delivery configures the sinks' retries.
@@ -101,6 +112,21 @@ type Delivery struct {
 	MaxBackoff time.Duration `yaml:"max_backoff"`
 	// Timeout of one vendor request. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
+	// RateLimit is the most requests per second one sink sends to its vendor; 0 (the default)
+	// means no limit. A destination's config.rate_limit overrides it.
+	RateLimit float64 `yaml:"rate_limit"`
+	// RateBurst is how many requests may go at once above RateLimit. Default 1.
+	RateBurst int `yaml:"rate_burst"`
+	// BreakerFailures is how many consecutive temporary failures (429, 5xx, timeouts, connection
+	// errors) open a destination's circuit breaker. Default 5.
+	BreakerFailures int `yaml:"breaker_failures"`
+	// BreakerOpen is how long an open breaker sends nothing before one probe request. Default 30s.
+	BreakerOpen time.Duration `yaml:"breaker_open"`
+	// RetryHorizon is the longest time after its consent decision an event may still be sent;
+	// an older one is dead-lettered unsent (error "horizon_exceeded"). The sinks remember consent
+	// withdrawals for this long, which is what makes the send-time re-check complete.
+	// Default 168h (7 days: Meta refuses older events anyway).
+	RetryHorizon time.Duration `yaml:"retry_horizon"`
 }
 
 // Load reads the config file, applies environment overrides and defaults, validates it and
@@ -189,6 +215,10 @@ func (c *Config) setDefaults() {
 	defDur(&c.Delivery.InitialBackoff, 200*time.Millisecond)
 	defDur(&c.Delivery.MaxBackoff, 30*time.Second)
 	defDur(&c.Delivery.Timeout, 10*time.Second)
+	defInt(&c.Delivery.RateBurst, 1)
+	defInt(&c.Delivery.BreakerFailures, 5)
+	defDur(&c.Delivery.BreakerOpen, 30*time.Second)
+	defDur(&c.Delivery.RetryHorizon, 7*24*time.Hour)
 	def(&c.PolicyFile, "policy.yaml")
 }
 
@@ -217,6 +247,18 @@ func (c *Config) validate() error {
 	if c.Delivery.MaxAttempts < 1 {
 		return &policy.FieldError{Field: "delivery.max_attempts", Reason: "must be at least 1"}
 	}
+	if c.Delivery.RateLimit < 0 {
+		return &policy.FieldError{Field: "delivery.rate_limit", Reason: "must not be negative"}
+	}
+	if c.Delivery.RateBurst < 1 {
+		return &policy.FieldError{Field: "delivery.rate_burst", Reason: "must be at least 1"}
+	}
+	if c.Delivery.BreakerFailures < 1 {
+		return &policy.FieldError{Field: "delivery.breaker_failures", Reason: "must be at least 1"}
+	}
+	if c.Delivery.MaxBackoff > c.Delivery.RetryHorizon || c.Delivery.BreakerOpen > c.Delivery.RetryHorizon {
+		return &policy.FieldError{Field: "delivery.retry_horizon", Reason: "must be longer than delivery.max_backoff and delivery.breaker_open"}
+	}
 	return nil
 }
 
@@ -236,6 +278,10 @@ const (
 
 // DestTopic is the filtered topic of a destination ("dest.meta").
 func DestTopic(name string) string { return "dest." + name }
+
+// RetryTopic is the delayed-retry topic of a destination ("dest.meta.retry"): events waiting for
+// their next attempt, so the destination's main topic never waits for them.
+func RetryTopic(name string) string { return "dest." + name + ".retry" }
 
 // DLQTopic is the dead-letter topic of a destination ("dest.meta.dlq").
 func DLQTopic(name string) string { return "dest." + name + ".dlq" }
