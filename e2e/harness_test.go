@@ -39,9 +39,16 @@ type pipeline struct {
 
 func startPipeline(t *testing.T) *pipeline {
 	t.Helper()
+	return startPipelineEnv(t)
+}
+
+// startPipelineEnv is startPipeline with extra environment variables for the binary, e.g.
+// TOLLGATE_DELIVERY_MAX_ATTEMPTS=100 to override the test config.
+func startPipelineEnv(t *testing.T, env ...string) *pipeline {
+	t.Helper()
 	p := newPipeline(t)
 	p.cmd = exec.Command(binary, "run", "--config", p.configPath())
-	p.cmd.Env = p.env()
+	p.cmd.Env = p.env(env...)
 	p.cmd.Stderr = p.logs
 	require.NoError(t, p.cmd.Start())
 	t.Cleanup(p.stop)

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +18,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Fprintln(os.Stderr, "e2e: skipped under -short (drives the binary against real Kafka and ClickHouse)")
+		os.Exit(0)
+	}
 	if kafkaAddr == "" || chAddr == "" {
 		fmt.Fprintln(os.Stderr, "e2e: set TOLLGATE_TEST_KAFKA and TOLLGATE_TEST_CLICKHOUSE (make test does) or run make services-up")
 		os.Exit(1)

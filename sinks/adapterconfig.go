@@ -24,6 +24,21 @@ type HTTPConfig struct {
 	// Timeout bounds one request (e.g. "1500ms"). Default: the vendor's recommendation, see each
 	// adapter's Timeout method.
 	Timeout time.Duration `yaml:"timeout"`
+	// RateLimit is the most requests per second sent to this destination (e.g. 5 for Google's
+	// Data Manager quota of 300 per minute). Default: delivery.rate_limit; 0 means no limit.
+	// The runner reads it (RateLimit); adapters only accept the key.
+	RateLimit float64 `yaml:"rate_limit"`
+}
+
+// RateLimit returns the destination's config.rate_limit when it sets one.
+func RateLimit(dest *policy.Destination) (float64, bool) {
+	switch v := dest.Config["rate_limit"].(type) {
+	case int:
+		return float64(v), true
+	case float64:
+		return v, true
+	}
+	return 0, false
 }
 
 // TimeoutOr returns the configured timeout, or def when none is set.

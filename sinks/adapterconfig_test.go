@@ -30,10 +30,10 @@ func TestDecodeConfig(t *testing.T) {
 
 func TestDecodeConfigErrors(t *testing.T) {
 	for cfg, want := range map[string]map[string]any{
-		"destinations.meta.config.pixel_idd: unknown key (known: allow_private_network, max, names, pixel_id, timeout)": {"pixel_idd": "1"},
-		"destinations.meta.config.max: must be a number":                                                                {"max": "lots"},
-		"destinations.meta.config.timeout: must be a duration such as":                                                  {"timeout": "soon"},
-		"destinations.meta.config.allow_private_network: must be true or false":                                         {"allow_private_network": "yes please"},
+		"destinations.meta.config.pixel_idd: unknown key (known: allow_private_network, max, names, pixel_id, rate_limit, timeout)": {"pixel_idd": "1"},
+		"destinations.meta.config.max: must be a number":                        {"max": "lots"},
+		"destinations.meta.config.timeout: must be a duration such as":          {"timeout": "soon"},
+		"destinations.meta.config.allow_private_network: must be true or false": {"allow_private_network": "yes please"},
 	} {
 		var c testConfig
 		require.ErrorContains(t, sinks.DecodeConfig(&policy.Destination{Name: "meta", Config: want}, &c), cfg)

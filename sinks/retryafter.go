@@ -56,6 +56,7 @@ func clampDelay(d time.Duration) time.Duration {
 //   - 3xx: Permanent. Clients built by NewHTTPClient never follow redirects (a redirect to an
 //     internal address is the classic SSRF trick); a vendor that redirects is misconfigured, and
 //     retrying will not change its answer.
+//   - 400, 413, 422: Permanent with Split: the batch may pass without some of its events.
 //   - any other status: Permanent.
 //
 // Reason is "http_<status>". Adapters refine the verdict from the body (Graph error codes,
@@ -68,6 +69,9 @@ func ClassifyStatus(status int, header http.Header, now time.Time) Verdict {
 	case status == http.StatusRequestTimeout, status == http.StatusTooEarly,
 		status == http.StatusTooManyRequests, status >= 500 && status < 600:
 		return Verdict{Class: Retry, Reason: reason, RetryAfter: ParseRetryAfter(header.Get("Retry-After"), now)}
+	case status == http.StatusBadRequest, status == http.StatusRequestEntityTooLarge, status == http.StatusUnprocessableEntity:
+		// The request as a whole was refused; a smaller one may pass (see Verdict.Split).
+		return Verdict{Class: Permanent, Reason: reason, Split: true}
 	default:
 		return Verdict{Class: Permanent, Reason: reason}
 	}

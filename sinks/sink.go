@@ -48,6 +48,15 @@ type Verdict struct {
 	// batch) with the reason; the rest of the batch has Class. Used by vendors that report errors
 	// per row inside a successful response.
 	Failed map[int]string
+	// Split marks a Permanent answer to a whole batch that one bad event may have caused, the
+	// vendor not saying which (Meta and TikTok refuse a whole request for one invalid event).
+	// The runner then sends each half of the batch on its own, recursively, so only the bad
+	// events are dead-lettered. ClassifyStatus sets it for 400, 413 and 422.
+	Split bool
+	// ResendRest, with Failed set and Class Retry, says the vendor refused the request only
+	// because of the Failed events: the runner sends the others again at once, without them,
+	// within the same attempt (Google Ads names bad rows of a refused request).
+	ResendRest bool
 
 	status int // HTTP status the verdict was read from; set by the runner
 }

@@ -33,6 +33,8 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// Bad flags are usage errors (exit 2); subcommands inherit this.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newVersionCmd(),
 		newRunCmd(),
@@ -43,6 +45,7 @@ func newRootCmd() *cobra.Command {
 		newReplayCmd(),
 		newEraseCmd(),
 		newStandinsCmd(),
+		newDLQCmd(),
 	)
 	return root
 }

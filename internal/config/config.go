@@ -64,6 +64,23 @@ type ClickHouse struct {
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	// BatchSize is the most rows one insert carries. Default 10000.
 	BatchSize int `yaml:"batch_size"`
+	// Retention is the audit writer's scheduled anonymisation and deletion of old audit rows.
+	Retention Retention `yaml:"retention"`
+}
+
+// Retention limits how long audit rows keep personal data, and how long they are kept at all.
+// Ages count whole days of the rows' server-side time (decided_at, at). Durations are Go
+// durations: "2160h" is 90 days.
+type Retention struct {
+	// AnonymizeAfter blanks user_key in decisions older than this. Default 2160h (90 days);
+	// "-1s" (any negative value) turns anonymisation off.
+	AnonymizeAfter time.Duration `yaml:"anonymize_after"`
+	// DropAfter is the hard limit: day partitions of decisions, decisions_by_user and deliveries
+	// older than this are dropped. Default 0: never. Must be longer than AnonymizeAfter.
+	DropAfter time.Duration `yaml:"drop_after"`
+	// Interval between retention runs of the audit writer (one also runs at its start).
+	// Default 1h; "-1s" (any negative value) turns the job off in this process.
+	Interval time.Duration `yaml:"interval"`
 }
 
 // Ingest configures the HTTP collector.
@@ -107,6 +124,21 @@ type Delivery struct {
 	MaxBackoff time.Duration `yaml:"max_backoff"`
 	// Timeout of one vendor request. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
+	// RateLimit is the most requests per second one sink sends to its vendor; 0 (the default)
+	// means no limit. A destination's config.rate_limit overrides it.
+	RateLimit float64 `yaml:"rate_limit"`
+	// RateBurst is how many requests may go at once above RateLimit. Default 1.
+	RateBurst int `yaml:"rate_burst"`
+	// BreakerFailures is how many consecutive temporary failures (429, 5xx, timeouts, connection
+	// errors) open a destination's circuit breaker. Default 5.
+	BreakerFailures int `yaml:"breaker_failures"`
+	// BreakerOpen is how long an open breaker sends nothing before one probe request. Default 30s.
+	BreakerOpen time.Duration `yaml:"breaker_open"`
+	// RetryHorizon is the longest time after its consent decision an event may still be sent;
+	// an older one is dead-lettered unsent (error "horizon_exceeded"). The sinks remember consent
+	// withdrawals for this long, which is what makes the send-time re-check complete.
+	// Default 168h (7 days: Meta refuses older events anyway).
+	RetryHorizon time.Duration `yaml:"retry_horizon"`
 	// AllowedHosts, when set, is the only hosts a destination's endpoint or url may name:
 	// exact names or "*.example.com" for subdomains. It lives in the config, not the policy, so
 	// whoever edits the policy cannot point a webhook anywhere. Default: empty, any host (the
@@ -190,6 +222,8 @@ func (c *Config) setDefaults() {
 	def(&c.ClickHouse.Username, "default")
 	defDur(&c.ClickHouse.FlushInterval, time.Second)
 	defInt(&c.ClickHouse.BatchSize, 10000)
+	defDur(&c.ClickHouse.Retention.AnonymizeAfter, 90*24*time.Hour)
+	defDur(&c.ClickHouse.Retention.Interval, time.Hour)
 	def(&c.Ingest.Listen, "127.0.0.1:8080")
 	if c.Ingest.Jurisdictions == nil {
 		c.Ingest.Jurisdictions = DefaultJurisdictions()
@@ -198,6 +232,10 @@ func (c *Config) setDefaults() {
 	defDur(&c.Delivery.InitialBackoff, 200*time.Millisecond)
 	defDur(&c.Delivery.MaxBackoff, 30*time.Second)
 	defDur(&c.Delivery.Timeout, 10*time.Second)
+	defInt(&c.Delivery.RateBurst, 1)
+	defInt(&c.Delivery.BreakerFailures, 5)
+	defDur(&c.Delivery.BreakerOpen, 30*time.Second)
+	defDur(&c.Delivery.RetryHorizon, 7*24*time.Hour)
 	def(&c.PolicyFile, "policy.yaml")
 	c.setSecurityDefaults()
 }
@@ -224,8 +262,23 @@ func (c *Config) validate() error {
 			return &policy.FieldError{Field: "clickhouse.password_env", Reason: fmt.Sprintf("environment variable %s is not set", c.ClickHouse.PasswordEnv)}
 		}
 	}
+	if r := c.ClickHouse.Retention; r.DropAfter < 0 || (r.DropAfter > 0 && r.AnonymizeAfter > 0 && r.DropAfter <= r.AnonymizeAfter) {
+		return &policy.FieldError{Field: "clickhouse.retention.drop_after", Reason: fmt.Sprintf("%s: must be 0 (never) or longer than anonymize_after (%s)", r.DropAfter, r.AnonymizeAfter)}
+	}
 	if c.Delivery.MaxAttempts < 1 {
 		return &policy.FieldError{Field: "delivery.max_attempts", Reason: "must be at least 1"}
+	}
+	if c.Delivery.RateLimit < 0 {
+		return &policy.FieldError{Field: "delivery.rate_limit", Reason: "must not be negative"}
+	}
+	if c.Delivery.RateBurst < 1 {
+		return &policy.FieldError{Field: "delivery.rate_burst", Reason: "must be at least 1"}
+	}
+	if c.Delivery.BreakerFailures < 1 {
+		return &policy.FieldError{Field: "delivery.breaker_failures", Reason: "must be at least 1"}
+	}
+	if c.Delivery.MaxBackoff > c.Delivery.RetryHorizon || c.Delivery.BreakerOpen > c.Delivery.RetryHorizon {
+		return &policy.FieldError{Field: "delivery.retry_horizon", Reason: "must be longer than delivery.max_backoff and delivery.breaker_open"}
 	}
 	return nil
 }
@@ -246,6 +299,10 @@ const (
 
 // DestTopic is the filtered topic of a destination ("dest.meta").
 func DestTopic(name string) string { return "dest." + name }
+
+// RetryTopic is the delayed-retry topic of a destination ("dest.meta.retry"): events waiting for
+// their next attempt, so the destination's main topic never waits for them.
+func RetryTopic(name string) string { return "dest." + name + ".retry" }
 
 // DLQTopic is the dead-letter topic of a destination ("dest.meta.dlq").
 func DLQTopic(name string) string { return "dest." + name + ".dlq" }

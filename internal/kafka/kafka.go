@@ -57,8 +57,8 @@ func baseOpts(cfg *config.Config, log *zap.Logger) ([]kgo.Opt, error) {
 	return append(opts, sec...), nil
 }
 
-// Topics returns every topic tollgate needs, with its config: the raw topic, one filtered and one
-// dead-letter topic per destination, the audit topics and the compacted consent-state changelog.
+// Topics returns every topic tollgate needs, with its config: the raw topic, one filtered, one retry and
+// one dead-letter topic per destination, the audit topics and the compacted consent-state changelog.
 func Topics(cfg *config.Config) map[string]map[string]*string {
 	compact := "compact"
 	topics := map[string]map[string]*string{
@@ -70,6 +70,7 @@ func Topics(cfg *config.Config) map[string]map[string]*string {
 	}
 	for _, name := range cfg.Policy.Names {
 		topics[cfg.Topic(config.DestTopic(name))] = nil
+		topics[cfg.Topic(config.RetryTopic(name))] = nil
 		topics[cfg.Topic(config.DLQTopic(name))] = nil
 	}
 	return topics

@@ -36,14 +36,27 @@ func EndOffsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]in
 // Control records (transaction markers) are read too, so a partition that ends in a marker is
 // recognised as finished, but they are not passed to fn.
 func ReadToEnd(ctx context.Context, cfg *config.Config, log *zap.Logger, topic string, ends map[int32]int64, fn func(*kgo.Record)) error {
-	if len(ends) == 0 {
-		return nil
-	}
+	return ReadRange(ctx, cfg, log, topic, nil, ends, fn)
+}
+
+// ReadRange is ReadToEnd from the offsets in starts (a partition missing there is read from its
+// start). A partition whose start is at or past its end is not read.
+func ReadRange(ctx context.Context, cfg *config.Config, log *zap.Logger, topic string, starts, ends map[int32]int64, fn func(*kgo.Record)) error {
 	remaining := map[int32]int64{}
 	parts := map[int32]kgo.Offset{}
 	for p, end := range ends {
+		start, ok := starts[p]
+		if ok && start >= end {
+			continue
+		}
 		remaining[p] = end
 		parts[p] = kgo.NewOffset().AtStart()
+		if ok {
+			parts[p] = kgo.NewOffset().At(start)
+		}
+	}
+	if len(remaining) == 0 {
+		return nil
 	}
 	cl, err := NewClient(cfg, log,
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),

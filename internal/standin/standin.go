@@ -60,6 +60,9 @@ type Fault struct {
 	Hang time.Duration
 	// Body replaces the vendor-shaped error body the stand-in would send for Status.
 	Body string
+	// Reset drops the connection with a TCP reset instead of answering (after Hang, if set),
+	// as a crashing gateway or a load balancer killing the connection does.
+	Reset bool
 	// Count is how many consecutive requests the fault applies to: 0 means 1, a negative count
 	// means every request until the next SetFailures or Reset.
 	Count int
@@ -264,6 +267,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if faulty && f.Reset {
+		resetConnection(w)
+		s.logRequest(r, 0, 0)
+		return
+	}
 	var a answer
 	if faulty && f.Status != 0 {
 		a = faultAnswer(s.Kind, f)
@@ -285,6 +293,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	s.logRequest(r, a.status, len(a.ids))
+}
+
+// resetConnection closes the request's connection with RST (SO_LINGER 0), so the client sees
+// "connection reset by peer" rather than a clean close.
+func resetConnection(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler) // closes the connection, without the reset
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
 }
 
 func (s *Server) logRequest(r *http.Request, status, events int) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -19,7 +20,10 @@ import (
 type ReplayOptions struct {
 	From, To    time.Time // event time range; a zero To means no upper bound
 	Destination string    // only this destination; "" for all
-	// Progress, if set, is called now and then with the raw records read so far and in all.
+	// RunID marks every decision of the run; "" makes a new one (a UUID).
+	RunID string
+	// Progress, if set, is called now and then (after each batch of decisions written, and at
+	// the end) with the raw records read so far and the records the raw topic holds in all.
 	Progress func(read, total int64)
 }
 
@@ -36,7 +40,10 @@ type ReplayResult struct {
 // topic from its start, so each event is judged against the consent its user had recorded at that
 // point of the log, and decides only the events whose time is in the range.
 func Replay(ctx context.Context, cfg *config.Config, log *zap.Logger, opt ReplayOptions) (ReplayResult, error) {
-	res := ReplayResult{RunID: uuid.NewString()}
+	res := ReplayResult{RunID: opt.RunID}
+	if res.RunID == "" {
+		res.RunID = uuid.NewString()
+	}
 	topic := cfg.Topic(config.TopicRaw)
 	producer, err := kafka.NewClient(cfg, log)
 	if err != nil {
@@ -47,10 +54,12 @@ func Replay(ctx context.Context, cfg *config.Config, log *zap.Logger, opt Replay
 	if err != nil {
 		return res, err
 	}
-	var total, read int64
-	for _, end := range ends {
-		total += end
+	total, err := recordsToRead(ctx, producer, topic, ends)
+	if err != nil {
+		return res, err
 	}
+	var read int64
+	// The consent state replay builds as it goes, with the processor's store and merge rule.
 	store := newStateStore()
 	var out []*kgo.Record
 	var flushErr error
@@ -59,9 +68,6 @@ func Replay(ctx context.Context, cfg *config.Config, log *zap.Logger, opt Replay
 			flushErr = producer.ProduceSync(ctx, out...).FirstErr()
 		}
 		out = out[:0]
-		if opt.Progress != nil {
-			opt.Progress(read, total)
-		}
 	}
 	err = kafka.ReadToEnd(ctx, cfg, log, topic, ends, func(r *kgo.Record) {
 		read++
@@ -69,8 +75,14 @@ func Replay(ctx context.Context, cfg *config.Config, log *zap.Logger, opt Replay
 		if len(out) >= 5000 {
 			flush()
 		}
+		if opt.Progress != nil && read%1000 == 0 {
+			opt.Progress(read, total)
+		}
 	})
 	flush()
+	if err == nil && opt.Progress != nil {
+		opt.Progress(total, total) // at the end: transaction markers count as read too
+	}
 	if err == nil && flushErr != nil {
 		err = fmt.Errorf("write replay decisions: %w", flushErr)
 	}
@@ -104,4 +116,22 @@ func replayRecord(cfg *config.Config, r *kgo.Record, store *stateStore, opt Repl
 func inRange(ms int64, from, to time.Time) bool {
 	t := time.UnixMilli(ms)
 	return !t.Before(from) && (to.IsZero() || t.Before(to))
+}
+
+// recordsToRead is how many records (data and transaction markers) lie between the start of
+// each partition, which retention may have moved past 0, and its end in ends.
+func recordsToRead(ctx context.Context, cl *kgo.Client, topic string, ends map[int32]int64) (int64, error) {
+	starts, err := kadm.NewClient(cl).ListStartOffsets(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("list start offsets of %s: %w", topic, err)
+	}
+	var total int64
+	for p, end := range ends {
+		start := int64(0)
+		if o, ok := starts.Lookup(topic, p); ok && o.Err == nil {
+			start = o.Offset
+		}
+		total += max(end-start, 0)
+	}
+	return total, nil
 }

@@ -51,12 +51,30 @@ func (p *Processor) onRevoked(_ context.Context, _ *kgo.Client, revoked map[stri
 	}
 }
 
+// endOffsetsPatiently lists a topic's end offsets, retrying for up to 30 s: a topic created a
+// moment ago may not be known to every broker yet, and a broker may be restarting. Giving up
+// stops the processor (see onAssigned), so it is worth waiting a little first.
+func endOffsetsPatiently(ctx context.Context, log *zap.Logger, cl *kgo.Client, topic string) (map[int32]int64, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ends, err := kafka.EndOffsets(ctx, cl, topic)
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return ends, err
+		}
+		log.Warn("cannot list end offsets yet; retrying", zap.String("topic", topic), zap.Error(err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 // restoreState loads every user's latest state of the given partitions of the compacted
 // consent-state topic into the store. The topic is keyed like the raw topic and has as many
 // partitions, so partition n of it holds exactly the users of raw partition n.
 func restoreState(ctx context.Context, cfg *config.Config, log *zap.Logger, cl *kgo.Client, store *stateStore, parts []int32) (int, error) {
 	topic := cfg.Topic(config.TopicState)
-	all, err := kafka.EndOffsets(ctx, cl, topic)
+	all, err := endOffsetsPatiently(ctx, log, cl, topic)
 	if err != nil {
 		return 0, err
 	}

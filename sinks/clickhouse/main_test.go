@@ -45,6 +45,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(childWriterEnv); spec != "" {
+		os.Exit(runChildWriter(spec)) // this process is a writer a test will kill
+	}
 	code := m.Run()
 	if testClickHouse != "" {
 		if err := dropRunDatabases(); err != nil {
@@ -86,6 +89,9 @@ func dropRunDatabases() error {
 func needClickHouse(t testing.TB) {
 	t.Helper()
 	if testClickHouse == "" {
+		if testing.Short() { // make test-unit: no services
+			t.Skip("needs ClickHouse (TOLLGATE_TEST_CLICKHOUSE)")
+		}
 		t.Fatal("set TOLLGATE_TEST_CLICKHOUSE (make test does) or run make services-up")
 	}
 }
@@ -154,6 +160,12 @@ func createTopics(t testing.TB, cfg *config.Config) {
 	resp, err := adm.CreateTopics(ctx, int32(cfg.Kafka.Partitions), 1, nil, topics...)
 	require.NoError(t, err)
 	require.NoError(t, resp.Error())
+	compact := "compact"
+	state := cfg.Topic(config.TopicState)
+	resp, err = adm.CreateTopics(ctx, int32(cfg.Kafka.Partitions), 1, map[string]*string{"cleanup.policy": &compact}, state)
+	require.NoError(t, err)
+	require.NoError(t, resp.Error())
+	topics = append(topics, state)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -9,34 +9,43 @@ import (
 )
 
 // Table design (all within what ClickHouse 18.16 supports: no TTL, DateTime64, Map or
-// LowCardinality).
+// LowCardinality). docs/audit.md is the user-facing description; keep the two in step.
 //
 // Both audit tables are ReplacingMergeTree. Their ORDER BY is their dedup key: rows with equal
-// keys in the same partition collapse into one at merge time, and SELECT ... FINAL collapses them
-// at read time. A replayed topic, a restarted writer re-reading records it had inserted but not yet
-// committed, or a second writer after a rebalance therefore never double counts with FINAL. The
-// rows of one key are always identical copies of one Kafka record, so which copy survives does not
-// matter (no version column).
+// keys collapse into one at merge time (within a partition), and SELECT ... FINAL collapses them
+// at read time — across partitions too (checked on 18.16; newer servers do the same unless
+// do_not_merge_across_partitions_select_final is set, which tollgate never does). A replayed
+// topic, a restarted writer re-reading records it had inserted but not yet committed, or a second
+// writer after a rebalance therefore never double counts with FINAL. The copies of one key are
+// copies of one Kafka record, so which one survives does not matter (no version column).
 //
-// The partition key must be a function of the dedup key's row alone, or copies could land in
-// different partitions and never collapse: decisions are partitioned by the event's own time
-// (equal for every copy), deliveries by the attempt's time. Per month, not per day (DESIGN.md
-// said day; this is deliberate): event_time is chosen by the sending client, so per-day
-// partitions let scattered or hostile timestamps create thousands of partitions, each insert
-// writes one part per partition it touches, and replays or backfills over more than 100 days
-// would hit newer servers' per-insert partition limit. Retention anonymises with ALTER UPDATE
-// rather than dropping partitions, so finer partitions would buy nothing.
+// Partitions are per day of the server-side time (schema version 3): decisions by
+// toDate(decided_at), deliveries by toDate(at). Both are stamped by tollgate itself, so they
+// move forward with the clock and a day's partition is written on that day only — unlike the
+// client-chosen event_time, whose scattered or hostile values would create thousands of
+// partitions. Day partitions are what retention drops (DROP PARTITION is instant), and what
+// lets a "since T" query skip old data. Versions 1 and 2 partitioned by month of event_time;
+// version 3 rebuilds the tables (migrateDayPartitions).
 //
 // decisions is ordered by (destination, event_id, run_id) — the contract's dedup key with the
-// destination first, for "what got blocked where" questions. "What did we send about user X"
-// needs the user first: decisions_by_user holds the same rows ordered by user, filled by a
-// materialized view on every insert into decisions. Erasure must delete from both tables.
+// destination first, for "what got blocked where" questions. The reason cannot join the key (a
+// re-decision of the same event with another reason would then be a second row); blocked
+// counts by destination and reason come from decisions_daily instead. "What did we send about
+// user X" needs the user first: decisions_by_user holds the same rows ordered by user, filled by
+// a materialized view on every insert into decisions. Erasure must delete from both tables.
+//
+// decisions_daily and deliveries_daily are the daily summaries: AggregatingMergeTree tables fed
+// by materialized views, holding per day and group the exact set of distinct keys
+// (uniqExactState), so a row inserted twice counts once there too. Read them with
+// uniqExactMerge (docs/audit.md).
 
 // migration is one schema version: statements that are each idempotent on their own (IF NOT
 // EXISTS), so a migration interrupted half-way is simply re-run.
 type migration struct {
 	version    uint32
 	statements []string
+	// run, if set, runs after the statements; it must be safe to re-run after an interruption.
+	run func(ctx context.Context, conn driver.Conn, database string) error
 }
 
 // decisionsColumns and deliveriesColumns are the contract's columns (CONTRACT.md §6), in order.
@@ -94,7 +103,7 @@ func columnNames(cols []column) string {
 func migrations(database string) []migration {
 	t := func(name string) string { return qualified(database, name) }
 	return []migration{
-		{1, []string{
+		{version: 1, statements: []string{
 			`CREATE TABLE IF NOT EXISTS ` + t("decisions") + ` (` + columnDefs(decisionsColumns) + `)
 			ENGINE = ReplacingMergeTree()
 			PARTITION BY toYYYYMM(event_time)
@@ -104,7 +113,7 @@ func migrations(database string) []migration {
 			PARTITION BY toYYYYMM(at)
 			ORDER BY (destination, event_id, attempt, status)`,
 		}},
-		{2, []string{
+		{version: 2, statements: []string{
 			// The target table first: the view refers to it.
 			`CREATE TABLE IF NOT EXISTS ` + t("decisions_by_user") + ` (` + columnDefs(decisionsColumns) + `)
 			ENGINE = ReplacingMergeTree()
@@ -117,11 +126,12 @@ func migrations(database string) []migration {
 			`INSERT INTO ` + t("decisions_by_user") + ` (` + columnNames(decisionsColumns) + `)
 			SELECT ` + columnNames(decisionsColumns) + ` FROM ` + t("decisions"),
 		}},
+		{3, nil, migrateDayPartitions},
 	}
 }
 
 // SchemaVersion is the newest schema version Migrate applies.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // Migrate creates the database if missing and applies every schema version it has not applied
 // yet, recording each in the database's schema_migrations table. Running it again, or from two
@@ -129,6 +139,11 @@ const SchemaVersion = 2
 // ReplacingMergeTree. It then checks that the audit tables have the contract's columns, so a
 // table someone created by hand fails here and not at the first insert.
 func Migrate(ctx context.Context, conn driver.Conn, database string) error {
+	return migrateTo(ctx, conn, database, SchemaVersion)
+}
+
+// migrateTo applies the versions up to upTo (tests use it to build an older schema).
+func migrateTo(ctx context.Context, conn driver.Conn, database string, upTo uint32) error {
 	if err := checkDatabase(database); err != nil {
 		return err
 	}
@@ -145,11 +160,16 @@ func Migrate(ctx context.Context, conn driver.Conn, database string) error {
 		return err
 	}
 	for _, m := range migrations(database) {
-		if applied[m.version] {
+		if applied[m.version] || m.version > upTo {
 			continue
 		}
 		for _, stmt := range m.statements {
 			if err := conn.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("migration %d: %w", m.version, err)
+			}
+		}
+		if m.run != nil {
+			if err := m.run(ctx, conn, database); err != nil {
 				return fmt.Errorf("migration %d: %w", m.version, err)
 			}
 		}
@@ -160,7 +180,11 @@ func Migrate(ctx context.Context, conn driver.Conn, database string) error {
 			return fmt.Errorf("record migration %d: %w", m.version, err)
 		}
 	}
-	for table, want := range map[string][]column{"decisions": decisionsColumns, "deliveries": deliveriesColumns, "decisions_by_user": decisionsColumns} {
+	want := map[string][]column{"decisions": decisionsColumns, "deliveries": deliveriesColumns, "decisions_by_user": decisionsColumns}
+	if upTo >= 3 {
+		want["erasures"] = erasuresColumns
+	}
+	for table, want := range want {
 		if err := checkColumns(ctx, conn, database, table, want); err != nil {
 			return err
 		}

@@ -21,6 +21,7 @@ func TestMigrateCreatesContractTables(t *testing.T) {
 		"deliveries":        deliveriesColumns,
 		"decisions_by_user": decisionsColumns,
 		"schema_migrations": {{"version", "UInt32"}, {"applied_at", "DateTime"}},
+		"erasures":          erasuresColumns,
 	} {
 		have, err := tableColumns(ctx, db, db.Database, table)
 		require.NoError(t, err)
@@ -38,12 +39,77 @@ func TestMigrateCreatesContractTables(t *testing.T) {
 		{"http_status", "UInt16"}, {"error", "String"}, {"latency_ms", "UInt32"}, {"at", "DateTime"},
 	}, deliveriesColumns, "CONTRACT.md §6 deliveries")
 
-	var engine, sortingKey, partitionKey string
-	require.NoError(t, db.QueryRow(ctx, "SELECT engine, sorting_key, partition_key FROM system.tables WHERE database = ? AND name = 'decisions'",
-		db.Database).Scan(&engine, &sortingKey, &partitionKey))
-	require.Equal(t, "ReplacingMergeTree", engine)
-	require.Equal(t, "destination, event_id, run_id", sortingKey)
-	require.Equal(t, "toYYYYMM(event_time)", partitionKey)
+	for _, tc := range []struct{ table, engine, sortingKey, partitionKey string }{
+		{"decisions", "ReplacingMergeTree", "destination, event_id, run_id", "toDate(decided_at)"},
+		{"decisions_by_user", "ReplacingMergeTree", "user_key, destination, event_id, run_id", "toDate(decided_at)"},
+		{"deliveries", "ReplacingMergeTree", "destination, event_id, attempt, status", "toDate(at)"},
+		{"decisions_daily", "AggregatingMergeTree", "day, destination, reason, outcome, run_id", "toYYYYMM(day)"},
+		{"deliveries_daily", "AggregatingMergeTree", "day, destination, status", "toYYYYMM(day)"},
+	} {
+		var engine, sortingKey, partitionKey string
+		require.NoError(t, db.QueryRow(ctx, "SELECT engine, sorting_key, partition_key FROM system.tables WHERE database = ? AND name = ?",
+			db.Database, tc.table).Scan(&engine, &sortingKey, &partitionKey))
+		require.Equal(t, []string{tc.engine, tc.sortingKey, tc.partitionKey}, []string{engine, sortingKey, partitionKey}, tc.table)
+	}
+}
+
+// An existing deployment at schema version 2 (month partitions by event_time) is upgraded in
+// place: its rows move to the day-partitioned tables, the by-user copy and the daily summaries
+// are filled from them, the old tables are gone, and a second run changes nothing.
+func TestMigrateUpgradesVersion2(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	ctx := context.Background()
+	c := *cfg
+	db, err := Open(ctx, &c)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = db.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db.Database+"`")
+		_ = db.Close()
+	})
+	require.NoError(t, migrateTo(ctx, db, db.Database, 2))
+	key, err := partitionKey(ctx, db, db.Database, "decisions")
+	require.NoError(t, err)
+	require.Equal(t, "toYYYYMM(event_time)", key)
+
+	var ds []schemas.Decision
+	for i := range 50 {
+		ds = append(ds, testDecision(i))
+	}
+	require.NoError(t, db.InsertDecisions(ctx, ds))
+	require.NoError(t, db.InsertDecisions(ctx, ds[:10])) // copies, as a restarted writer leaves them
+	dels := []schemas.Delivery{testDelivery(1), testDelivery(2), testDelivery(2)}
+	require.NoError(t, db.InsertDeliveries(ctx, dels))
+
+	require.NoError(t, Migrate(ctx, db, db.Database))
+	key, err = partitionKey(ctx, db, db.Database, "decisions")
+	require.NoError(t, err)
+	require.Equal(t, "toDate(decided_at)", key)
+	want := map[string]schemas.Decision{}
+	for _, d := range ds {
+		want[d.DecisionID] = truncated(d)
+	}
+	require.Equal(t, want, readDecisions(t, db, "decisions"))
+	require.Equal(t, want, readDecisions(t, db, "decisions_by_user"))
+	require.Len(t, readDeliveries(t, db), 2)
+	var daily uint64
+	require.NoError(t, db.QueryRow(ctx, "SELECT uniqExactMerge(events) FROM "+db.table("decisions_daily")).Scan(&daily))
+	require.Equal(t, uint64(50), daily, "summary counts each decision once")
+	for _, old := range []string{"decisions_v2", "deliveries_v2", "decisions_by_user_v2", "decisions_v3"} {
+		exists, err := tableExists(ctx, db, db.Database, old)
+		require.NoError(t, err)
+		require.False(t, exists, old)
+	}
+	applied, err := appliedVersions(ctx, db, db.Database)
+	require.NoError(t, err)
+	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true}, applied)
+
+	// An interrupted upgrade is re-run from where it stopped: running the step again is harmless.
+	require.NoError(t, migrateDayPartitions(ctx, db, db.Database))
+	require.Equal(t, want, readDecisions(t, db, "decisions"))
+	// New inserts reach every table through the new views.
+	require.NoError(t, db.InsertDecisions(ctx, []schemas.Decision{testDecision(77)}))
+	require.Len(t, readDecisions(t, db, "decisions_by_user"), 51)
 }
 
 func TestMigrateTwiceIsANoOp(t *testing.T) {
@@ -63,7 +129,8 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 		return names
 	}
 	before := tables()
-	require.Equal(t, []string{"decisions", "decisions_by_user", "decisions_by_user_mv", "deliveries", "schema_migrations"}, before)
+	require.Equal(t, []string{"decisions", "decisions_by_user", "decisions_by_user_mv", "decisions_daily", "decisions_daily_mv",
+		"deliveries", "deliveries_daily", "deliveries_daily_mv", "erasures", "schema_migrations"}, before)
 	require.NoError(t, db.InsertDecisions(ctx, []schemas.Decision{testDecision(1)}))
 
 	require.NoError(t, Migrate(ctx, db, db.Database))
@@ -73,7 +140,7 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 	require.Equal(t, uint64(SchemaVersion), countRaw(t, db, "schema_migrations"), "one row per version, none added by the reruns")
 	applied, err := appliedVersions(ctx, db, db.Database)
 	require.NoError(t, err)
-	require.Equal(t, map[uint32]bool{1: true, 2: true}, applied)
+	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true}, applied)
 	require.Equal(t, uint64(1), countRaw(t, db, "decisions"), "data kept")
 	require.Equal(t, uint64(1), countRaw(t, db, "decisions_by_user"), "the by-user copy is not redone")
 }

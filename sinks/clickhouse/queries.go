@@ -11,28 +11,30 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
-// The read side: every query reads with FINAL, so copies of a row written twice (a replay, a
-// restarted writer) count once. FINAL merges at read time and costs more than a plain SELECT on
-// big tables; for dashboards over long ranges, count(DISTINCT ...) of the dedup key or a
-// pre-aggregated table are the alternatives. The queries take any driver.Conn (a *DB is one) and
+// The read side: every query reads with FINAL (or, for the summaries, merges the daily tables'
+// uniqExact states), so copies of a row written twice (a replay, a restarted writer) count once.
+// FINAL merges at read time and costs more than a plain SELECT on big tables; the daily
+// summaries are the cheap path for long ranges. The queries take any driver.Conn (a *DB is one) and
 // the database name.
 
 // SummaryRow counts live decisions of one destination, outcome and reason.
 type SummaryRow struct {
-	Destination string
-	Outcome     string
-	Reason      string
-	Count       uint64
+	Destination string `json:"destination"`
+	Outcome     string `json:"outcome"`
+	Reason      string `json:"reason"`
+	Count       uint64 `json:"count"`
 }
 
 // Summary counts live traffic's decisions (replays excluded) per destination, outcome and reason,
 // ordered by destination, outcome, reason: the "what got forwarded and blocked, and why" report.
+// It reads the daily summary table, so its cost does not grow with the decisions table; rows
+// deleted by an erasure still count there (the counts hold no personal data).
 func Summary(ctx context.Context, conn driver.Conn, database string) ([]SummaryRow, error) {
 	if err := checkDatabase(database); err != nil {
 		return nil, err
 	}
-	rows, err := conn.Query(ctx, `SELECT destination, outcome, reason, count()
-		FROM `+qualified(database, "decisions")+` FINAL
+	rows, err := conn.Query(ctx, `SELECT destination, outcome, reason, uniqExactMerge(events)
+		FROM `+qualified(database, "decisions_daily")+`
 		WHERE run_id = ''
 		GROUP BY destination, outcome, reason
 		ORDER BY destination, outcome, reason`)
@@ -56,20 +58,20 @@ func Summary(ctx context.Context, conn driver.Conn, database string) ([]SummaryR
 
 // DeliverySummaryRow counts delivery attempts of one destination with one status.
 type DeliverySummaryRow struct {
-	Destination string
-	Status      string
-	Count       uint64
+	Destination string `json:"destination"`
+	Status      string `json:"status"`
+	Count       uint64 `json:"count"`
 }
 
 // DeliverySummary counts delivery attempts per destination and status, ordered by both. It
 // counts attempts, not events: an event delivered at its third attempt counts once as
-// "delivered" and twice as "retrying".
+// "delivered" and twice as "retrying". It reads the daily summary table.
 func DeliverySummary(ctx context.Context, conn driver.Conn, database string) ([]DeliverySummaryRow, error) {
 	if err := checkDatabase(database); err != nil {
 		return nil, err
 	}
-	rows, err := conn.Query(ctx, `SELECT destination, status, count()
-		FROM `+qualified(database, "deliveries")+` FINAL
+	rows, err := conn.Query(ctx, `SELECT destination, status, uniqExactMerge(attempts)
+		FROM `+qualified(database, "deliveries_daily")+`
 		GROUP BY destination, status
 		ORDER BY destination, status`)
 	if err != nil {
@@ -117,20 +119,20 @@ func CountDeliveries(ctx context.Context, conn driver.Conn, database string) (ui
 
 // UserDecision is one decision about a user, as the user report shows it.
 type UserDecision struct {
-	EventTime      time.Time
-	DecidedAt      time.Time
-	EventID        string
-	EventName      string
-	Destination    string
-	Outcome        string
-	Reason         string
-	Purpose        string
-	Jurisdiction   string
-	GPC            bool
-	FieldsSent     []string
-	FieldsStripped []string
-	PolicyVersion  string
-	RunID          string
+	EventTime      time.Time `json:"event_time"`
+	DecidedAt      time.Time `json:"decided_at"`
+	EventID        string    `json:"event_id"`
+	EventName      string    `json:"event_name"`
+	Destination    string    `json:"destination"`
+	Outcome        string    `json:"outcome"`
+	Reason         string    `json:"reason"`
+	Purpose        string    `json:"purpose"`
+	Jurisdiction   string    `json:"jurisdiction"`
+	GPC            bool      `json:"gpc"`
+	FieldsSent     []string  `json:"fields_sent"`
+	FieldsStripped []string  `json:"fields_stripped"`
+	PolicyVersion  string    `json:"policy_version"`
+	RunID          string    `json:"run_id"`
 }
 
 // UserDecisions answers "what did we send where about this user, and under what consent": the

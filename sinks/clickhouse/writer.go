@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -45,8 +46,19 @@ type Writer struct {
 
 	batchSize     int
 	flushInterval time.Duration
+	retention     config.Retention
 	decisions     string // topic names
 	deliveries    string
+	state         string
+
+	// erased holds the SHA-256 of every erased user key this writer knows of (see
+	// filterErased); erasedSince is the server time to read new erasures from.
+	erased      map[[32]byte]struct{}
+	erasedSince time.Time
+	// afterInsert, if set, runs after a batch's inserts and before its commit (tests crash there).
+	afterInsert func()
+	// kafkaOpts are extra client options (tests shorten the session timeout of a writer they kill).
+	kafkaOpts []kgo.Opt
 
 	db *DB
 	cl *kgo.Client
@@ -67,6 +79,8 @@ type buffer struct {
 	decisionTPs []topicPartition // partition each decision came from
 	deliveries  []schemas.Delivery
 	deliveryTPs []topicPartition
+	erasures    []string // user keys erased (consent-state records with Erased set)
+	erasureTPs  []topicPartition
 	// offsets is the offset to commit per partition once the rows above are inserted: one past
 	// the last record polled, decodable or not (a skipped poison record is done with too). It
 	// outlives a failed commit, to be retried with the next flush.
@@ -75,7 +89,7 @@ type buffer struct {
 	since time.Time
 }
 
-func (b *buffer) rows() int { return len(b.decisions) + len(b.deliveries) }
+func (b *buffer) rows() int { return len(b.decisions) + len(b.deliveries) + len(b.erasures) }
 
 func (b *buffer) pending() bool { return len(b.offsets) > 0 }
 
@@ -91,6 +105,7 @@ func (b *buffer) drop(parts map[string][]int32) {
 	}
 	b.decisions, b.decisionTPs = keep(b.decisions, b.decisionTPs, gone)
 	b.deliveries, b.deliveryTPs = keep(b.deliveries, b.deliveryTPs, gone)
+	b.erasures, b.erasureTPs = keep(b.erasures, b.erasureTPs, gone)
 	if !b.pending() {
 		b.since = time.Time{}
 	}
@@ -109,7 +124,8 @@ func keep[T any](rows []T, tps []topicPartition, gone map[topicPartition]bool) (
 }
 
 // New returns a writer for the configured ClickHouse and audit topics. A BatchSize or
-// FlushInterval of zero takes the config defaults (10000 rows, 1 s).
+// FlushInterval of zero takes the config defaults (10000 rows, 1 s); a zero
+// Retention.Interval (config.Load sets 1h) runs no retention job.
 func New(cfg *config.Config, log *zap.Logger) *Writer {
 	w := &Writer{
 		cfg:           cfg,
@@ -117,8 +133,11 @@ func New(cfg *config.Config, log *zap.Logger) *Writer {
 		group:         ConsumerGroup(cfg),
 		batchSize:     cfg.ClickHouse.BatchSize,
 		flushInterval: cfg.ClickHouse.FlushInterval,
+		retention:     cfg.ClickHouse.Retention,
 		decisions:     cfg.Topic(config.TopicDecisions),
 		deliveries:    cfg.Topic(config.TopicDeliveries),
+		state:         cfg.Topic(config.TopicState),
+		erased:        map[[32]byte]struct{}{},
 	}
 	if w.batchSize <= 0 {
 		w.batchSize = 10000
@@ -157,9 +176,9 @@ func (w *Writer) Run(ctx context.Context) error {
 	defer db.Close()
 	w.db = db
 
-	cl, err := kafka.NewClient(w.cfg, w.log,
+	cl, err := kafka.NewClient(w.cfg, w.log, append([]kgo.Opt{
 		kgo.ConsumerGroup(w.group),
-		kgo.ConsumeTopics(w.decisions, w.deliveries),
+		kgo.ConsumeTopics(w.decisions, w.deliveries, w.state),
 		// A new group starts at the beginning: the audit trail must hold every decision.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -169,7 +188,7 @@ func (w *Writer) Run(ctx context.Context) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsRevoked(w.onRevoked),
 		kgo.OnPartitionsLost(w.onLost),
-	)
+	}, w.kafkaOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -178,9 +197,15 @@ func (w *Writer) Run(ctx context.Context) error {
 
 	w.log.Info("audit writer started", zap.String("clickhouse", w.cfg.ClickHouse.Addr),
 		zap.String("server_version", db.Version), zap.String("database", db.Database),
-		zap.Strings("topics", []string{w.decisions, w.deliveries}), zap.String("group", w.group))
+		zap.Strings("topics", []string{w.decisions, w.deliveries, w.state}), zap.String("group", w.group))
+	retentionDone := make(chan struct{})
+	go func() {
+		defer close(retentionDone)
+		w.runRetention(ctx)
+	}()
 	w.consume(ctx)
 	w.finalFlush()
+	<-retentionDone
 	return nil
 }
 
@@ -286,6 +311,17 @@ func (w *Writer) add(r *kgo.Record) {
 			w.buf.deliveries = append(w.buf.deliveries, d)
 			w.buf.deliveryTPs = append(w.buf.deliveryTPs, tp)
 		}
+	case w.state:
+		// The compacted consent-state changelog: the full merged state of one user per record.
+		// Only erasures matter here; a compacted-away tombstone (nil value) is nothing to do.
+		if r.Value == nil {
+			return
+		}
+		var u schemas.ConsentUpdate
+		if u, err = schemas.ConsentUpdates.Decode(r.Value); err == nil && u.Erased {
+			w.buf.erasures = append(w.buf.erasures, u.UserKey)
+			w.buf.erasureTPs = append(w.buf.erasureTPs, tp)
+		}
 	default:
 		err = errors.New("not an audit topic")
 	}
@@ -339,26 +375,47 @@ func (w *Writer) flushRetrying(ctx context.Context) {
 	}
 }
 
-// flushLocked inserts the buffered rows, then commits the offsets of every record they came from.
-// It returns an insert error; a commit error is only logged (the rows are in ClickHouse, the
-// offsets are kept and go with the next commit, and at worst the records are read and inserted
-// again after a restart, which FINAL absorbs). The caller holds mu.
+// flushLocked inserts the buffered rows and applies the buffered erasures, then commits the
+// offsets of every record they came from. It returns an insert or erasure error; a commit error
+// is only logged (the rows are in ClickHouse, the offsets are kept and go with the next commit,
+// and at worst the records are read and inserted again after a restart, which FINAL absorbs).
+// Every step is idempotent, so a failed flush is simply retried whole. The caller holds mu.
 func (w *Writer) flushLocked(ctx context.Context) error {
 	b := &w.buf
 	if len(b.decisions) > 0 {
-		if err := w.db.InsertDecisions(ctx, b.decisions); err != nil {
+		if err := w.refreshErased(ctx); err != nil {
 			return err
 		}
-		clear(b.decisions) // drop references to the strings
-		b.decisions, b.decisionTPs = b.decisions[:0], b.decisionTPs[:0]
+		keep := w.filterErased(b.decisions)
+		if err := w.db.InsertDecisions(ctx, keep); err != nil {
+			return err
+		}
+		if err := w.eraseLateArrivals(ctx, keep); err != nil {
+			return err
+		}
 	}
 	if len(b.deliveries) > 0 {
 		if err := w.db.InsertDeliveries(ctx, b.deliveries); err != nil {
 			return err
 		}
-		clear(b.deliveries)
-		b.deliveries, b.deliveryTPs = b.deliveries[:0], b.deliveryTPs[:0]
 	}
+	// Erasures after the inserts: a user's rows polled in this batch are deleted with the rest.
+	for _, user := range b.erasures {
+		if err := w.db.EraseUser(ctx, user); err != nil {
+			return err
+		}
+		w.erased[sha256.Sum256([]byte(user))] = struct{}{}
+		w.log.Info("erased a user's audit rows") // no user key: the log must not name them
+	}
+	if w.afterInsert != nil {
+		w.afterInsert()
+	}
+	clear(b.decisions) // drop references to the strings
+	b.decisions, b.decisionTPs = b.decisions[:0], b.decisionTPs[:0]
+	clear(b.deliveries)
+	b.deliveries, b.deliveryTPs = b.deliveries[:0], b.deliveryTPs[:0]
+	clear(b.erasures)
+	b.erasures, b.erasureTPs = b.erasures[:0], b.erasureTPs[:0]
 	if b.pending() {
 		if err := w.commit(ctx, b.offsets); err != nil {
 			if ctx.Err() == nil { // else Run is stopping, and finalFlush commits again

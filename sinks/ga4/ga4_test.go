@@ -225,7 +225,7 @@ func TestClassify(t *testing.T) {
 	require.Equal(t, sinks.Verdict{Class: sinks.Delivered}, a.Classify(204, nil, nil, nil))
 	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "http_429", RetryAfter: 5 * time.Second}, a.Classify(429, ra, nil, nil))
 	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "http_500"}, a.Classify(500, nil, nil, nil))
-	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "http_400"}, a.Classify(400, nil, nil, nil))
+	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "http_400", Split: true}, a.Classify(400, nil, nil, nil))
 	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "http_302"}, a.Classify(302, nil, nil, nil))
 }
 

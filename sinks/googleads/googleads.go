@@ -324,13 +324,14 @@ func (a *adapter) Classify(status int, header http.Header, respBody []byte, batc
 	case v.Class == sinks.Retry || status != http.StatusBadRequest:
 		return v
 	case !rowsOnly:
+		v.Split = false // a violation outside the rows (destination, encoding) concerns every row
 		return v
 	case len(failed) == 0:
 		// Every violation was a duplicate: Google already has the rows.
 		return sinks.Verdict{Class: sinks.Delivered}
 	case len(failed) == len(batch):
-		v.Failed = failed
+		v.Failed, v.Split = failed, false
 		return v
 	}
-	return sinks.Verdict{Class: sinks.Retry, Reason: "batch_rejected_for_invalid_rows", Failed: failed}
+	return sinks.Verdict{Class: sinks.Retry, Reason: "batch_rejected_for_invalid_rows", Failed: failed, ResendRest: true}
 }

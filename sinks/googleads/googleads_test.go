@@ -162,7 +162,7 @@ func TestClassify(t *testing.T) {
 		{"invalid request", 400, nil, googleErr(400, "INVALID_ARGUMENT", violations("destinations[0].product_destination_id")),
 			sinks.Verdict{Class: sinks.Permanent, Reason: "invalid_argument"}},
 		{"one bad row", 400, nil, googleErr(400, "INVALID_ARGUMENT", violations("events[1].user_data.user_identifiers[0]|INVALID_HEX_ENCODING")),
-			sinks.Verdict{Class: sinks.Retry, Reason: "batch_rejected_for_invalid_rows", Failed: map[int]string{1: "invalid_hex_encoding"}}},
+			sinks.Verdict{Class: sinks.Retry, Reason: "batch_rejected_for_invalid_rows", Failed: map[int]string{1: "invalid_hex_encoding"}, ResendRest: true}},
 		{"bad row and bad request", 400, nil, googleErr(400, "INVALID_ARGUMENT", violations("events[1].x", "encoding")),
 			sinks.Verdict{Class: sinks.Permanent, Reason: "invalid_argument"}},
 		{"row out of range", 400, nil, googleErr(400, "INVALID_ARGUMENT", violations("events[7].x")),
@@ -196,7 +196,7 @@ func TestAgainstStandin(t *testing.T) {
 
 	s.RejectEvents("e2")
 	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "batch_rejected_for_invalid_rows", Failed: map[int]string{1: "invalid_event"}}, v)
+	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "batch_rejected_for_invalid_rows", Failed: map[int]string{1: "invalid_event"}, ResendRest: true}, v)
 	v, _ = standin.Deliver(ctx, d, a, []*schemas.FilteredEvent{batch[0], batch[2]})
 	require.Equal(t, sinks.Delivered, v.Class)
 	require.Equal(t, []string{"e1", "e3"}, s.EventIDs())

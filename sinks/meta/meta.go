@@ -294,8 +294,9 @@ type graphError struct {
 //   - any other code: Retry when the body says is_transient, else the HTTP status decides
 //     (429/5xx Retry, other 4xx Permanent).
 //
-// A Permanent answer to a batch of several events may be caused by one bad event (Meta rejects
-// the whole request); the runner should split such a batch rather than dead-letter all of it.
+// A Permanent answer to a 400 keeps Split (set by sinks.ClassifyStatus): Meta rejects a whole
+// request for one bad event without saying which, so the runner halves the batch until only the
+// bad events are refused.
 func (a *adapter) Classify(status int, header http.Header, respBody []byte, _ []*schemas.FilteredEvent) sinks.Verdict {
 	v := sinks.ClassifyStatus(status, header, a.now())
 	if v.Class == sinks.Delivered {
@@ -309,11 +310,13 @@ func (a *adapter) Classify(status int, header http.Header, respBody []byte, _ []
 	v.Reason = "graph_error_" + strconv.Itoa(code)
 	switch {
 	case code == 1 || code == 2 || code == 4 || code == 17 || code == 341:
-		v.Class = sinks.Retry
+		v.Class, v.Split = sinks.Retry, false
 	case code == 190 || code == 10 || (code >= 200 && code <= 299):
-		v.Class, v.RetryAfter = sinks.Permanent, 0
+		// Token or permission: no event of the batch can pass, so splitting it would only
+		// multiply refused requests.
+		v.Class, v.RetryAfter, v.Split = sinks.Permanent, 0, false
 	case ge.Error.IsTransient != nil && *ge.Error.IsTransient:
-		v.Class = sinks.Retry
+		v.Class, v.Split = sinks.Retry, false
 	}
 	return v
 }

@@ -197,7 +197,7 @@ func TestClassify(t *testing.T) {
 		{"permission 10", 403, nil, graph(10, "false"), sinks.Verdict{Class: sinks.Permanent, Reason: "graph_error_10"}},
 		{"permission 200", 400, nil, graph(200, "false"), sinks.Verdict{Class: sinks.Permanent, Reason: "graph_error_200"}},
 		{"permission 299", 400, nil, graph(299, "false"), sinks.Verdict{Class: sinks.Permanent, Reason: "graph_error_299"}},
-		{"invalid 100", 400, nil, graph(100, "false"), sinks.Verdict{Class: sinks.Permanent, Reason: "graph_error_100"}},
+		{"invalid 100", 400, nil, graph(100, "false"), sinks.Verdict{Class: sinks.Permanent, Reason: "graph_error_100", Split: true}},
 		{"transient 100", 400, nil, graph(100, "true"), sinks.Verdict{Class: sinks.Retry, Reason: "graph_error_100"}},
 		{"bare 502", 502, nil, []byte("<html>bad gateway</html>"), sinks.Verdict{Class: sinks.Retry, Reason: "http_502"}},
 		{"bare 404", 404, nil, nil, sinks.Verdict{Class: sinks.Permanent, Reason: "http_404"}},
@@ -234,7 +234,7 @@ func TestAgainstStandin(t *testing.T) {
 
 	s.RejectEvents("e2") // one bad event fails the whole request at Meta
 	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "graph_error_100"}, v)
+	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "graph_error_100", Split: true}, v)
 }
 
 // MaxBatch is exactly Meta's limit: the stand-in takes 1000 events and refuses 1001.

@@ -40,5 +40,8 @@ func New(dest *policy.Destination, env sinks.Env) (sinks.Adapter, error) {
 		return nil, &policy.FieldError{Field: "destinations." + dest.Name + ".type",
 			Reason: fmt.Sprintf("no adapter for destination type %q (known: %s)", dest.Type, strings.Join(known, ", "))}
 	}
+	if v, ok := sinks.RateLimit(dest); ok && v < 0 {
+		return nil, &policy.FieldError{Field: sinks.ConfigField(dest, "rate_limit"), Reason: "must not be negative"}
+	}
 	return c(dest, env)
 }

@@ -33,9 +33,10 @@ const (
 
 // Body codes with a documented meaning (VENDORS.md); every other non-zero code is Permanent.
 const (
-	codeOK          = 0
-	codeRateLimited = 40100 // retry
-	codeServerError = 40700 // retry
+	codeOK           = 0
+	codeRateLimited  = 40100 // retry
+	codeServerError  = 40700 // retry
+	codeInvalidParam = 40002 // permanent; may be one event's fault
 )
 
 // config is the destination's `config` block.
@@ -249,5 +250,8 @@ func (a *adapter) Classify(status int, header http.Header, respBody []byte, _ []
 		return sinks.Verdict{Class: sinks.Retry, Reason: "tiktok_code_" + strconv.Itoa(*r.Code),
 			RetryAfter: sinks.ParseRetryAfter(header.Get("Retry-After"), a.now())}
 	}
-	return sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_" + strconv.Itoa(*r.Code)}
+	// 40002 is an invalid parameter, which may be one event's: TikTok may fail a whole batch for
+	// one bad row, so the runner splits the batch to isolate it. Other codes (auth, permission)
+	// concern every event alike.
+	return sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_" + strconv.Itoa(*r.Code), Split: *r.Code == codeInvalidParam}
 }

@@ -129,11 +129,11 @@ func TestClassify(t *testing.T) {
 		{200, code(40100), sinks.Verdict{Class: sinks.Retry, Reason: "tiktok_code_40100"}},
 		{200, code(40700), sinks.Verdict{Class: sinks.Retry, Reason: "tiktok_code_40700"}},
 		{200, code(40001), sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_40001"}},
-		{200, code(40002), sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_40002"}},
+		{200, code(40002), sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_40002", Split: true}},
 		{200, code(40105), sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_40105"}},
 		{429, code(40100), sinks.Verdict{Class: sinks.Retry, Reason: "http_429"}},
 		{500, nil, sinks.Verdict{Class: sinks.Retry, Reason: "http_500"}},
-		{400, []byte("nope"), sinks.Verdict{Class: sinks.Permanent, Reason: "http_400"}},
+		{400, []byte("nope"), sinks.Verdict{Class: sinks.Permanent, Reason: "http_400", Split: true}},
 		{200, []byte("not json"), sinks.Verdict{Class: sinks.Delivered}},
 	} {
 		require.Equal(t, tc.want, a.Classify(tc.status, nil, tc.body, nil), "%d %s", tc.status, tc.body)
@@ -159,7 +159,7 @@ func TestAgainstStandin(t *testing.T) {
 
 	s.RejectEvents("e2")
 	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_40002"}, v)
+	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_40002", Split: true}, v)
 	v, _ = standin.Deliver(ctx, d, a, batch[:1])
 	require.Equal(t, sinks.Delivered, v.Class)
 	require.Equal(t, []string{"e1"}, s.EventIDs())
@@ -178,7 +178,7 @@ func TestBatchLimit(t *testing.T) {
 	v, _ := standin.Deliver(context.Background(), d, a, batch[:1000])
 	require.Equal(t, sinks.Delivered, v.Class)
 	v, _ = standin.Deliver(context.Background(), d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_40002"}, v)
+	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_40002", Split: true}, v)
 }
 
 func BenchmarkNewRequest(b *testing.B) {

@@ -171,7 +171,7 @@ func TestClassify(t *testing.T) {
 		{204, "", sinks.Verdict{Class: sinks.Delivered}},
 		{301, "", sinks.Verdict{Class: sinks.Permanent, Reason: "http_301"}},
 		{307, "", sinks.Verdict{Class: sinks.Permanent, Reason: "http_307"}},
-		{400, "", sinks.Verdict{Class: sinks.Permanent, Reason: "http_400"}},
+		{400, "", sinks.Verdict{Class: sinks.Permanent, Reason: "http_400", Split: true}},
 		{404, "", sinks.Verdict{Class: sinks.Permanent, Reason: "http_404"}},
 		{410, "", sinks.Verdict{Class: sinks.Permanent, Reason: "http_410"}},
 		{429, "17", sinks.Verdict{Class: sinks.Retry, Reason: "http_429", RetryAfter: 17 * time.Second}},
@@ -222,7 +222,7 @@ func TestStandinFaults(t *testing.T) {
 	require.Less(t, time.Since(start), 2*time.Second)
 	s.RejectEvents("e1")
 	v, _ = standin.Deliver(context.Background(), d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "http_400"}, v)
+	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "http_400", Split: true}, v)
 }
 
 func TestMaxBatch(t *testing.T) {

@@ -1,0 +1,64 @@
+package clickhouse
+
+import (
+	"context"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate-dev/tollgate/schemas"
+)
+
+// Every SQL example of docs/audit.md runs against the real server on data made for it, and
+// returns rows: a renamed column, a wrong table or a filter that can never match fails here.
+func TestDocumentedQueries(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/audit.md")
+	require.NoError(t, err)
+	blocks := regexp.MustCompile("(?s)```sql\n(.*?)```").FindAllStringSubmatch(string(doc), -1)
+	require.GreaterOrEqual(t, len(blocks), 10, "docs/audit.md promises ten queries")
+
+	db := openDB(t, testConfig(t))
+	ctx := context.Background()
+	now := time.Now().Add(-time.Hour)
+	dec := func(id, user, dest, outcome, reason, run string, gpc bool, fields ...string) schemas.Decision {
+		return schemas.Decision{DecisionID: id + "/" + dest + "/" + run, EventID: id, UserKey: user, Destination: dest,
+			EventName: "purchase", EventTimeMs: now.UnixMilli(), DecidedMs: now.UnixMilli(), Outcome: outcome, Reason: reason,
+			Purpose: map[string]string{"meta": "marketing", "ga4": "analytics"}[dest], Jurisdiction: "EU", GPC: gpc,
+			FieldsSent: fields, FieldsStripped: []string{"properties.email"}, PolicyVersion: "v1", RunID: run}
+	}
+	ds := []schemas.Decision{
+		dec("e1", "u-42", "meta", "forwarded", "consented", "", false, "context.page_url", "properties.fbclid"),
+		dec("e1", "u-42", "ga4", "blocked", "no_consent", "", false),
+		dec("e2", "u-42", "meta", "blocked", "gpc", "", true),
+		dec("e3", "u-42", "meta", "forwarded", "consented", "", false, "context.page_url"),
+		dec("e4", "u-7", "ga4", "forwarded", "consented", "", false, "context.page_url"),
+		dec("e1", "u-42", "meta", "forwarded", "consented", "RUN_ID", false, "context.page_url"), // fbclid dropped
+		dec("e2", "u-42", "meta", "blocked", "gpc", "RUN_ID", true),
+	}
+	require.NoError(t, db.InsertDecisions(ctx, ds))
+	at := func(d time.Duration) int64 { return now.Add(d).UnixMilli() }
+	require.NoError(t, db.InsertDeliveries(ctx, []schemas.Delivery{
+		{EventID: "e1", Destination: "meta", Attempt: 1, Status: "retrying", HTTPStatus: 503, Error: "http_503", LatencyMs: 80, AtMs: at(time.Second)},
+		{EventID: "e1", Destination: "meta", Attempt: 2, Status: "delivered", HTTPStatus: 200, LatencyMs: 40, AtMs: at(3 * time.Second)},
+		{EventID: "e3", Destination: "meta", Attempt: 1, Status: "dead_lettered", HTTPStatus: 400, Error: "http_400", LatencyMs: 30, AtMs: at(time.Second)},
+		{EventID: "e4", Destination: "ga4", Attempt: 1, Status: "delivered", HTTPStatus: 204, LatencyMs: 20, AtMs: at(time.Second)},
+	}))
+
+	for i, b := range blocks {
+		q := strings.ReplaceAll(b[1], "tollgate.", "`"+db.Database+"`.")
+		rows, err := db.Query(ctx, q)
+		require.NoError(t, err, "query %d of docs/audit.md:\n%s", i+1, b[1])
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		require.NoError(t, rows.Err(), "query %d", i+1)
+		rows.Close()
+		require.Positive(t, n, "query %d of docs/audit.md returns no rows on its example data:\n%s", i+1, b[1])
+	}
+}

@@ -1,0 +1,36 @@
+package sinks
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Metric names follow vector's instrumentation spirit; every label value comes from a small fixed
+// set (destination names from the policy, statuses, the two blocking reasons).
+var (
+	sentEvents = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_sink_sent_events_total", Help: "Events the vendor took (status delivered).",
+	}, []string{"destination"})
+	failedEvents = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_sink_failed_events_total", Help: "Events in a failed delivery attempt, by kind of failure (retry, permanent).",
+	}, []string{"destination", "error_type"})
+	retriedEvents = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_sink_retried_events_total", Help: "Events handed to the retry topic after a temporary failure (status retrying).",
+	}, []string{"destination"})
+	deferredEvents = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_sink_deferred_events_total", Help: "Events moved to the retry topic unsent: circuit breaker open, or shutdown.",
+	}, []string{"destination"})
+	deadLetteredEvents = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_sink_dead_lettered_events_total", Help: "Events sent to the dead-letter topic.",
+	}, []string{"destination"})
+	blockedEvents = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_sink_blocked_events_total", Help: "Events dropped by the send-time consent re-check, by reason (withdrawn, erased).",
+	}, []string{"destination", "reason"})
+	requestSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "tollgate_sink_request_duration_seconds", Help: "Vendor request latency, by outcome class.",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 1.5, 2.5, 5, 10, 30},
+	}, []string{"destination", "class"})
+	breakerOpen = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tollgate_sink_breaker_open", Help: "1 while the destination's circuit breaker is open or half-open.",
+	}, []string{"destination"})
+)

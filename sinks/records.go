@@ -1,0 +1,130 @@
+package sinks
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/kafka"
+	"github.com/tollgate-dev/tollgate/schemas"
+)
+
+// Headers of retry- and dead-letter-topic records. Times are RFC 3339 UTC with milliseconds.
+const (
+	HeaderError         = "tg-error"          // last failure reason ("http_400", "timeout", …)
+	HeaderAttempts      = "tg-attempts"       // delivery attempts made so far
+	HeaderFirstFailure  = "tg-first-failure"  // time of the first failed attempt ("" if none)
+	HeaderNotBefore     = "tg-not-before"     // retry topic: earliest time of the next attempt
+	HeaderFailedAt      = "tg-failed-at"      // dead-letter topic: when it was dead-lettered
+	HeaderHTTPStatus    = "tg-http-status"    // dead-letter topic: last HTTP status (0: none)
+	HeaderOriginalTopic = "tg-original-topic" // topic the event was read from
+)
+
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(timeLayout)
+}
+
+// ParseHeaderTime reads a header time; the zero time for "" or a bad value.
+func ParseHeaderTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// item is one event on its way to the vendor, with its history.
+type item struct {
+	ev           *schemas.FilteredEvent
+	value        []byte // the event's encoded bytes, forwarded as is to the retry/dead-letter topics
+	attempts     int    // delivery attempts already made
+	firstFailure time.Time
+	lastError    string
+	origin       string // topic it was read from
+	limit        int    // attempts allowed in all; 0: delivery.max_attempts
+}
+
+// itemFromRecord decodes a record of a destination, retry or dead-letter topic.
+func itemFromRecord(rec *kgo.Record) (*item, error) {
+	ev, err := schemas.FilteredEvents.Decode(rec.Value)
+	if err != nil {
+		return nil, err
+	}
+	it := &item{ev: &ev, value: rec.Value, origin: rec.Topic,
+		firstFailure: ParseHeaderTime(kafka.Header(rec, HeaderFirstFailure)), lastError: kafka.Header(rec, HeaderError)}
+	it.attempts, _ = strconv.Atoi(kafka.Header(rec, HeaderAttempts))
+	if o := kafka.Header(rec, HeaderOriginalTopic); o != "" {
+		it.origin = o
+	}
+	return it, nil
+}
+
+// NotBefore returns a retry record's due time (zero: due now).
+func NotBefore(rec *kgo.Record) time.Time { return ParseHeaderTime(kafka.Header(rec, HeaderNotBefore)) }
+
+func (r *Runner) auditRecord(ev *schemas.FilteredEvent, attempt int, status string, httpStatus int, reason string, latency time.Duration) *kgo.Record {
+	d := schemas.Delivery{
+		EventID: ev.EventID, Destination: r.dest.Name, Attempt: attempt, Status: status,
+		HTTPStatus: httpStatus, Error: reason, LatencyMs: latency.Milliseconds(), AtMs: r.now().UnixMilli(),
+	}
+	b, err := schemas.Deliveries.Encode(&d)
+	if err != nil {
+		panic(err) // our own well-typed record: a failure is a programming error
+	}
+	return &kgo.Record{Topic: r.cfg.Topic(config.TopicDeliveries), Key: []byte(ev.UserKey), Value: b}
+}
+
+func (r *Runner) retryRecord(it *item, notBefore time.Time) *kgo.Record {
+	return &kgo.Record{
+		Topic: r.cfg.Topic(config.RetryTopic(r.dest.Name)), Key: []byte(it.ev.UserKey), Value: it.value,
+		Headers: []kgo.RecordHeader{
+			{Key: HeaderAttempts, Value: []byte(strconv.Itoa(it.attempts))},
+			{Key: HeaderFirstFailure, Value: []byte(formatTime(it.firstFailure))},
+			{Key: HeaderNotBefore, Value: []byte(formatTime(notBefore))},
+			{Key: HeaderError, Value: []byte(it.lastError)},
+			{Key: HeaderOriginalTopic, Value: []byte(it.origin)},
+		},
+	}
+}
+
+func (r *Runner) deadLetterRecord(it *item, httpStatus int) *kgo.Record {
+	first := it.firstFailure
+	if first.IsZero() {
+		first = r.now()
+	}
+	return &kgo.Record{
+		Topic: r.cfg.Topic(config.DLQTopic(r.dest.Name)), Key: []byte(it.ev.UserKey), Value: it.value,
+		Headers: []kgo.RecordHeader{
+			{Key: HeaderError, Value: []byte(it.lastError)},
+			{Key: HeaderAttempts, Value: []byte(strconv.Itoa(it.attempts))},
+			{Key: HeaderFirstFailure, Value: []byte(formatTime(first))},
+			{Key: HeaderFailedAt, Value: []byte(formatTime(r.now()))},
+			{Key: HeaderHTTPStatus, Value: []byte(strconv.Itoa(httpStatus))},
+			{Key: HeaderOriginalTopic, Value: []byte(it.origin)},
+		},
+	}
+}
+
+// deadLetterUndecodable parks a record no FilteredEvent schema wrote: it must not stall the
+// partition, and it is kept byte for byte for whoever investigates.
+func (r *Runner) deadLetterUndecodable(rec *kgo.Record, cause error) *kgo.Record {
+	deadLetteredEvents.WithLabelValues(r.dest.Name).Inc()
+	return &kgo.Record{
+		Topic: r.cfg.Topic(config.DLQTopic(r.dest.Name)), Key: rec.Key, Value: rec.Value,
+		Headers: []kgo.RecordHeader{
+			{Key: HeaderError, Value: []byte("undecodable: " + cause.Error())},
+			{Key: HeaderAttempts, Value: []byte("0")},
+			{Key: HeaderFirstFailure, Value: []byte(formatTime(r.now()))},
+			{Key: HeaderFailedAt, Value: []byte(formatTime(r.now()))},
+			{Key: HeaderHTTPStatus, Value: []byte("0")},
+			{Key: HeaderOriginalTopic, Value: []byte(rec.Topic)},
+		},
+	}
+}
