@@ -43,14 +43,11 @@ func auditQuery(use, short string, check func() error, run func(ctx context.Cont
 				return err
 			}
 			ctx := cmd.Context()
-			db, err := clickhouse.Open(ctx, a.cfg)
+			db, err := openAudit(ctx, a)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
-			if err := clickhouse.Migrate(ctx, db, db.Database); err != nil {
-				return err
-			}
 			return run(ctx, db, cmd.OutOrStdout(), *format)
 		},
 	}
@@ -278,4 +275,18 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// openAudit connects to the audit database and brings its schema up to date, so a command run
+// before any audit writer still finds the tables.
+func openAudit(ctx context.Context, a *app) (*clickhouse.DB, error) {
+	db, err := clickhouse.Open(ctx, a.cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := clickhouse.Migrate(ctx, db, db.Database); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }

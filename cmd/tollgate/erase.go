@@ -35,14 +35,11 @@ data about the user before (read from the audit trail before the deletion).`,
 				return err
 			}
 			ctx := cmd.Context()
-			db, err := clickhouse.Open(ctx, a.cfg)
+			db, err := openAudit(ctx, a)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
-			if err := clickhouse.Migrate(ctx, db, db.Database); err != nil {
-				return err
-			}
 			recipients, err := clickhouse.UserRecipients(ctx, db, db.Database, user)
 			if err != nil {
 				return err
