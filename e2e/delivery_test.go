@@ -52,7 +52,11 @@ func statuses(t *testing.T, p *pipeline, dest string) map[string][]string {
 	}
 	rows, err := db.(*clickhouse.DB).Query(context.Background(), "SELECT event_id, groupUniqArray(status) FROM "+p.db+
 		".deliveries FINAL WHERE destination = ? GROUP BY event_id", dest)
-	require.NoError(t, err)
+	if err != nil {
+		// The tables appear once the audit writer has migrated; callers poll. (No require here:
+		// this runs inside require.Eventually's goroutine.)
+		return nil
+	}
 	defer rows.Close()
 	out := map[string][]string{}
 	for rows.Next() {
