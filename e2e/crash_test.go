@@ -239,6 +239,7 @@ func readTopic(t *testing.T, cl *kgo.Client, cfg *config.Config, name string, fn
 // at its position. The engine's rules are proven against an independent reading of CONTRACT §5
 // in TestPipelineEndToEnd and its own tests; this test is about what the Kafka plumbing does.
 type logOracle struct {
+	purposes     map[string]string // destination → purpose, from the policy
 	events       []oracleEvent
 	restrictions map[string][]oracleRestriction // user → restricting updates, in log order
 }
@@ -256,7 +257,10 @@ type oracleRestriction struct {
 }
 
 func readRawLog(t *testing.T, cfg *config.Config, ends map[int32]int64) *logOracle {
-	o := &logOracle{restrictions: map[string][]oracleRestriction{}}
+	o := &logOracle{restrictions: map[string][]oracleRestriction{}, purposes: map[string]string{}}
+	for name, dest := range cfg.Policy.Destinations {
+		o.purposes[name] = dest.Purpose
+	}
 	states := map[string]*consent.State{}
 	now := time.Now()
 	err := kafka.ReadToEnd(context.Background(), cfg, zap.NewNop(), cfg.Topic(config.TopicRaw), ends, func(r *kgo.Record) {
@@ -295,7 +299,7 @@ func readRawLog(t *testing.T, cfg *config.Config, ends map[int32]int64) *logOrac
 // restrictedLater reports whether a withdrawal or erasure later in the log than the event covers
 // the destination with the given reason: the processor may apply those ahead (CONTRACT §4).
 func (o *logOracle) restrictedLater(ev oracleEvent, dest, reason string) bool {
-	purpose := map[string]string{"ga4": "analytics", "meta": "marketing", "ops": "necessary"}[dest]
+	purpose := o.purposes[dest]
 	for _, r := range o.restrictions[ev.user] {
 		if r.offset <= ev.offset {
 			continue

@@ -77,28 +77,19 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, decode fun
 
 // decodeErase validates an erasure body: one object naming the user.
 func (s *Server) decodeErase(b []byte, received time.Time) (*schemas.ConsentUpdate, error) {
-	items, top, rerr := splitBody(b, false)
+	obj, rerr := singleObject(b, "an erasure")
 	if rerr != nil {
 		return nil, rerr
 	}
-	if !isNull(top.batch) {
-		return nil, malformed("an erasure is one object, not a batch")
-	}
-	var userID, anonID string
-	err := eachMember(items[0], func(key, v []byte) error {
-		var err error
-		switch string(key) {
-		case "user_id":
-			userID, err = stringField(v, "user_id", maxID)
-		case "anonymous_id":
-			anonID, err = stringField(v, "anonymous_id", maxID)
-		}
+	var user userRef
+	err := eachMember(obj, func(key, v []byte) error {
+		_, err := user.member(string(key), v)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	u := &schemas.ConsentUpdate{UserKey: cmp.Or(userID, anonID), Erased: true, UpdateID: uuid.NewString(), TimestampMs: received.UnixMilli()}
+	u := &schemas.ConsentUpdate{UserKey: user.key(), Erased: true, UpdateID: uuid.NewString(), TimestampMs: received.UnixMilli()}
 	if u.UserKey == "" {
 		return nil, errNoUser
 	}
@@ -108,26 +99,22 @@ func (s *Server) decodeErase(b []byte, received time.Time) (*schemas.ConsentUpda
 // decodeConsent validates a consent body: a user id, a purpose -> bool object naming only the
 // policy's purposes, an optional RFC 3339 timestamp and notice version.
 func (s *Server) decodeConsent(b []byte, received time.Time) (*schemas.ConsentUpdate, error) {
-	items, top, rerr := splitBody(b, false)
+	obj, rerr := singleObject(b, "a consent update")
 	if rerr != nil {
 		return nil, rerr
 	}
-	if !isNull(top.batch) {
-		return nil, malformed("a consent update is one object, not a batch")
-	}
 	var (
-		userID, anonID string
-		consent        map[string]bool
-		ts             time.Time
-		u              = &schemas.ConsentUpdate{}
+		user    userRef
+		consent map[string]bool
+		ts      time.Time
+		u       = &schemas.ConsentUpdate{}
 	)
-	err := eachMember(items[0], func(key, v []byte) error {
+	err := eachMember(obj, func(key, v []byte) error {
+		if named, err := user.member(string(key), v); named {
+			return err
+		}
 		var err error
 		switch string(key) {
-		case "user_id":
-			userID, err = stringField(v, "user_id", maxID)
-		case "anonymous_id":
-			anonID, err = stringField(v, "anonymous_id", maxID)
 		case "consent":
 			consent, err = consentField(v, "consent")
 		case "timestamp":
@@ -140,7 +127,7 @@ func (s *Server) decodeConsent(b []byte, received time.Time) (*schemas.ConsentUp
 	if err != nil {
 		return nil, err
 	}
-	u.UserKey = cmp.Or(userID, anonID)
+	u.UserKey = user.key()
 	if u.UserKey == "" {
 		return nil, errNoUser
 	}
@@ -160,3 +147,35 @@ func (s *Server) decodeConsent(b []byte, received time.Time) (*schemas.ConsentUp
 	u.TimestampMs = ts.UnixMilli()
 	return u, nil
 }
+
+// singleObject returns the one JSON object of a consent or erasure body; what names the body in
+// the error for a batch.
+func singleObject(b []byte, what string) ([]byte, *requestError) {
+	items, top, rerr := splitBody(b, false)
+	if rerr != nil {
+		return nil, rerr
+	}
+	if !isNull(top.batch) {
+		return nil, malformed("%s is one object, not a batch", what)
+	}
+	return items[0], nil
+}
+
+// userRef collects the two fields that name a body's user.
+type userRef struct{ userID, anonID string }
+
+// member reads a top-level member if it names the user; named reports whether it did.
+func (u *userRef) member(key string, v []byte) (named bool, err error) {
+	switch key {
+	case "user_id":
+		u.userID, err = stringField(v, "user_id", maxID)
+	case "anonymous_id":
+		u.anonID, err = stringField(v, "anonymous_id", maxID)
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+// key is the user key: user_id if given, else anonymous_id.
+func (u *userRef) key() string { return cmp.Or(u.userID, u.anonID) }
