@@ -133,3 +133,81 @@ func Proof(tcf, gpp string) string {
 	sum := sha256.Sum256([]byte(strings.Join([]string{tcf, gpp}, "\n")))
 	return hex.EncodeToString(sum[:])
 }
+
+// ConsentManagement is RudderStack's context.consentManagement.
+type ConsentManagement struct {
+	Provider string
+	IDs      CMPIDs
+	// Any is true for resolutionStrategy "or": one allowed id of a purpose
+	// suffices; otherwise ("and", or absent) every mapped id must be allowed.
+	Any bool
+}
+
+// ParseConsentManagement reads context.consentManagement; path prefixes errors.
+func ParseConsentManagement(m map[string]any) (ConsentManagement, error) {
+	var cm ConsentManagement
+	if p, ok := m["provider"]; ok {
+		s, ok := p.(string)
+		if !ok {
+			return cm, fmt.Errorf("consentManagement.provider: must be a string")
+		}
+		cm.Provider = s
+	}
+	list := func(key string) ([]string, bool, error) {
+		v, ok := m[key]
+		if !ok {
+			return nil, false, nil
+		}
+		arr, ok := v.([]any)
+		if !ok {
+			return nil, true, fmt.Errorf("consentManagement.%s: must be an array of strings", key)
+		}
+		out := make([]string, 0, len(arr))
+		for i, e := range arr {
+			s, ok := e.(string)
+			if !ok {
+				return nil, true, fmt.Errorf("consentManagement.%s[%d]: must be a string", key, i)
+			}
+			out = append(out, s)
+		}
+		return out, true, nil
+	}
+	var err error
+	if cm.IDs.Allowed, _, err = list("allowedConsentIds"); err != nil {
+		return cm, err
+	}
+	if cm.IDs.Denied, cm.IDs.HasDenied, err = list("deniedConsentIds"); err != nil {
+		return cm, err
+	}
+	switch rs := m["resolutionStrategy"]; rs {
+	case nil, "and":
+	case "or":
+		cm.Any = true
+	default:
+		return cm, fmt.Errorf("consentManagement.resolutionStrategy: must be \"and\" or \"or\"")
+	}
+	return cm, nil
+}
+
+// Purpose resolves one purpose mapped to ids: Denied wins under "and", one
+// Granted suffices under "or"; Unknown only when no id says anything.
+func (cm ConsentManagement) Purpose(ids []string) State {
+	seen := Unknown
+	for _, id := range ids {
+		switch cm.IDs.State(id) {
+		case Denied:
+			if !cm.Any {
+				return Denied
+			}
+			if seen == Unknown {
+				seen = Denied
+			}
+		case Granted:
+			if cm.Any {
+				return Granted
+			}
+			seen = Granted
+		}
+	}
+	return seen
+}

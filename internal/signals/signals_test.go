@@ -83,3 +83,28 @@ func FuzzParseGCS(f *testing.F) {
 		}
 	})
 }
+
+func TestConsentManagement(t *testing.T) {
+	cases := []struct {
+		in   map[string]any
+		ids  []string
+		want State
+		err  bool
+	}{
+		{map[string]any{"allowedConsentIds": []any{"C1"}}, []string{"C1", "C2"}, Denied, false},
+		{map[string]any{"allowedConsentIds": []any{"C1"}, "resolutionStrategy": "or"}, []string{"C1", "C2"}, Granted, false},
+		{map[string]any{"allowedConsentIds": []any{"C1"}, "deniedConsentIds": []any{}}, []string{"C3"}, Unknown, false},
+		{map[string]any{"deniedConsentIds": []any{"C3"}}, []string{"C3"}, Denied, false},
+		{map[string]any{"allowedConsentIds": "C1"}, nil, Unknown, true},
+		{map[string]any{"resolutionStrategy": "xor"}, nil, Unknown, true},
+	}
+	for i, c := range cases {
+		cm, err := ParseConsentManagement(c.in)
+		if (err != nil) != c.err {
+			t.Fatalf("case %d: err %v", i, err)
+		}
+		if err == nil && cm.Purpose(c.ids) != c.want {
+			t.Fatalf("case %d: %v, want %v", i, cm.Purpose(c.ids), c.want)
+		}
+	}
+}
