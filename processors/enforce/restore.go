@@ -30,7 +30,7 @@ func (p *Processor) onAssigned(ctx context.Context, cl *kgo.Client, assigned map
 		// stop this process instead, and let another member (or a restart) take over.
 		p.log.Fatal("restore consent state", zap.Error(err))
 	}
-	if err := p.ahead.add(ctx, Group(p.cfg), parts); err != nil {
+	if err := p.ahead.add(ctx, p.cfg.ProcessorGroup(), parts); err != nil {
 		p.log.Fatal("start consent lookahead", zap.Error(err))
 	}
 	took := time.Since(start)
