@@ -18,7 +18,7 @@
 //     be sent;
 //   - newer settings do not exist there, so they are sent only when system.settings lists them
 //     (see DB.insertSettings).
-package clickhouse
+package audit
 
 import (
 	"context"
