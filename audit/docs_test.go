@@ -17,7 +17,7 @@ import (
 // returns rows: a renamed column, a wrong table or a filter that can never match fails here.
 func TestDocumentedQueries(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile("../../docs/audit.md")
+	doc, err := os.ReadFile("../docs/audit.md")
 	require.NoError(t, err)
 	blocks := regexp.MustCompile("(?s)```sql\n(.*?)```").FindAllStringSubmatch(string(doc), -1)
 	require.GreaterOrEqual(t, len(blocks), 10, "docs/audit.md promises ten queries")

@@ -51,16 +51,16 @@ func TestInsertSameDecisionTwiceCountsOnce(t *testing.T) {
 
 	require.Equal(t, map[string]schemas.Decision{d.DecisionID: truncated(d), replayed.DecisionID: truncated(replayed)}, readDecisions(t, db, "decisions"))
 	require.Equal(t, map[string]schemas.Decision{d.DecisionID: truncated(d), replayed.DecisionID: truncated(replayed)}, readDecisions(t, db, "decisions_by_user"))
-	n, err := CountDecisions(ctx, db, db.Database, "")
+	n, err := db.CountDecisions(ctx, "")
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), n)
-	n, err = CountDecisions(ctx, db, db.Database, "run-1")
+	n, err = db.CountDecisions(ctx, "run-1")
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), n)
 
 	del := testDelivery(3)
 	require.NoError(t, db.InsertDeliveries(ctx, []schemas.Delivery{del, del}))
-	n, err = CountDeliveries(ctx, db, db.Database)
+	n, err = db.CountDeliveries(ctx)
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), n)
 }

@@ -138,8 +138,8 @@ const SchemaVersion = 3
 // processes at once, is harmless: every statement is idempotent and versions are recorded in a
 // ReplacingMergeTree. It then checks that the audit tables have the contract's columns, so a
 // table someone created by hand fails here and not at the first insert.
-func Migrate(ctx context.Context, conn driver.Conn, database string) error {
-	return migrateTo(ctx, conn, database, SchemaVersion)
+func (db *DB) Migrate(ctx context.Context) error {
+	return migrateTo(ctx, db, db.Database, SchemaVersion)
 }
 
 // migrateTo applies the versions up to upTo (tests use it to build an older schema).

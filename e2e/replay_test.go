@@ -82,7 +82,7 @@ func TestReplayAndAuditDiffShowExactlyThePolicyChange(t *testing.T) {
 	// The running pipeline's audit writer stores the replayed decisions.
 	db := p.openDB()
 	require.Eventually(t, func() bool {
-		n, err := audit.CountDecisions(context.Background(), db, p.db, runID)
+		n, err := db.CountDecisions(context.Background(), runID)
 		return err == nil && n == uint64(3*numEvents)
 	}, 60*time.Second, 200*time.Millisecond)
 

@@ -60,11 +60,11 @@ func newAuditSummaryCmd() *cobra.Command {
 	return auditQuery("summary --config FILE [--format table|json|csv]",
 		"Print decisions per destination, outcome and reason, and deliveries per status", nil,
 		func(ctx context.Context, db *audit.DB, out io.Writer, format string) error {
-			rows, err := audit.Summary(ctx, db, db.Database)
+			rows, err := db.Summary(ctx)
 			if err != nil {
 				return err
 			}
-			drows, err := audit.DeliverySummary(ctx, db, db.Database)
+			drows, err := db.DeliverySummary(ctx)
 			if err != nil {
 				return err
 			}
@@ -81,13 +81,32 @@ func newAuditSummaryCmd() *cobra.Command {
 				}
 				return t.writeCSV(out)
 			}
-			fmt.Fprintln(out, "Decisions (live traffic):")
-			if err := audit.FormatSummary(out, rows); err != nil {
-				return err
-			}
-			fmt.Fprintln(out, "\nDelivery attempts:")
-			return audit.FormatDeliverySummary(out, drows)
+			return writeSummaryText(out, rows, drows)
 		})
+}
+
+// writeSummaryText prints the two summaries as aligned tables, each with a total line.
+func writeSummaryText(out io.Writer, rows []audit.SummaryRow, drows []audit.DeliverySummaryRow) error {
+	dec := table{header: []string{"destination", "outcome", "reason", "count"}}
+	var total uint64
+	for _, r := range rows {
+		dec.add(r.Destination, r.Outcome, r.Reason, u64(r.Count))
+		total += r.Count
+	}
+	dec.add("total", "", "", u64(total))
+	del := table{header: []string{"destination", "status", "attempts"}}
+	total = 0
+	for _, r := range drows {
+		del.add(r.Destination, r.Status, u64(r.Count))
+		total += r.Count
+	}
+	del.add("total", "", u64(total))
+	fmt.Fprintln(out, "Decisions (live traffic):")
+	if err := dec.writeText(out); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\nDelivery attempts:")
+	return del.writeText(out)
 }
 
 func newAuditUserCmd() *cobra.Command {
@@ -107,7 +126,7 @@ func newAuditUserCmd() *cobra.Command {
 			return nil
 		},
 		func(ctx context.Context, db *audit.DB, out io.Writer, format string) error {
-			rows, err := audit.UserReport(ctx, db, db.Database, id, limit)
+			rows, err := db.UserReport(ctx, id, limit)
 			if err != nil {
 				return err
 			}
@@ -156,7 +175,7 @@ func newAuditBlockedCmd() *cobra.Command {
 			return err
 		},
 		func(ctx context.Context, db *audit.DB, out io.Writer, format string) error {
-			rows, err := audit.Blocked(ctx, db, db.Database, since)
+			rows, err := db.Blocked(ctx, since)
 			if err != nil {
 				return err
 			}
@@ -216,7 +235,7 @@ func newAuditDiffCmd() *cobra.Command {
 			return nil
 		},
 		func(ctx context.Context, db *audit.DB, out io.Writer, format string) error {
-			res, err := audit.Diff(ctx, db, db.Database, run, limit)
+			res, err := db.Diff(ctx, run, limit)
 			if err != nil {
 				return err
 			}
@@ -284,7 +303,7 @@ func openAudit(ctx context.Context, a *app) (*audit.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := audit.Migrate(ctx, db, db.Database); err != nil {
+	if err := db.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
