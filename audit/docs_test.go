@@ -62,3 +62,28 @@ func TestDocumentedQueries(t *testing.T) {
 		require.Positive(t, n, "query %d of docs/audit.md returns no rows on its example data:\n%s", i+1, b[1])
 	}
 }
+
+// docs/audit.md documents every column of the tables the writer fills, with its type, in table
+// order: a column added, renamed or retyped without the docs fails here.
+func TestDocumentedColumns(t *testing.T) {
+	doc, err := os.ReadFile("../docs/audit.md")
+	require.NoError(t, err)
+	row := regexp.MustCompile("^\\| `([a-z_]+)` \\| ([A-Za-z0-9()]+) \\|")
+	documented := func(heading string) []column {
+		i := strings.Index(string(doc), "\n"+heading+"\n")
+		require.NotEqual(t, -1, i, "docs/audit.md has no heading %q", heading)
+		var cols []column
+		for _, line := range strings.Split(string(doc[i+len(heading)+2:]), "\n") {
+			if strings.HasPrefix(line, "#") {
+				break
+			}
+			if m := row.FindStringSubmatch(line); m != nil {
+				cols = append(cols, column{m[1], m[2]})
+			}
+		}
+		return cols
+	}
+	require.Equal(t, decisionsColumns, documented("### `decisions` (and `decisions_by_user`, the same columns)"))
+	require.Equal(t, deliveriesColumns, documented("### `deliveries`"))
+	require.Equal(t, erasuresColumns, documented("### `erasures`"))
+}

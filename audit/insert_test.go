@@ -35,7 +35,7 @@ func TestToDateTime(t *testing.T) {
 	require.Equal(t, uint32(math.MaxUint32), clampUint32(1<<40))
 }
 
-// The contract's dedup promise: a decision written twice (a replay, a restarted writer) is one
+// The dedup promise of docs/audit.md: a decision written twice (a replay, a restarted writer) is one
 // row under FINAL, in both decision tables.
 func TestInsertSameDecisionTwiceCountsOnce(t *testing.T) {
 	t.Parallel()

@@ -343,7 +343,7 @@ func startWriter(t testing.TB, cfg *config.Config, group string, log *zap.Logger
 	return rw
 }
 
-// stop cancels the writer and waits for Run to return: within the contract's 10 s, with margin.
+// stop cancels the writer and waits for Run to return: within the 10 s a tollgate process has to stop, with margin.
 func (rw *runningWriter) stop() error {
 	rw.once.Do(func() {
 		rw.cancel()

@@ -10,7 +10,7 @@ import (
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
-// The tables must have exactly the contract's columns (CONTRACT.md §6), in its order.
+// The tables must have exactly the documented columns (docs/audit.md, "Tables"), in that order.
 func TestMigrateCreatesContractTables(t *testing.T) {
 	t.Parallel()
 	db := openDB(t, testConfig(t))
@@ -33,11 +33,11 @@ func TestMigrateCreatesContractTables(t *testing.T) {
 		{"reason", "String"}, {"purpose", "String"}, {"jurisdiction", "String"}, {"gpc", "UInt8"},
 		{"fields_sent", "Array(String)"}, {"fields_stripped", "Array(String)"}, {"policy_version", "String"},
 		{"run_id", "String"},
-	}, decisionsColumns, "CONTRACT.md §6 decisions")
+	}, decisionsColumns, "docs/audit.md decisions")
 	require.Equal(t, []column{
 		{"event_id", "String"}, {"destination", "String"}, {"attempt", "UInt16"}, {"status", "String"},
 		{"http_status", "UInt16"}, {"error", "String"}, {"latency_ms", "UInt32"}, {"at", "DateTime"},
-	}, deliveriesColumns, "CONTRACT.md §6 deliveries")
+	}, deliveriesColumns, "docs/audit.md deliveries")
 
 	for _, tc := range []struct{ table, engine, sortingKey, partitionKey string }{
 		{"decisions", "ReplacingMergeTree", "destination, event_id, run_id", "toDate(decided_at)"},

@@ -22,7 +22,7 @@ import (
 
 const (
 	// finalFlushTimeout bounds the last insert and commit when Run's context ends, and the flush
-	// before partitions are given up in a rebalance. The contract gives a whole process 10 s to
+	// before partitions are given up in a rebalance. A whole process has 10 s to
 	// stop; what cannot be written in this time stays uncommitted and is read again later.
 	finalFlushTimeout = 5 * time.Second
 	// attemptTimeout bounds one insert attempt, so a server that accepts connections but never
