@@ -17,7 +17,6 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/internal/sample"
 	"github.com/tollgate-dev/tollgate/processors/consent"
-	"github.com/tollgate-dev/tollgate/processors/enforce"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
