@@ -20,10 +20,18 @@ import (
 // once the cause is fixed it can be produced to its original topic again.
 //
 // A batch refused for good is split in halves and each half inserted again, down to single
-// rows, so only the rows ClickHouse refuses on their own are parked (log2(batch) extra inserts
-// per such row). Parking happens before the batch's offsets are committed; a flush that fails
-// after parking is retried whole, so a parked record can appear twice in the parked topic (and
-// an inserted row twice in ClickHouse, which FINAL collapses).
+// rows, so only the rows ClickHouse refuses on their own are parked (about log2(batch) failed
+// inserts per such row). maxRefusals bounds that search. Parking happens before the batch's
+// offsets are committed; a flush that fails after parking is retried whole, so a parked record
+// can appear twice in the parked topic (and an inserted row twice in ClickHouse, which FINAL
+// collapses).
+
+// maxRefusals bounds the failed inserts of one batch's search for its refused rows: enough to
+// isolate a few bad rows among 10000 (each costs about 14 refusals), few enough that a batch
+// ClickHouse refuses whole (every row bad, or a column the table lacks) is parked within one
+// flush attempt's timeout rather than after 2 × batch failed inserts. Past it, each part of the
+// batch still refused is parked as it is, good rows included: parked, not lost.
+const maxRefusals = 64
 
 // source is where a buffered row was read from, and its record value (kept to park it).
 type source struct {
@@ -32,10 +40,20 @@ type source struct {
 	value  []byte
 }
 
+// parkFunc parks the records of refused rows, giving ClickHouse's answer as the reason.
+type parkFunc func(ctx context.Context, src []source, cause error) error
+
 // insertOrPark inserts rows into table with insert; if ClickHouse refuses them for good it
 // bisects them and parks the rows refused alone. It returns the first error that is not
 // permanent (the caller retries the flush).
-func insertOrPark[T any](ctx context.Context, w *Writer, table string, rows []T, src []source, insert func(context.Context, []T) error) error {
+func insertOrPark[T any](ctx context.Context, table string, rows []T, src []source,
+	insert func(context.Context, []T) error, park parkFunc) error {
+	refusals := 0
+	return bisect(ctx, table, rows, src, insert, park, &refusals)
+}
+
+func bisect[T any](ctx context.Context, table string, rows []T, src []source,
+	insert func(context.Context, []T) error, park parkFunc, refusals *int) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -50,39 +68,47 @@ func insertOrPark[T any](ctx context.Context, w *Writer, table string, rows []T,
 	if ctx.Err() != nil || !permanent(err) {
 		return err
 	}
-	if len(rows) == 1 {
-		return w.park(ctx, table, src[0], err)
+	countError(errPermanent)
+	*refusals++
+	if len(rows) == 1 || *refusals >= maxRefusals {
+		return park(ctx, src, err)
 	}
 	mid := len(rows) / 2
-	if err := insertOrPark(ctx, w, table, rows[:mid], src[:mid], insert); err != nil {
+	if err := bisect(ctx, table, rows[:mid], src[:mid], insert, park, refusals); err != nil {
 		return err
 	}
-	return insertOrPark(ctx, w, table, rows[mid:], src[mid:], insert)
+	return bisect(ctx, table, rows[mid:], src[mid:], insert, park, refusals)
 }
 
-// park writes one refused row's record to the parked topic and waits for Kafka's
-// acknowledgement.
-func (w *Writer) park(ctx context.Context, table string, src source, cause error) error {
-	countError(errPermanent)
-	rec := &kgo.Record{
-		Topic: w.parked,
-		Value: src.value,
-		Headers: []kgo.RecordHeader{
-			{Key: config.HeaderError, Value: []byte(cause.Error())},
-			{Key: config.HeaderOriginalTopic, Value: []byte(src.tp.topic)},
-			{Key: config.HeaderOriginalPartition, Value: []byte(strconv.Itoa(int(src.tp.partition)))},
-			{Key: config.HeaderOriginalOffset, Value: []byte(strconv.FormatInt(src.offset, 10))},
-			{Key: config.HeaderFailedAt, Value: []byte(time.Now().UTC().Format(time.RFC3339Nano))},
-		},
+// parker returns the parkFunc of table: it writes the records to the parked topic and waits
+// for Kafka's acknowledgement.
+func (w *Writer) parker(table string) parkFunc {
+	return func(ctx context.Context, src []source, cause error) error {
+		failedAt := []byte(time.Now().UTC().Format(time.RFC3339Nano))
+		recs := make([]*kgo.Record, len(src))
+		for i, s := range src {
+			recs[i] = &kgo.Record{
+				Topic: w.parked,
+				Value: s.value,
+				Headers: []kgo.RecordHeader{
+					{Key: config.HeaderError, Value: []byte(cause.Error())},
+					{Key: config.HeaderOriginalTopic, Value: []byte(s.tp.topic)},
+					{Key: config.HeaderOriginalPartition, Value: []byte(strconv.Itoa(int(s.tp.partition)))},
+					{Key: config.HeaderOriginalOffset, Value: []byte(strconv.FormatInt(s.offset, 10))},
+					{Key: config.HeaderFailedAt, Value: failedAt},
+				},
+			}
+		}
+		if err := w.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			countError(errPark)
+			return fmt.Errorf("park %d rows of %s: %w", len(recs), table, err)
+		}
+		parkedRows.WithLabelValues(table).Add(float64(len(recs)))
+		countDiscarded(discardParked, len(recs))
+		// Where from, not what: the values stay in the parked topic.
+		w.log.Error("clickhouse refused rows for good; parked them", zap.String("table", table),
+			zap.Int("rows", len(recs)), zap.String("parked_topic", w.parked), zap.String("topic", src[0].tp.topic),
+			zap.Int32("partition", src[0].tp.partition), zap.Int64("offset", src[0].offset), zap.Error(cause))
+		return nil
 	}
-	if err := w.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
-		countError(errPark)
-		return fmt.Errorf("park a row of %s: %w", table, err)
-	}
-	parkedRows.WithLabelValues(table).Inc()
-	countDiscarded(discardParked, 1)
-	w.log.Error("clickhouse refused a row for good; parked it", zap.String("table", table),
-		zap.String("parked_topic", w.parked), zap.String("topic", src.tp.topic),
-		zap.Int32("partition", src.tp.partition), zap.Int64("offset", src.offset), zap.Error(cause))
-	return nil
 }

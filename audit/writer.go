@@ -395,7 +395,7 @@ func (w *Writer) flushLocked(ctx context.Context) error {
 			return err
 		}
 		keep, src := w.filterErased(b.decisions, b.decisionSrc)
-		if err := insertOrPark(ctx, w, "decisions", keep, src, w.db.InsertDecisions); err != nil {
+		if err := insertOrPark(ctx, "decisions", keep, src, w.db.InsertDecisions, w.parker("decisions")); err != nil {
 			return err
 		}
 		if err := w.eraseLateArrivals(ctx, keep); err != nil {
@@ -406,7 +406,7 @@ func (w *Writer) flushLocked(ctx context.Context) error {
 		b.decisions, b.decisionSrc = reset(b.decisions, b.decisionSrc)
 	}
 	if len(b.deliveries) > 0 {
-		if err := insertOrPark(ctx, w, "deliveries", b.deliveries, b.deliverySrc, w.db.InsertDeliveries); err != nil {
+		if err := insertOrPark(ctx, "deliveries", b.deliveries, b.deliverySrc, w.db.InsertDeliveries, w.parker("deliveries")); err != nil {
 			return err
 		}
 		b.deliveries, b.deliverySrc = reset(b.deliveries, b.deliverySrc)
