@@ -22,8 +22,8 @@ import (
 
 const (
 	// finalFlushTimeout bounds the last insert and commit when Run's context ends, and the flush
-	// before partitions are given up in a rebalance. A whole process has 10 s to
-	// stop; what cannot be written in this time stays uncommitted and is read again later.
+	// before partitions are given up in a rebalance. A whole process has 10 s to stop; what
+	// cannot be written in this time stays uncommitted and is read again later.
 	finalFlushTimeout = 5 * time.Second
 	// attemptTimeout bounds one insert attempt, so a server that accepts connections but never
 	// answers cannot hold the buffer lock past the group's rebalance timeout (60 s).
@@ -166,9 +166,10 @@ func New(cfg *config.Config, log *zap.Logger) *Writer {
 // SELECT ... FINAL. A record that does not decode is logged (topic, partition, offset) and
 // skipped. While ClickHouse fails, the batch is kept and retried with backoff, nothing is
 // committed and no more records are polled; rows ClickHouse refuses for good (see permanent) are
-// parked instead (park.go) and the rest of the batch is inserted. When ctx ends Run makes a last flush and commit
-// (bounded by a few seconds) and returns nil; it returns an error only for what retrying cannot
-// fix (a bad database name, audit tables with the wrong columns, an unusable Kafka config).
+// parked instead (park.go) and the rest of the batch is inserted. When ctx ends Run makes a last
+// flush and commit (bounded by a few seconds) and returns nil; it returns an error only for what
+// retrying cannot fix (a bad database name, audit tables with the wrong columns, an unusable
+// Kafka config).
 // Call Run once per Writer.
 func (w *Writer) Run(ctx context.Context) error {
 	if err := checkDatabase(w.cfg.ClickHouse.Database); err != nil {
