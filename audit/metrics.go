@@ -32,6 +32,13 @@ var (
 	}, []string{"table"})
 )
 
+// received and sent are the audit stage's series of the shared counters, looked up once: the
+// poll loop counts every record.
+var (
+	received = metrics.Received.WithLabelValues(metrics.StageAudit)
+	sent     = metrics.Sent.WithLabelValues(metrics.StageAudit, "clickhouse")
+)
+
 // Values of tollgate_errors_total{stage="audit",error_type}.
 const (
 	errDecode    = "decode"    // a record that does not decode (skipped)

@@ -10,7 +10,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate-dev/tollgate/internal/config"
-	"github.com/tollgate-dev/tollgate/internal/metrics"
 )
 
 // Parking: rows ClickHouse refuses for good (see permanent) leave the batch, so the rest of it is
@@ -62,7 +61,7 @@ func bisect[T any](ctx context.Context, table string, rows []T, src []source,
 	if err == nil {
 		insertSeconds.WithLabelValues(table).Observe(time.Since(start).Seconds())
 		rowsWritten.WithLabelValues(table).Add(float64(len(rows)))
-		metrics.Sent.WithLabelValues(metrics.StageAudit, "clickhouse").Add(float64(len(rows)))
+		sent.Add(float64(len(rows)))
 		return nil
 	}
 	if ctx.Err() != nil || !permanent(err) {

@@ -16,7 +16,6 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/backoff"
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
-	"github.com/tollgate-dev/tollgate/internal/metrics"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
@@ -301,7 +300,7 @@ func (w *Writer) add(r *kgo.Record) {
 	tp := topicPartition{r.Topic, r.Partition}
 	src := source{tp: tp, offset: r.Offset, value: r.Value}
 	w.buf.offsets[tp] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
-	metrics.Received.WithLabelValues(metrics.StageAudit).Inc()
+	received.Inc()
 	if w.buf.since.IsZero() {
 		w.buf.since = time.Now()
 	}
