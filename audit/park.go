@@ -15,7 +15,7 @@ import (
 // Parking: rows ClickHouse refuses for good (see permanent) leave the batch, so the rest of it is
 // inserted and the offsets advance, and go, unchanged, to the parked topic <prefix>audit.parked
 // with a record of why. Nothing is lost: the parked record is the audit topic's own record
-// (same Avro value), and its headers say what ClickHouse answered and where it was read from;
+// (same key and Avro value), and its headers say what ClickHouse answered and where it was read from;
 // once the cause is fixed it can be produced to its original topic again.
 //
 // A batch refused for good is split in halves and each half inserted again, down to single
@@ -32,10 +32,12 @@ import (
 // batch still refused is parked as it is, good rows included: parked, not lost.
 const maxRefusals = 64
 
-// source is where a buffered row was read from, and its record value (kept to park it).
+// source is where a buffered row was read from, and its record's key and value (kept to park
+// it as it was).
 type source struct {
 	tp     topicPartition
 	offset int64
+	key    []byte
 	value  []byte
 }
 
@@ -88,6 +90,7 @@ func (w *Writer) parker(table string) parkFunc {
 		for i, s := range src {
 			recs[i] = &kgo.Record{
 				Topic: w.parked,
+				Key:   s.key,
 				Value: s.value,
 				Headers: []kgo.RecordHeader{
 					{Key: config.HeaderError, Value: []byte(cause.Error())},

@@ -298,7 +298,7 @@ func (w *Writer) consume(ctx context.Context) {
 // add buffers one polled record. The caller holds mu.
 func (w *Writer) add(r *kgo.Record) {
 	tp := topicPartition{r.Topic, r.Partition}
-	src := source{tp: tp, offset: r.Offset, value: r.Value}
+	src := source{tp: tp, offset: r.Offset, key: r.Key, value: r.Value}
 	w.buf.offsets[tp] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
 	received.Inc()
 	if w.buf.since.IsZero() {

@@ -98,6 +98,7 @@ func TestWriterParksRowsClickHouseRefuses(t *testing.T) {
 		return len(parked) > 0
 	}, waitFor, 10*time.Millisecond)
 	for _, r := range parked { // once, or again if a flush was retried after parking
+		require.Equal(t, poisonRec.Key, r.Key)
 		require.Equal(t, poisonRec.Value, r.Value)
 		d, err := schemas.Decisions.Decode(r.Value)
 		require.NoError(t, err)
