@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/tollgate-dev/tollgate/internal/policy"
-	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 	"github.com/tollgate-dev/tollgate/sinks/ga4"
 	"github.com/tollgate-dev/tollgate/sinks/googleads"
 	"github.com/tollgate-dev/tollgate/sinks/meta"
@@ -19,7 +19,7 @@ import (
 )
 
 // Constructors has one entry per policy.DestinationTypes entry (a test keeps them in step).
-var Constructors = map[string]sinks.Constructor{
+var Constructors = map[string]sdk.Constructor{
 	"ga4":        ga4.New,
 	"meta_capi":  meta.New,
 	"tiktok":     tiktok.New,
@@ -29,7 +29,7 @@ var Constructors = map[string]sinks.Constructor{
 
 // New builds the adapter of a destination, validating its config. An unknown type is an error
 // naming the field (policy.Parse refuses unknown types already; this guards other callers).
-func New(dest *policy.Destination, env sinks.Env) (sinks.Adapter, error) {
+func New(dest *policy.Destination, env sdk.Env) (sdk.Adapter, error) {
 	c, ok := Constructors[dest.Type]
 	if !ok {
 		known := make([]string, 0, len(Constructors))
@@ -40,8 +40,8 @@ func New(dest *policy.Destination, env sinks.Env) (sinks.Adapter, error) {
 		return nil, &policy.FieldError{Field: "destinations." + dest.Name + ".type",
 			Reason: fmt.Sprintf("no adapter for destination type %q (known: %s)", dest.Type, strings.Join(known, ", "))}
 	}
-	if v, ok := sinks.RateLimit(dest); ok && v < 0 {
-		return nil, &policy.FieldError{Field: sinks.ConfigField(dest, "rate_limit"), Reason: "must not be negative"}
+	if v, ok := sdk.RateLimit(dest); ok && v < 0 {
+		return nil, &policy.FieldError{Field: sdk.ConfigField(dest, "rate_limit"), Reason: "must not be negative"}
 	}
 	return c(dest, env)
 }

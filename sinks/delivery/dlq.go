@@ -1,4 +1,4 @@
-package sinks
+package delivery
 
 import (
 	"context"
@@ -26,13 +26,6 @@ type DeadLetter struct {
 	FailedAt     time.Time
 	Error        string
 	record       *kgo.Record
-}
-
-// ReplayGroup is the consumer group whose committed offsets say how far `dlq replay` got: each
-// dead-lettered record is replayed once (one that fails again is dead-lettered anew, at a new
-// offset, and a later replay takes it).
-func ReplayGroup(cfg *config.Config, dest string) string {
-	return cfg.Kafka.TopicPrefix + "dlq-replay." + dest
 }
 
 // ReadDeadLetters returns the destination's dead-letter records, oldest first per partition,
@@ -90,7 +83,7 @@ func (r *Runner) Replay(ctx context.Context, since time.Time, progress func(Repl
 	r.admin, r.horizon = admin, math.MaxInt64
 	r.consent = NewWithdrawals(0)
 	topic := r.cfg.Topic(config.DLQTopic(r.dest.Name))
-	group := ReplayGroup(r.cfg, r.dest.Name)
+	group := r.cfg.DLQReplayGroup(r.dest.Name)
 	adm := kadm.NewClient(admin)
 	committed, err := adm.FetchOffsets(ctx, group)
 	if err != nil {
