@@ -43,10 +43,10 @@ func ReadDeadLetters(ctx context.Context, r *Runner, starts map[int32]int64) ([]
 	}
 	var out []DeadLetter
 	err = kafka.ReadRange(ctx, r.cfg, r.log, topic, starts, ends, func(rec *kgo.Record) {
-		d := DeadLetter{Partition: rec.Partition, Offset: rec.Offset, Error: kafka.Header(rec, HeaderError),
-			FirstFailure: ParseHeaderTime(kafka.Header(rec, HeaderFirstFailure)),
-			FailedAt:     ParseHeaderTime(kafka.Header(rec, HeaderFailedAt)), record: rec}
-		d.Attempts, _ = strconv.Atoi(kafka.Header(rec, HeaderAttempts))
+		d := DeadLetter{Partition: rec.Partition, Offset: rec.Offset, Error: kafka.Header(rec, config.HeaderError),
+			FirstFailure: ParseHeaderTime(kafka.Header(rec, config.HeaderFirstFailure)),
+			FailedAt:     ParseHeaderTime(kafka.Header(rec, config.HeaderFailedAt)), record: rec}
+		d.Attempts, _ = strconv.Atoi(kafka.Header(rec, config.HeaderAttempts))
 		if d.FailedAt.IsZero() {
 			d.FailedAt = rec.Timestamp
 		}
