@@ -2,8 +2,9 @@
 // the policy, it decides for every destination whether the event may be forwarded and, if so,
 // exactly which (minimised, hashed) fields that destination receives (CONTRACT.md §5).
 //
-// It is pure — no I/O, no clock, no logging — so the live processor, replay and the sinks'
-// pre-send re-check all reach the same answer for the same inputs, and so it can be fuzzed.
+// It is pure — no I/O, no clock, no logging — so the live processor and replay reach the same
+// answer for the same inputs, and so it can be fuzzed. The rule for recorded consent (restrict.go)
+// is also what the processor's lookahead and the sinks' send-time re-check apply.
 package consent
 
 import (
@@ -152,13 +153,11 @@ func (d *decider) decide(dest *policy.Destination) Outcome {
 
 // reason walks the rules of CONTRACT §5 in order; the first that applies wins.
 func (d *decider) reason(dest *policy.Destination) string {
-	switch {
-	case d.st != nil && d.st.Erased:
-		return ReasonErased
-	case dest.Purpose == policy.Necessary:
+	if why := Restricts(d.st != nil && d.st.Erased, d.withdrawn, dest.Purpose); why != "" {
+		return why
+	}
+	if dest.Purpose == policy.Necessary {
 		return ReasonNecessary
-	case d.withdrawn(dest.Purpose):
-		return ReasonWithdrawn
 	}
 	if !d.granted(dest.Purpose) {
 		if d.model == policy.OptOut {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
+	"github.com/tollgate-dev/tollgate/processors/consent"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
@@ -65,8 +66,8 @@ func (l *lookahead) observe(r *kgo.Record) {
 		return // the processor dead-letters it when it gets there
 	}
 	res := restriction{offset: r.Offset, erased: u.Erased}
-	for purpose, choice := range u.Consent {
-		if b, ok := l.book.bit(purpose); ok && !choice {
+	for purpose := range consent.Refused(u.Consent) {
+		if b, ok := l.book.bit(purpose); ok {
 			res.refused |= b
 		}
 	}

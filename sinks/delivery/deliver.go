@@ -131,7 +131,7 @@ func (r *Runner) sendBatch(ctx context.Context, c *cycle, batch []*item, waitBre
 
 // recheck applies the send-time consent re-check to a batch about to go.
 func (r *Runner) recheck(ctx context.Context, c *cycle, batch []*item) []*item {
-	if err := r.consent.Sync(ctx, r.admin, r.stateTopic, consentSyncReuse, r.log); err != nil {
+	if err := r.consent.Sync(ctx, consentSyncReuse, r.log); err != nil {
 		return batch // ctx ended: the caller defers the batch unsent
 	}
 	kept := batch[:0:0]

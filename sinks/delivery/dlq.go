@@ -80,7 +80,7 @@ func (r *Runner) Replay(ctx context.Context, since time.Time, progress func(Repl
 		return p, err
 	}
 	defer admin.Close()
-	r.admin, r.horizon = admin, math.MaxInt64
+	r.horizon = math.MaxInt64
 	r.consent = NewWithdrawals(0)
 	topic := r.cfg.Topic(config.DLQTopic(r.dest.Name))
 	group := r.cfg.DLQReplayGroup(r.dest.Name)

@@ -47,31 +47,28 @@ const (
 // Offsets are committed only once each event of a poll is delivered, blocked, dead-lettered or
 // stored on the retry topic, and its audit records are stored.
 type Runner struct {
-	cfg        *config.Config
-	dest       *policy.Destination
-	adapter    sdk.Adapter
-	http       *http.Client
-	log        *zap.Logger
-	now        func() time.Time
-	horizon    time.Duration
-	limiter    *rate.Limiter
-	breaker    *breaker
-	consent    *Withdrawals
-	admin      *kgo.Client // lists consent-state end offsets for Withdrawals.Sync
-	stateTopic string
+	cfg     *config.Config
+	dest    *policy.Destination
+	adapter sdk.Adapter
+	http    *http.Client
+	log     *zap.Logger
+	now     func() time.Time
+	horizon time.Duration
+	limiter *rate.Limiter
+	breaker *breaker
+	consent *Withdrawals
 }
 
 // NewRunner returns the runner of one destination.
 func NewRunner(cfg *config.Config, dest *policy.Destination, adapter sdk.Adapter, log *zap.Logger) *Runner {
 	r := &Runner{
 		cfg: cfg, dest: dest, adapter: adapter,
-		http:       sdk.NewHTTPClient(dest, sdk.RequestTimeout(adapter, cfg.Delivery.Timeout)),
-		log:        log.Named("sink").With(zap.String("destination", dest.Name)),
-		now:        time.Now,
-		horizon:    cfg.Delivery.RetryHorizon,
-		limiter:    newLimiter(cfg, dest),
-		consent:    NewWithdrawals(cfg.Delivery.RetryHorizon),
-		stateTopic: cfg.Topic(config.TopicState),
+		http:    sdk.NewHTTPClient(dest, sdk.RequestTimeout(adapter, cfg.Delivery.Timeout)),
+		log:     log.Named("sink").With(zap.String("destination", dest.Name)),
+		now:     time.Now,
+		horizon: cfg.Delivery.RetryHorizon,
+		limiter: newLimiter(cfg, dest),
+		consent: NewWithdrawals(cfg.Delivery.RetryHorizon),
 	}
 	r.breaker = newBreaker(dest.Name, cfg.Delivery.BreakerFailures, cfg.Delivery.BreakerOpen, func() time.Time { return r.now() })
 	return r
@@ -92,12 +89,6 @@ func newLimiter(cfg *config.Config, dest *policy.Destination) *rate.Limiter {
 
 // Run delivers until ctx ends.
 func (r *Runner) Run(ctx context.Context) error {
-	admin, err := kafka.NewClient(r.cfg, r.log)
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	r.admin = admin
 	r.log.Info("sink started", zap.String("type", r.dest.Type))
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return r.consent.Follow(ctx, r.cfg, r.log) })
