@@ -122,7 +122,10 @@ func splitBody(b []byte, requireBatch bool) ([][]byte, body, *requestError) {
 		if requireBatch {
 			return nil, top, malformed(`field "batch" is required`)
 		}
-		return [][]byte{b}, top, nil
+		return [][]byte{b}, top, nil // the event decoder checks it (checkJSON) like a batch's events
+	}
+	if err := checkJSONExcept(b, "batch"); err != nil {
+		return nil, top, malformed("%s", err)
 	}
 	items, err := splitArray(top.batch)
 	switch {
@@ -158,6 +161,9 @@ func (d *decoder) native(b []byte) (*decoded, *requestError) {
 
 // nativeEvent validates one event of CONTRACT.md §4 and fills what the request adds.
 func (d *decoder) nativeEvent(b []byte) (*schemas.Event, error) {
+	if err := checkJSON(b); err != nil {
+		return nil, err
+	}
 	ev := d.newEvent()
 	var (
 		ts   time.Time
@@ -168,21 +174,21 @@ func (d *decoder) nativeEvent(b []byte) (*schemas.Event, error) {
 		var err error
 		switch string(key) {
 		case "event_id":
-			ev.EventID, err = stringField(v, "event_id", maxID)
+			ev.EventID, err = idField(v, "event_id", maxID)
 		case "event":
-			ev.Event, err = stringField(v, "event", maxEventName)
+			ev.Event, err = idField(v, "event", maxEventName)
 			name = !isNull(v)
 		case "timestamp":
 			ts, err = timeField(v, "timestamp")
 		case "user_id":
-			ev.UserID, err = stringField(v, "user_id", maxID)
+			ev.UserID, err = idField(v, "user_id", maxID)
 		case "anonymous_id":
-			ev.AnonymousID, err = stringField(v, "anonymous_id", maxID)
+			ev.AnonymousID, err = idField(v, "anonymous_id", maxID)
 		case "consent":
 			ev.Consent, err = consentField(v, "consent")
 		case "jurisdiction":
 			var j string
-			if j, err = stringField(v, "jurisdiction", maxShort); j != "" {
+			if j, err = idField(v, "jurisdiction", maxShort); j != "" {
 				ev.Jurisdiction = j // the event's own field wins over the request's headers
 			}
 		case "gpc": // an extension for server-side senders relaying a browser's GPC signal
@@ -262,6 +268,17 @@ func stringField(v []byte, field string, max int) (string, error) {
 		return "", fieldErr(field, "is longer than %d characters", max)
 	}
 	return s, nil
+}
+
+// idField is stringField for an id, an event name or a jurisdiction: values that name things
+// in logs, topic keys and audit rows, where a control character (a newline, a NUL) would forge
+// or cut a line, so one is refused.
+func idField(v []byte, field string, max int) (string, error) {
+	s, err := stringField(v, field, max)
+	if err == nil && hasControl(s) {
+		return "", fieldErr(field, "must not contain control characters (U+0000-U+001F)")
+	}
+	return s, err
 }
 
 // timeField reads an optional RFC 3339 time; null, absent or "" is the zero time.

@@ -12,6 +12,8 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
+	"sync"
 )
 
 var errMalformed = errors.New("malformed JSON")
@@ -233,4 +235,241 @@ func syntaxMessage(body []byte) string {
 		return "malformed JSON at byte " + strconv.FormatInt(se.Offset, 10) + ": " + se.Error()
 	}
 	return "malformed JSON"
+}
+
+// What json.Valid lets through but the API refuses (docs/api.md, "Bad input"): an object with a
+// repeated key at any depth (encoding/json keeps the last, other parsers the first, so two
+// readers of one event could disagree on what it says), and a number outside the float64 range
+// (it would become ±Inf or fail in every consumer downstream). Underflow rounds to zero, as in
+// encoding/json. checkJSON walks the text once more without decoding it: keys are compared as
+// unescaped bytes and only numbers with an exponent or over 308 digits are parsed.
+
+// checkJSON returns a *fieldError naming the path of the first offending member of the valid
+// JSON text b (relative to b: "properties.items[2].sku"), or errMalformed, or nil.
+func checkJSON(b []byte) error { return checkJSONExcept(b, "") }
+
+// checkJSONExcept is checkJSON for a top-level object whose member except is checked elsewhere
+// (a batch body: its events are checked one by one, so a bad one is rejected alone).
+func checkJSONExcept(b []byte, except string) error {
+	c := checkers.Get().(*checker)
+	c.except = except
+	end, bad := c.value(b, skipSpace(b, 0))
+	err := c.result(b, end, bad)
+	clear(c.keys[:cap(c.keys)]) // drop the references into b before the pool keeps it
+	c.keys = c.keys[:0]
+	checkers.Put(c)
+	return err
+}
+
+// checkers keeps the key stacks of finished walks, so walking allocates nothing.
+var checkers = sync.Pool{New: func() any { return &checker{keys: make([][]byte, 0, 64)} }}
+
+// checker holds the keys of the objects being walked (innermost last) so that walking allocates
+// nothing for objects of up to manyKeys members.
+type checker struct {
+	keys   [][]byte
+	except string // a top-level member not to descend into
+	depth  int
+}
+
+// manyKeys is the member count above which an object's keys go into a map: comparing each new
+// key with every earlier one is faster for small objects but quadratic for a hostile large one.
+const manyKeys = 16
+
+// badMember is an offending member; path holds its segments innermost first (".key" or "[3]",
+// built only on the way out of an error).
+type badMember struct {
+	path []string
+	msg  string
+}
+
+func (c *checker) result(b []byte, end int, bad *badMember) error {
+	if bad == malformedMember {
+		return errMalformed
+	}
+	if bad != nil {
+		if len(bad.path) == 0 { // a scalar text, not a member
+			return errors.New(bad.msg)
+		}
+		var p strings.Builder
+		for i := len(bad.path) - 1; i >= 0; i-- {
+			p.WriteString(bad.path[i])
+		}
+		return &fieldError{field: strings.TrimPrefix(p.String(), "."), msg: bad.msg}
+	}
+	if end < 0 || skipSpace(b, end) != len(b) {
+		return errMalformed
+	}
+	return nil
+}
+
+var malformedMember = &badMember{msg: "is malformed JSON"} // unreachable after json.Valid
+
+// value checks the value starting at b[i] and returns the index just past it.
+func (c *checker) value(b []byte, i int) (int, *badMember) {
+	if i >= len(b) {
+		return -1, malformedMember
+	}
+	switch b[i] {
+	case '{':
+		return c.object(b, i)
+	case '[':
+		return c.array(b, i)
+	case '"':
+		if end := skipString(b, i); end >= 0 {
+			return end, nil
+		}
+		return -1, malformedMember
+	default:
+		return c.number(b, i)
+	}
+}
+
+func (c *checker) object(b []byte, i int) (int, *badMember) {
+	c.depth++
+	base := len(c.keys)
+	end, bad := c.members(b, i, base)
+	c.keys = c.keys[:base]
+	c.depth--
+	return end, bad
+}
+
+// members checks the members of the object at b[i]; its keys go on c.keys from base on.
+func (c *checker) members(b []byte, i, base int) (int, *badMember) {
+	var many map[string]struct{}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, nil
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return -1, malformedMember
+		}
+		kEnd := skipString(b, i)
+		if kEnd < 0 {
+			return -1, malformedMember
+		}
+		key, err := unquoteBytes(b[i:kEnd])
+		if err != nil {
+			return -1, malformedMember
+		}
+		if many != nil {
+			if _, dup := many[string(key)]; dup {
+				return -1, &badMember{path: []string{"." + string(key)}, msg: "is a repeated key"}
+			}
+			many[string(key)] = struct{}{}
+		} else {
+			for _, k := range c.keys[base:] {
+				if bytes.Equal(k, key) {
+					return -1, &badMember{path: []string{"." + string(key)}, msg: "is a repeated key"}
+				}
+			}
+			c.keys = append(c.keys, key)
+			if len(c.keys)-base > manyKeys {
+				many = make(map[string]struct{}, 2*manyKeys)
+				for _, k := range c.keys[base:] {
+					many[string(k)] = struct{}{}
+				}
+			}
+		}
+		i = skipSpace(b, kEnd)
+		if i >= len(b) || b[i] != ':' {
+			return -1, malformedMember
+		}
+		i = skipSpace(b, i+1)
+		var vEnd int
+		var bad *badMember
+		if c.depth == 1 && c.except != "" && string(key) == c.except {
+			vEnd, _ = skipValue(b, i)
+		} else {
+			vEnd, bad = c.value(b, i)
+		}
+		if bad != nil {
+			if bad != malformedMember {
+				bad.path = append(bad.path, "."+string(key))
+			}
+			return -1, bad
+		}
+		if vEnd < 0 {
+			return -1, malformedMember
+		}
+		i = skipSpace(b, vEnd)
+		if i >= len(b) {
+			return -1, malformedMember
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return i + 1, nil
+		default:
+			return -1, malformedMember
+		}
+	}
+}
+
+func (c *checker) array(b []byte, i int) (int, *badMember) {
+	c.depth++
+	end, bad := c.elements(b, i)
+	c.depth--
+	return end, bad
+}
+
+func (c *checker) elements(b []byte, i int) (int, *badMember) {
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return i + 1, nil
+	}
+	for n := 0; ; n++ {
+		end, bad := c.value(b, i)
+		if bad != nil {
+			if bad != malformedMember {
+				bad.path = append(bad.path, "["+strconv.Itoa(n)+"]")
+			}
+			return -1, bad
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) {
+			return -1, malformedMember
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case ']':
+			return i + 1, nil
+		default:
+			return -1, malformedMember
+		}
+	}
+}
+
+// number skips a number (or true, false, null) and refuses one that overflows float64. Only a
+// number with an exponent or more digits than float64's largest value has can overflow, so
+// ordinary numbers are never parsed.
+func (c *checker) number(b []byte, i int) (int, *badMember) {
+	j, exp := i, false
+	for j < len(b) && !isSpace(b[j]) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ':' {
+		exp = exp || b[j] == 'e' || b[j] == 'E'
+		j++
+	}
+	if j == i {
+		return -1, malformedMember
+	}
+	if (exp || j-i > 308) && b[i] != 't' && b[i] != 'f' && b[i] != 'n' {
+		if _, err := strconv.ParseFloat(string(b[i:j]), 64); errors.Is(err, strconv.ErrRange) {
+			return -1, &badMember{msg: "is a number outside the float64 range"}
+		}
+	}
+	return j, nil
+}
+
+// hasControl reports whether s holds a control character (U+0000–U+001F). JSON text cannot carry
+// one raw, only escaped (\n, \u0000), which unquote turns into the character.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 {
+			return true
+		}
+	}
+	return false
 }

@@ -122,6 +122,9 @@ func (d *decoder) segment(b []byte, typ string) (*decoded, *requestError) {
 
 // segmentMessage maps one Segment message onto an event.
 func (d *decoder) segmentMessage(b []byte, typ string, shared *segContext, batchSentAt []byte) (*schemas.Event, error) {
+	if err := checkJSON(b); err != nil {
+		return nil, err
+	}
 	ev := d.newEvent()
 	sctx := *shared // the message's own context wins over the batch's, member by member
 	var (
@@ -135,13 +138,13 @@ func (d *decoder) segmentMessage(b []byte, typ string, shared *segContext, batch
 		case "type":
 			msgType = v
 		case "messageId":
-			ev.EventID, err = stringField(v, "messageId", maxID)
+			ev.EventID, err = idField(v, "messageId", maxID)
 		case "userId":
-			ev.UserID, err = stringField(v, "userId", maxID)
+			ev.UserID, err = idField(v, "userId", maxID)
 		case "anonymousId":
-			ev.AnonymousID, err = stringField(v, "anonymousId", maxID)
+			ev.AnonymousID, err = idField(v, "anonymousId", maxID)
 		case "event":
-			ev.Event, err = stringField(v, "event", maxEventName)
+			ev.Event, err = idField(v, "event", maxEventName)
 		case "name":
 			name = v
 		case "category":
