@@ -233,7 +233,8 @@ type eventsReply struct {
 }
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	if !s.keys.valid(bearerKey(r)) {
+	key := bearerKey(r)
+	if !s.keys.valid(key) {
 		s.unauthorized(w, "Bearer")
 		return
 	}
@@ -250,7 +251,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, eventsReply{Error: noneAccepted(res), Rejected: rejected})
 		return
 	}
-	if !s.admit(w, bearerKey(r), len(res.events)) || !s.store(w, r, res) {
+	if !s.admit(w, key, len(res.events)) || !s.store(w, r, res) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, eventsReply{Accepted: len(res.events), Rejected: rejected})

@@ -187,7 +187,7 @@ func Parse(file string, data []byte, env func(string) (string, bool)) (*Config, 
 		var fe *policy.FieldError
 		if errors.As(err, &fe) {
 			if line := policy.LineOf(&root, fe.Field); line > 0 {
-				return nil, fmt.Errorf("%s:%d: %s", file, line, fe)
+				return nil, fmt.Errorf("%s:%d: %w", file, line, fe)
 			}
 		}
 		return nil, fmt.Errorf("%s: %w", file, err)

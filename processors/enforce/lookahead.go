@@ -165,7 +165,7 @@ func (l *lookahead) catchUp(ctx context.Context, parts []int32, timeout time.Dur
 	for _, p := range parts {
 		end, ok := ends.Lookup(l.topic, p)
 		if !ok || end.Err != nil {
-			return fmt.Errorf("end offset of %s[%d]: %v", l.topic, p, end.Err)
+			return errors.Join(fmt.Errorf("no end offset of %s[%d]", l.topic, p), end.Err) // Join drops a nil Err and keeps the chain
 		}
 		for l.next[p] < end.Offset {
 			if ctx.Err() != nil {
