@@ -17,7 +17,6 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/internal/sample"
 	"github.com/tollgate-dev/tollgate/processors/consent"
-	"github.com/tollgate-dev/tollgate/processors/enforce"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
@@ -191,7 +190,7 @@ func waitConsumed(t *testing.T, cl *kgo.Client, cfg *config.Config) map[int32]in
 	require.NoError(t, err)
 	adm := kadm.NewClient(cl)
 	require.Eventually(t, func() bool {
-		committed, err := adm.FetchOffsetsForTopics(ctx, enforce.Group(cfg), raw)
+		committed, err := adm.FetchOffsetsForTopics(ctx, cfg.ProcessorGroup(), raw)
 		if err != nil {
 			return false
 		}

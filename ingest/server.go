@@ -53,10 +53,8 @@ const (
 	readyTimeout           = 2 * time.Second
 )
 
-// Record header on the raw topic naming what a record holds. Readers should still tell the
+// The raw topic's config.HeaderType header names what a record holds. Readers still tell the
 // types apart by the Avro fingerprint (schemas.Events.Is); the header is for people and tools.
-const headerType = "tg-type"
-
 var (
 	typeEvent   = []byte("event")
 	typeConsent = []byte("consent")

@@ -93,7 +93,7 @@ func serveLag(ctx context.Context, g *errgroup.Group, a *app) error {
 	if err != nil {
 		return err
 	}
-	groups := []string{enforce.Group(a.cfg), clickhouse.ConsumerGroup(a.cfg)}
+	groups := []string{a.cfg.ProcessorGroup(), clickhouse.ConsumerGroup(a.cfg)}
 	for _, name := range a.cfg.Policy.Names {
 		groups = append(groups, sinks.Group(a.cfg, name))
 	}

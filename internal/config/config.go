@@ -284,30 +284,6 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// Topic returns the full name of a tollgate topic ("events.raw" -> "tg.events.raw").
-func (c *Config) Topic(name string) string { return c.Kafka.TopicPrefix + name }
-
-// Topic names, without the prefix.
-const (
-	TopicRaw        = "events.raw"
-	TopicDecisions  = "audit.decisions"
-	TopicDeliveries = "audit.deliveries"
-	TopicState      = "consent.state"
-	// TopicRawDLQ receives raw records no tollgate schema wrote (poison records), with headers
-	// naming the error and where they came from.
-	TopicRawDLQ = "events.raw.dlq"
-)
-
-// DestTopic is the filtered topic of a destination ("dest.meta").
-func DestTopic(name string) string { return "dest." + name }
-
-// RetryTopic is the delayed-retry topic of a destination ("dest.meta.retry"): events waiting for
-// their next attempt, so the destination's main topic never waits for them.
-func RetryTopic(name string) string { return "dest." + name + ".retry" }
-
-// DLQTopic is the dead-letter topic of a destination ("dest.meta.dlq").
-func DLQTopic(name string) string { return "dest." + name + ".dlq" }
-
 // DefaultJurisdictions maps EU/EEA country codes to "EU" and US states to "US-<state>".
 func DefaultJurisdictions() map[string]string {
 	m := map[string]string{}

@@ -6,11 +6,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
 	"github.com/twmb/franz-go/plugin/kzap"
 	"go.uber.org/zap"
 
@@ -44,11 +48,17 @@ func NewTransactSession(cfg *config.Config, log *zap.Logger, opts ...kgo.Opt) (*
 	return s, nil
 }
 
+// clientSeq numbers the process's Kafka clients for their client ids.
+var clientSeq atomic.Int64
+
 func baseOpts(cfg *config.Config, log *zap.Logger) ([]kgo.Opt, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Kafka.Brokers...),
 		kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn))),
-		kgo.ClientID("tollgate"),
+		// A client id of its own per client, so each client's franz-go metrics (kprom) are a
+		// series of their own: kprom registers a client's collectors under its id.
+		kgo.ClientID(fmt.Sprintf("tollgate-%d", clientSeq.Add(1))),
+		kgo.WithHooks(kprom.NewMetrics("tollgate_kafka", kprom.Registerer(prometheus.DefaultRegisterer), kprom.WithClientLabel())),
 	}
 	sec, err := securityOpts(cfg)
 	if err != nil {

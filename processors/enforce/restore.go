@@ -32,7 +32,7 @@ func (p *Processor) onAssigned(ctx context.Context, cl *kgo.Client, assigned map
 		p.stop(fmt.Errorf("restore consent state: %w", err))
 		return
 	}
-	if err := p.ahead.add(ctx, Group(p.cfg), parts); err != nil {
+	if err := p.ahead.add(ctx, p.cfg.ProcessorGroup(), parts); err != nil {
 		p.stop(fmt.Errorf("start consent lookahead: %w", err))
 		return
 	}
