@@ -21,7 +21,7 @@ type consentReply struct {
 	UpdateID string `json:"update_id"`
 }
 
-// handleConsent records a user's current choice (CONTRACT.md §4): it travels in the raw topic
+// handleConsent records a user's current choice (docs/api.md): it travels in the raw topic
 // under the user's key, so the processor applies it, in order, to every later event of the user.
 func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	s.handleUpdate(w, r, s.decodeConsent)

@@ -14,7 +14,7 @@ import (
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
-// Limits of the ingest API (CONTRACT.md §4).
+// Limits of the ingest API (docs/api.md).
 const (
 	// MaxBodyBytes is the largest request body accepted (after gzip decoding); larger gets 413.
 	MaxBodyBytes = 1 << 20
@@ -159,7 +159,7 @@ func (d *decoder) native(b []byte) (*decoded, *requestError) {
 	return out, nil
 }
 
-// nativeEvent validates one event of CONTRACT.md §4 and fills what the request adds.
+// nativeEvent validates one event of docs/api.md and fills what the request adds.
 func (d *decoder) nativeEvent(b []byte) (*schemas.Event, error) {
 	if err := checkJSON(b); err != nil {
 		return nil, err
@@ -330,7 +330,7 @@ func consentField(v []byte, field string) (map[string]bool, error) {
 	return m, err
 }
 
-// valueMap reads an object whose values are kept as compact JSON text (CONTRACT.md §4's context
+// valueMap reads an object whose values are kept as compact JSON text (docs/api.md's context
 // and properties). Values nesting deeper than MaxValueDepth are refused.
 func valueMap(v []byte, field string) (map[string]string, error) {
 	if isNull(v) {

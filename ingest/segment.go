@@ -2,7 +2,7 @@ package ingest
 
 // The Segment-compatible tracking API (POST /v1/batch, /v1/track, /v1/page, /v1/identify), so
 // Segment and RudderStack SDKs can point at tollgate unchanged. Messages are mapped onto
-// tollgate's event (CONTRACT.md §4); of Segment's context only the fields a destination may list
+// tollgate's event (docs/api.md); of Segment's context only the fields a destination may list
 // (internal/policy.ContextFields) are kept: data minimisation.
 
 import (

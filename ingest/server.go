@@ -1,4 +1,4 @@
-// Package ingest is tollgate's HTTP collector (CONTRACT.md §4): it authenticates write keys,
+// Package ingest is tollgate's HTTP collector (docs/api.md): it authenticates write keys,
 // validates events and consent updates, adds what the request says (GPC signal, jurisdiction
 // from trusted CDN headers) and writes them to the raw topic, keyed by user so one partition
 // orders a user's events and choices. It answers 2xx only after Kafka acknowledged every
