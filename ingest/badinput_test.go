@@ -156,11 +156,17 @@ func btoi(b bool) int {
 func TestBadBatchEnvelope(t *testing.T) {
 	ev := `{"event":"a","user_id":"u"}`
 	msg := `{"type":"track","event":"a","userId":"u"}`
+	var wide strings.Builder // as many top-level members as 1 MiB holds: checked in linear time
+	for i := range 60000 {
+		fmt.Fprintf(&wide, `"m%d":%d,`, i, i)
+	}
 	tests := []struct{ name, path, body, err string }{
 		{"repeated batch", "/v1/events", `{"batch":[` + ev + `],"batch":[` + ev + `]}`, `field "batch" is a repeated key`},
 		{"repeated key beside batch", "/v1/events", `{"batch":[` + ev + `],"meta":{"a":1,"a":1}}`, `field "meta.a" is a repeated key`},
 		{"shared context", "/v1/batch", `{"batch":[` + msg + `],"context":{"locale":"de","locale":"fr"}}`, `field "context.locale" is a repeated key`},
 		{"number beside batch", "/v1/batch", `{"batch":[` + msg + `],"n":-1e999}`, `field "n" is a number outside the float64 range`},
+		{"nested number beside batch", "/v1/batch", `{"batch":[` + msg + `],"integrations":{"x":[0,1e999]}}`, `field "integrations.x[1]" is a number outside the float64 range`},
+		{"many members beside batch", "/v1/events", `{` + wide.String() + `"batch":[` + ev + `],"m59999":0}`, `field "m59999" is a repeated key`},
 	}
 	h := newHarness(t, "")
 	for _, tt := range tests {

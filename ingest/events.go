@@ -95,7 +95,11 @@ type body struct {
 // splitBody checks a body (UTF-8, JSON, an object) and returns its events' JSON texts: the
 // elements of "batch" when batch is set (or required), else the body itself.
 func splitBody(b []byte, requireBatch bool) ([][]byte, body, *requestError) {
-	var top body
+	var (
+		top    body
+		others [][2][]byte // members beside "batch", checked only when there is a batch
+		twice  bool        // "batch" is repeated
+	)
 	if !utf8.Valid(b) {
 		return nil, top, malformed("body is not valid UTF-8")
 	}
@@ -103,6 +107,11 @@ func splitBody(b []byte, requireBatch bool) ([][]byte, body, *requestError) {
 		return nil, top, malformed("%s", syntaxMessage(b))
 	}
 	err := eachMember(b, func(key, val []byte) error {
+		if string(key) == "batch" {
+			twice = twice || top.batch != nil
+		} else {
+			others = append(others, [2][]byte{key, val})
+		}
 		switch string(key) {
 		case "batch":
 			top.batch = val
@@ -124,8 +133,20 @@ func splitBody(b []byte, requireBatch bool) ([][]byte, body, *requestError) {
 		}
 		return [][]byte{b}, top, nil // the event decoder checks it (checkJSON) like a batch's events
 	}
-	if err := checkJSONExcept(b, "batch"); err != nil {
-		return nil, top, malformed("%s", err)
+	// The events are checked one by one by their decoder, so a bad one is rejected alone; the
+	// rest of the body is checked here.
+	if twice {
+		return nil, top, malformed(`field "batch" is a repeated key`)
+	}
+	seen := make(map[string]bool, len(others)) // a map: a hostile body may have 100,000 members
+	for _, m := range others {
+		if seen[string(m[0])] {
+			return nil, top, malformed("%s", fieldErr(string(m[0]), "is a repeated key"))
+		}
+		seen[string(m[0])] = true
+		if err := checkMember(string(m[0]), m[1]); err != nil {
+			return nil, top, malformed("%s", err)
+		}
 	}
 	items, err := splitArray(top.batch)
 	switch {

@@ -246,13 +246,8 @@ func syntaxMessage(body []byte) string {
 
 // checkJSON returns a *fieldError naming the path of the first offending member of the valid
 // JSON text b (relative to b: "properties.items[2].sku"), or errMalformed, or nil.
-func checkJSON(b []byte) error { return checkJSONExcept(b, "") }
-
-// checkJSONExcept is checkJSON for a top-level object whose member except is checked elsewhere
-// (a batch body: its events are checked one by one, so a bad one is rejected alone).
-func checkJSONExcept(b []byte, except string) error {
+func checkJSON(b []byte) error {
 	c := checkers.Get().(*checker)
-	c.except = except
 	end, bad := c.value(b, skipSpace(b, 0))
 	err := c.result(b, end, bad)
 	clear(c.keys[:cap(c.keys)]) // drop the references into b before the pool keeps it
@@ -261,15 +256,30 @@ func checkJSONExcept(b []byte, except string) error {
 	return err
 }
 
+// checkMember is checkJSON for the value of the member key of an object; the path starts with key.
+func checkMember(key string, val []byte) error {
+	err := checkJSON(val)
+	var fe *fieldError
+	switch {
+	case err == nil || errors.Is(err, errMalformed):
+		return err
+	case errors.As(err, &fe):
+		if !strings.HasPrefix(fe.field, "[") {
+			key += "."
+		}
+		return &fieldError{field: key + fe.field, msg: fe.msg}
+	default: // a scalar value: the member itself
+		return &fieldError{field: key, msg: err.Error()}
+	}
+}
+
 // checkers keeps the key stacks of finished walks, so walking allocates nothing.
 var checkers = sync.Pool{New: func() any { return &checker{keys: make([][]byte, 0, 64)} }}
 
-// checker holds the keys of the objects being walked (innermost last) so that walking allocates
-// nothing for objects of up to manyKeys members.
+// checker holds the keys of the objects being walked (innermost last), a stack reused across
+// walks, so that walking allocates nothing for objects of up to manyKeys members.
 type checker struct {
-	keys   [][]byte
-	except string // a top-level member not to descend into
-	depth  int
+	keys [][]byte
 }
 
 // manyKeys is the member count above which an object's keys go into a map: comparing each new
@@ -326,11 +336,9 @@ func (c *checker) value(b []byte, i int) (int, *badMember) {
 }
 
 func (c *checker) object(b []byte, i int) (int, *badMember) {
-	c.depth++
 	base := len(c.keys)
 	end, bad := c.members(b, i, base)
 	c.keys = c.keys[:base]
-	c.depth--
 	return end, bad
 }
 
@@ -377,13 +385,7 @@ func (c *checker) members(b []byte, i, base int) (int, *badMember) {
 			return -1, malformedMember
 		}
 		i = skipSpace(b, i+1)
-		var vEnd int
-		var bad *badMember
-		if c.depth == 1 && c.except != "" && string(key) == c.except {
-			vEnd, _ = skipValue(b, i)
-		} else {
-			vEnd, bad = c.value(b, i)
-		}
+		vEnd, bad := c.value(b, i)
 		if bad != nil {
 			if bad != malformedMember {
 				bad.path = append(bad.path, "."+string(key))
@@ -409,13 +411,6 @@ func (c *checker) members(b []byte, i, base int) (int, *badMember) {
 }
 
 func (c *checker) array(b []byte, i int) (int, *badMember) {
-	c.depth++
-	end, bad := c.elements(b, i)
-	c.depth--
-	return end, bad
-}
-
-func (c *checker) elements(b []byte, i int) (int, *badMember) {
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		return i + 1, nil
