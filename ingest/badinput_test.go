@@ -292,12 +292,16 @@ func tokenOracle(t *testing.T, b []byte) bool {
 
 // BenchmarkCheckJSON is the cost checkJSON adds to decoding a full batch (each event checked once).
 func BenchmarkCheckJSON(b *testing.B) {
-	native, _ := benchEvents(MaxBatchEvents)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(native)))
-	for b.Loop() {
-		if err := checkJSON(native); err != nil {
-			b.Fatal(err)
-		}
+	native, segment := benchEvents(MaxBatchEvents)
+	for name, body := range map[string][]byte{"native": native, "segment": segment} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if err := checkJSON(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
