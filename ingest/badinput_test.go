@@ -226,6 +226,13 @@ func FuzzCheckJSON(f *testing.F) {
 		if (err != nil) != want {
 			t.Fatalf("checkJSON(%q) = %v, the tokenizer says bad = %v", b, err, want)
 		}
+		// The decoders' walk (members and checks at once) must refuse exactly the same objects.
+		if i := skipSpace(b, 0); i < len(b) && b[i] == '{' {
+			walkErr := eachMemberChecked(b, func(_, _ []byte) error { return nil })
+			if (walkErr == nil) != (err == nil) || walkErr != nil && walkErr.Error() != err.Error() {
+				t.Fatalf("eachMemberChecked(%q) = %v, checkJSON = %v", b, walkErr, err)
+			}
+		}
 		if err != nil {
 			var fe *fieldError
 			if !errors.As(err, &fe) && !strings.HasPrefix(err.Error(), "is a number") {

@@ -82,7 +82,7 @@ func (s *Server) decodeErase(b []byte, received time.Time) (*schemas.ConsentUpda
 		return nil, err
 	}
 	var user userRef
-	err = eachMember(obj, func(key, v []byte) error {
+	err = eachMemberChecked(obj, func(key, v []byte) error {
 		_, err := user.member(string(key), v)
 		return err
 	})
@@ -109,7 +109,7 @@ func (s *Server) decodeConsent(b []byte, received time.Time) (*schemas.ConsentUp
 		ts      time.Time
 		u       = &schemas.ConsentUpdate{}
 	)
-	err = eachMember(obj, func(key, v []byte) error {
+	err = eachMemberChecked(obj, func(key, v []byte) error {
 		if named, err := user.member(string(key), v); named {
 			return err
 		}
@@ -149,8 +149,8 @@ func (s *Server) decodeConsent(b []byte, received time.Time) (*schemas.ConsentUp
 }
 
 // singleObject returns the one JSON object of a consent or erasure body; what names the body in
-// the error for a batch. A repeated key or an out-of-range number anywhere in it is an error
-// naming the member's path.
+// the error for a batch. Its members are read with eachMemberChecked: a repeated key or an
+// out-of-range number anywhere in it is an error naming the member's path.
 func singleObject(b []byte, what string) ([]byte, error) {
 	items, top, rerr := splitBody(b, false)
 	if rerr != nil {
@@ -158,9 +158,6 @@ func singleObject(b []byte, what string) ([]byte, error) {
 	}
 	if !isNull(top.batch) {
 		return nil, malformed("%s is one object, not a batch", what)
-	}
-	if err := checkJSON(items[0]); err != nil {
-		return nil, err
 	}
 	return items[0], nil
 }

@@ -131,7 +131,7 @@ func splitBody(b []byte, requireBatch bool) ([][]byte, body, *requestError) {
 		if requireBatch {
 			return nil, top, malformed(`field "batch" is required`)
 		}
-		return [][]byte{b}, top, nil // the event decoder checks it (checkJSON) like a batch's events
+		return [][]byte{b}, top, nil // the event decoder checks it (eachMemberChecked) like a batch's events
 	}
 	// The events are checked one by one by their decoder, so a bad one is rejected alone; the
 	// rest of the body is checked here.
@@ -182,16 +182,13 @@ func (d *decoder) native(b []byte) (*decoded, *requestError) {
 
 // nativeEvent validates one event of docs/api.md and fills what the request adds.
 func (d *decoder) nativeEvent(b []byte) (*schemas.Event, error) {
-	if err := checkJSON(b); err != nil {
-		return nil, err
-	}
 	ev := d.newEvent()
 	var (
 		ts   time.Time
 		gpc  bool
 		name bool
 	)
-	err := eachMember(b, func(key, v []byte) error {
+	err := eachMemberChecked(b, func(key, v []byte) error {
 		var err error
 		switch string(key) {
 		case "event_id":

@@ -250,10 +250,32 @@ func checkJSON(b []byte) error {
 	c := checkers.Get().(*checker)
 	end, bad := c.value(b, skipSpace(b, 0))
 	err := c.result(b, end, bad)
+	c.release()
+	return err
+}
+
+// eachMemberChecked is eachMember that also does checkJSON's checks, in the same walk: the hot
+// path reads each event's text once to find its members and check them. fn sees the members up
+// to the first offending one; its error is returned as it is.
+func eachMemberChecked(b []byte, fn func(key, val []byte) error) error {
+	i := skipSpace(b, 0)
+	if i >= len(b) {
+		return errMalformed
+	}
+	if b[i] != '{' {
+		return errNotObject
+	}
+	c := checkers.Get().(*checker)
+	end, bad := c.members(b, i, 0, fn)
+	err := c.result(b, end, bad)
+	c.release()
+	return err
+}
+
+func (c *checker) release() {
 	clear(c.keys[:cap(c.keys)]) // drop the references into b before the pool keeps it
 	c.keys = c.keys[:0]
 	checkers.Put(c)
-	return err
 }
 
 // checkMember is checkJSON for the value of the member key of an object; the path starts with key.
@@ -291,11 +313,15 @@ const manyKeys = 16
 type badMember struct {
 	path []string
 	msg  string
+	err  error // from eachMemberChecked's fn: returned as it is
 }
 
 func (c *checker) result(b []byte, end int, bad *badMember) error {
 	if bad == malformedMember {
 		return errMalformed
+	}
+	if bad != nil && bad.err != nil {
+		return bad.err
 	}
 	if bad != nil {
 		if len(bad.path) == 0 { // a scalar text, not a member
@@ -337,13 +363,14 @@ func (c *checker) value(b []byte, i int) (int, *badMember) {
 
 func (c *checker) object(b []byte, i int) (int, *badMember) {
 	base := len(c.keys)
-	end, bad := c.members(b, i, base)
+	end, bad := c.members(b, i, base, nil)
 	c.keys = c.keys[:base]
 	return end, bad
 }
 
-// members checks the members of the object at b[i]; its keys go on c.keys from base on.
-func (c *checker) members(b []byte, i, base int) (int, *badMember) {
+// members checks the members of the object at b[i]; its keys go on c.keys from base on. fn, if
+// not nil, is called with each member once its value is checked.
+func (c *checker) members(b []byte, i, base int, fn func(key, val []byte) error) (int, *badMember) {
 	var many map[string]struct{}
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
@@ -394,6 +421,11 @@ func (c *checker) members(b []byte, i, base int) (int, *badMember) {
 		}
 		if vEnd < 0 {
 			return -1, malformedMember
+		}
+		if fn != nil {
+			if err := fn(key, b[i:vEnd]); err != nil {
+				return -1, &badMember{err: err}
+			}
 		}
 		i = skipSpace(b, vEnd)
 		if i >= len(b) {

@@ -122,9 +122,6 @@ func (d *decoder) segment(b []byte, typ string) (*decoded, *requestError) {
 
 // segmentMessage maps one Segment message onto an event.
 func (d *decoder) segmentMessage(b []byte, typ string, shared *segContext, batchSentAt []byte) (*schemas.Event, error) {
-	if err := checkJSON(b); err != nil {
-		return nil, err
-	}
 	ev := d.newEvent()
 	sctx := *shared // the message's own context wins over the batch's, member by member
 	var (
@@ -132,7 +129,7 @@ func (d *decoder) segmentMessage(b []byte, typ string, shared *segContext, batch
 		ts, original, sentAt                   time.Time
 	)
 	sentAtRaw := batchSentAt
-	err := eachMember(b, func(key, v []byte) error {
+	err := eachMemberChecked(b, func(key, v []byte) error {
 		var err error
 		switch string(key) {
 		case "type":
