@@ -241,7 +241,8 @@ func syntaxMessage(body []byte) string {
 // repeated key at any depth (encoding/json keeps the last, other parsers the first, so two
 // readers of one event could disagree on what it says), and a number outside the float64 range
 // (it would become ±Inf or fail in every consumer downstream). Underflow rounds to zero, as in
-// encoding/json. checkJSON walks the text once more without decoding it: keys are compared as
+// encoding/json. The event decoders check while they walk an event's members (eachMemberChecked),
+// so the check costs no extra walk over the event; nothing is decoded: keys are compared as
 // unescaped bytes and only numbers with an exponent or over 308 digits are parsed.
 
 // checkJSON returns a *fieldError naming the path of the first offending member of the valid
@@ -273,8 +274,11 @@ func eachMemberChecked(b []byte, fn func(key, val []byte) error) error {
 }
 
 func (c *checker) release() {
-	clear(c.keys[:cap(c.keys)]) // drop the references into b before the pool keeps it
-	c.keys = c.keys[:0]
+	clear(c.keys[:c.high]) // drop the references into b before the pool keeps the stack
+	c.keys, c.high = c.keys[:0], 0
+	if cap(c.keys) > 1024 { // a hostile body's stack: don't keep it for every later walk
+		c.keys = make([][]byte, 0, 64)
+	}
 	checkers.Put(c)
 }
 
@@ -302,6 +306,7 @@ var checkers = sync.Pool{New: func() any { return &checker{keys: make([][]byte, 
 // walks, so that walking allocates nothing for objects of up to manyKeys members.
 type checker struct {
 	keys [][]byte
+	high int // the most keys held at once in this walk: what release clears
 }
 
 // manyKeys is the member count above which an object's keys go into a map: comparing each new
@@ -400,6 +405,7 @@ func (c *checker) members(b []byte, i, base int, fn func(key, val []byte) error)
 				}
 			}
 			c.keys = append(c.keys, key)
+			c.high = max(c.high, len(c.keys))
 			if len(c.keys)-base > manyKeys {
 				many = make(map[string]struct{}, 2*manyKeys)
 				for _, k := range c.keys[base:] {
