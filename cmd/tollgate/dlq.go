@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/delivery"
 )
 
 func newDLQCmd() *cobra.Command {
@@ -21,7 +21,7 @@ func newDLQCmd() *cobra.Command {
 }
 
 // dlqRunner loads the config and returns the runner of --destination.
-func dlqRunner(cmd *cobra.Command) (*app, *sinks.Runner, error) {
+func dlqRunner(cmd *cobra.Command) (*app, *delivery.Runner, error) {
 	name, _ := cmd.Flags().GetString("destination")
 	if name == "" {
 		return nil, nil, usageError{fmt.Errorf("--destination NAME is required")}
@@ -37,7 +37,7 @@ func dlqRunner(cmd *cobra.Command) (*app, *sinks.Runner, error) {
 	if err := ensureTopics(cmd.Context(), a); err != nil {
 		return nil, nil, err
 	}
-	return a, sinks.NewRunner(a.cfg, dest, a.adapters[name], a.log), nil
+	return a, delivery.NewRunner(a.cfg, dest, a.adapters[name], a.log), nil
 }
 
 func newDLQListCmd() *cobra.Command {
@@ -50,7 +50,7 @@ func newDLQListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			dls, _, err := sinks.ReadDeadLetters(cmd.Context(), r, nil)
+			dls, _, err := delivery.ReadDeadLetters(cmd.Context(), r, nil)
 			if err != nil {
 				return err
 			}
@@ -89,16 +89,16 @@ func newDLQReplayCmd() *cobra.Command {
 			}
 			defer a.log.Sync() //nolint:errcheck // stderr sync errors are meaningless
 			errOut := cmd.ErrOrStderr()
-			p, err := r.Replay(cmd.Context(), since, func(p sinks.ReplayProgress) {
+			p, err := r.Replay(cmd.Context(), since, func(p delivery.ReplayProgress) {
 				fmt.Fprintf(errOut, "replay: %d of %d done (delivered %d, blocked %d, dead_lettered %d), %d waiting for a retry\n",
-					p.Counts[sinks.StatusDelivered]+p.Counts[sinks.StatusBlocked]+p.Counts[sinks.StatusDeadLettered], p.Total,
-					p.Counts[sinks.StatusDelivered], p.Counts[sinks.StatusBlocked], p.Counts[sinks.StatusDeadLettered], p.Waiting)
+					p.Counts[delivery.StatusDelivered]+p.Counts[delivery.StatusBlocked]+p.Counts[delivery.StatusDeadLettered], p.Total,
+					p.Counts[delivery.StatusDelivered], p.Counts[delivery.StatusBlocked], p.Counts[delivery.StatusDeadLettered], p.Waiting)
 			})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "replayed %d: delivered %d, blocked %d, dead_lettered %d, unreadable %d\n", p.Total,
-				p.Counts[sinks.StatusDelivered], p.Counts[sinks.StatusBlocked], p.Counts[sinks.StatusDeadLettered], p.Skipped)
+				p.Counts[delivery.StatusDelivered], p.Counts[delivery.StatusBlocked], p.Counts[delivery.StatusDeadLettered], p.Skipped)
 			return nil
 		},
 	}

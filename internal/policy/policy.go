@@ -31,9 +31,19 @@ const Marketing = "marketing"
 // DefaultJurisdiction is the jurisdiction of events that name none and whose request named none.
 const DefaultJurisdiction = "default"
 
-// DestinationTypes are the destination types a policy may name. sinks.Registry has one adapter
-// per type; a test there checks the two lists agree.
-var DestinationTypes = []string{"ga4", "meta_capi", "tiktok", "google_ads", "webhook"}
+// Destination types: the one list of vendors tollgate delivers to. The policy accepts exactly
+// these; sinks/registry has one adapter and internal/standin one stand-in per type, keyed by these
+// constants, and a test in each fails when a type is missing there.
+const (
+	TypeGA4       = "ga4"
+	TypeMetaCAPI  = "meta_capi"
+	TypeTikTok    = "tiktok"
+	TypeGoogleAds = "google_ads"
+	TypeWebhook   = "webhook"
+)
+
+// DestinationTypes are the destination types a policy may name, in documentation order.
+var DestinationTypes = []string{TypeGA4, TypeMetaCAPI, TypeTikTok, TypeGoogleAds, TypeWebhook}
 
 // Policy is a loaded, validated policy file.
 type Policy struct {

@@ -22,10 +22,12 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/tollgate-dev/tollgate/internal/policy"
 )
 
-// Kinds are the vendors a stand-in can play, named like policy destination types.
-var Kinds = []string{"ga4", "meta_capi", "tiktok", "google_ads", "webhook"}
+// Kinds are the vendors a stand-in can play: the policy's destination types.
+var Kinds = policy.DestinationTypes
 
 // maxBody bounds a recorded request body; real vendors refuse far smaller bodies.
 const maxBody = 16 << 20

@@ -13,17 +13,20 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/internal/policy"
 )
 
 // vendorFunc answers one request the way a vendor's API does.
 type vendorFunc func(s *Server, r *http.Request, body []byte) answer
 
+// vendors has one stand-in per policy destination type (a test keeps them in step).
 var vendors = map[string]vendorFunc{
-	"meta_capi":  meta,
-	"ga4":        ga4,
-	"tiktok":     tiktok,
-	"google_ads": googleAds,
-	"webhook":    webhook,
+	policy.TypeMetaCAPI:  meta,
+	policy.TypeGA4:       ga4,
+	policy.TypeTikTok:    tiktok,
+	policy.TypeGoogleAds: googleAds,
+	policy.TypeWebhook:   webhook,
 }
 
 func jsonAnswer(status int, v any) answer {

@@ -13,7 +13,7 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/internal/standin"
 	"github.com/tollgate-dev/tollgate/schemas"
-	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
 const (
@@ -37,7 +37,7 @@ func env(k string) (string, bool) {
 	return v, ok
 }
 
-func newAdapter(t testing.TB, d *policy.Destination) sinks.Adapter {
+func newAdapter(t testing.TB, d *policy.Destination) sdk.Adapter {
 	a, err := New(d, env)
 	require.NoError(t, err)
 	return a
@@ -85,7 +85,7 @@ func TestNewRequestFormat(t *testing.T) {
 	d.Config["test_event_code"] = "TEST42"
 	v, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.UnixMilli(1763892000999))})
 	require.NoError(t, err)
-	require.Equal(t, sinks.Verdict{Class: sinks.Delivered}, v)
+	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, v)
 	r := s.Requests()[0]
 	require.Equal(t, http.MethodPost, r.Method)
 	require.Equal(t, "/open_api/v1.3/event/track/", r.Path)
@@ -123,18 +123,18 @@ func TestClassify(t *testing.T) {
 	for _, tc := range []struct {
 		status int
 		body   []byte
-		want   sinks.Verdict
+		want   sdk.Verdict
 	}{
-		{200, code(0), sinks.Verdict{Class: sinks.Delivered}},
-		{200, code(40100), sinks.Verdict{Class: sinks.Retry, Reason: "tiktok_code_40100"}},
-		{200, code(40700), sinks.Verdict{Class: sinks.Retry, Reason: "tiktok_code_40700"}},
-		{200, code(40001), sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_40001"}},
-		{200, code(40002), sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_40002", Split: true}},
-		{200, code(40105), sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_40105"}},
-		{429, code(40100), sinks.Verdict{Class: sinks.Retry, Reason: "http_429"}},
-		{500, nil, sinks.Verdict{Class: sinks.Retry, Reason: "http_500"}},
-		{400, []byte("nope"), sinks.Verdict{Class: sinks.Permanent, Reason: "http_400", Split: true}},
-		{200, []byte("not json"), sinks.Verdict{Class: sinks.Delivered}},
+		{200, code(0), sdk.Verdict{Class: sdk.Delivered}},
+		{200, code(40100), sdk.Verdict{Class: sdk.Retry, Reason: "tiktok_code_40100"}},
+		{200, code(40700), sdk.Verdict{Class: sdk.Retry, Reason: "tiktok_code_40700"}},
+		{200, code(40001), sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40001"}},
+		{200, code(40002), sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40002", Split: true}},
+		{200, code(40105), sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40105"}},
+		{429, code(40100), sdk.Verdict{Class: sdk.Retry, Reason: "http_429"}},
+		{500, nil, sdk.Verdict{Class: sdk.Retry, Reason: "http_500"}},
+		{400, []byte("nope"), sdk.Verdict{Class: sdk.Permanent, Reason: "http_400", Split: true}},
+		{200, []byte("not json"), sdk.Verdict{Class: sdk.Delivered}},
 	} {
 		require.Equal(t, tc.want, a.Classify(tc.status, nil, tc.body, nil), "%d %s", tc.status, tc.body)
 	}
@@ -151,17 +151,17 @@ func TestAgainstStandin(t *testing.T) {
 	s.SetFailures(standin.Fault{Status: 429, RetryAfter: "4"}, standin.Fault{Status: 200, Body: `{"code":40100,"message":"rate"}`},
 		standin.Fault{Status: 503})
 	v, _ := standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "http_429", RetryAfter: 4 * time.Second}, v)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_429", RetryAfter: 4 * time.Second}, v)
 	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "tiktok_code_40100"}, v)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "tiktok_code_40100"}, v)
 	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "http_503"}, v)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_503"}, v)
 
 	s.RejectEvents("e2")
 	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_40002", Split: true}, v)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40002", Split: true}, v)
 	v, _ = standin.Deliver(ctx, d, a, batch[:1])
-	require.Equal(t, sinks.Delivered, v.Class)
+	require.Equal(t, sdk.Delivered, v.Class)
 	require.Equal(t, []string{"e1"}, s.EventIDs())
 }
 
@@ -176,9 +176,9 @@ func TestBatchLimit(t *testing.T) {
 		batch[i] = testEvent(strconv.Itoa(i), time.Now())
 	}
 	v, _ := standin.Deliver(context.Background(), d, a, batch[:1000])
-	require.Equal(t, sinks.Delivered, v.Class)
+	require.Equal(t, sdk.Delivered, v.Class)
 	v, _ = standin.Deliver(context.Background(), d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_40002", Split: true}, v)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40002", Split: true}, v)
 }
 
 func BenchmarkNewRequest(b *testing.B) {

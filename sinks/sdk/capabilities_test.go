@@ -1,4 +1,4 @@
-package sinks_test
+package sdk_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate-dev/tollgate/schemas"
-	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
 type fakeAdapter struct{ max int }
@@ -19,8 +19,8 @@ func (fakeAdapter) Validate(*schemas.FilteredEvent, time.Time) error { return ni
 func (fakeAdapter) NewRequest(context.Context, []*schemas.FilteredEvent) (*http.Request, error) {
 	return nil, nil
 }
-func (fakeAdapter) Classify(int, http.Header, []byte, []*schemas.FilteredEvent) sinks.Verdict {
-	return sinks.Verdict{}
+func (fakeAdapter) Classify(int, http.Header, []byte, []*schemas.FilteredEvent) sdk.Verdict {
+	return sdk.Verdict{}
 }
 
 type keyedAdapter struct{ fakeAdapter }
@@ -45,16 +45,16 @@ func TestSplitBatch(t *testing.T) {
 		{EventID: "1", UserKey: "a"}, {EventID: "2", UserKey: "b"}, {EventID: "3", UserKey: "a"},
 		{EventID: "4", UserKey: "a"}, {EventID: "5", UserKey: "b"},
 	}
-	require.Equal(t, [][]string{{"1", "2"}, {"3", "4"}, {"5"}}, ids(sinks.SplitBatch(fakeAdapter{max: 2}, evs)))
-	require.Equal(t, [][]string{{"1", "3"}, {"4"}, {"2", "5"}}, ids(sinks.SplitBatch(keyedAdapter{fakeAdapter{max: 2}}, evs)))
-	require.Nil(t, sinks.SplitBatch(fakeAdapter{max: 2}, nil))
+	require.Equal(t, [][]string{{"1", "2"}, {"3", "4"}, {"5"}}, ids(sdk.SplitBatch(fakeAdapter{max: 2}, evs)))
+	require.Equal(t, [][]string{{"1", "3"}, {"4"}, {"2", "5"}}, ids(sdk.SplitBatch(keyedAdapter{fakeAdapter{max: 2}}, evs)))
+	require.Nil(t, sdk.SplitBatch(fakeAdapter{max: 2}, nil))
 
-	out := sinks.SplitBatch(fakeAdapter{max: 2}, evs)
+	out := sdk.SplitBatch(fakeAdapter{max: 2}, evs)
 	_ = append(out[0], &schemas.FilteredEvent{EventID: "x"}) // must not overwrite event 3
 	require.Equal(t, "3", out[1][0].EventID)
 }
 
 func TestRequestTimeout(t *testing.T) {
-	require.Equal(t, 3*time.Second, sinks.RequestTimeout(keyedAdapter{}, 10*time.Second))
-	require.Equal(t, 10*time.Second, sinks.RequestTimeout(fakeAdapter{}, 10*time.Second))
+	require.Equal(t, 3*time.Second, sdk.RequestTimeout(keyedAdapter{}, 10*time.Second))
+	require.Equal(t, 10*time.Second, sdk.RequestTimeout(fakeAdapter{}, 10*time.Second))
 }

@@ -1,4 +1,4 @@
-package sinks
+package sdk
 
 import (
 	"net/http"

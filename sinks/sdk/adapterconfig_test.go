@@ -1,4 +1,4 @@
-package sinks_test
+package sdk_test
 
 import (
 	"testing"
@@ -7,11 +7,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate-dev/tollgate/internal/policy"
-	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
 type testConfig struct {
-	sinks.HTTPConfig `yaml:",inline"`
+	sdk.HTTPConfig `yaml:",inline"`
 	PixelID          string            `yaml:"pixel_id"`
 	Names            map[string]string `yaml:"names"`
 	Max              int               `yaml:"max"`
@@ -22,8 +22,8 @@ func TestDecodeConfig(t *testing.T) {
 		"pixel_id": 123, "allow_private_network": true, "timeout": "1500ms", "names": map[string]any{"a": "B"},
 	}}
 	var c testConfig
-	require.NoError(t, sinks.DecodeConfig(d, &c))
-	require.Equal(t, testConfig{HTTPConfig: sinks.HTTPConfig{AllowPrivateNetwork: true, Timeout: 1500 * time.Millisecond},
+	require.NoError(t, sdk.DecodeConfig(d, &c))
+	require.Equal(t, testConfig{HTTPConfig: sdk.HTTPConfig{AllowPrivateNetwork: true, Timeout: 1500 * time.Millisecond},
 		PixelID: "123", Names: map[string]string{"a": "B"}}, c)
 	require.Equal(t, 1500*time.Millisecond, c.TimeoutOr(time.Second))
 }
@@ -36,30 +36,30 @@ func TestDecodeConfigErrors(t *testing.T) {
 		"destinations.meta.config.allow_private_network: must be true or false": {"allow_private_network": "yes please"},
 	} {
 		var c testConfig
-		require.ErrorContains(t, sinks.DecodeConfig(&policy.Destination{Name: "meta", Config: want}, &c), cfg)
+		require.ErrorContains(t, sdk.DecodeConfig(&policy.Destination{Name: "meta", Config: want}, &c), cfg)
 	}
 }
 
 func TestSecret(t *testing.T) {
 	d := &policy.Destination{Name: "meta"}
 	env := func(k string) (string, bool) { return map[string]string{"SET": "s3cret", "EMPTY": ""}[k], k != "UNSET" }
-	v, err := sinks.Secret(d, env, "access_token_env", "SET")
+	v, err := sdk.Secret(d, env, "access_token_env", "SET")
 	require.NoError(t, err)
 	require.Equal(t, "s3cret", v)
-	_, err = sinks.Secret(d, env, "access_token_env", "UNSET")
+	_, err = sdk.Secret(d, env, "access_token_env", "UNSET")
 	require.EqualError(t, err, "destinations.meta.config.access_token_env: environment variable UNSET is not set")
-	_, err = sinks.Secret(d, env, "access_token_env", "EMPTY")
+	_, err = sdk.Secret(d, env, "access_token_env", "EMPTY")
 	require.EqualError(t, err, "destinations.meta.config.access_token_env: environment variable EMPTY is not set")
-	_, err = sinks.Secret(d, env, "access_token_env", "")
+	_, err = sdk.Secret(d, env, "access_token_env", "")
 	require.EqualError(t, err, "destinations.meta.config.access_token_env: is required (the name of the environment variable holding the secret)")
 }
 
 func TestBaseURL(t *testing.T) {
 	d := &policy.Destination{Name: "ga4"}
-	u, err := sinks.BaseURL(d, "endpoint", "", "https://www.google-analytics.com")
+	u, err := sdk.BaseURL(d, "endpoint", "", "https://www.google-analytics.com")
 	require.NoError(t, err)
 	require.Equal(t, "https://www.google-analytics.com", u)
-	u, err = sinks.BaseURL(d, "endpoint", "http://127.0.0.1:9101/proxy/", "x")
+	u, err = sdk.BaseURL(d, "endpoint", "http://127.0.0.1:9101/proxy/", "x")
 	require.NoError(t, err)
 	require.Equal(t, "http://127.0.0.1:9101/proxy", u)
 	for raw, want := range map[string]string{
@@ -68,7 +68,7 @@ func TestBaseURL(t *testing.T) {
 		"http://x/?a=1":      "must not have a query or fragment",
 		"https://u:p@x.test": "must not hold credentials",
 	} {
-		_, err := sinks.BaseURL(d, "endpoint", raw, "")
+		_, err := sdk.BaseURL(d, "endpoint", raw, "")
 		require.ErrorContains(t, err, "destinations.ga4.config.endpoint: ")
 		require.ErrorContains(t, err, want, raw)
 	}
@@ -76,7 +76,7 @@ func TestBaseURL(t *testing.T) {
 
 func TestRequireHashed(t *testing.T) {
 	d := &policy.Destination{Name: "meta", Fields: []string{"properties.email", "properties.phone"}, Hash: []string{"properties.email"}}
-	require.NoError(t, sinks.RequireHashed(d, "meta_capi", "properties.email", "properties.city"))
-	require.EqualError(t, sinks.RequireHashed(d, "meta_capi", "properties.email", "properties.phone"),
+	require.NoError(t, sdk.RequireHashed(d, "meta_capi", "properties.email", "properties.city"))
+	require.EqualError(t, sdk.RequireHashed(d, "meta_capi", "properties.email", "properties.phone"),
 		"destinations.meta.hash: must include properties.phone (meta_capi accepts it only SHA-256 hashed)")
 }

@@ -1,4 +1,4 @@
-package sinks
+package delivery
 
 import (
 	"github.com/prometheus/client_golang/prometheus"

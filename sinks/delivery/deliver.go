@@ -1,9 +1,7 @@
-package sinks
+package delivery
 
 import (
 	"context"
-	"errors"
-	"io"
 	"math/rand/v2"
 	"time"
 
@@ -12,6 +10,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/schemas"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
 // cycle is the result of delivering one set of events: the records to store (audit rows,
@@ -62,14 +61,14 @@ func (r *Runner) deliver(ctx context.Context, items []*item, waitBreaker bool) *
 	return c
 }
 
-// splitItems cuts items into request-sized batches (SplitBatch), keeping their history.
-func splitItems(a Adapter, items []*item) [][]*item {
+// splitItems cuts items into request-sized batches (sdk.SplitBatch), keeping their history.
+func splitItems(a sdk.Adapter, items []*item) [][]*item {
 	byEvent := make(map[*schemas.FilteredEvent]*item, len(items))
 	for _, it := range items {
 		byEvent[it.ev] = it
 	}
 	var out [][]*item
-	for _, b := range SplitBatch(a, events(items)) {
+	for _, b := range sdk.SplitBatch(a, events(items)) {
 		bi := make([]*item, len(b))
 		for i, ev := range b {
 			bi[i] = byEvent[ev]
@@ -114,9 +113,12 @@ func (r *Runner) sendBatch(ctx context.Context, c *cycle, batch []*item, waitBre
 	reqCtx, cancel := graceContext(ctx, shutdownGrace)
 	defer cancel()
 	start := r.now()
-	v := r.send(reqCtx, events(batch))
+	v, err := sdk.Send(reqCtx, r.http, r.adapter, events(batch))
+	if err != nil {
+		r.log.Warn("cannot build request", zap.Error(err))
+	}
 	latency := r.now().Sub(start)
-	if v.Class == Retry && ctx.Err() != nil && reqCtx.Err() != nil {
+	if v.Class == sdk.Retry && ctx.Err() != nil && reqCtx.Err() != nil {
 		// Cut short by shutdown: not the vendor's fault, and not an attempt worth counting.
 		done(errExcluded)
 		r.deferAll(c, batch, r.now())
@@ -146,8 +148,8 @@ func (r *Runner) recheck(ctx context.Context, c *cycle, batch []*item) []*item {
 }
 
 // apply records the vendor's verdict on one attempt of a batch.
-func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v Verdict, latency time.Duration, waitBreaker bool) {
-	if v.Class == Permanent && v.Split && len(v.Failed) == 0 && len(batch) > 1 {
+func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdict, latency time.Duration, waitBreaker bool) {
+	if v.Class == sdk.Permanent && v.Split && len(v.Failed) == 0 && len(batch) > 1 {
 		h := len(batch) / 2
 		r.sendBatch(ctx, c, batch[:h:h], waitBreaker)
 		r.sendBatch(ctx, c, batch[h:], waitBreaker)
@@ -157,19 +159,19 @@ func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v Verdict, 
 	for i, it := range batch {
 		class, reason := v.Class, v.Reason
 		if why, bad := v.Failed[i]; bad {
-			class, reason = Permanent, why
-		} else if class == Retry && v.ResendRest && len(v.Failed) > 0 {
+			class, reason = sdk.Permanent, why
+		} else if class == sdk.Retry && v.ResendRest && len(v.Failed) > 0 {
 			rest = append(rest, it)
 			continue
 		}
 		attempt := it.attempts + 1
 		switch {
-		case class == Delivered:
-			c.out = append(c.out, r.auditRecord(it.ev, attempt, StatusDelivered, v.status, "", latency))
+		case class == sdk.Delivered:
+			c.out = append(c.out, r.auditRecord(it.ev, attempt, StatusDelivered, v.Status, "", latency))
 			c.counts[StatusDelivered]++
 			sentEvents.WithLabelValues(r.dest.Name).Inc()
 			continue
-		case class == Retry:
+		case class == sdk.Retry:
 			failedEvents.WithLabelValues(r.dest.Name, "retry").Inc()
 		default:
 			failedEvents.WithLabelValues(r.dest.Name, "permanent").Inc()
@@ -182,15 +184,15 @@ func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v Verdict, 
 		if it.limit > 0 {
 			limit = it.limit
 		}
-		if class == Retry && attempt < limit {
-			c.out = append(c.out, r.auditRecord(it.ev, attempt, StatusRetrying, v.status, reason, latency))
+		if class == sdk.Retry && attempt < limit {
+			c.out = append(c.out, r.auditRecord(it.ev, attempt, StatusRetrying, v.Status, reason, latency))
 			c.counts[StatusRetrying]++
 			retriedEvents.WithLabelValues(r.dest.Name).Inc()
 			it.attempts = attempt
 			c.later = append(c.later, later{it, r.now().Add(r.backoff(attempt, v.RetryAfter))})
 			continue
 		}
-		r.deadLetter(c, it, attempt, v.status, latency)
+		r.deadLetter(c, it, attempt, v.Status, latency)
 	}
 	if len(rest) > 0 { // strictly smaller than batch: Failed was not empty
 		r.sendBatch(ctx, c, rest, waitBreaker)
@@ -216,36 +218,9 @@ func (r *Runner) deferAll(c *cycle, batch []*item, notBefore time.Time) {
 	deferredEvents.WithLabelValues(r.dest.Name).Add(float64(len(batch)))
 }
 
-// send performs one request. Transport failures (refused, reset, timeout) are temporary.
-func (r *Runner) send(ctx context.Context, batch []*schemas.FilteredEvent) Verdict {
-	req, err := r.adapter.NewRequest(ctx, batch)
-	if err != nil {
-		r.log.Warn("cannot build request", zap.Error(err))
-		return Verdict{Class: Permanent, Reason: "build_request", Split: len(batch) > 1}
-	}
-	resp, err := r.http.Do(req)
-	if errors.Is(err, ErrPrivateAddress) {
-		// Only a policy change (allow_private_network) can fix this: retrying would not help.
-		return Verdict{Class: Permanent, Reason: "private_address_refused"}
-	}
-	if err != nil {
-		return Verdict{Class: Retry, Reason: transportReason(err)}
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
-	if err != nil && resp.StatusCode < 300 {
-		// The status said yes but the answer broke off: for vendors that report errors in the
-		// body (TikTok) the answer is unknown, so it is a temporary failure.
-		return Verdict{Class: Retry, Reason: transportReason(err), status: resp.StatusCode}
-	}
-	v := r.adapter.Classify(resp.StatusCode, resp.Header, body, batch)
-	v.status = resp.StatusCode
-	return v
-}
-
 // backoff is exponential with full jitter (a uniform wait between 0 and InitialBackoff ×
 // 2^(attempt-1), capped by MaxBackoff), and never shorter than the vendor's Retry-After: a
-// vendor that says when to come back is obeyed, up to MaxRetryAfter (the retry consumer waits
+// vendor that says when to come back is obeyed, up to sdk.MaxRetryAfter (the retry consumer waits
 // without holding anything, so a long wait costs nothing but time; an event whose wait outlives
 // delivery.retry_horizon is dead-lettered then).
 func Backoff(d config.Delivery, attempt int, retryAfter time.Duration) time.Duration {
@@ -253,7 +228,7 @@ func Backoff(d config.Delivery, attempt int, retryAfter time.Duration) time.Dura
 	if ceil > d.MaxBackoff || ceil <= 0 {
 		ceil = d.MaxBackoff
 	}
-	return max(time.Duration(rand.Int64N(int64(ceil)+1)), min(retryAfter, MaxRetryAfter))
+	return max(time.Duration(rand.Int64N(int64(ceil)+1)), min(retryAfter, sdk.MaxRetryAfter))
 }
 
 func (r *Runner) backoff(attempt int, retryAfter time.Duration) time.Duration {
@@ -269,17 +244,6 @@ func graceContext(ctx context.Context, grace time.Duration) (context.Context, co
 		context.AfterFunc(g, func() { t.Stop() })
 	})
 	return g, func() { stop(); cancel() }
-}
-
-// transportReason names a transport failure without echoing URLs (they may carry secrets).
-func transportReason(err error) string {
-	var ne interface{ Timeout() bool }
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return "timeout"
-	default:
-		return "connection_error"
-	}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

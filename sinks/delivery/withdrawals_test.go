@@ -1,4 +1,4 @@
-package sinks
+package delivery
 
 import (
 	"testing"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/schemas"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
 func TestWithdrawalsCheck(t *testing.T) {
@@ -65,7 +66,7 @@ func TestBackoffHonoursRetryAfterAndJitters(t *testing.T) {
 		require.GreaterOrEqual(t, Backoff(cfg, 1, 5*time.Second), 5*time.Second, "Retry-After is a floor, even above max_backoff")
 	}
 	require.Greater(t, len(seen), 50, "full jitter spreads the waits")
-	require.Equal(t, MaxRetryAfter, Backoff(cfg, 1, 1000*time.Hour))
+	require.Equal(t, sdk.MaxRetryAfter, Backoff(cfg, 1, 1000*time.Hour))
 }
 
 func deliveryConfig(initial, max time.Duration) config.Delivery {

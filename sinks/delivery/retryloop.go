@@ -1,4 +1,4 @@
-package sinks
+package delivery
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 func (r *Runner) runRetries(ctx context.Context) error {
 	topic := r.cfg.Topic(config.RetryTopic(r.dest.Name))
 	cl, err := kafka.NewClient(r.cfg, r.log,
-		kgo.ConsumerGroup(Group(r.cfg, r.dest.Name)+".retry"),
+		kgo.ConsumerGroup(r.cfg.SinkRetryGroup(r.dest.Name)),
 		kgo.ConsumeTopics(topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),

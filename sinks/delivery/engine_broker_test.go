@@ -1,4 +1,4 @@
-package sinks_test
+package delivery_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/standin"
 	"github.com/tollgate-dev/tollgate/schemas"
-	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/delivery"
 )
 
 const chaosDelivery = `  max_attempts: 12
@@ -138,12 +138,12 @@ func TestChaosEveryEventEndsDeliveredOrDeadLettered(t *testing.T) {
 		term := d.terminal(name)
 		var delivered []string
 		for id, status := range term {
-			want := sinks.StatusDelivered
+			want := delivery.StatusDelivered
 			if id == bad[name] {
-				want = sinks.StatusDeadLettered
+				want = delivery.StatusDeadLettered
 			}
 			require.Equal(t, want, status, "%s %s", name, id)
-			if status == sinks.StatusDelivered {
+			if status == delivery.StatusDelivered {
 				delivered = append(delivered, id)
 			}
 		}
@@ -194,13 +194,13 @@ func TestHangingVendorDoesNotStallItsPartition(t *testing.T) {
 	adm := kadm.NewClient(e.cl)
 	topic := e.cfg.Topic(config.DestTopic("meta"))
 	require.Eventually(t, func() bool {
-		lag, err := adm.Lag(context.Background(), sinks.Group(e.cfg, "meta"))
+		lag, err := adm.Lag(context.Background(), e.cfg.SinkGroup("meta"))
 		if err != nil || lag.Error() != nil {
 			return false
 		}
 		total := int64(0)
 		committed := int64(0)
-		for _, l := range lag[sinks.Group(e.cfg, "meta")].Lag[topic] {
+		for _, l := range lag[e.cfg.SinkGroup("meta")].Lag[topic] {
 			total += l.Lag
 			committed += l.Commit.At
 		}
@@ -212,7 +212,7 @@ func TestHangingVendorDoesNotStallItsPartition(t *testing.T) {
 	require.Eventually(t, func() bool { return len(d.terminal("meta")) == n }, 60*time.Second, 100*time.Millisecond,
 		"events did not all end after Meta recovered; deliveries:\n%s", d)
 	for id, status := range d.terminal("meta") {
-		require.Equal(t, sinks.StatusDelivered, status, id)
+		require.Equal(t, delivery.StatusDelivered, status, id)
 	}
 }
 
@@ -264,7 +264,7 @@ func TestWithdrawalBlocksEventsWaitingForRetry(t *testing.T) {
 	require.Eventually(t, func() bool {
 		term := d.terminal("meta")
 		for _, id := range ids[:10] {
-			if term[id] != sinks.StatusBlocked {
+			if term[id] != delivery.StatusBlocked {
 				return false
 			}
 		}
@@ -276,7 +276,7 @@ func TestWithdrawalBlocksEventsWaitingForRetry(t *testing.T) {
 	require.Eventually(t, func() bool {
 		term := d.terminal("meta")
 		for _, id := range append(ids[10:], later.EventID) {
-			if term[id] != sinks.StatusDelivered {
+			if term[id] != delivery.StatusDelivered {
 				return false
 			}
 		}
@@ -286,9 +286,9 @@ func TestWithdrawalBlocksEventsWaitingForRetry(t *testing.T) {
 	by := d.byEvent("meta")
 	for _, id := range ids[:10] {
 		last := by[id][len(by[id])-1]
-		want := sinks.BlockedWithdrawn
+		want := delivery.BlockedWithdrawn
 		if id[0] == 'e' {
-			want = sinks.BlockedErased
+			want = delivery.BlockedErased
 		}
 		require.Equal(t, want, last.Error, id)
 	}

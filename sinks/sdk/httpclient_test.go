@@ -1,4 +1,4 @@
-package sinks_test
+package sdk_test
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate-dev/tollgate/internal/policy"
-	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
 func TestRefusedAddress(t *testing.T) {
@@ -23,7 +23,7 @@ func TestRefusedAddress(t *testing.T) {
 		"8.8.8.8": false, "172.32.0.1": false, "100.128.0.1": false, "2a03:2880:f12f::1": false,
 		"157.240.1.35": false,
 	} {
-		require.Equal(t, refused, sinks.RefusedAddress(netip.MustParseAddr(addr)), addr)
+		require.Equal(t, refused, sdk.RefusedAddress(netip.MustParseAddr(addr)), addr)
 	}
 }
 
@@ -35,11 +35,11 @@ func TestNewHTTPClientRefusesLoopbackUnlessAllowed(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }))
 	defer srv.Close()
 
-	_, err := sinks.NewHTTPClient(dest(nil), time.Second).Get(srv.URL)
+	_, err := sdk.NewHTTPClient(dest(nil), time.Second).Get(srv.URL)
 	require.Error(t, err)
-	require.True(t, errors.Is(err, sinks.ErrPrivateAddress), err)
+	require.True(t, errors.Is(err, sdk.ErrPrivateAddress), err)
 
-	resp, err := sinks.NewHTTPClient(dest(map[string]any{"allow_private_network": true}), time.Second).Get(srv.URL)
+	resp, err := sdk.NewHTTPClient(dest(map[string]any{"allow_private_network": true}), time.Second).Get(srv.URL)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, 204, resp.StatusCode)
@@ -47,8 +47,8 @@ func TestNewHTTPClientRefusesLoopbackUnlessAllowed(t *testing.T) {
 
 // A string "true" is not the boolean the policy must say.
 func TestAllowPrivateNetworkNeedsBoolean(t *testing.T) {
-	require.False(t, sinks.AllowPrivateNetwork(dest(map[string]any{"allow_private_network": "true"})))
-	require.True(t, sinks.AllowPrivateNetwork(dest(map[string]any{"allow_private_network": true})))
+	require.False(t, sdk.AllowPrivateNetwork(dest(map[string]any{"allow_private_network": "true"})))
+	require.True(t, sdk.AllowPrivateNetwork(dest(map[string]any{"allow_private_network": true})))
 }
 
 func TestNewHTTPClientDoesNotFollowRedirects(t *testing.T) {
@@ -61,7 +61,7 @@ func TestNewHTTPClientDoesNotFollowRedirects(t *testing.T) {
 		http.Redirect(w, r, "/elsewhere", http.StatusFound)
 	}))
 	defer srv.Close()
-	resp, err := sinks.NewHTTPClient(dest(map[string]any{"allow_private_network": true}), time.Second).Post(srv.URL, "application/json", nil)
+	resp, err := sdk.NewHTTPClient(dest(map[string]any{"allow_private_network": true}), time.Second).Post(srv.URL, "application/json", nil)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusFound, resp.StatusCode)
@@ -73,7 +73,7 @@ func TestNewHTTPClientIgnoresProxyEnvironment(t *testing.T) {
 	t.Setenv("HTTP_PROXY", "http://127.0.0.1:1")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	defer srv.Close()
-	resp, err := sinks.NewHTTPClient(dest(map[string]any{"allow_private_network": true}), time.Second).Get(srv.URL)
+	resp, err := sdk.NewHTTPClient(dest(map[string]any{"allow_private_network": true}), time.Second).Get(srv.URL)
 	require.NoError(t, err)
 	resp.Body.Close()
 }
@@ -98,7 +98,7 @@ func TestCheckAddress(t *testing.T) {
 		{"vendor default", map[string]any{}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := sinks.CheckAddress(dest(tc.cfg))
+			err := sdk.CheckAddress(dest(tc.cfg))
 			if tc.err == "" {
 				require.NoError(t, err)
 				return

@@ -1,4 +1,4 @@
-package sinks
+package delivery
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/internal/policy"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
 // Delivery statuses recorded in the deliveries audit table (CONTRACT §6).
@@ -25,8 +26,6 @@ const (
 )
 
 const (
-	// maxResponseBody bounds how much of a vendor's answer is read for classification.
-	maxResponseBody = 64 << 10
 	// shutdownGrace is how long a request in flight at shutdown may still take, so its outcome
 	// is recorded (the contract's 10 s stop leaves room for it and the final commit).
 	shutdownGrace = 5 * time.Second
@@ -50,7 +49,7 @@ const (
 type Runner struct {
 	cfg        *config.Config
 	dest       *policy.Destination
-	adapter    Adapter
+	adapter    sdk.Adapter
 	http       *http.Client
 	log        *zap.Logger
 	now        func() time.Time
@@ -63,10 +62,10 @@ type Runner struct {
 }
 
 // NewRunner returns the runner of one destination.
-func NewRunner(cfg *config.Config, dest *policy.Destination, adapter Adapter, log *zap.Logger) *Runner {
+func NewRunner(cfg *config.Config, dest *policy.Destination, adapter sdk.Adapter, log *zap.Logger) *Runner {
 	r := &Runner{
 		cfg: cfg, dest: dest, adapter: adapter,
-		http:       NewHTTPClient(dest, RequestTimeout(adapter, cfg.Delivery.Timeout)),
+		http:       sdk.NewHTTPClient(dest, sdk.RequestTimeout(adapter, cfg.Delivery.Timeout)),
 		log:        log.Named("sink").With(zap.String("destination", dest.Name)),
 		now:        time.Now,
 		horizon:    cfg.Delivery.RetryHorizon,
@@ -82,7 +81,7 @@ func NewRunner(cfg *config.Config, dest *policy.Destination, adapter Adapter, lo
 // destination sets one, else delivery.rate_limit; 0 is no limit.
 func newLimiter(cfg *config.Config, dest *policy.Destination) *rate.Limiter {
 	perSec := cfg.Delivery.RateLimit
-	if v, ok := RateLimit(dest); ok {
+	if v, ok := sdk.RateLimit(dest); ok {
 		perSec = v
 	}
 	if perSec <= 0 {
@@ -90,10 +89,6 @@ func newLimiter(cfg *config.Config, dest *policy.Destination) *rate.Limiter {
 	}
 	return rate.NewLimiter(rate.Limit(perSec), cfg.Delivery.RateBurst)
 }
-
-// Group is the consumer group of a destination's sink; it starts with the topic prefix, like the
-// topics, so deployments sharing a broker stay apart. The retry consumer's group is Group+".retry".
-func Group(cfg *config.Config, dest string) string { return cfg.Kafka.TopicPrefix + "sink." + dest }
 
 // Run delivers until ctx ends.
 func (r *Runner) Run(ctx context.Context) error {
@@ -115,7 +110,7 @@ func (r *Runner) Run(ctx context.Context) error {
 func (r *Runner) runMain(ctx context.Context) error {
 	topic := r.cfg.Topic(config.DestTopic(r.dest.Name))
 	cl, err := kafka.NewClient(r.cfg, r.log,
-		kgo.ConsumerGroup(Group(r.cfg, r.dest.Name)),
+		kgo.ConsumerGroup(r.cfg.SinkGroup(r.dest.Name)),
 		kgo.ConsumeTopics(topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),

@@ -1,4 +1,4 @@
-package sinks_test
+package delivery_test
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/schemas"
-	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/delivery"
 	"github.com/tollgate-dev/tollgate/sinks/registry"
 )
 
@@ -71,7 +71,7 @@ func (e *brokerEnv) runSinks(env map[string]string) {
 		dest := e.cfg.Policy.Destinations[name]
 		ad, err := registry.New(dest, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 		require.NoError(e.t, err)
-		r := sinks.NewRunner(e.cfg, dest, ad, e.log)
+		r := delivery.NewRunner(e.cfg, dest, ad, e.log)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -163,7 +163,7 @@ func (d *deliveries) terminal(dest string) map[string]string {
 	out := map[string]string{}
 	for id, as := range d.byEvent(dest) {
 		for _, a := range as {
-			if a.Status != sinks.StatusRetrying {
+			if a.Status != delivery.StatusRetrying {
 				if prev, ok := out[id]; ok && prev != a.Status {
 					out[id] = prev + "+" + a.Status // two different ends: the test reports it
 					continue

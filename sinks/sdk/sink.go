@@ -1,8 +1,11 @@
-// Package sinks delivers filtered events to vendors. Each vendor is a small Adapter (build a
-// request, classify the answer) in its own package; everything else — batching, retry,
-// dead-lettering, audit records, metrics — is the shared machinery in this package, so adding a
-// vendor is one file plus its test.
-package sinks
+// Package sdk is what a vendor package implements and the helpers it uses: the Adapter interface
+// (build a request for a batch, classify the vendor's answer), its optional capabilities, config
+// decoding with errors that name the field, the HTTP client with its SSRF guard, field readers,
+// Retry-After parsing and status classification, and Send, the single attempt the delivery engine
+// (sinks/delivery) and the vendor stand-ins both use. Everything else — batching, retry,
+// dead-lettering, audit records, metrics — is the engine's, so adding a vendor is one package
+// with one file plus its test (see sinks/README.md).
+package sdk
 
 import (
 	"context"
@@ -58,7 +61,8 @@ type Verdict struct {
 	// within the same attempt (Google Ads names bad rows of a refused request).
 	ResendRest bool
 
-	status int // HTTP status the verdict was read from; set by the runner
+	// Status is the HTTP status the verdict was read from (0: no response); Send sets it.
+	Status int
 }
 
 // Adapter turns filtered events into one vendor's HTTP requests and reads its responses.

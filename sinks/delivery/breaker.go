@@ -1,4 +1,4 @@
-package sinks
+package delivery
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
 // errExcluded reports a request whose outcome must not count for the breaker (shutdown).
@@ -17,7 +19,7 @@ var errVendorFailing = errors.New("temporary failure")
 
 // breaker is a destination's circuit breaker: after failures consecutive temporary failures it
 // opens for openFor, during which nothing is sent; then one probe request decides whether it
-// closes or opens again. Permanent answers count as successes — the vendor is up, it only
+// closes or opens again. sdk.Permanent answers count as successes — the vendor is up, it only
 // refused those events.
 type breaker struct {
 	cb        *gobreaker.TwoStepCircuitBreaker[struct{}]
@@ -74,8 +76,8 @@ func (b *breaker) admit(ctx context.Context, wait bool) (func(error), time.Time,
 }
 
 // outcome is the breaker's reading of a verdict.
-func outcome(v Verdict) error {
-	if v.Class == Retry {
+func outcome(v sdk.Verdict) error {
+	if v.Class == sdk.Retry {
 		return errVendorFailing
 	}
 	return nil

@@ -1,4 +1,4 @@
-package sinks
+package delivery
 
 import (
 	"context"
@@ -28,13 +28,6 @@ type DeadLetter struct {
 	record       *kgo.Record
 }
 
-// ReplayGroup is the consumer group whose committed offsets say how far `dlq replay` got: each
-// dead-lettered record is replayed once (one that fails again is dead-lettered anew, at a new
-// offset, and a later replay takes it).
-func ReplayGroup(cfg *config.Config, dest string) string {
-	return cfg.Kafka.TopicPrefix + "dlq-replay." + dest
-}
-
 // ReadDeadLetters returns the destination's dead-letter records, oldest first per partition,
 // from the offsets in starts (nil: from the start) to the end as of the call.
 func ReadDeadLetters(ctx context.Context, r *Runner, starts map[int32]int64) ([]DeadLetter, map[int32]int64, error) {
@@ -50,10 +43,10 @@ func ReadDeadLetters(ctx context.Context, r *Runner, starts map[int32]int64) ([]
 	}
 	var out []DeadLetter
 	err = kafka.ReadRange(ctx, r.cfg, r.log, topic, starts, ends, func(rec *kgo.Record) {
-		d := DeadLetter{Partition: rec.Partition, Offset: rec.Offset, Error: kafka.Header(rec, HeaderError),
-			FirstFailure: ParseHeaderTime(kafka.Header(rec, HeaderFirstFailure)),
-			FailedAt:     ParseHeaderTime(kafka.Header(rec, HeaderFailedAt)), record: rec}
-		d.Attempts, _ = strconv.Atoi(kafka.Header(rec, HeaderAttempts))
+		d := DeadLetter{Partition: rec.Partition, Offset: rec.Offset, Error: kafka.Header(rec, config.HeaderError),
+			FirstFailure: ParseHeaderTime(kafka.Header(rec, config.HeaderFirstFailure)),
+			FailedAt:     ParseHeaderTime(kafka.Header(rec, config.HeaderFailedAt)), record: rec}
+		d.Attempts, _ = strconv.Atoi(kafka.Header(rec, config.HeaderAttempts))
 		if d.FailedAt.IsZero() {
 			d.FailedAt = rec.Timestamp
 		}
@@ -90,7 +83,7 @@ func (r *Runner) Replay(ctx context.Context, since time.Time, progress func(Repl
 	r.admin, r.horizon = admin, math.MaxInt64
 	r.consent = NewWithdrawals(0)
 	topic := r.cfg.Topic(config.DLQTopic(r.dest.Name))
-	group := ReplayGroup(r.cfg, r.dest.Name)
+	group := r.cfg.DLQReplayGroup(r.dest.Name)
 	adm := kadm.NewClient(admin)
 	committed, err := adm.FetchOffsets(ctx, group)
 	if err != nil {
