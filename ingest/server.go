@@ -1,4 +1,4 @@
-// Package ingest is tollgate's HTTP collector (CONTRACT.md §4): it authenticates write keys,
+// Package ingest is tollgate's HTTP collector (docs/api.md): it authenticates write keys,
 // validates events and consent updates, adds what the request says (GPC signal, jurisdiction
 // from trusted CDN headers) and writes them to the raw topic, keyed by user so one partition
 // orders a user's events and choices. It answers 2xx only after Kafka acknowledged every
@@ -231,7 +231,8 @@ type eventsReply struct {
 }
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	if !s.keys.valid(bearerKey(r)) {
+	key := bearerKey(r)
+	if !s.keys.valid(key) {
 		s.unauthorized(w, "Bearer")
 		return
 	}
@@ -248,7 +249,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, eventsReply{Error: noneAccepted(res), Rejected: rejected})
 		return
 	}
-	if !s.admit(w, bearerKey(r), len(res.events)) || !s.store(w, r, res) {
+	if !s.admit(w, key, len(res.events)) || !s.store(w, r, res) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, eventsReply{Accepted: len(res.events), Rejected: rejected})

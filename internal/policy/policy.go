@@ -1,4 +1,4 @@
-// Package policy loads and validates the policy file (CONTRACT.md §3): purposes, jurisdiction
+// Package policy loads and validates the policy file (README "Policy reference"): purposes, jurisdiction
 // models, destinations with their field allowlists, Segment category mapping and sensitive-data
 // rules. A Policy is immutable once loaded and safe to share between goroutines.
 package policy
@@ -22,10 +22,10 @@ const (
 	OptOut = "opt_out" // anything but an explicit false grants a purpose
 )
 
-// The purpose that is always allowed (CONTRACT §5 rule 2).
+// The purpose that is always allowed (docs/consent.md rule 2).
 const Necessary = "necessary"
 
-// The purpose that sensitive rules protect (CONTRACT §5 rule 6).
+// The purpose that sensitive rules protect (docs/consent.md rule 6).
 const Marketing = "marketing"
 
 // DefaultJurisdiction is the jurisdiction of events that name none and whose request named none.
