@@ -18,7 +18,7 @@ import (
 )
 
 // A withdrawal must take effect for every event processed after it is acknowledged, including
-// events queued before it in the raw topic (CONTRACT §4). Processing in log order alone would let
+// events queued before it in the raw topic (docs/consent.md). Processing in log order alone would let
 // those earlier events run on the old consent. So a second reader (the lookahead) runs ahead of
 // the processor over the raw partitions it owns and collects the consent updates that restrict
 // something: a purpose set to false, an erasure. Before each batch, the processor waits until the

@@ -17,7 +17,7 @@ import (
 	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
-// Delivery statuses recorded in the deliveries audit table (CONTRACT §6).
+// Delivery statuses recorded in the deliveries audit table (docs/audit.md).
 const (
 	StatusDelivered    = "delivered"
 	StatusRetrying     = "retrying"
