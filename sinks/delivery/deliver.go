@@ -2,36 +2,58 @@ package delivery
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
-	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/backoff"
 	"github.com/tollgate-dev/tollgate/schemas"
 	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
-// cycle is the result of delivering one set of events: the records to store (audit rows,
-// dead-letter records) and the events to try again later. Every event handed to deliver ends in
-// exactly one of: delivered, blocked, dead-lettered, or later (retry or deferred).
-type cycle struct {
-	out    []*kgo.Record
-	later  []later
-	counts map[string]int // by status, plus "deferred"
+// outcome is what became of one event in one delivery pass. Deciding outcomes is this file's
+// job; records.go turns them into the records to store (audit rows, retry and dead-letter
+// records), so what an attempt means and how it is written down are read in one place each.
+type outcome struct {
+	it        *item
+	status    string // StatusDelivered, StatusRetrying, StatusDeadLettered, StatusBlocked or statusDeferred
+	attempt   int    // the attempt this outcome records (it.attempts for events not sent)
+	http      int    // the vendor's HTTP status; 0 when there was no answer
+	reason    string // the error or blocking reason; empty on success
+	latency   time.Duration
+	notBefore time.Time // retrying and deferred: when the event is due again
 }
 
-type later struct {
-	it        *item
-	notBefore time.Time
+// statusDeferred: moved on unsent, without counting an attempt (breaker open, shutdown). It has
+// no audit row: nothing was sent.
+const statusDeferred = "deferred"
+
+// cycle is the result of delivering one set of events. Every event handed to deliver ends in
+// exactly one outcome.
+type cycle struct {
+	outcomes []outcome
+	counts   map[string]int // by status
 }
 
 func newCycle() *cycle { return &cycle{counts: map[string]int{}} }
 
-// Counts returns how many events ended in each status (delivered, blocked, dead_lettered,
-// retrying) or were deferred unsent.
-func (c *cycle) Counts() map[string]int { return c.counts }
+func (c *cycle) add(o outcome) {
+	c.outcomes = append(c.outcomes, o)
+	c.counts[o.status]++
+}
+
+// later returns the events to try again (retrying or deferred) and when the last of them is due.
+func (c *cycle) later() (items []*item, due time.Time) {
+	for _, o := range c.outcomes {
+		if o.status == StatusRetrying || o.status == statusDeferred {
+			items = append(items, o.it)
+			if o.notBefore.After(due) {
+				due = o.notBefore
+			}
+		}
+	}
+	return items, due
+}
 
 // deliver sends items to the vendor: screened (consent re-check, horizon, Validate), split into
 // request-sized batches, each admitted by the circuit breaker and the rate limiter. waitBreaker
@@ -124,7 +146,7 @@ func (r *Runner) sendBatch(ctx context.Context, c *cycle, batch []*item, waitBre
 		r.deferAll(c, batch, r.now())
 		return
 	}
-	done(outcome(v))
+	done(breakerResult(v))
 	requestSeconds.WithLabelValues(r.dest.Name, v.Class.String()).Observe(latency.Seconds())
 	r.apply(ctx, c, batch, v, latency, waitBreaker)
 }
@@ -137,8 +159,7 @@ func (r *Runner) recheck(ctx context.Context, c *cycle, batch []*item) []*item {
 	kept := batch[:0:0]
 	for _, it := range batch {
 		if why := r.consent.Check(it.ev, r.dest.Purpose); why != "" {
-			c.out = append(c.out, r.auditRecord(it.ev, it.attempts, StatusBlocked, 0, why, 0))
-			c.counts[StatusBlocked]++
+			c.add(outcome{it: it, status: StatusBlocked, attempt: it.attempts, reason: why})
 			blockedEvents.WithLabelValues(r.dest.Name, why).Inc()
 			continue
 		}
@@ -167,8 +188,7 @@ func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdi
 		attempt := it.attempts + 1
 		switch {
 		case class == sdk.Delivered:
-			c.out = append(c.out, r.auditRecord(it.ev, attempt, StatusDelivered, v.Status, "", latency))
-			c.counts[StatusDelivered]++
+			c.add(outcome{it: it, status: StatusDelivered, attempt: attempt, http: v.Status, latency: latency})
 			sentEvents.WithLabelValues(r.dest.Name).Inc()
 			continue
 		case class == sdk.Retry:
@@ -185,11 +205,10 @@ func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdi
 			limit = it.limit
 		}
 		if class == sdk.Retry && attempt < limit {
-			c.out = append(c.out, r.auditRecord(it.ev, attempt, StatusRetrying, v.Status, reason, latency))
-			c.counts[StatusRetrying]++
 			retriedEvents.WithLabelValues(r.dest.Name).Inc()
 			it.attempts = attempt
-			c.later = append(c.later, later{it, r.now().Add(r.backoff(attempt, v.RetryAfter))})
+			c.add(outcome{it: it, status: StatusRetrying, attempt: attempt, http: v.Status, reason: reason,
+				latency: latency, notBefore: r.now().Add(r.backoff(attempt, v.RetryAfter))})
 			continue
 		}
 		r.deadLetter(c, it, attempt, v.Status, latency)
@@ -203,36 +222,26 @@ func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdi
 // unsent) and parks it on the dead-letter topic.
 func (r *Runner) deadLetter(c *cycle, it *item, attempt, httpStatus int, latency time.Duration) {
 	it.attempts = attempt
-	c.out = append(c.out, r.auditRecord(it.ev, attempt, StatusDeadLettered, httpStatus, it.lastError, latency),
-		r.deadLetterRecord(it, httpStatus))
-	c.counts[StatusDeadLettered]++
+	c.add(outcome{it: it, status: StatusDeadLettered, attempt: attempt, http: httpStatus, reason: it.lastError, latency: latency})
 	deadLetteredEvents.WithLabelValues(r.dest.Name).Inc()
 }
 
 // deferAll moves unsent events to later without counting an attempt (breaker open, shutdown).
 func (r *Runner) deferAll(c *cycle, batch []*item, notBefore time.Time) {
 	for _, it := range batch {
-		c.later = append(c.later, later{it, notBefore})
+		c.add(outcome{it: it, status: statusDeferred, attempt: it.attempts, notBefore: notBefore})
 	}
-	c.counts["deferred"] += len(batch)
 	deferredEvents.WithLabelValues(r.dest.Name).Add(float64(len(batch)))
 }
 
-// backoff is exponential with full jitter (a uniform wait between 0 and InitialBackoff ×
-// 2^(attempt-1), capped by MaxBackoff), and never shorter than the vendor's Retry-After: a
-// vendor that says when to come back is obeyed, up to sdk.MaxRetryAfter (the retry consumer waits
-// without holding anything, so a long wait costs nothing but time; an event whose wait outlives
-// delivery.retry_horizon is dead-lettered then).
-func Backoff(d config.Delivery, attempt int, retryAfter time.Duration) time.Duration {
-	ceil := d.InitialBackoff << min(attempt-1, 20)
-	if ceil > d.MaxBackoff || ceil <= 0 {
-		ceil = d.MaxBackoff
-	}
-	return max(time.Duration(rand.Int64N(int64(ceil)+1)), min(retryAfter, sdk.MaxRetryAfter))
-}
-
+// backoff is the wait before the next attempt: exponential with full jitter (backoff.Policy.Full:
+// uniform between 0 and InitialBackoff × 2^(attempt-1), capped by MaxBackoff), and never shorter
+// than the vendor's Retry-After: a vendor that says when to come back is obeyed, up to
+// sdk.MaxRetryAfter (the retry consumer waits without holding anything, so a long wait costs
+// nothing but time; an event whose wait outlives delivery.retry_horizon is dead-lettered then).
 func (r *Runner) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	return Backoff(r.cfg.Delivery, attempt, retryAfter)
+	p := backoff.Policy{Initial: r.cfg.Delivery.InitialBackoff, Max: r.cfg.Delivery.MaxBackoff}
+	return max(p.Full(attempt), min(retryAfter, sdk.MaxRetryAfter))
 }
 
 // graceContext is ctx, except that its end is delayed by grace: a request in flight at shutdown
@@ -244,18 +253,4 @@ func graceContext(ctx context.Context, grace time.Duration) (context.Context, co
 		context.AfterFunc(g, func() { t.Stop() })
 	})
 	return g, func() { stop(); cancel() }
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

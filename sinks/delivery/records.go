@@ -63,6 +63,26 @@ func NotBefore(rec *kgo.Record) time.Time {
 	return ParseHeaderTime(kafka.Header(rec, config.HeaderNotBefore))
 }
 
+// records turns a delivery pass's outcomes into the records to store: an audit row for every
+// attempt and every event blocked or dead-lettered, a dead-letter record for every event that
+// ends there, and — when toRetryTopic — a retry record for every event due again (dlq replay keeps
+// those in process instead).
+func (r *Runner) records(c *cycle, toRetryTopic bool) []*kgo.Record {
+	out := make([]*kgo.Record, 0, len(c.outcomes)+len(c.outcomes)/4)
+	for _, o := range c.outcomes {
+		if o.status != statusDeferred {
+			out = append(out, r.auditRecord(o.it.ev, o.attempt, o.status, o.http, o.reason, o.latency))
+		}
+		switch {
+		case o.status == StatusDeadLettered:
+			out = append(out, r.deadLetterRecord(o.it, o.http))
+		case (o.status == StatusRetrying || o.status == statusDeferred) && toRetryTopic:
+			out = append(out, r.retryRecord(o.it, o.notBefore))
+		}
+	}
+	return out
+}
+
 func (r *Runner) auditRecord(ev *schemas.FilteredEvent, attempt int, status string, httpStatus int, reason string, latency time.Duration) *kgo.Record {
 	d := schemas.Delivery{
 		EventID: ev.EventID, Destination: r.dest.Name, Attempt: attempt, Status: status,

@@ -141,10 +141,7 @@ func (r *Runner) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record,
 		items = append(items, it)
 	}
 	c := r.deliver(ctx, items, waitBreaker)
-	out := append(c.out, bad...)
-	for _, l := range c.later {
-		out = append(out, r.retryRecord(l.it, l.notBefore))
-	}
+	out := append(r.records(c, true), bad...)
 	storeCtx, cancel := graceContext(ctx, shutdownGrace)
 	defer cancel()
 	if err := cl.ProduceSync(storeCtx, out...).FirstErr(); err != nil {
