@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate-dev/tollgate/internal/backoff"
+	"github.com/tollgate-dev/tollgate/internal/metrics"
 	"github.com/tollgate-dev/tollgate/schemas"
 	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
@@ -80,6 +81,7 @@ func (r *Runner) deliver(ctx context.Context, items []*item, waitBreaker bool) *
 	for _, b := range splitItems(r.adapter, ready) {
 		r.sendBatch(ctx, c, b, waitBreaker)
 	}
+	r.observe(c)
 	return c
 }
 
@@ -160,7 +162,6 @@ func (r *Runner) recheck(ctx context.Context, c *cycle, batch []*item) []*item {
 	for _, it := range batch {
 		if why := r.consent.Check(it.ev, r.dest.Purpose); why != "" {
 			c.add(outcome{it: it, status: StatusBlocked, attempt: it.attempts, reason: why})
-			blockedEvents.WithLabelValues(r.dest.Name, why).Inc()
 			continue
 		}
 		kept = append(kept, it)
@@ -189,12 +190,13 @@ func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdi
 		switch {
 		case class == sdk.Delivered:
 			c.add(outcome{it: it, status: StatusDelivered, attempt: attempt, http: v.Status, latency: latency})
-			sentEvents.WithLabelValues(r.dest.Name).Inc()
 			continue
 		case class == sdk.Retry:
 			failedEvents.WithLabelValues(r.dest.Name, "retry").Inc()
+			metrics.Errors.WithLabelValues(metrics.StageSink, "vendor_retry").Inc()
 		default:
 			failedEvents.WithLabelValues(r.dest.Name, "permanent").Inc()
+			metrics.Errors.WithLabelValues(metrics.StageSink, "vendor_permanent").Inc()
 		}
 		if it.firstFailure.IsZero() {
 			it.firstFailure = r.now()
@@ -205,7 +207,6 @@ func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdi
 			limit = it.limit
 		}
 		if class == sdk.Retry && attempt < limit {
-			retriedEvents.WithLabelValues(r.dest.Name).Inc()
 			it.attempts = attempt
 			c.add(outcome{it: it, status: StatusRetrying, attempt: attempt, http: v.Status, reason: reason,
 				latency: latency, notBefore: r.now().Add(r.backoff(attempt, v.RetryAfter))})
@@ -223,7 +224,6 @@ func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdi
 func (r *Runner) deadLetter(c *cycle, it *item, attempt, httpStatus int, latency time.Duration) {
 	it.attempts = attempt
 	c.add(outcome{it: it, status: StatusDeadLettered, attempt: attempt, http: httpStatus, reason: it.lastError, latency: latency})
-	deadLetteredEvents.WithLabelValues(r.dest.Name).Inc()
 }
 
 // deferAll moves unsent events to later without counting an attempt (breaker open, shutdown).
@@ -231,7 +231,6 @@ func (r *Runner) deferAll(c *cycle, batch []*item, notBefore time.Time) {
 	for _, it := range batch {
 		c.add(outcome{it: it, status: statusDeferred, attempt: it.attempts, notBefore: notBefore})
 	}
-	deferredEvents.WithLabelValues(r.dest.Name).Add(float64(len(batch)))
 }
 
 // backoff is the wait before the next attempt: exponential with full jitter (backoff.Policy.Full:

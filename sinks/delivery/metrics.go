@@ -3,6 +3,8 @@ package delivery
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/tollgate-dev/tollgate/internal/metrics"
 )
 
 // Metric names follow vector's instrumentation spirit; every label value comes from a small fixed
@@ -34,3 +36,25 @@ var (
 		Name: "tollgate_sink_breaker_open", Help: "1 while the destination's circuit breaker is open or half-open.",
 	}, []string{"destination"})
 )
+
+// observe counts a delivery pass's outcomes, per destination and in the stage-wide vectors.
+func (r *Runner) observe(c *cycle) {
+	name := r.dest.Name
+	for _, o := range c.outcomes {
+		switch o.status {
+		case StatusDelivered:
+			sentEvents.WithLabelValues(name).Inc()
+			metrics.Sent.WithLabelValues(metrics.StageSink, name).Inc()
+		case StatusRetrying:
+			retriedEvents.WithLabelValues(name).Inc()
+		case StatusDeadLettered:
+			deadLetteredEvents.WithLabelValues(name).Inc()
+			metrics.Discarded.WithLabelValues(metrics.StageSink, "dead_lettered").Inc()
+		case StatusBlocked:
+			blockedEvents.WithLabelValues(name, o.reason).Inc()
+			metrics.Discarded.WithLabelValues(metrics.StageSink, o.reason).Inc()
+		case statusDeferred:
+			deferredEvents.WithLabelValues(name).Inc()
+		}
+	}
+}

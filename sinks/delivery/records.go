@@ -8,6 +8,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
+	"github.com/tollgate-dev/tollgate/internal/metrics"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
@@ -130,6 +131,7 @@ func (r *Runner) deadLetterRecord(it *item, httpStatus int) *kgo.Record {
 // partition, and it is kept byte for byte for whoever investigates.
 func (r *Runner) deadLetterUndecodable(rec *kgo.Record, cause error) *kgo.Record {
 	deadLetteredEvents.WithLabelValues(r.dest.Name).Inc()
+	metrics.Discarded.WithLabelValues(metrics.StageSink, "undecodable").Inc()
 	return &kgo.Record{
 		Topic: r.cfg.Topic(config.DLQTopic(r.dest.Name)), Key: rec.Key, Value: rec.Value,
 		Headers: []kgo.RecordHeader{

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
+	"github.com/tollgate-dev/tollgate/internal/metrics"
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
@@ -131,6 +132,7 @@ func (r *Runner) runMain(ctx context.Context) error {
 func (r *Runner) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, waitBreaker bool) error {
 	var bad []*kgo.Record
 	items := make([]*item, 0, len(recs))
+	metrics.Received.WithLabelValues(metrics.StageSink).Add(float64(len(recs)))
 	for _, rec := range recs {
 		it, err := itemFromRecord(rec)
 		if err != nil {
