@@ -261,6 +261,7 @@ func testDelivery(i int) schemas.Delivery {
 		Error:       []string{"", "http_503", "http_400", "withdrawn"}[i%4],
 		LatencyMs:   int64(10 + i),
 		AtMs:        time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC).UnixMilli() + int64(i)*1000 + 999,
+		DeliveryID:  fmt.Sprintf("d-%05d", i),
 	}
 }
 
@@ -307,7 +308,7 @@ func readDeliveries(t testing.TB, db *DB) []schemas.Delivery {
 			latency             uint32
 			at                  time.Time
 		)
-		require.NoError(t, rows.Scan(&d.EventID, &d.Destination, &attempt, &d.Status, &httpStatus, &d.Error, &latency, &at))
+		require.NoError(t, rows.Scan(&d.EventID, &d.Destination, &attempt, &d.Status, &httpStatus, &d.Error, &latency, &at, &d.DeliveryID))
 		d.Attempt, d.HTTPStatus, d.LatencyMs, d.AtMs = int(attempt), int(httpStatus), int64(latency), at.UnixMilli()
 		out = append(out, d)
 	}
