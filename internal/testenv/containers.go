@@ -205,11 +205,11 @@ func kafkaEnv(listenHost string, port, controller int) map[string]string {
 	}
 }
 
-func startKafka(ctx context.Context) (string, error) {
+func startKafka(ctx context.Context) (endpoints, error) {
 	image := imageOr(EnvKafkaImage, DefaultKafkaImage)
 	ports, err := freePorts(2)
 	if err != nil {
-		return "", fmt.Errorf("free ports: %w", err)
+		return endpoints{}, fmt.Errorf("free ports: %w", err)
 	}
 	port, controller := ports[0], ports[1]
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -218,7 +218,7 @@ func startKafka(ctx context.Context) (string, error) {
 		c, err = runLocal(ctx, image, kafkaEnv("127.0.0.1", port, controller))
 	} else {
 		if err := needBridge(ctx, image, EnvKafkaImage); err != nil {
-			return "", err
+			return endpoints{}, err
 		}
 		// The broker listens on the port it advertises and Docker publishes that same port, so
 		// a client outside the bridge reaches what the broker names in its metadata.
@@ -233,19 +233,19 @@ func startKafka(ctx context.Context) (string, error) {
 		track(c)
 	}
 	if err != nil {
-		return "", fmt.Errorf("run %s: %w", image, err)
+		return endpoints{}, fmt.Errorf("run %s: %w", image, err)
 	}
 	if err := waitReady(ctx, c, func(ctx context.Context) error { return kafkaReady(ctx, addr) }); err != nil {
-		return "", fmt.Errorf("%s on %s: %w", image, addr, err)
+		return endpoints{}, fmt.Errorf("%s on %s: %w", image, addr, err)
 	}
-	return addr, nil
+	return endpoints{addr: addr}, nil
 }
 
-func startClickHouse(ctx context.Context) (string, error) {
+func startClickHouse(ctx context.Context) (endpoints, error) {
 	image := imageOr(EnvClickHouseImage, DefaultClickHouseImage)
 	if !strings.HasPrefix(image, LocalImagePrefix) {
 		if err := needBridge(ctx, image, EnvClickHouseImage); err != nil {
-			return "", err
+			return endpoints{}, err
 		}
 		// The default user without a password, as the tests and make services-up use it.
 		c, err := tcclickhouse.Run(ctx, image,
@@ -255,23 +255,28 @@ func startClickHouse(ctx context.Context) (string, error) {
 			track(c)
 		}
 		if err != nil {
-			return "", fmt.Errorf("run %s: %w", image, err)
+			return endpoints{}, fmt.Errorf("run %s: %w", image, err)
 		}
-		return c.ConnectionHost(ctx)
+		addr, err := c.ConnectionHost(ctx)
+		if err != nil {
+			return endpoints{}, err
+		}
+		httpAddr, err := c.PortEndpoint(ctx, "8123/tcp", "")
+		return endpoints{addr: addr, http: httpAddr}, err
 	}
 	ports, err := freePorts(2)
 	if err != nil {
-		return "", fmt.Errorf("free ports: %w", err)
+		return endpoints{}, fmt.Errorf("free ports: %w", err)
 	}
 	tcp, httpPort := strconv.Itoa(ports[0]), strconv.Itoa(ports[1])
 	c, err := runLocal(ctx, image, map[string]string{"CLICKHOUSE_TCP_PORT": tcp, "CLICKHOUSE_HTTP_PORT": httpPort})
 	if err != nil {
-		return "", fmt.Errorf("run %s: %w", image, err)
+		return endpoints{}, fmt.Errorf("run %s: %w", image, err)
 	}
 	if err := waitReady(ctx, c, func(ctx context.Context) error { return clickHouseReady(ctx, "127.0.0.1:"+httpPort) }); err != nil {
-		return "", fmt.Errorf("%s: %w", image, err)
+		return endpoints{}, fmt.Errorf("%s: %w", image, err)
 	}
-	return "127.0.0.1:" + tcp, nil
+	return endpoints{addr: "127.0.0.1:" + tcp, http: "127.0.0.1:" + httpPort}, nil
 }
 
 // waitReady polls ready until it succeeds, failing early (with the container's output) when the

@@ -18,6 +18,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +30,7 @@ const (
 	EnvClickHouse      = "TOLLGATE_TEST_CLICKHOUSE"
 	EnvKafkaImage      = "TOLLGATE_TEST_KAFKA_IMAGE"
 	EnvClickHouseImage = "TOLLGATE_TEST_CLICKHOUSE_IMAGE"
+	EnvClickHouseHTTP  = "TOLLGATE_TEST_CLICKHOUSE_HTTP" // with TOLLGATE_TEST_CLICKHOUSE; default host:8123
 	// EnvDocker=off never asks Docker: without the addresses, tests fail at once.
 	EnvDocker = "TOLLGATE_TEST_DOCKER"
 )
@@ -49,13 +51,17 @@ const startTimeout = 5 * time.Minute
 // service is one lazily resolved dependency.
 type service struct {
 	env, name string
-	start     func(ctx context.Context) (string, error)
+	start     func(ctx context.Context) (endpoints, error)
 
 	mu   sync.Mutex
 	done bool
-	addr string
+	ep   endpoints
 	err  error
 }
+
+// endpoints is where a service answers: addr for its clients, http for ClickHouse's HTTP
+// interface.
+type endpoints struct{ addr, http string }
 
 var (
 	kafka      = &service{env: EnvKafka, name: "Kafka", start: startKafka}
@@ -78,8 +84,13 @@ func RequireClickHouse() (string, error) { return clickHouse.resolve() }
 
 // KafkaAddr and ClickHouseAddr return the address already resolved in this process ("" if none
 // was): for clean-up code in TestMain that must not start anything.
-func KafkaAddr() string      { return kafka.resolved() }
-func ClickHouseAddr() string { return clickHouse.resolved() }
+func KafkaAddr() string      { return kafka.resolved().addr }
+func ClickHouseAddr() string { return clickHouse.resolved().addr }
+
+// ClickHouseHTTP returns the address of the HTTP interface of the ClickHouse that ClickHouse
+// (or RequireClickHouse) resolved: the container's, or for TOLLGATE_TEST_CLICKHOUSE the value
+// of TOLLGATE_TEST_CLICKHOUSE_HTTP, by default the same host on 8123.
+func ClickHouseHTTP() string { return clickHouse.resolved().http }
 
 func (s *service) get(t testing.TB) string {
 	t.Helper()
@@ -93,18 +104,31 @@ func (s *service) get(t testing.TB) string {
 	return addr
 }
 
+// fromEnv is a service named by its environment variable.
+func (s *service) fromEnv(v string) endpoints {
+	ep := endpoints{addr: v}
+	if s == clickHouse {
+		ep.http = os.Getenv(EnvClickHouseHTTP)
+		if ep.http == "" {
+			host, _, _ := strings.Cut(v, ":")
+			ep.http = host + ":8123"
+		}
+	}
+	return ep
+}
+
 // resolve returns the env address, or starts the container once; a failure is kept, so every
 // later test fails at once with the same line instead of trying again.
 func (s *service) resolve() (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.done {
-		return s.addr, s.err
+		return s.ep.addr, s.err
 	}
 	s.done = true
 	if v := os.Getenv(s.env); v != "" {
-		s.addr = v
-		return s.addr, nil
+		s.ep = s.fromEnv(v)
+		return s.ep.addr, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
@@ -117,21 +141,21 @@ func (s *service) resolve() (string, error) {
 		return "", s.err
 	}
 	began := time.Now()
-	addr, err := s.start(ctx)
+	ep, err := s.start(ctx)
 	if err != nil {
 		s.err = fmt.Errorf("no %s: %s is unset and its container did not start: %w", s.name, s.env, err)
 		return "", s.err
 	}
 	// A figure for the reader of the test log, not an assertion.
-	fmt.Fprintf(os.Stderr, "testenv: %s container ready on %s in %.1fs\n", s.name, addr, time.Since(began).Seconds())
-	s.addr = addr
-	return s.addr, nil
+	fmt.Fprintf(os.Stderr, "testenv: %s container ready on %s in %.1fs\n", s.name, ep.addr, time.Since(began).Seconds())
+	s.ep = ep
+	return s.ep.addr, nil
 }
 
-func (s *service) resolved() string {
+func (s *service) resolved() endpoints {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.addr
+	return s.ep
 }
 
 // Run runs the tests and then removes the containers this process started; a TestMain calls
