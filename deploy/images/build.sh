@@ -24,6 +24,7 @@ TOLLGATE=tollgate:dev
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 log() { printf 'images: %s\n' "$*"; }
+exec 3>&1 # timed reports here even when its command's output is redirected
 die() { printf 'images: ERROR: %s\n' "$*" >&2; exit 1; }
 docker info >/dev/null 2>&1 || die "no Docker engine answers (start dockerd, or run make test-containers, which does)"
 
@@ -32,7 +33,7 @@ timed() {
   local name="$1" start=$SECONDS
   shift
   "$@"
-  log "$name: $((SECONDS - start)) s"
+  log "$name: $((SECONDS - start)) s" >&3
 }
 
 # label IMAGE: the inputs hash an existing image was built from ("" if none).
@@ -81,10 +82,28 @@ start=$SECONDS
 build_base
 build_image "$CLICKHOUSE" "$HERE/clickhouse.Dockerfile" "$REPO_ROOT/deploy" \
   "$HERE/clickhouse-entrypoint.sh" "$REPO_ROOT/deploy/local/clickhouse"
-# Kafka: the jars make services-up fetched (checked against pom.xml as services-up does).
-lib="${TOLLGATE_SERVICES_DIR:-$REPO_ROOT/.services}/kafka/lib"
-[[ -f "$lib/.pom.sha256" && "$(<"$lib/.pom.sha256")" == "$(sha256sum "$REPO_ROOT/deploy/local/kafka/pom.xml" | cut -d' ' -f1)" ]] ||
-  die "no current Kafka jars in $lib: run make services-up once (it fetches them with Maven)"
+# Kafka: the jars make services-up fetched (current when their stamp matches pom.xml, as
+# services-up checks), else fetched here the same way with the host's Maven (~/.m2 cache).
+pom="$REPO_ROOT/deploy/local/kafka/pom.xml"
+pom_sum="$(sha256sum "$pom" | cut -d' ' -f1)"
+current() { [[ -f "$1/.pom.sha256" && "$(<"$1/.pom.sha256")" == "$pom_sum" ]]; }
+lib="${TOLLGATE_KAFKA_LIB:-${TOLLGATE_SERVICES_DIR:-$REPO_ROOT/.services}/kafka/lib}"
+if ! current "$lib"; then
+  lib="$CACHE/kafka-lib"
+  if ! current "$lib"; then
+    command -v mvn >/dev/null || die "no Kafka jars: run make services-up once (it fetches them with Maven), or install maven"
+    rm -rf "$lib"
+    fetch_jars() {
+      mvn -B -q -f "$pom" dependency:copy-dependencies -DoutputDirectory="$lib" &&
+        # As services-up.sh: slf4j-api must match the SLF4J 2 binding or the broker logs nothing.
+        local v && v="$(basename "$(compgen -G "$lib/slf4j-reload4j-*.jar" | head -n1)" .jar)" &&
+        v="${v#slf4j-reload4j-}" && rm -f "$lib"/slf4j-api-*.jar &&
+        mvn -B -q -f "$pom" dependency:copy -Dartifact="org.slf4j:slf4j-api:$v" -DoutputDirectory="$lib"
+    }
+    timed "mvn (Kafka jars)" fetch_jars >"$CACHE/maven.log" 2>&1 || { tail -n 20 "$CACHE/maven.log" >&2; die "maven failed"; }
+    echo "$pom_sum" >"$lib/.pom.sha256"
+  fi
+fi
 ctx="$CACHE/kafka-context"
 rm -rf "$ctx" && mkdir -p "$ctx"
 cp -r "$lib" "$ctx/libs"

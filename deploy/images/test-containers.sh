@@ -12,7 +12,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$HERE/../.." && pwd)"
-STATE="${TOLLGATE_SERVICES_DIR:-$REPO_ROOT/.services}/dockerd"
+STATE="$REPO_ROOT/.services/dockerd"
 PKGS="${TEST_CONTAINERS_PKGS:-./...}"
 
 log() { printf 'test-containers: %s\n' "$*"; }
