@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tollgate-dev/tollgate/audit"
 	"github.com/tollgate-dev/tollgate/ingest"
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
@@ -18,7 +19,6 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/logging"
 	"github.com/tollgate-dev/tollgate/processors/enforce"
 	"github.com/tollgate-dev/tollgate/sinks"
-	"github.com/tollgate-dev/tollgate/sinks/clickhouse"
 	"github.com/tollgate-dev/tollgate/sinks/registry"
 )
 
@@ -93,7 +93,7 @@ func serveLag(ctx context.Context, g *errgroup.Group, a *app) error {
 	if err != nil {
 		return err
 	}
-	groups := []string{a.cfg.ProcessorGroup(), clickhouse.ConsumerGroup(a.cfg)}
+	groups := []string{a.cfg.ProcessorGroup(), a.cfg.AuditGroup()}
 	for _, name := range a.cfg.Policy.Names {
 		groups = append(groups, sinks.Group(a.cfg, name))
 	}
@@ -147,7 +147,7 @@ func runProcessor(ctx context.Context, a *app) error {
 }
 
 func runAudit(ctx context.Context, a *app) error {
-	return clickhouse.New(a.cfg, a.log).Run(ctx)
+	return audit.New(a.cfg, a.log).Run(ctx)
 }
 
 // sinkComponents returns one runner per destination, or only the named one.

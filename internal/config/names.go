@@ -16,6 +16,9 @@ const (
 	// TopicRawDLQ receives raw records no tollgate schema wrote (poison records), with headers
 	// naming the error and where they came from.
 	TopicRawDLQ = "events.raw.dlq"
+	// TopicAuditParked receives audit records ClickHouse refused for good (docs/audit.md,
+	// "Parked rows"), with headers naming the error and where they came from.
+	TopicAuditParked = "audit.parked"
 )
 
 // DestTopic is the filtered topic of a destination ("dest.meta").

@@ -72,11 +72,12 @@ func baseOpts(cfg *config.Config, log *zap.Logger) ([]kgo.Opt, error) {
 func Topics(cfg *config.Config) map[string]map[string]*string {
 	compact := "compact"
 	topics := map[string]map[string]*string{
-		cfg.Topic(config.TopicRaw):        nil,
-		cfg.Topic(config.TopicDecisions):  nil,
-		cfg.Topic(config.TopicDeliveries): nil,
-		cfg.Topic(config.TopicState):      {"cleanup.policy": &compact},
-		cfg.Topic(config.TopicRawDLQ):     nil,
+		cfg.Topic(config.TopicRaw):         nil,
+		cfg.Topic(config.TopicDecisions):   nil,
+		cfg.Topic(config.TopicDeliveries):  nil,
+		cfg.Topic(config.TopicState):       {"cleanup.policy": &compact},
+		cfg.Topic(config.TopicRawDLQ):      nil,
+		cfg.Topic(config.TopicAuditParked): nil,
 	}
 	for _, name := range cfg.Policy.Names {
 		topics[cfg.Topic(config.DestTopic(name))] = nil

@@ -1,4 +1,4 @@
-package clickhouse
+package audit
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // returns rows: a renamed column, a wrong table or a filter that can never match fails here.
 func TestDocumentedQueries(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile("../../docs/audit.md")
+	doc, err := os.ReadFile("../docs/audit.md")
 	require.NoError(t, err)
 	blocks := regexp.MustCompile("(?s)```sql\n(.*?)```").FindAllStringSubmatch(string(doc), -1)
 	require.GreaterOrEqual(t, len(blocks), 10, "docs/audit.md promises ten queries")
@@ -61,4 +61,29 @@ func TestDocumentedQueries(t *testing.T) {
 		rows.Close()
 		require.Positive(t, n, "query %d of docs/audit.md returns no rows on its example data:\n%s", i+1, b[1])
 	}
+}
+
+// docs/audit.md documents every column of the tables the writer fills, with its type, in table
+// order: a column added, renamed or retyped without the docs fails here.
+func TestDocumentedColumns(t *testing.T) {
+	doc, err := os.ReadFile("../docs/audit.md")
+	require.NoError(t, err)
+	row := regexp.MustCompile("^\\| `([a-z_]+)` \\| ([A-Za-z0-9()]+) \\|")
+	documented := func(heading string) []column {
+		i := strings.Index(string(doc), "\n"+heading+"\n")
+		require.NotEqual(t, -1, i, "docs/audit.md has no heading %q", heading)
+		var cols []column
+		for _, line := range strings.Split(string(doc[i+len(heading)+2:]), "\n") {
+			if strings.HasPrefix(line, "#") {
+				break
+			}
+			if m := row.FindStringSubmatch(line); m != nil {
+				cols = append(cols, column{m[1], m[2]})
+			}
+		}
+		return cols
+	}
+	require.Equal(t, decisionsColumns, documented("### `decisions` (and `decisions_by_user`, the same columns)"))
+	require.Equal(t, deliveriesColumns, documented("### `deliveries`"))
+	require.Equal(t, erasuresColumns, documented("### `erasures`"))
 }

@@ -1,4 +1,4 @@
-package clickhouse
+package audit
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"time"
-
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // The reports behind `tollgate audit user|blocked|diff`. Like every read of this package they
@@ -32,16 +30,16 @@ type UserReportRow struct {
 // UserReport answers "what did we send or withhold about this user, where, under what consent,
 // and did it arrive": every live decision about userKey (oldest event first, at most limit; 0
 // for all) with the last delivery attempt of each.
-func UserReport(ctx context.Context, conn driver.Conn, database, userKey string, limit int) ([]UserReportRow, error) {
-	ds, err := UserDecisions(ctx, conn, database, userKey, limit)
+func (db *DB) UserReport(ctx context.Context, userKey string, limit int) ([]UserReportRow, error) {
+	ds, err := db.UserDecisions(ctx, userKey, limit)
 	if err != nil || len(ds) == 0 {
 		return nil, err
 	}
-	rows, err := conn.Query(ctx, `SELECT destination, event_id, count(), argMax(status, (at, attempt)),
+	rows, err := db.Query(ctx, `SELECT destination, event_id, count(), argMax(status, (at, attempt)),
 			argMax(http_status, (at, attempt)), argMax(error, (at, attempt)), max(at)
-		FROM `+qualified(database, "deliveries")+` FINAL
+		FROM `+db.table("deliveries")+` FINAL
 		WHERE (destination, event_id) IN (
-			SELECT destination, event_id FROM `+qualified(database, "decisions_by_user")+` FINAL
+			SELECT destination, event_id FROM `+db.table("decisions_by_user")+` FINAL
 			WHERE user_key = ? AND run_id = '')
 		GROUP BY destination, event_id`, userKey)
 	if err != nil {
@@ -81,12 +79,9 @@ type BlockedRow struct {
 // Blocked counts live decisions made since the given time that blocked an event, per
 // destination and reason (destination ascending, then the biggest count first). It reads the
 // decisions table with FINAL; the day partitions before since are skipped.
-func Blocked(ctx context.Context, conn driver.Conn, database string, since time.Time) ([]BlockedRow, error) {
-	if err := checkDatabase(database); err != nil {
-		return nil, err
-	}
-	rows, err := conn.Query(ctx, `SELECT destination, reason, count() AS n
-		FROM `+qualified(database, "decisions")+` FINAL
+func (db *DB) Blocked(ctx context.Context, since time.Time) ([]BlockedRow, error) {
+	rows, err := db.Query(ctx, `SELECT destination, reason, count() AS n
+		FROM `+db.table("decisions")+` FINAL
 		WHERE outcome = 'blocked' AND run_id = '' AND decided_at >= ?
 		GROUP BY destination, reason
 		ORDER BY destination, n DESC, reason`, toDateTime(since.UnixMilli()))
@@ -155,22 +150,19 @@ type DiffResult struct {
 // Diff compares the decisions of replay run runID with the live ones (run_id ”) per event and
 // destination: what the policy now configured would have decided differently — outcome, reason
 // or the fields sent. limit caps the rows returned (0: all); counts always cover every change.
-func Diff(ctx context.Context, conn driver.Conn, database, runID string, limit int) (*DiffResult, error) {
-	if err := checkDatabase(database); err != nil {
-		return nil, err
-	}
+func (db *DB) Diff(ctx context.Context, runID string, limit int) (*DiffResult, error) {
 	res := &DiffResult{RunID: runID, Counts: []DiffCount{}, Rows: []DiffRow{}}
-	if err := conn.QueryRow(ctx, `SELECT count() FROM `+qualified(database, "decisions")+` FINAL WHERE run_id = ?`, runID).Scan(&res.Compared); err != nil {
+	if err := db.QueryRow(ctx, `SELECT count() FROM `+db.table("decisions")+` FINAL WHERE run_id = ?`, runID).Scan(&res.Compared); err != nil {
 		return nil, fmt.Errorf("diff: %w", err)
 	}
 	// Field lists are compared as sets (arraySort), so an order change is no change.
-	rows, err := conn.Query(ctx, `SELECT destination, event_id, outcome, reason, fields_sent, policy_version,
+	rows, err := db.Query(ctx, `SELECT destination, event_id, outcome, reason, fields_sent, policy_version,
 			live, live_outcome, live_reason, live_fields, live_policy
 		FROM (SELECT destination, event_id, outcome, reason, fields_sent, policy_version
-			FROM `+qualified(database, "decisions")+` FINAL WHERE run_id = ?)
+			FROM `+db.table("decisions")+` FINAL WHERE run_id = ?)
 		ANY LEFT JOIN (SELECT destination, event_id, toUInt8(1) AS live, outcome AS live_outcome, reason AS live_reason,
 				fields_sent AS live_fields, policy_version AS live_policy
-			FROM `+qualified(database, "decisions")+` FINAL WHERE run_id = '')
+			FROM `+db.table("decisions")+` FINAL WHERE run_id = '')
 		USING (destination, event_id)
 		WHERE live = 0 OR outcome != live_outcome OR reason != live_reason OR arraySort(fields_sent) != arraySort(live_fields)
 		ORDER BY destination, event_id`, runID)

@@ -1,4 +1,4 @@
-package clickhouse
+package audit
 
 import (
 	"context"
@@ -19,14 +19,14 @@ const waitFor = 30 * time.Second // generous: the box is small and shared with K
 
 func count(t testing.TB, db *DB, runID string) uint64 {
 	t.Helper()
-	n, err := CountDecisions(context.Background(), db, db.Database, runID)
+	n, err := db.CountDecisions(context.Background(), runID)
 	require.NoError(t, err)
 	return n
 }
 
 func countDeliveries(t testing.TB, db *DB) uint64 {
 	t.Helper()
-	n, err := CountDeliveries(context.Background(), db, db.Database)
+	n, err := db.CountDeliveries(context.Background())
 	require.NoError(t, err)
 	return n
 }
@@ -208,7 +208,7 @@ func TestWriterRestartMidStreamNoLossNoDuplicate(t *testing.T) {
 	require.NoError(t, replay.stop())
 	require.GreaterOrEqual(t, countRaw(t, db, "decisions"), uint64(total)) // copies exist until merged away
 	require.Equal(t, uint64(total), count(t, db, ""))
-	summary, err := Summary(context.Background(), db, db.Database)
+	summary, err := db.Summary(context.Background())
 	require.NoError(t, err)
 	var sum uint64
 	for _, r := range summary {

@@ -1,4 +1,4 @@
-package clickhouse
+package audit
 
 import (
 	"context"
@@ -47,9 +47,9 @@ func startPrivateServer(t testing.TB) *privateServer {
 		require.NoError(t, err, "no clickhouse-server or clickhouse binary on PATH: run make services-up")
 		bin = []string{"clickhouse", "server"}
 	}
-	tmpl, err := os.ReadFile("../../deploy/local/clickhouse/config.xml")
+	tmpl, err := os.ReadFile("../deploy/local/clickhouse/config.xml")
 	require.NoError(t, err)
-	users, err := os.ReadFile("../../deploy/local/clickhouse/users.xml")
+	users, err := os.ReadFile("../deploy/local/clickhouse/users.xml")
 	require.NoError(t, err)
 	dir := t.TempDir()
 	tcp, http := freePort(t), freePort(t)

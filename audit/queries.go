@@ -1,21 +1,17 @@
-package clickhouse
+package audit
 
 import (
 	"context"
 	"fmt"
-	"io"
 	"strconv"
-	"strings"
 	"time"
-
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // The read side: every query reads with FINAL (or, for the summaries, merges the daily tables'
 // uniqExact states), so copies of a row written twice (a replay, a restarted writer) count once.
 // FINAL merges at read time and costs more than a plain SELECT on big tables; the daily
-// summaries are the cheap path for long ranges. The queries take any driver.Conn (a *DB is one) and
-// the database name.
+// summaries are the cheap path for long ranges. Every query is a method of *DB and returns data;
+// printing it (tables, JSON, CSV) is the command line's business.
 
 // SummaryRow counts live decisions of one destination, outcome and reason.
 type SummaryRow struct {
@@ -29,12 +25,9 @@ type SummaryRow struct {
 // ordered by destination, outcome, reason: the "what got forwarded and blocked, and why" report.
 // It reads the daily summary table, so its cost does not grow with the decisions table; rows
 // deleted by an erasure still count there (the counts hold no personal data).
-func Summary(ctx context.Context, conn driver.Conn, database string) ([]SummaryRow, error) {
-	if err := checkDatabase(database); err != nil {
-		return nil, err
-	}
-	rows, err := conn.Query(ctx, `SELECT destination, outcome, reason, uniqExactMerge(events)
-		FROM `+qualified(database, "decisions_daily")+`
+func (db *DB) Summary(ctx context.Context) ([]SummaryRow, error) {
+	rows, err := db.Query(ctx, `SELECT destination, outcome, reason, uniqExactMerge(events)
+		FROM `+db.table("decisions_daily")+`
 		WHERE run_id = ''
 		GROUP BY destination, outcome, reason
 		ORDER BY destination, outcome, reason`)
@@ -66,12 +59,9 @@ type DeliverySummaryRow struct {
 // DeliverySummary counts delivery attempts per destination and status, ordered by both. It
 // counts attempts, not events: an event delivered at its third attempt counts once as
 // "delivered" and twice as "retrying". It reads the daily summary table.
-func DeliverySummary(ctx context.Context, conn driver.Conn, database string) ([]DeliverySummaryRow, error) {
-	if err := checkDatabase(database); err != nil {
-		return nil, err
-	}
-	rows, err := conn.Query(ctx, `SELECT destination, status, uniqExactMerge(attempts)
-		FROM `+qualified(database, "deliveries_daily")+`
+func (db *DB) DeliverySummary(ctx context.Context) ([]DeliverySummaryRow, error) {
+	rows, err := db.Query(ctx, `SELECT destination, status, uniqExactMerge(attempts)
+		FROM `+db.table("deliveries_daily")+`
 		GROUP BY destination, status
 		ORDER BY destination, status`)
 	if err != nil {
@@ -94,24 +84,18 @@ func DeliverySummary(ctx context.Context, conn driver.Conn, database string) ([]
 
 // CountDecisions counts the decisions of one run: runID "" for live traffic, else a replay's run
 // id. Copies count once.
-func CountDecisions(ctx context.Context, conn driver.Conn, database, runID string) (uint64, error) {
-	if err := checkDatabase(database); err != nil {
-		return 0, err
-	}
+func (db *DB) CountDecisions(ctx context.Context, runID string) (uint64, error) {
 	var n uint64
-	if err := conn.QueryRow(ctx, `SELECT count() FROM `+qualified(database, "decisions")+` FINAL WHERE run_id = ?`, runID).Scan(&n); err != nil {
+	if err := db.QueryRow(ctx, `SELECT count() FROM `+db.table("decisions")+` FINAL WHERE run_id = ?`, runID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count decisions: %w", err)
 	}
 	return n, nil
 }
 
 // CountDeliveries counts delivery attempts. Copies count once.
-func CountDeliveries(ctx context.Context, conn driver.Conn, database string) (uint64, error) {
-	if err := checkDatabase(database); err != nil {
-		return 0, err
-	}
+func (db *DB) CountDeliveries(ctx context.Context) (uint64, error) {
 	var n uint64
-	if err := conn.QueryRow(ctx, `SELECT count() FROM `+qualified(database, "deliveries")+` FINAL`).Scan(&n); err != nil {
+	if err := db.QueryRow(ctx, `SELECT count() FROM `+db.table("deliveries")+` FINAL`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count deliveries: %w", err)
 	}
 	return n, nil
@@ -139,19 +123,16 @@ type UserDecision struct {
 // live decisions (replays excluded) about userKey, oldest event first, at most limit of them
 // (0: no limit). It reads decisions_by_user, which is ordered by user, so it touches only that
 // user's rows.
-func UserDecisions(ctx context.Context, conn driver.Conn, database, userKey string, limit int) ([]UserDecision, error) {
-	if err := checkDatabase(database); err != nil {
-		return nil, err
-	}
+func (db *DB) UserDecisions(ctx context.Context, userKey string, limit int) ([]UserDecision, error) {
 	q := `SELECT event_time, decided_at, event_id, event_name, destination, outcome, reason, purpose,
 			jurisdiction, gpc, fields_sent, fields_stripped, policy_version, run_id
-		FROM ` + qualified(database, "decisions_by_user") + ` FINAL
+		FROM ` + db.table("decisions_by_user") + ` FINAL
 		WHERE user_key = ? AND run_id = ''
 		ORDER BY event_time, event_id, destination`
 	if limit > 0 {
 		q += " LIMIT " + strconv.Itoa(limit)
 	}
-	rows, err := conn.Query(ctx, q, userKey)
+	rows, err := db.Query(ctx, q, userKey)
 	if err != nil {
 		return nil, fmt.Errorf("user decisions: %w", err)
 	}
@@ -174,68 +155,4 @@ func UserDecisions(ctx context.Context, conn driver.Conn, database, userKey stri
 		return nil, fmt.Errorf("user decisions: %w", err)
 	}
 	return out, nil
-}
-
-// FormatSummary prints rows as an aligned text table with a header and a total line:
-//
-//	DESTINATION  OUTCOME    REASON      COUNT
-//	ga4          forwarded  consented      12
-//	meta         blocked    no_consent      3
-//	total                                  15
-func FormatSummary(w io.Writer, rows []SummaryRow) error {
-	var total uint64
-	lines := [][]string{{"DESTINATION", "OUTCOME", "REASON", "COUNT"}}
-	for _, r := range rows {
-		lines = append(lines, []string{r.Destination, r.Outcome, r.Reason, strconv.FormatUint(r.Count, 10)})
-		total += r.Count
-	}
-	lines = append(lines, []string{"total", "", "", strconv.FormatUint(total, 10)})
-	return writeTable(w, lines)
-}
-
-// FormatDeliverySummary prints rows as an aligned text table with a header and a total line.
-func FormatDeliverySummary(w io.Writer, rows []DeliverySummaryRow) error {
-	var total uint64
-	lines := [][]string{{"DESTINATION", "STATUS", "ATTEMPTS"}}
-	for _, r := range rows {
-		lines = append(lines, []string{r.Destination, r.Status, strconv.FormatUint(r.Count, 10)})
-		total += r.Count
-	}
-	lines = append(lines, []string{"total", "", strconv.FormatUint(total, 10)})
-	return writeTable(w, lines)
-}
-
-// writeTable pads every column to its widest cell, two spaces apart; the last column (a
-// number) is right-aligned, the others left-aligned. (text/tabwriter cannot right-align one
-// column only.) Widths count runes, which is exact for the ASCII names policies use.
-func writeTable(w io.Writer, lines [][]string) error {
-	if len(lines) == 0 {
-		return nil
-	}
-	cols := len(lines[0])
-	width := make([]int, cols)
-	for _, l := range lines {
-		for i, c := range l {
-			width[i] = max(width[i], len([]rune(c)))
-		}
-	}
-	for _, l := range lines {
-		var b []byte
-		for i, c := range l {
-			pad := width[i] - len([]rune(c))
-			switch {
-			case i == cols-1:
-				b = append(b, strings.Repeat(" ", pad)...)
-				b = append(b, c...)
-			default:
-				b = append(b, c...)
-				b = append(b, strings.Repeat(" ", pad+2)...)
-			}
-		}
-		b = append(b, '\n')
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
-	}
-	return nil
 }

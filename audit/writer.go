@@ -1,11 +1,10 @@
-package clickhouse
+package audit
 
 import (
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -14,29 +13,26 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
+	"github.com/tollgate-dev/tollgate/internal/backoff"
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
-// ConsumerGroup is the Kafka consumer group of the audit writer. Run several writers and Kafka
-// spreads the audit topics' partitions between them. Like topics, it starts with the topic
-// prefix, so deployments sharing a broker stay apart.
-func ConsumerGroup(cfg *config.Config) string { return cfg.Kafka.TopicPrefix + "audit" }
-
 const (
 	// finalFlushTimeout bounds the last insert and commit when Run's context ends, and the flush
-	// before partitions are given up in a rebalance. The contract gives a whole process 10 s to
-	// stop; what cannot be written in this time stays uncommitted and is read again later.
+	// before partitions are given up in a rebalance. A whole process has 10 s to stop; what
+	// cannot be written in this time stays uncommitted and is read again later.
 	finalFlushTimeout = 5 * time.Second
-	// Backoff between insert attempts while ClickHouse fails: doubled from the first to the max,
-	// with full jitter so several writers do not retry in step.
-	retryBackoffMin = 100 * time.Millisecond
-	retryBackoffMax = 10 * time.Second
 	// attemptTimeout bounds one insert attempt, so a server that accepts connections but never
 	// answers cannot hold the buffer lock past the group's rebalance timeout (60 s).
 	attemptTimeout = 30 * time.Second
 )
+
+// retryBackoff spaces the attempts while ClickHouse fails (connect and insert), with "equal"
+// jitter (backoff.Policy.Equal) so several writers do not retry in step and none hammers a
+// server that is down.
+var retryBackoff = backoff.Policy{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
 
 // Writer consumes the audit topics and writes them to ClickHouse. See Run.
 type Writer struct {
@@ -50,6 +46,7 @@ type Writer struct {
 	decisions     string // topic names
 	deliveries    string
 	state         string
+	parked        string // where rows ClickHouse refuses for good go (park.go)
 
 	// erased holds the SHA-256 of every erased user key this writer knows of (see
 	// filterErased); erasedSince is the server time to read new erasures from.
@@ -76,11 +73,11 @@ type topicPartition struct {
 // buffer holds what was polled but is not committed yet.
 type buffer struct {
 	decisions   []schemas.Decision
-	decisionTPs []topicPartition // partition each decision came from
+	decisionSrc []source // where each decision came from
 	deliveries  []schemas.Delivery
-	deliveryTPs []topicPartition
+	deliverySrc []source
 	erasures    []string // user keys erased (consent-state records with Erased set)
-	erasureTPs  []topicPartition
+	erasureSrc  []source
 	// offsets is the offset to commit per partition once the rows above are inserted: one past
 	// the last record polled, decodable or not (a skipped poison record is done with too). It
 	// outlives a failed commit, to be retried with the next flush.
@@ -103,24 +100,32 @@ func (b *buffer) drop(parts map[string][]int32) {
 			delete(b.offsets, topicPartition{t, p})
 		}
 	}
-	b.decisions, b.decisionTPs = keep(b.decisions, b.decisionTPs, gone)
-	b.deliveries, b.deliveryTPs = keep(b.deliveries, b.deliveryTPs, gone)
-	b.erasures, b.erasureTPs = keep(b.erasures, b.erasureTPs, gone)
+	b.decisions, b.decisionSrc = keep(b.decisions, b.decisionSrc, gone)
+	b.deliveries, b.deliverySrc = keep(b.deliveries, b.deliverySrc, gone)
+	b.erasures, b.erasureSrc = keep(b.erasures, b.erasureSrc, gone)
 	if !b.pending() {
 		b.since = time.Time{}
 	}
 }
 
-func keep[T any](rows []T, tps []topicPartition, gone map[topicPartition]bool) ([]T, []topicPartition) {
+func keep[T any](rows []T, src []source, gone map[topicPartition]bool) ([]T, []source) {
 	n := 0
 	for i := range rows {
-		if !gone[tps[i]] {
-			rows[n], tps[n] = rows[i], tps[i]
+		if !gone[src[i].tp] {
+			rows[n], src[n] = rows[i], src[i]
 			n++
 		}
 	}
 	clear(rows[n:])
-	return rows[:n], tps[:n]
+	clear(src[n:])
+	return rows[:n], src[:n]
+}
+
+// reset empties rows and src, dropping references to the strings and record values.
+func reset[T any](rows []T, src []source) ([]T, []source) {
+	clear(rows)
+	clear(src)
+	return rows[:0], src[:0]
 }
 
 // New returns a writer for the configured ClickHouse and audit topics. A BatchSize or
@@ -130,13 +135,14 @@ func New(cfg *config.Config, log *zap.Logger) *Writer {
 	w := &Writer{
 		cfg:           cfg,
 		log:           log.Named("audit"),
-		group:         ConsumerGroup(cfg),
+		group:         cfg.AuditGroup(),
 		batchSize:     cfg.ClickHouse.BatchSize,
 		flushInterval: cfg.ClickHouse.FlushInterval,
 		retention:     cfg.ClickHouse.Retention,
 		decisions:     cfg.Topic(config.TopicDecisions),
 		deliveries:    cfg.Topic(config.TopicDeliveries),
 		state:         cfg.Topic(config.TopicState),
+		parked:        cfg.Topic(config.TopicAuditParked),
 		erased:        map[[32]byte]struct{}{},
 	}
 	if w.batchSize <= 0 {
@@ -150,7 +156,7 @@ func New(cfg *config.Config, log *zap.Logger) *Writer {
 }
 
 // Run connects to ClickHouse (waiting for it if it is down), applies the migrations, then
-// consumes the decisions and deliveries topics in consumer group ConsumerGroup(cfg) until ctx ends.
+// consumes the decisions and deliveries topics in consumer group cfg.AuditGroup() until ctx ends.
 //
 // Only committed Kafka transactions are read (the consent processor writes decisions
 // transactionally). Rows are inserted in batches of up to BatchSize rows, at least every
@@ -158,9 +164,11 @@ func New(cfg *config.Config, log *zap.Logger) *Writer {
 // at any moment loses nothing: at worst rows are inserted twice, and copies collapse under
 // SELECT ... FINAL. A record that does not decode is logged (topic, partition, offset) and
 // skipped. While ClickHouse fails, the batch is kept and retried with backoff, nothing is
-// committed and no more records are polled. When ctx ends Run makes a last flush and commit
-// (bounded by a few seconds) and returns nil; it returns an error only for what retrying cannot
-// fix (a bad database name, audit tables with the wrong columns, an unusable Kafka config).
+// committed and no more records are polled; rows ClickHouse refuses for good (see permanent) are
+// parked instead (park.go) and the rest of the batch is inserted. When ctx ends Run makes a last
+// flush and commit (bounded by a few seconds) and returns nil; it returns an error only for what
+// retrying cannot fix (a bad database name, audit tables with the wrong columns, an unusable
+// Kafka config).
 // Call Run once per Writer.
 func (w *Writer) Run(ctx context.Context) error {
 	if err := checkDatabase(w.cfg.ClickHouse.Database); err != nil {
@@ -212,14 +220,11 @@ func (w *Writer) Run(ctx context.Context) error {
 // connect opens ClickHouse and migrates, retrying while it fails (e.g. the server is still
 // starting). It returns nil, nil if ctx ends first, and an error only for a schema mismatch.
 func (w *Writer) connect(ctx context.Context) (*DB, error) {
-	var (
-		backoff = retryBackoffMin
-		first   time.Time
-	)
-	for {
+	var first time.Time
+	for attempt := 1; ; attempt++ {
 		db, err := Open(ctx, w.cfg)
 		if err == nil {
-			if err = Migrate(ctx, db, db.Database); err == nil {
+			if err = db.Migrate(ctx); err == nil {
 				if !first.IsZero() {
 					w.log.Info("clickhouse is reachable again", zap.Duration("after", time.Since(first)))
 				}
@@ -238,10 +243,9 @@ func (w *Writer) connect(ctx context.Context) (*DB, error) {
 			first = time.Now()
 			w.log.Warn("cannot reach clickhouse; retrying until it answers", zap.String("addr", w.cfg.ClickHouse.Addr), zap.Error(err))
 		}
-		if !sleep(ctx, jitter(backoff)) {
+		if backoff.Sleep(ctx, retryBackoff.Equal(attempt)) != nil {
 			return nil, nil
 		}
-		backoff = min(2*backoff, retryBackoffMax)
 	}
 }
 
@@ -269,6 +273,7 @@ func (w *Writer) consume(ctx context.Context) {
 				return
 			}
 			fetchErrs++
+			countError(errFetch)
 			w.log.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", partition), zap.Error(err))
 		})
 		w.mu.Lock()
@@ -285,7 +290,7 @@ func (w *Writer) consume(ctx context.Context) {
 		}
 		w.cl.AllowRebalance()
 		if fetchErrs > 0 && fetches.NumRecords() == 0 {
-			sleep(ctx, time.Second) // a persistent fetch error must not turn into a busy loop
+			_ = backoff.Sleep(ctx, time.Second) // a persistent fetch error must not turn into a busy loop
 		}
 	}
 }
@@ -293,7 +298,9 @@ func (w *Writer) consume(ctx context.Context) {
 // add buffers one polled record. The caller holds mu.
 func (w *Writer) add(r *kgo.Record) {
 	tp := topicPartition{r.Topic, r.Partition}
+	src := source{tp: tp, offset: r.Offset, key: r.Key, value: r.Value}
 	w.buf.offsets[tp] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+	received.Inc()
 	if w.buf.since.IsZero() {
 		w.buf.since = time.Now()
 	}
@@ -303,13 +310,13 @@ func (w *Writer) add(r *kgo.Record) {
 		var d schemas.Decision
 		if d, err = schemas.Decisions.Decode(r.Value); err == nil {
 			w.buf.decisions = append(w.buf.decisions, d)
-			w.buf.decisionTPs = append(w.buf.decisionTPs, tp)
+			w.buf.decisionSrc = append(w.buf.decisionSrc, src)
 		}
 	case w.deliveries:
 		var d schemas.Delivery
 		if d, err = schemas.Deliveries.Decode(r.Value); err == nil {
 			w.buf.deliveries = append(w.buf.deliveries, d)
-			w.buf.deliveryTPs = append(w.buf.deliveryTPs, tp)
+			w.buf.deliverySrc = append(w.buf.deliverySrc, src)
 		}
 	case w.state:
 		// The compacted consent-state changelog: the full merged state of one user per record.
@@ -320,7 +327,7 @@ func (w *Writer) add(r *kgo.Record) {
 		var u schemas.ConsentUpdate
 		if u, err = schemas.ConsentUpdates.Decode(r.Value); err == nil && u.Erased {
 			w.buf.erasures = append(w.buf.erasures, u.UserKey)
-			w.buf.erasureTPs = append(w.buf.erasureTPs, tp)
+			w.buf.erasureSrc = append(w.buf.erasureSrc, src)
 		}
 	default:
 		err = errors.New("not an audit topic")
@@ -328,6 +335,8 @@ func (w *Writer) add(r *kgo.Record) {
 	if err != nil {
 		// Skipped, and committed with the batch: a poison record must never stall a partition.
 		// The value is not logged: it may hold personal data.
+		countError(errDecode)
+		countDiscarded(discardInvalid, 1)
 		w.log.Warn("skipping an audit record that does not decode", zap.String("topic", r.Topic),
 			zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset), zap.Error(err))
 	}
@@ -340,7 +349,6 @@ func (w *Writer) add(r *kgo.Record) {
 // of its own and otherwise hands the revoked partitions' records back to Kafka.
 func (w *Writer) flushRetrying(ctx context.Context) {
 	var (
-		backoff  = retryBackoffMin
 		failedAt time.Time
 		attempts int
 	)
@@ -362,21 +370,21 @@ func (w *Writer) flushRetrying(ctx context.Context) {
 			return
 		}
 		attempts++
+		countError(errTransient)
 		if attempts == 1 { // once per failure streak; the recovery is logged too
 			failedAt = time.Now()
 			w.log.Warn("clickhouse insert failed; keeping the batch and retrying until it succeeds",
 				zap.Int("rows", rows), zap.Error(err))
 		}
 		w.cl.AllowRebalance()
-		if !sleep(ctx, jitter(backoff)) {
+		if backoff.Sleep(ctx, retryBackoff.Equal(attempts)) != nil {
 			return
 		}
-		backoff = min(2*backoff, retryBackoffMax)
 	}
 }
 
 // flushLocked inserts the buffered rows and applies the buffered erasures, then commits the
-// offsets of every record they came from. It returns an insert or erasure error; a commit error
+// offsets of every record they came from. It returns an insert, parking or erasure error; a commit error
 // is only logged (the rows are in ClickHouse, the offsets are kept and go with the next commit,
 // and at worst the records are read and inserted again after a restart, which FINAL absorbs).
 // Every step is idempotent, so a failed flush is simply retried whole. The caller holds mu.
@@ -386,20 +394,27 @@ func (w *Writer) flushLocked(ctx context.Context) error {
 		if err := w.refreshErased(ctx); err != nil {
 			return err
 		}
-		keep := w.filterErased(b.decisions)
-		if err := w.db.InsertDecisions(ctx, keep); err != nil {
+		keep, src := w.filterErased(b.decisions, b.decisionSrc)
+		if err := insertOrPark(ctx, "decisions", keep, src, w.db.InsertDecisions, w.parker("decisions")); err != nil {
 			return err
 		}
 		if err := w.eraseLateArrivals(ctx, keep); err != nil {
 			return err
 		}
+		countDiscarded(discardErased, len(b.decisions)-len(keep))
+		// Done with: a retry of a later step must not insert or park these again.
+		b.decisions, b.decisionSrc = reset(b.decisions, b.decisionSrc)
 	}
 	if len(b.deliveries) > 0 {
-		if err := w.db.InsertDeliveries(ctx, b.deliveries); err != nil {
+		if err := insertOrPark(ctx, "deliveries", b.deliveries, b.deliverySrc, w.db.InsertDeliveries, w.parker("deliveries")); err != nil {
 			return err
 		}
+		b.deliveries, b.deliverySrc = reset(b.deliveries, b.deliverySrc)
 	}
 	// Erasures after the inserts: a user's rows polled in this batch are deleted with the rest.
+	// An erasure is never parked: its statements are fixed and the user key a bound parameter,
+	// so only a server or schema fault can fail it, and giving up a deletion the law asks for is
+	// worse than waiting for the fix.
 	for _, user := range b.erasures {
 		if err := w.db.EraseUser(ctx, user); err != nil {
 			return err
@@ -410,15 +425,12 @@ func (w *Writer) flushLocked(ctx context.Context) error {
 	if w.afterInsert != nil {
 		w.afterInsert()
 	}
-	clear(b.decisions) // drop references to the strings
-	b.decisions, b.decisionTPs = b.decisions[:0], b.decisionTPs[:0]
-	clear(b.deliveries)
-	b.deliveries, b.deliveryTPs = b.deliveries[:0], b.deliveryTPs[:0]
-	clear(b.erasures)
-	b.erasures, b.erasureTPs = b.erasures[:0], b.erasureTPs[:0]
+	b.erasures, b.erasureSrc = reset(b.erasures, b.erasureSrc)
+	batchesWritten.Inc()
 	if b.pending() {
 		if err := w.commit(ctx, b.offsets); err != nil {
 			if ctx.Err() == nil { // else Run is stopping, and finalFlush commits again
+				countError(errCommit)
 				w.log.Warn("offset commit failed; retrying with the next batch", zap.Error(err))
 			}
 			return nil
@@ -464,12 +476,12 @@ func (w *Writer) finalFlush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	rows := w.buf.rows()
-	for backoff := retryBackoffMin; ; backoff = min(2*backoff, retryBackoffMax) {
+	for attempt := 1; ; attempt++ {
 		err := w.flushLocked(ctx)
 		if err == nil {
 			break
 		}
-		if !sleep(ctx, jitter(backoff)) {
+		if backoff.Sleep(ctx, retryBackoff.Equal(attempt)) != nil {
 			w.log.Warn("final clickhouse insert failed; the records stay uncommitted and are read again at the next start",
 				zap.Int("rows", rows), zap.Error(err))
 			w.buf.drop(w.buf.partitions())
@@ -511,21 +523,4 @@ func (w *Writer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int3
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf.drop(lost)
-}
-
-// jitter returns a random duration in [d/2, d].
-func jitter(d time.Duration) time.Duration {
-	return d/2 + rand.N(d/2+1)
-}
-
-// sleep waits d or until ctx ends; it reports whether the full time passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -1,4 +1,4 @@
-package clickhouse
+package audit
 
 import (
 	"context"
@@ -61,7 +61,7 @@ func (db *DB) ApplyRetention(ctx context.Context, now time.Time, anonymizeAfter,
 			return res, fmt.Errorf("retention: anonymise: %w", err)
 		}
 		res.Dropped = append(res.Dropped, dropped...)
-		if err := waitMutations(ctx, db, db.Database); err != nil {
+		if err := db.waitMutations(ctx); err != nil {
 			return res, fmt.Errorf("retention: %w", err)
 		}
 	}

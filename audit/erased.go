@@ -1,4 +1,4 @@
-package clickhouse
+package audit
 
 import (
 	"context"
@@ -61,31 +61,37 @@ func (w *Writer) readErased(ctx context.Context) (added int, err error) {
 	return added, nil
 }
 
-// filterErased returns the decisions to insert: all of ds but those of erased users made before
-// the erasure. It reuses ds's array only when nothing is dropped.
-func (w *Writer) filterErased(ds []schemas.Decision) []schemas.Decision {
+// filterErased returns the decisions to insert, with their sources: all of ds but those of
+// erased users made before the erasure. It reuses ds's and src's arrays only when nothing is
+// dropped.
+func (w *Writer) filterErased(ds []schemas.Decision, src []source) ([]schemas.Decision, []source) {
 	if len(w.erased) == 0 {
-		return ds
+		return ds, src
 	}
-	var out []schemas.Decision
+	var (
+		out    []schemas.Decision
+		outSrc []source
+	)
 	dropped := 0
 	for i := range ds {
 		if ds[i].Reason != "erased" && w.isErased(ds[i].UserKey) {
 			if out == nil {
 				out = append(make([]schemas.Decision, 0, len(ds)), ds[:i]...)
+				outSrc = append(make([]source, 0, len(ds)), src[:i]...)
 			}
 			dropped++
 			continue
 		}
 		if out != nil {
 			out = append(out, ds[i])
+			outSrc = append(outSrc, src[i])
 		}
 	}
 	if dropped == 0 {
-		return ds
+		return ds, src
 	}
 	w.log.Info("dropped decisions of erased users", zap.Int("decisions", dropped))
-	return out
+	return out, outSrc
 }
 
 func (w *Writer) isErased(userKey string) bool {

@@ -1,4 +1,4 @@
-package clickhouse
+package audit
 
 import (
 	"context"
@@ -26,7 +26,7 @@ func TestWriterSurvivesClickHouseRestart(t *testing.T) {
 	ctx := context.Background()
 	db, err := Open(ctx, cfg)
 	require.NoError(t, err)
-	require.NoError(t, Migrate(ctx, db, db.Database)) // before the writer does: the test reads the tables at once
+	require.NoError(t, db.Migrate(ctx)) // before the writer does: the test reads the tables at once
 	group := testGroup(t, cfg)
 	p := producer(t, cfg)
 	log, logs := testLogger(t)

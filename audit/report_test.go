@@ -1,4 +1,4 @@
-package clickhouse
+package audit
 
 import (
 	"context"
@@ -36,7 +36,7 @@ func TestUserReportAndBlocked(t *testing.T) {
 		{EventID: "e-1", Destination: "meta", Attempt: 2, Status: "delivered", HTTPStatus: 200, AtMs: now.Add(-160 * time.Minute).UnixMilli()},
 	}))
 
-	rep, err := UserReport(ctx, db, db.Database, "ann", 0)
+	rep, err := db.UserReport(ctx, "ann", 0)
 	require.NoError(t, err)
 	require.Len(t, rep, 3)
 	require.Equal(t, []string{"ga4", "meta", "meta"}, []string{rep[0].Destination, rep[1].Destination, rep[2].Destination})
@@ -46,10 +46,10 @@ func TestUserReportAndBlocked(t *testing.T) {
 	require.Equal(t, "gpc", rep[2].Reason)
 	require.Nil(t, rep[2].Delivery)
 
-	blocked, err := Blocked(ctx, db, db.Database, now.Add(-24*time.Hour))
+	blocked, err := db.Blocked(ctx, now.Add(-24*time.Hour))
 	require.NoError(t, err)
 	require.Equal(t, []BlockedRow{{"ga4", "no_consent", 1}, {"meta", "gpc", 2}}, blocked)
-	blocked, err = Blocked(ctx, db, db.Database, now.Add(-72*time.Hour))
+	blocked, err = db.Blocked(ctx, now.Add(-72*time.Hour))
 	require.NoError(t, err)
 	require.Equal(t, []BlockedRow{{"ga4", "no_consent", 1}, {"meta", "gpc", 2}, {"meta", "no_consent", 1}}, blocked)
 }
@@ -76,7 +76,7 @@ func TestDiff(t *testing.T) {
 	require.NoError(t, db.InsertDecisions(ctx, append(live, replay...)))
 	require.NoError(t, db.InsertDecisions(ctx, replay)) // copies count once
 
-	res, err := Diff(ctx, db, db.Database, "r1", 0)
+	res, err := db.Diff(ctx, "r1", 0)
 	require.NoError(t, err)
 	require.Equal(t, uint64(5), res.Compared)
 	require.Equal(t, uint64(3), res.Changed)
@@ -93,12 +93,12 @@ func TestDiff(t *testing.T) {
 	require.Equal(t, "v1", meta.Live.PolicyVersion)
 	require.Nil(t, res.Rows[2].Live)
 
-	res, err = Diff(ctx, db, db.Database, "r1", 1)
+	res, err = db.Diff(ctx, "r1", 1)
 	require.NoError(t, err)
 	require.Equal(t, uint64(3), res.Changed, "counts cover every change")
 	require.Len(t, res.Rows, 1)
 
-	res, err = Diff(ctx, db, db.Database, "no-such-run", 0)
+	res, err = db.Diff(ctx, "no-such-run", 0)
 	require.NoError(t, err)
 	require.Equal(t, uint64(0), res.Compared)
 	require.Empty(t, res.Rows)

@@ -1,7 +1,6 @@
-package clickhouse
+package audit
 
 import (
-	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -10,35 +9,6 @@ import (
 
 	"github.com/tollgate-dev/tollgate/schemas"
 )
-
-func TestFormatSummary(t *testing.T) {
-	var b bytes.Buffer
-	require.NoError(t, FormatSummary(&b, []SummaryRow{
-		{"ga4", "forwarded", "consented", 1200},
-		{"meta", "blocked", "no_consent", 3},
-		{"meta", "blocked", "gpc", 45},
-	}))
-	require.Equal(t, ""+
-		"DESTINATION  OUTCOME    REASON      COUNT\n"+
-		"ga4          forwarded  consented    1200\n"+
-		"meta         blocked    no_consent      3\n"+
-		"meta         blocked    gpc            45\n"+
-		"total                                1248\n", b.String())
-
-	b.Reset()
-	require.NoError(t, FormatSummary(&b, nil))
-	require.Equal(t, ""+
-		"DESTINATION  OUTCOME  REASON  COUNT\n"+
-		"total                             0\n", b.String())
-
-	b.Reset()
-	require.NoError(t, FormatDeliverySummary(&b, []DeliverySummaryRow{{"ga4", "delivered", 10}, {"webhook-ops", "retrying", 2}}))
-	require.Equal(t, ""+
-		"DESTINATION  STATUS     ATTEMPTS\n"+
-		"ga4          delivered        10\n"+
-		"webhook-ops  retrying          2\n"+
-		"total                         12\n", b.String())
-}
 
 func TestQueries(t *testing.T) {
 	t.Parallel()
@@ -61,7 +31,7 @@ func TestQueries(t *testing.T) {
 	require.NoError(t, db.InsertDecisions(ctx, ds))
 	require.NoError(t, db.InsertDecisions(ctx, ds[:2])) // copies count once
 
-	summary, err := Summary(ctx, db, db.Database)
+	summary, err := db.Summary(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []SummaryRow{
 		{"ga4", "forwarded", "consented", 1},
@@ -69,14 +39,14 @@ func TestQueries(t *testing.T) {
 		{"meta", "forwarded", "consented", 1},
 	}, summary)
 
-	n, err := CountDecisions(ctx, db, db.Database, "")
+	n, err := db.CountDecisions(ctx, "")
 	require.NoError(t, err)
 	require.Equal(t, uint64(4), n)
-	n, err = CountDecisions(ctx, db, db.Database, "run-a")
+	n, err = db.CountDecisions(ctx, "run-a")
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), n)
 
-	user, err := UserDecisions(ctx, db, db.Database, "u-1", 0)
+	user, err := db.UserDecisions(ctx, "u-1", 0)
 	require.NoError(t, err)
 	require.Equal(t, []UserDecision{
 		{EventTime: time.Date(2026, 11, 23, 10, 2, 0, 0, time.UTC), DecidedAt: time.Date(2026, 11, 23, 10, 2, 1, 0, time.UTC),
@@ -86,11 +56,11 @@ func TestQueries(t *testing.T) {
 			EventID: "e-1", EventName: "purchase", Destination: "meta", Outcome: "blocked", Reason: "no_consent", Purpose: "marketing",
 			Jurisdiction: "EU", FieldsSent: []string{"context.page_url"}, FieldsStripped: []string{"properties.email"}, PolicyVersion: "v1"},
 	}, user)
-	user, err = UserDecisions(ctx, db, db.Database, "u-2", 1)
+	user, err = db.UserDecisions(ctx, "u-2", 1)
 	require.NoError(t, err)
 	require.Len(t, user, 1)
 	require.Equal(t, "e-4", user[0].EventID)
-	user, err = UserDecisions(ctx, db, db.Database, "nobody' OR '1'='1", 0)
+	user, err = db.UserDecisions(ctx, "nobody' OR '1'='1", 0)
 	require.NoError(t, err)
 	require.Empty(t, user)
 
@@ -100,10 +70,10 @@ func TestQueries(t *testing.T) {
 		{EventID: "e-4", Destination: "meta", Attempt: 1, Status: "delivered", HTTPStatus: 200, LatencyMs: 15, AtMs: 3_000},
 		{EventID: "e-4", Destination: "meta", Attempt: 1, Status: "delivered", HTTPStatus: 200, LatencyMs: 15, AtMs: 3_000},
 	}))
-	ds2, err := DeliverySummary(ctx, db, db.Database)
+	ds2, err := db.DeliverySummary(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []DeliverySummaryRow{{"ga4", "delivered", 1}, {"ga4", "retrying", 1}, {"meta", "delivered", 1}}, ds2)
-	n, err = CountDeliveries(ctx, db, db.Database)
+	n, err = db.CountDeliveries(ctx)
 	require.NoError(t, err)
 	require.Equal(t, uint64(3), n)
 }

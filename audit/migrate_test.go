@@ -1,4 +1,4 @@
-package clickhouse
+package audit
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
-// The tables must have exactly the contract's columns (CONTRACT.md §6), in its order.
+// The tables must have exactly the documented columns (docs/audit.md, "Tables"), in that order.
 func TestMigrateCreatesContractTables(t *testing.T) {
 	t.Parallel()
 	db := openDB(t, testConfig(t))
@@ -33,11 +33,11 @@ func TestMigrateCreatesContractTables(t *testing.T) {
 		{"reason", "String"}, {"purpose", "String"}, {"jurisdiction", "String"}, {"gpc", "UInt8"},
 		{"fields_sent", "Array(String)"}, {"fields_stripped", "Array(String)"}, {"policy_version", "String"},
 		{"run_id", "String"},
-	}, decisionsColumns, "CONTRACT.md §6 decisions")
+	}, decisionsColumns, "docs/audit.md decisions")
 	require.Equal(t, []column{
 		{"event_id", "String"}, {"destination", "String"}, {"attempt", "UInt16"}, {"status", "String"},
 		{"http_status", "UInt16"}, {"error", "String"}, {"latency_ms", "UInt32"}, {"at", "DateTime"},
-	}, deliveriesColumns, "CONTRACT.md §6 deliveries")
+	}, deliveriesColumns, "docs/audit.md deliveries")
 
 	for _, tc := range []struct{ table, engine, sortingKey, partitionKey string }{
 		{"decisions", "ReplacingMergeTree", "destination, event_id, run_id", "toDate(decided_at)"},
@@ -81,7 +81,7 @@ func TestMigrateUpgradesVersion2(t *testing.T) {
 	dels := []schemas.Delivery{testDelivery(1), testDelivery(2), testDelivery(2)}
 	require.NoError(t, db.InsertDeliveries(ctx, dels))
 
-	require.NoError(t, Migrate(ctx, db, db.Database))
+	require.NoError(t, db.Migrate(ctx))
 	key, err = partitionKey(ctx, db, db.Database, "decisions")
 	require.NoError(t, err)
 	require.Equal(t, "toDate(decided_at)", key)
@@ -133,8 +133,8 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 		"deliveries", "deliveries_daily", "deliveries_daily_mv", "erasures", "schema_migrations"}, before)
 	require.NoError(t, db.InsertDecisions(ctx, []schemas.Decision{testDecision(1)}))
 
-	require.NoError(t, Migrate(ctx, db, db.Database))
-	require.NoError(t, Migrate(ctx, db, db.Database))
+	require.NoError(t, db.Migrate(ctx))
+	require.NoError(t, db.Migrate(ctx))
 
 	require.Equal(t, before, tables())
 	require.Equal(t, uint64(SchemaVersion), countRaw(t, db, "schema_migrations"), "one row per version, none added by the reruns")
@@ -155,7 +155,7 @@ func TestMigrateRefusesWrongColumns(t *testing.T) {
 	require.NoError(t, db.Exec(ctx, "CREATE TABLE "+db.table("deliveries")+
 		" (event_id String, destination String, attempt UInt8, status String, http_status UInt16, error String, latency_ms UInt32, at DateTime)"+
 		" ENGINE = MergeTree() ORDER BY event_id"))
-	err := Migrate(ctx, db, db.Database)
+	err := db.Migrate(ctx)
 	require.EqualError(t, err, "table "+db.Database+".deliveries: column attempt is UInt8, want UInt16")
 	var se *schemaError
 	require.ErrorAs(t, err, &se)
@@ -166,5 +166,5 @@ func TestOpenRefusesBadDatabaseName(t *testing.T) {
 	cfg := &config.Config{ClickHouse: config.ClickHouse{Addr: "127.0.0.1:1", Database: "x`; DROP TABLE y"}}
 	_, err := Open(context.Background(), cfg) // refused before dialing
 	require.ErrorContains(t, err, "use letters, digits and _ only")
-	require.ErrorContains(t, Migrate(context.Background(), nil, cfg.ClickHouse.Database), "use letters, digits and _ only")
+	require.ErrorContains(t, (&DB{Database: cfg.ClickHouse.Database}).Migrate(context.Background()), "use letters, digits and _ only")
 }

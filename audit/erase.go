@@ -1,4 +1,4 @@
-package clickhouse
+package audit
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/tollgate-dev/tollgate/internal/backoff"
 )
 
 // Erasure. A user's decisions live in two tables (decisions, and its by-user copy
@@ -63,7 +63,7 @@ func (db *DB) EraseUser(ctx context.Context, userKey string) error {
 			return fmt.Errorf("erase user: %w", err)
 		}
 	}
-	return waitMutations(ctx, db, db.Database)
+	return db.waitMutations(ctx)
 }
 
 // userEvents returns the ids of every event (live or replayed) with a decision about userKey that
@@ -152,35 +152,17 @@ func (db *DB) UserRecipients(ctx context.Context, userKey string) ([]string, err
 
 // waitMutations waits until the database has no unfinished mutation. (18.16 has no
 // mutations_sync setting to make the ALTER itself wait.)
-func waitMutations(ctx context.Context, conn driver.Conn, database string) error {
+func (db *DB) waitMutations(ctx context.Context) error {
 	for {
 		var n uint64
-		if err := conn.QueryRow(ctx, `SELECT count() FROM system.mutations WHERE database = ? AND is_done = 0`, database).Scan(&n); err != nil {
+		if err := db.QueryRow(ctx, `SELECT count() FROM system.mutations WHERE database = ? AND is_done = 0`, db.Database).Scan(&n); err != nil {
 			return fmt.Errorf("wait for mutations: %w", err)
 		}
 		if n == 0 {
 			return nil
 		}
-		if !sleep(ctx, 50*time.Millisecond) {
-			return fmt.Errorf("wait for mutations: %w", ctx.Err())
+		if err := backoff.Sleep(ctx, 50*time.Millisecond); err != nil {
+			return fmt.Errorf("wait for mutations: %w", err)
 		}
 	}
-}
-
-// EraseUser is DB.EraseUser for any connection and database (the signature cmd/tollgate/erase.go
-// and ingest use; kept stable).
-func EraseUser(ctx context.Context, conn driver.Conn, database, userKey string) error {
-	if err := checkDatabase(database); err != nil {
-		return err
-	}
-	return (&DB{Conn: conn, Database: database}).EraseUser(ctx, userKey)
-}
-
-// UserRecipients is DB.UserRecipients for any connection and database (kept stable, like
-// EraseUser).
-func UserRecipients(ctx context.Context, conn driver.Conn, database, userKey string) ([]string, error) {
-	if err := checkDatabase(database); err != nil {
-		return nil, err
-	}
-	return (&DB{Conn: conn, Database: database}).UserRecipients(ctx, userKey)
 }

@@ -1,4 +1,4 @@
-package clickhouse
+package audit
 
 import (
 	"context"
@@ -35,7 +35,7 @@ func TestToDateTime(t *testing.T) {
 	require.Equal(t, uint32(math.MaxUint32), clampUint32(1<<40))
 }
 
-// The contract's dedup promise: a decision written twice (a replay, a restarted writer) is one
+// The dedup promise of docs/audit.md: a decision written twice (a replay, a restarted writer) is one
 // row under FINAL, in both decision tables.
 func TestInsertSameDecisionTwiceCountsOnce(t *testing.T) {
 	t.Parallel()
@@ -51,16 +51,16 @@ func TestInsertSameDecisionTwiceCountsOnce(t *testing.T) {
 
 	require.Equal(t, map[string]schemas.Decision{d.DecisionID: truncated(d), replayed.DecisionID: truncated(replayed)}, readDecisions(t, db, "decisions"))
 	require.Equal(t, map[string]schemas.Decision{d.DecisionID: truncated(d), replayed.DecisionID: truncated(replayed)}, readDecisions(t, db, "decisions_by_user"))
-	n, err := CountDecisions(ctx, db, db.Database, "")
+	n, err := db.CountDecisions(ctx, "")
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), n)
-	n, err = CountDecisions(ctx, db, db.Database, "run-1")
+	n, err = db.CountDecisions(ctx, "run-1")
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), n)
 
 	del := testDelivery(3)
 	require.NoError(t, db.InsertDeliveries(ctx, []schemas.Delivery{del, del}))
-	n, err = CountDeliveries(ctx, db, db.Database)
+	n, err = db.CountDeliveries(ctx)
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), n)
 }

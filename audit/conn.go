@@ -1,11 +1,21 @@
-// Package clickhouse is the audit writer: it consumes tg.audit.decisions and tg.audit.deliveries
-// and batches them into the ClickHouse tables of CONTRACT.md §6, committing Kafka offsets only
-// after an insert succeeded. It also owns the tables' migrations and the read queries the demo
-// and the CLI print.
+// Package audit is the audit writer: it consumes <prefix>audit.decisions,
+// <prefix>audit.deliveries and the erasures of <prefix>consent.state and batches them into the
+// ClickHouse tables documented in docs/audit.md, committing Kafka offsets only after an insert
+// succeeded. Rows ClickHouse refuses for good are parked in <prefix>audit.parked. It also owns
+// the tables' migrations, retention and erasure, and the read queries the CLI prints.
 //
-// File map: conn.go (connecting, the DB handle), migrate.go (versioned DDL), insert.go (batch
-// inserts, Avro record -> row), writer.go (the Kafka consumer loop), queries.go (reports),
-// erase.go (erasure and retention). README.md has the tables and example queries.
+// API: one style throughout. Open returns a *DB; everything done to the audit database is a
+// method of *DB with the context first (db.Migrate(ctx), db.InsertDecisions(ctx, ds),
+// db.Summary(ctx), db.UserReport(ctx, userKey, limit), db.EraseUser(ctx, userKey), …), and
+// every query returns data: printing it is the command line's business (cmd/tollgate). New
+// returns the Writer, whose Run is the consumer loop.
+//
+// File map: conn.go (connecting, the DB handle), migrate.go and migrate_v3.go (versioned DDL),
+// insert.go (batch inserts, Avro record -> row), writer.go (the Kafka consumer loop), classify.go
+// (permanent vs transient ClickHouse errors), park.go (parking refused rows), metrics.go,
+// erased.go (late decisions of erased users), erase.go (erasure), retention.go and
+// retention_job.go (retention), queries.go and report.go (the read side). README.md lists the
+// tests; docs/audit.md has the tables and example queries.
 //
 // Protocol: the native protocol through clickhouse-go v2. It works against the oldest server we
 // support (Debian's 18.16.1, protocol revision 54412): the handshake, SELECTs, FINAL, and batch
@@ -18,7 +28,7 @@
 //     be sent;
 //   - newer settings do not exist there, so they are sent only when system.settings lists them
 //     (see DB.insertSettings).
-package clickhouse
+package audit
 
 import (
 	"context"

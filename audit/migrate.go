@@ -1,4 +1,4 @@
-package clickhouse
+package audit
 
 import (
 	"context"
@@ -27,7 +27,7 @@ import (
 // lets a "since T" query skip old data. Versions 1 and 2 partitioned by month of event_time;
 // version 3 rebuilds the tables (migrateDayPartitions).
 //
-// decisions is ordered by (destination, event_id, run_id) — the contract's dedup key with the
+// decisions is ordered by (destination, event_id, run_id) — the documented dedup key with the
 // destination first, for "what got blocked where" questions. The reason cannot join the key (a
 // re-decision of the same event with another reason would then be a second row); blocked
 // counts by destination and reason come from decisions_daily instead. "What did we send about
@@ -48,7 +48,7 @@ type migration struct {
 	run func(ctx context.Context, conn driver.Conn, database string) error
 }
 
-// decisionsColumns and deliveriesColumns are the contract's columns (CONTRACT.md §6), in order.
+// decisionsColumns and deliveriesColumns are the documented columns (docs/audit.md), in order.
 var (
 	decisionsColumns = []column{
 		{"decision_id", "String"},
@@ -136,10 +136,10 @@ const SchemaVersion = 3
 // Migrate creates the database if missing and applies every schema version it has not applied
 // yet, recording each in the database's schema_migrations table. Running it again, or from two
 // processes at once, is harmless: every statement is idempotent and versions are recorded in a
-// ReplacingMergeTree. It then checks that the audit tables have the contract's columns, so a
+// ReplacingMergeTree. It then checks that the audit tables have the documented columns, so a
 // table someone created by hand fails here and not at the first insert.
-func Migrate(ctx context.Context, conn driver.Conn, database string) error {
-	return migrateTo(ctx, conn, database, SchemaVersion)
+func (db *DB) Migrate(ctx context.Context) error {
+	return migrateTo(ctx, db, db.Database, SchemaVersion)
 }
 
 // migrateTo applies the versions up to upTo (tests use it to build an older schema).
@@ -238,7 +238,7 @@ type schemaError struct{ msg string }
 func (e *schemaError) Error() string { return e.msg }
 
 // checkColumns reports a column of want that the table lacks or has with another type. Extra
-// columns are allowed (the contract may only be extended).
+// columns are allowed (the documented tables may only be extended).
 func checkColumns(ctx context.Context, conn driver.Conn, database, table string, want []column) error {
 	have, err := tableColumns(ctx, conn, database, table)
 	if err != nil {

@@ -1,4 +1,4 @@
-package clickhouse
+package audit
 
 import (
 	"context"
@@ -154,7 +154,7 @@ func openDB(t testing.TB, cfg *config.Config) *DB {
 	c.ClickHouse.Addr = testClickHouse // a test may point the writer through a proxy; we go direct
 	db, err := Open(ctx, &c)
 	require.NoError(t, err)
-	require.NoError(t, Migrate(ctx, db, db.Database))
+	require.NoError(t, db.Migrate(ctx))
 	t.Cleanup(func() {
 		_ = db.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db.Database+"`")
 		_ = db.Close()
@@ -169,7 +169,7 @@ func createTopics(t testing.TB, cfg *config.Config) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
 	require.NoError(t, err)
 	adm := kadm.NewClient(cl)
-	topics := []string{cfg.Topic(config.TopicDecisions), cfg.Topic(config.TopicDeliveries)}
+	topics := []string{cfg.Topic(config.TopicDecisions), cfg.Topic(config.TopicDeliveries), cfg.Topic(config.TopicAuditParked)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	resp, err := adm.CreateTopics(ctx, int32(cfg.Kafka.Partitions), 1, nil, topics...)
@@ -358,7 +358,7 @@ func startWriter(t testing.TB, cfg *config.Config, group string, log *zap.Logger
 	return rw
 }
 
-// stop cancels the writer and waits for Run to return: within the contract's 10 s, with margin.
+// stop cancels the writer and waits for Run to return: within the 10 s a tollgate process has to stop, with margin.
 func (rw *runningWriter) stop() error {
 	rw.once.Do(func() {
 		rw.cancel()

@@ -1,4 +1,4 @@
-package clickhouse
+package audit
 
 import (
 	"context"
@@ -60,7 +60,7 @@ func TestEraseUserAndRecipients(t *testing.T) {
 	dels := readDeliveries(t, db)
 	require.Len(t, dels, 1, "the erased user's delivery attempts are gone")
 	require.Equal(t, "e-5", dels[0].EventID)
-	user, err := UserDecisions(ctx, db, db.Database, "ann", 0)
+	user, err := db.UserDecisions(ctx, "ann", 0)
 	require.NoError(t, err)
 	require.Len(t, user, 1)
 	require.Equal(t, "erased", user[0].Reason)
