@@ -44,8 +44,7 @@ const (
 // howTo is the one line a test fails with when it cannot have its services.
 const howTo = "set %s=host:port (make test does, after make services-up), or start a Docker engine so testcontainers-go can run %s (make test-containers)"
 
-// startTimeout bounds one container's start, image pull excluded from nothing: a first pull of
-// an upstream image happens inside it.
+// startTimeout bounds one container's start, including the first pull of an upstream image.
 const startTimeout = 5 * time.Minute
 
 // service is one lazily resolved dependency.
