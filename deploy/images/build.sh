@@ -26,6 +26,7 @@ MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 log() { printf 'images: %s\n' "$*"; }
 exec 3>&1 # timed reports here even when its command's output is redirected
 die() { printf 'images: ERROR: %s\n' "$*" >&2; exit 1; }
+mkdir -p "$CACHE"
 docker info >/dev/null 2>&1 || die "no Docker engine answers (start dockerd, or run make test-containers, which does)"
 
 # timed NAME CMD...: run CMD and report its wall time.
