@@ -1,4 +1,4 @@
-package sinks_test
+package delivery_test
 
 import (
 	"os"
