@@ -80,8 +80,8 @@ func Decide(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time, run
 }
 
 // newDecider prepares what every destination's decision for ev shares.
-func newDecider(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time, runID string) *decider {
-	d := &decider{ev: ev, st: st, pol: pol, runID: runID, nowMs: now.UnixMilli(), sensitive: -1}
+func newDecider(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time, runID string) decider {
+	d := decider{ev: ev, st: st, pol: pol, runID: runID, nowMs: now.UnixMilli(), sensitive: -1}
 	d.jurisdiction = ev.Jurisdiction
 	if d.jurisdiction == "" {
 		d.jurisdiction = policy.DefaultJurisdiction

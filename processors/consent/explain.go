@@ -8,27 +8,24 @@ import (
 )
 
 // The decision order as one list of rules. Decide takes the first rule that applies (reason in
-// engine.go); Explain evaluates the same list and reports every step, so `tollgate policy explain`
+// engine.go); Explain walks the same list and reports every step, so `tollgate policy explain`
 // and `tollgate policy test` cannot drift from what the processor does.
 
-// rule is one step of the decision order (docs/consent.md).
-type rule struct {
-	name string
-	// applies reports whether the rule decides the destination, and with which reason.
-	applies func(d *decider, dest *policy.Destination) (reason string, ok bool)
-}
+// rules names the steps of the decision order (docs/consent.md); check evaluates step i. A
+// switch rather than a list of closures keeps the decider on the stack of Decide (no allocation
+// per event on the processor's hot path).
+var rules = [...]string{"erased", "necessary", "withdrawn", "event_consent", "gpc", "sensitive", "consented"}
 
-var rules = [...]rule{
-	{"erased", func(d *decider, _ *policy.Destination) (string, bool) {
+// check reports whether rule i decides the destination, and with which reason.
+func (d *decider) check(i int, dest *policy.Destination) (reason string, ok bool) {
+	switch rules[i] {
+	case "erased":
 		return ReasonErased, d.st != nil && d.st.Erased
-	}},
-	{"necessary", func(_ *decider, dest *policy.Destination) (string, bool) {
+	case "necessary":
 		return ReasonNecessary, dest.Purpose == policy.Necessary
-	}},
-	{"withdrawn", func(d *decider, dest *policy.Destination) (string, bool) {
+	case "withdrawn":
 		return ReasonWithdrawn, Restricts(false, d.withdrawn, dest.Purpose) == ReasonWithdrawn
-	}},
-	{"event_consent", func(d *decider, dest *policy.Destination) (string, bool) {
+	case "event_consent":
 		if d.granted(dest.Purpose) {
 			return "", false
 		}
@@ -36,25 +33,21 @@ var rules = [...]rule{
 			return ReasonOptedOut, true // only an explicit false refuses under opt_out
 		}
 		return ReasonNoConsent, true
-	}},
-	{"gpc", func(d *decider, dest *policy.Destination) (string, bool) {
+	case "gpc":
 		return ReasonGPC, dest.Sale && d.ev.GPC
-	}},
-	{"sensitive", func(d *decider, dest *policy.Destination) (string, bool) {
+	case "sensitive":
 		return ReasonSensitive, dest.Purpose == policy.Marketing && d.isSensitive()
-	}},
-	{"consented", func(*decider, *policy.Destination) (string, bool) {
-		return ReasonConsented, true
-	}},
+	}
+	return ReasonConsented, true // "consented": the last rule always applies
 }
 
 // firstRule walks the rules in order and returns the reason of the first that applies; trace,
 // when non-nil, receives every rule evaluated up to and including it.
 func (d *decider) firstRule(dest *policy.Destination, trace *[]Step) string {
-	for _, r := range rules {
-		reason, ok := r.applies(d, dest)
+	for i, name := range rules {
+		reason, ok := d.check(i, dest)
 		if trace != nil {
-			*trace = append(*trace, Step{Rule: r.name, Applies: ok, Reason: reasonIf(ok, reason)})
+			*trace = append(*trace, Step{Rule: name, Applies: ok, Reason: reasonIf(ok, reason)})
 		}
 		if ok {
 			return reason
@@ -95,11 +88,7 @@ type Explanation struct {
 
 // RuleNames lists the rules in decision order.
 func RuleNames() []string {
-	out := make([]string, len(rules))
-	for i, r := range rules {
-		out[i] = r.name
-	}
-	return out
+	return append([]string(nil), rules[:]...)
 }
 
 // Explain decides ev like Decide and reports, per destination (in pol.Names order), every rule
@@ -119,8 +108,8 @@ func Explain(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time) []
 		for i := range trace {
 			trace[i].Evaluated = true
 		}
-		for _, r := range rules[len(trace):] {
-			trace = append(trace, Step{Rule: r.name})
+		for _, name := range rules[len(trace):] {
+			trace = append(trace, Step{Rule: name})
 		}
 		hashed := []string{}
 		for _, p := range o.Decision.FieldsSent {
