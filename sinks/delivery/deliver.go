@@ -25,9 +25,13 @@ type outcome struct {
 	notBefore time.Time // retrying and deferred: when the event is due again
 }
 
-// statusDeferred: moved on unsent, without counting an attempt (breaker open, shutdown). It has
-// no audit row: nothing was sent.
-const statusDeferred = "deferred"
+// Outcomes of events not sent, with no audit row: nothing was sent.
+const (
+	// statusDeferred: moved on unsent, without counting an attempt (breaker open, shutdown).
+	statusDeferred = "deferred"
+	// statusAlreadyDelivered: the delivery ledger says the vendor has it already.
+	statusAlreadyDelivered = "already_delivered"
+)
 
 // cycle is the result of delivering one set of events. Every event handed to deliver ends in
 // exactly one outcome.
@@ -117,6 +121,7 @@ func (r *Runner) sendBatch(ctx context.Context, c *cycle, batch []*item, waitBre
 		return
 	}
 	batch = r.recheck(ctx, c, batch)
+	batch = r.skipDelivered(ctx, c, batch)
 	if len(batch) == 0 {
 		return
 	}
@@ -169,6 +174,25 @@ func (r *Runner) recheck(ctx context.Context, c *cycle, batch []*item) []*item {
 	return kept
 }
 
+// skipDelivered drops the events the destination's vendor already accepted (the delivery
+// ledger): they were sent by an earlier attempt whose offsets never got committed, or by another
+// process. No request is made for them, so they get no deliveries row: the row of the request
+// that delivered them is already there.
+func (r *Runner) skipDelivered(ctx context.Context, c *cycle, batch []*item) []*item {
+	if len(batch) == 0 || r.ledger.ledger.Sync(ctx, consentSyncReuse) != nil {
+		return batch // ctx ended: the caller defers the batch unsent
+	}
+	kept := batch[:0:0]
+	for _, it := range batch {
+		if r.ledger.ledger.Delivered(it.ev) {
+			c.add(outcome{it: it, status: statusAlreadyDelivered, attempt: it.attempts})
+			continue
+		}
+		kept = append(kept, it)
+	}
+	return kept
+}
+
 // apply records the vendor's verdict on one attempt of a batch.
 func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdict, latency time.Duration, waitBreaker bool) {
 	if v.Class == sdk.Permanent && v.Split && len(v.Failed) == 0 && len(batch) > 1 {
@@ -189,6 +213,7 @@ func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdi
 		attempt := it.attempts + 1
 		switch {
 		case class == sdk.Delivered:
+			r.ledger.accepted(it.ev, attempt, r.now())
 			c.add(outcome{it: it, status: StatusDelivered, attempt: attempt, http: v.Status, latency: latency})
 			continue
 		case class == sdk.Retry:
