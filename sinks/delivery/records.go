@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"crypto/rand"
 	"strconv"
 	"time"
 
@@ -88,6 +89,8 @@ func (r *Runner) auditRecord(ev *schemas.FilteredEvent, attempt int, status stri
 	d := schemas.Delivery{
 		EventID: ev.EventID, Destination: r.dest.Name, Attempt: attempt, Status: status,
 		HTTPStatus: httpStatus, Error: reason, LatencyMs: latency.Milliseconds(), AtMs: r.now().UnixMilli(),
+		// Unique per attempt: the audit keeps two real requests as two rows (docs/audit.md).
+		DeliveryID: rand.Text(),
 	}
 	b, err := schemas.Deliveries.Encode(&d)
 	if err != nil {
