@@ -6,6 +6,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/schemas"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 	"github.com/tollgate-dev/tollgate/sinks/sinktest"
 )
 
@@ -17,7 +18,7 @@ func TestSuite(t *testing.T) {
 			d.Hash = []string{"properties.email"}
 			return d
 		},
-		New: newAdapter,
+		New: func(d *policy.Destination) (sdk.Adapter, error) { return New(d, env) },
 		Event: func(id string) *schemas.FilteredEvent {
 			ev := testEvent(id, "c", time.Now())
 			ev.Fields["properties.email"] = `"` + digest + `"`

@@ -15,7 +15,7 @@ func TestSuite(t *testing.T) {
 	sinktest.Run(t, sinktest.Case{
 		Kind:      "meta_capi",
 		Dest:      func(url string) *policy.Destination { return testDest(url, nil) },
-		New:       newAdapter,
+		New:       func(d *policy.Destination) (sdk.Adapter, error) { return New(d, env) },
 		Event:     func(id string) *schemas.FilteredEvent { return testEvent(id, time.Now()) },
 		MaxBatch:  1000,
 		OverBatch: &sdk.Verdict{Class: sdk.Permanent, Reason: "graph_error_100", Split: true},

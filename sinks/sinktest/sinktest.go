@@ -30,7 +30,7 @@ type Case struct {
 	// allowed.
 	Dest func(url string) *policy.Destination
 	// New builds the adapter from a destination, with the test's environment.
-	New func(t testing.TB, d *policy.Destination) sdk.Adapter
+	New func(d *policy.Destination) (sdk.Adapter, error)
 	// Event returns a valid event with the given id, decided now; events of one call to Run
 	// share their user, so any number of them fits one request.
 	Event func(id string) *schemas.FilteredEvent
@@ -46,20 +46,40 @@ type Case struct {
 	Hashed []string
 }
 
-// Run runs the suite for one vendor.
-func Run(t *testing.T, c Case) {
-	t.Run("delivers", func(t *testing.T) { delivers(t, c) })
-	t.Run("max_batch", func(t *testing.T) { maxBatch(t, c) })
-	t.Run("statuses", func(t *testing.T) { statuses(t, c) })
-	t.Run("no_raw_identifier", func(t *testing.T) { noRawIdentifier(t, c) })
+// T is what a check needs of a test (a *testing.T; the suite's own test passes a recorder).
+type T interface {
+	require.TestingT
+	Helper()
+	Cleanup(func())
+	Skip(args ...any)
 }
 
-func setup(t *testing.T, c Case) (*standin.Server, *policy.Destination, sdk.Adapter) {
+// Checks are the suite's checks by name, in the order Run runs them.
+var Checks = []struct {
+	Name  string
+	Check func(T, Case)
+}{
+	{"delivers", delivers},
+	{"max_batch", maxBatch},
+	{"statuses", statuses},
+	{"no_raw_identifier", noRawIdentifier},
+}
+
+// Run runs the suite for one vendor, each check as a subtest.
+func Run(t *testing.T, c Case) {
+	for _, ch := range Checks {
+		t.Run(ch.Name, func(t *testing.T) { ch.Check(t, c) })
+	}
+}
+
+func setup(t T, c Case) (*standin.Server, *policy.Destination, sdk.Adapter) {
 	t.Helper()
 	s := standin.New(c.Kind)
 	t.Cleanup(s.Close)
 	d := c.Dest(s.URL)
-	return s, d, c.New(t, d)
+	a, err := c.New(d)
+	require.NoError(t, err)
+	return s, d, a
 }
 
 func batchOf(c Case, n int) []*schemas.FilteredEvent {
@@ -71,7 +91,7 @@ func batchOf(c Case, n int) []*schemas.FilteredEvent {
 }
 
 // delivers: a valid event passes Validate, is taken by the vendor and reaches it by its id.
-func delivers(t *testing.T, c Case) {
+func delivers(t T, c Case) {
 	s, d, a := setup(t, c)
 	ev := c.Event("e-1")
 	require.NoError(t, a.Validate(ev, time.Now()))
@@ -87,7 +107,7 @@ func delivers(t *testing.T, c Case) {
 
 // maxBatch: the adapter's MaxBatch is the vendor's limit, a full batch is one request the
 // vendor takes, and (where the vendor has a limit) one event more is refused.
-func maxBatch(t *testing.T, c Case) {
+func maxBatch(t T, c Case) {
 	s, d, a := setup(t, c)
 	require.Equal(t, c.MaxBatch, a.MaxBatch())
 	batch := batchOf(c, c.MaxBatch+1)
@@ -109,7 +129,7 @@ func maxBatch(t *testing.T, c Case) {
 // temporary (a Retry-After is obeyed), other 4xx permanent, a broken connection temporary.
 // Reasons are the vendor's (the stand-ins answer with its error bodies), so only their presence
 // is checked here.
-func statuses(t *testing.T, c Case) {
+func statuses(t T, c Case) {
 	s, d, a := setup(t, c)
 	batch := []*schemas.FilteredEvent{c.Event("e-1")}
 	send := func(f standin.Fault) sdk.Verdict {
@@ -145,7 +165,7 @@ func statuses(t *testing.T, c Case) {
 
 // noRawIdentifier: a raw value in a field the policy hashes (a processor bug) never reaches the
 // vendor: either Validate refuses the event or the request leaves the value out.
-func noRawIdentifier(t *testing.T, c Case) {
+func noRawIdentifier(t T, c Case) {
 	if len(c.Hashed) == 0 {
 		t.Skip("the vendor receives no hashed field")
 	}
