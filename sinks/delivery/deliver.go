@@ -177,18 +177,21 @@ func (r *Runner) recheck(ctx context.Context, c *cycle, batch []*item) []*item {
 
 // skipDelivered drops the events the destination's vendor already accepted (the delivery
 // ledger): they were sent by an earlier attempt whose offsets never got committed, or by another
-// process. No request is made for them, so they get no deliveries row: the row of the request
-// that delivered them is already there.
+// process. A second copy of an event within the batch goes too: the first one carries it. No
+// request is made for them, so they get no deliveries row: the request that delivers the event
+// has (or had) its own.
 func (r *Runner) skipDelivered(ctx context.Context, c *cycle, batch []*item) []*item {
 	if len(batch) == 0 || r.ledger.ledger.Sync(ctx, consentSyncReuse) != nil {
 		return batch // ctx ended: the caller defers the batch unsent
 	}
 	kept := batch[:0:0]
+	inBatch := make(map[string]bool, len(batch))
 	for _, it := range batch {
-		if r.ledger.ledger.Delivered(it.ev) {
+		if inBatch[it.ev.EventID] || r.ledger.ledger.Delivered(it.ev) {
 			c.add(outcome{it: it, status: statusAlreadyDelivered, attempt: it.attempts})
 			continue
 		}
+		inBatch[it.ev.EventID] = true
 		kept = append(kept, it)
 	}
 	return kept

@@ -184,8 +184,8 @@ func (l *Ledger) apply(r *kgo.Record) {
 	}
 }
 
-// Remember stores entries this process just wrote to the topic, so its next request sees them
-// without waiting for the follower to read them back.
+// Remember stores entries of events this process just had accepted, so its next request sees
+// them without waiting for the follower to read them back from the topic.
 func (l *Ledger) Remember(entries []schemas.LedgerEntry) {
 	if len(entries) == 0 {
 		return
@@ -331,6 +331,9 @@ type ledgerWriter struct {
 // accepted records that the vendor took the event (answered: when its answer came).
 func (w *ledgerWriter) accepted(ev *schemas.FilteredEvent, attempt int, answered time.Time) {
 	e := schemas.LedgerEntry{EventID: ev.EventID, DecidedMs: ev.DecidedMs, DeliveredMs: answered.UnixMilli(), Attempt: attempt}
+	// Remembered at once, so a later batch of this process never sends it again; the topic entry
+	// (for other processes and restarts) follows as soon as Kafka acknowledges it.
+	w.ledger.Remember([]schemas.LedgerEntry{e})
 	w.cl.Produce(context.Background(), w.ledger.Entry(e), func(_ *kgo.Record, err error) {
 		if err != nil {
 			w.mu.Lock()
@@ -338,7 +341,6 @@ func (w *ledgerWriter) accepted(ev *schemas.FilteredEvent, attempt int, answered
 			w.mu.Unlock()
 			return
 		}
-		w.ledger.Remember([]schemas.LedgerEntry{e})
 		ledgerWindow.WithLabelValues(w.dest).Observe(time.Since(answered).Seconds())
 	})
 }
