@@ -14,6 +14,7 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/standin"
 	"github.com/tollgate-dev/tollgate/schemas"
 	"github.com/tollgate-dev/tollgate/sinks/sdk"
+	"github.com/tollgate-dev/tollgate/sinks/sinktest"
 )
 
 const (
@@ -83,9 +84,8 @@ func TestNewRequestFormat(t *testing.T) {
 	d.Config["login_customer_id"] = "111-222-3333"
 	ev := testEvent("e1", time.UnixMilli(1763892000123))
 	ev.Fields["properties.order_id"] = `"ORD-1"`
-	v, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
-	require.NoError(t, err)
-	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, v)
+	v := sinktest.Send(t, d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
+	require.Equal(t, sdk.Verdict{Class: sdk.Delivered, Status: 200}, v)
 	r := s.Requests()[0]
 	require.Equal(t, http.MethodPost, r.Method)
 	require.Equal(t, "/v1/events:ingest", r.Path)
@@ -185,19 +185,18 @@ func TestAgainstStandin(t *testing.T) {
 	defer s.Close()
 	d := testDest(s.URL)
 	a := newAdapter(t, d)
-	ctx := context.Background()
 	batch := []*schemas.FilteredEvent{testEvent("e1", time.Now()), testEvent("e2", time.Now()), testEvent("e3", time.Now())}
 
 	s.SetFailures(standin.Fault{Status: 429, RetryAfter: "20"}, standin.Fault{Status: 500})
-	v, _ := standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "resource_exhausted", RetryAfter: 20 * time.Second}, v)
-	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "internal"}, v)
+	v := sinktest.Send(t, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "resource_exhausted", RetryAfter: 20 * time.Second, Status: 429}, v)
+	v = sinktest.Send(t, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "internal", Status: 500}, v)
 
 	s.RejectEvents("e2")
-	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "batch_rejected_for_invalid_rows", Failed: map[int]string{1: "invalid_event"}, ResendRest: true}, v)
-	v, _ = standin.Deliver(ctx, d, a, []*schemas.FilteredEvent{batch[0], batch[2]})
+	v = sinktest.Send(t, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "batch_rejected_for_invalid_rows", Failed: map[int]string{1: "invalid_event"}, ResendRest: true, Status: 400}, v)
+	v = sinktest.Send(t, d, a, []*schemas.FilteredEvent{batch[0], batch[2]})
 	require.Equal(t, sdk.Delivered, v.Class)
 	require.Equal(t, []string{"e1", "e3"}, s.EventIDs())
 }
@@ -212,10 +211,10 @@ func TestBatchLimit(t *testing.T) {
 	for i := range batch {
 		batch[i] = testEvent(strconv.Itoa(i), time.Now())
 	}
-	v, _ := standin.Deliver(context.Background(), d, a, batch[:2000])
+	v := sinktest.Send(t, d, a, batch[:2000])
 	require.Equal(t, sdk.Delivered, v.Class)
-	v, _ = standin.Deliver(context.Background(), d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "invalid_argument"}, v)
+	v = sinktest.Send(t, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "invalid_argument", Status: 400}, v)
 }
 
 func BenchmarkNewRequest(b *testing.B) {

@@ -14,6 +14,7 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/standin"
 	"github.com/tollgate-dev/tollgate/schemas"
 	"github.com/tollgate-dev/tollgate/sinks/sdk"
+	"github.com/tollgate-dev/tollgate/sinks/sinktest"
 )
 
 const (
@@ -83,9 +84,8 @@ func TestNewRequestFormat(t *testing.T) {
 	defer s.Close()
 	d := testDest(s.URL)
 	d.Config["test_event_code"] = "TEST42"
-	v, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.UnixMilli(1763892000999))})
-	require.NoError(t, err)
-	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, v)
+	v := sinktest.Send(t, d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.UnixMilli(1763892000999))})
+	require.Equal(t, sdk.Verdict{Class: sdk.Delivered, Status: 200}, v)
 	r := s.Requests()[0]
 	require.Equal(t, http.MethodPost, r.Method)
 	require.Equal(t, "/open_api/v1.3/event/track/", r.Path)
@@ -145,22 +145,21 @@ func TestAgainstStandin(t *testing.T) {
 	defer s.Close()
 	d := testDest(s.URL)
 	a := newAdapter(t, d)
-	ctx := context.Background()
 	batch := []*schemas.FilteredEvent{testEvent("e1", time.Now()), testEvent("e2", time.Now())}
 
 	s.SetFailures(standin.Fault{Status: 429, RetryAfter: "4"}, standin.Fault{Status: 200, Body: `{"code":40100,"message":"rate"}`},
 		standin.Fault{Status: 503})
-	v, _ := standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_429", RetryAfter: 4 * time.Second}, v)
-	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "tiktok_code_40100"}, v)
-	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_503"}, v)
+	v := sinktest.Send(t, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_429", RetryAfter: 4 * time.Second, Status: 429}, v)
+	v = sinktest.Send(t, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "tiktok_code_40100", Status: 200}, v)
+	v = sinktest.Send(t, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_503", Status: 503}, v)
 
 	s.RejectEvents("e2")
-	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40002", Split: true}, v)
-	v, _ = standin.Deliver(ctx, d, a, batch[:1])
+	v = sinktest.Send(t, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40002", Split: true, Status: 200}, v)
+	v = sinktest.Send(t, d, a, batch[:1])
 	require.Equal(t, sdk.Delivered, v.Class)
 	require.Equal(t, []string{"e1"}, s.EventIDs())
 }
@@ -175,10 +174,10 @@ func TestBatchLimit(t *testing.T) {
 	for i := range batch {
 		batch[i] = testEvent(strconv.Itoa(i), time.Now())
 	}
-	v, _ := standin.Deliver(context.Background(), d, a, batch[:1000])
+	v := sinktest.Send(t, d, a, batch[:1000])
 	require.Equal(t, sdk.Delivered, v.Class)
-	v, _ = standin.Deliver(context.Background(), d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40002", Split: true}, v)
+	v = sinktest.Send(t, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40002", Split: true, Status: 200}, v)
 }
 
 func BenchmarkNewRequest(b *testing.B) {
