@@ -23,8 +23,10 @@ func TestSuite(t *testing.T) {
 			ev.Fields["properties.email"] = `"` + digest + `"`
 			return ev
 		},
-		Refused: func(now time.Time) *schemas.FilteredEvent { return testEvent("old", "a-7f3", now.Add(-MaxAge-time.Hour)) },
-		Raw:     []string{"ann@example.com", digest},
+		Refused: func(now time.Time) *schemas.FilteredEvent {
+			return testEvent("old", "a-7f3", now.Add(-MaxAge-time.Hour))
+		},
+		Raw: []string{"ann@example.com", digest},
 		// GA4 has no dedup key.
 	})
 }
