@@ -227,18 +227,6 @@ func TestClassify(t *testing.T) {
 	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_302"}, a.Classify(302, nil, nil, nil))
 }
 
-func TestAgainstStandinFaults(t *testing.T) {
-	s := standin.New("ga4")
-	defer s.Close()
-	d := testDest(s.URL)
-	a := newAdapter(t, d)
-	s.SetFailures(standin.Fault{Status: 503, RetryAfter: "3"})
-	batch := []*schemas.FilteredEvent{testEvent("1", "c", time.Now())}
-	v := sinktest.Send(t, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_503", RetryAfter: 3 * time.Second, Status: 503}, v)
-	v = sinktest.Send(t, d, a, batch)
-	require.Equal(t, sdk.Delivered, v.Class)
-}
 
 func BenchmarkNewRequest(b *testing.B) {
 	a := newAdapter(b, testDest("http://127.0.0.1:1"))
