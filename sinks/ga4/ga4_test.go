@@ -222,7 +222,6 @@ func TestClassify(t *testing.T) {
 	ra := http.Header{"Retry-After": {"5"}}
 	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, a.Classify(204, nil, nil, nil))
 	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_429", RetryAfter: 5 * time.Second}, a.Classify(429, ra, nil, nil))
-	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_500"}, a.Classify(500, nil, nil, nil))
 	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_400", Split: true}, a.Classify(400, nil, nil, nil))
 	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_302"}, a.Classify(302, nil, nil, nil))
 }

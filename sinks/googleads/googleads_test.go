@@ -151,7 +151,6 @@ func TestClassify(t *testing.T) {
 		body   []byte
 		want   sdk.Verdict
 	}{
-		{"ok", 200, nil, []byte(`{"requestId":"r"}`), sdk.Verdict{Class: sdk.Delivered}},
 		{"quota", 429, nil, googleErr(429, "RESOURCE_EXHAUSTED", retryInfo), sdk.Verdict{Class: sdk.Retry, Reason: "resource_exhausted", RetryAfter: 30 * time.Second}},
 		{"quota header longer", 429, http.Header{"Retry-After": {"60"}}, googleErr(429, "RESOURCE_EXHAUSTED", retryInfo),
 			sdk.Verdict{Class: sdk.Retry, Reason: "resource_exhausted", RetryAfter: time.Minute}},

@@ -184,7 +184,6 @@ func TestClassify(t *testing.T) {
 		body   []byte
 		want   sdk.Verdict
 	}{
-		{"ok", 200, nil, []byte(`{"events_received":2}`), sdk.Verdict{Class: sdk.Delivered}},
 		{"temporary 1", 500, nil, graph(1, "true"), sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_1"}},
 		{"temporary 2", 503, nil, graph(2, "true"), sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_2"}},
 		{"throttled 4", 400, nil, graph(4, "false"), sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_4"}},
