@@ -13,11 +13,12 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
+	"github.com/tollgate-dev/tollgate/processors/consent"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
 // A withdrawal must take effect for every event processed after it is acknowledged, including
-// events queued before it in the raw topic (CONTRACT §4). Processing in log order alone would let
+// events queued before it in the raw topic (docs/consent.md). Processing in log order alone would let
 // those earlier events run on the old consent. So a second reader (the lookahead) runs ahead of
 // the processor over the raw partitions it owns and collects the consent updates that restrict
 // something: a purpose set to false, an erasure. Before each batch, the processor waits until the
@@ -65,8 +66,8 @@ func (l *lookahead) observe(r *kgo.Record) {
 		return // the processor dead-letters it when it gets there
 	}
 	res := restriction{offset: r.Offset, erased: u.Erased}
-	for purpose, choice := range u.Consent {
-		if b, ok := l.book.bit(purpose); ok && !choice {
+	for purpose := range consent.Refused(u.Consent) {
+		if b, ok := l.book.bit(purpose); ok {
 			res.refused |= b
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -27,7 +28,13 @@ type Processor struct {
 	ahead   *lookahead
 	metrics *metrics
 	now     func() time.Time
+	// stopErr is set by a partition callback that could not prepare its partitions: franz-go's
+	// callbacks return nothing, so Run checks it after each poll, before deciding any record.
+	stopErr atomic.Pointer[error]
 }
+
+// stop makes Run return err (the first one given) after the current poll.
+func (p *Processor) stop(err error) { p.stopErr.CompareAndSwap(nil, &err) }
 
 // catchUpTimeout bounds the wait for the lookahead before a batch; past it the batch is aborted
 // and fetched again rather than decided without the latest withdrawals.
@@ -95,6 +102,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		if fetches.IsClientClosed() {
 			return nil
+		}
+		if err := p.stopErr.Load(); err != nil {
+			return *err
 		}
 		fetches.EachError(func(t string, part int32, err error) {
 			p.log.Warn("fetch error", zap.String("topic", t), zap.Int32("partition", part), zap.Error(err))

@@ -4,7 +4,7 @@
 // GA4 answers 2xx even to malformed payloads and has no idempotency key, so this adapter
 // validates everything locally (names, lengths, counts, age) and cannot detect a lost or doubled
 // request. A 5xx or a timeout is ambiguous — GA4 may have recorded the events — and a resend may
-// double count them; the runner retries them anyway (CONTRACT §7) because losing them is worse
+// double count them; the runner retries them anyway (docs/delivery.md) because losing them is worse
 // for an analytics destination than a rare duplicate.
 //
 // Google forbids PII in GA4, hashed or not. The adapter never sends a field whose path mentions

@@ -82,8 +82,9 @@ func TestNewRequestFormat(t *testing.T) {
 	defer s.Close()
 	d := testDest(s.URL)
 	ts := time.UnixMilli(1763892000123)
-	v := sinktest.Send(t, d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", "a-7f3", ts)})
-	require.Equal(t, sdk.Verdict{Class: sdk.Delivered, Status: 204}, v)
+	v, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", "a-7f3", ts)})
+	require.NoError(t, err)
+	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, v)
 
 	r := s.Requests()[0]
 	require.Equal(t, http.MethodPost, r.Method)
@@ -122,7 +123,8 @@ func TestNoPIIInBody(t *testing.T) {
 		"properties.ref":           `"` + digest + `"`,
 		"properties.plan":          `"gold"`,
 	}
-	sinktest.Send(t, d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
+	_, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
+	require.NoError(t, err)
 	raw := strings.ToLower(string(s.Requests()[0].Body))
 	for _, pii := range []string{"ann", "bob@", "%40", "203.0.113.7", "u-42", "anon-9", "6505551212", digest} {
 		require.NotContains(t, raw, pii)
@@ -140,7 +142,8 @@ func TestConsent(t *testing.T) {
 	denied.Consent = map[string]bool{"analytics": true, "marketing": false}
 	unknown.Consent = nil
 	for i, batch := range [][]*schemas.FilteredEvent{{granted}, {denied}, {unknown}, {granted, denied}} {
-		sinktest.Send(t, d, a, batch)
+		_, err := sinktest.Attempt(context.Background(), d, a, batch)
+		require.NoError(t, err)
 		want := "DENIED"
 		if i == 0 {
 			want = "GRANTED"
@@ -222,10 +225,24 @@ func TestClassify(t *testing.T) {
 	ra := http.Header{"Retry-After": {"5"}}
 	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, a.Classify(204, nil, nil, nil))
 	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_429", RetryAfter: 5 * time.Second}, a.Classify(429, ra, nil, nil))
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_500"}, a.Classify(500, nil, nil, nil))
 	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_400", Split: true}, a.Classify(400, nil, nil, nil))
 	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_302"}, a.Classify(302, nil, nil, nil))
 }
 
+func TestAgainstStandinFaults(t *testing.T) {
+	s := standin.New("ga4")
+	defer s.Close()
+	d := testDest(s.URL)
+	a := newAdapter(t, d)
+	s.SetFailures(standin.Fault{Status: 503, RetryAfter: "3"})
+	batch := []*schemas.FilteredEvent{testEvent("1", "c", time.Now())}
+	v, err := sinktest.Attempt(context.Background(), d, a, batch)
+	require.NoError(t, err)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_503", RetryAfter: 3 * time.Second}, v)
+	v, _ = sinktest.Attempt(context.Background(), d, a, batch)
+	require.Equal(t, sdk.Delivered, v.Class)
+}
 
 func BenchmarkNewRequest(b *testing.B) {
 	a := newAdapter(b, testDest("http://127.0.0.1:1"))

@@ -6,27 +6,26 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/schemas"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 	"github.com/tollgate-dev/tollgate/sinks/sinktest"
 )
 
 func TestSuite(t *testing.T) {
 	sinktest.Run(t, sinktest.Case{
-		Type: "ga4", Kind: "ga4",
-		Dest: func(endpoint string) *policy.Destination {
-			d := testDest(endpoint, "context.page_url", "properties.order_value", "properties.email")
+		Kind: "ga4",
+		Dest: func(url string) *policy.Destination {
+			d := testDest(url, "context.page_url", "properties.order_value", "properties.currency", "properties.session_id", "properties.email")
 			d.Hash = []string{"properties.email"}
 			return d
 		},
-		New: newAdapter,
-		Event: func(id string, ts time.Time) *schemas.FilteredEvent {
-			ev := testEvent(id, "a-7f3", ts)
+		New: func(d *policy.Destination) (sdk.Adapter, error) { return New(d, env) },
+		Event: func(id string) *schemas.FilteredEvent {
+			ev := testEvent(id, "c", time.Now())
 			ev.Fields["properties.email"] = `"` + digest + `"`
 			return ev
 		},
-		Refused: func(now time.Time) *schemas.FilteredEvent {
-			return testEvent("old", "a-7f3", now.Add(-MaxAge-time.Hour))
-		},
-		Raw: []string{"ann@example.com", digest},
-		// GA4 has no dedup key.
+		MaxBatch:   MaxBatch,
+		NoEventIDs: true,
+		Hashed:     []string{"properties.email"},
 	})
 }

@@ -84,8 +84,9 @@ func TestNewRequestFormat(t *testing.T) {
 	d.Config["login_customer_id"] = "111-222-3333"
 	ev := testEvent("e1", time.UnixMilli(1763892000123))
 	ev.Fields["properties.order_id"] = `"ORD-1"`
-	v := sinktest.Send(t, d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
-	require.Equal(t, sdk.Verdict{Class: sdk.Delivered, Status: 200}, v)
+	v, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
+	require.NoError(t, err)
+	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, v)
 	r := s.Requests()[0]
 	require.Equal(t, http.MethodPost, r.Method)
 	require.Equal(t, "/v1/events:ingest", r.Path)
@@ -151,6 +152,7 @@ func TestClassify(t *testing.T) {
 		body   []byte
 		want   sdk.Verdict
 	}{
+		{"ok", 200, nil, []byte(`{"requestId":"r"}`), sdk.Verdict{Class: sdk.Delivered}},
 		{"quota", 429, nil, googleErr(429, "RESOURCE_EXHAUSTED", retryInfo), sdk.Verdict{Class: sdk.Retry, Reason: "resource_exhausted", RetryAfter: 30 * time.Second}},
 		{"quota header longer", 429, http.Header{"Retry-After": {"60"}}, googleErr(429, "RESOURCE_EXHAUSTED", retryInfo),
 			sdk.Verdict{Class: sdk.Retry, Reason: "resource_exhausted", RetryAfter: time.Minute}},
@@ -184,35 +186,21 @@ func TestAgainstStandin(t *testing.T) {
 	defer s.Close()
 	d := testDest(s.URL)
 	a := newAdapter(t, d)
+	ctx := context.Background()
 	batch := []*schemas.FilteredEvent{testEvent("e1", time.Now()), testEvent("e2", time.Now()), testEvent("e3", time.Now())}
 
 	s.SetFailures(standin.Fault{Status: 429, RetryAfter: "20"}, standin.Fault{Status: 500})
-	v := sinktest.Send(t, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "resource_exhausted", RetryAfter: 20 * time.Second, Status: 429}, v)
-	v = sinktest.Send(t, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "internal", Status: 500}, v)
+	v, _ := sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "resource_exhausted", RetryAfter: 20 * time.Second}, v)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "internal"}, v)
 
 	s.RejectEvents("e2")
-	v = sinktest.Send(t, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "batch_rejected_for_invalid_rows", Failed: map[int]string{1: "invalid_event"}, ResendRest: true, Status: 400}, v)
-	v = sinktest.Send(t, d, a, []*schemas.FilteredEvent{batch[0], batch[2]})
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "batch_rejected_for_invalid_rows", Failed: map[int]string{1: "invalid_event"}, ResendRest: true}, v)
+	v, _ = sinktest.Attempt(ctx, d, a, []*schemas.FilteredEvent{batch[0], batch[2]})
 	require.Equal(t, sdk.Delivered, v.Class)
 	require.Equal(t, []string{"e1", "e3"}, s.EventIDs())
-}
-
-func TestBatchLimit(t *testing.T) {
-	s := standin.New("google_ads")
-	defer s.Close()
-	d := testDest(s.URL)
-	a := newAdapter(t, d)
-	require.Equal(t, 2000, a.MaxBatch())
-	batch := make([]*schemas.FilteredEvent, 2001)
-	for i := range batch {
-		batch[i] = testEvent(strconv.Itoa(i), time.Now())
-	}
-	// One event over the limit: the vendor refuses the whole request.
-	v := sinktest.Send(t, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "invalid_argument", Status: 400}, v)
 }
 
 func BenchmarkNewRequest(b *testing.B) {

@@ -112,8 +112,9 @@ func TestNewRequestFormat(t *testing.T) {
 	d := testDest(srv.URL, map[string]any{"test_event_code": "TEST123"})
 	a := newAdapter(t, d)
 	ts := time.UnixMilli(1763892000123)
-	v := sinktest.Send(t, d, a, []*schemas.FilteredEvent{testEvent("e1", ts)})
-	require.Equal(t, sdk.Verdict{Class: sdk.Delivered, Status: 200}, v)
+	v, err := sinktest.Attempt(context.Background(), d, a, []*schemas.FilteredEvent{testEvent("e1", ts)})
+	require.NoError(t, err)
+	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, v)
 
 	require.Equal(t, http.MethodPost, got.Method)
 	require.Equal(t, "/v21.0/123/events", got.URL.Path)
@@ -133,7 +134,8 @@ func TestAPIVersionAndEventNames(t *testing.T) {
 	d := testDest(srv.URL, map[string]any{"api_version": "v22.0", "event_names": map[string]any{"checkout_done": "Purchase"}})
 	ev := testEvent("e1", time.Now())
 	ev.Event = "checkout_done"
-	sinktest.Send(t, d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
+	_, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
+	require.NoError(t, err)
 	require.Equal(t, "/v22.0/123/events", got.URL.Path)
 	require.Contains(t, string(*body), `"event_name":"Purchase"`)
 }
@@ -146,7 +148,8 @@ func TestNeverSendsRawOrRehashedIdentifiers(t *testing.T) {
 	ev := testEvent("e1", time.Now())
 	ev.Fields["properties.email"] = `"Ann@Example.com"`
 	ev.Fields["properties.fbp"] = `"fb.1.1596403881668.1116446470"`
-	sinktest.Send(t, d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
+	_, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
+	require.NoError(t, err)
 	require.NotContains(t, strings.ToLower(string(*body)), "ann@example.com")
 	var b struct {
 		Data []struct {
@@ -184,6 +187,7 @@ func TestClassify(t *testing.T) {
 		body   []byte
 		want   sdk.Verdict
 	}{
+		{"ok", 200, nil, []byte(`{"events_received":2}`), sdk.Verdict{Class: sdk.Delivered}},
 		{"temporary 1", 500, nil, graph(1, "true"), sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_1"}},
 		{"temporary 2", 503, nil, graph(2, "true"), sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_2"}},
 		{"throttled 4", 400, nil, graph(4, "false"), sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_4"}},
@@ -213,39 +217,25 @@ func TestAgainstStandin(t *testing.T) {
 	defer s.Close()
 	d := testDest(s.URL, nil)
 	a := newAdapter(t, d)
+	ctx := context.Background()
 	batch := []*schemas.FilteredEvent{testEvent("e1", time.Now()), testEvent("e2", time.Now())}
 
-	v := sinktest.Send(t, d, a, batch)
+	v, err := sinktest.Attempt(ctx, d, a, batch)
+	require.NoError(t, err)
 	require.Equal(t, sdk.Delivered, v.Class)
 	require.Equal(t, []string{"e1", "e2"}, s.EventIDs())
 
 	s.SetFailures(standin.Fault{Status: 429, RetryAfter: "12"}, standin.Fault{Status: 500}, standin.Fault{Status: 401})
-	v = sinktest.Send(t, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_4", RetryAfter: 12 * time.Second, Status: 429}, v)
-	v = sinktest.Send(t, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_2", Status: 500}, v)
-	v = sinktest.Send(t, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "graph_error_190", Status: 401}, v)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_4", RetryAfter: 12 * time.Second}, v)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_2"}, v)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "graph_error_190"}, v)
 
 	s.RejectEvents("e2") // one bad event fails the whole request at Meta
-	v = sinktest.Send(t, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "graph_error_100", Split: true, Status: 400}, v)
-}
-
-// MaxBatch is exactly Meta's limit: the stand-in takes 1000 events and refuses 1001.
-func TestBatchLimit(t *testing.T) {
-	s := standin.New("meta_capi")
-	defer s.Close()
-	d := testDest(s.URL, nil)
-	a := newAdapter(t, d)
-	require.Equal(t, 1000, a.MaxBatch())
-	batch := make([]*schemas.FilteredEvent, 1001)
-	for i := range batch {
-		batch[i] = testEvent("e"+itoa(i), time.Now())
-	}
-	// One event over the limit: the vendor refuses the whole request.
-	v := sinktest.Send(t, d, a, batch)
-	require.Equal(t, sdk.Permanent, v.Class)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "graph_error_100", Split: true}, v)
 }
 
 func BenchmarkNewRequest(b *testing.B) {

@@ -5,20 +5,20 @@ import (
 	"time"
 
 	"github.com/tollgate-dev/tollgate/internal/policy"
-	"github.com/tollgate-dev/tollgate/internal/standin"
 	"github.com/tollgate-dev/tollgate/schemas"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 	"github.com/tollgate-dev/tollgate/sinks/sinktest"
 )
 
+// TestSuite: MaxBatch is exactly Meta's limit (the stand-in takes 1000 events and refuses 1001).
 func TestSuite(t *testing.T) {
 	sinktest.Run(t, sinktest.Case{
-		Type: "meta_capi", Kind: "meta_capi",
-		Dest:    func(endpoint string) *policy.Destination { return testDest(endpoint, nil) },
-		New:     newAdapter,
-		Event:   testEvent,
-		Refused: func(now time.Time) *schemas.FilteredEvent { return testEvent("old", now.Add(-MaxAge-time.Hour)) },
-		Raw:     []string{"ann@example.com", "+16505551212"},
-		// Meta dedups on event_id, which the stand-in reads from the body.
-		DedupIDs: func(r standin.Request) []string { return r.EventIDs },
+		Kind:      "meta_capi",
+		Dest:      func(url string) *policy.Destination { return testDest(url, nil) },
+		New:       func(d *policy.Destination) (sdk.Adapter, error) { return New(d, env) },
+		Event:     func(id string) *schemas.FilteredEvent { return testEvent(id, time.Now()) },
+		MaxBatch:  1000,
+		OverBatch: &sdk.Verdict{Class: sdk.Permanent, Reason: "graph_error_100", Split: true},
+		Hashed:    []string{"properties.email", "properties.phone"},
 	})
 }

@@ -132,8 +132,8 @@ func Required(dest *policy.Destination, key, value string) error {
 	return nil
 }
 
-// Secret reads a secret from the environment variable that the config key names (CONTRACT §2:
-// secrets are never in the file itself). The error names the key and the variable, never a value.
+// Secret reads a secret from the environment variable that the config key names (secrets are
+// never in the policy file itself). The error names the key and the variable, never a value.
 func Secret(dest *policy.Destination, env Env, key, varName string) (string, error) {
 	if varName == "" {
 		return "", ConfigError(dest, key, "is required (the name of the environment variable holding the secret)")

@@ -12,9 +12,9 @@ import (
 
 type testConfig struct {
 	sdk.HTTPConfig `yaml:",inline"`
-	PixelID          string            `yaml:"pixel_id"`
-	Names            map[string]string `yaml:"names"`
-	Max              int               `yaml:"max"`
+	PixelID        string            `yaml:"pixel_id"`
+	Names          map[string]string `yaml:"names"`
+	Max            int               `yaml:"max"`
 }
 
 func TestDecodeConfig(t *testing.T) {

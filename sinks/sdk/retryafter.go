@@ -47,7 +47,7 @@ func clampDelay(d time.Duration) time.Duration {
 }
 
 // ClassifyStatus is the HTTP-level reading every adapter starts from, kept in one place so the
-// five vendors cannot drift apart (CONTRACT §7):
+// five vendors cannot drift apart (docs/delivery.md):
 //
 //   - 2xx: Delivered.
 //   - 408, 425, 429 and every 5xx: Retry, honouring Retry-After. A 5xx may mean the vendor did

@@ -4,24 +4,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tollgate-dev/tollgate/internal/standin"
+	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/schemas"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 	"github.com/tollgate-dev/tollgate/sinks/sinktest"
 )
 
 func TestSuite(t *testing.T) {
 	sinktest.Run(t, sinktest.Case{
-		Type: "tiktok", Kind: "tiktok",
-		Dest:  testDest,
-		New:   newAdapter,
-		Event: testEvent,
-		Refused: func(now time.Time) *schemas.FilteredEvent {
-			ev := testEvent("noname", now)
-			ev.Event = ""
-			return ev
-		},
-		Raw: []string{"ann@example.com", "+16505551212", "u-42"},
-		// TikTok dedups on event_id, which the stand-in reads from the body.
-		DedupIDs: func(r standin.Request) []string { return r.EventIDs },
+		Kind:      "tiktok",
+		Dest:      testDest,
+		New:       func(d *policy.Destination) (sdk.Adapter, error) { return New(d, env) },
+		Event:     func(id string) *schemas.FilteredEvent { return testEvent(id, time.Now()) },
+		MaxBatch:  1000,
+		OverBatch: &sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40002", Split: true},
+		Hashed:    []string{"user_id", "properties.email", "properties.phone"},
 	})
 }

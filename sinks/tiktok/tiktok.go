@@ -31,7 +31,7 @@ const (
 	Path = "/open_api/v1.3/event/track/"
 )
 
-// Body codes with a documented meaning (VENDORS.md); every other non-zero code is Permanent.
+// Body codes with a documented meaning (docs/vendors.md); every other non-zero code is Permanent.
 const (
 	codeOK           = 0
 	codeRateLimited  = 40100 // retry

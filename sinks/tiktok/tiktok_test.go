@@ -84,8 +84,9 @@ func TestNewRequestFormat(t *testing.T) {
 	defer s.Close()
 	d := testDest(s.URL)
 	d.Config["test_event_code"] = "TEST42"
-	v := sinktest.Send(t, d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.UnixMilli(1763892000999))})
-	require.Equal(t, sdk.Verdict{Class: sdk.Delivered, Status: 200}, v)
+	v, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.UnixMilli(1763892000999))})
+	require.NoError(t, err)
+	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, v)
 	r := s.Requests()[0]
 	require.Equal(t, http.MethodPost, r.Method)
 	require.Equal(t, "/open_api/v1.3/event/track/", r.Path)
@@ -132,6 +133,7 @@ func TestClassify(t *testing.T) {
 		{200, code(40002), sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40002", Split: true}},
 		{200, code(40105), sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40105"}},
 		{429, code(40100), sdk.Verdict{Class: sdk.Retry, Reason: "http_429"}},
+		{500, nil, sdk.Verdict{Class: sdk.Retry, Reason: "http_500"}},
 		{400, []byte("nope"), sdk.Verdict{Class: sdk.Permanent, Reason: "http_400", Split: true}},
 		{200, []byte("not json"), sdk.Verdict{Class: sdk.Delivered}},
 	} {
@@ -144,34 +146,24 @@ func TestAgainstStandin(t *testing.T) {
 	defer s.Close()
 	d := testDest(s.URL)
 	a := newAdapter(t, d)
+	ctx := context.Background()
 	batch := []*schemas.FilteredEvent{testEvent("e1", time.Now()), testEvent("e2", time.Now())}
 
-	// TikTok reports errors in a 200 body: a rate-limit code is temporary.
-	s.SetFailures(standin.Fault{Status: 200, Body: `{"code":40100,"message":"rate"}`})
-	v := sinktest.Send(t, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "tiktok_code_40100", Status: 200}, v)
+	s.SetFailures(standin.Fault{Status: 429, RetryAfter: "4"}, standin.Fault{Status: 200, Body: `{"code":40100,"message":"rate"}`},
+		standin.Fault{Status: 503})
+	v, _ := sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_429", RetryAfter: 4 * time.Second}, v)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "tiktok_code_40100"}, v)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_503"}, v)
 
 	s.RejectEvents("e2")
-	v = sinktest.Send(t, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40002", Split: true, Status: 200}, v)
-	v = sinktest.Send(t, d, a, batch[:1])
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40002", Split: true}, v)
+	v, _ = sinktest.Attempt(ctx, d, a, batch[:1])
 	require.Equal(t, sdk.Delivered, v.Class)
 	require.Equal(t, []string{"e1"}, s.EventIDs())
-}
-
-func TestBatchLimit(t *testing.T) {
-	s := standin.New("tiktok")
-	defer s.Close()
-	d := testDest(s.URL)
-	a := newAdapter(t, d)
-	require.Equal(t, 1000, a.MaxBatch())
-	batch := make([]*schemas.FilteredEvent, 1001)
-	for i := range batch {
-		batch[i] = testEvent(strconv.Itoa(i), time.Now())
-	}
-	// TikTok refuses an oversized batch in the body, as an invalid-events code.
-	v := sinktest.Send(t, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40002", Split: true, Status: 200}, v)
 }
 
 func BenchmarkNewRequest(b *testing.B) {

@@ -99,8 +99,9 @@ func TestRequestFormatAndSignature(t *testing.T) {
 	d := testDest(s.URL + "/hook?src=tollgate")
 	ts := time.UnixMilli(1763892000123)
 	batch := []*schemas.FilteredEvent{testEvent("e1", ts), testEvent("e2", ts)}
-	v := sinktest.Send(t, d, newAdapter(t, d), batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Delivered, Status: 204}, v)
+	v, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), batch)
+	require.NoError(t, err)
+	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, v)
 
 	r := s.Requests()[0]
 	require.True(t, r.Accepted) // the stand-in verified the signature too
@@ -143,7 +144,8 @@ func TestRawSecret(t *testing.T) {
 	d := testDest(s.URL)
 	a, err := New(d, envWith("plain-secret"))
 	require.NoError(t, err)
-	v := sinktest.Send(t, d, a, []*schemas.FilteredEvent{testEvent("e1", time.Now())})
+	v, err := sinktest.Attempt(context.Background(), d, a, []*schemas.FilteredEvent{testEvent("e1", time.Now())})
+	require.NoError(t, err)
 	require.Equal(t, sdk.Delivered, v.Class)
 	require.Equal(t, "e1", s.Requests()[0].Header.Get("webhook-id"))
 }
@@ -152,8 +154,9 @@ func TestWrongSecretIsRefused(t *testing.T) {
 	s := standin.New("webhook", standin.WithWebhookSecret("whsec_"+base64.StdEncoding.EncodeToString([]byte("other"))))
 	defer s.Close()
 	d := testDest(s.URL)
-	v := sinktest.Send(t, d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.Now())})
-	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_401", Status: 401}, v)
+	v, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.Now())})
+	require.NoError(t, err)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_401"}, v)
 }
 
 func TestClassify(t *testing.T) {
@@ -164,10 +167,18 @@ func TestClassify(t *testing.T) {
 		ra     string
 		want   sdk.Verdict
 	}{
+		{200, "", sdk.Verdict{Class: sdk.Delivered}},
+		{204, "", sdk.Verdict{Class: sdk.Delivered}},
 		{301, "", sdk.Verdict{Class: sdk.Permanent, Reason: "http_301"}},
 		{307, "", sdk.Verdict{Class: sdk.Permanent, Reason: "http_307"}},
 		{400, "", sdk.Verdict{Class: sdk.Permanent, Reason: "http_400", Split: true}},
+		{404, "", sdk.Verdict{Class: sdk.Permanent, Reason: "http_404"}},
+		{410, "", sdk.Verdict{Class: sdk.Permanent, Reason: "http_410"}},
+		{429, "17", sdk.Verdict{Class: sdk.Retry, Reason: "http_429", RetryAfter: 17 * time.Second}},
+		{500, "", sdk.Verdict{Class: sdk.Retry, Reason: "http_500"}},
+		{502, "", sdk.Verdict{Class: sdk.Retry, Reason: "http_502"}},
 		{503, "120", sdk.Verdict{Class: sdk.Retry, Reason: "http_503", RetryAfter: 2 * time.Minute}},
+		{504, "", sdk.Verdict{Class: sdk.Retry, Reason: "http_504"}},
 	} {
 		require.Equal(t, tc.want, a.Classify(tc.status, http.Header{"Retry-After": {tc.ra}}, nil, nil), tc.status)
 	}
@@ -186,8 +197,9 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 	}))
 	defer srv.Close()
 	d := testDest(srv.URL + "/hook")
-	v := sinktest.Send(t, d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.Now())})
-	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_307", Status: 307}, v)
+	v, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.Now())})
+	require.NoError(t, err)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_307"}, v)
 	require.False(t, hit)
 }
 
@@ -198,13 +210,19 @@ func TestStandinFaults(t *testing.T) {
 	d.Config["timeout"] = "200ms"
 	a := newAdapter(t, d)
 	batch := []*schemas.FilteredEvent{testEvent("e1", time.Now())}
-	s.SetFailures(standin.Fault{Hang: 5 * time.Second})
-	// The stand-in hangs 5s, under the default delivery timeout: only the adapter's 200ms ends it.
-	v := sinktest.Send(t, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "timeout"}, v)
+	s.SetFailures(standin.Fault{Status: 410}, standin.Fault{Status: 503, RetryAfter: "8"}, standin.Fault{Hang: 5 * time.Second})
+	v, _ := sinktest.Attempt(context.Background(), d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_410"}, v)
+	v, _ = sinktest.Attempt(context.Background(), d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_503", RetryAfter: 8 * time.Second}, v)
+	start := time.Now()
+	v, err := sinktest.Attempt(context.Background(), d, a, batch)
+	require.NoError(t, err)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "timeout"}, v, "the adapter's timeout, not the default")
+	require.Less(t, time.Since(start), 2*time.Second)
 	s.RejectEvents("e1")
-	v = sinktest.Send(t, d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_400", Split: true, Status: 400}, v)
+	v, _ = sinktest.Attempt(context.Background(), d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_400", Split: true}, v)
 }
 
 func TestMaxBatch(t *testing.T) {
