@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// A banner choice in the demo page: the buttons to click and what CONTRACT §5 then decides for
+// A banner choice in the demo page: the buttons to click and what docs/consent.md then decides for
 // each destination of the e2e policy (default jurisdiction, opt_in).
 type bannerChoice struct {
 	name   string

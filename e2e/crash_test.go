@@ -17,7 +17,6 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/internal/sample"
 	"github.com/tollgate-dev/tollgate/processors/consent"
-	"github.com/tollgate-dev/tollgate/processors/enforce"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
@@ -191,7 +190,7 @@ func waitConsumed(t *testing.T, cl *kgo.Client, cfg *config.Config) map[int32]in
 	require.NoError(t, err)
 	adm := kadm.NewClient(cl)
 	require.Eventually(t, func() bool {
-		committed, err := adm.FetchOffsetsForTopics(ctx, enforce.Group(cfg), raw)
+		committed, err := adm.FetchOffsetsForTopics(ctx, cfg.ProcessorGroup(), raw)
 		if err != nil {
 			return false
 		}
@@ -236,7 +235,7 @@ func readTopic(t *testing.T, cl *kgo.Client, cfg *config.Config, name string, fn
 
 // logOracle replays the raw log in partition order with its own consent bookkeeping (latest
 // choice per purpose, sticky erasure) and asks the consent engine what each event's decision is
-// at its position. The engine's rules are proven against an independent reading of CONTRACT §5
+// at its position. The engine's rules are proven against an independent reading of docs/consent.md
 // in TestPipelineEndToEnd and its own tests; this test is about what the Kafka plumbing does.
 type logOracle struct {
 	purposes     map[string]string // destination → purpose, from the policy
@@ -297,7 +296,7 @@ func readRawLog(t *testing.T, cfg *config.Config, ends map[int32]int64) *logOrac
 }
 
 // restrictedLater reports whether a withdrawal or erasure later in the log than the event covers
-// the destination with the given reason: the processor may apply those ahead (CONTRACT §4).
+// the destination with the given reason: the processor may apply those ahead (docs/consent.md).
 func (o *logOracle) restrictedLater(ev oracleEvent, dest, reason string) bool {
 	purpose := o.purposes[dest]
 	for _, r := range o.restrictions[ev.user] {

@@ -12,9 +12,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tollgate-dev/tollgate/audit"
 	"github.com/tollgate-dev/tollgate/internal/sample"
 	"github.com/tollgate-dev/tollgate/internal/standin"
-	"github.com/tollgate-dev/tollgate/sinks/clickhouse"
 )
 
 // consented returns n events of one user that every destination of the e2e policy forwards.
@@ -41,7 +41,7 @@ func ids(evs []sample.Event) []string {
 	return out
 }
 
-var dbs sync.Map // *pipeline -> *clickhouse.DB
+var dbs sync.Map // *pipeline -> *audit.DB
 
 // statuses returns, per event id, the distinct delivery statuses of a destination in ClickHouse.
 func statuses(t *testing.T, p *pipeline, dest string) map[string][]string {
@@ -50,7 +50,7 @@ func statuses(t *testing.T, p *pipeline, dest string) map[string][]string {
 		db, _ = dbs.LoadOrStore(p, p.openDB())
 		t.Cleanup(func() { dbs.Delete(p) })
 	}
-	rows, err := db.(*clickhouse.DB).Query(context.Background(), "SELECT event_id, groupUniqArray(status) FROM "+p.db+
+	rows, err := db.(*audit.DB).Query(context.Background(), "SELECT event_id, groupUniqArray(status) FROM "+p.db+
 		".deliveries FINAL WHERE destination = ? GROUP BY event_id", dest)
 	if err != nil {
 		// The tables appear once the audit writer has migrated; callers poll. (No require here:

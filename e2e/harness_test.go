@@ -16,9 +16,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tollgate-dev/tollgate/audit"
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/standin"
-	"github.com/tollgate-dev/tollgate/sinks/clickhouse"
 )
 
 const (
@@ -116,15 +116,15 @@ func (p *pipeline) stop() {
 
 // dropDatabase removes the deployment's audit database (registered first, so it runs last).
 func (p *pipeline) dropDatabase() {
-	db, err := clickhouse.Open(context.Background(), p.cfg)
+	db, err := audit.Open(context.Background(), p.cfg)
 	if err == nil {
 		_ = db.Exec(context.Background(), "DROP DATABASE IF EXISTS "+p.db)
 		db.Close()
 	}
 }
 
-func (p *pipeline) openDB() *clickhouse.DB {
-	db, err := clickhouse.Open(context.Background(), p.cfg)
+func (p *pipeline) openDB() *audit.DB {
+	db, err := audit.Open(context.Background(), p.cfg)
 	require.NoError(p.t, err)
 	p.t.Cleanup(func() { db.Close() })
 	return db

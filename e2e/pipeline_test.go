@@ -19,6 +19,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/sample"
 	"github.com/tollgate-dev/tollgate/internal/standin"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 const (
@@ -27,7 +28,7 @@ const (
 )
 
 // TestPipelineEndToEnd sends mixed-consent traffic and one withdrawal through the ingest API of a
-// running `tollgate run`, then checks, against an independent reading of CONTRACT §5, every
+// running `tollgate run`, then checks, against an independent reading of docs/consent.md, every
 // decision in ClickHouse and every event and field each vendor stand-in received.
 func TestPipelineEndToEnd(t *testing.T) {
 	p := startPipeline(t)
@@ -71,7 +72,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	checkNoRawEmail(t, p, events)
 }
 
-// expect is CONTRACT §5 for the demo policy, written independently of processors/consent.
+// expect is docs/consent.md for the demo policy, written independently of processors/consent.
 func expect(e sample.Event, dest string, withdrawn bool) (string, string) {
 	purpose := map[string]string{"ga4": "analytics", "meta": "marketing", "ops": "necessary"}[dest]
 	if purpose == "necessary" {
@@ -118,7 +119,7 @@ func checkDecisions(t *testing.T, p *pipeline, want map[string][2]string) {
 		}
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, want, got, "decisions differ from CONTRACT §5")
+	require.Equal(t, want, got, "decisions differ from docs/consent.md")
 }
 
 // waitDecisions waits until ClickHouse holds at least n decisions matching the condition.
@@ -147,7 +148,7 @@ func sha(s string) string {
 }
 
 // checkMeta checks that meta got exactly the forwarded events, and each field as the policy and
-// VENDORS.md say: hashed email and phone of the normalised value, nothing unlisted (no IP).
+// docs/vendors.md say: hashed email and phone of the normalised value, nothing unlisted (no IP).
 func checkMeta(t *testing.T, s *standin.Server, byID map[string]sample.Event, want []string) {
 	type metaEvent struct {
 		EventID        string `json:"event_id"`
@@ -265,8 +266,7 @@ func checkNoRawEmail(t *testing.T, p *pipeline, events []sample.Event) {
 }
 
 func chQuery(t *testing.T, p *pipeline, q string) string {
-	host := strings.Split(chAddr, ":")[0]
-	resp, err := http.Post("http://"+host+":8123/", "text/plain", strings.NewReader(q))
+	resp, err := http.Post("http://"+testenv.ClickHouseHTTP()+"/", "text/plain", strings.NewReader(q))
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

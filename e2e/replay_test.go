@@ -15,8 +15,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tollgate-dev/tollgate/audit"
 	"github.com/tollgate-dev/tollgate/internal/sample"
-	"github.com/tollgate-dev/tollgate/sinks/clickhouse"
 )
 
 // run runs the binary (args as given, config included) with the pipeline's environment and
@@ -82,17 +82,17 @@ func TestReplayAndAuditDiffShowExactlyThePolicyChange(t *testing.T) {
 	// The running pipeline's audit writer stores the replayed decisions.
 	db := p.openDB()
 	require.Eventually(t, func() bool {
-		n, err := clickhouse.CountDecisions(context.Background(), db, p.db, runID)
+		n, err := db.CountDecisions(context.Background(), runID)
 		return err == nil && n == uint64(3*numEvents)
 	}, 60*time.Second, 200*time.Millisecond)
 
 	out, errOut, code = p.run("audit", "diff", "--config", config2, "--run", runID, "--format", "json", "--limit", "0")
 	require.Equal(t, 0, code, errOut)
-	var diff clickhouse.DiffResult
+	var diff audit.DiffResult
 	require.NoError(t, json.Unmarshal([]byte(out), &diff))
 	require.Equal(t, uint64(3*numEvents), diff.Compared)
 	require.Equal(t, uint64(len(metaForwarded)), diff.Changed)
-	require.Equal(t, []clickhouse.DiffCount{{Destination: "meta", LiveOutcome: "forwarded", LiveReason: "consented",
+	require.Equal(t, []audit.DiffCount{{Destination: "meta", LiveOutcome: "forwarded", LiveReason: "consented",
 		ReplayOutcome: "forwarded", ReplayReason: "consented", FieldsChanged: true, Count: uint64(len(metaForwarded))}}, diff.Counts)
 	var changed []string
 	for _, r := range diff.Rows {
@@ -124,8 +124,8 @@ func TestReplayAndAuditDiffShowExactlyThePolicyChange(t *testing.T) {
 	out, errOut, code = p.run("audit", "user", "--config", config2, "--id", user, "--format", "json")
 	require.Equal(t, 0, code, errOut)
 	var report struct {
-		User      string                     `json:"user"`
-		Decisions []clickhouse.UserReportRow `json:"decisions"`
+		User      string                `json:"user"`
+		Decisions []audit.UserReportRow `json:"decisions"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &report))
 	require.Equal(t, user, report.User)

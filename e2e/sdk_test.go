@@ -41,7 +41,7 @@ type sdkMessage struct {
 // TestSegmentAndRudderStackSDKs points the real @segment/analytics-node and
 // @rudderstack/rudder-sdk-node clients (from npm, e2e/sdk/package-lock.json) at ingest and checks
 // that every message reaches the raw topic under its messageId, with its consent categories
-// mapped to purposes through segment_categories, and gets the decisions CONTRACT §5 gives.
+// mapped to purposes through segment_categories, and gets the decisions docs/consent.md gives.
 func TestSegmentAndRudderStackSDKs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: -short runs unit tests only")
@@ -113,7 +113,7 @@ func checkLagMetrics(t *testing.T, p *pipeline) {
 	}
 }
 
-// purposes maps the demo policy's Segment categories as CONTRACT §4 says.
+// purposes maps the demo policy's Segment categories as docs/api.md says.
 func purposes(prefs map[string]bool) map[string]bool {
 	if prefs == nil {
 		return nil
@@ -126,7 +126,7 @@ func purposes(prefs map[string]bool) map[string]bool {
 	return out
 }
 
-// expectSDK is CONTRACT §5 for one SDK message under the e2e policy (default jurisdiction:
+// expectSDK is docs/consent.md for one SDK message under the e2e policy (default jurisdiction:
 // opt_in, no GPC).
 func expectSDK(m sdkMessage, dest string) [2]string {
 	p := purposes(m.Prefs)

@@ -15,7 +15,7 @@ import (
 
 // TestWithdrawalBlocksQueuedEvents: events are queued in the raw topic while no processor runs;
 // then one user withdraws marketing and another is erased, and both are acknowledged. The events
-// queued before those requests are processed after them, so CONTRACT §4 says the withdrawal and
+// queued before those requests are processed after them, so docs/consent.md says the withdrawal and
 // the erasure cover them, whatever consent the events themselves carry.
 func TestWithdrawalBlocksQueuedEvents(t *testing.T) {
 	p := newPipeline(t)

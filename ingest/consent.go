@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/tollgate-dev/tollgate/internal/metrics"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
@@ -21,7 +22,7 @@ type consentReply struct {
 	UpdateID string `json:"update_id"`
 }
 
-// handleConsent records a user's current choice (CONTRACT.md §4): it travels in the raw topic
+// handleConsent records a user's current choice (docs/api.md): it travels in the raw topic
 // under the user's key, so the processor applies it, in order, to every later event of the user.
 func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	s.handleUpdate(w, r, s.decodeConsent)
@@ -50,6 +51,7 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, decode fun
 	u, err := decode(buf.Bytes(), received)
 	releaseBody(buf)
 	s.metrics.received.Inc()
+	metrics.Received.WithLabelValues(metrics.StageIngest).Inc()
 	var re *requestError
 	switch {
 	case errors.As(err, &re):
@@ -71,18 +73,18 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, decode fun
 		unavailable(w)
 		return
 	}
-	s.metrics.accepted.Inc()
+	s.metrics.accept(1)
 	writeJSON(w, http.StatusAccepted, consentReply{Accepted: 1, UpdateID: u.UpdateID})
 }
 
 // decodeErase validates an erasure body: one object naming the user.
 func (s *Server) decodeErase(b []byte, received time.Time) (*schemas.ConsentUpdate, error) {
-	obj, rerr := singleObject(b, "an erasure")
-	if rerr != nil {
-		return nil, rerr
+	obj, err := singleObject(b, "an erasure")
+	if err != nil {
+		return nil, err
 	}
 	var user userRef
-	err := eachMember(obj, func(key, v []byte) error {
+	err = eachMemberChecked(obj, func(key, v []byte) error {
 		_, err := user.member(string(key), v)
 		return err
 	})
@@ -99,9 +101,9 @@ func (s *Server) decodeErase(b []byte, received time.Time) (*schemas.ConsentUpda
 // decodeConsent validates a consent body: a user id, a purpose -> bool object naming only the
 // policy's purposes, an optional RFC 3339 timestamp and notice version.
 func (s *Server) decodeConsent(b []byte, received time.Time) (*schemas.ConsentUpdate, error) {
-	obj, rerr := singleObject(b, "a consent update")
-	if rerr != nil {
-		return nil, rerr
+	obj, err := singleObject(b, "a consent update")
+	if err != nil {
+		return nil, err
 	}
 	var (
 		user    userRef
@@ -109,7 +111,7 @@ func (s *Server) decodeConsent(b []byte, received time.Time) (*schemas.ConsentUp
 		ts      time.Time
 		u       = &schemas.ConsentUpdate{}
 	)
-	err := eachMember(obj, func(key, v []byte) error {
+	err = eachMemberChecked(obj, func(key, v []byte) error {
 		if named, err := user.member(string(key), v); named {
 			return err
 		}
@@ -149,8 +151,9 @@ func (s *Server) decodeConsent(b []byte, received time.Time) (*schemas.ConsentUp
 }
 
 // singleObject returns the one JSON object of a consent or erasure body; what names the body in
-// the error for a batch.
-func singleObject(b []byte, what string) ([]byte, *requestError) {
+// the error for a batch. Its members are read with eachMemberChecked: a repeated key or an
+// out-of-range number anywhere in it is an error naming the member's path.
+func singleObject(b []byte, what string) ([]byte, error) {
 	items, top, rerr := splitBody(b, false)
 	if rerr != nil {
 		return nil, rerr
@@ -168,9 +171,9 @@ type userRef struct{ userID, anonID string }
 func (u *userRef) member(key string, v []byte) (named bool, err error) {
 	switch key {
 	case "user_id":
-		u.userID, err = stringField(v, "user_id", maxID)
+		u.userID, err = idField(v, "user_id", maxID)
 	case "anonymous_id":
-		u.anonID, err = stringField(v, "anonymous_id", maxID)
+		u.anonID, err = idField(v, "anonymous_id", maxID)
 	default:
 		return false, nil
 	}

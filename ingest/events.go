@@ -14,7 +14,7 @@ import (
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
-// Limits of the ingest API (CONTRACT.md §4).
+// Limits of the ingest API (docs/api.md).
 const (
 	// MaxBodyBytes is the largest request body accepted (after gzip decoding); larger gets 413.
 	MaxBodyBytes = 1 << 20
@@ -95,7 +95,11 @@ type body struct {
 // splitBody checks a body (UTF-8, JSON, an object) and returns its events' JSON texts: the
 // elements of "batch" when batch is set (or required), else the body itself.
 func splitBody(b []byte, requireBatch bool) ([][]byte, body, *requestError) {
-	var top body
+	var (
+		top    body
+		others [][2][]byte // members beside "batch", checked only when there is a batch
+		twice  bool        // "batch" is repeated
+	)
 	if !utf8.Valid(b) {
 		return nil, top, malformed("body is not valid UTF-8")
 	}
@@ -103,6 +107,11 @@ func splitBody(b []byte, requireBatch bool) ([][]byte, body, *requestError) {
 		return nil, top, malformed("%s", syntaxMessage(b))
 	}
 	err := eachMember(b, func(key, val []byte) error {
+		if string(key) == "batch" {
+			twice = twice || top.batch != nil
+		} else {
+			others = append(others, [2][]byte{key, val})
+		}
 		switch string(key) {
 		case "batch":
 			top.batch = val
@@ -122,7 +131,22 @@ func splitBody(b []byte, requireBatch bool) ([][]byte, body, *requestError) {
 		if requireBatch {
 			return nil, top, malformed(`field "batch" is required`)
 		}
-		return [][]byte{b}, top, nil
+		return [][]byte{b}, top, nil // the event decoder checks it (eachMemberChecked) like a batch's events
+	}
+	// The events are checked one by one by their decoder, so a bad one is rejected alone; the
+	// rest of the body is checked here.
+	if twice {
+		return nil, top, malformed(`field "batch" is a repeated key`)
+	}
+	seen := make(map[string]bool, len(others)) // a map: a hostile body may have 100,000 members
+	for _, m := range others {
+		if seen[string(m[0])] {
+			return nil, top, malformed("%s", fieldErr(string(m[0]), "is a repeated key"))
+		}
+		seen[string(m[0])] = true
+		if err := checkMember(string(m[0]), m[1]); err != nil {
+			return nil, top, malformed("%s", err)
+		}
 	}
 	items, err := splitArray(top.batch)
 	switch {
@@ -156,7 +180,7 @@ func (d *decoder) native(b []byte) (*decoded, *requestError) {
 	return out, nil
 }
 
-// nativeEvent validates one event of CONTRACT.md §4 and fills what the request adds.
+// nativeEvent validates one event of docs/api.md and fills what the request adds.
 func (d *decoder) nativeEvent(b []byte) (*schemas.Event, error) {
 	ev := d.newEvent()
 	var (
@@ -164,25 +188,25 @@ func (d *decoder) nativeEvent(b []byte) (*schemas.Event, error) {
 		gpc  bool
 		name bool
 	)
-	err := eachMember(b, func(key, v []byte) error {
+	err := eachMemberChecked(b, func(key, v []byte) error {
 		var err error
 		switch string(key) {
 		case "event_id":
-			ev.EventID, err = stringField(v, "event_id", maxID)
+			ev.EventID, err = idField(v, "event_id", maxID)
 		case "event":
-			ev.Event, err = stringField(v, "event", maxEventName)
+			ev.Event, err = idField(v, "event", maxEventName)
 			name = !isNull(v)
 		case "timestamp":
 			ts, err = timeField(v, "timestamp")
 		case "user_id":
-			ev.UserID, err = stringField(v, "user_id", maxID)
+			ev.UserID, err = idField(v, "user_id", maxID)
 		case "anonymous_id":
-			ev.AnonymousID, err = stringField(v, "anonymous_id", maxID)
+			ev.AnonymousID, err = idField(v, "anonymous_id", maxID)
 		case "consent":
 			ev.Consent, err = consentField(v, "consent")
 		case "jurisdiction":
 			var j string
-			if j, err = stringField(v, "jurisdiction", maxShort); j != "" {
+			if j, err = idField(v, "jurisdiction", maxShort); j != "" {
 				ev.Jurisdiction = j // the event's own field wins over the request's headers
 			}
 		case "gpc": // an extension for server-side senders relaying a browser's GPC signal
@@ -264,6 +288,17 @@ func stringField(v []byte, field string, max int) (string, error) {
 	return s, nil
 }
 
+// idField is stringField for an id, an event name or a jurisdiction: values that name things
+// in logs, topic keys and audit rows, where a control character (a newline, a NUL) would forge
+// or cut a line, so one is refused.
+func idField(v []byte, field string, max int) (string, error) {
+	s, err := stringField(v, field, max)
+	if err == nil && hasControl(s) {
+		return "", fieldErr(field, "must not contain control characters (U+0000-U+001F)")
+	}
+	return s, err
+}
+
 // timeField reads an optional RFC 3339 time; null, absent or "" is the zero time.
 func timeField(v []byte, field string) (time.Time, error) {
 	s, err := stringField(v, field, maxShort)
@@ -313,7 +348,7 @@ func consentField(v []byte, field string) (map[string]bool, error) {
 	return m, err
 }
 
-// valueMap reads an object whose values are kept as compact JSON text (CONTRACT.md §4's context
+// valueMap reads an object whose values are kept as compact JSON text (docs/api.md's context
 // and properties). Values nesting deeper than MaxValueDepth are refused.
 func valueMap(v []byte, field string) (map[string]string, error) {
 	if isNull(v) {

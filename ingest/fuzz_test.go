@@ -12,7 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -41,7 +40,9 @@ func FuzzDecodeEvents(f *testing.F) {
 		`{"type":"identify","userId":"u","traits":{"email":"a@b"}}`,
 		`{"user_id":"u","consent":{"analytics":false},"notice_version":"v3"}`,
 		`{"batch":{}}`, `{"batch":[]}`, `[]`, `"`, `{"a":` + strings.Repeat("[", 50), `{"event":"\ud800","user_id":"\u0000"}`,
-		"{\"event\":\"\xff\"}", `{"properties":{"p":` + strings.Repeat(`{"a":`, 9) + `1` + strings.Repeat(`}`, 9) + `},"event":"e","user_id":"u"}`,
+		"{\"event\":\"\xff\"}",
+		`{"event":"a","user_id":"u","properties":{"x":1,"\u0078":2}}`, `{"batch":[{"event":"a","user_id":"u","n":[1e400]}],"batch":[]}`,
+		`{"event":"a\n","user_id":"u\u0000","jurisdiction":"EU\t","event_id":"\u001f"}`, `{"type":"track","event":"e","messageId":"\r","userId":"u"}`, `{"properties":{"p":` + strings.Repeat(`{"a":`, 9) + `1` + strings.Repeat(`}`, 9) + `},"event":"e","user_id":"u"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -94,6 +95,11 @@ func checkDecoded(t *testing.T, name string, res *decoded) {
 		last = r.Index
 	}
 	for _, ev := range res.events {
+		for _, id := range []string{ev.EventID, ev.UserID, ev.AnonymousID, ev.Event, ev.Jurisdiction} {
+			if hasControl(id) {
+				t.Fatalf("%s: accepted a control character in %q", name, id)
+			}
+		}
 		if ev.Event == "" || utf8.RuneCountInString(ev.Event) > maxEventName || ev.UserKey() == "" || ev.EventID == "" ||
 			!ev.GPC || ev.Jurisdiction == "" || ev.TimestampMs == 0 || ev.ReceivedMs == 0 {
 			t.Fatalf("%s: accepted an invalid event %+v", name, ev)
@@ -205,7 +211,7 @@ func (instantProducer) Ping(context.Context) error { return nil }
 // read, decode, encode, produce, reply), with a producer that acknowledges at once.
 func BenchmarkServeBatch(b *testing.B) {
 	native, _ := benchEvents(MaxBatchEvents)
-	srv := New(testConfig(b, ""), instantProducer{}, zap.NewNop(), WithRegistry(prometheus.NewRegistry()))
+	srv := New(testConfig(b, ""), instantProducer{}, zap.NewNop())
 	b.ReportAllocs()
 	b.SetBytes(int64(len(native)))
 	for b.Loop() {

@@ -12,6 +12,8 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
+	"sync"
 )
 
 var errMalformed = errors.New("malformed JSON")
@@ -233,4 +235,274 @@ func syntaxMessage(body []byte) string {
 		return "malformed JSON at byte " + strconv.FormatInt(se.Offset, 10) + ": " + se.Error()
 	}
 	return "malformed JSON"
+}
+
+// What json.Valid lets through but the API refuses (docs/api.md, "Bad input"): an object with a
+// repeated key at any depth (encoding/json keeps the last, other parsers the first, so two
+// readers of one event could disagree on what it says), and a number outside the float64 range
+// (it would become ±Inf or fail in every consumer downstream). Underflow rounds to zero, as in
+// encoding/json. The event decoders check while they walk an event's members (eachMemberChecked),
+// so the check costs no extra walk over the event; nothing is decoded: keys are compared as
+// unescaped bytes and only numbers with an exponent or over 308 digits are parsed.
+
+// checkJSON returns a *fieldError naming the path of the first offending member of the valid
+// JSON text b (relative to b: "properties.items[2].sku"), or errMalformed, or nil.
+func checkJSON(b []byte) error {
+	c := checkers.Get().(*checker)
+	end, bad := c.value(b, skipSpace(b, 0))
+	err := c.result(b, end, bad)
+	c.release()
+	return err
+}
+
+// eachMemberChecked is eachMember that also does checkJSON's checks, in the same walk: the hot
+// path reads each event's text once to find its members and check them. fn sees the members up
+// to the first offending one; its error is returned as it is.
+func eachMemberChecked(b []byte, fn func(key, val []byte) error) error {
+	i := skipSpace(b, 0)
+	if i >= len(b) {
+		return errMalformed
+	}
+	if b[i] != '{' {
+		return errNotObject
+	}
+	c := checkers.Get().(*checker)
+	end, bad := c.members(b, i, 0, fn)
+	err := c.result(b, end, bad)
+	c.release()
+	return err
+}
+
+func (c *checker) release() {
+	clear(c.keys[:c.high]) // drop the references into b before the pool keeps the stack
+	c.keys, c.high = c.keys[:0], 0
+	if cap(c.keys) > 1024 { // a hostile body's stack: don't keep it for every later walk
+		c.keys = make([][]byte, 0, 64)
+	}
+	checkers.Put(c)
+}
+
+// checkMember is checkJSON for the value of the member key of an object; the path starts with key.
+func checkMember(key string, val []byte) error {
+	err := checkJSON(val)
+	var fe *fieldError
+	switch {
+	case err == nil || errors.Is(err, errMalformed):
+		return err
+	case errors.As(err, &fe):
+		if !strings.HasPrefix(fe.field, "[") {
+			key += "."
+		}
+		return &fieldError{field: key + fe.field, msg: fe.msg}
+	default: // a scalar value: the member itself
+		return &fieldError{field: key, msg: err.Error()}
+	}
+}
+
+// checkers keeps the key stacks of finished walks, so walking allocates nothing.
+var checkers = sync.Pool{New: func() any { return &checker{keys: make([][]byte, 0, 64)} }}
+
+// checker holds the keys of the objects being walked (innermost last), a stack reused across
+// walks, so that walking allocates nothing for objects of up to manyKeys members.
+type checker struct {
+	keys [][]byte
+	high int // the most keys held at once in this walk: what release clears
+}
+
+// manyKeys is the member count above which an object's keys go into a map: comparing each new
+// key with every earlier one is faster for small objects but quadratic for a hostile large one.
+const manyKeys = 16
+
+// badMember is an offending member; path holds its segments innermost first (".key" or "[3]",
+// built only on the way out of an error).
+type badMember struct {
+	path []string
+	msg  string
+	err  error // from eachMemberChecked's fn: returned as it is
+}
+
+func (c *checker) result(b []byte, end int, bad *badMember) error {
+	if bad == malformedMember {
+		return errMalformed
+	}
+	if bad != nil && bad.err != nil {
+		return bad.err
+	}
+	if bad != nil {
+		if len(bad.path) == 0 { // a scalar text, not a member
+			return errors.New(bad.msg)
+		}
+		var p strings.Builder
+		for i := len(bad.path) - 1; i >= 0; i-- {
+			p.WriteString(bad.path[i])
+		}
+		return &fieldError{field: strings.TrimPrefix(p.String(), "."), msg: bad.msg}
+	}
+	if end < 0 || skipSpace(b, end) != len(b) {
+		return errMalformed
+	}
+	return nil
+}
+
+var malformedMember = &badMember{msg: "is malformed JSON"} // unreachable after json.Valid
+
+// value checks the value starting at b[i] and returns the index just past it.
+func (c *checker) value(b []byte, i int) (int, *badMember) {
+	if i >= len(b) {
+		return -1, malformedMember
+	}
+	switch b[i] {
+	case '{':
+		return c.object(b, i)
+	case '[':
+		return c.array(b, i)
+	case '"':
+		if end := skipString(b, i); end >= 0 {
+			return end, nil
+		}
+		return -1, malformedMember
+	default:
+		return c.number(b, i)
+	}
+}
+
+func (c *checker) object(b []byte, i int) (int, *badMember) {
+	base := len(c.keys)
+	end, bad := c.members(b, i, base, nil)
+	c.keys = c.keys[:base]
+	return end, bad
+}
+
+// members checks the members of the object at b[i]; its keys go on c.keys from base on. fn, if
+// not nil, is called with each member once its value is checked.
+func (c *checker) members(b []byte, i, base int, fn func(key, val []byte) error) (int, *badMember) {
+	var many map[string]struct{}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, nil
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return -1, malformedMember
+		}
+		kEnd := skipString(b, i)
+		if kEnd < 0 {
+			return -1, malformedMember
+		}
+		key, err := unquoteBytes(b[i:kEnd])
+		if err != nil {
+			return -1, malformedMember
+		}
+		if many != nil {
+			if _, dup := many[string(key)]; dup {
+				return -1, &badMember{path: []string{"." + string(key)}, msg: "is a repeated key"}
+			}
+			many[string(key)] = struct{}{}
+		} else {
+			for _, k := range c.keys[base:] {
+				if bytes.Equal(k, key) {
+					return -1, &badMember{path: []string{"." + string(key)}, msg: "is a repeated key"}
+				}
+			}
+			c.keys = append(c.keys, key)
+			c.high = max(c.high, len(c.keys))
+			if len(c.keys)-base > manyKeys {
+				many = make(map[string]struct{}, 2*manyKeys)
+				for _, k := range c.keys[base:] {
+					many[string(k)] = struct{}{}
+				}
+			}
+		}
+		i = skipSpace(b, kEnd)
+		if i >= len(b) || b[i] != ':' {
+			return -1, malformedMember
+		}
+		i = skipSpace(b, i+1)
+		vEnd, bad := c.value(b, i)
+		if bad != nil {
+			if bad != malformedMember {
+				bad.path = append(bad.path, "."+string(key))
+			}
+			return -1, bad
+		}
+		if vEnd < 0 {
+			return -1, malformedMember
+		}
+		if fn != nil {
+			if err := fn(key, b[i:vEnd]); err != nil {
+				return -1, &badMember{err: err}
+			}
+		}
+		i = skipSpace(b, vEnd)
+		if i >= len(b) {
+			return -1, malformedMember
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return i + 1, nil
+		default:
+			return -1, malformedMember
+		}
+	}
+}
+
+func (c *checker) array(b []byte, i int) (int, *badMember) {
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return i + 1, nil
+	}
+	for n := 0; ; n++ {
+		end, bad := c.value(b, i)
+		if bad != nil {
+			if bad != malformedMember {
+				bad.path = append(bad.path, "["+strconv.Itoa(n)+"]")
+			}
+			return -1, bad
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) {
+			return -1, malformedMember
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case ']':
+			return i + 1, nil
+		default:
+			return -1, malformedMember
+		}
+	}
+}
+
+// number skips a number (or true, false, null) and refuses one that overflows float64. Only a
+// number with an exponent or more digits than float64's largest value has can overflow, so
+// ordinary numbers are never parsed.
+func (c *checker) number(b []byte, i int) (int, *badMember) {
+	j, exp := i, false
+	for j < len(b) && !isSpace(b[j]) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ':' {
+		exp = exp || b[j] == 'e' || b[j] == 'E'
+		j++
+	}
+	if j == i {
+		return -1, malformedMember
+	}
+	if (exp || j-i > 308) && b[i] != 't' && b[i] != 'f' && b[i] != 'n' {
+		if _, err := strconv.ParseFloat(string(b[i:j]), 64); errors.Is(err, strconv.ErrRange) {
+			return -1, &badMember{msg: "is a number outside the float64 range"}
+		}
+	}
+	return j, nil
+}
+
+// hasControl reports whether s holds a control character (U+0000–U+001F). JSON text cannot carry
+// one raw, only escaped (\n, \u0000), which unquote turns into the character.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 {
+			return true
+		}
+	}
+	return false
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
@@ -26,14 +27,14 @@ func (s *Server) store(w http.ResponseWriter, r *http.Request, res *decoded) boo
 			return false
 		}
 		recs[i] = &kgo.Record{Topic: s.topic, Key: []byte(ev.UserKey()), Value: val,
-			Headers: []kgo.RecordHeader{{Key: headerType, Value: typeEvent}}}
+			Headers: []kgo.RecordHeader{{Key: config.HeaderType, Value: typeEvent}}}
 	}
 	if err := s.produce(r.Context(), recs); err != nil {
 		s.metrics.rejected(reasonUnavailable, len(recs))
 		unavailable(w)
 		return false
 	}
-	s.metrics.accepted.Add(float64(len(recs)))
+	s.metrics.accept(len(recs))
 	return true
 }
 
@@ -74,7 +75,7 @@ func (s *Server) produce(ctx context.Context, recs []*kgo.Record) error {
 }
 
 func (s *Server) produceFailed(records, failed int, err error) error {
-	s.metrics.produceErrors.Add(float64(failed))
+	s.metrics.produceFailed(failed)
 	s.log.Warn("produce failed", zap.Int("records", records), zap.Int("failed", failed), zap.String("error_class", errorClass(err)))
 	return err
 }
@@ -94,7 +95,7 @@ func ConsentRecord(topic string, u *schemas.ConsentUpdate) (*kgo.Record, error) 
 		return nil, err
 	}
 	return &kgo.Record{Topic: topic, Key: []byte(u.UserKey), Value: val,
-		Headers: []kgo.RecordHeader{{Key: headerType, Value: typeConsent}}}, nil
+		Headers: []kgo.RecordHeader{{Key: config.HeaderType, Value: typeConsent}}}, nil
 }
 
 // errorClass names a produce error for logs and never carries request data: a Kafka error code,

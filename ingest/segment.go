@@ -2,7 +2,7 @@ package ingest
 
 // The Segment-compatible tracking API (POST /v1/batch, /v1/track, /v1/page, /v1/identify), so
 // Segment and RudderStack SDKs can point at tollgate unchanged. Messages are mapped onto
-// tollgate's event (CONTRACT.md §4); of Segment's context only the fields a destination may list
+// tollgate's event (docs/api.md); of Segment's context only the fields a destination may list
 // (internal/policy.ContextFields) are kept: data minimisation.
 
 import (
@@ -129,19 +129,19 @@ func (d *decoder) segmentMessage(b []byte, typ string, shared *segContext, batch
 		ts, original, sentAt                   time.Time
 	)
 	sentAtRaw := batchSentAt
-	err := eachMember(b, func(key, v []byte) error {
+	err := eachMemberChecked(b, func(key, v []byte) error {
 		var err error
 		switch string(key) {
 		case "type":
 			msgType = v
 		case "messageId":
-			ev.EventID, err = stringField(v, "messageId", maxID)
+			ev.EventID, err = idField(v, "messageId", maxID)
 		case "userId":
-			ev.UserID, err = stringField(v, "userId", maxID)
+			ev.UserID, err = idField(v, "userId", maxID)
 		case "anonymousId":
-			ev.AnonymousID, err = stringField(v, "anonymousId", maxID)
+			ev.AnonymousID, err = idField(v, "anonymousId", maxID)
 		case "event":
-			ev.Event, err = stringField(v, "event", maxEventName)
+			ev.Event, err = idField(v, "event", maxEventName)
 		case "name":
 			name = v
 		case "category":

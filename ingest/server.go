@@ -1,4 +1,4 @@
-// Package ingest is tollgate's HTTP collector (CONTRACT.md §4): it authenticates write keys,
+// Package ingest is tollgate's HTTP collector (docs/api.md): it authenticates write keys,
 // validates events and consent updates, adds what the request says (GPC signal, jurisdiction
 // from trusted CDN headers) and writes them to the raw topic, keyed by user so one partition
 // orders a user's events and choices. It answers 2xx only after Kafka acknowledged every
@@ -53,10 +53,8 @@ const (
 	readyTimeout           = 2 * time.Second
 )
 
-// Record header on the raw topic naming what a record holds. Readers should still tell the
+// The raw topic's config.HeaderType header names what a record holds. Readers still tell the
 // types apart by the Avro fingerprint (schemas.Events.Is); the header is for people and tools.
-const headerType = "tg-type"
-
 var (
 	typeEvent   = []byte("event")
 	typeConsent = []byte("consent")
@@ -72,9 +70,7 @@ type Server struct {
 	topic    string
 	mux      *http.ServeMux
 
-	registerer      prometheus.Registerer
-	gatherer        prometheus.Gatherer
-	metrics         *metrics
+	metrics         *collectors
 	produceTimeout  time.Duration
 	shutdownTimeout time.Duration
 
@@ -85,12 +81,6 @@ type Server struct {
 
 // Option adjusts a Server.
 type Option func(*Server)
-
-// WithRegistry registers the Server's metrics with reg and serves reg on /metrics. Default: the
-// Prometheus default registry (which also carries Go and process metrics).
-func WithRegistry(reg *prometheus.Registry) Option {
-	return func(s *Server) { s.registerer, s.gatherer = reg, reg }
-}
 
 // WithProduceTimeout sets how long a request waits for Kafka's acknowledgement. Default
 // ProduceTimeout.
@@ -113,8 +103,6 @@ func New(cfg *config.Config, producer Producer, log *zap.Logger, opts ...Option)
 		keys:            newWriteKeys(cfg.Ingest.WriteKeys),
 		limits:          newKeyLimits(cfg.Ingest.WriteKeys, cfg.Ingest.RateLimit, cfg.Ingest.RateBurst),
 		topic:           cfg.Topic(config.TopicRaw),
-		registerer:      prometheus.DefaultRegisterer,
-		gatherer:        prometheus.DefaultGatherer,
 		produceTimeout:  ProduceTimeout,
 		shutdownTimeout: DefaultShutdownTimeout,
 		purposes:        map[string]bool{},
@@ -132,7 +120,7 @@ func New(cfg *config.Config, producer Producer, log *zap.Logger, opts ...Option)
 			s.categories[cat] = purpose
 		}
 	}
-	s.metrics = newMetrics(s.registerer)
+	s.metrics = defaultMetrics
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/events", s.instrument(epEvents, s.handleEvents))
@@ -148,7 +136,7 @@ func New(cfg *config.Config, producer Producer, log *zap.Logger, opts ...Option)
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	s.routeBrowser(mux) // GET /tg.js, and /demo/ when ingest.demo_page is on
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.DefaultGatherer, promhttp.HandlerOpts{}))
 	s.mux = mux
 	return s
 }
@@ -233,7 +221,8 @@ type eventsReply struct {
 }
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	if !s.keys.valid(bearerKey(r)) {
+	key := bearerKey(r)
+	if !s.keys.valid(key) {
 		s.unauthorized(w, "Bearer")
 		return
 	}
@@ -250,7 +239,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, eventsReply{Error: noneAccepted(res), Rejected: rejected})
 		return
 	}
-	if !s.admit(w, bearerKey(r), len(res.events)) || !s.store(w, r, res) {
+	if !s.admit(w, key, len(res.events)) || !s.store(w, r, res) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, eventsReply{Accepted: len(res.events), Rejected: rejected})

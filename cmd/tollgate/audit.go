@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tollgate-dev/tollgate/sinks/clickhouse"
+	"github.com/tollgate-dev/tollgate/audit"
 )
 
 func newAuditCmd() *cobra.Command {
@@ -23,7 +23,7 @@ func newAuditCmd() *cobra.Command {
 
 // auditQuery builds a report subcommand: --config and --format, then run with an open,
 // migrated database. Flags are checked before anything connects.
-func auditQuery(use, short string, check func() error, run func(ctx context.Context, db *clickhouse.DB, out io.Writer, format string) error) *cobra.Command {
+func auditQuery(use, short string, check func() error, run func(ctx context.Context, db *audit.DB, out io.Writer, format string) error) *cobra.Command {
 	var format *string
 	cmd := &cobra.Command{
 		Use:   use,
@@ -59,12 +59,12 @@ func auditQuery(use, short string, check func() error, run func(ctx context.Cont
 func newAuditSummaryCmd() *cobra.Command {
 	return auditQuery("summary --config FILE [--format table|json|csv]",
 		"Print decisions per destination, outcome and reason, and deliveries per status", nil,
-		func(ctx context.Context, db *clickhouse.DB, out io.Writer, format string) error {
-			rows, err := clickhouse.Summary(ctx, db, db.Database)
+		func(ctx context.Context, db *audit.DB, out io.Writer, format string) error {
+			rows, err := db.Summary(ctx)
 			if err != nil {
 				return err
 			}
-			drows, err := clickhouse.DeliverySummary(ctx, db, db.Database)
+			drows, err := db.DeliverySummary(ctx)
 			if err != nil {
 				return err
 			}
@@ -81,13 +81,32 @@ func newAuditSummaryCmd() *cobra.Command {
 				}
 				return t.writeCSV(out)
 			}
-			fmt.Fprintln(out, "Decisions (live traffic):")
-			if err := clickhouse.FormatSummary(out, rows); err != nil {
-				return err
-			}
-			fmt.Fprintln(out, "\nDelivery attempts:")
-			return clickhouse.FormatDeliverySummary(out, drows)
+			return writeSummaryText(out, rows, drows)
 		})
+}
+
+// writeSummaryText prints the two summaries as aligned tables, each with a total line.
+func writeSummaryText(out io.Writer, rows []audit.SummaryRow, drows []audit.DeliverySummaryRow) error {
+	dec := table{header: []string{"destination", "outcome", "reason", "count"}}
+	var total uint64
+	for _, r := range rows {
+		dec.add(r.Destination, r.Outcome, r.Reason, u64(r.Count))
+		total += r.Count
+	}
+	dec.add("total", "", "", u64(total))
+	del := table{header: []string{"destination", "status", "attempts"}}
+	total = 0
+	for _, r := range drows {
+		del.add(r.Destination, r.Status, u64(r.Count))
+		total += r.Count
+	}
+	del.add("total", "", u64(total))
+	fmt.Fprintln(out, "Decisions (live traffic):")
+	if err := dec.writeText(out); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\nDelivery attempts:")
+	return del.writeText(out)
 }
 
 func newAuditUserCmd() *cobra.Command {
@@ -106,8 +125,8 @@ func newAuditUserCmd() *cobra.Command {
 			}
 			return nil
 		},
-		func(ctx context.Context, db *clickhouse.DB, out io.Writer, format string) error {
-			rows, err := clickhouse.UserReport(ctx, db, db.Database, id, limit)
+		func(ctx context.Context, db *audit.DB, out io.Writer, format string) error {
+			rows, err := db.UserReport(ctx, id, limit)
 			if err != nil {
 				return err
 			}
@@ -155,8 +174,8 @@ func newAuditBlockedCmd() *cobra.Command {
 			since, err = parseSince(sinceFlag, time.Now())
 			return err
 		},
-		func(ctx context.Context, db *clickhouse.DB, out io.Writer, format string) error {
-			rows, err := clickhouse.Blocked(ctx, db, db.Database, since)
+		func(ctx context.Context, db *audit.DB, out io.Writer, format string) error {
+			rows, err := db.Blocked(ctx, since)
 			if err != nil {
 				return err
 			}
@@ -215,8 +234,8 @@ func newAuditDiffCmd() *cobra.Command {
 			}
 			return nil
 		},
-		func(ctx context.Context, db *clickhouse.DB, out io.Writer, format string) error {
-			res, err := clickhouse.Diff(ctx, db, db.Database, run, limit)
+		func(ctx context.Context, db *audit.DB, out io.Writer, format string) error {
+			res, err := db.Diff(ctx, run, limit)
 			if err != nil {
 				return err
 			}
@@ -265,8 +284,8 @@ func newAuditDiffCmd() *cobra.Command {
 }
 
 // sortByDestination orders rows by destination, keeping the time order within one.
-func sortByDestination(rows []clickhouse.UserReportRow) {
-	slices.SortStableFunc(rows, func(a, b clickhouse.UserReportRow) int { return strings.Compare(a.Destination, b.Destination) })
+func sortByDestination(rows []audit.UserReportRow) {
+	slices.SortStableFunc(rows, func(a, b audit.UserReportRow) int { return strings.Compare(a.Destination, b.Destination) })
 }
 
 // nonNil turns a nil slice into an empty one, so JSON shows [] rather than null.
@@ -279,12 +298,12 @@ func nonNil[T any](s []T) []T {
 
 // openAudit connects to the audit database and brings its schema up to date, so a command run
 // before any audit writer still finds the tables.
-func openAudit(ctx context.Context, a *app) (*clickhouse.DB, error) {
-	db, err := clickhouse.Open(ctx, a.cfg)
+func openAudit(ctx context.Context, a *app) (*audit.DB, error) {
+	db, err := audit.Open(ctx, a.cfg)
 	if err != nil {
 		return nil, err
 	}
-	if err := clickhouse.Migrate(ctx, db, db.Database); err != nil {
+	if err := db.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate-dev/tollgate/audit"
 )
 
 func TestParseSince(t *testing.T) {
@@ -62,4 +64,38 @@ func TestProgressLine(t *testing.T) {
 	p.update(100, 100)
 	p.done()
 	require.Regexp(t, `^replay r2: 10/100 records \(10\.0%\), \d+ records/s\nreplay r2: 100/100 records \(100\.0%\), \d+ records/s\n$`, b.String())
+}
+
+// The summary's text form: aligned columns, numbers right-aligned, a total line per table.
+func TestWriteSummaryText(t *testing.T) {
+	var b bytes.Buffer
+	require.NoError(t, writeSummaryText(&b, []audit.SummaryRow{
+		{Destination: "ga4", Outcome: "forwarded", Reason: "consented", Count: 1200},
+		{Destination: "meta", Outcome: "blocked", Reason: "no_consent", Count: 3},
+		{Destination: "meta", Outcome: "blocked", Reason: "gpc", Count: 45},
+	}, []audit.DeliverySummaryRow{{Destination: "ga4", Status: "delivered", Count: 10}, {Destination: "webhook-ops", Status: "retrying", Count: 2}}))
+	require.Equal(t, ""+
+		"Decisions (live traffic):\n"+
+		"DESTINATION  OUTCOME    REASON      COUNT\n"+
+		"ga4          forwarded  consented    1200\n"+
+		"meta         blocked    no_consent      3\n"+
+		"meta         blocked    gpc            45\n"+
+		"total                                1248\n"+
+		"\n"+
+		"Delivery attempts:\n"+
+		"DESTINATION  STATUS     ATTEMPTS\n"+
+		"ga4          delivered        10\n"+
+		"webhook-ops  retrying          2\n"+
+		"total                         12\n", b.String())
+
+	b.Reset()
+	require.NoError(t, writeSummaryText(&b, nil, nil))
+	require.Equal(t, ""+
+		"Decisions (live traffic):\n"+
+		"DESTINATION  OUTCOME  REASON  COUNT\n"+
+		"total                             0\n"+
+		"\n"+
+		"Delivery attempts:\n"+
+		"DESTINATION  STATUS  ATTEMPTS\n"+
+		"total                       0\n", b.String())
 }

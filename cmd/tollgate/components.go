@@ -11,22 +11,23 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tollgate-dev/tollgate/audit"
 	"github.com/tollgate-dev/tollgate/ingest"
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/internal/lag"
 	"github.com/tollgate-dev/tollgate/internal/logging"
 	"github.com/tollgate-dev/tollgate/processors/enforce"
-	"github.com/tollgate-dev/tollgate/sinks"
-	"github.com/tollgate-dev/tollgate/sinks/clickhouse"
+	"github.com/tollgate-dev/tollgate/sinks/delivery"
 	"github.com/tollgate-dev/tollgate/sinks/registry"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
 // app is a loaded, validated configuration with everything each component needs.
 type app struct {
 	cfg      *config.Config
 	log      *zap.Logger
-	adapters map[string]sinks.Adapter // by destination name
+	adapters map[string]sdk.Adapter // by destination name
 }
 
 // load reads the config and policy and builds every destination's adapter, so a bad config,
@@ -40,17 +41,17 @@ func load(cmd *cobra.Command) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: logging.New(), adapters: map[string]sinks.Adapter{}}
+	a := &app{cfg: cfg, log: logging.New(), adapters: map[string]sdk.Adapter{}}
 	for _, name := range cfg.Policy.Names {
 		dest := cfg.Policy.Destinations[name]
 		ad, err := registry.New(dest, os.LookupEnv)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.Policy.File, err)
 		}
-		if err := sinks.CheckAddress(dest); err != nil {
+		if err := sdk.CheckAddress(dest); err != nil {
 			return nil, fmt.Errorf("%s: destinations.%s: %w", cfg.Policy.File, name, err)
 		}
-		if err := sinks.CheckAllowedHost(cfg.Delivery, dest); err != nil {
+		if err := sdk.CheckAllowedHost(cfg.Delivery, dest); err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.Policy.File, err)
 		}
 		a.adapters[name] = ad
@@ -93,9 +94,9 @@ func serveLag(ctx context.Context, g *errgroup.Group, a *app) error {
 	if err != nil {
 		return err
 	}
-	groups := []string{enforce.Group(a.cfg), clickhouse.ConsumerGroup(a.cfg)}
+	groups := []string{a.cfg.ProcessorGroup(), a.cfg.AuditGroup()}
 	for _, name := range a.cfg.Policy.Names {
-		groups = append(groups, sinks.Group(a.cfg, name))
+		groups = append(groups, a.cfg.SinkGroup(name))
 	}
 	c := lag.New(cl, groups...)
 	if err := prometheus.Register(c); err != nil {
@@ -147,7 +148,7 @@ func runProcessor(ctx context.Context, a *app) error {
 }
 
 func runAudit(ctx context.Context, a *app) error {
-	return clickhouse.New(a.cfg, a.log).Run(ctx)
+	return audit.New(a.cfg, a.log).Run(ctx)
 }
 
 // sinkComponents returns one runner per destination, or only the named one.
@@ -157,7 +158,7 @@ func sinkComponents(a *app, only string) ([]component, error) {
 		if only != "" && name != only {
 			continue
 		}
-		r := sinks.NewRunner(a.cfg, a.cfg.Policy.Destinations[name], a.adapters[name], a.log)
+		r := delivery.NewRunner(a.cfg, a.cfg.Policy.Destinations[name], a.adapters[name], a.log)
 		comps = append(comps, func(ctx context.Context, _ *app) error { return r.Run(ctx) })
 	}
 	if len(comps) == 0 {

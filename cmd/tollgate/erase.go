@@ -13,7 +13,6 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/schemas"
-	"github.com/tollgate-dev/tollgate/sinks/clickhouse"
 )
 
 func newEraseCmd() *cobra.Command {
@@ -40,7 +39,7 @@ data about the user before (read from the audit trail before the deletion).`,
 				return err
 			}
 			defer db.Close()
-			recipients, err := clickhouse.UserRecipients(ctx, db, db.Database, user)
+			recipients, err := db.UserRecipients(ctx, user)
 			if err != nil {
 				return err
 			}
@@ -50,7 +49,7 @@ data about the user before (read from the audit trail before the deletion).`,
 			if err := recordErasure(ctx, a, user); err != nil {
 				return err
 			}
-			if err := clickhouse.EraseUser(ctx, db, db.Database, user); err != nil {
+			if err := db.EraseUser(ctx, user); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tollgate-dev/tollgate/internal/logging"
+	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/internal/standin"
 )
 
@@ -38,7 +39,9 @@ With OPS_HOOK_SECRET set, the webhook stand-in verifies Standard Webhooks signat
 			return standin.Run(cmd.Context(), serve, log, opts...)
 		},
 	}
-	flags := map[string]string{"ga4": "ga4", "meta": "meta_capi", "tiktok": "tiktok", "google-ads": "google_ads", "webhook": "webhook"}
+	// One flag per destination type; the flag names are the short forms the demo uses.
+	flags := map[string]string{"ga4": policy.TypeGA4, "meta": policy.TypeMetaCAPI, "tiktok": policy.TypeTikTok,
+		"google-ads": policy.TypeGoogleAds, "webhook": policy.TypeWebhook}
 	for flag, kind := range flags {
 		addrs[kind] = cmd.Flags().String(flag, "", "serve the "+kind+" stand-in on this address")
 	}

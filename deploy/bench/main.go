@@ -322,7 +322,7 @@ func e2eLatency(ctx context.Context, o options, ch chClient, db, base string, se
 		"status_codes": st.json(), "poll_interval_ms": 100}
 }
 
-// targets compares the figures with DESIGN.md's "Numbers to reach".
+// targets compares the figures with the targets in README "Performance".
 func targets(r map[string]any) map[string]any {
 	get := func(section, key string) float64 {
 		m, _ := r[section].(map[string]any)

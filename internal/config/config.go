@@ -1,4 +1,4 @@
-// Package config loads the tollgate config file (CONTRACT.md §2), applies TOLLGATE_* environment
+// Package config loads the tollgate config file (README "Config reference"), applies TOLLGATE_* environment
 // overrides, fills defaults and validates it, then loads the policy file it names.
 package config
 
@@ -24,7 +24,7 @@ type Config struct {
 	Ingest     Ingest     `yaml:"ingest"`
 	Delivery   Delivery   `yaml:"delivery"`
 	Metrics    Metrics    `yaml:"metrics"`
-	// PolicyFile is the policy's path, relative to the config file's folder.
+	// PolicyFile is the policy's path, relative to the config file's folder. Default "policy.yaml".
 	PolicyFile string `yaml:"policy_file"`
 	// Debug switches (security.go).
 	Debug Debug `yaml:"debug"`
@@ -96,7 +96,7 @@ type Ingest struct {
 	RateBurst int `yaml:"rate_burst"`
 	// CountryHeader and RegionHeader are trusted request headers set by the site's CDN or load
 	// balancer (e.g. CF-IPCountry); ingest derives an event's jurisdiction from them when the
-	// event names none. Empty (the default): no header is trusted, since a browser can set any header.
+	// event names none. Default "": no header is trusted, since a browser can set any header.
 	CountryHeader string `yaml:"country_header"`
 	RegionHeader  string `yaml:"region_header"`
 	// Jurisdictions maps "CC" or "CC-REGION" codes from those headers to policy jurisdictions.
@@ -120,12 +120,13 @@ type Delivery struct {
 	MaxAttempts int `yaml:"max_attempts"`
 	// InitialBackoff before the first retry, doubled each attempt with full jitter. Default 200ms.
 	InitialBackoff time.Duration `yaml:"initial_backoff"`
-	// MaxBackoff caps one wait (including a vendor's Retry-After). Default 30s.
+	// MaxBackoff caps the jittered backoff. Default 30s. A vendor's Retry-After is a floor on the
+	// wait, not capped by this (only by the sinks' 24h sanity limit on any vendor's answer).
 	MaxBackoff time.Duration `yaml:"max_backoff"`
 	// Timeout of one vendor request. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
-	// RateLimit is the most requests per second one sink sends to its vendor; 0 (the default)
-	// means no limit. A destination's config.rate_limit overrides it.
+	// RateLimit is the most requests per second one sink sends to its vendor. Default 0: no
+	// limit. A destination's config.rate_limit overrides it.
 	RateLimit float64 `yaml:"rate_limit"`
 	// RateBurst is how many requests may go at once above RateLimit. Default 1.
 	RateBurst int `yaml:"rate_burst"`
@@ -144,6 +145,11 @@ type Delivery struct {
 	// whoever edits the policy cannot point a webhook anywhere. Default: empty, any host (the
 	// private-address guard still applies).
 	AllowedHosts []string `yaml:"allowed_hosts"`
+	// LedgerDir is where each sink keeps its local copy of the destination's delivery ledger (a
+	// pebble store per destination and process; the ledger topic is the truth, this is a cache
+	// read back from it at start). Default: none, a folder under the system's temporary
+	// directory, so a machine restart only costs a rebuild from the topic.
+	LedgerDir string `yaml:"ledger_dir"`
 }
 
 // Load reads the config file, applies environment overrides and defaults, validates it and
@@ -187,7 +193,7 @@ func Parse(file string, data []byte, env func(string) (string, bool)) (*Config, 
 		var fe *policy.FieldError
 		if errors.As(err, &fe) {
 			if line := policy.LineOf(&root, fe.Field); line > 0 {
-				return nil, fmt.Errorf("%s:%d: %s", file, line, fe)
+				return nil, fmt.Errorf("%s:%d: %w", file, line, fe)
 			}
 		}
 		return nil, fmt.Errorf("%s: %w", file, err)
@@ -282,30 +288,6 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
-
-// Topic returns the full name of a tollgate topic ("events.raw" -> "tg.events.raw").
-func (c *Config) Topic(name string) string { return c.Kafka.TopicPrefix + name }
-
-// Topic names, without the prefix.
-const (
-	TopicRaw        = "events.raw"
-	TopicDecisions  = "audit.decisions"
-	TopicDeliveries = "audit.deliveries"
-	TopicState      = "consent.state"
-	// TopicRawDLQ receives raw records no tollgate schema wrote (poison records), with headers
-	// naming the error and where they came from.
-	TopicRawDLQ = "events.raw.dlq"
-)
-
-// DestTopic is the filtered topic of a destination ("dest.meta").
-func DestTopic(name string) string { return "dest." + name }
-
-// RetryTopic is the delayed-retry topic of a destination ("dest.meta.retry"): events waiting for
-// their next attempt, so the destination's main topic never waits for them.
-func RetryTopic(name string) string { return "dest." + name + ".retry" }
-
-// DLQTopic is the dead-letter topic of a destination ("dest.meta.dlq").
-func DLQTopic(name string) string { return "dest." + name + ".dlq" }
 
 // DefaultJurisdictions maps EU/EEA country codes to "EU" and US states to "US-<state>".
 func DefaultJurisdictions() map[string]string {

@@ -21,6 +21,7 @@ type TLS struct {
 	// system roots. Default: none.
 	CAFile string `yaml:"ca_file"`
 	// CertFile and KeyFile are a PEM client certificate and key, for mutual TLS. Both or neither.
+	// Default: none (no client certificate).
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
 	// ServerName overrides the host name the server's certificate is checked against. Default:

@@ -6,11 +6,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
 	"github.com/twmb/franz-go/plugin/kzap"
 	"go.uber.org/zap"
 
@@ -44,11 +49,17 @@ func NewTransactSession(cfg *config.Config, log *zap.Logger, opts ...kgo.Opt) (*
 	return s, nil
 }
 
+// clientSeq numbers the process's Kafka clients for their client ids.
+var clientSeq atomic.Int64
+
 func baseOpts(cfg *config.Config, log *zap.Logger) ([]kgo.Opt, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Kafka.Brokers...),
 		kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn))),
-		kgo.ClientID("tollgate"),
+		// A client id of its own per client, so each client's franz-go metrics (kprom) are a
+		// series of their own: kprom registers a client's collectors under its id.
+		kgo.ClientID(fmt.Sprintf("tollgate-%d", clientSeq.Add(1))),
+		kgo.WithHooks(kprom.NewMetrics("tollgate_kafka", kprom.Registerer(prometheus.DefaultRegisterer), kprom.WithClientLabel())),
 	}
 	sec, err := securityOpts(cfg)
 	if err != nil {
@@ -58,20 +69,26 @@ func baseOpts(cfg *config.Config, log *zap.Logger) ([]kgo.Opt, error) {
 }
 
 // Topics returns every topic tollgate needs, with its config: the raw topic, one filtered, one retry and
-// one dead-letter topic per destination, the audit topics and the compacted consent-state changelog.
+// one dead-letter topic and one delivery ledger per destination, the audit topics and the
+// compacted consent-state changelog.
 func Topics(cfg *config.Config) map[string]map[string]*string {
-	compact := "compact"
+	compact, compactDelete := "compact", "compact,delete"
+	ledgerRetention := strconv.FormatInt((cfg.Delivery.RetryHorizon + 24*time.Hour).Milliseconds(), 10)
 	topics := map[string]map[string]*string{
-		cfg.Topic(config.TopicRaw):        nil,
-		cfg.Topic(config.TopicDecisions):  nil,
-		cfg.Topic(config.TopicDeliveries): nil,
-		cfg.Topic(config.TopicState):      {"cleanup.policy": &compact},
-		cfg.Topic(config.TopicRawDLQ):     nil,
+		cfg.Topic(config.TopicRaw):         nil,
+		cfg.Topic(config.TopicDecisions):   nil,
+		cfg.Topic(config.TopicDeliveries):  nil,
+		cfg.Topic(config.TopicState):       {"cleanup.policy": &compact},
+		cfg.Topic(config.TopicRawDLQ):      nil,
+		cfg.Topic(config.TopicAuditParked): nil,
 	}
 	for _, name := range cfg.Policy.Names {
 		topics[cfg.Topic(config.DestTopic(name))] = nil
 		topics[cfg.Topic(config.RetryTopic(name))] = nil
 		topics[cfg.Topic(config.DLQTopic(name))] = nil
+		// The ledger only needs entries as long as an event may still be sent: compacted (one
+		// entry per event), and deleted after the retry horizon plus a day.
+		topics[cfg.Topic(config.LedgerTopic(name))] = map[string]*string{"cleanup.policy": &compactDelete, "retention.ms": &ledgerRetention}
 	}
 	return topics
 }

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -25,7 +26,7 @@ func waitServable(ctx context.Context, adm *kadm.Client, topics []string, timeou
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("topics not servable after %s: %v", timeout, err)
+			return fmt.Errorf("topics not servable after %s: %w", timeout, cmp.Or(err, ctx.Err()))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -25,9 +25,9 @@ func fieldErr(field, format string, args ...any) error {
 // document so the user can jump straight to it.
 func (e *FieldError) withLine(file string, root *yaml.Node) error {
 	if line := LineOf(root, e.Field); line > 0 {
-		return fmt.Errorf("%s:%d: %s", file, line, e)
+		return fmt.Errorf("%s:%d: %w", file, line, e)
 	}
-	return fmt.Errorf("%s: %s", file, e)
+	return fmt.Errorf("%s: %w", file, e)
 }
 
 // LineOf returns the line of the node at a dotted path ("a.b[2].c") in a YAML document, or of

@@ -17,7 +17,7 @@ var TopLevelFields = []string{"user_id", "anonymous_id"}
 
 var propertyName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 
-// CheckFieldPath returns an error unless path names a field of the event (CONTRACT §4):
+// CheckFieldPath returns an error unless path names a field of the event (docs/api.md):
 // user_id, anonymous_id, context.<known name> or properties.<name>.
 func CheckFieldPath(path string) error {
 	if slices.Contains(TopLevelFields, path) {

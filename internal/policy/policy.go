@@ -1,4 +1,4 @@
-// Package policy loads and validates the policy file (CONTRACT.md §3): purposes, jurisdiction
+// Package policy loads and validates the policy file (README "Policy reference"): purposes, jurisdiction
 // models, destinations with their field allowlists, Segment category mapping and sensitive-data
 // rules. A Policy is immutable once loaded and safe to share between goroutines.
 package policy
@@ -22,18 +22,28 @@ const (
 	OptOut = "opt_out" // anything but an explicit false grants a purpose
 )
 
-// The purpose that is always allowed (CONTRACT §5 rule 2).
+// The purpose that is always allowed (docs/consent.md rule 2).
 const Necessary = "necessary"
 
-// The purpose that sensitive rules protect (CONTRACT §5 rule 6).
+// The purpose that sensitive rules protect (docs/consent.md rule 6).
 const Marketing = "marketing"
 
 // DefaultJurisdiction is the jurisdiction of events that name none and whose request named none.
 const DefaultJurisdiction = "default"
 
-// DestinationTypes are the destination types a policy may name. sinks.Registry has one adapter
-// per type; a test there checks the two lists agree.
-var DestinationTypes = []string{"ga4", "meta_capi", "tiktok", "google_ads", "webhook"}
+// Destination types: the one list of vendors tollgate delivers to. The policy accepts exactly
+// these; sinks/registry has one adapter and internal/standin one stand-in per type, keyed by these
+// constants, and a test in each fails when a type is missing there.
+const (
+	TypeGA4       = "ga4"
+	TypeMetaCAPI  = "meta_capi"
+	TypeTikTok    = "tiktok"
+	TypeGoogleAds = "google_ads"
+	TypeWebhook   = "webhook"
+)
+
+// DestinationTypes are the destination types a policy may name, in documentation order.
+var DestinationTypes = []string{TypeGA4, TypeMetaCAPI, TypeTikTok, TypeGoogleAds, TypeWebhook}
 
 // Policy is a loaded, validated policy file.
 type Policy struct {

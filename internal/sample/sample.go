@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Event is one event in the ingest API's JSON form (CONTRACT §4).
+// Event is one event in the ingest API's JSON form (docs/api.md).
 type Event struct {
 	EventID      string          `json:"event_id"`
 	Event        string          `json:"event"`

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/tollgate-dev/tollgate/internal/policy"
 )
 
 func post(t *testing.T, url string, header http.Header, body string) (int, map[string]any) {
@@ -174,4 +178,25 @@ func TestRunFailsOnBadAddress(t *testing.T) {
 	err := Run(context.Background(), map[string]string{"ga4": "127.0.0.1:0", "webhook": "256.0.0.1:1"}, zap.NewNop())
 	require.ErrorContains(t, err, "standin webhook")
 	require.EqualError(t, Run(context.Background(), nil, zap.NewNop()), "standin: no stand-in to run")
+}
+
+// Every destination type a policy may name has a stand-in, and no stand-in plays a type the
+// policy does not know.
+func TestStandInsMatchPolicyTypes(t *testing.T) {
+	require.ElementsMatch(t, policy.DestinationTypes, slices.Collect(maps.Keys(vendors)))
+}
+
+// GA4 events carry no id; the stand-in tells them apart by client, time and name, so a test can
+// count an event GA4 received twice.
+func TestGA4Keys(t *testing.T) {
+	s := New(policy.TypeGA4)
+	t.Cleanup(s.Close)
+	body := `{"client_id":"c1","events":[{"name":"purchase","timestamp_micros":5},{"name":"page_view","timestamp_micros":6}]}`
+	for range 2 {
+		resp, err := http.Post(s.URL+"/mp/collect?measurement_id=G-1&api_secret=s", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	require.Equal(t, []string{"c1|5|purchase", "c1|6|page_view", "c1|5|purchase", "c1|6|page_view"}, s.Keys())
+	require.Empty(t, s.EventIDs())
 }

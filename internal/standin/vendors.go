@@ -13,17 +13,20 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/internal/policy"
 )
 
 // vendorFunc answers one request the way a vendor's API does.
 type vendorFunc func(s *Server, r *http.Request, body []byte) answer
 
+// vendors has one stand-in per policy destination type (a test keeps them in step).
 var vendors = map[string]vendorFunc{
-	"meta_capi":  meta,
-	"ga4":        ga4,
-	"tiktok":     tiktok,
-	"google_ads": googleAds,
-	"webhook":    webhook,
+	policy.TypeMetaCAPI:  meta,
+	policy.TypeGA4:       ga4,
+	policy.TypeTikTok:    tiktok,
+	policy.TypeGoogleAds: googleAds,
+	policy.TypeWebhook:   webhook,
 }
 
 func jsonAnswer(status int, v any) answer {
@@ -110,7 +113,7 @@ func ga4(_ *Server, r *http.Request, body []byte) answer {
 	case r.Method != http.MethodPost:
 		return answer{status: http.StatusMethodNotAllowed}
 	case r.URL.Path == "/mp/collect":
-		return answer{status: http.StatusNoContent, accepted: true}
+		return answer{status: http.StatusNoContent, accepted: true, keys: ga4Keys(body)}
 	case r.URL.Path != "/debug/mp/collect":
 		return answer{status: http.StatusNotFound}
 	}
@@ -143,6 +146,26 @@ func ga4(_ *Server, r *http.Request, body []byte) answer {
 		}
 	}
 	return jsonAnswer(200, map[string]any{"validationMessages": append([]map[string]string{}, msgs...)})
+}
+
+// ga4Keys tells a Measurement Protocol body's events apart: GA4 events carry no id, so a key is
+// the client, the event's time and its name.
+func ga4Keys(body []byte) []string {
+	var req struct {
+		ClientID string `json:"client_id"`
+		Events   []struct {
+			Name            string `json:"name"`
+			TimestampMicros int64  `json:"timestamp_micros"`
+		} `json:"events"`
+	}
+	if json.Unmarshal(body, &req) != nil {
+		return []string{}
+	}
+	keys := make([]string, len(req.Events))
+	for i, e := range req.Events {
+		keys[i] = fmt.Sprintf("%s|%d|%s", req.ClientID, e.TimestampMicros, e.Name)
+	}
+	return keys
 }
 
 // --- TikTok Events API ----------------------------------------------------------------------

@@ -1,9 +1,10 @@
 // Package consent is tollgate's consent engine: given an event, the user's recorded consent and
 // the policy, it decides for every destination whether the event may be forwarded and, if so,
-// exactly which (minimised, hashed) fields that destination receives (CONTRACT.md §5).
+// exactly which (minimised, hashed) fields that destination receives (docs/consent.md).
 //
-// It is pure — no I/O, no clock, no logging — so the live processor, replay and the sinks'
-// pre-send re-check all reach the same answer for the same inputs, and so it can be fuzzed.
+// It is pure — no I/O, no clock, no logging — so the live processor and replay reach the same
+// answer for the same inputs, and so it can be fuzzed. The rule for recorded consent (restrict.go)
+// is also what the processor's lookahead and the sinks' send-time re-check apply.
 package consent
 
 import (
@@ -25,7 +26,7 @@ const (
 	Blocked   = "blocked"
 )
 
-// Reasons of a decision (CONTRACT §5 and §6 decisions.reason).
+// Reasons of a decision (docs/consent.md; decisions.reason in docs/audit.md).
 const (
 	ReasonErased    = "erased"
 	ReasonNecessary = "necessary"
@@ -40,7 +41,7 @@ const (
 // State is a user's latest recorded consent (/v1/consent) and erasure flag.
 //
 // It applies to every event decided after it was recorded, whatever the event's own timestamp: a
-// withdrawal must also stop events that were already queued (CONTRACT §4), so Decide does not
+// withdrawal must also stop events that were already queued (docs/consent.md), so Decide does not
 // compare UpdatedMs with the event time. NoticeVersion and UpdatedMs are carried for the caller's
 // audit trail only.
 type State struct {
@@ -56,7 +57,7 @@ type Outcome struct {
 	Filtered *schemas.FilteredEvent
 }
 
-// Decide applies CONTRACT §5 to an event for every destination of the policy (in pol.Names order).
+// Decide applies docs/consent.md to an event for every destination of the policy (in pol.Names order).
 //
 // st may be nil (nothing recorded for the user). now is the decision time; runID is empty for live
 // traffic and the replay's run id otherwise. Decision ids depend only on (event id, destination,
@@ -66,15 +67,7 @@ func Decide(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time, run
 	if ev == nil || pol == nil {
 		return nil
 	}
-	d := decider{ev: ev, st: st, pol: pol, runID: runID, nowMs: now.UnixMilli(), sensitive: -1}
-	d.jurisdiction = ev.Jurisdiction
-	if d.jurisdiction == "" {
-		d.jurisdiction = policy.DefaultJurisdiction
-	}
-	// An unknown jurisdiction keeps its name in the audit record but takes the default model.
-	d.model = pol.Model(d.jurisdiction)
-	d.present = presentFields(ev)
-
+	d := newDecider(ev, st, pol, now, runID)
 	out := make([]Outcome, 0, len(pol.Names))
 	for _, name := range pol.Names {
 		dest := pol.Destinations[name]
@@ -84,6 +77,19 @@ func Decide(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time, run
 		out = append(out, d.decide(dest))
 	}
 	return out
+}
+
+// newDecider prepares what every destination's decision for ev shares.
+func newDecider(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time, runID string) decider {
+	d := decider{ev: ev, st: st, pol: pol, runID: runID, nowMs: now.UnixMilli(), sensitive: -1}
+	d.jurisdiction = ev.Jurisdiction
+	if d.jurisdiction == "" {
+		d.jurisdiction = policy.DefaultJurisdiction
+	}
+	// An unknown jurisdiction keeps its name in the audit record but takes the default model.
+	d.model = pol.Model(d.jurisdiction)
+	d.present = presentFields(ev)
+	return d
 }
 
 // decider holds what is shared by every destination's decision for one event.
@@ -150,29 +156,9 @@ func (d *decider) decide(dest *policy.Destination) Outcome {
 	}}
 }
 
-// reason walks the rules of CONTRACT §5 in order; the first that applies wins.
+// reason walks the rules of docs/consent.md in order (explain.go); the first that applies wins.
 func (d *decider) reason(dest *policy.Destination) string {
-	switch {
-	case d.st != nil && d.st.Erased:
-		return ReasonErased
-	case dest.Purpose == policy.Necessary:
-		return ReasonNecessary
-	case d.withdrawn(dest.Purpose):
-		return ReasonWithdrawn
-	}
-	if !d.granted(dest.Purpose) {
-		if d.model == policy.OptOut {
-			return ReasonOptedOut // only an explicit false refuses under opt_out
-		}
-		return ReasonNoConsent
-	}
-	switch {
-	case dest.Sale && d.ev.GPC:
-		return ReasonGPC
-	case dest.Purpose == policy.Marketing && d.isSensitive():
-		return ReasonSensitive
-	}
-	return ReasonConsented
+	return d.firstRule(dest, nil)
 }
 
 // withdrawn reports whether the user's recorded consent says false for the purpose. A recorded

@@ -8,7 +8,7 @@ import (
 	"unicode"
 )
 
-// Destination types whose normalisation differs from the default (VENDORS.md "Pitfalls" 1–2).
+// Destination types whose normalisation differs from the default (docs/vendors.md "Pitfalls" 1–2).
 const (
 	typeMeta      = "meta_capi"
 	typeGoogleAds = "google_ads"
@@ -20,7 +20,7 @@ const (
 // JSON) by its text, so a phone sent as a number still matches.
 //
 // A value that already is 64 hex characters is passed through lower-cased rather than hashed
-// again: clients often pre-hash, and a double hash silently kills match rates (VENDORS.md).
+// again: clients often pre-hash, and a double hash silently kills match rates (docs/vendors.md).
 func HashField(destType, path, jsonText string) string {
 	v := textOf(jsonText)
 	if t := strings.TrimSpace(v); isHex64(t) {
@@ -65,7 +65,7 @@ func Normalize(destType, path, raw string) string {
 
 // normEmail trims and lower-cases. Only Google Ads also wants gmail.com/googlemail.com addresses
 // canonicalised (dots and "+suffix" removed from the local part) and all whitespace removed;
-// doing that for Meta breaks matching (VENDORS.md pitfall 2).
+// doing that for Meta breaks matching (docs/vendors.md pitfall 2).
 func normEmail(destType, raw string) string {
 	s := strings.ToLower(strings.TrimSpace(raw))
 	if destType != typeGoogleAds {
@@ -88,7 +88,7 @@ func normEmail(destType, raw string) string {
 
 // normPhone keeps the digits and drops leading zeros (an international "00" prefix). Meta wants
 // the country code without "+"; TikTok and Google want E.164 with "+", and so do ga4/webhook so a
-// receiver sees the conventional form (VENDORS.md pitfall 1). It cannot add a missing country
+// receiver sees the conventional form (docs/vendors.md pitfall 1). It cannot add a missing country
 // code: that is the sender's job.
 func normPhone(destType, raw string) string {
 	digits := make([]byte, 0, len(raw)+1)

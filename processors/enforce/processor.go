@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -19,11 +20,6 @@ import (
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
-// Group is the consumer group every consent processor of a deployment joins; Kafka spreads the
-// raw topic's partitions over the processes in it. Like topics, it starts with the topic prefix,
-// so deployments sharing a broker stay apart.
-func Group(cfg *config.Config) string { return cfg.Kafka.TopicPrefix + "processor" }
-
 // Processor is one member of the consent-processor group.
 type Processor struct {
 	cfg     *config.Config
@@ -32,7 +28,13 @@ type Processor struct {
 	ahead   *lookahead
 	metrics *metrics
 	now     func() time.Time
+	// stopErr is set by a partition callback that could not prepare its partitions: franz-go's
+	// callbacks return nothing, so Run checks it after each poll, before deciding any record.
+	stopErr atomic.Pointer[error]
 }
+
+// stop makes Run return err (the first one given) after the current poll.
+func (p *Processor) stop(err error) { p.stopErr.CompareAndSwap(nil, &err) }
 
 // catchUpTimeout bounds the wait for the lookahead before a batch; past it the batch is aborted
 // and fetched again rather than decided without the latest withdrawals.
@@ -47,7 +49,7 @@ func New(cfg *config.Config, log *zap.Logger) *Processor {
 // instance so that a restarted processor fences and aborts the transaction its predecessor left
 // open (a new id would leave that transaction blocking read_committed readers until it times out).
 // Several processes on one host set TOLLGATE_PROCESSOR_INSTANCE to tell themselves apart.
-func transactionalID(cfg *config.Config) string { return Group(cfg) + "-" + instance() }
+func transactionalID(cfg *config.Config) string { return cfg.ProcessorGroup() + "-" + instance() }
 
 func instance() string {
 	id := os.Getenv("TOLLGATE_PROCESSOR_INSTANCE")
@@ -76,7 +78,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	sess, err := kafka.NewTransactSession(p.cfg, p.log,
 		kgo.TransactionalID(transactionalID(p.cfg)),
 		kgo.TransactionTimeout(10*time.Second),
-		kgo.ConsumerGroup(Group(p.cfg)),
+		kgo.ConsumerGroup(p.cfg.ProcessorGroup()),
 		// Static membership: a restarted instance takes its predecessor's place and partitions
 		// at once, without a rebalance of the whole group.
 		kgo.InstanceID(instance()),
@@ -100,6 +102,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		if fetches.IsClientClosed() {
 			return nil
+		}
+		if err := p.stopErr.Load(); err != nil {
+			return *err
 		}
 		fetches.EachError(func(t string, part int32, err error) {
 			p.log.Warn("fetch error", zap.String("topic", t), zap.Int32("partition", part), zap.Error(err))
@@ -252,10 +257,10 @@ func (p *Processor) deadLetter(r *kgo.Record, cause error) []*kgo.Record {
 		Key:   r.Key,
 		Value: r.Value,
 		Headers: []kgo.RecordHeader{
-			{Key: "tg-error", Value: []byte(cause.Error())},
-			{Key: "tg-original-topic", Value: []byte(r.Topic)},
-			{Key: "tg-original-partition", Value: fmt.Appendf(nil, "%d", r.Partition)},
-			{Key: "tg-original-offset", Value: fmt.Appendf(nil, "%d", r.Offset)},
+			{Key: config.HeaderError, Value: []byte(cause.Error())},
+			{Key: config.HeaderOriginalTopic, Value: []byte(r.Topic)},
+			{Key: config.HeaderOriginalPartition, Value: fmt.Appendf(nil, "%d", r.Partition)},
+			{Key: config.HeaderOriginalOffset, Value: fmt.Appendf(nil, "%d", r.Offset)},
 		},
 	}}
 }

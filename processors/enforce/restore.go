@@ -27,11 +27,14 @@ func (p *Processor) onAssigned(ctx context.Context, cl *kgo.Client, assigned map
 	n, err := restoreState(ctx, p.cfg, p.log, cl, p.state, parts)
 	if err != nil {
 		// Processing without the users' recorded withdrawals could forward what they refused:
-		// stop this process instead, and let another member (or a restart) take over.
-		p.log.Fatal("restore consent state", zap.Error(err))
+		// stop the processor instead (Run returns this before deciding any record), and let
+		// another member (or a restart) take over.
+		p.stop(fmt.Errorf("restore consent state: %w", err))
+		return
 	}
-	if err := p.ahead.add(ctx, Group(p.cfg), parts); err != nil {
-		p.log.Fatal("start consent lookahead", zap.Error(err))
+	if err := p.ahead.add(ctx, p.cfg.ProcessorGroup(), parts); err != nil {
+		p.stop(fmt.Errorf("start consent lookahead: %w", err))
+		return
 	}
 	took := time.Since(start)
 	// A restore reads the whole changelog of its partitions and leaves most of it as garbage; hand

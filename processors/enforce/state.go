@@ -20,7 +20,7 @@ type userState struct {
 }
 
 // refused is the set of purposes the user's latest choice says false for: the only recorded
-// choices the consent engine acts on (a recorded true never grants by itself, CONTRACT §5 rule 3).
+// choices the consent engine acts on (a recorded true never grants by itself, docs/consent.md, rule 3).
 func (u userState) refused() uint64 { return u.recorded &^ u.granted }
 
 // maxPurposes is how many distinct purposes a codebook can name; the policy has a handful.

@@ -4,7 +4,7 @@
 // GA4 answers 2xx even to malformed payloads and has no idempotency key, so this adapter
 // validates everything locally (names, lengths, counts, age) and cannot detect a lost or doubled
 // request. A 5xx or a timeout is ambiguous — GA4 may have recorded the events — and a resend may
-// double count them; the runner retries them anyway (CONTRACT §7) because losing them is worse
+// double count them; the runner retries them anyway (docs/delivery.md) because losing them is worse
 // for an analytics destination than a rare duplicate.
 //
 // Google forbids PII in GA4, hashed or not. The adapter never sends a field whose path mentions
@@ -28,7 +28,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/schemas"
-	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
 // Limits and defaults of the Measurement Protocol.
@@ -46,7 +46,7 @@ const (
 
 // config is the destination's `config` block.
 type config struct {
-	sinks.HTTPConfig `yaml:",inline"`
+	sdk.HTTPConfig `yaml:",inline"`
 	// Endpoint replaces GA4's base URL (default https://www.google-analytics.com); path kept.
 	Endpoint string `yaml:"endpoint"`
 	// MeasurementID is the web stream's id ("G-…"). Required.
@@ -70,24 +70,24 @@ type adapter struct {
 }
 
 // New builds the GA4 adapter from its policy entry.
-func New(dest *policy.Destination, env sinks.Env) (sinks.Adapter, error) {
+func New(dest *policy.Destination, env sdk.Env) (sdk.Adapter, error) {
 	var c config
-	if err := sinks.DecodeConfig(dest, &c); err != nil {
+	if err := sdk.DecodeConfig(dest, &c); err != nil {
 		return nil, err
 	}
-	base, err := sinks.BaseURL(dest, "endpoint", c.Endpoint, DefaultEndpoint)
+	base, err := sdk.BaseURL(dest, "endpoint", c.Endpoint, DefaultEndpoint)
 	if err != nil {
 		return nil, err
 	}
-	if err := sinks.Required(dest, "measurement_id", c.MeasurementID); err != nil {
+	if err := sdk.Required(dest, "measurement_id", c.MeasurementID); err != nil {
 		return nil, err
 	}
-	secret, err := sinks.Secret(dest, env, "api_secret_env", c.APISecretEnv)
+	secret, err := sdk.Secret(dest, env, "api_secret_env", c.APISecretEnv)
 	if err != nil {
 		return nil, err
 	}
 	if c.EngagementTimeMsec < 0 {
-		return nil, sinks.ConfigError(dest, "engagement_time_msec", "must not be negative")
+		return nil, sdk.ConfigError(dest, "engagement_time_msec", "must not be negative")
 	} else if c.EngagementTimeMsec == 0 {
 		c.EngagementTimeMsec = 100
 	}
@@ -135,7 +135,7 @@ var emailLike = regexp.MustCompile(`[^\s@/?&=]+@[^\s@/?&=]+\.[a-z]{2,}`)
 // looksIdentifying catches PII in a value of an innocent-looking field: an address in a page
 // URL's query string (also percent-encoded) or a digest.
 func looksIdentifying(v string) bool {
-	if sinks.IsHashed(v) {
+	if sdk.IsHashed(v) {
 		return true
 	}
 	if !strings.Contains(v, "@") && !strings.Contains(v, "%40") {
@@ -155,7 +155,7 @@ func (a *adapter) Timeout() time.Duration { return a.timeout }
 
 // Validate refuses events GA4 would silently drop: older than 72 h, or without a client id.
 func (a *adapter) Validate(ev *schemas.FilteredEvent, now time.Time) error {
-	if err := sinks.CheckAge(ev, now, MaxAge, "ga4"); err != nil {
+	if err := sdk.CheckAge(ev, now, MaxAge, "ga4"); err != nil {
 		return err
 	}
 	if ev.UserKey == "" {
@@ -186,7 +186,7 @@ type event struct {
 }
 
 // NewRequest builds one Measurement Protocol request. Every event of the batch must have the
-// same user key (sinks.SplitBatch does that with BatchKey).
+// same user key (sdk.SplitBatch does that with BatchKey).
 func (a *adapter) NewRequest(ctx context.Context, batch []*schemas.FilteredEvent) (*http.Request, error) {
 	if len(batch) == 0 {
 		return nil, fmt.Errorf("ga4: empty batch")
@@ -197,7 +197,7 @@ func (a *adapter) NewRequest(ctx context.Context, batch []*schemas.FilteredEvent
 	granted := true
 	for i, ev := range batch {
 		if ev.UserKey != b.ClientID {
-			return nil, fmt.Errorf("ga4: batch mixes clients; split it with sinks.SplitBatch")
+			return nil, fmt.Errorf("ga4: batch mixes clients; split it with sdk.SplitBatch")
 		}
 		granted = granted && ev.Consent[policy.Marketing]
 		b.Events[i] = event{Name: sanitise(ev.Event), Params: a.paramValues(ev), TimestampMicros: ev.TimestampMs * 1000}
@@ -235,7 +235,7 @@ func (a *adapter) paramValues(ev *schemas.FilteredEvent) map[string]any {
 				continue
 			}
 		}
-		s, ok := sinks.FieldString(ev, p.path)
+		s, ok := sdk.FieldString(ev, p.path)
 		if !ok || looksIdentifying(s) {
 			continue
 		}
@@ -305,8 +305,8 @@ func sanitise(s string) string {
 }
 
 // Classify reads a Measurement Protocol answer. GA4 says 2xx to everything it parses, so only the
-// HTTP status carries information (sinks.ClassifyStatus): 2xx Delivered, 429/5xx Retry, other
+// HTTP status carries information (sdk.ClassifyStatus): 2xx Delivered, 429/5xx Retry, other
 // statuses Permanent (GA4's advice: don't resend a refused request unchanged).
-func (a *adapter) Classify(status int, header http.Header, _ []byte, _ []*schemas.FilteredEvent) sinks.Verdict {
-	return sinks.ClassifyStatus(status, header, a.now())
+func (a *adapter) Classify(status int, header http.Header, _ []byte, _ []*schemas.FilteredEvent) sdk.Verdict {
+	return sdk.ClassifyStatus(status, header, a.now())
 }

@@ -15,7 +15,8 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/internal/standin"
 	"github.com/tollgate-dev/tollgate/schemas"
-	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
+	"github.com/tollgate-dev/tollgate/sinks/sinktest"
 )
 
 const digest = "a5ba5d3ebd5bf4ab4ef1a4f1d8cbcd2e3a0bd5b1a4e1d2c3b4a5968778695a4b"
@@ -35,7 +36,7 @@ func env(k string) (string, bool) {
 	return v, ok
 }
 
-func newAdapter(t testing.TB, d *policy.Destination) sinks.Adapter {
+func newAdapter(t testing.TB, d *policy.Destination) sdk.Adapter {
 	a, err := New(d, env)
 	require.NoError(t, err)
 	return a
@@ -81,9 +82,9 @@ func TestNewRequestFormat(t *testing.T) {
 	defer s.Close()
 	d := testDest(s.URL)
 	ts := time.UnixMilli(1763892000123)
-	v, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", "a-7f3", ts)})
+	v, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", "a-7f3", ts)})
 	require.NoError(t, err)
-	require.Equal(t, sinks.Verdict{Class: sinks.Delivered}, v)
+	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, v)
 
 	r := s.Requests()[0]
 	require.Equal(t, http.MethodPost, r.Method)
@@ -122,7 +123,7 @@ func TestNoPIIInBody(t *testing.T) {
 		"properties.ref":           `"` + digest + `"`,
 		"properties.plan":          `"gold"`,
 	}
-	_, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
+	_, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
 	require.NoError(t, err)
 	raw := strings.ToLower(string(s.Requests()[0].Body))
 	for _, pii := range []string{"ann", "bob@", "%40", "203.0.113.7", "u-42", "anon-9", "6505551212", digest} {
@@ -141,7 +142,7 @@ func TestConsent(t *testing.T) {
 	denied.Consent = map[string]bool{"analytics": true, "marketing": false}
 	unknown.Consent = nil
 	for i, batch := range [][]*schemas.FilteredEvent{{granted}, {denied}, {unknown}, {granted, denied}} {
-		_, err := standin.Deliver(context.Background(), d, a, batch)
+		_, err := sinktest.Attempt(context.Background(), d, a, batch)
 		require.NoError(t, err)
 		want := "DENIED"
 		if i == 0 {
@@ -194,7 +195,7 @@ func TestBatching(t *testing.T) {
 	_, err := a.NewRequest(context.Background(), evs[:2])
 	require.ErrorContains(t, err, "batch mixes clients")
 
-	batches := sinks.SplitBatch(a, evs)
+	batches := sdk.SplitBatch(a, evs)
 	require.Len(t, batches, 4) // a: 25+5, b: 25+5
 	for _, b := range batches {
 		req, err := a.NewRequest(context.Background(), b)
@@ -222,11 +223,11 @@ func TestValidate(t *testing.T) {
 func TestClassify(t *testing.T) {
 	a := newAdapter(t, testDest("http://127.0.0.1:1"))
 	ra := http.Header{"Retry-After": {"5"}}
-	require.Equal(t, sinks.Verdict{Class: sinks.Delivered}, a.Classify(204, nil, nil, nil))
-	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "http_429", RetryAfter: 5 * time.Second}, a.Classify(429, ra, nil, nil))
-	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "http_500"}, a.Classify(500, nil, nil, nil))
-	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "http_400", Split: true}, a.Classify(400, nil, nil, nil))
-	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "http_302"}, a.Classify(302, nil, nil, nil))
+	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, a.Classify(204, nil, nil, nil))
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_429", RetryAfter: 5 * time.Second}, a.Classify(429, ra, nil, nil))
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_500"}, a.Classify(500, nil, nil, nil))
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_400", Split: true}, a.Classify(400, nil, nil, nil))
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_302"}, a.Classify(302, nil, nil, nil))
 }
 
 func TestAgainstStandinFaults(t *testing.T) {
@@ -236,11 +237,11 @@ func TestAgainstStandinFaults(t *testing.T) {
 	a := newAdapter(t, d)
 	s.SetFailures(standin.Fault{Status: 503, RetryAfter: "3"})
 	batch := []*schemas.FilteredEvent{testEvent("1", "c", time.Now())}
-	v, err := standin.Deliver(context.Background(), d, a, batch)
+	v, err := sinktest.Attempt(context.Background(), d, a, batch)
 	require.NoError(t, err)
-	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "http_503", RetryAfter: 3 * time.Second}, v)
-	v, _ = standin.Deliver(context.Background(), d, a, batch)
-	require.Equal(t, sinks.Delivered, v.Class)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_503", RetryAfter: 3 * time.Second}, v)
+	v, _ = sinktest.Attempt(context.Background(), d, a, batch)
+	require.Equal(t, sdk.Delivered, v.Class)
 }
 
 func BenchmarkNewRequest(b *testing.B) {

@@ -21,7 +21,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/schemas"
-	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
 // Defaults and limits.
@@ -38,7 +38,7 @@ const (
 
 // config is the destination's `config` block.
 type config struct {
-	sinks.HTTPConfig `yaml:",inline"`
+	sdk.HTTPConfig `yaml:",inline"`
 	// Endpoint replaces the Data Manager base URL (default https://datamanager.googleapis.com).
 	Endpoint string `yaml:"endpoint"`
 	// AccessTokenEnv names the environment variable holding the OAuth access token (scope
@@ -78,12 +78,12 @@ type destination struct {
 var digits = regexp.MustCompile(`^[0-9]+$`)
 
 // New builds the Google Ads adapter from its policy entry.
-func New(dest *policy.Destination, env sinks.Env) (sinks.Adapter, error) {
+func New(dest *policy.Destination, env sdk.Env) (sdk.Adapter, error) {
 	var c config
-	if err := sinks.DecodeConfig(dest, &c); err != nil {
+	if err := sdk.DecodeConfig(dest, &c); err != nil {
 		return nil, err
 	}
-	base, err := sinks.BaseURL(dest, "endpoint", c.Endpoint, DefaultEndpoint)
+	base, err := sdk.BaseURL(dest, "endpoint", c.Endpoint, DefaultEndpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -94,21 +94,21 @@ func New(dest *policy.Destination, env sinks.Env) (sinks.Adapter, error) {
 	}{{"customer_id", &c.CustomerID}, {"conversion_action_id", &d.ProductDestinationID}, {"login_customer_id", &c.LoginCustomerID}} {
 		*f.val = strings.ReplaceAll(strings.TrimSpace(*f.val), "-", "")
 		if *f.val == "" && f.key != "login_customer_id" {
-			return nil, sinks.ConfigError(dest, f.key, "is required")
+			return nil, sdk.ConfigError(dest, f.key, "is required")
 		}
 		if *f.val != "" && !digits.MatchString(*f.val) {
-			return nil, sinks.ConfigError(dest, f.key, "must be a numeric id")
+			return nil, sdk.ConfigError(dest, f.key, "must be a numeric id")
 		}
 	}
 	d.OperatingAccount = account{AccountType: "GOOGLE_ADS", AccountID: c.CustomerID}
 	if c.LoginCustomerID != "" && c.LoginCustomerID != c.CustomerID {
 		d.LoginAccount = &account{AccountType: "GOOGLE_ADS", AccountID: c.LoginCustomerID}
 	}
-	token, err := sinks.Secret(dest, env, "access_token_env", c.AccessTokenEnv)
+	token, err := sdk.Secret(dest, env, "access_token_env", c.AccessTokenEnv)
 	if err != nil {
 		return nil, err
 	}
-	if err := sinks.RequireHashed(dest, "google_ads", "properties.email", "properties.phone"); err != nil {
+	if err := sdk.RequireHashed(dest, "google_ads", "properties.email", "properties.phone"); err != nil {
 		return nil, err
 	}
 	return &adapter{
@@ -126,12 +126,12 @@ func (a *adapter) Timeout() time.Duration { return a.timeout }
 // click id (gclid, gbraid, wbraid), an event matches no ad interaction and only fails its batch.
 func (a *adapter) Validate(ev *schemas.FilteredEvent, _ time.Time) error {
 	for _, p := range []string{"properties.email", "properties.phone"} {
-		if _, ok := sinks.HashedField(ev, p); ok {
+		if _, ok := sdk.HashedField(ev, p); ok {
 			return nil
 		}
 	}
 	for _, p := range []string{"properties.gclid", "properties.gbraid", "properties.wbraid"} {
-		if _, ok := sinks.FieldString(ev, p); ok {
+		if _, ok := sdk.FieldString(ev, p); ok {
 			return nil
 		}
 	}
@@ -205,25 +205,25 @@ func fill(e *event, ev *schemas.FilteredEvent) {
 	// The order id is the conversion's identity for Google; the event id stands in when the site
 	// sends none, so a resend of the same event is still recognised.
 	e.TransactionID = ev.EventID
-	if id, ok := sinks.FieldString(ev, "properties.order_id"); ok {
+	if id, ok := sdk.FieldString(ev, "properties.order_id"); ok {
 		e.TransactionID = id
 	}
-	e.EventTimestamp = sinks.EventTime(ev).UTC().Format(time.RFC3339Nano)
+	e.EventTimestamp = sdk.EventTime(ev).UTC().Format(time.RFC3339Nano)
 	e.EventSource = "WEB"
 	var ids []userIdentifier
-	if v, ok := sinks.HashedField(ev, "properties.email"); ok {
+	if v, ok := sdk.HashedField(ev, "properties.email"); ok {
 		ids = append(ids, userIdentifier{EmailAddress: v})
 	}
-	if v, ok := sinks.HashedField(ev, "properties.phone"); ok {
+	if v, ok := sdk.HashedField(ev, "properties.phone"); ok {
 		ids = append(ids, userIdentifier{PhoneNumber: v})
 	}
 	if len(ids) > 0 {
 		e.UserData = &userData{UserIdentifiers: ids}
 	}
 	var ad adIdentifiers
-	ad.Gclid, _ = sinks.FieldString(ev, "properties.gclid")
-	ad.Gbraid, _ = sinks.FieldString(ev, "properties.gbraid")
-	ad.Wbraid, _ = sinks.FieldString(ev, "properties.wbraid")
+	ad.Gclid, _ = sdk.FieldString(ev, "properties.gclid")
+	ad.Gbraid, _ = sdk.FieldString(ev, "properties.gbraid")
+	ad.Wbraid, _ = sdk.FieldString(ev, "properties.wbraid")
 	if ad != (adIdentifiers{}) {
 		e.AdIdentifiers = &ad
 	}
@@ -232,15 +232,15 @@ func fill(e *event, ev *schemas.FilteredEvent) {
 		c = "CONSENT_GRANTED"
 	}
 	e.Consent = consent{AdUserData: c, AdPersonalization: c}
-	if v, ok := sinks.FieldNumber(ev, "properties.order_value"); ok {
+	if v, ok := sdk.FieldNumber(ev, "properties.order_value"); ok {
 		e.ConversionValue = &v
 	}
-	if cur, ok := sinks.FieldString(ev, "properties.currency"); ok {
+	if cur, ok := sdk.FieldString(ev, "properties.currency"); ok {
 		e.Currency = strings.ToUpper(cur)
 	}
 	var di deviceInfo
-	di.UserAgent, _ = sinks.FieldString(ev, "context.user_agent")
-	di.IPAddress, _ = sinks.FieldString(ev, "context.ip")
+	di.UserAgent, _ = sdk.FieldString(ev, "context.user_agent")
+	di.IPAddress, _ = sdk.FieldString(ev, "context.ip")
 	if di != (deviceInfo{}) {
 		e.EventDeviceInfo = &di
 	}
@@ -275,13 +275,13 @@ var eventIndex = regexp.MustCompile(`^events\[(\d+)\]`)
 //     get Retry, to be resent without the bad rows. Duplicate reasons (…ALREADY_EXISTS) mean
 //     Google has the row: not a failure. When every row failed, or a violation names no row
 //     (a destination, the encoding), the batch is Permanent.
-//   - any other status: as sinks.ClassifyStatus says (401, 403, 404 Permanent).
+//   - any other status: as sdk.ClassifyStatus says (401, 403, 404 Permanent).
 //
 // Reason is the lower-case RPC status ("invalid_argument"), or "http_<status>" without one.
-func (a *adapter) Classify(status int, header http.Header, respBody []byte, batch []*schemas.FilteredEvent) sinks.Verdict {
+func (a *adapter) Classify(status int, header http.Header, respBody []byte, batch []*schemas.FilteredEvent) sdk.Verdict {
 	now := a.now()
-	v := sinks.ClassifyStatus(status, header, now)
-	if v.Class == sinks.Delivered {
+	v := sdk.ClassifyStatus(status, header, now)
+	if v.Class == sdk.Delivered {
 		return v
 	}
 	var ge googleError
@@ -296,7 +296,7 @@ func (a *adapter) Classify(status int, header http.Header, respBody []byte, batc
 	for _, d := range ge.Error.Details {
 		tooRecent = tooRecent || strings.Contains(d.Reason, "TOO_RECENT")
 		if delay, err := time.ParseDuration(d.RetryDelay); err == nil && delay > v.RetryAfter {
-			v.RetryAfter = min(delay, sinks.MaxRetryAfter)
+			v.RetryAfter = min(delay, sdk.MaxRetryAfter)
 		}
 		for _, fv := range d.FieldViolations {
 			tooRecent = tooRecent || strings.Contains(fv.Reason, "TOO_RECENT")
@@ -320,18 +320,18 @@ func (a *adapter) Classify(status int, header http.Header, respBody []byte, batc
 	}
 	switch {
 	case tooRecent:
-		return sinks.Verdict{Class: sinks.Retry, Reason: "too_recent", RetryAfter: max(v.RetryAfter, TooRecentDelay)}
-	case v.Class == sinks.Retry || status != http.StatusBadRequest:
+		return sdk.Verdict{Class: sdk.Retry, Reason: "too_recent", RetryAfter: max(v.RetryAfter, TooRecentDelay)}
+	case v.Class == sdk.Retry || status != http.StatusBadRequest:
 		return v
 	case !rowsOnly:
 		v.Split = false // a violation outside the rows (destination, encoding) concerns every row
 		return v
 	case len(failed) == 0:
 		// Every violation was a duplicate: Google already has the rows.
-		return sinks.Verdict{Class: sinks.Delivered}
+		return sdk.Verdict{Class: sdk.Delivered}
 	case len(failed) == len(batch):
 		v.Failed, v.Split = failed, false
 		return v
 	}
-	return sinks.Verdict{Class: sinks.Retry, Reason: "batch_rejected_for_invalid_rows", Failed: failed, ResendRest: true}
+	return sdk.Verdict{Class: sdk.Retry, Reason: "batch_rejected_for_invalid_rows", Failed: failed, ResendRest: true}
 }

@@ -13,7 +13,8 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/internal/standin"
 	"github.com/tollgate-dev/tollgate/schemas"
-	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
+	"github.com/tollgate-dev/tollgate/sinks/sinktest"
 )
 
 const (
@@ -37,7 +38,7 @@ func env(k string) (string, bool) {
 	return v, ok
 }
 
-func newAdapter(t testing.TB, d *policy.Destination) sinks.Adapter {
+func newAdapter(t testing.TB, d *policy.Destination) sdk.Adapter {
 	a, err := New(d, env)
 	require.NoError(t, err)
 	return a
@@ -83,9 +84,9 @@ func TestNewRequestFormat(t *testing.T) {
 	d.Config["login_customer_id"] = "111-222-3333"
 	ev := testEvent("e1", time.UnixMilli(1763892000123))
 	ev.Fields["properties.order_id"] = `"ORD-1"`
-	v, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
+	v, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
 	require.NoError(t, err)
-	require.Equal(t, sinks.Verdict{Class: sinks.Delivered}, v)
+	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, v)
 	r := s.Requests()[0]
 	require.Equal(t, http.MethodPost, r.Method)
 	require.Equal(t, "/v1/events:ingest", r.Path)
@@ -149,30 +150,30 @@ func TestClassify(t *testing.T) {
 		status int
 		header http.Header
 		body   []byte
-		want   sinks.Verdict
+		want   sdk.Verdict
 	}{
-		{"ok", 200, nil, []byte(`{"requestId":"r"}`), sinks.Verdict{Class: sinks.Delivered}},
-		{"quota", 429, nil, googleErr(429, "RESOURCE_EXHAUSTED", retryInfo), sinks.Verdict{Class: sinks.Retry, Reason: "resource_exhausted", RetryAfter: 30 * time.Second}},
+		{"ok", 200, nil, []byte(`{"requestId":"r"}`), sdk.Verdict{Class: sdk.Delivered}},
+		{"quota", 429, nil, googleErr(429, "RESOURCE_EXHAUSTED", retryInfo), sdk.Verdict{Class: sdk.Retry, Reason: "resource_exhausted", RetryAfter: 30 * time.Second}},
 		{"quota header longer", 429, http.Header{"Retry-After": {"60"}}, googleErr(429, "RESOURCE_EXHAUSTED", retryInfo),
-			sinks.Verdict{Class: sinks.Retry, Reason: "resource_exhausted", RetryAfter: time.Minute}},
-		{"unknown", 500, nil, googleErr(500, "UNKNOWN", ""), sinks.Verdict{Class: sinks.Retry, Reason: "unknown"}},
-		{"deadline", 504, nil, googleErr(504, "DEADLINE_EXCEEDED", ""), sinks.Verdict{Class: sinks.Retry, Reason: "deadline_exceeded"}},
-		{"bare 503", 503, nil, []byte("<html/>"), sinks.Verdict{Class: sinks.Retry, Reason: "http_503"}},
-		{"unauthenticated", 401, nil, googleErr(401, "UNAUTHENTICATED", ""), sinks.Verdict{Class: sinks.Permanent, Reason: "unauthenticated"}},
+			sdk.Verdict{Class: sdk.Retry, Reason: "resource_exhausted", RetryAfter: time.Minute}},
+		{"unknown", 500, nil, googleErr(500, "UNKNOWN", ""), sdk.Verdict{Class: sdk.Retry, Reason: "unknown"}},
+		{"deadline", 504, nil, googleErr(504, "DEADLINE_EXCEEDED", ""), sdk.Verdict{Class: sdk.Retry, Reason: "deadline_exceeded"}},
+		{"bare 503", 503, nil, []byte("<html/>"), sdk.Verdict{Class: sdk.Retry, Reason: "http_503"}},
+		{"unauthenticated", 401, nil, googleErr(401, "UNAUTHENTICATED", ""), sdk.Verdict{Class: sdk.Permanent, Reason: "unauthenticated"}},
 		{"invalid request", 400, nil, googleErr(400, "INVALID_ARGUMENT", violations("destinations[0].product_destination_id")),
-			sinks.Verdict{Class: sinks.Permanent, Reason: "invalid_argument"}},
+			sdk.Verdict{Class: sdk.Permanent, Reason: "invalid_argument"}},
 		{"one bad row", 400, nil, googleErr(400, "INVALID_ARGUMENT", violations("events[1].user_data.user_identifiers[0]|INVALID_HEX_ENCODING")),
-			sinks.Verdict{Class: sinks.Retry, Reason: "batch_rejected_for_invalid_rows", Failed: map[int]string{1: "invalid_hex_encoding"}, ResendRest: true}},
+			sdk.Verdict{Class: sdk.Retry, Reason: "batch_rejected_for_invalid_rows", Failed: map[int]string{1: "invalid_hex_encoding"}, ResendRest: true}},
 		{"bad row and bad request", 400, nil, googleErr(400, "INVALID_ARGUMENT", violations("events[1].x", "encoding")),
-			sinks.Verdict{Class: sinks.Permanent, Reason: "invalid_argument"}},
+			sdk.Verdict{Class: sdk.Permanent, Reason: "invalid_argument"}},
 		{"row out of range", 400, nil, googleErr(400, "INVALID_ARGUMENT", violations("events[7].x")),
-			sinks.Verdict{Class: sinks.Permanent, Reason: "invalid_argument"}},
+			sdk.Verdict{Class: sdk.Permanent, Reason: "invalid_argument"}},
 		{"all rows bad", 400, nil, googleErr(400, "INVALID_ARGUMENT", violations("events[0].a", "events[1].b", "events[2].c")),
-			sinks.Verdict{Class: sinks.Permanent, Reason: "invalid_argument", Failed: map[int]string{0: "invalid_row", 1: "invalid_row", 2: "invalid_row"}}},
+			sdk.Verdict{Class: sdk.Permanent, Reason: "invalid_argument", Failed: map[int]string{0: "invalid_row", 1: "invalid_row", 2: "invalid_row"}}},
 		{"duplicates only", 400, nil, googleErr(400, "INVALID_ARGUMENT", violations("events[0].transaction_id|CLICK_CONVERSION_ALREADY_EXISTS")),
-			sinks.Verdict{Class: sinks.Delivered}},
+			sdk.Verdict{Class: sdk.Delivered}},
 		{"too recent", 400, nil, googleErr(400, "FAILED_PRECONDITION", `{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"TOO_RECENT_CONVERSION_ACTION"}`),
-			sinks.Verdict{Class: sinks.Retry, Reason: "too_recent", RetryAfter: 6 * time.Hour}},
+			sdk.Verdict{Class: sdk.Retry, Reason: "too_recent", RetryAfter: 6 * time.Hour}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.Equal(t, tc.want, a.Classify(tc.status, tc.header, tc.body, batch))
@@ -189,33 +190,17 @@ func TestAgainstStandin(t *testing.T) {
 	batch := []*schemas.FilteredEvent{testEvent("e1", time.Now()), testEvent("e2", time.Now()), testEvent("e3", time.Now())}
 
 	s.SetFailures(standin.Fault{Status: 429, RetryAfter: "20"}, standin.Fault{Status: 500})
-	v, _ := standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "resource_exhausted", RetryAfter: 20 * time.Second}, v)
-	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "internal"}, v)
+	v, _ := sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "resource_exhausted", RetryAfter: 20 * time.Second}, v)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "internal"}, v)
 
 	s.RejectEvents("e2")
-	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "batch_rejected_for_invalid_rows", Failed: map[int]string{1: "invalid_event"}, ResendRest: true}, v)
-	v, _ = standin.Deliver(ctx, d, a, []*schemas.FilteredEvent{batch[0], batch[2]})
-	require.Equal(t, sinks.Delivered, v.Class)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "batch_rejected_for_invalid_rows", Failed: map[int]string{1: "invalid_event"}, ResendRest: true}, v)
+	v, _ = sinktest.Attempt(ctx, d, a, []*schemas.FilteredEvent{batch[0], batch[2]})
+	require.Equal(t, sdk.Delivered, v.Class)
 	require.Equal(t, []string{"e1", "e3"}, s.EventIDs())
-}
-
-func TestBatchLimit(t *testing.T) {
-	s := standin.New("google_ads")
-	defer s.Close()
-	d := testDest(s.URL)
-	a := newAdapter(t, d)
-	require.Equal(t, 2000, a.MaxBatch())
-	batch := make([]*schemas.FilteredEvent, 2001)
-	for i := range batch {
-		batch[i] = testEvent(strconv.Itoa(i), time.Now())
-	}
-	v, _ := standin.Deliver(context.Background(), d, a, batch[:2000])
-	require.Equal(t, sinks.Delivered, v.Class)
-	v, _ = standin.Deliver(context.Background(), d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "invalid_argument"}, v)
 }
 
 func BenchmarkNewRequest(b *testing.B) {

@@ -22,7 +22,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/schemas"
-	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
 // Defaults, documented next to the config keys in config.
@@ -39,7 +39,7 @@ const (
 
 // config is the destination's `config` block.
 type config struct {
-	sinks.HTTPConfig `yaml:",inline"`
+	sdk.HTTPConfig `yaml:",inline"`
 	// Endpoint replaces Meta's base URL (default https://graph.facebook.com); the path is kept.
 	Endpoint string `yaml:"endpoint"`
 	// APIVersion is the Graph API version in the path (default v21.0).
@@ -88,19 +88,19 @@ type adapter struct {
 // New builds the Meta adapter from its policy entry. Besides its own config it checks that the
 // policy hashes every identifier Meta takes hashed and sends context.user_agent, without which
 // Meta refuses every website event.
-func New(dest *policy.Destination, env sinks.Env) (sinks.Adapter, error) {
+func New(dest *policy.Destination, env sdk.Env) (sdk.Adapter, error) {
 	var c config
-	if err := sinks.DecodeConfig(dest, &c); err != nil {
+	if err := sdk.DecodeConfig(dest, &c); err != nil {
 		return nil, err
 	}
-	base, err := sinks.BaseURL(dest, "endpoint", c.Endpoint, DefaultEndpoint)
+	base, err := sdk.BaseURL(dest, "endpoint", c.Endpoint, DefaultEndpoint)
 	if err != nil {
 		return nil, err
 	}
-	if err := sinks.Required(dest, "pixel_id", c.PixelID); err != nil {
+	if err := sdk.Required(dest, "pixel_id", c.PixelID); err != nil {
 		return nil, err
 	}
-	token, err := sinks.Secret(dest, env, "access_token_env", c.AccessTokenEnv)
+	token, err := sdk.Secret(dest, env, "access_token_env", c.AccessTokenEnv)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func New(dest *policy.Destination, env sinks.Env) (sinks.Adapter, error) {
 	for i, h := range hashedKeys {
 		paths[i] = h.path
 	}
-	if err := sinks.RequireHashed(dest, "meta_capi", paths...); err != nil {
+	if err := sdk.RequireHashed(dest, "meta_capi", paths...); err != nil {
 		return nil, err
 	}
 	if !slices.Contains(dest.Fields, "context.user_agent") {
@@ -143,13 +143,13 @@ func (a *adapter) Timeout() time.Duration { return a.timeout }
 // Validate refuses what Meta would refuse for the whole batch: events older than 7 days and
 // website events without a user agent.
 func (a *adapter) Validate(ev *schemas.FilteredEvent, now time.Time) error {
-	if err := sinks.CheckAge(ev, now, MaxAge, "meta_capi"); err != nil {
+	if err := sdk.CheckAge(ev, now, MaxAge, "meta_capi"); err != nil {
 		return err
 	}
 	if ev.Event == "" {
 		return fmt.Errorf("event has no name")
 	}
-	if _, ok := sinks.FieldString(ev, "context.user_agent"); !ok {
+	if _, ok := sdk.FieldString(ev, "context.user_agent"); !ok {
 		return fmt.Errorf("event has no context.user_agent (Meta requires client_user_agent for website events)")
 	}
 	return nil
@@ -244,35 +244,35 @@ func (a *adapter) fill(e *event, ev *schemas.FilteredEvent) {
 	e.EventTime = ev.TimestampMs / 1000
 	e.EventID = ev.EventID
 	e.ActionSource = "website"
-	e.EventSourceURL, _ = sinks.FieldString(ev, "context.page_url")
+	e.EventSourceURL, _ = sdk.FieldString(ev, "context.page_url")
 	u := &e.UserData
 	for _, h := range hashedKeys {
-		if v, ok := sinks.HashedField(ev, h.path); ok {
+		if v, ok := sdk.HashedField(ev, h.path); ok {
 			*u.slot(h.key) = []string{v}
 		}
 	}
 	for _, p := range []string{"user_id", "anonymous_id"} { // only when the policy lists them
-		if v, ok := sinks.FieldString(ev, p); ok {
+		if v, ok := sdk.FieldString(ev, p); ok {
 			u.ExternalID = append(u.ExternalID, v)
 		}
 	}
-	u.ClientIPAddress, _ = sinks.FieldString(ev, "context.ip")
-	u.ClientUserAgent, _ = sinks.FieldString(ev, "context.user_agent")
-	u.Fbp, _ = sinks.FieldString(ev, "properties.fbp")
-	if fbc, ok := sinks.FieldString(ev, "properties.fbc"); ok {
+	u.ClientIPAddress, _ = sdk.FieldString(ev, "context.ip")
+	u.ClientUserAgent, _ = sdk.FieldString(ev, "context.user_agent")
+	u.Fbp, _ = sdk.FieldString(ev, "properties.fbp")
+	if fbc, ok := sdk.FieldString(ev, "properties.fbc"); ok {
 		u.Fbc = fbc
-	} else if clid, ok := sinks.FieldString(ev, "properties.fbclid"); ok {
+	} else if clid, ok := sdk.FieldString(ev, "properties.fbclid"); ok {
 		// fbclid is case-sensitive: used exactly as received, never lower-cased.
 		u.Fbc = "fb.1." + strconv.FormatInt(ev.TimestampMs, 10) + "." + clid
 	}
 	var cd customData
-	if v, ok := sinks.FieldNumber(ev, "properties.order_value"); ok {
+	if v, ok := sdk.FieldNumber(ev, "properties.order_value"); ok {
 		cd.Value = &v
 	}
-	if c, ok := sinks.FieldString(ev, "properties.currency"); ok {
+	if c, ok := sdk.FieldString(ev, "properties.currency"); ok {
 		cd.Currency = strings.ToUpper(c)
 	}
-	cd.OrderID, _ = sinks.FieldString(ev, "properties.order_id")
+	cd.OrderID, _ = sdk.FieldString(ev, "properties.order_id")
 	if cd != (customData{}) {
 		e.CustomData = &cd
 	}
@@ -294,12 +294,12 @@ type graphError struct {
 //   - any other code: Retry when the body says is_transient, else the HTTP status decides
 //     (429/5xx Retry, other 4xx Permanent).
 //
-// A Permanent answer to a 400 keeps Split (set by sinks.ClassifyStatus): Meta rejects a whole
+// A Permanent answer to a 400 keeps Split (set by sdk.ClassifyStatus): Meta rejects a whole
 // request for one bad event without saying which, so the runner halves the batch until only the
 // bad events are refused.
-func (a *adapter) Classify(status int, header http.Header, respBody []byte, _ []*schemas.FilteredEvent) sinks.Verdict {
-	v := sinks.ClassifyStatus(status, header, a.now())
-	if v.Class == sinks.Delivered {
+func (a *adapter) Classify(status int, header http.Header, respBody []byte, _ []*schemas.FilteredEvent) sdk.Verdict {
+	v := sdk.ClassifyStatus(status, header, a.now())
+	if v.Class == sdk.Delivered {
 		return v
 	}
 	var ge graphError
@@ -310,13 +310,13 @@ func (a *adapter) Classify(status int, header http.Header, respBody []byte, _ []
 	v.Reason = "graph_error_" + strconv.Itoa(code)
 	switch {
 	case code == 1 || code == 2 || code == 4 || code == 17 || code == 341:
-		v.Class, v.Split = sinks.Retry, false
+		v.Class, v.Split = sdk.Retry, false
 	case code == 190 || code == 10 || (code >= 200 && code <= 299):
 		// Token or permission: no event of the batch can pass, so splitting it would only
 		// multiply refused requests.
-		v.Class, v.RetryAfter, v.Split = sinks.Permanent, 0, false
+		v.Class, v.RetryAfter, v.Split = sdk.Permanent, 0, false
 	case ge.Error.IsTransient != nil && *ge.Error.IsTransient:
-		v.Class, v.Split = sinks.Retry, false
+		v.Class, v.Split = sdk.Retry, false
 	}
 	return v
 }

@@ -15,7 +15,8 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/internal/standin"
 	"github.com/tollgate-dev/tollgate/schemas"
-	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
+	"github.com/tollgate-dev/tollgate/sinks/sinktest"
 )
 
 const (
@@ -42,7 +43,7 @@ func env(k string) (string, bool) {
 	return v, ok
 }
 
-func newAdapter(t testing.TB, d *policy.Destination) sinks.Adapter {
+func newAdapter(t testing.TB, d *policy.Destination) sdk.Adapter {
 	a, err := New(d, env)
 	require.NoError(t, err)
 	return a
@@ -111,9 +112,9 @@ func TestNewRequestFormat(t *testing.T) {
 	d := testDest(srv.URL, map[string]any{"test_event_code": "TEST123"})
 	a := newAdapter(t, d)
 	ts := time.UnixMilli(1763892000123)
-	v, err := standin.Deliver(context.Background(), d, a, []*schemas.FilteredEvent{testEvent("e1", ts)})
+	v, err := sinktest.Attempt(context.Background(), d, a, []*schemas.FilteredEvent{testEvent("e1", ts)})
 	require.NoError(t, err)
-	require.Equal(t, sinks.Verdict{Class: sinks.Delivered}, v)
+	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, v)
 
 	require.Equal(t, http.MethodPost, got.Method)
 	require.Equal(t, "/v21.0/123/events", got.URL.Path)
@@ -133,7 +134,7 @@ func TestAPIVersionAndEventNames(t *testing.T) {
 	d := testDest(srv.URL, map[string]any{"api_version": "v22.0", "event_names": map[string]any{"checkout_done": "Purchase"}})
 	ev := testEvent("e1", time.Now())
 	ev.Event = "checkout_done"
-	_, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
+	_, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
 	require.NoError(t, err)
 	require.Equal(t, "/v22.0/123/events", got.URL.Path)
 	require.Contains(t, string(*body), `"event_name":"Purchase"`)
@@ -147,7 +148,7 @@ func TestNeverSendsRawOrRehashedIdentifiers(t *testing.T) {
 	ev := testEvent("e1", time.Now())
 	ev.Fields["properties.email"] = `"Ann@Example.com"`
 	ev.Fields["properties.fbp"] = `"fb.1.1596403881668.1116446470"`
-	_, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
+	_, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
 	require.NoError(t, err)
 	require.NotContains(t, strings.ToLower(string(*body)), "ann@example.com")
 	var b struct {
@@ -184,23 +185,23 @@ func TestClassify(t *testing.T) {
 		status int
 		header http.Header
 		body   []byte
-		want   sinks.Verdict
+		want   sdk.Verdict
 	}{
-		{"ok", 200, nil, []byte(`{"events_received":2}`), sinks.Verdict{Class: sinks.Delivered}},
-		{"temporary 1", 500, nil, graph(1, "true"), sinks.Verdict{Class: sinks.Retry, Reason: "graph_error_1"}},
-		{"temporary 2", 503, nil, graph(2, "true"), sinks.Verdict{Class: sinks.Retry, Reason: "graph_error_2"}},
-		{"throttled 4", 400, nil, graph(4, "false"), sinks.Verdict{Class: sinks.Retry, Reason: "graph_error_4"}},
-		{"throttled 17", 400, nil, graph(17, "false"), sinks.Verdict{Class: sinks.Retry, Reason: "graph_error_17"}},
-		{"throttled 341 with retry-after", 429, ra, graph(341, "false"), sinks.Verdict{Class: sinks.Retry, Reason: "graph_error_341", RetryAfter: 30 * time.Second}},
-		{"token 190", 400, nil, graph(190, "false"), sinks.Verdict{Class: sinks.Permanent, Reason: "graph_error_190"}},
-		{"token 190 on 500", 500, ra, graph(190, "true"), sinks.Verdict{Class: sinks.Permanent, Reason: "graph_error_190"}},
-		{"permission 10", 403, nil, graph(10, "false"), sinks.Verdict{Class: sinks.Permanent, Reason: "graph_error_10"}},
-		{"permission 200", 400, nil, graph(200, "false"), sinks.Verdict{Class: sinks.Permanent, Reason: "graph_error_200"}},
-		{"permission 299", 400, nil, graph(299, "false"), sinks.Verdict{Class: sinks.Permanent, Reason: "graph_error_299"}},
-		{"invalid 100", 400, nil, graph(100, "false"), sinks.Verdict{Class: sinks.Permanent, Reason: "graph_error_100", Split: true}},
-		{"transient 100", 400, nil, graph(100, "true"), sinks.Verdict{Class: sinks.Retry, Reason: "graph_error_100"}},
-		{"bare 502", 502, nil, []byte("<html>bad gateway</html>"), sinks.Verdict{Class: sinks.Retry, Reason: "http_502"}},
-		{"bare 404", 404, nil, nil, sinks.Verdict{Class: sinks.Permanent, Reason: "http_404"}},
+		{"ok", 200, nil, []byte(`{"events_received":2}`), sdk.Verdict{Class: sdk.Delivered}},
+		{"temporary 1", 500, nil, graph(1, "true"), sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_1"}},
+		{"temporary 2", 503, nil, graph(2, "true"), sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_2"}},
+		{"throttled 4", 400, nil, graph(4, "false"), sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_4"}},
+		{"throttled 17", 400, nil, graph(17, "false"), sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_17"}},
+		{"throttled 341 with retry-after", 429, ra, graph(341, "false"), sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_341", RetryAfter: 30 * time.Second}},
+		{"token 190", 400, nil, graph(190, "false"), sdk.Verdict{Class: sdk.Permanent, Reason: "graph_error_190"}},
+		{"token 190 on 500", 500, ra, graph(190, "true"), sdk.Verdict{Class: sdk.Permanent, Reason: "graph_error_190"}},
+		{"permission 10", 403, nil, graph(10, "false"), sdk.Verdict{Class: sdk.Permanent, Reason: "graph_error_10"}},
+		{"permission 200", 400, nil, graph(200, "false"), sdk.Verdict{Class: sdk.Permanent, Reason: "graph_error_200"}},
+		{"permission 299", 400, nil, graph(299, "false"), sdk.Verdict{Class: sdk.Permanent, Reason: "graph_error_299"}},
+		{"invalid 100", 400, nil, graph(100, "false"), sdk.Verdict{Class: sdk.Permanent, Reason: "graph_error_100", Split: true}},
+		{"transient 100", 400, nil, graph(100, "true"), sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_100"}},
+		{"bare 502", 502, nil, []byte("<html>bad gateway</html>"), sdk.Verdict{Class: sdk.Retry, Reason: "http_502"}},
+		{"bare 404", 404, nil, nil, sdk.Verdict{Class: sdk.Permanent, Reason: "http_404"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.Equal(t, tc.want, a.Classify(tc.status, tc.header, tc.body, nil))
@@ -219,40 +220,22 @@ func TestAgainstStandin(t *testing.T) {
 	ctx := context.Background()
 	batch := []*schemas.FilteredEvent{testEvent("e1", time.Now()), testEvent("e2", time.Now())}
 
-	v, err := standin.Deliver(ctx, d, a, batch)
+	v, err := sinktest.Attempt(ctx, d, a, batch)
 	require.NoError(t, err)
-	require.Equal(t, sinks.Delivered, v.Class)
+	require.Equal(t, sdk.Delivered, v.Class)
 	require.Equal(t, []string{"e1", "e2"}, s.EventIDs())
 
 	s.SetFailures(standin.Fault{Status: 429, RetryAfter: "12"}, standin.Fault{Status: 500}, standin.Fault{Status: 401})
-	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "graph_error_4", RetryAfter: 12 * time.Second}, v)
-	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "graph_error_2"}, v)
-	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "graph_error_190"}, v)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_4", RetryAfter: 12 * time.Second}, v)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_2"}, v)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "graph_error_190"}, v)
 
 	s.RejectEvents("e2") // one bad event fails the whole request at Meta
-	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "graph_error_100", Split: true}, v)
-}
-
-// MaxBatch is exactly Meta's limit: the stand-in takes 1000 events and refuses 1001.
-func TestBatchLimit(t *testing.T) {
-	s := standin.New("meta_capi")
-	defer s.Close()
-	d := testDest(s.URL, nil)
-	a := newAdapter(t, d)
-	require.Equal(t, 1000, a.MaxBatch())
-	batch := make([]*schemas.FilteredEvent, 1001)
-	for i := range batch {
-		batch[i] = testEvent("e"+itoa(i), time.Now())
-	}
-	v, err := standin.Deliver(context.Background(), d, a, batch[:1000])
-	require.NoError(t, err)
-	require.Equal(t, sinks.Delivered, v.Class)
-	v, _ = standin.Deliver(context.Background(), d, a, batch)
-	require.Equal(t, sinks.Permanent, v.Class)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "graph_error_100", Split: true}, v)
 }
 
 func BenchmarkNewRequest(b *testing.B) {

@@ -18,7 +18,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/schemas"
-	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
 // Defaults and limits.
@@ -31,7 +31,7 @@ const (
 	Path = "/open_api/v1.3/event/track/"
 )
 
-// Body codes with a documented meaning (VENDORS.md); every other non-zero code is Permanent.
+// Body codes with a documented meaning (docs/vendors.md); every other non-zero code is Permanent.
 const (
 	codeOK           = 0
 	codeRateLimited  = 40100 // retry
@@ -41,7 +41,7 @@ const (
 
 // config is the destination's `config` block.
 type config struct {
-	sinks.HTTPConfig `yaml:",inline"`
+	sdk.HTTPConfig `yaml:",inline"`
 	// Endpoint replaces TikTok's base URL (default https://business-api.tiktok.com); path kept.
 	Endpoint string `yaml:"endpoint"`
 	// PixelCode is the pixel the events belong to (sent as event_source_id). Required.
@@ -80,23 +80,23 @@ type adapter struct {
 }
 
 // New builds the TikTok adapter from its policy entry.
-func New(dest *policy.Destination, env sinks.Env) (sinks.Adapter, error) {
+func New(dest *policy.Destination, env sdk.Env) (sdk.Adapter, error) {
 	var c config
-	if err := sinks.DecodeConfig(dest, &c); err != nil {
+	if err := sdk.DecodeConfig(dest, &c); err != nil {
 		return nil, err
 	}
-	base, err := sinks.BaseURL(dest, "endpoint", c.Endpoint, DefaultEndpoint)
+	base, err := sdk.BaseURL(dest, "endpoint", c.Endpoint, DefaultEndpoint)
 	if err != nil {
 		return nil, err
 	}
-	if err := sinks.Required(dest, "pixel_code", c.PixelCode); err != nil {
+	if err := sdk.Required(dest, "pixel_code", c.PixelCode); err != nil {
 		return nil, err
 	}
-	token, err := sinks.Secret(dest, env, "access_token_env", c.AccessTokenEnv)
+	token, err := sdk.Secret(dest, env, "access_token_env", c.AccessTokenEnv)
 	if err != nil {
 		return nil, err
 	}
-	if err := sinks.RequireHashed(dest, "tiktok", hashedPaths...); err != nil {
+	if err := sdk.RequireHashed(dest, "tiktok", hashedPaths...); err != nil {
 		return nil, err
 	}
 	names := make(map[string]string, len(standardNames)+len(c.EventNames))
@@ -192,35 +192,35 @@ func (a *adapter) fill(e *event, ev *schemas.FilteredEvent) {
 	e.EventID = ev.EventID
 	e.LimitedDataUse = a.limitedDataUse
 	u := &e.User
-	if v, ok := sinks.HashedField(ev, "properties.email"); ok {
+	if v, ok := sdk.HashedField(ev, "properties.email"); ok {
 		u.Email = []string{v}
 	}
-	if v, ok := sinks.HashedField(ev, "properties.phone"); ok {
+	if v, ok := sdk.HashedField(ev, "properties.phone"); ok {
 		u.Phone = []string{v}
 	}
 	for _, p := range []string{"user_id", "anonymous_id"} {
-		if v, ok := sinks.HashedField(ev, p); ok {
+		if v, ok := sdk.HashedField(ev, p); ok {
 			u.ExternalID = append(u.ExternalID, v)
 		}
 	}
-	u.Ttclid, _ = sinks.FieldString(ev, "properties.ttclid")
-	u.Ttp, _ = sinks.FieldString(ev, "properties.ttp")
-	u.IP, _ = sinks.FieldString(ev, "context.ip")
-	u.UserAgent, _ = sinks.FieldString(ev, "context.user_agent")
+	u.Ttclid, _ = sdk.FieldString(ev, "properties.ttclid")
+	u.Ttp, _ = sdk.FieldString(ev, "properties.ttp")
+	u.IP, _ = sdk.FieldString(ev, "context.ip")
+	u.UserAgent, _ = sdk.FieldString(ev, "context.user_agent")
 	var pr properties
-	if v, ok := sinks.FieldNumber(ev, "properties.order_value"); ok {
+	if v, ok := sdk.FieldNumber(ev, "properties.order_value"); ok {
 		pr.Value = &v
 	}
-	if c, ok := sinks.FieldString(ev, "properties.currency"); ok {
+	if c, ok := sdk.FieldString(ev, "properties.currency"); ok {
 		pr.Currency = strings.ToUpper(c)
 	}
-	pr.OrderID, _ = sinks.FieldString(ev, "properties.order_id")
+	pr.OrderID, _ = sdk.FieldString(ev, "properties.order_id")
 	if pr != (properties{}) {
 		e.Properties = &pr
 	}
 	var pg page
-	pg.URL, _ = sinks.FieldString(ev, "context.page_url")
-	pg.Referrer, _ = sinks.FieldString(ev, "context.referrer")
+	pg.URL, _ = sdk.FieldString(ev, "context.page_url")
+	pg.Referrer, _ = sdk.FieldString(ev, "context.referrer")
 	if pg != (page{}) {
 		e.Page = &pg
 	}
@@ -232,9 +232,9 @@ func (a *adapter) fill(e *event, ev *schemas.FilteredEvent) {
 // code Permanent (40001, 40002 are documented as such; the rest are undocumented, and resending
 // the same payload is unlikely to change the answer). Without a readable code, the HTTP status
 // decides.
-func (a *adapter) Classify(status int, header http.Header, respBody []byte, _ []*schemas.FilteredEvent) sinks.Verdict {
-	v := sinks.ClassifyStatus(status, header, a.now())
-	if v.Class == sinks.Retry {
+func (a *adapter) Classify(status int, header http.Header, respBody []byte, _ []*schemas.FilteredEvent) sdk.Verdict {
+	v := sdk.ClassifyStatus(status, header, a.now())
+	if v.Class == sdk.Retry {
 		return v
 	}
 	var r struct {
@@ -247,11 +247,11 @@ func (a *adapter) Classify(status int, header http.Header, respBody []byte, _ []
 	case codeOK:
 		return v // Delivered on 2xx; a 4xx with code 0 stays what its status says
 	case codeRateLimited, codeServerError:
-		return sinks.Verdict{Class: sinks.Retry, Reason: "tiktok_code_" + strconv.Itoa(*r.Code),
-			RetryAfter: sinks.ParseRetryAfter(header.Get("Retry-After"), a.now())}
+		return sdk.Verdict{Class: sdk.Retry, Reason: "tiktok_code_" + strconv.Itoa(*r.Code),
+			RetryAfter: sdk.ParseRetryAfter(header.Get("Retry-After"), a.now())}
 	}
 	// 40002 is an invalid parameter, which may be one event's: TikTok may fail a whole batch for
 	// one bad row, so the runner splits the batch to isolate it. Other codes (auth, permission)
 	// concern every event alike.
-	return sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_" + strconv.Itoa(*r.Code), Split: *r.Code == codeInvalidParam}
+	return sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_" + strconv.Itoa(*r.Code), Split: *r.Code == codeInvalidParam}
 }

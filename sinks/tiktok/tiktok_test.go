@@ -13,7 +13,8 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/internal/standin"
 	"github.com/tollgate-dev/tollgate/schemas"
-	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
+	"github.com/tollgate-dev/tollgate/sinks/sinktest"
 )
 
 const (
@@ -37,7 +38,7 @@ func env(k string) (string, bool) {
 	return v, ok
 }
 
-func newAdapter(t testing.TB, d *policy.Destination) sinks.Adapter {
+func newAdapter(t testing.TB, d *policy.Destination) sdk.Adapter {
 	a, err := New(d, env)
 	require.NoError(t, err)
 	return a
@@ -83,9 +84,9 @@ func TestNewRequestFormat(t *testing.T) {
 	defer s.Close()
 	d := testDest(s.URL)
 	d.Config["test_event_code"] = "TEST42"
-	v, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.UnixMilli(1763892000999))})
+	v, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.UnixMilli(1763892000999))})
 	require.NoError(t, err)
-	require.Equal(t, sinks.Verdict{Class: sinks.Delivered}, v)
+	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, v)
 	r := s.Requests()[0]
 	require.Equal(t, http.MethodPost, r.Method)
 	require.Equal(t, "/open_api/v1.3/event/track/", r.Path)
@@ -123,18 +124,18 @@ func TestClassify(t *testing.T) {
 	for _, tc := range []struct {
 		status int
 		body   []byte
-		want   sinks.Verdict
+		want   sdk.Verdict
 	}{
-		{200, code(0), sinks.Verdict{Class: sinks.Delivered}},
-		{200, code(40100), sinks.Verdict{Class: sinks.Retry, Reason: "tiktok_code_40100"}},
-		{200, code(40700), sinks.Verdict{Class: sinks.Retry, Reason: "tiktok_code_40700"}},
-		{200, code(40001), sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_40001"}},
-		{200, code(40002), sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_40002", Split: true}},
-		{200, code(40105), sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_40105"}},
-		{429, code(40100), sinks.Verdict{Class: sinks.Retry, Reason: "http_429"}},
-		{500, nil, sinks.Verdict{Class: sinks.Retry, Reason: "http_500"}},
-		{400, []byte("nope"), sinks.Verdict{Class: sinks.Permanent, Reason: "http_400", Split: true}},
-		{200, []byte("not json"), sinks.Verdict{Class: sinks.Delivered}},
+		{200, code(0), sdk.Verdict{Class: sdk.Delivered}},
+		{200, code(40100), sdk.Verdict{Class: sdk.Retry, Reason: "tiktok_code_40100"}},
+		{200, code(40700), sdk.Verdict{Class: sdk.Retry, Reason: "tiktok_code_40700"}},
+		{200, code(40001), sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40001"}},
+		{200, code(40002), sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40002", Split: true}},
+		{200, code(40105), sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40105"}},
+		{429, code(40100), sdk.Verdict{Class: sdk.Retry, Reason: "http_429"}},
+		{500, nil, sdk.Verdict{Class: sdk.Retry, Reason: "http_500"}},
+		{400, []byte("nope"), sdk.Verdict{Class: sdk.Permanent, Reason: "http_400", Split: true}},
+		{200, []byte("not json"), sdk.Verdict{Class: sdk.Delivered}},
 	} {
 		require.Equal(t, tc.want, a.Classify(tc.status, nil, tc.body, nil), "%d %s", tc.status, tc.body)
 	}
@@ -150,35 +151,19 @@ func TestAgainstStandin(t *testing.T) {
 
 	s.SetFailures(standin.Fault{Status: 429, RetryAfter: "4"}, standin.Fault{Status: 200, Body: `{"code":40100,"message":"rate"}`},
 		standin.Fault{Status: 503})
-	v, _ := standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "http_429", RetryAfter: 4 * time.Second}, v)
-	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "tiktok_code_40100"}, v)
-	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "http_503"}, v)
+	v, _ := sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_429", RetryAfter: 4 * time.Second}, v)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "tiktok_code_40100"}, v)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_503"}, v)
 
 	s.RejectEvents("e2")
-	v, _ = standin.Deliver(ctx, d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_40002", Split: true}, v)
-	v, _ = standin.Deliver(ctx, d, a, batch[:1])
-	require.Equal(t, sinks.Delivered, v.Class)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40002", Split: true}, v)
+	v, _ = sinktest.Attempt(ctx, d, a, batch[:1])
+	require.Equal(t, sdk.Delivered, v.Class)
 	require.Equal(t, []string{"e1"}, s.EventIDs())
-}
-
-func TestBatchLimit(t *testing.T) {
-	s := standin.New("tiktok")
-	defer s.Close()
-	d := testDest(s.URL)
-	a := newAdapter(t, d)
-	require.Equal(t, 1000, a.MaxBatch())
-	batch := make([]*schemas.FilteredEvent, 1001)
-	for i := range batch {
-		batch[i] = testEvent(strconv.Itoa(i), time.Now())
-	}
-	v, _ := standin.Deliver(context.Background(), d, a, batch[:1000])
-	require.Equal(t, sinks.Delivered, v.Class)
-	v, _ = standin.Deliver(context.Background(), d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "tiktok_code_40002", Split: true}, v)
 }
 
 func BenchmarkNewRequest(b *testing.B) {

@@ -32,7 +32,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/schemas"
-	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
 // Defaults and limits.
@@ -49,7 +49,7 @@ const (
 
 // config is the destination's `config` block.
 type config struct {
-	sinks.HTTPConfig `yaml:",inline"`
+	sdk.HTTPConfig `yaml:",inline"`
 	// URL is where events are POSTed. Required.
 	URL string `yaml:"url"`
 	// SecretEnv names the environment variable holding the signing secret: "whsec_" + base64
@@ -68,35 +68,35 @@ type adapter struct {
 }
 
 // New builds the webhook adapter from its policy entry.
-func New(dest *policy.Destination, env sinks.Env) (sinks.Adapter, error) {
+func New(dest *policy.Destination, env sdk.Env) (sdk.Adapter, error) {
 	var c config
-	if err := sinks.DecodeConfig(dest, &c); err != nil {
+	if err := sdk.DecodeConfig(dest, &c); err != nil {
 		return nil, err
 	}
-	if err := sinks.Required(dest, "url", c.URL); err != nil {
+	if err := sdk.Required(dest, "url", c.URL); err != nil {
 		return nil, err
 	}
-	// Not sinks.BaseURL: a webhook URL is used exactly as written, query and trailing slash kept.
+	// Not sdk.BaseURL: a webhook URL is used exactly as written, query and trailing slash kept.
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, sinks.ConfigError(dest, "url", "%q is not an http:// or https:// URL", c.URL)
+		return nil, sdk.ConfigError(dest, "url", "%q is not an http:// or https:// URL", c.URL)
 	}
 	if u.User != nil {
-		return nil, sinks.ConfigError(dest, "url", "must not hold credentials (sign with secret_env instead)")
+		return nil, sdk.ConfigError(dest, "url", "must not hold credentials (sign with secret_env instead)")
 	}
-	secret, err := sinks.Secret(dest, env, "secret_env", c.SecretEnv)
+	secret, err := sdk.Secret(dest, env, "secret_env", c.SecretEnv)
 	if err != nil {
 		return nil, err
 	}
 	key, err := DecodeSecret(secret)
 	if err != nil {
-		return nil, sinks.ConfigError(dest, "secret_env", "environment variable %s: %v", c.SecretEnv, err)
+		return nil, sdk.ConfigError(dest, "secret_env", "environment variable %s: %v", c.SecretEnv, err)
 	}
 	switch {
 	case c.MaxBatch == 0:
 		c.MaxBatch = DefaultMaxBatch
 	case c.MaxBatch < 0 || c.MaxBatch > MaxMaxBatch:
-		return nil, sinks.ConfigError(dest, "max_batch", "must be between 1 and %d", MaxMaxBatch)
+		return nil, sdk.ConfigError(dest, "max_batch", "must be between 1 and %d", MaxMaxBatch)
 	}
 	return &adapter{url: c.URL, key: key, maxBatch: c.MaxBatch, timeout: c.TimeoutOr(DefaultTimeout), now: time.Now}, nil
 }
@@ -190,9 +190,9 @@ func (a *adapter) NewRequest(ctx context.Context, batch []*schemas.FilteredEvent
 
 func fill(e *event, ev *schemas.FilteredEvent) {
 	e.EventID, e.Event = ev.EventID, ev.Event
-	e.Timestamp = sinks.EventTime(ev).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	e.Timestamp = sdk.EventTime(ev).UTC().Format("2006-01-02T15:04:05.000Z07:00")
 	for path := range ev.Fields {
-		v, _ := sinks.FieldJSON(ev, path)
+		v, _ := sdk.FieldJSON(ev, path)
 		head, name, nested := strings.Cut(path, ".")
 		switch {
 		case !nested && head == "user_id":
@@ -213,10 +213,10 @@ func fill(e *event, ev *schemas.FilteredEvent) {
 	}
 }
 
-// Classify follows Standard Webhooks practice through sinks.ClassifyStatus: 2xx Delivered; 3xx
+// Classify follows Standard Webhooks practice through sdk.ClassifyStatus: 2xx Delivered; 3xx
 // Permanent (redirects are never followed); 410 Gone Permanent (the receiver says the endpoint is
 // retired); 408, 429 and 5xx (502, 503, 504 above all) Retry honouring Retry-After; any other 4xx
 // Permanent.
-func (a *adapter) Classify(status int, header http.Header, _ []byte, _ []*schemas.FilteredEvent) sinks.Verdict {
-	return sinks.ClassifyStatus(status, header, a.now())
+func (a *adapter) Classify(status int, header http.Header, _ []byte, _ []*schemas.FilteredEvent) sdk.Verdict {
+	return sdk.ClassifyStatus(status, header, a.now())
 }

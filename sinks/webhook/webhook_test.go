@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -18,7 +17,8 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/internal/standin"
 	"github.com/tollgate-dev/tollgate/schemas"
-	"github.com/tollgate-dev/tollgate/sinks"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
+	"github.com/tollgate-dev/tollgate/sinks/sinktest"
 )
 
 // secret is the example secret of the Standard Webhooks specification.
@@ -32,7 +32,7 @@ func testDest(url string) *policy.Destination {
 	}
 }
 
-func envWith(v string) sinks.Env {
+func envWith(v string) sdk.Env {
 	return func(k string) (string, bool) {
 		if k == "OPS_HOOK_SECRET" {
 			return v, true
@@ -41,7 +41,7 @@ func envWith(v string) sinks.Env {
 	}
 }
 
-func newAdapter(t testing.TB, d *policy.Destination) sinks.Adapter {
+func newAdapter(t testing.TB, d *policy.Destination) sdk.Adapter {
 	a, err := New(d, envWith(secret))
 	require.NoError(t, err)
 	return a
@@ -99,9 +99,9 @@ func TestRequestFormatAndSignature(t *testing.T) {
 	d := testDest(s.URL + "/hook?src=tollgate")
 	ts := time.UnixMilli(1763892000123)
 	batch := []*schemas.FilteredEvent{testEvent("e1", ts), testEvent("e2", ts)}
-	v, err := standin.Deliver(context.Background(), d, newAdapter(t, d), batch)
+	v, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), batch)
 	require.NoError(t, err)
-	require.Equal(t, sinks.Verdict{Class: sinks.Delivered}, v)
+	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, v)
 
 	r := s.Requests()[0]
 	require.True(t, r.Accepted) // the stand-in verified the signature too
@@ -144,9 +144,9 @@ func TestRawSecret(t *testing.T) {
 	d := testDest(s.URL)
 	a, err := New(d, envWith("plain-secret"))
 	require.NoError(t, err)
-	v, err := standin.Deliver(context.Background(), d, a, []*schemas.FilteredEvent{testEvent("e1", time.Now())})
+	v, err := sinktest.Attempt(context.Background(), d, a, []*schemas.FilteredEvent{testEvent("e1", time.Now())})
 	require.NoError(t, err)
-	require.Equal(t, sinks.Delivered, v.Class)
+	require.Equal(t, sdk.Delivered, v.Class)
 	require.Equal(t, "e1", s.Requests()[0].Header.Get("webhook-id"))
 }
 
@@ -154,9 +154,9 @@ func TestWrongSecretIsRefused(t *testing.T) {
 	s := standin.New("webhook", standin.WithWebhookSecret("whsec_"+base64.StdEncoding.EncodeToString([]byte("other"))))
 	defer s.Close()
 	d := testDest(s.URL)
-	v, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.Now())})
+	v, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.Now())})
 	require.NoError(t, err)
-	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "http_401"}, v)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_401"}, v)
 }
 
 func TestClassify(t *testing.T) {
@@ -165,20 +165,20 @@ func TestClassify(t *testing.T) {
 	for _, tc := range []struct {
 		status int
 		ra     string
-		want   sinks.Verdict
+		want   sdk.Verdict
 	}{
-		{200, "", sinks.Verdict{Class: sinks.Delivered}},
-		{204, "", sinks.Verdict{Class: sinks.Delivered}},
-		{301, "", sinks.Verdict{Class: sinks.Permanent, Reason: "http_301"}},
-		{307, "", sinks.Verdict{Class: sinks.Permanent, Reason: "http_307"}},
-		{400, "", sinks.Verdict{Class: sinks.Permanent, Reason: "http_400", Split: true}},
-		{404, "", sinks.Verdict{Class: sinks.Permanent, Reason: "http_404"}},
-		{410, "", sinks.Verdict{Class: sinks.Permanent, Reason: "http_410"}},
-		{429, "17", sinks.Verdict{Class: sinks.Retry, Reason: "http_429", RetryAfter: 17 * time.Second}},
-		{500, "", sinks.Verdict{Class: sinks.Retry, Reason: "http_500"}},
-		{502, "", sinks.Verdict{Class: sinks.Retry, Reason: "http_502"}},
-		{503, "120", sinks.Verdict{Class: sinks.Retry, Reason: "http_503", RetryAfter: 2 * time.Minute}},
-		{504, "", sinks.Verdict{Class: sinks.Retry, Reason: "http_504"}},
+		{200, "", sdk.Verdict{Class: sdk.Delivered}},
+		{204, "", sdk.Verdict{Class: sdk.Delivered}},
+		{301, "", sdk.Verdict{Class: sdk.Permanent, Reason: "http_301"}},
+		{307, "", sdk.Verdict{Class: sdk.Permanent, Reason: "http_307"}},
+		{400, "", sdk.Verdict{Class: sdk.Permanent, Reason: "http_400", Split: true}},
+		{404, "", sdk.Verdict{Class: sdk.Permanent, Reason: "http_404"}},
+		{410, "", sdk.Verdict{Class: sdk.Permanent, Reason: "http_410"}},
+		{429, "17", sdk.Verdict{Class: sdk.Retry, Reason: "http_429", RetryAfter: 17 * time.Second}},
+		{500, "", sdk.Verdict{Class: sdk.Retry, Reason: "http_500"}},
+		{502, "", sdk.Verdict{Class: sdk.Retry, Reason: "http_502"}},
+		{503, "120", sdk.Verdict{Class: sdk.Retry, Reason: "http_503", RetryAfter: 2 * time.Minute}},
+		{504, "", sdk.Verdict{Class: sdk.Retry, Reason: "http_504"}},
 	} {
 		require.Equal(t, tc.want, a.Classify(tc.status, http.Header{"Retry-After": {tc.ra}}, nil, nil), tc.status)
 	}
@@ -197,9 +197,9 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 	}))
 	defer srv.Close()
 	d := testDest(srv.URL + "/hook")
-	v, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.Now())})
+	v, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.Now())})
 	require.NoError(t, err)
-	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "http_307"}, v)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_307"}, v)
 	require.False(t, hit)
 }
 
@@ -211,18 +211,18 @@ func TestStandinFaults(t *testing.T) {
 	a := newAdapter(t, d)
 	batch := []*schemas.FilteredEvent{testEvent("e1", time.Now())}
 	s.SetFailures(standin.Fault{Status: 410}, standin.Fault{Status: 503, RetryAfter: "8"}, standin.Fault{Hang: 5 * time.Second})
-	v, _ := standin.Deliver(context.Background(), d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "http_410"}, v)
-	v, _ = standin.Deliver(context.Background(), d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Retry, Reason: "http_503", RetryAfter: 8 * time.Second}, v)
+	v, _ := sinktest.Attempt(context.Background(), d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_410"}, v)
+	v, _ = sinktest.Attempt(context.Background(), d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_503", RetryAfter: 8 * time.Second}, v)
 	start := time.Now()
-	_, err := standin.Deliver(context.Background(), d, a, batch)
-	var ne interface{ Timeout() bool }
-	require.True(t, errors.As(err, &ne) && ne.Timeout(), err)
+	v, err := sinktest.Attempt(context.Background(), d, a, batch)
+	require.NoError(t, err)
+	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "timeout"}, v, "the adapter's timeout, not the default")
 	require.Less(t, time.Since(start), 2*time.Second)
 	s.RejectEvents("e1")
-	v, _ = standin.Deliver(context.Background(), d, a, batch)
-	require.Equal(t, sinks.Verdict{Class: sinks.Permanent, Reason: "http_400", Split: true}, v)
+	v, _ = sinktest.Attempt(context.Background(), d, a, batch)
+	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_400", Split: true}, v)
 }
 
 func TestMaxBatch(t *testing.T) {
@@ -230,7 +230,7 @@ func TestMaxBatch(t *testing.T) {
 	require.Equal(t, DefaultMaxBatch, newAdapter(t, d).MaxBatch())
 	d.Config["max_batch"] = 1
 	require.Equal(t, 1, newAdapter(t, d).MaxBatch())
-	require.Equal(t, DefaultTimeout, sinks.RequestTimeout(newAdapter(t, d), time.Second))
+	require.Equal(t, DefaultTimeout, sdk.RequestTimeout(newAdapter(t, d), time.Second))
 }
 
 func BenchmarkNewRequest(b *testing.B) {

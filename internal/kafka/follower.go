@@ -1,0 +1,198 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/tollgate-dev/tollgate/internal/config"
+)
+
+// Follower reads chosen partitions of one topic as records are committed, hands each data
+// record to a callback, and offers a catch-up barrier: CatchUp returns once every record
+// committed before the call has been handed over. Two stages rely on that barrier to honour a
+// withdrawal acknowledged a moment ago: the processor's lookahead over the raw topic, and the
+// sinks' send-time re-check over the consent-state topic.
+//
+// It reads read_committed and keeps control records (transaction markers take offsets too), so
+// its position reaches a partition's last stable offset even when the partition ends in a marker.
+type Follower struct {
+	topic  string
+	cl     *kgo.Client
+	log    *zap.Logger
+	handle func(*kgo.Record)
+
+	mu      sync.Mutex
+	next    map[int32]int64 // next offset to hand over, per followed partition
+	changed chan struct{}   // closed and replaced whenever a position advances
+}
+
+// NewFollower returns a follower of topic with no partitions yet (Follow adds them). handle is
+// called from Run's goroutine, in offset order per partition, for data records only; it must not
+// call the follower's methods.
+func NewFollower(cfg *config.Config, log *zap.Logger, topic string, handle func(*kgo.Record), opts ...kgo.Opt) (*Follower, error) {
+	base := []kgo.Opt{
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxWait(100 * time.Millisecond),
+	}
+	cl, err := NewClient(cfg, log, append(base, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	return &Follower{topic: topic, cl: cl, log: log, handle: handle,
+		next: map[int32]int64{}, changed: make(chan struct{})}, nil
+}
+
+// Client is the follower's Kafka client, for the admin requests of its owner.
+func (f *Follower) Client() *kgo.Client { return f.cl }
+
+// Follow starts reading partitions at the given offsets (the next offset to hand over). A
+// negative offset means the partition's current start. Partitions already followed start over.
+func (f *Follower) Follow(ctx context.Context, starts map[int32]int64) error {
+	var listed kadm.ListedOffsets
+	for _, o := range starts {
+		if o < 0 {
+			var err error
+			if listed, err = kadm.NewClient(f.cl).ListStartOffsets(ctx, f.topic); err == nil {
+				err = listed.Error()
+			}
+			if err != nil {
+				return fmt.Errorf("list start offsets of %s: %w", f.topic, err)
+			}
+			break
+		}
+	}
+	parts := map[int32]kgo.Offset{}
+	f.mu.Lock()
+	for p, o := range starts {
+		if o < 0 {
+			o = 0
+			if l, ok := listed.Lookup(f.topic, p); ok {
+				o = l.Offset
+			}
+		}
+		f.next[p] = o
+		parts[p] = kgo.NewOffset().At(o)
+	}
+	f.mu.Unlock()
+	f.cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{f.topic: parts})
+	return nil
+}
+
+// Forget stops reading partitions.
+func (f *Follower) Forget(parts []int32) {
+	f.cl.RemoveConsumePartitions(map[string][]int32{f.topic: parts})
+	f.mu.Lock()
+	for _, p := range parts {
+		delete(f.next, p)
+	}
+	f.mu.Unlock()
+}
+
+// Run reads until ctx ends or the follower is closed.
+func (f *Follower) Run(ctx context.Context) {
+	for {
+		fetches := f.cl.PollFetches(ctx)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			f.log.Warn("fetch error", zap.String("topic", t), zap.Int32("partition", p), zap.Error(err))
+		})
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			f.take(fp.Partition, fp.Records)
+		})
+	}
+}
+
+// take hands over one partition's fetched records and advances its position. It holds f.mu
+// throughout, so a partition forgotten or started over meanwhile never gets stale records.
+func (f *Follower) take(p int32, recs []*kgo.Record) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	next, followed := f.next[p]
+	if !followed {
+		return
+	}
+	start := next
+	for _, r := range recs {
+		if r.Offset < next {
+			continue // a re-read after Follow started the partition over
+		}
+		if !r.Attrs.IsControl() {
+			f.handle(r)
+		}
+		next = r.Offset + 1
+	}
+	if next > start {
+		f.next[p] = next
+		close(f.changed)
+		f.changed = make(chan struct{})
+	}
+}
+
+// Position returns the next offset to hand over of a followed partition.
+func (f *Follower) Position(p int32) (int64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o, ok := f.next[p]
+	return o, ok
+}
+
+// CatchUp returns once the follower has handed over every record committed, before the call, to
+// the given partitions (every followed partition when parts is nil), or with ctx's error. The
+// ends are the partitions' last stable offsets, listed once at the start.
+func (f *Follower) CatchUp(ctx context.Context, parts []int32) error {
+	ends, err := EndOffsets(ctx, f.cl, f.topic)
+	if err != nil {
+		return err
+	}
+	for {
+		f.mu.Lock()
+		behind, ch := f.behindLocked(parts, ends), f.changed
+		f.mu.Unlock()
+		if behind == "" {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%s behind: %s: %w", f.topic, behind, ctx.Err())
+		}
+	}
+}
+
+// behindLocked names the first partition whose position is short of its end ("" if none).
+func (f *Follower) behindLocked(parts []int32, ends map[int32]int64) string {
+	check := func(p int32) string {
+		next, ok := f.next[p]
+		if end := ends[p]; ok && next < end {
+			return fmt.Sprintf("partition %d at %d of %d", p, next, end)
+		}
+		return ""
+	}
+	if parts == nil {
+		for p := range f.next {
+			if s := check(p); s != "" {
+				return s
+			}
+		}
+		return ""
+	}
+	for _, p := range parts {
+		if s := check(p); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// Close stops the follower's client; Run returns.
+func (f *Follower) Close() { f.cl.Close() }

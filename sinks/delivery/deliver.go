@@ -1,0 +1,270 @@
+package delivery
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tollgate-dev/tollgate/internal/backoff"
+	"github.com/tollgate-dev/tollgate/internal/metrics"
+	"github.com/tollgate-dev/tollgate/schemas"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
+)
+
+// outcome is what became of one event in one delivery pass. Deciding outcomes is this file's
+// job; records.go turns them into the records to store (audit rows, retry and dead-letter
+// records), so what an attempt means and how it is written down are read in one place each.
+type outcome struct {
+	it        *item
+	status    string // StatusDelivered, StatusRetrying, StatusDeadLettered, StatusBlocked or statusDeferred
+	attempt   int    // the attempt this outcome records (it.attempts for events not sent)
+	http      int    // the vendor's HTTP status; 0 when there was no answer
+	reason    string // the error or blocking reason; empty on success
+	latency   time.Duration
+	notBefore time.Time // retrying and deferred: when the event is due again
+	failed    string    // a sent attempt that failed: "retry" or "permanent" (the verdict's class)
+}
+
+// Outcomes of events not sent, with no audit row: nothing was sent.
+const (
+	// statusDeferred: moved on unsent, without counting an attempt (breaker open, shutdown).
+	statusDeferred = "deferred"
+	// statusAlreadyDelivered: the delivery ledger says the vendor has it already.
+	statusAlreadyDelivered = "already_delivered"
+)
+
+// cycle is the result of delivering one set of events. Every event handed to deliver ends in
+// exactly one outcome.
+type cycle struct {
+	outcomes []outcome
+	counts   map[string]int // by status
+}
+
+func newCycle() *cycle { return &cycle{counts: map[string]int{}} }
+
+func (c *cycle) add(o outcome) {
+	c.outcomes = append(c.outcomes, o)
+	c.counts[o.status]++
+}
+
+// later returns the events to try again (retrying or deferred) and when the last of them is due.
+func (c *cycle) later() (items []*item, due time.Time) {
+	for _, o := range c.outcomes {
+		if o.status == StatusRetrying || o.status == statusDeferred {
+			items = append(items, o.it)
+			if o.notBefore.After(due) {
+				due = o.notBefore
+			}
+		}
+	}
+	return items, due
+}
+
+// deliver sends items to the vendor: screened (consent re-check, horizon, Validate), split into
+// request-sized batches, each admitted by the circuit breaker and the rate limiter. waitBreaker
+// makes an open breaker wait instead of deferring. Once ctx ends, unsent events are deferred
+// (due at once), so the caller can still hand them over durably and commit.
+func (r *Runner) deliver(ctx context.Context, items []*item, waitBreaker bool) *cycle {
+	c := newCycle()
+	ready := make([]*item, 0, len(items))
+	for _, it := range items {
+		switch {
+		case r.now().Sub(time.UnixMilli(it.ev.DecidedMs)) > r.horizon:
+			// The consent view no longer covers withdrawals that old: never send it.
+			it.lastError = "horizon_exceeded"
+			r.deadLetter(c, it, it.attempts, 0, 0)
+		default:
+			if err := r.adapter.Validate(it.ev, r.now()); err != nil {
+				it.lastError = "invalid: " + err.Error()
+				r.deadLetter(c, it, it.attempts, 0, 0)
+				continue
+			}
+			ready = append(ready, it)
+		}
+	}
+	for _, b := range splitItems(r.adapter, ready) {
+		r.sendBatch(ctx, c, b, waitBreaker)
+	}
+	r.observe(c)
+	return c
+}
+
+// splitItems cuts items into request-sized batches (sdk.SplitBatch), keeping their history.
+func splitItems(a sdk.Adapter, items []*item) [][]*item {
+	byEvent := make(map[*schemas.FilteredEvent]*item, len(items))
+	for _, it := range items {
+		byEvent[it.ev] = it
+	}
+	var out [][]*item
+	for _, b := range sdk.SplitBatch(a, events(items)) {
+		bi := make([]*item, len(b))
+		for i, ev := range b {
+			bi[i] = byEvent[ev]
+		}
+		out = append(out, bi)
+	}
+	return out
+}
+
+func events(items []*item) []*schemas.FilteredEvent {
+	evs := make([]*schemas.FilteredEvent, len(items))
+	for i, it := range items {
+		evs[i] = it.ev
+	}
+	return evs
+}
+
+// sendBatch makes one attempt for a batch (splitting it further when the vendor asks).
+func (r *Runner) sendBatch(ctx context.Context, c *cycle, batch []*item, waitBreaker bool) {
+	if ctx.Err() != nil {
+		r.deferAll(c, batch, r.now())
+		return
+	}
+	batch = r.recheck(ctx, c, batch)
+	batch = r.skipDelivered(ctx, c, batch)
+	if len(batch) == 0 {
+		return
+	}
+	if ctx.Err() != nil {
+		r.deferAll(c, batch, r.now())
+		return
+	}
+	done, until, err := r.breaker.admit(ctx, waitBreaker)
+	if err != nil {
+		r.deferAll(c, batch, until)
+		return
+	}
+	if err := r.limiter.Wait(ctx); err != nil {
+		done(errExcluded)
+		r.deferAll(c, batch, r.now())
+		return
+	}
+	reqCtx, cancel := graceContext(ctx, shutdownGrace)
+	defer cancel()
+	start := r.now()
+	v, err := sdk.Send(reqCtx, r.http, r.adapter, events(batch))
+	if err != nil {
+		r.log.Warn("cannot build request", zap.Error(err))
+	}
+	latency := r.now().Sub(start)
+	if v.Class == sdk.Retry && ctx.Err() != nil && reqCtx.Err() != nil {
+		// Cut short by shutdown: not the vendor's fault, and not an attempt worth counting.
+		done(errExcluded)
+		r.deferAll(c, batch, r.now())
+		return
+	}
+	done(breakerResult(v))
+	requestSeconds.WithLabelValues(r.dest.Name, v.Class.String()).Observe(latency.Seconds())
+	r.apply(ctx, c, batch, v, latency, waitBreaker)
+}
+
+// recheck applies the send-time consent re-check to a batch about to go.
+func (r *Runner) recheck(ctx context.Context, c *cycle, batch []*item) []*item {
+	if err := r.consent.Sync(ctx, consentSyncReuse, r.log); err != nil {
+		return batch // ctx ended: the caller defers the batch unsent
+	}
+	kept := batch[:0:0]
+	for _, it := range batch {
+		if why := r.consent.Check(it.ev, r.dest.Purpose); why != "" {
+			c.add(outcome{it: it, status: StatusBlocked, attempt: it.attempts, reason: why})
+			continue
+		}
+		kept = append(kept, it)
+	}
+	return kept
+}
+
+// skipDelivered drops the events the destination's vendor already accepted (the delivery
+// ledger): they were sent by an earlier attempt whose offsets never got committed, or by another
+// process. A second copy of an event within the batch goes too: the first one carries it. No
+// request is made for them, so they get no deliveries row: the request that delivers the event
+// has (or had) its own.
+func (r *Runner) skipDelivered(ctx context.Context, c *cycle, batch []*item) []*item {
+	if len(batch) == 0 || r.ledger.ledger.Sync(ctx, consentSyncReuse) != nil {
+		return batch // ctx ended: the caller defers the batch unsent
+	}
+	kept := batch[:0:0]
+	inBatch := make(map[string]bool, len(batch))
+	for _, it := range batch {
+		if inBatch[it.ev.EventID] || r.ledger.ledger.Delivered(it.ev) {
+			c.add(outcome{it: it, status: statusAlreadyDelivered, attempt: it.attempts})
+			continue
+		}
+		inBatch[it.ev.EventID] = true
+		kept = append(kept, it)
+	}
+	return kept
+}
+
+// apply records the vendor's verdict on one attempt of a batch: each event's outcome as judge
+// decides it, then what the verdict asks to send again (each half of a batch to split, or the
+// rest of a request refused only because of some of its events).
+func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdict, latency time.Duration, waitBreaker bool) {
+	if v.Class == sdk.Permanent && v.Split && len(v.Failed) == 0 && len(batch) > 1 {
+		h := len(batch) / 2
+		r.sendBatch(ctx, c, batch[:h:h], waitBreaker)
+		r.sendBatch(ctx, c, batch[h:], waitBreaker)
+		return
+	}
+	outs, rest := judge(batch, v, latency, r.now(), r.cfg.Delivery.MaxAttempts, r.backoff)
+	for _, o := range outs {
+		r.settle(c, o)
+	}
+	if len(rest) > 0 { // strictly smaller than batch: Failed was not empty
+		r.sendBatch(ctx, c, rest, waitBreaker)
+	}
+}
+
+// settle takes the outcome of a sent attempt: it counts a failure, carries the event's history
+// forward (a retry or dead-letter record, and the next round of a replay, read it) and adds it.
+func (r *Runner) settle(c *cycle, o outcome) {
+	if o.status == StatusDelivered {
+		r.ledger.accepted(o.it.ev, o.attempt, r.now())
+	}
+	if o.failed != "" {
+		failedEvents.WithLabelValues(r.dest.Name, o.failed).Inc()
+		metrics.Errors.WithLabelValues(metrics.StageSink, "vendor_"+o.failed).Inc()
+		if o.it.firstFailure.IsZero() {
+			o.it.firstFailure = r.now()
+		}
+		o.it.lastError = o.reason
+		o.it.attempts = o.attempt
+	}
+	c.add(o)
+}
+
+// deadLetter records an event's last attempt (or, with attempt == it.attempts, its refusal
+// unsent) and parks it on the dead-letter topic.
+func (r *Runner) deadLetter(c *cycle, it *item, attempt, httpStatus int, latency time.Duration) {
+	it.attempts = attempt
+	c.add(outcome{it: it, status: StatusDeadLettered, attempt: attempt, http: httpStatus, reason: it.lastError, latency: latency})
+}
+
+// deferAll moves unsent events to later without counting an attempt (breaker open, shutdown).
+func (r *Runner) deferAll(c *cycle, batch []*item, notBefore time.Time) {
+	for _, it := range batch {
+		c.add(outcome{it: it, status: statusDeferred, attempt: it.attempts, notBefore: notBefore})
+	}
+}
+
+// backoff is the wait before the next attempt: exponential with full jitter (backoff.Policy.Full:
+// uniform between 0 and InitialBackoff × 2^(attempt-1), capped by MaxBackoff), and never shorter
+// than the vendor's Retry-After: a vendor that says when to come back is obeyed, up to
+// sdk.MaxRetryAfter (the retry consumer waits without holding anything, so a long wait costs
+// nothing but time; an event whose wait outlives delivery.retry_horizon is dead-lettered then).
+func (r *Runner) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	p := backoff.Policy{Initial: r.cfg.Delivery.InitialBackoff, Max: r.cfg.Delivery.MaxBackoff}
+	return max(p.Full(attempt), min(retryAfter, sdk.MaxRetryAfter))
+}
+
+// graceContext is ctx, except that its end is delayed by grace: a request in flight at shutdown
+// gets a chance to finish, so its outcome is recorded instead of being sent again after restart.
+func graceContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	g, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(g, func() { t.Stop() })
+	})
+	return g, func() { stop(); cancel() }
+}

@@ -1,0 +1,180 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/kafka"
+	"github.com/tollgate-dev/tollgate/internal/metrics"
+	"github.com/tollgate-dev/tollgate/internal/policy"
+	"github.com/tollgate-dev/tollgate/sinks/sdk"
+)
+
+// Delivery statuses recorded in the deliveries audit table (docs/audit.md).
+const (
+	StatusDelivered    = "delivered"
+	StatusRetrying     = "retrying"
+	StatusDeadLettered = "dead_lettered"
+	StatusBlocked      = "blocked"
+)
+
+const (
+	// shutdownGrace is how long a request in flight at shutdown may still take, so its outcome
+	// is recorded (the contract's 10 s stop leaves room for it and the final commit).
+	shutdownGrace = 5 * time.Second
+	// consentSyncReuse: a consent-state catch-up this recent counts for the next request.
+	consentSyncReuse = 100 * time.Millisecond
+)
+
+// Runner delivers one destination's events to its vendor. Each destination has its own runner,
+// consumer groups, Kafka clients, HTTP connection pool, rate limiter and circuit breaker, so a
+// slow or failing vendor holds up only itself. A runner has three loops:
+//
+//   - the main consumer reads <prefix>dest.<name>, sends each event once, and hands temporary
+//     failures to <prefix>dest.<name>.retry: it never waits for a retry, so the partition moves;
+//   - the retry consumer reads the retry topic, pausing each partition until its first record
+//     is due, and sends again (with the same hand-off after a failure);
+//   - the consent follower keeps the users' withdrawals and erasures (Withdrawals), checked
+//     right before every request;
+//   - the ledger follower keeps the events the vendor already accepted (Ledger), also checked
+//     right before every request, so no event is sent twice.
+//
+// Offsets are committed only once each event of a poll is delivered, blocked, dead-lettered or
+// stored on the retry topic, and its audit records are stored.
+type Runner struct {
+	cfg     *config.Config
+	dest    *policy.Destination
+	adapter sdk.Adapter
+	http    *http.Client
+	log     *zap.Logger
+	now     func() time.Time
+	horizon time.Duration
+	limiter *rate.Limiter
+	breaker *breaker
+	consent *Withdrawals
+	ledger  *ledgerWriter // the delivery ledger; set by Run (or the replayer) before any send
+}
+
+// NewRunner returns the runner of one destination.
+func NewRunner(cfg *config.Config, dest *policy.Destination, adapter sdk.Adapter, log *zap.Logger) *Runner {
+	r := &Runner{
+		cfg: cfg, dest: dest, adapter: adapter,
+		http:    sdk.NewHTTPClient(dest, sdk.RequestTimeout(adapter, cfg.Delivery.Timeout)),
+		log:     log.Named("sink").With(zap.String("destination", dest.Name)),
+		now:     time.Now,
+		horizon: cfg.Delivery.RetryHorizon,
+		limiter: newLimiter(cfg, dest),
+		consent: NewWithdrawals(cfg.Delivery.RetryHorizon),
+	}
+	r.breaker = newBreaker(dest.Name, cfg.Delivery.BreakerFailures, cfg.Delivery.BreakerOpen, func() time.Time { return r.now() })
+	return r
+}
+
+// newLimiter is the destination's rate limit: config.rate_limit (requests per second) when the
+// destination sets one, else delivery.rate_limit; 0 is no limit.
+func newLimiter(cfg *config.Config, dest *policy.Destination) *rate.Limiter {
+	perSec := cfg.Delivery.RateLimit
+	if v, ok := sdk.RateLimit(dest); ok {
+		perSec = v
+	}
+	if perSec <= 0 {
+		return rate.NewLimiter(rate.Inf, 1)
+	}
+	return rate.NewLimiter(rate.Limit(perSec), cfg.Delivery.RateBurst)
+}
+
+// Run delivers until ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	r.log.Info("sink started", zap.String("type", r.dest.Type))
+	g, ctx := errgroup.WithContext(ctx)
+	stopLedger, err := r.startLedger(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer stopLedger()
+	g.Go(func() error { return r.consent.Follow(ctx, r.cfg, r.log) })
+	g.Go(func() error { return r.runMain(ctx) })
+	g.Go(func() error { return r.runRetries(ctx) })
+	return g.Wait()
+}
+
+// runMain consumes the destination's topic.
+func (r *Runner) runMain(ctx context.Context) error {
+	topic := r.cfg.Topic(config.DestTopic(r.dest.Name))
+	cl, err := kafka.NewClient(r.cfg, r.log,
+		kgo.ConsumerGroup(r.cfg.SinkGroup(r.dest.Name)),
+		kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+	)
+	if err != nil {
+		return err
+	}
+	// With BlockRebalanceOnPoll, leaving the group waits for AllowRebalance: allow it first.
+	defer func() { cl.AllowRebalance(); cl.Close() }()
+	for {
+		fetches := cl.PollRecords(ctx, 10*r.adapter.MaxBatch())
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return nil
+		}
+		r.logFetchErrors(fetches)
+		if recs := fetches.Records(); len(recs) > 0 {
+			if err := r.handle(ctx, cl, recs, false); err != nil {
+				return err
+			}
+		}
+		cl.AllowRebalance()
+	}
+}
+
+// handle delivers one poll's records, stores what came of them, and commits their offsets.
+func (r *Runner) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, waitBreaker bool) error {
+	var bad []*kgo.Record
+	items := make([]*item, 0, len(recs))
+	metrics.Received.WithLabelValues(metrics.StageSink).Add(float64(len(recs)))
+	for _, rec := range recs {
+		it, err := itemFromRecord(rec)
+		if err != nil {
+			r.log.Warn("undecodable record dead-lettered", zap.String("topic", rec.Topic), zap.Int32("partition", rec.Partition), zap.Int64("offset", rec.Offset), zap.Error(err))
+			bad = append(bad, r.deadLetterUndecodable(rec, err))
+			continue
+		}
+		items = append(items, it)
+	}
+	c := r.deliver(ctx, items, waitBreaker)
+	out := append(r.records(c, true), bad...)
+	storeCtx, cancel := graceContext(ctx, shutdownGrace)
+	defer cancel()
+	err := r.ledger.flush(storeCtx)
+	if err == nil {
+		err = cl.ProduceSync(storeCtx, out...).FirstErr()
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // shutting down: the uncommitted records are delivered again after restart
+		}
+		return fmt.Errorf("store delivery records: %w", err)
+	}
+	if err := cl.CommitRecords(storeCtx, recs...); err != nil {
+		r.log.Warn("commit offsets", zap.Error(err))
+	}
+	return nil
+}
+
+func (r *Runner) logFetchErrors(fetches kgo.Fetches) {
+	fetches.EachError(func(t string, p int32, err error) {
+		if ctxErr(err) {
+			return
+		}
+		r.log.Warn("fetch error", zap.String("topic", t), zap.Int32("partition", p), zap.Error(err))
+	})
+}
