@@ -53,6 +53,7 @@ type Policy struct {
 	Destinations      map[string]*Destination `yaml:"destinations"`
 	SegmentCategories map[string]string       `yaml:"segment_categories"`
 	Sensitive         []*SensitiveRule        `yaml:"sensitive"`
+	ConsentSources    ConsentSources          `yaml:"consent_sources"`
 
 	// File is the path the policy was read from, for error messages.
 	File string `yaml:"-"`
@@ -74,6 +75,8 @@ type Destination struct {
 	Fields  []string       `yaml:"fields"` // the only fields it receives
 	Hash    []string       `yaml:"hash"`   // fields sent SHA-256 hashed after normalisation
 	Config  map[string]any `yaml:"config"` // adapter settings, validated by the sink adapter
+	// TCFVendorID, when set, requires that vendor's consent in a TC string too.
+	TCFVendorID int `yaml:"tcf_vendor_id"`
 
 	hashed map[string]bool
 }
@@ -182,7 +185,7 @@ func (p *Policy) validate() error {
 			return err
 		}
 	}
-	return nil
+	return p.validateSources()
 }
 
 func (p *Policy) validateDestination(d *Destination) error {
