@@ -17,6 +17,8 @@ import (
 var (
 	//go:embed event.avsc
 	eventSchema string
+	//go:embed previous/event.1.avsc
+	eventSchemaV1 string
 	//go:embed consent_update.avsc
 	consentUpdateSchema string
 	//go:embed filtered_event.avsc
@@ -45,6 +47,21 @@ type Event struct {
 	GPC          bool              `avro:"gpc"`
 	Context      map[string]string `avro:"context"`
 	Properties   map[string]string `avro:"properties"`
+	// Signals are the CMP's consent signals as received; nil when none were sent.
+	Signals *ConsentSignals `avro:"consent_signals"`
+}
+
+// ConsentSignals are a CMP's signals carried from ingest to the consent engine
+// unparsed (ingest has already checked that they parse).
+type ConsentSignals struct {
+	TCF          string            `avro:"tcf"`
+	GPP          string            `avro:"gpp"`
+	GPPSID       []int             `avro:"gpp_sid"`
+	GCM          map[string]string `avro:"gcm"`
+	CMPAllowed   []string          `avro:"cmp_allowed"`
+	CMPDenied    []string          `avro:"cmp_denied"`
+	CMPHasDenied bool              `avro:"cmp_has_denied"`
+	CMPAny       bool              `avro:"cmp_any"`
 }
 
 // UserKey is the key a user's records share on every topic: user_id if given, else anonymous_id.
@@ -163,10 +180,11 @@ type eventWire struct {
 	GPC          bool              `avro:"gpc"`
 	Context      map[string]string `avro:"context"`
 	Properties   map[string]string `avro:"properties"`
+	Signals      *ConsentSignals   `avro:"consent_signals"`
 }
 
 func eventToWire(e *Event) any {
-	w := eventWire{e.EventID, e.Event, e.TimestampMs, e.ReceivedMs, e.UserID, e.AnonymousID, nil, e.Jurisdiction, e.GPC, e.Context, e.Properties}
+	w := eventWire{e.EventID, e.Event, e.TimestampMs, e.ReceivedMs, e.UserID, e.AnonymousID, nil, e.Jurisdiction, e.GPC, e.Context, e.Properties, e.Signals}
 	if e.Consent != nil {
 		w.Consent = &e.Consent
 	}
@@ -178,7 +196,7 @@ func eventFromWire(decode func(any) error) (Event, error) {
 	if err := decode(&w); err != nil {
 		return Event{}, err
 	}
-	e := Event{w.EventID, w.Event, w.TimestampMs, w.ReceivedMs, w.UserID, w.AnonymousID, nil, w.Jurisdiction, w.GPC, w.Context, w.Properties}
+	e := Event{w.EventID, w.Event, w.TimestampMs, w.ReceivedMs, w.UserID, w.AnonymousID, nil, w.Jurisdiction, w.GPC, w.Context, w.Properties, w.Signals}
 	if w.Consent != nil {
 		e.Consent = *w.Consent
 	}
@@ -230,7 +248,7 @@ func newCodec[T any](text string, previous ...string) *Codec[T] {
 // The codecs of every record type. They are safe for concurrent use.
 var (
 	Events = func() *Codec[Event] {
-		c := newCodec[Event](eventSchema)
+		c := newCodec[Event](eventSchema, eventSchemaV1)
 		c.toWire, c.fromWire = eventToWire, eventFromWire
 		return c
 	}()
