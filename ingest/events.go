@@ -204,6 +204,8 @@ func (d *decoder) nativeEvent(b []byte) (*schemas.Event, error) {
 			ev.AnonymousID, err = idField(v, "anonymous_id", maxID)
 		case "consent":
 			ev.Consent, err = consentField(v, "consent")
+		case "consent_signals":
+			ev.Signals, err = nativeSignals(v)
 		case "jurisdiction":
 			var j string
 			if j, err = idField(v, "jurisdiction", maxShort); j != "" {

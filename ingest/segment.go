@@ -29,7 +29,8 @@ type segContext struct {
 	userAgent, ip, locale        []byte
 	timezone, campaign, library  []byte
 	categoryPreferences          []byte
-	gpc                          []byte // tollgate's addition: tg.js relays navigator.globalPrivacyControl
+	signals                      schemas.ConsentSignals // context.consent's CMP signals and consentManagement
+	gpc                          []byte                 // tollgate's addition: tg.js relays navigator.globalPrivacyControl
 }
 
 // read fills c from a context object, overriding what an earlier read (the batch's shared
@@ -56,6 +57,8 @@ func (c *segContext) read(v []byte) error {
 			c.library = val
 		case "consent":
 			return c.readConsent(val)
+		case "consentManagement":
+			return consentManagement(&c.signals, val)
 		case "gpc":
 			c.gpc = val
 		}
@@ -87,8 +90,10 @@ func (c *segContext) readConsent(v []byte) error {
 	return eachObjectMember("context.consent", v, func(key, val []byte) error {
 		if string(key) == "categoryPreferences" {
 			c.categoryPreferences = val
+			return nil
 		}
-		return nil
+		_, err := readSignals(&c.signals, "context.consent", key, val)
+		return err
 	})
 }
 
@@ -206,6 +211,13 @@ func (d *decoder) segmentMessage(b []byte, typ string, shared *segContext, batch
 		return nil, err
 	}
 	if ev.GPC, err = segmentGPC(ev.GPC, sctx.gpc); err != nil {
+		return nil, err
+	}
+	sig := sctx.signals // a copy: the batch's shared context may hold lists too
+	sig.GPPSID = append([]int(nil), sig.GPPSID...)
+	sig.CMPAllowed = append([]string(nil), sig.CMPAllowed...)
+	sig.CMPDenied = append([]string(nil), sig.CMPDenied...)
+	if ev.Signals, err = finishSignals(&sig, "context.consent"); err != nil {
 		return nil, err
 	}
 	if ts.IsZero() && !original.IsZero() {

@@ -1,0 +1,156 @@
+package ingest
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/tollgate-dev/tollgate/internal/signals"
+	"github.com/tollgate-dev/tollgate/schemas"
+)
+
+// maxSignal bounds a TC or GPP string: a TC string naming every vendor of the
+// global vendor list is a few kilobytes.
+const maxSignal = 16 << 10
+
+// signalErr turns an error of package signals ("<path>: reason") into a field
+// error under prefix, so the sender sees the full path of its own body.
+func signalErr(prefix string, err error) error {
+	path, msg, ok := strings.Cut(err.Error(), ": ")
+	if !ok {
+		return fieldErr(prefix, "%s", err.Error())
+	}
+	path = strings.TrimPrefix(path, "consent_signals.")
+	return fieldErr(prefix+"."+path, "%s", msg)
+}
+
+// readSignals reads a consent_signals object (native events) or the same keys
+// of Segment's context.consent into cs; field is the object's path. Every
+// string is parsed here so a malformed one rejects the event at the door
+// (400 / by index) rather than at the consent engine.
+func readSignals(cs *schemas.ConsentSignals, field string, key, v []byte) (bool, error) {
+	at := field + "." + string(key)
+	switch string(key) {
+	case "tcf":
+		s, err := stringField(v, at, maxSignal)
+		if err != nil || s == "" {
+			return true, err
+		}
+		if _, err := signals.ParseTCF(s); err != nil {
+			return true, signalErr(field, err)
+		}
+		cs.TCF = s
+	case "gpp":
+		s, err := stringField(v, at, maxSignal)
+		if err != nil || s == "" {
+			return true, err
+		}
+		cs.GPP = s
+	case "gpp_sid":
+		if isNull(v) {
+			return true, nil
+		}
+		var sid []int
+		if err := json.Unmarshal(v, &sid); err != nil {
+			return true, fieldErr(at, "must be an array of GPP section ids")
+		}
+		cs.GPPSID = sid
+	case "gcm":
+		if isNull(v) {
+			return true, nil
+		}
+		var m map[string]any
+		if err := json.Unmarshal(v, &m); err != nil {
+			return true, fieldErr(at, "must be an object of Consent Mode keys")
+		}
+		states, err := signals.ParseGCM(m)
+		if err != nil {
+			return true, signalErr(field, err)
+		}
+		cs.GCM = make(map[string]string, len(states))
+		for k, s := range states {
+			cs.GCM[k] = s.String()
+		}
+	case "cmp_ids":
+		if isNull(v) {
+			return true, nil
+		}
+		var ids struct {
+			Allowed *[]string `json:"allowed"`
+			Denied  *[]string `json:"denied"`
+		}
+		if err := json.Unmarshal(v, &ids); err != nil {
+			return true, fieldErr(at, `must be {"allowed": [ids], "denied": [ids]}`)
+		}
+		if ids.Allowed != nil {
+			cs.CMPAllowed = *ids.Allowed
+		}
+		if ids.Denied != nil {
+			cs.CMPDenied, cs.CMPHasDenied = *ids.Denied, true
+		}
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+// finishSignals checks what needs more than one key (the GPP string with its
+// gpp_sid) and returns nil when nothing was sent.
+func finishSignals(cs *schemas.ConsentSignals, field string) (*schemas.ConsentSignals, error) {
+	if cs.GPP != "" {
+		if _, err := signals.ParseGPP(cs.GPP, cs.GPPSID); err != nil {
+			return nil, signalErr(field, err)
+		}
+	}
+	if cs.TCF == "" && cs.GPP == "" && len(cs.GCM) == 0 && len(cs.CMPAllowed) == 0 && !cs.CMPHasDenied {
+		return nil, nil
+	}
+	if cs.GPPSID == nil {
+		cs.GPPSID = []int{}
+	}
+	if cs.GCM == nil {
+		cs.GCM = map[string]string{}
+	}
+	if cs.CMPAllowed == nil {
+		cs.CMPAllowed = []string{}
+	}
+	if cs.CMPDenied == nil {
+		cs.CMPDenied = []string{}
+	}
+	return cs, nil
+}
+
+// nativeSignals reads a native event's consent_signals object.
+func nativeSignals(v []byte) (*schemas.ConsentSignals, error) {
+	if isNull(v) {
+		return nil, nil
+	}
+	var cs schemas.ConsentSignals
+	err := eachObjectMember("consent_signals", v, func(key, val []byte) error {
+		_, err := readSignals(&cs, "consent_signals", key, val)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return finishSignals(&cs, "consent_signals")
+}
+
+// consentManagement reads RudderStack's context.consentManagement into cs:
+// its allowed/denied consent ids are the cmp_ids lists.
+func consentManagement(cs *schemas.ConsentSignals, v []byte) error {
+	if isNull(v) {
+		return nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(v, &m); err != nil {
+		return fieldErr("context.consentManagement", "must be an object")
+	}
+	cm, err := signals.ParseConsentManagement(m)
+	if err != nil {
+		return signalErr("context", err)
+	}
+	// Like every context key, a message's own consentManagement replaces the batch's.
+	cs.CMPAllowed, cs.CMPDenied = cm.IDs.Allowed, cm.IDs.Denied
+	cs.CMPHasDenied, cs.CMPAny = cm.IDs.HasDenied, cm.Any
+	return nil
+}
