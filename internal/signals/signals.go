@@ -189,25 +189,28 @@ func ParseConsentManagement(m map[string]any) (ConsentManagement, error) {
 	return cm, nil
 }
 
-// Purpose resolves one purpose mapped to ids: Denied wins under "and", one
-// Granted suffices under "or"; Unknown only when no id says anything.
+// Purpose resolves one purpose mapped to ids. Under "and" every id must be
+// allowed: one denied id denies, and an id the lists say nothing about leaves
+// the purpose Unknown (never Granted). Under "or" one allowed id grants.
 func (cm ConsentManagement) Purpose(ids []string) State {
-	seen := Unknown
+	granted, denied, unknown := 0, 0, 0
 	for _, id := range ids {
 		switch cm.IDs.State(id) {
 		case Denied:
-			if !cm.Any {
-				return Denied
-			}
-			if seen == Unknown {
-				seen = Denied
-			}
+			denied++
 		case Granted:
-			if cm.Any {
-				return Granted
-			}
-			seen = Granted
+			granted++
+		default:
+			unknown++
 		}
 	}
-	return seen
+	switch {
+	case cm.Any && granted > 0:
+		return Granted
+	case denied > 0:
+		return Denied
+	case granted > 0 && unknown == 0:
+		return Granted
+	}
+	return Unknown
 }

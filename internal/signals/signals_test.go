@@ -95,6 +95,9 @@ func TestConsentManagement(t *testing.T) {
 		{map[string]any{"allowedConsentIds": []any{"C1"}, "resolutionStrategy": "or"}, []string{"C1", "C2"}, Granted, false},
 		{map[string]any{"allowedConsentIds": []any{"C1"}, "deniedConsentIds": []any{}}, []string{"C3"}, Unknown, false},
 		{map[string]any{"deniedConsentIds": []any{"C3"}}, []string{"C3"}, Denied, false},
+		// "and" with an id neither list names: not every id allowed, so no choice (never granted).
+		{map[string]any{"allowedConsentIds": []any{"C1"}, "deniedConsentIds": []any{}}, []string{"C1", "C3"}, Unknown, false},
+		{map[string]any{"allowedConsentIds": []any{"C1", "C3"}, "deniedConsentIds": []any{}}, []string{"C1", "C3"}, Granted, false},
 		{map[string]any{"allowedConsentIds": "C1"}, nil, Unknown, true},
 		{map[string]any{"resolutionStrategy": "xor"}, nil, Unknown, true},
 	}
