@@ -46,3 +46,35 @@ type eventV1 struct {
 	Context      map[string]string `avro:"context"`
 	Properties   map[string]string `avro:"properties"`
 }
+
+// A decision written before consent_source existed decodes with both empty.
+func TestDecisionsReadVersion1(t *testing.T) {
+	v1 := newCodec[decisionV1](decisionSchemaV1)
+	b, err := v1.Encode(&decisionV1{DecisionID: "d", EventID: "e", Outcome: "forwarded", FieldsSent: []string{"user_id"}, FieldsStripped: []string{}})
+	require.NoError(t, err)
+	d, err := Decisions.Decode(b)
+	require.NoError(t, err)
+	require.Equal(t, "d", d.DecisionID)
+	require.Equal(t, []string{"user_id"}, d.FieldsSent)
+	require.Empty(t, d.ConsentSource)
+	require.Empty(t, d.ConsentProof)
+}
+
+type decisionV1 struct {
+	DecisionID     string   `avro:"decision_id"`
+	EventID        string   `avro:"event_id"`
+	UserKey        string   `avro:"user_key"`
+	Destination    string   `avro:"destination"`
+	EventName      string   `avro:"event_name"`
+	EventTimeMs    int64    `avro:"event_time_ms"`
+	DecidedMs      int64    `avro:"decided_ms"`
+	Outcome        string   `avro:"outcome"`
+	Reason         string   `avro:"reason"`
+	Purpose        string   `avro:"purpose"`
+	Jurisdiction   string   `avro:"jurisdiction"`
+	GPC            bool     `avro:"gpc"`
+	FieldsSent     []string `avro:"fields_sent"`
+	FieldsStripped []string `avro:"fields_stripped"`
+	PolicyVersion  string   `avro:"policy_version"`
+	RunID          string   `avro:"run_id"`
+}

@@ -25,6 +25,8 @@ var (
 	filteredEventSchema string
 	//go:embed decision.avsc
 	decisionSchema string
+	//go:embed previous/decision.1.avsc
+	decisionSchemaV1 string
 	//go:embed delivery.avsc
 	deliverySchema string
 	//go:embed previous/delivery.1.avsc
@@ -120,6 +122,8 @@ type Decision struct {
 	FieldsStripped []string `avro:"fields_stripped"`
 	PolicyVersion  string   `avro:"policy_version"`
 	RunID          string   `avro:"run_id"`
+	ConsentSource  string   `avro:"consent_source"` // which signals made the choice (docs/consent.md)
+	ConsentProof   string   `avro:"consent_proof"`  // SHA-256 of the TC and GPP strings
 }
 
 // Delivery is one delivery attempt to a vendor.
@@ -254,7 +258,7 @@ var (
 	}()
 	ConsentUpdates = newCodec[ConsentUpdate](consentUpdateSchema)
 	FilteredEvents = newCodec[FilteredEvent](filteredEventSchema)
-	Decisions      = newCodec[Decision](decisionSchema)
+	Decisions      = newCodec[Decision](decisionSchema, decisionSchemaV1)
 	Deliveries     = newCodec[Delivery](deliverySchema, deliverySchemaV1)
 	LedgerEntries  = newCodec[LedgerEntry](ledgerEntrySchema)
 )
