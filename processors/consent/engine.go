@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tollgate-dev/tollgate/internal/policy"
+	"github.com/tollgate-dev/tollgate/internal/signals"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
@@ -89,6 +90,7 @@ func newDecider(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time,
 	// An unknown jurisdiction keeps its name in the audit record but takes the default model.
 	d.model = pol.Model(d.jurisdiction)
 	d.present = presentFields(ev)
+	d.sig = parseSignals(ev.Signals)
 	return d
 }
 
@@ -101,8 +103,9 @@ type decider struct {
 	nowMs        int64
 	jurisdiction string
 	model        string
-	present      []string // the event's field paths, sorted
-	sensitive    int8     // -1 not yet evaluated, 0 no rule matches, 1 a rule matches
+	present      []string      // the event's field paths, sorted
+	sensitive    int8          // -1 not yet evaluated, 0 no rule matches, 1 a rule matches
+	sig          *eventSignals // the CMP's signals (signals.go); nil when none were sent
 }
 
 func (d *decider) decide(dest *policy.Destination) Outcome {
@@ -121,6 +124,10 @@ func (d *decider) decide(dest *policy.Destination) Outcome {
 		GPC:           d.ev.GPC,
 		PolicyVersion: d.pol.Version,
 		RunID:         d.runID,
+		ConsentSource: d.consentSource(dest),
+	}
+	if d.sig != nil {
+		dec.ConsentProof = d.sig.proof
 	}
 	if reason != ReasonNecessary && reason != ReasonConsented {
 		dec.Outcome = Blocked
@@ -172,14 +179,17 @@ func (d *decider) withdrawn(purpose string) bool {
 	return ok && !choice
 }
 
-// granted reports whether the event's own consent grants the purpose under the jurisdiction's
-// model: opt_in needs an explicit true, opt_out anything but an explicit false.
-func (d *decider) granted(purpose string) bool {
-	choice, ok := d.ev.Consent[purpose]
-	if d.model == policy.OptOut {
-		return !ok || choice
+// granted reports whether the event's own consent and its CMP signals (signals.go) grant the
+// purpose under the jurisdiction's model: any refusal refuses; otherwise opt_in needs a grant,
+// and opt_out grants when no choice was made. dest may be nil (no vendor-specific signal).
+func (d *decider) granted(purpose string, dest *policy.Destination) bool {
+	switch d.choose(purpose, dest).state {
+	case signals.Denied:
+		return false
+	case signals.Granted:
+		return true
 	}
-	return choice // opt_in, also Model's safe answer for anything it does not know
+	return d.model == policy.OptOut // no choice; opt_in is also Model's safe answer for anything unknown
 }
 
 // effectiveConsent is the grant per policy purpose after intersecting recorded and event consent
@@ -188,7 +198,7 @@ func (d *decider) granted(purpose string) bool {
 func (d *decider) effectiveConsent() map[string]bool {
 	c := make(map[string]bool, len(d.pol.Purposes))
 	for _, p := range d.pol.Purposes {
-		c[p] = p == policy.Necessary || (!d.withdrawn(p) && d.granted(p))
+		c[p] = p == policy.Necessary || (!d.withdrawn(p) && d.granted(p, nil))
 	}
 	return c
 }

@@ -14,7 +14,7 @@ import (
 // rules names the steps of the decision order (docs/consent.md); check evaluates step i. A
 // switch rather than a list of closures keeps the decider on the stack of Decide (no allocation
 // per event on the processor's hot path).
-var rules = [...]string{"erased", "necessary", "withdrawn", "event_consent", "gpc", "sensitive", "consented"}
+var rules = [...]string{"erased", "necessary", "withdrawn", "signals", "event_consent", "gpc", "gpp", "sensitive", "consented"}
 
 // check reports whether rule i decides the destination, and with which reason.
 func (d *decider) check(i int, dest *policy.Destination) (reason string, ok bool) {
@@ -25,8 +25,16 @@ func (d *decider) check(i int, dest *policy.Destination) (reason string, ok bool
 		return ReasonNecessary, dest.Purpose == policy.Necessary
 	case "withdrawn":
 		return ReasonWithdrawn, Restricts(false, d.withdrawn, dest.Purpose) == ReasonWithdrawn
+	case "signals": // a CMP signal refusing the purpose (signals.go): refusal beats any grant
+		if !d.signalRefuses(dest) {
+			return "", false
+		}
+		if d.model == policy.OptOut {
+			return ReasonOptedOut, true
+		}
+		return ReasonNoConsent, true
 	case "event_consent":
-		if d.granted(dest.Purpose) {
+		if d.granted(dest.Purpose, dest) {
 			return "", false
 		}
 		if d.model == policy.OptOut {
@@ -35,6 +43,8 @@ func (d *decider) check(i int, dest *policy.Destination) (reason string, ok bool
 		return ReasonNoConsent, true
 	case "gpc":
 		return ReasonGPC, dest.Sale && d.ev.GPC
+	case "gpp": // a GPP US opt-out of sale, sharing or targeted advertising
+		return ReasonOptedOut, dest.Sale && d.gppOptedOut()
 	case "sensitive":
 		return ReasonSensitive, dest.Purpose == policy.Marketing && d.isSensitive()
 	}
