@@ -25,6 +25,8 @@ var (
 	decisionSchema string
 	//go:embed delivery.avsc
 	deliverySchema string
+	//go:embed duplicate.avsc
+	duplicateSchema string
 )
 
 // Event is a tracking event as accepted by ingest. Context and Properties map a field name to the
@@ -113,6 +115,16 @@ type Delivery struct {
 	AtMs        int64  `avro:"at_ms"`
 }
 
+// Duplicate is what the processor remembers of a (user key, event id): its first and last
+// sighting and the resends absorbed (schemas/duplicate.avsc).
+type Duplicate struct {
+	EventID     string `avro:"event_id"`
+	UserKey     string `avro:"user_key"`
+	FirstSeenMs int64  `avro:"first_seen_ms"`
+	LastSeenMs  int64  `avro:"last_seen_ms"`
+	Resends     int    `avro:"resends"`
+}
+
 // Codec encodes and decodes one record type in Avro single-object encoding.
 type Codec[T any] struct {
 	schema avro.Schema
@@ -193,6 +205,7 @@ var (
 	FilteredEvents = newCodec[FilteredEvent](filteredEventSchema)
 	Decisions      = newCodec[Decision](decisionSchema)
 	Deliveries     = newCodec[Delivery](deliverySchema)
+	Duplicates     = newCodec[Duplicate](duplicateSchema)
 )
 
 // Schema returns the parsed Avro schema.

@@ -24,6 +24,8 @@ type Config struct {
 	Ingest     Ingest     `yaml:"ingest"`
 	Delivery   Delivery   `yaml:"delivery"`
 	Metrics    Metrics    `yaml:"metrics"`
+	Processor  Processor  `yaml:"processor"`
+	Dedup      Dedup      `yaml:"dedup"`
 	// PolicyFile is the policy's path, relative to the config file's folder. Default "policy.yaml".
 	PolicyFile string `yaml:"policy_file"`
 	// Debug switches (security.go).
@@ -147,6 +149,31 @@ type Delivery struct {
 	AllowedHosts []string `yaml:"allowed_hosts"`
 }
 
+// Processor configures the consent processor.
+type Processor struct {
+	// StateDir holds the processor's on-disk state (one pebble store per assigned raw partition,
+	// under a folder per instance), relative to the config file's folder. Default "state": next to
+	// the config, so each deployment (and each test's config folder) keeps its own, and it
+	// survives restarts (a temporary folder would make every reboot a cold restore). Deleting it
+	// is safe: the stores are rebuilt from the changelog topics.
+	StateDir string `yaml:"state_dir"`
+}
+
+// Dedup configures the processor's resend deduplication.
+type Dedup struct {
+	// Window is how long an event id is remembered per user: a second event with the same
+	// (user key, event_id) inside it gets no second decision. Default 168h (7 days).
+	Window time.Duration `yaml:"window"`
+}
+
+// StatePath is the processor's state folder, resolved against the config file's folder.
+func (c *Config) StatePath() string {
+	if filepath.IsAbs(c.Processor.StateDir) || c.File == "" {
+		return c.Processor.StateDir
+	}
+	return filepath.Join(filepath.Dir(c.File), c.Processor.StateDir)
+}
+
 // Load reads the config file, applies environment overrides and defaults, validates it and
 // loads its policy file. Errors name the file, the field (and line where known) and the reason.
 func Load(path string) (*Config, error) {
@@ -238,6 +265,8 @@ func (c *Config) setDefaults() {
 	defDur(&c.Delivery.BreakerOpen, 30*time.Second)
 	defDur(&c.Delivery.RetryHorizon, 7*24*time.Hour)
 	def(&c.PolicyFile, "policy.yaml")
+	def(&c.Processor.StateDir, "state")
+	defDur(&c.Dedup.Window, 7*24*time.Hour)
 	c.setSecurityDefaults()
 }
 

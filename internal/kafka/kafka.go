@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -70,7 +71,8 @@ func baseOpts(cfg *config.Config, log *zap.Logger) ([]kgo.Opt, error) {
 // Topics returns every topic tollgate needs, with its config: the raw topic, one filtered, one retry and
 // one dead-letter topic per destination, the audit topics and the compacted consent-state changelog.
 func Topics(cfg *config.Config) map[string]map[string]*string {
-	compact := "compact"
+	compact, del := "compact", "delete"
+	dedupRetention := strconv.FormatInt((cfg.Dedup.Window + 24*time.Hour).Milliseconds(), 10)
 	topics := map[string]map[string]*string{
 		cfg.Topic(config.TopicRaw):         nil,
 		cfg.Topic(config.TopicDecisions):   nil,
@@ -78,6 +80,11 @@ func Topics(cfg *config.Config) map[string]map[string]*string {
 		cfg.Topic(config.TopicState):       {"cleanup.policy": &compact},
 		cfg.Topic(config.TopicRawDLQ):      nil,
 		cfg.Topic(config.TopicAuditParked): nil,
+		cfg.Topic(config.TopicDuplicates):  nil,
+		// Time retention, not compaction: every id of a user shares its key (so it lands on the
+		// partition of the user's events), and ids older than the window must go. A day's margin
+		// keeps every id at least the window, whatever the segment boundaries.
+		cfg.Topic(config.TopicDedupIDs): {"cleanup.policy": &del, "retention.ms": &dedupRetention},
 	}
 	for _, name := range cfg.Policy.Names {
 		topics[cfg.Topic(config.DestTopic(name))] = nil
