@@ -127,11 +127,12 @@ func migrations(database string) []migration {
 			SELECT ` + columnNames(decisionsColumns) + ` FROM ` + t("decisions"),
 		}},
 		{3, nil, migrateDayPartitions},
+		{version: 4, statements: []string{duplicatesDDL(database)}},
 	}
 }
 
 // SchemaVersion is the newest schema version Migrate applies.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // Migrate creates the database if missing and applies every schema version it has not applied
 // yet, recording each in the database's schema_migrations table. Running it again, or from two
@@ -183,6 +184,9 @@ func migrateTo(ctx context.Context, conn driver.Conn, database string, upTo uint
 	want := map[string][]column{"decisions": decisionsColumns, "deliveries": deliveriesColumns, "decisions_by_user": decisionsColumns}
 	if upTo >= 3 {
 		want["erasures"] = erasuresColumns
+	}
+	if upTo >= 4 {
+		want["duplicates"] = duplicatesColumns
 	}
 	for table, want := range want {
 		if err := checkColumns(ctx, conn, database, table, want); err != nil {
