@@ -19,14 +19,18 @@ import (
 // Key layout (one byte of kind, then):
 //
 //	'c' user                                 -> the user's consent, as its changelog value
-//	's' day(4, big endian) len(user) user id -> Seen (first/last seen, resends)
+//	'i' len(user) user id                    -> Seen (first/last seen, resends)
+//	'x' day(4, big endian) len(user) user id -> nothing: the id's day bucket
 //	'o' changelog topic                      -> last applied offset (8, big endian)
 //
-// Seen ids are bucketed by the day of their first sighting, so dropping the ids older than the
-// window is one range delete of whole days, never a scan.
+// An id is looked up with one point read of its 'i' key (the dedup check runs for every event,
+// and reading one key per day of the window would cost a read per day). Its 'x' entry files it
+// under the day of its first sighting, so expiry reads only the day buckets past the window,
+// deletes the ids they list and range-deletes the buckets: never a scan of the live ids.
 const (
 	kindConsent = 'c'
-	kindSeen    = 's'
+	kindSeen    = 'i'
+	kindDay     = 'x'
 	kindOffset  = 'o'
 )
 
@@ -122,38 +126,37 @@ func consentKey(user string) []byte {
 
 func dayOf(ms int64) uint32 { return uint32(ms / int64(day/time.Millisecond)) }
 
-func seenKey(buf []byte, d uint32, user, id string) []byte {
+func seenKey(buf []byte, user, id string) []byte {
 	buf = append(buf[:0], kindSeen)
-	buf = binary.BigEndian.AppendUint32(buf, d)
 	buf = binary.AppendUvarint(buf, uint64(len(user)))
 	buf = append(buf, user...)
 	return append(buf, id...)
 }
 
-// Seen looks the id up in every day bucket the window covers at nowMs, newest first; an id
-// first seen before the window is forgotten even while its bucket still exists.
+// dayKey is the id's entry in the bucket of day d: the seen key's body after the day.
+func dayKey(buf []byte, d uint32, seen []byte) []byte {
+	buf = append(buf[:0], kindDay)
+	buf = binary.BigEndian.AppendUint32(buf, d)
+	return append(buf, seen[1:]...)
+}
+
+// Seen looks the id up; an id first seen before the window at nowMs is forgotten, even while
+// expiry has not removed it yet.
 func (s *Store) Seen(user, id string, nowMs int64) (Seen, bool, error) {
-	from := nowMs - s.window.Milliseconds()
-	var key [64]byte
-	buf := key[:0]
-	for d := dayOf(nowMs); ; d-- {
-		buf = seenKey(buf, d, user, id)
-		v, closer, err := s.db.Get(buf)
-		if err == nil {
-			seen, derr := decodeSeen(v)
-			_ = closer.Close()
-			if derr != nil {
-				return Seen{}, false, derr
-			}
-			return seen, seen.FirstMs >= from, nil
-		}
-		if !errors.Is(err, pebble.ErrNotFound) {
-			return Seen{}, false, fmt.Errorf("state store get: %w", err)
-		}
-		if d == 0 || d <= dayOf(from) {
-			return Seen{}, false, nil
-		}
+	var key [96]byte
+	v, closer, err := s.db.Get(seenKey(key[:0], user, id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Seen{}, false, nil
 	}
+	if err != nil {
+		return Seen{}, false, fmt.Errorf("state store get: %w", err)
+	}
+	seen, err := decodeSeen(v)
+	_ = closer.Close()
+	if err != nil {
+		return Seen{}, false, err
+	}
+	return seen, seen.FirstMs >= nowMs-s.window.Milliseconds(), nil
 }
 
 func encodeSeen(v Seen) []byte {
@@ -171,12 +174,44 @@ func decodeSeen(b []byte) (Seen, error) {
 		Resends: binary.BigEndian.Uint32(b[16:])}, nil
 }
 
-// Expire drops the day buckets wholly older than the window at nowMs: one range delete.
+// Expire drops the ids whose day bucket lies wholly before the window at nowMs: it reads those
+// buckets only, deletes the ids they list (unless a later first sighting, after an expiry that
+// had not run yet, refiled the id under a newer day), and range-deletes the buckets.
 func (s *Store) Expire(nowMs int64) error {
 	cut := dayOf(nowMs - s.window.Milliseconds())
-	lo := []byte{kindSeen, 0, 0, 0, 0}
-	hi := binary.BigEndian.AppendUint32([]byte{kindSeen}, cut)
-	if err := s.db.DeleteRange(lo, hi, pebble.NoSync); err != nil {
+	lo := []byte{kindDay}
+	hi := binary.BigEndian.AppendUint32([]byte{kindDay}, cut)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("state store expire: %w", err)
+	}
+	b := s.db.NewBatch()
+	var seen []byte
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(k) < 5 {
+			continue
+		}
+		seen = append(append(seen[:0], kindSeen), k[5:]...)
+		v, closer, err := s.db.Get(seen)
+		if err == nil {
+			cur, derr := decodeSeen(v)
+			_ = closer.Close()
+			if derr == nil && dayOf(cur.FirstMs) == binary.BigEndian.Uint32(k[1:5]) {
+				_ = b.Delete(seen, nil)
+			}
+		} else if !errors.Is(err, pebble.ErrNotFound) {
+			_ = it.Close()
+			_ = b.Close()
+			return fmt.Errorf("state store expire: %w", err)
+		}
+	}
+	if err := it.Close(); err != nil {
+		_ = b.Close()
+		return fmt.Errorf("state store expire: %w", err)
+	}
+	_ = b.DeleteRange(lo, hi, nil)
+	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("state store expire: %w", err)
 	}
 	return nil
@@ -185,8 +220,8 @@ func (s *Store) Expire(nowMs int64) error {
 // Batch is a set of changes applied atomically, together with the changelog offsets they bring
 // the store to.
 type Batch struct {
-	b   *pebble.Batch
-	key []byte
+	b        *pebble.Batch
+	key, day []byte
 }
 
 // NewBatch starts a batch.
@@ -197,8 +232,10 @@ func (b *Batch) PutConsent(user string, v []byte) { _ = b.b.Set(consentKey(user)
 
 // PutSeen replaces what is remembered of (user, id), in the bucket of its first sighting.
 func (b *Batch) PutSeen(user, id string, v Seen) {
-	b.key = seenKey(b.key, dayOf(v.FirstMs), user, id)
+	b.key = seenKey(b.key, user, id)
+	b.day = dayKey(b.day, dayOf(v.FirstMs), b.key)
 	_ = b.b.Set(b.key, encodeSeen(v), nil)
+	_ = b.b.Set(b.day, nil, nil)
 }
 
 // SetOffset records that the batch brings the store up to offset off of the changelog topic.

@@ -37,12 +37,12 @@ func TestSeenWithinWindowAndExpiry(t *testing.T) {
 	it, err := s.db.NewIter(nil)
 	require.NoError(t, err)
 	for it.First(); it.Valid(); it.Next() {
-		if it.Key()[0] == kindSeen {
+		if k := it.Key()[0]; k == kindSeen || k == kindDay {
 			n++
 		}
 	}
 	require.NoError(t, it.Close())
-	require.Equal(t, 0, n, "both ids are older than the window at t0+100h")
+	require.Equal(t, 0, n, "both ids (and their day entries) are older than the window at t0+100h")
 }
 
 func TestExpireKeepsBucketsInsideWindow(t *testing.T) {
@@ -59,9 +59,33 @@ func TestExpireKeepsBucketsInsideWindow(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, uint32(2), got.Resends)
-	_, ok, err = s.Seen("u", "old", t0+1*hourMs) // even asked at its own time, the bucket is gone
+	_, ok, err = s.Seen("u", "old", t0+1*hourMs) // even asked at its own time, the id is gone
 	require.NoError(t, err)
 	require.False(t, ok)
+}
+
+// An id seen again after the window (before expiry ran) starts over under its new day; the
+// expiry of its old day must not delete it.
+func TestExpireKeepsAnIdRefiledUnderANewerDay(t *testing.T) {
+	s, err := Open(t.TempDir(), 24*time.Hour)
+	require.NoError(t, err)
+	defer s.Close()
+	t0 := int64(1795000000000)
+	b := s.NewBatch()
+	b.PutSeen("u", "e", Seen{FirstMs: t0, LastMs: t0})
+	require.NoError(t, b.Commit())
+	later := t0 + 72*hourMs
+	_, ok, err := s.Seen("u", "e", later)
+	require.NoError(t, err)
+	require.False(t, ok, "past the window")
+	b = s.NewBatch()
+	b.PutSeen("u", "e", Seen{FirstMs: later, LastMs: later})
+	require.NoError(t, b.Commit())
+	require.NoError(t, s.Expire(later))
+	got, ok, err := s.Seen("u", "e", later+hourMs)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, later, got.FirstMs)
 }
 
 func TestOffsetCheckpointSurvivesReopen(t *testing.T) {
