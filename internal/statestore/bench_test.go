@@ -64,6 +64,7 @@ func BenchmarkSeen(b *testing.B) {
 		for i := range keys {
 			keys[i] = [2]string{benchUser(i * 7919 % n), benchID(n + i)}
 		}
+		before := s.db.Metrics().Filter
 		b.ResetTimer()
 		for i := 0; b.Loop(); i++ {
 			k := keys[i&(len(keys)-1)]
@@ -71,6 +72,8 @@ func BenchmarkSeen(b *testing.B) {
 				b.Fatal("unexpected hit", err)
 			}
 		}
+		after := s.db.Metrics().Filter
+		b.ReportMetric(float64(after.Hits-before.Hits)/float64(b.N), "filtered/op")
 	})
 	b.Run("hit", func(b *testing.B) {
 		for i := range keys {
