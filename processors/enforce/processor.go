@@ -32,9 +32,6 @@ type Processor struct {
 	now     func() time.Time
 	// expired is when the stores last dropped their day buckets past the dedup window.
 	expired time.Time
-	// restored counts the changelog records the restores read (tests check that a warm restart
-	// reads only the tail).
-	restored atomic.Int64
 	// stopErr is set by a partition callback that could not prepare its partitions: franz-go's
 	// callbacks return nothing, so Run checks it after each poll, before deciding any record.
 	stopErr atomic.Pointer[error]

@@ -36,7 +36,6 @@ func (p *Processor) onAssigned(ctx context.Context, cl *kgo.Client, assigned map
 		p.stop(fmt.Errorf("start consent lookahead: %w", err))
 		return
 	}
-	p.restored.Add(int64(n))
 	p.metrics.restored.Add(float64(n))
 	p.log.Info("consent state restored", zap.Int32s("partitions", parts), zap.Int("records", n),
 		zap.Duration("took", time.Since(start)))
