@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 export TOLLGATE_TEST_KAFKA      ?= 127.0.0.1:9092
 export TOLLGATE_TEST_CLICKHOUSE ?= 127.0.0.1:9000
 
-.PHONY: build test test-unit demo bench chaos fmt lint tidy-check services-up services-down clean
+.PHONY: build test test-unit test-containers images demo bench chaos fmt lint tidy-check services-up services-down clean
 
 # One static binary with every component.
 build:
@@ -29,6 +29,16 @@ demo: services-up build
 test: services-up tidy-check
 	$(GO) vet ./...
 	$(GO) test -race -shuffle=on -count=1 -timeout 30m ./...
+
+# The tests against Kafka and ClickHouse containers that testcontainers-go starts from the
+# offline images (make images) instead of services-up: starts dockerd if it is installed but not
+# running (no bridge; stopped afterwards). Packages: TEST_CONTAINERS_PKGS (default ./...).
+test-containers:
+	@deploy/images/test-containers.sh
+
+# The offline images (deploy/images): Debian base by debootstrap, Kafka, ClickHouse, tollgate:dev.
+images:
+	@deploy/images/build.sh
 
 # Unit tests only (no services needed).
 test-unit:

@@ -8,7 +8,7 @@ import (
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
-// Schema version 4: the duplicates table, one row per (user_key, event_id) the consent processor
+// Schema version 5: the duplicates table, one row per (user_key, event_id) the consent processor
 // absorbed resends of. The processor writes a record per absorbed resend, each with the running
 // count, so the row with the most resends is the latest: ReplacingMergeTree(resends) keeps it
 // under FINAL, and argMax(…, resends) reads it without FINAL.

@@ -78,7 +78,8 @@ func (db *DB) InsertDecisions(ctx context.Context, ds []schemas.Decision) error 
 }
 
 // InsertDeliveries writes delivery attempts to the deliveries table in one insert. Inserting an
-// attempt again is harmless: copies collapse under FINAL.
+// attempt's record again is harmless: copies share their delivery_id and collapse under FINAL,
+// while two real requests have two ids and stay two rows.
 func (db *DB) InsertDeliveries(ctx context.Context, ds []schemas.Delivery) error {
 	if len(ds) == 0 {
 		return nil
@@ -98,6 +99,7 @@ func (db *DB) InsertDeliveries(ctx context.Context, ds []schemas.Delivery) error
 		errText     = make([]string, n)
 		latency     = make([]uint32, n)
 		at          = make([]time.Time, n)
+		deliveryID  = make([]string, n)
 	)
 	for i := range ds {
 		d := &ds[i]
@@ -109,8 +111,9 @@ func (db *DB) InsertDeliveries(ctx context.Context, ds []schemas.Delivery) error
 		errText[i] = d.Error
 		latency[i] = clampUint32(d.LatencyMs)
 		at[i] = toDateTime(d.AtMs)
+		deliveryID[i] = d.DeliveryID
 	}
-	for i, col := range []any{eventID, destination, attempt, status, httpStatus, errText, latency, at} {
+	for i, col := range []any{eventID, destination, attempt, status, httpStatus, errText, latency, at, deliveryID} {
 		if err := batch.Column(i).Append(col); err != nil {
 			return fmt.Errorf("insert deliveries: column %s: %w", deliveriesColumns[i].name, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -25,28 +26,41 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
 // The tests run against a real ClickHouse and a real Kafka, named by TOLLGATE_TEST_CLICKHOUSE
 // (native protocol host:port) and TOLLGATE_TEST_KAFKA (comma-separated brokers); `make test`
-// sets both after `make services-up`. A test needing a service that is not named fails: a
-// suite that passes without its services proves nothing.
+// sets both after `make services-up`. Unset, internal/testenv starts them in containers when
+// Docker answers, and otherwise the run fails: a suite that passes without its services proves
+// nothing.
 //
 // Every test gets its own database, tollgate_test_<run>_<n>, and its own topics, test<rand>.*,
 // so tests can run in parallel and reruns never see old data. TestMain drops the run's
 // databases at the end (also those of tests that failed before their cleanup).
 
 var (
-	testClickHouse = os.Getenv("TOLLGATE_TEST_CLICKHOUSE")
-	testKafka      = os.Getenv("TOLLGATE_TEST_KAFKA")
-	testRun        = randomHex(4)
-	testDBSeq      atomic.Int64
+	testClickHouse, testKafka string // set by TestMain (empty under -short)
+	testRun                   = randomHex(4)
+	testDBSeq                 atomic.Int64
 )
 
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(childWriterEnv); spec != "" {
 		os.Exit(runChildWriter(spec)) // this process is a writer a test will kill
+	}
+	flag.Parse()
+	if !testing.Short() {
+		var err error
+		if testClickHouse, err = testenv.RequireClickHouse(); err == nil {
+			testKafka, err = testenv.RequireKafka()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "clickhouse tests:", err)
+			testenv.Stop()
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	if testClickHouse != "" {
@@ -54,6 +68,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "clickhouse tests: drop test databases:", err)
 		}
 	}
+	testenv.Stop()
 	os.Exit(code)
 }
 
@@ -261,6 +276,7 @@ func testDelivery(i int) schemas.Delivery {
 		Error:       []string{"", "http_503", "http_400", "withdrawn"}[i%4],
 		LatencyMs:   int64(10 + i),
 		AtMs:        time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC).UnixMilli() + int64(i)*1000 + 999,
+		DeliveryID:  fmt.Sprintf("d-%05d", i),
 	}
 }
 
@@ -307,7 +323,7 @@ func readDeliveries(t testing.TB, db *DB) []schemas.Delivery {
 			latency             uint32
 			at                  time.Time
 		)
-		require.NoError(t, rows.Scan(&d.EventID, &d.Destination, &attempt, &d.Status, &httpStatus, &d.Error, &latency, &at))
+		require.NoError(t, rows.Scan(&d.EventID, &d.Destination, &attempt, &d.Status, &httpStatus, &d.Error, &latency, &at, &d.DeliveryID))
 		d.Attempt, d.HTTPStatus, d.LatencyMs, d.AtMs = int(attempt), int(httpStatus), int64(latency), at.UnixMilli()
 		out = append(out, d)
 	}

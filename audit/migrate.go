@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -68,7 +69,9 @@ var (
 		{"policy_version", "String"},
 		{"run_id", "String"},
 	}
-	deliveriesColumns = []column{
+	// deliveriesColumnsV3 are the columns of deliveries up to schema version 3 (the released
+	// migrations 1–3 create and copy exactly these); version 4 adds delivery_id.
+	deliveriesColumnsV3 = []column{
 		{"event_id", "String"},
 		{"destination", "String"},
 		{"attempt", "UInt16"},
@@ -78,6 +81,7 @@ var (
 		{"latency_ms", "UInt32"},
 		{"at", "DateTime"},
 	}
+	deliveriesColumns = append(slices.Clip(deliveriesColumnsV3), column{"delivery_id", "String"})
 )
 
 type column struct{ name, typ string }
@@ -108,7 +112,7 @@ func migrations(database string) []migration {
 			ENGINE = ReplacingMergeTree()
 			PARTITION BY toYYYYMM(event_time)
 			ORDER BY (destination, event_id, run_id)`,
-			`CREATE TABLE IF NOT EXISTS ` + t("deliveries") + ` (` + columnDefs(deliveriesColumns) + `)
+			`CREATE TABLE IF NOT EXISTS ` + t("deliveries") + ` (` + columnDefs(deliveriesColumnsV3) + `)
 			ENGINE = ReplacingMergeTree()
 			PARTITION BY toYYYYMM(at)
 			ORDER BY (destination, event_id, attempt, status)`,
@@ -127,12 +131,13 @@ func migrations(database string) []migration {
 			SELECT ` + columnNames(decisionsColumns) + ` FROM ` + t("decisions"),
 		}},
 		{3, nil, migrateDayPartitions},
-		{version: 4, statements: []string{duplicatesDDL(database)}},
+		{4, nil, migrateDeliveryIDs},
+		{version: 5, statements: []string{duplicatesDDL(database)}},
 	}
 }
 
 // SchemaVersion is the newest schema version Migrate applies.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // Migrate creates the database if missing and applies every schema version it has not applied
 // yet, recording each in the database's schema_migrations table. Running it again, or from two
@@ -181,11 +186,14 @@ func migrateTo(ctx context.Context, conn driver.Conn, database string, upTo uint
 			return fmt.Errorf("record migration %d: %w", m.version, err)
 		}
 	}
-	want := map[string][]column{"decisions": decisionsColumns, "deliveries": deliveriesColumns, "decisions_by_user": decisionsColumns}
+	want := map[string][]column{"decisions": decisionsColumns, "deliveries": deliveriesColumnsV3, "decisions_by_user": decisionsColumns}
 	if upTo >= 3 {
 		want["erasures"] = erasuresColumns
 	}
 	if upTo >= 4 {
+		want["deliveries"] = deliveriesColumns
+	}
+	if upTo >= 5 {
 		want["duplicates"] = duplicatesColumns
 	}
 	for table, want := range want {

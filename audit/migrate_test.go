@@ -37,12 +37,13 @@ func TestMigrateCreatesContractTables(t *testing.T) {
 	require.Equal(t, []column{
 		{"event_id", "String"}, {"destination", "String"}, {"attempt", "UInt16"}, {"status", "String"},
 		{"http_status", "UInt16"}, {"error", "String"}, {"latency_ms", "UInt32"}, {"at", "DateTime"},
+		{"delivery_id", "String"},
 	}, deliveriesColumns, "docs/audit.md deliveries")
 
 	for _, tc := range []struct{ table, engine, sortingKey, partitionKey string }{
 		{"decisions", "ReplacingMergeTree", "destination, event_id, run_id", "toDate(decided_at)"},
 		{"decisions_by_user", "ReplacingMergeTree", "user_key, destination, event_id, run_id", "toDate(decided_at)"},
-		{"deliveries", "ReplacingMergeTree", "destination, event_id, attempt, status", "toDate(at)"},
+		{"deliveries", "ReplacingMergeTree", "destination, event_id, attempt, status, delivery_id", "toDate(at)"},
 		{"decisions_daily", "AggregatingMergeTree", "day, destination, reason, outcome, run_id", "toYYYYMM(day)"},
 		{"deliveries_daily", "AggregatingMergeTree", "day, destination, status", "toYYYYMM(day)"},
 	} {
@@ -78,8 +79,7 @@ func TestMigrateUpgradesVersion2(t *testing.T) {
 	}
 	require.NoError(t, db.InsertDecisions(ctx, ds))
 	require.NoError(t, db.InsertDecisions(ctx, ds[:10])) // copies, as a restarted writer leaves them
-	dels := []schemas.Delivery{testDelivery(1), testDelivery(2), testDelivery(2)}
-	require.NoError(t, db.InsertDeliveries(ctx, dels))
+	insertDeliveriesV3(t, db, testDelivery(1), testDelivery(2), testDelivery(2))
 
 	require.NoError(t, db.Migrate(ctx))
 	key, err = partitionKey(ctx, db, db.Database, "decisions")
@@ -167,4 +167,52 @@ func TestOpenRefusesBadDatabaseName(t *testing.T) {
 	_, err := Open(context.Background(), cfg) // refused before dialing
 	require.ErrorContains(t, err, "use letters, digits and _ only")
 	require.ErrorContains(t, (&DB{Database: cfg.ClickHouse.Database}).Migrate(context.Background()), "use letters, digits and _ only")
+}
+
+// insertDeliveriesV3 inserts deliveries the way writers before schema version 4 did (no
+// delivery_id), into a table of that version.
+func insertDeliveriesV3(t *testing.T, db *DB, ds ...schemas.Delivery) {
+	t.Helper()
+	for _, d := range ds {
+		require.NoError(t, db.Exec(context.Background(), "INSERT INTO "+db.table("deliveries")+" ("+columnNames(deliveriesColumnsV3)+
+			") SELECT ?, ?, toUInt16(?), ?, toUInt16(?), ?, toUInt32(?), toDateTime(?)",
+			d.EventID, d.Destination, d.Attempt, d.Status, d.HTTPStatus, d.Error, d.LatencyMs, d.AtMs/1000))
+	}
+}
+
+// Version 4: two real requests for one event (same attempt and status, two delivery ids) are two
+// rows under FINAL and two in the daily summary, while the same audit record inserted twice is
+// one; a version-3 database keeps its rows through the upgrade, and a re-run changes nothing.
+func TestMigrateVersion4KeepsEveryRealRequest(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	ctx := context.Background()
+	c := *cfg
+	db, err := Open(ctx, &c)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = db.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db.Database+"`")
+		_ = db.Close()
+	})
+	require.NoError(t, migrateTo(ctx, db, db.Database, 3))
+	old := testDelivery(0)
+	insertDeliveriesV3(t, db, old, old)
+
+	require.NoError(t, db.Migrate(ctx))
+	a, b := testDelivery(4), testDelivery(4)
+	b.DeliveryID = "another-request"
+	require.NoError(t, db.InsertDeliveries(ctx, []schemas.Delivery{a, b, a})) // a inserted twice: a writer restart
+	got := readDeliveries(t, db)
+	require.Len(t, got, 3, "the old row, and two real requests of event 4")
+	var attempts uint64
+	require.NoError(t, db.QueryRow(ctx, "SELECT uniqExactMerge(attempts) FROM "+db.table("deliveries_daily")).Scan(&attempts))
+	require.Equal(t, uint64(3), attempts, "the daily summary counts requests too")
+
+	require.NoError(t, migrateDeliveryIDs(ctx, db, db.Database))
+	require.Len(t, readDeliveries(t, db), 3, "a re-run changes nothing")
+	for _, gone := range []string{"deliveries_v3", "deliveries_daily_v3"} {
+		exists, err := tableExists(ctx, db, db.Database, gone)
+		require.NoError(t, err)
+		require.False(t, exists, gone)
+	}
 }

@@ -44,7 +44,7 @@ func v3TableDDL(database, table, name string) string {
 			PARTITION BY toDate(decided_at)
 			ORDER BY (user_key, destination, event_id, run_id)`
 	case "deliveries":
-		return `CREATE TABLE IF NOT EXISTS ` + t + ` (` + columnDefs(deliveriesColumns) + `)
+		return `CREATE TABLE IF NOT EXISTS ` + t + ` (` + columnDefs(deliveriesColumnsV3) + `)
 			ENGINE = ReplacingMergeTree()
 			PARTITION BY toDate(at)
 			ORDER BY (destination, event_id, attempt, status)`
@@ -128,7 +128,7 @@ func migrateDayPartitions(ctx context.Context, conn driver.Conn, database string
 		}
 		cols := decisionsColumns
 		if table == "deliveries" {
-			cols = deliveriesColumns
+			cols = deliveriesColumnsV3
 		}
 		if err := conn.Exec(ctx, `INSERT INTO `+qualified(database, table)+` (`+columnNames(cols)+`)
 			SELECT `+columnNames(cols)+` FROM `+old); err != nil {

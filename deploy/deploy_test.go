@@ -19,11 +19,14 @@ import (
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/internal/policy"
 )
 
@@ -361,7 +364,9 @@ func TestGrafanaDashboard(t *testing.T) {
 			}
 		}
 	}
-	for _, m := range []string{"tollgate_consumer_group_lag", "tollgate_ingest_accepted_events_total", "tollgate_processor_decisions_total"} {
+	for _, m := range []string{"tollgate_consumer_group_lag", "tollgate_ingest_accepted_events_total", "tollgate_processor_decisions_total",
+		"tollgate_received_events_total", "tollgate_sent_events_total", "tollgate_errors_total", "tollgate_discarded_events_total",
+		"tollgate_sink_sent_events_total", "tollgate_audit_rows_written_total", "tollgate_kafka_buffered_produce_records_total"} {
 		require.True(t, charted[m], "the dashboard charts %s", m)
 	}
 }
@@ -391,6 +396,29 @@ func exportedMetrics(t *testing.T) map[string]bool {
 		return nil
 	})
 	require.NoError(t, err)
+	for name := range kafkaClientMetrics(t) {
+		out[name] = true
+	}
+	return out
+}
+
+// kafkaClientMetrics are the franz-go client metrics (plugin/kprom) every tollgate Kafka client
+// registers; their names are built by kprom, not written in our code. A client registers them
+// when it is created, before it connects, so no broker is needed.
+func kafkaClientMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	cl, err := kafka.NewClient(&config.Config{Kafka: config.Kafka{Brokers: []string{"127.0.0.1:1"}}}, zap.NewNop())
+	require.NoError(t, err)
+	defer cl.Close()
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	require.NoError(t, err)
+	out := map[string]bool{}
+	for _, mf := range mfs {
+		if strings.HasPrefix(mf.GetName(), "tollgate_kafka_") {
+			out[mf.GetName()] = true
+		}
+	}
+	require.NotEmpty(t, out, "kprom registers the client metrics")
 	return out
 }
 

@@ -9,13 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
-var (
-	binary    string
-	kafkaAddr = os.Getenv("TOLLGATE_TEST_KAFKA")
-	chAddr    = os.Getenv("TOLLGATE_TEST_CLICKHOUSE")
-)
+// kafkaAddr and chAddr come from internal/testenv: TOLLGATE_TEST_KAFKA/_CLICKHOUSE when set,
+// else containers started by testcontainers-go, else the run fails saying how to get them.
+var binary, kafkaAddr, chAddr string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -23,8 +23,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e: skipped under -short (drives the binary against real Kafka and ClickHouse)")
 		os.Exit(0)
 	}
-	if kafkaAddr == "" || chAddr == "" {
-		fmt.Fprintln(os.Stderr, "e2e: set TOLLGATE_TEST_KAFKA and TOLLGATE_TEST_CLICKHOUSE (make test does) or run make services-up")
+	var err error
+	if kafkaAddr, err = testenv.RequireKafka(); err == nil {
+		chAddr, err = testenv.RequireClickHouse()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		testenv.Stop()
 		os.Exit(1)
 	}
 	dir, err := os.MkdirTemp("", "tollgate-e2e")
@@ -36,9 +41,11 @@ func TestMain(m *testing.M) {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build tollgate:", err)
+		testenv.Stop()
 		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	testenv.Stop()
 	os.Exit(code)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/sample"
 	"github.com/tollgate-dev/tollgate/internal/standin"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 const (
@@ -265,8 +266,7 @@ func checkNoRawEmail(t *testing.T, p *pipeline, events []sample.Event) {
 }
 
 func chQuery(t *testing.T, p *pipeline, q string) string {
-	host := strings.Split(chAddr, ":")[0]
-	resp, err := http.Post("http://"+host+":8123/", "text/plain", strings.NewReader(q))
+	resp, err := http.Post("http://"+testenv.ClickHouseHTTP()+"/", "text/plain", strings.NewReader(q))
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/tollgate-dev/tollgate/internal/metrics"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
@@ -50,6 +51,7 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, decode fun
 	u, err := decode(buf.Bytes(), received)
 	releaseBody(buf)
 	s.metrics.received.Inc()
+	metrics.Received.WithLabelValues(metrics.StageIngest).Inc()
 	var re *requestError
 	switch {
 	case errors.As(err, &re):
@@ -71,7 +73,7 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, decode fun
 		unavailable(w)
 		return
 	}
-	s.metrics.accepted.Inc()
+	s.metrics.accept(1)
 	writeJSON(w, http.StatusAccepted, consentReply{Accepted: 1, UpdateID: u.UpdateID})
 }
 

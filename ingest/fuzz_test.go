@@ -12,7 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -212,7 +211,7 @@ func (instantProducer) Ping(context.Context) error { return nil }
 // read, decode, encode, produce, reply), with a producer that acknowledges at once.
 func BenchmarkServeBatch(b *testing.B) {
 	native, _ := benchEvents(MaxBatchEvents)
-	srv := New(testConfig(b, ""), instantProducer{}, zap.NewNop(), WithRegistry(prometheus.NewRegistry()))
+	srv := New(testConfig(b, ""), instantProducer{}, zap.NewNop())
 	b.ReportAllocs()
 	b.SetBytes(int64(len(native)))
 	for b.Loop() {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -65,7 +66,7 @@ func testConfig(t testing.TB, extra string) *config.Config {
 type harness struct {
 	t       testing.TB
 	srv     *Server
-	reg     *prometheus.Registry
+	start   []*dto.MetricFamily // the default registry when the harness was made
 	cluster *kfake.Cluster
 	client  *kgo.Client
 	logs    *observer.ObservedLogs
@@ -88,9 +89,10 @@ func newHarness(t testing.TB, ingestYAML string, opts ...Option) *harness {
 func newHarnessWith(t testing.TB, ingestYAML string, p Producer, opts ...Option) *harness {
 	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
-	reg := prometheus.NewRegistry()
-	srv := New(testConfig(t, ingestYAML), p, zap.New(core), append([]Option{WithRegistry(reg)}, opts...)...)
-	return &harness{t: t, srv: srv, reg: reg, logs: logs}
+	srv := New(testConfig(t, ingestYAML), p, zap.New(core), opts...)
+	start, err := prometheus.DefaultGatherer.Gather()
+	require.NoError(t, err)
+	return &harness{t: t, srv: srv, start: start, logs: logs}
 }
 
 type hdr map[string]string
@@ -182,11 +184,17 @@ func header(r *kgo.Record, key string) string {
 	return ""
 }
 
-// metric returns the value of a counter (or a histogram's sample count) with the given labels.
+// metric returns how much a counter (or a histogram's sample count) with the given labels grew
+// since the harness was made. The metrics live on the default registry, like every tollgate
+// metric; the tests of this package do not run in parallel, so the growth is this harness's.
 func (h *harness) metric(name string, labels ...string) float64 {
 	h.t.Helper()
-	mfs, err := h.reg.Gather()
+	now, err := prometheus.DefaultGatherer.Gather()
 	require.NoError(h.t, err)
+	return metricValue(now, name, labels...) - metricValue(h.start, name, labels...)
+}
+
+func metricValue(mfs []*dto.MetricFamily, name string, labels ...string) float64 {
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue

@@ -1,13 +1,15 @@
 package ingest
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
+
+	"github.com/tollgate-dev/tollgate/internal/metrics"
 )
 
 // Reasons of tollgate_ingest_rejected_events_total: a small fixed set, never raw error text.
@@ -40,8 +42,8 @@ const (
 
 var endpoints = []string{epEvents, epConsent, epErase, epBatch, epTrack, epPage, epIdentify}
 
-// metrics are ingest's Prometheus collectors.
-type metrics struct {
+// collectors are ingest's Prometheus collectors.
+type collectors struct {
 	received      prometheus.Counter
 	accepted      prometheus.Counter
 	rejectedVec   *prometheus.CounterVec
@@ -50,39 +52,43 @@ type metrics struct {
 	produceErrors prometheus.Counter
 }
 
-// newMetrics registers ingest's collectors with reg. A collector that is already registered (a
-// second Server in the same process on the default registry) is reused rather than panicking.
-func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		received: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+// defaultMetrics are ingest's collectors, registered like every tollgate metric: package-level
+// promauto collectors on the default registry, which /metrics serves. Every reason and endpoint
+// series exists from the start, so rate() works at once.
+var defaultMetrics = newMetrics()
+
+func newMetrics() *collectors {
+	m := &collectors{
+		received: promauto.NewCounter(prometheus.CounterOpts{
 			Name: "tollgate_ingest_received_events_total",
 			Help: "Events and consent updates read from request bodies, valid or not.",
-		})),
-		accepted: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		}),
+		accepted: promauto.NewCounter(prometheus.CounterOpts{
 			Name: "tollgate_ingest_accepted_events_total",
 			Help: "Events and consent updates acknowledged by Kafka and answered with a 2xx.",
-		})),
-		rejectedVec: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		}),
+		rejectedVec: promauto.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_ingest_rejected_events_total",
 			Help: "Events not stored, by reason: invalid, too_large, malformed, unauthorized, unavailable, rate_limited. " +
 				"Whole-request rejections whose events cannot be counted (malformed, unauthorized, body too large) count once.",
-		}, []string{"reason"})),
-		duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		}, []string{"reason"}),
+		duration: promauto.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tollgate_ingest_request_duration_seconds",
 			Help:    "Time from request start to response, by endpoint, including the wait for Kafka's acknowledgement.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"endpoint"})),
-		requests: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, []string{"endpoint"}),
+		requests: promauto.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_ingest_requests_total",
 			Help: "Requests answered, by endpoint and HTTP status code.",
-		}, []string{"endpoint", "code"})),
-		produceErrors: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		}, []string{"endpoint", "code"}),
+		produceErrors: promauto.NewCounter(prometheus.CounterOpts{
 			Name: "tollgate_ingest_produce_errors_total",
 			Help: "Records Kafka did not acknowledge (broker down, timeout, refused write).",
-		})),
+		}),
 	}
-	for _, r := range rejectReasons { // export every series from the start, so rate() works at once
+	for _, r := range rejectReasons {
 		m.rejectedVec.WithLabelValues(r)
+		metrics.Discarded.WithLabelValues(metrics.StageIngest, r)
 	}
 	for _, ep := range endpoints {
 		m.duration.WithLabelValues(ep)
@@ -90,28 +96,29 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic("ingest: register metric: " + err.Error()) // a name clash with a different type is a build bug
-	}
-	return c
+// accept counts events Kafka acknowledged.
+func (m *collectors) accept(n int) {
+	m.accepted.Add(float64(n))
+	metrics.Sent.WithLabelValues(metrics.StageIngest, "raw").Add(float64(n))
 }
 
-func (m *metrics) rejected(reason string, n int) {
+// produceFailed counts records Kafka did not acknowledge.
+func (m *collectors) produceFailed(n int) {
+	m.produceErrors.Add(float64(n))
+	metrics.Errors.WithLabelValues(metrics.StageIngest, "produce").Add(float64(n))
+}
+
+func (m *collectors) rejected(reason string, n int) {
 	if n > 0 {
 		m.rejectedVec.WithLabelValues(reason).Add(float64(n))
+		metrics.Discarded.WithLabelValues(metrics.StageIngest, reason).Add(float64(n))
 	}
 }
 
 // decoded counts a decoded body's events and those rejected alone.
-func (m *metrics) decoded(res *decoded) {
+func (m *collectors) decoded(res *decoded) {
 	m.received.Add(float64(res.items))
+	metrics.Received.WithLabelValues(metrics.StageIngest).Add(float64(res.items))
 	m.rejected(reasonInvalid, len(res.rejected))
 }
 

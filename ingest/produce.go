@@ -34,7 +34,7 @@ func (s *Server) store(w http.ResponseWriter, r *http.Request, res *decoded) boo
 		unavailable(w)
 		return false
 	}
-	s.metrics.accepted.Add(float64(len(recs)))
+	s.metrics.accept(len(recs))
 	return true
 }
 
@@ -75,7 +75,7 @@ func (s *Server) produce(ctx context.Context, recs []*kgo.Record) error {
 }
 
 func (s *Server) produceFailed(records, failed int, err error) error {
-	s.metrics.produceErrors.Add(float64(failed))
+	s.metrics.produceFailed(failed)
 	s.log.Warn("produce failed", zap.Int("records", records), zap.Int("failed", failed), zap.String("error_class", errorClass(err)))
 	return err
 }

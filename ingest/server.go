@@ -70,9 +70,7 @@ type Server struct {
 	topic    string
 	mux      *http.ServeMux
 
-	registerer      prometheus.Registerer
-	gatherer        prometheus.Gatherer
-	metrics         *metrics
+	metrics         *collectors
 	produceTimeout  time.Duration
 	shutdownTimeout time.Duration
 
@@ -83,12 +81,6 @@ type Server struct {
 
 // Option adjusts a Server.
 type Option func(*Server)
-
-// WithRegistry registers the Server's metrics with reg and serves reg on /metrics. Default: the
-// Prometheus default registry (which also carries Go and process metrics).
-func WithRegistry(reg *prometheus.Registry) Option {
-	return func(s *Server) { s.registerer, s.gatherer = reg, reg }
-}
 
 // WithProduceTimeout sets how long a request waits for Kafka's acknowledgement. Default
 // ProduceTimeout.
@@ -111,8 +103,6 @@ func New(cfg *config.Config, producer Producer, log *zap.Logger, opts ...Option)
 		keys:            newWriteKeys(cfg.Ingest.WriteKeys),
 		limits:          newKeyLimits(cfg.Ingest.WriteKeys, cfg.Ingest.RateLimit, cfg.Ingest.RateBurst),
 		topic:           cfg.Topic(config.TopicRaw),
-		registerer:      prometheus.DefaultRegisterer,
-		gatherer:        prometheus.DefaultGatherer,
 		produceTimeout:  ProduceTimeout,
 		shutdownTimeout: DefaultShutdownTimeout,
 		purposes:        map[string]bool{},
@@ -130,7 +120,7 @@ func New(cfg *config.Config, producer Producer, log *zap.Logger, opts ...Option)
 			s.categories[cat] = purpose
 		}
 	}
-	s.metrics = newMetrics(s.registerer)
+	s.metrics = defaultMetrics
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/events", s.instrument(epEvents, s.handleEvents))
@@ -146,7 +136,7 @@ func New(cfg *config.Config, producer Producer, log *zap.Logger, opts ...Option)
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	s.routeBrowser(mux) // GET /tg.js, and /demo/ when ingest.demo_page is on
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.DefaultGatherer, promhttp.HandlerOpts{}))
 	s.mux = mux
 	return s
 }

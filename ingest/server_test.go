@@ -230,11 +230,28 @@ func TestMetrics(t *testing.T) {
 	h.do("POST", "/v1/events", `nope`, bearer(testKey))
 	code, _, body := h.do("GET", "/metrics", "", nil)
 	require.Equal(t, 200, code)
-	for _, name := range []string{"tollgate_ingest_received_events_total 3", "tollgate_ingest_accepted_events_total 2",
-		`tollgate_ingest_rejected_events_total{reason="invalid"} 1`, `tollgate_ingest_rejected_events_total{reason="malformed"} 1`,
-		`tollgate_ingest_request_duration_seconds_count{endpoint="events"} 2`, "tollgate_ingest_produce_errors_total 0",
-		`tollgate_ingest_requests_total{code="202",endpoint="events"} 1`} {
-		assert.Contains(t, body, name)
+	for _, name := range []string{"tollgate_ingest_received_events_total", "tollgate_ingest_accepted_events_total",
+		"tollgate_ingest_rejected_events_total", "tollgate_ingest_request_duration_seconds_count", "tollgate_ingest_produce_errors_total",
+		"tollgate_ingest_requests_total", `tollgate_received_events_total{stage="ingest"}`, `tollgate_sent_events_total{destination="raw",stage="ingest"}`} {
+		assert.Contains(t, body, name, "/metrics serves the default registry")
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"tollgate_ingest_received_events_total", nil, 3},
+		{"tollgate_ingest_accepted_events_total", nil, 2},
+		{"tollgate_ingest_rejected_events_total", []string{"reason", "invalid"}, 1},
+		{"tollgate_ingest_rejected_events_total", []string{"reason", "malformed"}, 1},
+		{"tollgate_ingest_request_duration_seconds", []string{"endpoint", "events"}, 2},
+		{"tollgate_ingest_produce_errors_total", nil, 0},
+		{"tollgate_ingest_requests_total", []string{"code", "202", "endpoint", "events"}, 1},
+		{"tollgate_received_events_total", []string{"stage", "ingest"}, 3},
+		{"tollgate_sent_events_total", []string{"stage", "ingest", "destination", "raw"}, 2},
+		{"tollgate_discarded_events_total", []string{"stage", "ingest", "reason", "invalid"}, 1},
+	} {
+		assert.Equal(t, c.want, h.metric(c.name, c.labels...), "%s %v", c.name, c.labels)
 	}
 }
 

@@ -20,10 +20,11 @@ func fuzzCodec[T any](f *testing.F, c *Codec[T], seeds ...T) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var v T
 		var err error
+		decode := func(into any) error { return c.decodeInto(data, into) }
 		if c.fromWire != nil {
-			v, err = c.fromWire(data, c.soe)
+			v, err = c.fromWire(decode)
 		} else {
-			err = c.soe.Decode(data, &v)
+			err = decode(&v)
 		}
 		if err != nil {
 			return

@@ -25,6 +25,10 @@ var (
 	decisionSchema string
 	//go:embed delivery.avsc
 	deliverySchema string
+	//go:embed previous/delivery.1.avsc
+	deliverySchemaV1 string
+	//go:embed ledger_entry.avsc
+	ledgerEntrySchema string
 	//go:embed duplicate.avsc
 	duplicateSchema string
 )
@@ -113,6 +117,18 @@ type Delivery struct {
 	Error       string `avro:"error"`
 	LatencyMs   int64  `avro:"latency_ms"`
 	AtMs        int64  `avro:"at_ms"`
+	// DeliveryID identifies one attempt of one event (random, made when the attempt's outcome is
+	// recorded). Two real requests carrying the same event are two ids, so the audit keeps both;
+	// the same audit record inserted twice (a writer restart) is one.
+	DeliveryID string `avro:"delivery_id"`
+}
+
+// LedgerEntry is an event a destination's vendor accepted.
+type LedgerEntry struct {
+	EventID     string `avro:"event_id"`
+	DecidedMs   int64  `avro:"decided_ms"`
+	DeliveredMs int64  `avro:"delivered_ms"`
+	Attempt     int    `avro:"attempt"`
 }
 
 // Duplicate is what the processor remembers of a (user key, event id): its first and last
@@ -133,7 +149,17 @@ type Codec[T any] struct {
 	// wire converts to and from a type hamba/avro can handle, when T itself cannot be (a nullable
 	// map must be a pointer to a map there); nil when T is encoded as it is.
 	toWire   func(*T) any
-	fromWire func(data []byte, c *soe.Codec) (T, error)
+	fromWire func(decode func(any) error) (T, error)
+	// older are previous versions of the schema that the codec still reads, so records written
+	// before an upgrade (still on a topic, or replayed) decode with the new code.
+	older []olderVersion
+}
+
+// olderVersion is a previous version of a record's schema: its single-object header, and the
+// resolution of its writer schema to the current reader schema (new fields take their defaults).
+type olderVersion struct {
+	header   []byte
+	resolved avro.Schema
 }
 
 // eventWire is Event as hamba/avro encodes it: a nullable union of a map needs *map.
@@ -159,9 +185,9 @@ func eventToWire(e *Event) any {
 	return &w
 }
 
-func eventFromWire(data []byte, c *soe.Codec) (Event, error) {
+func eventFromWire(decode func(any) error) (Event, error) {
 	var w eventWire
-	if err := c.Decode(data, &w); err != nil {
+	if err := decode(&w); err != nil {
 		return Event{}, err
 	}
 	e := Event{w.EventID, w.Event, w.TimestampMs, w.ReceivedMs, w.UserID, w.AnonymousID, nil, w.Jurisdiction, w.GPC, w.Context, w.Properties}
@@ -181,17 +207,36 @@ const MaxArrayItems = 100_000
 // decodeAPI is hamba/avro's default configuration plus the array bound above.
 var decodeAPI = avro.Config{MaxSliceAllocSize: MaxArrayItems}.Freeze()
 
-func newCodec[T any](text string) *Codec[T] {
+// newCodec returns the codec of a schema; previous are the texts of its earlier versions, oldest
+// first, which it keeps reading. The embedded schemas are fixed: any failure here is a build bug.
+func newCodec[T any](text string, previous ...string) *Codec[T] {
 	s := avro.MustParse(text)
 	c, err := soe.NewCodecWithAPI(s, decodeAPI)
 	if err != nil {
-		panic(fmt.Sprintf("schemas: %v", err)) // the embedded schemas are fixed: a failure is a build bug
+		panic(fmt.Sprintf("schemas: %v", err))
 	}
 	h, err := soe.BuildHeader(s)
 	if err != nil {
 		panic(fmt.Sprintf("schemas: %v", err))
 	}
-	return &Codec[T]{schema: s, soe: c, header: h}
+	codec := &Codec[T]{schema: s, soe: c, header: h}
+	for _, p := range previous {
+		// A separate cache: the old and new schemas share their full name.
+		old, err := avro.ParseWithCache(p, "", &avro.SchemaCache{})
+		if err != nil {
+			panic(fmt.Sprintf("schemas: previous version: %v", err))
+		}
+		oh, err := soe.BuildHeader(old)
+		if err != nil {
+			panic(fmt.Sprintf("schemas: %v", err))
+		}
+		resolved, err := avro.NewSchemaCompatibility().Resolve(s, old)
+		if err != nil {
+			panic(fmt.Sprintf("schemas: %s cannot read its previous version: %v", codec.name(), err))
+		}
+		codec.older = append(codec.older, olderVersion{header: oh, resolved: resolved})
+	}
+	return codec
 }
 
 // The codecs of every record type. They are safe for concurrent use.
@@ -204,7 +249,8 @@ var (
 	ConsentUpdates = newCodec[ConsentUpdate](consentUpdateSchema)
 	FilteredEvents = newCodec[FilteredEvent](filteredEventSchema)
 	Decisions      = newCodec[Decision](decisionSchema)
-	Deliveries     = newCodec[Delivery](deliverySchema)
+	Deliveries     = newCodec[Delivery](deliverySchema, deliverySchemaV1)
+	LedgerEntries  = newCodec[LedgerEntry](ledgerEntrySchema)
 	Duplicates     = newCodec[Duplicate](duplicateSchema)
 )
 
@@ -232,20 +278,41 @@ func (c *Codec[T]) Decode(data []byte) (v T, err error) {
 			err = fmt.Errorf("decode %s: %v", c.name(), r)
 		}
 	}()
+	decode := func(into any) error { return c.decodeInto(data, into) }
 	if c.fromWire != nil {
-		if v, err = c.fromWire(data, c.soe); err != nil {
+		if v, err = c.fromWire(decode); err != nil {
 			return v, fmt.Errorf("decode %s: %w", c.name(), err)
 		}
 		return v, nil
 	}
-	if err := c.soe.Decode(data, &v); err != nil {
+	if err := decode(&v); err != nil {
 		return v, fmt.Errorf("decode %s: %w", c.name(), err)
 	}
 	return v, nil
 }
 
-// Is reports whether data was written with this codec's schema.
-func (c *Codec[T]) Is(data []byte) bool { return bytes.HasPrefix(data, c.header) }
+// decodeInto decodes data written with the current schema or one of its previous versions.
+func (c *Codec[T]) decodeInto(data []byte, into any) error {
+	for _, o := range c.older {
+		if bytes.HasPrefix(data, o.header) {
+			return decodeAPI.Unmarshal(o.resolved, data[len(o.header):], into)
+		}
+	}
+	return c.soe.Decode(data, into)
+}
+
+// Is reports whether data was written with this codec's schema or one of its previous versions.
+func (c *Codec[T]) Is(data []byte) bool {
+	if bytes.HasPrefix(data, c.header) {
+		return true
+	}
+	for _, o := range c.older {
+		if bytes.HasPrefix(data, o.header) {
+			return true
+		}
+	}
+	return false
+}
 
 func (c *Codec[T]) name() string {
 	if n, ok := c.schema.(avro.NamedSchema); ok {

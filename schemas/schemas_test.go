@@ -55,3 +55,27 @@ func FuzzDecodeEvent(f *testing.F) {
 		_, _ = Events.Decode(data) // must not panic or hang
 	})
 }
+
+// A delivery record written before delivery_id existed (schema version 1, still on the audit
+// topic during an upgrade) decodes with the current codec, delivery_id empty.
+func TestDeliveriesReadVersion1(t *testing.T) {
+	v1 := newCodec[deliveryV1](deliverySchemaV1)
+	b, err := v1.Encode(&deliveryV1{EventID: "e1", Destination: "meta", Attempt: 2, Status: "delivered", HTTPStatus: 200, LatencyMs: 7, AtMs: 1000})
+	require.NoError(t, err)
+	require.True(t, Deliveries.Is(b))
+	d, err := Deliveries.Decode(b)
+	require.NoError(t, err)
+	require.Equal(t, Delivery{EventID: "e1", Destination: "meta", Attempt: 2, Status: "delivered", HTTPStatus: 200, LatencyMs: 7, AtMs: 1000}, d)
+	require.False(t, Decisions.Is(b))
+}
+
+type deliveryV1 struct {
+	EventID     string `avro:"event_id"`
+	Destination string `avro:"destination"`
+	Attempt     int    `avro:"attempt"`
+	Status      string `avro:"status"`
+	HTTPStatus  int    `avro:"http_status"`
+	Error       string `avro:"error"`
+	LatencyMs   int64  `avro:"latency_ms"`
+	AtMs        int64  `avro:"at_ms"`
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/sinks/delivery"
 )
 
@@ -20,8 +21,8 @@ func newDLQCmd() *cobra.Command {
 	return cmd
 }
 
-// dlqRunner loads the config and returns the runner of --destination.
-func dlqRunner(cmd *cobra.Command) (*app, *delivery.Runner, error) {
+// dlqDestination loads the config and returns the policy entry of --destination.
+func dlqDestination(cmd *cobra.Command) (*app, *policy.Destination, error) {
 	name, _ := cmd.Flags().GetString("destination")
 	if name == "" {
 		return nil, nil, usageError{fmt.Errorf("--destination NAME is required")}
@@ -37,7 +38,7 @@ func dlqRunner(cmd *cobra.Command) (*app, *delivery.Runner, error) {
 	if err := ensureTopics(cmd.Context(), a); err != nil {
 		return nil, nil, err
 	}
-	return a, delivery.NewRunner(a.cfg, dest, a.adapters[name], a.log), nil
+	return a, dest, nil
 }
 
 func newDLQListCmd() *cobra.Command {
@@ -46,11 +47,11 @@ func newDLQListCmd() *cobra.Command {
 		Short: "List the dead-lettered events of a destination",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, r, err := dlqRunner(cmd)
+			a, dest, err := dlqDestination(cmd)
 			if err != nil {
 				return err
 			}
-			dls, _, err := delivery.ReadDeadLetters(cmd.Context(), r, nil)
+			dls, _, err := delivery.ReadDeadLetters(cmd.Context(), a.cfg, dest.Name, a.log, nil)
 			if err != nil {
 				return err
 			}
@@ -83,10 +84,11 @@ func newDLQReplayCmd() *cobra.Command {
 				}
 				since = t
 			}
-			a, r, err := dlqRunner(cmd)
+			a, dest, err := dlqDestination(cmd)
 			if err != nil {
 				return err
 			}
+			r := delivery.NewReplayer(a.cfg, dest, a.adapters[dest.Name], a.log)
 			defer a.log.Sync() //nolint:errcheck // stderr sync errors are meaningless
 			errOut := cmd.ErrOrStderr()
 			p, err := r.Replay(cmd.Context(), since, func(p delivery.ReplayProgress) {

@@ -3,7 +3,6 @@ package kafka
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 func testKafka(t *testing.T) *config.Config {
@@ -21,10 +21,7 @@ func testKafka(t *testing.T) *config.Config {
 	if testing.Short() {
 		t.Skip("needs Kafka (make test-unit runs without services)")
 	}
-	addr := os.Getenv("TOLLGATE_TEST_KAFKA")
-	if addr == "" {
-		t.Fatal("TOLLGATE_TEST_KAFKA is not set: run `make services-up` and export TOLLGATE_TEST_KAFKA=127.0.0.1:9092 (make test does both)")
-	}
+	addr := testenv.Kafka(t) // TOLLGATE_TEST_KAFKA, or a container
 	return &config.Config{Kafka: config.Kafka{Brokers: []string{addr}}}
 }
 

@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 
@@ -11,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
 // Several clients in one process each register their franz-go metrics (kprom) under a client id
@@ -20,10 +20,7 @@ func TestClientsRegisterTheirOwnKafkaMetrics(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs Kafka (make test-unit runs without services)")
 	}
-	addr := os.Getenv("TOLLGATE_TEST_KAFKA")
-	if addr == "" {
-		t.Fatal("TOLLGATE_TEST_KAFKA is not set: run `make services-up` and export TOLLGATE_TEST_KAFKA=127.0.0.1:9092 (make test does both)")
-	}
+	addr := testenv.Kafka(t) // TOLLGATE_TEST_KAFKA, or a container
 	cfg := &config.Config{Kafka: config.Kafka{Brokers: []string{addr}}}
 	a, err := NewClient(cfg, zap.NewNop())
 	require.NoError(t, err)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,19 +15,19 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 )
 
-// TestLagOfGroups runs against the real broker named by TOLLGATE_TEST_KAFKA (make test sets it):
+// TestLagOfGroups runs against the real broker of internal/testenv (TOLLGATE_TEST_KAFKA, which
+// make test sets, or a container):
 // a group that committed 4 of a partition's 10 records lags 6; a group that never committed
 // reports no lag series but up 1.
 func TestLagOfGroups(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: -short runs unit tests only")
 	}
-	brokers := os.Getenv("TOLLGATE_TEST_KAFKA")
-	if brokers == "" {
-		t.Fatal("set TOLLGATE_TEST_KAFKA (make test does) or run make services-up")
-	}
+	brokers := testenv.Kafka(t) // TOLLGATE_TEST_KAFKA, or a container
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...), kgo.RecordPartitioner(kgo.ManualPartitioner()))

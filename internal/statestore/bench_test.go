@@ -1,6 +1,7 @@
 package statestore
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -44,7 +45,7 @@ func benchStore(b *testing.B, n int) (*Store, int64) {
 	if err := batch.Commit(); err != nil {
 		b.Fatal(err)
 	}
-	if err := s.db.Compact([]byte{0}, []byte{0xff}, true); err != nil {
+	if err := s.db.Compact(context.Background(), []byte{0}, []byte{0xff}, true); err != nil {
 		b.Fatal(err)
 	}
 	return s, now

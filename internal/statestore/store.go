@@ -12,8 +12,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cockroachdb/pebble"
-	"github.com/cockroachdb/pebble/bloom"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // Key layout (one byte of kind, then):
@@ -58,7 +58,6 @@ func Open(dir string, window time.Duration) (*Store, error) {
 		Cache:        cache,
 		MemTableSize: 8 << 20,
 		Logger:       quiet{},
-		Levels:       make([]pebble.LevelOptions, 7),
 	}
 	for i := range opts.Levels {
 		// Most dedup checks are misses across the window's day buckets: bloom filters answer

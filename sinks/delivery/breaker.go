@@ -8,6 +8,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/tollgate-dev/tollgate/internal/backoff"
 	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
@@ -69,14 +70,14 @@ func (b *breaker) admit(ctx context.Context, wait bool) (func(error), time.Time,
 		if !wait {
 			return nil, until, err
 		}
-		if err := sleep(ctx, until.Sub(b.now())); err != nil {
+		if err := backoff.Sleep(ctx, until.Sub(b.now())); err != nil {
 			return nil, b.now(), err
 		}
 	}
 }
 
-// outcome is the breaker's reading of a verdict.
-func outcome(v sdk.Verdict) error {
+// breakerResult is the breaker's reading of a verdict.
+func breakerResult(v sdk.Verdict) error {
 	if v.Class == sdk.Retry {
 		return errVendorFailing
 	}

@@ -2,36 +2,64 @@ package delivery
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
-	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/backoff"
+	"github.com/tollgate-dev/tollgate/internal/metrics"
 	"github.com/tollgate-dev/tollgate/schemas"
 	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
-// cycle is the result of delivering one set of events: the records to store (audit rows,
-// dead-letter records) and the events to try again later. Every event handed to deliver ends in
-// exactly one of: delivered, blocked, dead-lettered, or later (retry or deferred).
-type cycle struct {
-	out    []*kgo.Record
-	later  []later
-	counts map[string]int // by status, plus "deferred"
+// outcome is what became of one event in one delivery pass. Deciding outcomes is this file's
+// job; records.go turns them into the records to store (audit rows, retry and dead-letter
+// records), so what an attempt means and how it is written down are read in one place each.
+type outcome struct {
+	it        *item
+	status    string // StatusDelivered, StatusRetrying, StatusDeadLettered, StatusBlocked or statusDeferred
+	attempt   int    // the attempt this outcome records (it.attempts for events not sent)
+	http      int    // the vendor's HTTP status; 0 when there was no answer
+	reason    string // the error or blocking reason; empty on success
+	latency   time.Duration
+	notBefore time.Time // retrying and deferred: when the event is due again
+	failed    string    // a sent attempt that failed: "retry" or "permanent" (the verdict's class)
 }
 
-type later struct {
-	it        *item
-	notBefore time.Time
+// Outcomes of events not sent, with no audit row: nothing was sent.
+const (
+	// statusDeferred: moved on unsent, without counting an attempt (breaker open, shutdown).
+	statusDeferred = "deferred"
+	// statusAlreadyDelivered: the delivery ledger says the vendor has it already.
+	statusAlreadyDelivered = "already_delivered"
+)
+
+// cycle is the result of delivering one set of events. Every event handed to deliver ends in
+// exactly one outcome.
+type cycle struct {
+	outcomes []outcome
+	counts   map[string]int // by status
 }
 
 func newCycle() *cycle { return &cycle{counts: map[string]int{}} }
 
-// Counts returns how many events ended in each status (delivered, blocked, dead_lettered,
-// retrying) or were deferred unsent.
-func (c *cycle) Counts() map[string]int { return c.counts }
+func (c *cycle) add(o outcome) {
+	c.outcomes = append(c.outcomes, o)
+	c.counts[o.status]++
+}
+
+// later returns the events to try again (retrying or deferred) and when the last of them is due.
+func (c *cycle) later() (items []*item, due time.Time) {
+	for _, o := range c.outcomes {
+		if o.status == StatusRetrying || o.status == statusDeferred {
+			items = append(items, o.it)
+			if o.notBefore.After(due) {
+				due = o.notBefore
+			}
+		}
+	}
+	return items, due
+}
 
 // deliver sends items to the vendor: screened (consent re-check, horizon, Validate), split into
 // request-sized batches, each admitted by the circuit breaker and the rate limiter. waitBreaker
@@ -58,6 +86,7 @@ func (r *Runner) deliver(ctx context.Context, items []*item, waitBreaker bool) *
 	for _, b := range splitItems(r.adapter, ready) {
 		r.sendBatch(ctx, c, b, waitBreaker)
 	}
+	r.observe(c)
 	return c
 }
 
@@ -93,6 +122,7 @@ func (r *Runner) sendBatch(ctx context.Context, c *cycle, batch []*item, waitBre
 		return
 	}
 	batch = r.recheck(ctx, c, batch)
+	batch = r.skipDelivered(ctx, c, batch)
 	if len(batch) == 0 {
 		return
 	}
@@ -124,7 +154,7 @@ func (r *Runner) sendBatch(ctx context.Context, c *cycle, batch []*item, waitBre
 		r.deferAll(c, batch, r.now())
 		return
 	}
-	done(outcome(v))
+	done(breakerResult(v))
 	requestSeconds.WithLabelValues(r.dest.Name, v.Class.String()).Observe(latency.Seconds())
 	r.apply(ctx, c, batch, v, latency, waitBreaker)
 }
@@ -137,9 +167,7 @@ func (r *Runner) recheck(ctx context.Context, c *cycle, batch []*item) []*item {
 	kept := batch[:0:0]
 	for _, it := range batch {
 		if why := r.consent.Check(it.ev, r.dest.Purpose); why != "" {
-			c.out = append(c.out, r.auditRecord(it.ev, it.attempts, StatusBlocked, 0, why, 0))
-			c.counts[StatusBlocked]++
-			blockedEvents.WithLabelValues(r.dest.Name, why).Inc()
+			c.add(outcome{it: it, status: StatusBlocked, attempt: it.attempts, reason: why})
 			continue
 		}
 		kept = append(kept, it)
@@ -147,7 +175,31 @@ func (r *Runner) recheck(ctx context.Context, c *cycle, batch []*item) []*item {
 	return kept
 }
 
-// apply records the vendor's verdict on one attempt of a batch.
+// skipDelivered drops the events the destination's vendor already accepted (the delivery
+// ledger): they were sent by an earlier attempt whose offsets never got committed, or by another
+// process. A second copy of an event within the batch goes too: the first one carries it. No
+// request is made for them, so they get no deliveries row: the request that delivers the event
+// has (or had) its own.
+func (r *Runner) skipDelivered(ctx context.Context, c *cycle, batch []*item) []*item {
+	if len(batch) == 0 || r.ledger.ledger.Sync(ctx, consentSyncReuse) != nil {
+		return batch // ctx ended: the caller defers the batch unsent
+	}
+	kept := batch[:0:0]
+	inBatch := make(map[string]bool, len(batch))
+	for _, it := range batch {
+		if inBatch[it.ev.EventID] || r.ledger.ledger.Delivered(it.ev) {
+			c.add(outcome{it: it, status: statusAlreadyDelivered, attempt: it.attempts})
+			continue
+		}
+		inBatch[it.ev.EventID] = true
+		kept = append(kept, it)
+	}
+	return kept
+}
+
+// apply records the vendor's verdict on one attempt of a batch: each event's outcome as judge
+// decides it, then what the verdict asks to send again (each half of a batch to split, or the
+// rest of a request refused only because of some of its events).
 func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdict, latency time.Duration, waitBreaker bool) {
 	if v.Class == sdk.Permanent && v.Split && len(v.Failed) == 0 && len(batch) > 1 {
 		h := len(batch) / 2
@@ -155,84 +207,55 @@ func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdi
 		r.sendBatch(ctx, c, batch[h:], waitBreaker)
 		return
 	}
-	var rest []*item
-	for i, it := range batch {
-		class, reason := v.Class, v.Reason
-		if why, bad := v.Failed[i]; bad {
-			class, reason = sdk.Permanent, why
-		} else if class == sdk.Retry && v.ResendRest && len(v.Failed) > 0 {
-			rest = append(rest, it)
-			continue
-		}
-		attempt := it.attempts + 1
-		switch {
-		case class == sdk.Delivered:
-			c.out = append(c.out, r.auditRecord(it.ev, attempt, StatusDelivered, v.Status, "", latency))
-			c.counts[StatusDelivered]++
-			sentEvents.WithLabelValues(r.dest.Name).Inc()
-			continue
-		case class == sdk.Retry:
-			failedEvents.WithLabelValues(r.dest.Name, "retry").Inc()
-		default:
-			failedEvents.WithLabelValues(r.dest.Name, "permanent").Inc()
-		}
-		if it.firstFailure.IsZero() {
-			it.firstFailure = r.now()
-		}
-		it.lastError = reason
-		limit := r.cfg.Delivery.MaxAttempts
-		if it.limit > 0 {
-			limit = it.limit
-		}
-		if class == sdk.Retry && attempt < limit {
-			c.out = append(c.out, r.auditRecord(it.ev, attempt, StatusRetrying, v.Status, reason, latency))
-			c.counts[StatusRetrying]++
-			retriedEvents.WithLabelValues(r.dest.Name).Inc()
-			it.attempts = attempt
-			c.later = append(c.later, later{it, r.now().Add(r.backoff(attempt, v.RetryAfter))})
-			continue
-		}
-		r.deadLetter(c, it, attempt, v.Status, latency)
+	outs, rest := judge(batch, v, latency, r.now(), r.cfg.Delivery.MaxAttempts, r.backoff)
+	for _, o := range outs {
+		r.settle(c, o)
 	}
 	if len(rest) > 0 { // strictly smaller than batch: Failed was not empty
 		r.sendBatch(ctx, c, rest, waitBreaker)
 	}
 }
 
+// settle takes the outcome of a sent attempt: it counts a failure, carries the event's history
+// forward (a retry or dead-letter record, and the next round of a replay, read it) and adds it.
+func (r *Runner) settle(c *cycle, o outcome) {
+	if o.status == StatusDelivered {
+		r.ledger.accepted(o.it.ev, o.attempt, r.now())
+	}
+	if o.failed != "" {
+		failedEvents.WithLabelValues(r.dest.Name, o.failed).Inc()
+		metrics.Errors.WithLabelValues(metrics.StageSink, "vendor_"+o.failed).Inc()
+		if o.it.firstFailure.IsZero() {
+			o.it.firstFailure = r.now()
+		}
+		o.it.lastError = o.reason
+		o.it.attempts = o.attempt
+	}
+	c.add(o)
+}
+
 // deadLetter records an event's last attempt (or, with attempt == it.attempts, its refusal
 // unsent) and parks it on the dead-letter topic.
 func (r *Runner) deadLetter(c *cycle, it *item, attempt, httpStatus int, latency time.Duration) {
 	it.attempts = attempt
-	c.out = append(c.out, r.auditRecord(it.ev, attempt, StatusDeadLettered, httpStatus, it.lastError, latency),
-		r.deadLetterRecord(it, httpStatus))
-	c.counts[StatusDeadLettered]++
-	deadLetteredEvents.WithLabelValues(r.dest.Name).Inc()
+	c.add(outcome{it: it, status: StatusDeadLettered, attempt: attempt, http: httpStatus, reason: it.lastError, latency: latency})
 }
 
 // deferAll moves unsent events to later without counting an attempt (breaker open, shutdown).
 func (r *Runner) deferAll(c *cycle, batch []*item, notBefore time.Time) {
 	for _, it := range batch {
-		c.later = append(c.later, later{it, notBefore})
+		c.add(outcome{it: it, status: statusDeferred, attempt: it.attempts, notBefore: notBefore})
 	}
-	c.counts["deferred"] += len(batch)
-	deferredEvents.WithLabelValues(r.dest.Name).Add(float64(len(batch)))
 }
 
-// backoff is exponential with full jitter (a uniform wait between 0 and InitialBackoff ×
-// 2^(attempt-1), capped by MaxBackoff), and never shorter than the vendor's Retry-After: a
-// vendor that says when to come back is obeyed, up to sdk.MaxRetryAfter (the retry consumer waits
-// without holding anything, so a long wait costs nothing but time; an event whose wait outlives
-// delivery.retry_horizon is dead-lettered then).
-func Backoff(d config.Delivery, attempt int, retryAfter time.Duration) time.Duration {
-	ceil := d.InitialBackoff << min(attempt-1, 20)
-	if ceil > d.MaxBackoff || ceil <= 0 {
-		ceil = d.MaxBackoff
-	}
-	return max(time.Duration(rand.Int64N(int64(ceil)+1)), min(retryAfter, sdk.MaxRetryAfter))
-}
-
+// backoff is the wait before the next attempt: exponential with full jitter (backoff.Policy.Full:
+// uniform between 0 and InitialBackoff × 2^(attempt-1), capped by MaxBackoff), and never shorter
+// than the vendor's Retry-After: a vendor that says when to come back is obeyed, up to
+// sdk.MaxRetryAfter (the retry consumer waits without holding anything, so a long wait costs
+// nothing but time; an event whose wait outlives delivery.retry_horizon is dead-lettered then).
 func (r *Runner) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	return Backoff(r.cfg.Delivery, attempt, retryAfter)
+	p := backoff.Policy{Initial: r.cfg.Delivery.InitialBackoff, Max: r.cfg.Delivery.MaxBackoff}
+	return max(p.Full(attempt), min(retryAfter, sdk.MaxRetryAfter))
 }
 
 // graceContext is ctx, except that its end is delayed by grace: a request in flight at shutdown
@@ -244,18 +267,4 @@ func graceContext(ctx context.Context, grace time.Duration) (context.Context, co
 		context.AfterFunc(g, func() { t.Stop() })
 	})
 	return g, func() { stop(); cancel() }
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -18,16 +18,16 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 	"github.com/tollgate-dev/tollgate/schemas"
 	"github.com/tollgate-dev/tollgate/sinks/delivery"
 	"github.com/tollgate-dev/tollgate/sinks/registry"
 )
 
-// The tests in this file's package run the delivery engine against the real Kafka broker named
-// by TOLLGATE_TEST_KAFKA (make test sets it). Without it they fail, saying how to start it;
-// with -short they are skipped on purpose (make test-unit).
-
-var testKafka = os.Getenv("TOLLGATE_TEST_KAFKA")
+// The tests in this file's package run the delivery engine against the real Kafka broker of
+// internal/testenv: TOLLGATE_TEST_KAFKA (make test sets it), else a container when Docker
+// answers. Without either they fail, saying how to start it; with -short they are skipped on
+// purpose (make test-unit).
 
 // brokerEnv is one test's topics (a fresh prefix) and config.
 type brokerEnv struct {
@@ -39,12 +39,7 @@ type brokerEnv struct {
 
 func newBrokerEnv(t *testing.T, deliveryYAML, policyYAML string) *brokerEnv {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs the Kafka broker (TOLLGATE_TEST_KAFKA); skipped by -short")
-	}
-	if testKafka == "" {
-		t.Fatal("set TOLLGATE_TEST_KAFKA (make test does) or run make services-up")
-	}
+	testKafka := testenv.Kafka(t) // skips under -short
 	dir := t.TempDir()
 	prefix := fmt.Sprintf("sinktest%d%04d.", time.Now().UnixNano(), rand.IntN(10000))
 	cfgYAML := fmt.Sprintf("kafka:\n  brokers: [%q]\n  topic_prefix: %q\n  partitions: 3\ningest:\n  write_keys: [wk]\ndelivery:\n%s\npolicy_file: policy.yaml\n",

@@ -3,6 +3,8 @@ package delivery
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/tollgate-dev/tollgate/internal/metrics"
 )
 
 // Metric names follow vector's instrumentation spirit; every label value comes from a small fixed
@@ -30,7 +32,36 @@ var (
 		Name: "tollgate_sink_request_duration_seconds", Help: "Vendor request latency, by outcome class.",
 		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 1.5, 2.5, 5, 10, 30},
 	}, []string{"destination", "class"})
+	ledgerWindow = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tollgate_sink_ledger_window_seconds",
+		Help:    "Time from a vendor's 2xx to the acknowledgement of the event's delivery-ledger entry: the only window in which a crash can make an event go out twice (harmless where the vendor dedups by event id; GA4 has no such key).",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"destination"})
 	breakerOpen = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "tollgate_sink_breaker_open", Help: "1 while the destination's circuit breaker is open or half-open.",
 	}, []string{"destination"})
 )
+
+// observe counts a delivery pass's outcomes, per destination and in the stage-wide vectors.
+func (r *Runner) observe(c *cycle) {
+	name := r.dest.Name
+	for _, o := range c.outcomes {
+		switch o.status {
+		case StatusDelivered:
+			sentEvents.WithLabelValues(name).Inc()
+			metrics.Sent.WithLabelValues(metrics.StageSink, name).Inc()
+		case StatusRetrying:
+			retriedEvents.WithLabelValues(name).Inc()
+		case StatusDeadLettered:
+			deadLetteredEvents.WithLabelValues(name).Inc()
+			metrics.Discarded.WithLabelValues(metrics.StageSink, "dead_lettered").Inc()
+		case StatusBlocked:
+			blockedEvents.WithLabelValues(name, o.reason).Inc()
+			metrics.Discarded.WithLabelValues(metrics.StageSink, o.reason).Inc()
+		case statusDeferred:
+			deferredEvents.WithLabelValues(name).Inc()
+		case statusAlreadyDelivered:
+			metrics.Discarded.WithLabelValues(metrics.StageSink, statusAlreadyDelivered).Inc()
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"crypto/rand"
 	"strconv"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
+	"github.com/tollgate-dev/tollgate/internal/metrics"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
@@ -63,10 +65,32 @@ func NotBefore(rec *kgo.Record) time.Time {
 	return ParseHeaderTime(kafka.Header(rec, config.HeaderNotBefore))
 }
 
+// records turns a delivery pass's outcomes into the records to store: an audit row for every
+// attempt and every event blocked or dead-lettered, a dead-letter record for every event that
+// ends there, and — when toRetryTopic — a retry record for every event due again (dlq replay keeps
+// those in process instead).
+func (r *Runner) records(c *cycle, toRetryTopic bool) []*kgo.Record {
+	out := make([]*kgo.Record, 0, len(c.outcomes)+len(c.outcomes)/4)
+	for _, o := range c.outcomes {
+		if o.status != statusDeferred && o.status != statusAlreadyDelivered {
+			out = append(out, r.auditRecord(o.it.ev, o.attempt, o.status, o.http, o.reason, o.latency))
+		}
+		switch {
+		case o.status == StatusDeadLettered:
+			out = append(out, r.deadLetterRecord(o.it, o.http))
+		case (o.status == StatusRetrying || o.status == statusDeferred) && toRetryTopic:
+			out = append(out, r.retryRecord(o.it, o.notBefore))
+		}
+	}
+	return out
+}
+
 func (r *Runner) auditRecord(ev *schemas.FilteredEvent, attempt int, status string, httpStatus int, reason string, latency time.Duration) *kgo.Record {
 	d := schemas.Delivery{
 		EventID: ev.EventID, Destination: r.dest.Name, Attempt: attempt, Status: status,
 		HTTPStatus: httpStatus, Error: reason, LatencyMs: latency.Milliseconds(), AtMs: r.now().UnixMilli(),
+		// Unique per attempt: the audit keeps two real requests as two rows (docs/audit.md).
+		DeliveryID: rand.Text(),
 	}
 	b, err := schemas.Deliveries.Encode(&d)
 	if err != nil {
@@ -110,6 +134,7 @@ func (r *Runner) deadLetterRecord(it *item, httpStatus int) *kgo.Record {
 // partition, and it is kept byte for byte for whoever investigates.
 func (r *Runner) deadLetterUndecodable(rec *kgo.Record, cause error) *kgo.Record {
 	deadLetteredEvents.WithLabelValues(r.dest.Name).Inc()
+	metrics.Discarded.WithLabelValues(metrics.StageSink, "undecodable").Inc()
 	return &kgo.Record{
 		Topic: r.cfg.Topic(config.DLQTopic(r.dest.Name)), Key: rec.Key, Value: rec.Value,
 		Headers: []kgo.RecordHeader{

@@ -55,18 +55,18 @@ func TestWithdrawalsCheck(t *testing.T) {
 
 func TestBackoffHonoursRetryAfterAndJitters(t *testing.T) {
 	d := struct{ initial, max time.Duration }{100 * time.Millisecond, time.Second}
-	cfg := deliveryConfig(d.initial, d.max)
+	r := &Runner{cfg: &config.Config{Delivery: deliveryConfig(d.initial, d.max)}}
 	seen := map[time.Duration]bool{}
 	for range 200 {
-		b := Backoff(cfg, 3, 0)
+		b := r.backoff(3, 0)
 		require.GreaterOrEqual(t, b, time.Duration(0))
 		require.LessOrEqual(t, b, 400*time.Millisecond) // 100ms × 2²
 		seen[b] = true
-		require.LessOrEqual(t, Backoff(cfg, 30, 0), d.max)
-		require.GreaterOrEqual(t, Backoff(cfg, 1, 5*time.Second), 5*time.Second, "Retry-After is a floor, even above max_backoff")
+		require.LessOrEqual(t, r.backoff(30, 0), d.max)
+		require.GreaterOrEqual(t, r.backoff(1, 5*time.Second), 5*time.Second, "Retry-After is a floor, even above max_backoff")
 	}
 	require.Greater(t, len(seen), 50, "full jitter spreads the waits")
-	require.Equal(t, sdk.MaxRetryAfter, Backoff(cfg, 1, 1000*time.Hour))
+	require.Equal(t, sdk.MaxRetryAfter, r.backoff(1, 1000*time.Hour))
 }
 
 func deliveryConfig(initial, max time.Duration) config.Delivery {
