@@ -38,7 +38,7 @@ type cycle struct {
 	counts   map[string]int // by status
 }
 
-func newCycle() *cycle { return &cycle{counts: map[string]int{}} }
+func newCycle() *cycle { return &cycle{counts: make(map[string]int, 5)} }
 
 func (c *cycle) add(o outcome) {
 	c.outcomes = append(c.outcomes, o)

@@ -60,6 +60,7 @@ type Runner struct {
 	consent *Withdrawals
 	// concurrency is how many requests may be in flight at once (delivery.concurrency).
 	concurrency int
+	counters    passCounters
 }
 
 // NewRunner returns the runner of one destination.
@@ -74,6 +75,7 @@ func NewRunner(cfg *config.Config, dest *policy.Destination, adapter sdk.Adapter
 		consent: NewWithdrawals(cfg.Delivery.RetryHorizon),
 
 		concurrency: max(cfg.Delivery.Concurrency, 1),
+		counters:    newPassCounters(dest.Name),
 	}
 	if tr, ok := r.http.Transport.(*http.Transport); ok {
 		// Keep a connection per request slot, so concurrent requests do not dial anew each time.
