@@ -87,3 +87,40 @@ func TestDocumentedColumns(t *testing.T) {
 	require.Equal(t, deliveriesColumns, documented("### `deliveries`"))
 	require.Equal(t, erasuresColumns, documented("### `erasures`"))
 }
+
+// The reconciliation query of docs/audit.md counts real requests: an event a vendor got twice
+// (two delivered rows, two delivery ids) shows as delivered_more_than_once, and the same audit
+// record inserted twice does not.
+func TestReconciliationQueryCountsRequests(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../docs/audit.md")
+	require.NoError(t, err)
+	var query string
+	for _, b := range regexp.MustCompile("(?s)```sql\n(.*?)```").FindAllStringSubmatch(string(doc), -1) {
+		if strings.Contains(b[1], "delivered_more_than_once") {
+			query = b[1]
+		}
+	}
+	require.NotEmpty(t, query, "docs/audit.md has the reconciliation query")
+	db := openDB(t, testConfig(t))
+	ctx := context.Background()
+	now := time.Now().Add(-time.Hour)
+	var ds []schemas.Decision
+	for _, id := range []string{"once", "twice", "queued"} {
+		d := testDecision(0)
+		d.DecisionID, d.EventID, d.Destination, d.Outcome, d.RunID, d.DecidedMs = id, id, "meta", "forwarded", "", now.UnixMilli()
+		ds = append(ds, d)
+	}
+	require.NoError(t, db.InsertDecisions(ctx, ds))
+	sent := func(id, deliveryID string) schemas.Delivery {
+		return schemas.Delivery{EventID: id, Destination: "meta", Attempt: 1, Status: "delivered", HTTPStatus: 200, AtMs: now.UnixMilli(), DeliveryID: deliveryID}
+	}
+	require.NoError(t, db.InsertDeliveries(ctx, []schemas.Delivery{
+		sent("once", "a"), sent("once", "a"), // one request, its audit record inserted twice
+		sent("twice", "b"), sent("twice", "c"), // two requests
+	}))
+	var dest string
+	var forwarded, requests, once, more, notEnded uint64
+	require.NoError(t, db.QueryRow(ctx, strings.ReplaceAll(query, "tollgate.", "`"+db.Database+"`.")).Scan(&dest, &forwarded, &requests, &once, &more, &notEnded))
+	require.Equal(t, []any{"meta", uint64(3), uint64(3), uint64(1), uint64(1), uint64(1)}, []any{dest, forwarded, requests, once, more, notEnded})
+}

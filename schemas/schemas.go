@@ -27,6 +27,8 @@ var (
 	deliverySchema string
 	//go:embed previous/delivery.1.avsc
 	deliverySchemaV1 string
+	//go:embed ledger_entry.avsc
+	ledgerEntrySchema string
 )
 
 // Event is a tracking event as accepted by ingest. Context and Properties map a field name to the
@@ -117,6 +119,14 @@ type Delivery struct {
 	// recorded). Two real requests carrying the same event are two ids, so the audit keeps both;
 	// the same audit record inserted twice (a writer restart) is one.
 	DeliveryID string `avro:"delivery_id"`
+}
+
+// LedgerEntry is an event a destination's vendor accepted.
+type LedgerEntry struct {
+	EventID     string `avro:"event_id"`
+	DecidedMs   int64  `avro:"decided_ms"`
+	DeliveredMs int64  `avro:"delivered_ms"`
+	Attempt     int    `avro:"attempt"`
 }
 
 // Codec encodes and decodes one record type in Avro single-object encoding.
@@ -234,8 +244,9 @@ var (
 		c.appendBody, c.size = appendFilteredEvent, filteredEventSize
 		return c
 	}()
-	Decisions  = newCodec[Decision](decisionSchema)
-	Deliveries = newCodec[Delivery](deliverySchema, deliverySchemaV1)
+	Decisions     = newCodec[Decision](decisionSchema)
+	Deliveries    = newCodec[Delivery](deliverySchema, deliverySchemaV1)
+	LedgerEntries = newCodec[LedgerEntry](ledgerEntrySchema)
 )
 
 // Schema returns the parsed Avro schema.

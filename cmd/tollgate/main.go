@@ -46,6 +46,8 @@ func newRootCmd() *cobra.Command {
 		newEraseCmd(),
 		newStandinsCmd(),
 		newDLQCmd(),
+		newPolicyCmd(),
+		newReportCmd(),
 	)
 	return root
 }

@@ -59,6 +59,9 @@ type result struct {
 	rawPII          int              // vendor bodies holding a raw e-mail, phone or IP of the sample
 	dlq             map[string]int64 // records per dead-letter topic
 	poisoned        int              // poison records written to each topic
+	once            map[string]*once // per vendor (once.go)
+	resent          int              // events clients sent again after their batch was accepted
+	absorbed        int              // resends the processor absorbed (duplicates table); -1: no table
 }
 
 func (r *result) losses() int    { return r.missingDecision + r.unfinished }
@@ -193,6 +196,7 @@ func printTable(w *os.File, r *result, comps map[string]*component, seed uint64)
 	fmt.Fprintf(tw, "  blocked decision marked delivered\t%d\t\n", r.blockedMarked)
 	fmt.Fprintf(tw, "  vendor request with raw e-mail/phone/IP\t%d\t\n", r.rawPII)
 	_ = tw.Flush()
+	printOnce(w, r)
 	names := make([]string, 0, len(comps))
 	for n := range comps {
 		names = append(names, n)

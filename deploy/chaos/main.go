@@ -160,9 +160,12 @@ func run(ctx context.Context, o options) (bool, error) {
 		return false, err
 	}
 	res.vendorCheck(vendors)
+	if err := res.onceCheck(ctx, ch, db, vendors, tr.resends()); err != nil {
+		return false, err
+	}
 	res.dlq, res.poisoned = dlqCounts(ctx, svc.kafka(), prefix), len(poisonValues)
 	printTable(os.Stdout, res, comps, o.seed)
-	return res.losses() == 0 && res.forbidden() == 0, nil
+	return res.losses() == 0 && res.forbidden() == 0 && res.twiceOrWrong() == 0, nil
 }
 
 // fault is one scheduled disruption.

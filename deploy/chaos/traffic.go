@@ -16,7 +16,9 @@ import (
 
 // traffic sends sample events (every consent combination, GPC, jurisdictions, health pages) in
 // batches of 50, rate events per second, retrying each request until ingest answers 202: an
-// event counts as accepted only then, which is the promise the invariants hold ingest to.
+// event counts as accepted only then, which is the promise the invariants hold ingest to. Like
+// an SDK whose answer got lost, it also sends every twentieth accepted batch a second time, so
+// the run holds resends that must reach no vendor twice.
 type traffic struct {
 	url    string
 	rate   int
@@ -25,6 +27,8 @@ type traffic struct {
 	mu       sync.Mutex
 	accepted map[string]bool
 	retried  int
+	resent   int // events sent again after their batch was accepted (a lost answer)
+	batches  int
 }
 
 func newTraffic(base string, rate int) *traffic {
@@ -70,7 +74,14 @@ func (t *traffic) send(evs []sample.Event) {
 				for _, e := range part {
 					t.accepted[e.EventID] = true
 				}
+				t.batches++
+				again := t.batches%20 == 0
 				t.mu.Unlock()
+				if again && t.post(body, gpc) {
+					t.mu.Lock()
+					t.resent += len(part)
+					t.mu.Unlock()
+				}
 				break
 			}
 			t.mu.Lock()
@@ -105,6 +116,12 @@ func (t *traffic) acceptedIDs() map[string]bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.accepted
+}
+
+func (t *traffic) resends() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.resent
 }
 
 func (t *traffic) retries() int {

@@ -152,6 +152,11 @@ type Delivery struct {
 	// whoever edits the policy cannot point a webhook anywhere. Default: empty, any host (the
 	// private-address guard still applies).
 	AllowedHosts []string `yaml:"allowed_hosts"`
+	// LedgerDir is where each sink keeps its local copy of the destination's delivery ledger (a
+	// pebble store per destination and process; the ledger topic is the truth, this is a cache
+	// read back from it at start). Default: none, a folder under the system's temporary
+	// directory, so a machine restart only costs a rebuild from the topic.
+	LedgerDir string `yaml:"ledger_dir"`
 }
 
 // Load reads the config file, applies environment overrides and defaults, validates it and

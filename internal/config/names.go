@@ -28,6 +28,10 @@ func DestTopic(name string) string { return "dest." + name }
 // their next attempt, so the destination's main topic never waits for them.
 func RetryTopic(name string) string { return "dest." + name + ".retry" }
 
+// LedgerTopic is the delivery ledger of a destination ("dest.meta.ledger"): the events its vendor
+// accepted, keyed by event id, which every sink of the destination checks before sending.
+func LedgerTopic(name string) string { return "dest." + name + ".ledger" }
+
 // DLQTopic is the dead-letter topic of a destination ("dest.meta.dlq").
 func DLQTopic(name string) string { return "dest." + name + ".dlq" }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -68,9 +69,11 @@ func baseOpts(cfg *config.Config, log *zap.Logger) ([]kgo.Opt, error) {
 }
 
 // Topics returns every topic tollgate needs, with its config: the raw topic, one filtered, one retry and
-// one dead-letter topic per destination, the audit topics and the compacted consent-state changelog.
+// one dead-letter topic and one delivery ledger per destination, the audit topics and the
+// compacted consent-state changelog.
 func Topics(cfg *config.Config) map[string]map[string]*string {
-	compact := "compact"
+	compact, compactDelete := "compact", "compact,delete"
+	ledgerRetention := strconv.FormatInt((cfg.Delivery.RetryHorizon + 24*time.Hour).Milliseconds(), 10)
 	topics := map[string]map[string]*string{
 		cfg.Topic(config.TopicRaw):         nil,
 		cfg.Topic(config.TopicDecisions):   nil,
@@ -83,6 +86,9 @@ func Topics(cfg *config.Config) map[string]map[string]*string {
 		topics[cfg.Topic(config.DestTopic(name))] = nil
 		topics[cfg.Topic(config.RetryTopic(name))] = nil
 		topics[cfg.Topic(config.DLQTopic(name))] = nil
+		// The ledger only needs entries as long as an event may still be sent: compacted (one
+		// entry per event), and deleted after the retry horizon plus a day.
+		topics[cfg.Topic(config.LedgerTopic(name))] = map[string]*string{"cleanup.policy": &compactDelete, "retention.ms": &ledgerRetention}
 	}
 	return topics
 }

@@ -2,7 +2,6 @@ package standin
 
 import (
 	"context"
-	"io"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/internal/policy"
@@ -10,22 +9,17 @@ import (
 	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
-// Deliver makes one delivery attempt the way the runner does — NewRequest, the destination's
-// guarded HTTP client, Classify — so adapter tests exercise the real request against a stand-in
-// without Kafka. A transport failure is returned as the error.
+// requestTimeout is delivery.timeout's default: what a runner uses for an adapter that sets none.
+const requestTimeout = 10 * time.Second
+
+// Deliver makes one delivery attempt with the engine's own single attempt (sdk.Send) and the
+// destination's guarded HTTP client, so adapter tests exercise the real request, response limit
+// and classification against a stand-in without Kafka. The verdict is the adapter's reading of
+// the answer as Classify gave it (Send's Status cleared, so tests compare with Classify's own
+// verdict); an attempt without an answer gets Send's transport verdict (Retry "timeout" or
+// "connection_error"). The error is Send's: the adapter could not build the request.
 func Deliver(ctx context.Context, dest *policy.Destination, a sdk.Adapter, batch []*schemas.FilteredEvent) (sdk.Verdict, error) {
-	req, err := a.NewRequest(ctx, batch)
-	if err != nil {
-		return sdk.Verdict{}, err
-	}
-	resp, err := sdk.NewHTTPClient(dest, sdk.RequestTimeout(a, 10*time.Second)).Do(req)
-	if err != nil {
-		return sdk.Verdict{}, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return sdk.Verdict{}, err
-	}
-	return a.Classify(resp.StatusCode, resp.Header, body, batch), nil
+	v, err := sdk.Send(ctx, sdk.NewHTTPClient(dest, sdk.RequestTimeout(a, requestTimeout)), a, batch)
+	v.Status = 0
+	return v, err
 }

@@ -48,7 +48,11 @@ type Request struct {
 	// EventIDs are the ids of the events in the body (Meta and TikTok event_id, Google Ads
 	// transactionId, webhook event_id; GA4 events carry none).
 	EventIDs []string
-	At       time.Time
+	// Keys tell the events of the body apart where they carry no id: for GA4, client_id,
+	// timestamp_micros and name ("c1|1763892000000000|purchase"); for the others, the event ids.
+	// Counting keys finds an event a vendor received twice.
+	Keys []string
+	At   time.Time
 }
 
 // Fault is an injected failure. Faults set with SetFailures are used in order, one request at a
@@ -197,6 +201,19 @@ func (s *Server) EventIDs() []string {
 	return ids
 }
 
+// Keys returns the event keys (see Request.Keys) of every accepted request, in arrival order.
+func (s *Server) Keys() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var keys []string
+	for _, r := range s.requests {
+		if r.Accepted {
+			keys = append(keys, r.Keys...)
+		}
+	}
+	return keys
+}
+
 // SetFailures replaces the queue of injected faults.
 func (s *Server) SetFailures(faults ...Fault) {
 	s.mu.Lock()
@@ -254,6 +271,7 @@ type answer struct {
 	body     []byte
 	accepted bool
 	ids      []string
+	keys     []string // set only where they differ from ids (GA4)
 }
 
 // ServeHTTP records the request, applies the next fault, and answers like the vendor.
@@ -309,6 +327,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if idx < len(s.requests) { // Reset may have run meanwhile
 		s.requests[idx].Status, s.requests[idx].Accepted, s.requests[idx].EventIDs = a.status, a.accepted, a.ids
+		s.requests[idx].Keys = a.ids
+		if a.keys != nil {
+			s.requests[idx].Keys = a.keys
+		}
 	}
 	s.mu.Unlock()
 	s.logRequest(r, a.status, len(a.ids))

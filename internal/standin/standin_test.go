@@ -185,3 +185,18 @@ func TestRunFailsOnBadAddress(t *testing.T) {
 func TestStandInsMatchPolicyTypes(t *testing.T) {
 	require.ElementsMatch(t, policy.DestinationTypes, slices.Collect(maps.Keys(vendors)))
 }
+
+// GA4 events carry no id; the stand-in tells them apart by client, time and name, so a test can
+// count an event GA4 received twice.
+func TestGA4Keys(t *testing.T) {
+	s := New(policy.TypeGA4)
+	t.Cleanup(s.Close)
+	body := `{"client_id":"c1","events":[{"name":"purchase","timestamp_micros":5},{"name":"page_view","timestamp_micros":6}]}`
+	for range 2 {
+		resp, err := http.Post(s.URL+"/mp/collect?measurement_id=G-1&api_secret=s", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	require.Equal(t, []string{"c1|5|purchase", "c1|6|page_view", "c1|5|purchase", "c1|6|page_view"}, s.Keys())
+	require.Empty(t, s.EventIDs())
+}

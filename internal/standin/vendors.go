@@ -113,7 +113,7 @@ func ga4(_ *Server, r *http.Request, body []byte) answer {
 	case r.Method != http.MethodPost:
 		return answer{status: http.StatusMethodNotAllowed}
 	case r.URL.Path == "/mp/collect":
-		return answer{status: http.StatusNoContent, accepted: true}
+		return answer{status: http.StatusNoContent, accepted: true, keys: ga4Keys(body)}
 	case r.URL.Path != "/debug/mp/collect":
 		return answer{status: http.StatusNotFound}
 	}
@@ -146,6 +146,26 @@ func ga4(_ *Server, r *http.Request, body []byte) answer {
 		}
 	}
 	return jsonAnswer(200, map[string]any{"validationMessages": append([]map[string]string{}, msgs...)})
+}
+
+// ga4Keys tells a Measurement Protocol body's events apart: GA4 events carry no id, so a key is
+// the client, the event's time and its name.
+func ga4Keys(body []byte) []string {
+	var req struct {
+		ClientID string `json:"client_id"`
+		Events   []struct {
+			Name            string `json:"name"`
+			TimestampMicros int64  `json:"timestamp_micros"`
+		} `json:"events"`
+	}
+	if json.Unmarshal(body, &req) != nil {
+		return []string{}
+	}
+	keys := make([]string, len(req.Events))
+	for i, e := range req.Events {
+		keys[i] = fmt.Sprintf("%s|%d|%s", req.ClientID, e.TimestampMicros, e.Name)
+	}
+	return keys
 }
 
 // --- TikTok Events API ----------------------------------------------------------------------

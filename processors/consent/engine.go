@@ -67,15 +67,7 @@ func Decide(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time, run
 	if ev == nil || pol == nil {
 		return nil
 	}
-	d := decider{ev: ev, st: st, pol: pol, runID: runID, nowMs: now.UnixMilli(), sensitive: -1}
-	d.jurisdiction = ev.Jurisdiction
-	if d.jurisdiction == "" {
-		d.jurisdiction = policy.DefaultJurisdiction
-	}
-	// An unknown jurisdiction keeps its name in the audit record but takes the default model.
-	d.model = pol.Model(d.jurisdiction)
-	d.present = presentFields(ev)
-
+	d := newDecider(ev, st, pol, now, runID)
 	out := make([]Outcome, 0, len(pol.Names))
 	for _, name := range pol.Names {
 		dest := pol.Destinations[name]
@@ -85,6 +77,19 @@ func Decide(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time, run
 		out = append(out, d.decide(dest))
 	}
 	return out
+}
+
+// newDecider prepares what every destination's decision for ev shares.
+func newDecider(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time, runID string) decider {
+	d := decider{ev: ev, st: st, pol: pol, runID: runID, nowMs: now.UnixMilli(), sensitive: -1}
+	d.jurisdiction = ev.Jurisdiction
+	if d.jurisdiction == "" {
+		d.jurisdiction = policy.DefaultJurisdiction
+	}
+	// An unknown jurisdiction keeps its name in the audit record but takes the default model.
+	d.model = pol.Model(d.jurisdiction)
+	d.present = presentFields(ev)
+	return d
 }
 
 // decider holds what is shared by every destination's decision for one event.
@@ -151,27 +156,9 @@ func (d *decider) decide(dest *policy.Destination) Outcome {
 	}}
 }
 
-// reason walks the rules of docs/consent.md in order; the first that applies wins.
+// reason walks the rules of docs/consent.md in order (explain.go); the first that applies wins.
 func (d *decider) reason(dest *policy.Destination) string {
-	if why := Restricts(d.st != nil && d.st.Erased, d.withdrawn, dest.Purpose); why != "" {
-		return why
-	}
-	if dest.Purpose == policy.Necessary {
-		return ReasonNecessary
-	}
-	if !d.granted(dest.Purpose) {
-		if d.model == policy.OptOut {
-			return ReasonOptedOut // only an explicit false refuses under opt_out
-		}
-		return ReasonNoConsent
-	}
-	switch {
-	case dest.Sale && d.ev.GPC:
-		return ReasonGPC
-	case dest.Purpose == policy.Marketing && d.isSensitive():
-		return ReasonSensitive
-	}
-	return ReasonConsented
+	return d.firstRule(dest, nil)
 }
 
 // withdrawn reports whether the user's recorded consent says false for the purpose. A recorded

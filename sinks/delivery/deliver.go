@@ -25,11 +25,16 @@ type outcome struct {
 	reason    string // the error or blocking reason; empty on success
 	latency   time.Duration
 	notBefore time.Time // retrying and deferred: when the event is due again
+	failed    string    // a sent attempt that failed: "retry" or "permanent" (the verdict's class)
 }
 
-// statusDeferred: moved on unsent, without counting an attempt (breaker open, shutdown). It has
-// no audit row: nothing was sent.
-const statusDeferred = "deferred"
+// Outcomes of events not sent, with no audit row: nothing was sent.
+const (
+	// statusDeferred: moved on unsent, without counting an attempt (breaker open, shutdown).
+	statusDeferred = "deferred"
+	// statusAlreadyDelivered: the delivery ledger says the vendor has it already.
+	statusAlreadyDelivered = "already_delivered"
+)
 
 // cycle is the result of delivering one set of events. Every event handed to deliver ends in
 // exactly one outcome.
@@ -189,6 +194,7 @@ func (r *Runner) sendBatch(ctx context.Context, c *cycle, batch []*item, waitBre
 		return
 	}
 	batch = r.recheck(ctx, c, batch)
+	batch = r.skipDelivered(ctx, c, batch)
 	if len(batch) == 0 {
 		return
 	}
@@ -241,7 +247,31 @@ func (r *Runner) recheck(ctx context.Context, c *cycle, batch []*item) []*item {
 	return kept
 }
 
-// apply records the vendor's verdict on one attempt of a batch.
+// skipDelivered drops the events the destination's vendor already accepted (the delivery
+// ledger): they were sent by an earlier attempt whose offsets never got committed, or by another
+// process. A second copy of an event within the batch goes too: the first one carries it. No
+// request is made for them, so they get no deliveries row: the request that delivers the event
+// has (or had) its own.
+func (r *Runner) skipDelivered(ctx context.Context, c *cycle, batch []*item) []*item {
+	if len(batch) == 0 || r.ledger.ledger.Sync(ctx, consentSyncReuse) != nil {
+		return batch // ctx ended: the caller defers the batch unsent
+	}
+	kept := batch[:0:0]
+	inBatch := make(map[string]bool, len(batch))
+	for _, it := range batch {
+		if inBatch[it.ev.EventID] || r.ledger.ledger.Delivered(it.ev) {
+			c.add(outcome{it: it, status: statusAlreadyDelivered, attempt: it.attempts})
+			continue
+		}
+		inBatch[it.ev.EventID] = true
+		kept = append(kept, it)
+	}
+	return kept
+}
+
+// apply records the vendor's verdict on one attempt of a batch: each event's outcome as judge
+// decides it, then what the verdict asks to send again (each half of a batch to split, or the
+// rest of a request refused only because of some of its events).
 func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdict, latency time.Duration, waitBreaker bool) {
 	if v.Class == sdk.Permanent && v.Split && len(v.Failed) == 0 && len(batch) > 1 {
 		h := len(batch) / 2
@@ -249,46 +279,31 @@ func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdi
 		r.sendBatch(ctx, c, batch[h:], waitBreaker)
 		return
 	}
-	var rest []*item
-	for i, it := range batch {
-		class, reason := v.Class, v.Reason
-		if why, bad := v.Failed[i]; bad {
-			class, reason = sdk.Permanent, why
-		} else if class == sdk.Retry && v.ResendRest && len(v.Failed) > 0 {
-			rest = append(rest, it)
-			continue
-		}
-		attempt := it.attempts + 1
-		switch {
-		case class == sdk.Delivered:
-			c.add(outcome{it: it, status: StatusDelivered, attempt: attempt, http: v.Status, latency: latency})
-			continue
-		case class == sdk.Retry:
-			failedEvents.WithLabelValues(r.dest.Name, "retry").Inc()
-			metrics.Errors.WithLabelValues(metrics.StageSink, "vendor_retry").Inc()
-		default:
-			failedEvents.WithLabelValues(r.dest.Name, "permanent").Inc()
-			metrics.Errors.WithLabelValues(metrics.StageSink, "vendor_permanent").Inc()
-		}
-		if it.firstFailure.IsZero() {
-			it.firstFailure = r.now()
-		}
-		it.lastError = reason
-		limit := r.cfg.Delivery.MaxAttempts
-		if it.limit > 0 {
-			limit = it.limit
-		}
-		if class == sdk.Retry && attempt < limit {
-			it.attempts = attempt
-			c.add(outcome{it: it, status: StatusRetrying, attempt: attempt, http: v.Status, reason: reason,
-				latency: latency, notBefore: r.now().Add(r.backoff(attempt, v.RetryAfter))})
-			continue
-		}
-		r.deadLetter(c, it, attempt, v.Status, latency)
+	outs, rest := judge(batch, v, latency, r.now(), r.cfg.Delivery.MaxAttempts, r.backoff)
+	for _, o := range outs {
+		r.settle(c, o)
 	}
 	if len(rest) > 0 { // strictly smaller than batch: Failed was not empty
 		r.sendBatch(ctx, c, rest, waitBreaker)
 	}
+}
+
+// settle takes the outcome of a sent attempt: it counts a failure, carries the event's history
+// forward (a retry or dead-letter record, and the next round of a replay, read it) and adds it.
+func (r *Runner) settle(c *cycle, o outcome) {
+	if o.status == StatusDelivered {
+		r.ledger.accepted(o.it.ev, o.attempt, r.now())
+	}
+	if o.failed != "" {
+		failedEvents.WithLabelValues(r.dest.Name, o.failed).Inc()
+		metrics.Errors.WithLabelValues(metrics.StageSink, "vendor_"+o.failed).Inc()
+		if o.it.firstFailure.IsZero() {
+			o.it.firstFailure = r.now()
+		}
+		o.it.lastError = o.reason
+		o.it.attempts = o.attempt
+	}
+	c.add(o)
 }
 
 // deadLetter records an event's last attempt (or, with attempt == it.attempts, its refusal

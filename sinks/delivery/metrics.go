@@ -32,6 +32,11 @@ var (
 		Name: "tollgate_sink_request_duration_seconds", Help: "Vendor request latency, by outcome class.",
 		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 1.5, 2.5, 5, 10, 30},
 	}, []string{"destination", "class"})
+	ledgerWindow = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tollgate_sink_ledger_window_seconds",
+		Help:    "Time from a vendor's 2xx to the acknowledgement of the event's delivery-ledger entry: the only window in which a crash can make an event go out twice (harmless where the vendor dedups by event id; GA4 has no such key).",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"destination"})
 	breakerOpen = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "tollgate_sink_breaker_open", Help: "1 while the destination's circuit breaker is open or half-open.",
 	}, []string{"destination"})
@@ -40,7 +45,7 @@ var (
 // passCounters are a destination's per-pass counters, resolved once: a pass adds each status's
 // count once instead of looking a vector's child up per event.
 type passCounters struct {
-	sent, sentStage, retried, deadLettered, discardedDL, deferred prometheus.Counter
+	sent, sentStage, retried, deadLettered, discardedDL, deferred, discardedAlready prometheus.Counter
 }
 
 func newPassCounters(name string) passCounters {
@@ -48,6 +53,7 @@ func newPassCounters(name string) passCounters {
 		sent: sentEvents.WithLabelValues(name), sentStage: metrics.Sent.WithLabelValues(metrics.StageSink, name),
 		retried: retriedEvents.WithLabelValues(name), deadLettered: deadLetteredEvents.WithLabelValues(name),
 		discardedDL: metrics.Discarded.WithLabelValues(metrics.StageSink, "dead_lettered"), deferred: deferredEvents.WithLabelValues(name),
+		discardedAlready: metrics.Discarded.WithLabelValues(metrics.StageSink, statusAlreadyDelivered),
 	}
 }
 
@@ -65,6 +71,7 @@ func (r *Runner) observe(c *cycle) {
 	add(m.deadLettered, c.counts[StatusDeadLettered])
 	add(m.discardedDL, c.counts[StatusDeadLettered])
 	add(m.deferred, c.counts[statusDeferred])
+	add(m.discardedAlready, c.counts[statusAlreadyDelivered])
 	if c.counts[StatusBlocked] == 0 {
 		return
 	}

@@ -72,7 +72,7 @@ func NotBefore(rec *kgo.Record) time.Time {
 func (r *Runner) records(c *cycle, toRetryTopic bool) []*kgo.Record {
 	out := make([]*kgo.Record, 0, len(c.outcomes)+len(c.outcomes)/4)
 	for _, o := range c.outcomes {
-		if o.status != statusDeferred {
+		if o.status != statusDeferred && o.status != statusAlreadyDelivered {
 			out = append(out, r.auditRecord(o.it.ev, o.attempt, o.status, o.http, o.reason, o.latency))
 		}
 		switch {

@@ -91,6 +91,12 @@ func (rp *Replayer) Replay(ctx context.Context, since time.Time, progress func(R
 
 	g, gctx := errgroup.WithContext(ctx)
 	followCtx, stopFollow := context.WithCancel(gctx)
+	stopLedger, err := r.startLedger(followCtx, g)
+	if err != nil {
+		stopFollow()
+		return p, err
+	}
+	defer stopLedger()
 	g.Go(func() error { return r.consent.Follow(followCtx, r.cfg, r.log) })
 	g.Go(func() error {
 		defer stopFollow()
@@ -112,6 +118,9 @@ func (rp *Replayer) Replay(ctx context.Context, since time.Time, progress func(R
 func replayItems(r *Runner, ctx context.Context, cl *kgo.Client, items []*item, p *ReplayProgress, progress func(ReplayProgress)) error {
 	for len(items) > 0 {
 		c := r.deliver(ctx, items, true)
+		if err := r.ledger.flush(context.WithoutCancel(ctx)); err != nil {
+			return err
+		}
 		if err := cl.ProduceSync(context.WithoutCancel(ctx), r.records(c, false)...).FirstErr(); err != nil {
 			return fmt.Errorf("store delivery records: %w", err)
 		}

@@ -43,7 +43,9 @@ const (
 //   - the retry consumer reads the retry topic, pausing each partition until its first record
 //     is due, and sends again (with the same hand-off after a failure);
 //   - the consent follower keeps the users' withdrawals and erasures (Withdrawals), checked
-//     right before every request.
+//     right before every request;
+//   - the ledger follower keeps the events the vendor already accepted (Ledger), also checked
+//     right before every request, so no event is sent twice.
 //
 // Offsets are committed only once each event of a poll is delivered, blocked, dead-lettered or
 // stored on the retry topic, and its audit records are stored.
@@ -58,6 +60,7 @@ type Runner struct {
 	limiter *rate.Limiter
 	breaker *breaker
 	consent *Withdrawals
+	ledger  *ledgerWriter // the delivery ledger; set by Run (or the replayer) before any send
 	// concurrency is how many requests may be in flight at once (delivery.concurrency).
 	concurrency int
 	counters    passCounters
@@ -102,6 +105,11 @@ func newLimiter(cfg *config.Config, dest *policy.Destination) *rate.Limiter {
 func (r *Runner) Run(ctx context.Context) error {
 	r.log.Info("sink started", zap.String("type", r.dest.Type))
 	g, ctx := errgroup.WithContext(ctx)
+	stopLedger, err := r.startLedger(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer stopLedger()
 	g.Go(func() error { return r.consent.Follow(ctx, r.cfg, r.log) })
 	g.Go(func() error { return r.runMain(ctx) })
 	g.Go(func() error { return r.runRetries(ctx) })
@@ -167,7 +175,11 @@ func (r *Runner) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record,
 	out := append(r.records(c, true), bad...)
 	storeCtx, cancel := graceContext(ctx, shutdownGrace)
 	defer cancel()
-	if err := cl.ProduceSync(storeCtx, out...).FirstErr(); err != nil {
+	err := r.ledger.flush(storeCtx)
+	if err == nil {
+		err = cl.ProduceSync(storeCtx, out...).FirstErr()
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil // shutting down: the uncommitted records are delivered again after restart
 		}

@@ -202,22 +202,6 @@ func TestAgainstStandin(t *testing.T) {
 	require.Equal(t, []string{"e1", "e3"}, s.EventIDs())
 }
 
-func TestBatchLimit(t *testing.T) {
-	s := standin.New("google_ads")
-	defer s.Close()
-	d := testDest(s.URL)
-	a := newAdapter(t, d)
-	require.Equal(t, 2000, a.MaxBatch())
-	batch := make([]*schemas.FilteredEvent, 2001)
-	for i := range batch {
-		batch[i] = testEvent(strconv.Itoa(i), time.Now())
-	}
-	v, _ := standin.Deliver(context.Background(), d, a, batch[:2000])
-	require.Equal(t, sdk.Delivered, v.Class)
-	v, _ = standin.Deliver(context.Background(), d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "invalid_argument"}, v)
-}
-
 func BenchmarkNewRequest(b *testing.B) {
 	a := newAdapter(b, testDest("http://127.0.0.1:1"))
 	batch := make([]*schemas.FilteredEvent, 100)

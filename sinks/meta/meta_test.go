@@ -237,24 +237,6 @@ func TestAgainstStandin(t *testing.T) {
 	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "graph_error_100", Split: true}, v)
 }
 
-// MaxBatch is exactly Meta's limit: the stand-in takes 1000 events and refuses 1001.
-func TestBatchLimit(t *testing.T) {
-	s := standin.New("meta_capi")
-	defer s.Close()
-	d := testDest(s.URL, nil)
-	a := newAdapter(t, d)
-	require.Equal(t, 1000, a.MaxBatch())
-	batch := make([]*schemas.FilteredEvent, 1001)
-	for i := range batch {
-		batch[i] = testEvent("e"+itoa(i), time.Now())
-	}
-	v, err := standin.Deliver(context.Background(), d, a, batch[:1000])
-	require.NoError(t, err)
-	require.Equal(t, sdk.Delivered, v.Class)
-	v, _ = standin.Deliver(context.Background(), d, a, batch)
-	require.Equal(t, sdk.Permanent, v.Class)
-}
-
 func BenchmarkNewRequest(b *testing.B) {
 	a := newAdapter(b, testDest("http://127.0.0.1:1", nil))
 	batch := make([]*schemas.FilteredEvent, 100)

@@ -165,22 +165,6 @@ func TestAgainstStandin(t *testing.T) {
 	require.Equal(t, []string{"e1"}, s.EventIDs())
 }
 
-func TestBatchLimit(t *testing.T) {
-	s := standin.New("tiktok")
-	defer s.Close()
-	d := testDest(s.URL)
-	a := newAdapter(t, d)
-	require.Equal(t, 1000, a.MaxBatch())
-	batch := make([]*schemas.FilteredEvent, 1001)
-	for i := range batch {
-		batch[i] = testEvent(strconv.Itoa(i), time.Now())
-	}
-	v, _ := standin.Deliver(context.Background(), d, a, batch[:1000])
-	require.Equal(t, sdk.Delivered, v.Class)
-	v, _ = standin.Deliver(context.Background(), d, a, batch)
-	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40002", Split: true}, v)
-}
-
 func BenchmarkNewRequest(b *testing.B) {
 	a := newAdapter(b, testDest("http://127.0.0.1:1"))
 	batch := make([]*schemas.FilteredEvent, 100)

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/report"
+)
+
+const formatHTML = "html"
+
+func newReportCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "report", Short: "Evidence for privacy teams: access reports and the record of processing"}
+	cmd.AddCommand(newReportAccessCmd(), newReportProcessingCmd())
+	return cmd
+}
+
+// reportOutput opens --out (stdout when empty); the returned close reports write errors.
+func reportOutput(cmd *cobra.Command, path string) (io.Writer, func() error, error) {
+	if path == "" {
+		return cmd.OutOrStdout(), func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--out: %w", err)
+	}
+	return f, f.Close, nil
+}
+
+func newReportAccessCmd() *cobra.Command {
+	var user, format, out string
+	cmd := &cobra.Command{
+		Use:   "access --config FILE --user ID [--format html|json] [--out FILE]",
+		Short: "The data-subject access report: per destination, what was sent about the user, when, on what basis",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if strings.TrimSpace(user) == "" {
+				return usageError{fmt.Errorf("--user ID is required (the user_id, or the anonymous_id for an anonymous user)")}
+			}
+			if format != formatHTML && format != formatJSON {
+				return usageError{fmt.Errorf("--format %q: use html or json", format)}
+			}
+			a, err := load(cmd)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			db, err := openAudit(ctx, a)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			acc, err := report.BuildAccess(ctx, db, db.Database, a.cfg.Policy, user, time.Now())
+			if err != nil {
+				return err
+			}
+			acc.AnonymizeAfter = report.Age(a.cfg.ClickHouse.Retention.AnonymizeAfter)
+			w, done, err := reportOutput(cmd, out)
+			if err != nil {
+				return err
+			}
+			if format == formatJSON {
+				err = writeJSON(w, acc)
+			} else {
+				err = acc.WriteHTML(w)
+			}
+			if cerr := done(); err == nil {
+				err = cerr
+			}
+			return err
+		},
+	}
+	configFlag(cmd)
+	cmd.Flags().StringVar(&user, "user", "", "the user_id, or the anonymous_id for an anonymous user (required)")
+	cmd.Flags().StringVar(&format, "format", formatHTML, "output format: html or json")
+	cmd.Flags().StringVar(&out, "out", "", "write to this file instead of standard output")
+	return cmd
+}
+
+func newReportProcessingCmd() *cobra.Command {
+	var format, out string
+	cmd := &cobra.Command{
+		Use:   "processing --config FILE [--format html|json|csv] [--out FILE]",
+		Short: "The record of processing generated from the policy: per destination its purpose, basis, fields, hashing, rules and retention",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != formatHTML && format != formatJSON && format != formatCSV {
+				return usageError{fmt.Errorf("--format %q: use html, json or csv", format)}
+			}
+			path, _ := cmd.Flags().GetString("config")
+			if path == "" {
+				return usageError{fmt.Errorf("--config FILE is required")}
+			}
+			cfg, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			rec := report.BuildProcessing(cfg, time.Now())
+			w, done, err := reportOutput(cmd, out)
+			if err != nil {
+				return err
+			}
+			switch format {
+			case formatJSON:
+				err = writeJSON(w, rec)
+			case formatCSV:
+				err = rec.WriteCSV(w)
+			default:
+				err = rec.WriteHTML(w)
+			}
+			if cerr := done(); err == nil {
+				err = cerr
+			}
+			return err
+		},
+	}
+	configFlag(cmd)
+	cmd.Flags().StringVar(&format, "format", formatHTML, "output format: html, json or csv")
+	cmd.Flags().StringVar(&out, "out", "", "write to this file instead of standard output")
+	return cmd
+}

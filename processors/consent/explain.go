@@ -1,0 +1,134 @@
+package consent
+
+import (
+	"time"
+
+	"github.com/tollgate-dev/tollgate/internal/policy"
+	"github.com/tollgate-dev/tollgate/schemas"
+)
+
+// The decision order as one list of rules. Decide takes the first rule that applies (reason in
+// engine.go); Explain walks the same list and reports every step, so `tollgate policy explain`
+// and `tollgate policy test` cannot drift from what the processor does.
+
+// rules names the steps of the decision order (docs/consent.md); check evaluates step i. A
+// switch rather than a list of closures keeps the decider on the stack of Decide (no allocation
+// per event on the processor's hot path).
+var rules = [...]string{"erased", "necessary", "withdrawn", "event_consent", "gpc", "sensitive", "consented"}
+
+// check reports whether rule i decides the destination, and with which reason.
+func (d *decider) check(i int, dest *policy.Destination) (reason string, ok bool) {
+	switch rules[i] {
+	case "erased":
+		return ReasonErased, d.st != nil && d.st.Erased
+	case "necessary":
+		return ReasonNecessary, dest.Purpose == policy.Necessary
+	case "withdrawn":
+		return ReasonWithdrawn, Restricts(false, d.withdrawn, dest.Purpose) == ReasonWithdrawn
+	case "event_consent":
+		if d.granted(dest.Purpose) {
+			return "", false
+		}
+		if d.model == policy.OptOut {
+			return ReasonOptedOut, true // only an explicit false refuses under opt_out
+		}
+		return ReasonNoConsent, true
+	case "gpc":
+		return ReasonGPC, dest.Sale && d.ev.GPC
+	case "sensitive":
+		return ReasonSensitive, dest.Purpose == policy.Marketing && d.isSensitive()
+	}
+	return ReasonConsented, true // "consented": the last rule always applies
+}
+
+// firstRule walks the rules in order and returns the reason of the first that applies; trace,
+// when non-nil, receives every rule evaluated up to and including it.
+func (d *decider) firstRule(dest *policy.Destination, trace *[]Step) string {
+	for i, name := range rules {
+		reason, ok := d.check(i, dest)
+		if trace != nil {
+			*trace = append(*trace, Step{Rule: name, Applies: ok, Reason: reasonIf(ok, reason)})
+		}
+		if ok {
+			return reason
+		}
+	}
+	return ReasonConsented // unreachable: the last rule always applies
+}
+
+func reasonIf(ok bool, reason string) string {
+	if ok {
+		return reason
+	}
+	return ""
+}
+
+// Step is one rule as Explain evaluated it. Rules after the deciding one are listed as not
+// evaluated.
+type Step struct {
+	Rule      string `json:"rule"`
+	Applies   bool   `json:"applies"`
+	Evaluated bool   `json:"evaluated"`
+	Reason    string `json:"reason,omitempty"` // set on the deciding rule
+}
+
+// Explanation is one destination's decision with the rules that led to it.
+type Explanation struct {
+	Destination    string   `json:"destination"`
+	Purpose        string   `json:"purpose"`
+	Jurisdiction   string   `json:"jurisdiction"`
+	Model          string   `json:"model"`
+	Outcome        string   `json:"outcome"`
+	Reason         string   `json:"reason"`
+	Rules          []Step   `json:"rules"`
+	FieldsKept     []string `json:"fields_kept"`
+	FieldsStripped []string `json:"fields_stripped"`
+	FieldsHashed   []string `json:"fields_hashed"`
+}
+
+// RuleNames lists the rules in decision order.
+func RuleNames() []string {
+	return append([]string(nil), rules[:]...)
+}
+
+// Explain decides ev like Decide and reports, per destination (in pol.Names order), every rule
+// in order with the one that decided and the fields kept, stripped and hashed. The outcome and
+// fields are Decide's own.
+func Explain(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time) []Explanation {
+	outs := Decide(ev, st, pol, now, "")
+	if outs == nil {
+		return nil
+	}
+	d := newDecider(ev, st, pol, now, "")
+	out := make([]Explanation, 0, len(outs))
+	for _, o := range outs {
+		dest := pol.Destinations[o.Decision.Destination]
+		var trace []Step
+		d.firstRule(dest, &trace)
+		for i := range trace {
+			trace[i].Evaluated = true
+		}
+		for _, name := range rules[len(trace):] {
+			trace = append(trace, Step{Rule: name})
+		}
+		hashed := []string{}
+		for _, p := range o.Decision.FieldsSent {
+			if dest.Hashed(p) {
+				hashed = append(hashed, p)
+			}
+		}
+		out = append(out, Explanation{
+			Destination:    dest.Name,
+			Purpose:        dest.Purpose,
+			Jurisdiction:   d.jurisdiction,
+			Model:          d.model,
+			Outcome:        o.Decision.Outcome,
+			Reason:         o.Decision.Reason,
+			Rules:          trace,
+			FieldsKept:     o.Decision.FieldsSent,
+			FieldsStripped: o.Decision.FieldsStripped,
+			FieldsHashed:   hashed,
+		})
+	}
+	return out
+}

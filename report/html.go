@@ -1,0 +1,100 @@
+package report
+
+import (
+	"embed"
+	"fmt"
+	"html/template"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The HTML reports are single files: the stylesheet is inlined, nothing is fetched (no fonts,
+// scripts or images), so they can be mailed, archived and printed as they are.
+
+//go:embed templates
+var templates embed.FS
+
+var (
+	css   string
+	pages = template.Must(template.New("").Funcs(template.FuncMap{
+		"join": func(s []string) string {
+			if len(s) == 0 {
+				return "none"
+			}
+			return strings.Join(s, ", ")
+		},
+		"fmtTime": func(t *time.Time) string {
+			if t == nil {
+				return ""
+			}
+			return t.UTC().Format("2 January 2006, 15:04 UTC")
+		},
+	}).ParseFS(templates, "templates/*.html"))
+)
+
+func init() {
+	b, err := templates.ReadFile("templates/style.css")
+	if err != nil {
+		panic(err) // embedded: cannot happen
+	}
+	css = string(b)
+}
+
+// reasonText says in plain words why an event was withheld.
+var reasonText = map[string]string{
+	"no_consent": "no consent given",
+	"opted_out":  "you opted out",
+	"withdrawn":  "you withdrew consent",
+	"gpc":        "Global Privacy Control signal",
+	"sensitive":  "sensitive page",
+	"erased":     "after your erasure",
+}
+
+type accessDestView struct {
+	AccessDestination
+	Blocked  []string
+	Delivery []string
+}
+
+// WriteHTML renders the access report as one self-contained HTML page.
+func (a *Access) WriteHTML(w io.Writer) error {
+	dests := make([]accessDestView, len(a.Destinations))
+	for i, d := range a.Destinations {
+		v := accessDestView{AccessDestination: d}
+		for _, r := range sortedKeys(d.BlockedBy) {
+			text := reasonText[r]
+			if text == "" {
+				text = r
+			}
+			v.Blocked = append(v.Blocked, fmt.Sprintf("%s: %d", text, d.BlockedBy[r]))
+		}
+		for _, s := range sortedKeys(d.Deliveries) {
+			v.Delivery = append(v.Delivery, fmt.Sprintf("%s: %d", s, d.Deliveries[s]))
+		}
+		dests[i] = v
+	}
+	return pages.ExecuteTemplate(w, "access.html", map[string]any{
+		"CSS": template.CSS(css), "User": a.User, "GeneratedAt": &a.GeneratedAt, "PolicyVersions": a.PolicyVersions,
+		"Erased": a.Erased, "ErasedAt": a.ErasedAt, "AnonymizeAfter": a.AnonymizeAfter, "Destinations": dests,
+	})
+}
+
+// WriteHTML renders the record of processing as one self-contained HTML page.
+func (p *Processing) WriteHTML(w io.Writer) error {
+	return pages.ExecuteTemplate(w, "processing.html", map[string]any{
+		"CSS": template.CSS(css), "PolicyFile": p.PolicyFile, "PolicyVersion": p.PolicyVersion, "GeneratedAt": &p.GeneratedAt,
+		"Purposes": p.Purposes, "Jurisdictions": p.Jurisdictions, "Sensitive": p.Sensitive, "Retention": p.Retention,
+		"Destinations": p.Destinations,
+	})
+}
+
+func sortedKeys(m map[string]uint64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,391 @@
+package delivery
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tollgate-dev/tollgate/internal/backoff"
+	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/kafka"
+	"github.com/tollgate-dev/tollgate/schemas"
+)
+
+// Ledger is a destination's delivery ledger: the events its vendor accepted, so that no event is
+// ever sent to it twice — across sink restarts, kill -9, rebalances, retry-topic rounds and dlq
+// replay, and whichever process of the destination sends.
+//
+// The truth is the compacted topic <prefix>dest.<name>.ledger (key: event id), written with the
+// audit records of the attempt and before the offsets are committed. Every sink process follows
+// the whole topic into a local pebble store (a cache: the next offset of each partition is kept in
+// the same batch as the entries it covers, so a restart reads only the topic's tail, and a missing
+// store is rebuilt from the start). Before a request, Sync waits until every entry committed by
+// then is in the store, as the consent re-check does, then Delivered filters the batch.
+//
+// Entries are keyed by the event's decision day: no event is sent later than the retry horizon
+// after its decision, so whole days past it are dropped with one range deletion, never a scan,
+// and memory does not grow with the events (pebble holds them on disk).
+//
+// The one gap left is between a vendor's 2xx and the ledger entry's acknowledgement (a kill -9
+// there). Meta, TikTok, Google Ads and webhooks get the event id as their own dedup key on every
+// request, so a resend in that window is harmless to them; GA4 has no such key, and
+// tollgate_sink_ledger_window_seconds measures how long the window stays open.
+type Ledger struct {
+	topic   string
+	db      *pebble.DB
+	dir     string
+	temp    bool // dir is this process's own: removed at Close
+	horizon time.Duration
+	follow  *kafka.Follower
+	ready   chan struct{}
+	log     *zap.Logger
+
+	mu     sync.Mutex
+	synced time.Time
+}
+
+// Keys in the store: "e" + decision day (4 bytes) + event id → delivered at (8 bytes), and
+// "o" + partition (4 bytes) → the next topic offset to apply.
+const (
+	entryPrefix  = 'e'
+	offsetPrefix = 'o'
+)
+
+// OpenLedger opens the destination's local ledger store under dir (config delivery.ledger_dir;
+// "" is a folder under the system temp dir). A store another process holds is not shared: this
+// process then builds its own in a fresh folder.
+func OpenLedger(cfg *config.Config, dest string, log *zap.Logger) (*Ledger, error) {
+	dir := cfg.Delivery.LedgerDir
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "tollgate-ledger")
+	}
+	l := &Ledger{topic: cfg.Topic(config.LedgerTopic(dest)), horizon: cfg.Delivery.RetryHorizon,
+		ready: make(chan struct{}), log: log}
+	path := filepath.Join(dir, safeName(cfg.Topic(config.LedgerTopic(dest))))
+	db, err := openStore(path)
+	if err != nil {
+		// Most likely another sink of this destination on the same machine holds the lock.
+		tmp, terr := os.MkdirTemp(dir, safeName(dest)+"-")
+		if terr != nil {
+			return nil, fmt.Errorf("delivery ledger %s: %w", path, errors.Join(err, terr))
+		}
+		log.Info("delivery ledger store in use; building a private one", zap.String("path", tmp), zap.Error(err))
+		if db, err = openStore(tmp); err != nil {
+			return nil, fmt.Errorf("delivery ledger %s: %w", tmp, err)
+		}
+		path, l.temp = tmp, true
+	}
+	l.db, l.dir = db, path
+	return l, nil
+}
+
+func openStore(path string) (*pebble.DB, error) {
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, err
+	}
+	return pebble.Open(path, &pebble.Options{
+		Cache:        pebble.NewCache(8 << 20),
+		MemTableSize: 8 << 20,
+		Logger:       quietLogger{},
+	})
+}
+
+// Follow reads the ledger topic into the store until ctx ends: from each partition's stored
+// offset, or from its start.
+func (l *Ledger) Follow(ctx context.Context, cfg *config.Config) error {
+	f, err := kafka.NewFollower(cfg, l.log, l.topic, l.apply, kgo.FetchMaxWait(500*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for tries := 1; ; tries++ {
+		starts, err := l.starts(ctx, f.Client())
+		if err == nil {
+			err = f.Follow(ctx, starts)
+		}
+		if err == nil {
+			break
+		}
+		if tries%10 == 0 {
+			l.log.Warn("delivery ledger: cannot list its partitions; retrying", zap.Error(err))
+		}
+		if backoff.Sleep(ctx, 500*time.Millisecond) != nil {
+			return nil
+		}
+	}
+	l.follow = f
+	close(l.ready)
+	go l.expireDaily(ctx)
+	f.Run(ctx)
+	return nil
+}
+
+// starts are the offsets to follow the topic from: the stored next offset, or the partition's
+// start when there is none or the topic no longer holds it.
+func (l *Ledger) starts(ctx context.Context, cl *kgo.Client) (map[int32]int64, error) {
+	adm := kadm.NewClient(cl)
+	first, err := adm.ListStartOffsets(ctx, l.topic)
+	if err == nil {
+		err = first.Error()
+	}
+	var last kadm.ListedOffsets
+	if err == nil {
+		if last, err = adm.ListEndOffsets(ctx, l.topic); err == nil {
+			err = last.Error()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of %s: %w", l.topic, err)
+	}
+	starts := map[int32]int64{}
+	first.Each(func(o kadm.ListedOffset) {
+		starts[o.Partition] = o.Offset
+		v, closer, err := l.db.Get(offsetKey(o.Partition))
+		if err != nil {
+			return
+		}
+		defer closer.Close()
+		next := int64(binary.BigEndian.Uint64(v))
+		// Past the end means the topic was made anew: the store is stale, read it all again.
+		if end, ok := last.Lookup(l.topic, o.Partition); ok && next >= o.Offset && next <= end.Offset {
+			starts[o.Partition] = next
+		}
+	})
+	return starts, nil
+}
+
+// apply stores one entry read from the topic, with its partition's next offset.
+func (l *Ledger) apply(r *kgo.Record) {
+	e, err := schemas.LedgerEntries.Decode(r.Value)
+	b := l.db.NewBatch()
+	defer b.Close()
+	if err == nil {
+		_ = b.Set(entryKey(e.DecidedMs, e.EventID), u64(uint64(e.DeliveredMs)), nil)
+	} else {
+		l.log.Warn("skipping undecodable ledger record", zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset), zap.Error(err))
+	}
+	_ = b.Set(offsetKey(r.Partition), u64(uint64(r.Offset+1)), nil)
+	// No fsync: the store is a cache of the topic, and the offset travels in the same batch as
+	// the entry, so after a crash both are lost together and read again.
+	if err := b.Commit(pebble.NoSync); err != nil {
+		l.log.Warn("delivery ledger: store write failed", zap.Error(err))
+	}
+}
+
+// Remember stores entries of events this process just had accepted, so its next request sees
+// them without waiting for the follower to read them back from the topic.
+func (l *Ledger) Remember(entries []schemas.LedgerEntry) {
+	if len(entries) == 0 {
+		return
+	}
+	b := l.db.NewBatch()
+	defer b.Close()
+	for _, e := range entries {
+		_ = b.Set(entryKey(e.DecidedMs, e.EventID), u64(uint64(e.DeliveredMs)), nil)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		l.log.Warn("delivery ledger: store write failed", zap.Error(err))
+	}
+}
+
+// Sync returns once every entry committed to the topic before the call is in the store. A Sync
+// that started less than reuse ago counts. It waits through broker errors until ctx ends.
+func (l *Ledger) Sync(ctx context.Context, reuse time.Duration) error {
+	select {
+	case <-l.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	l.mu.Lock()
+	fresh := !l.synced.IsZero() && time.Since(l.synced) < reuse
+	l.mu.Unlock()
+	if fresh {
+		return nil
+	}
+	started := time.Now()
+	for {
+		err := l.follow.CatchUp(ctx, nil)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		l.log.Warn("delivery ledger: cannot list end offsets; holding sends", zap.Error(err))
+		if err := backoff.Sleep(ctx, time.Second); err != nil {
+			return err
+		}
+	}
+	l.mu.Lock()
+	l.synced = started
+	l.mu.Unlock()
+	return nil
+}
+
+// Delivered reports whether the vendor already accepted the event.
+func (l *Ledger) Delivered(ev *schemas.FilteredEvent) bool {
+	_, closer, err := l.db.Get(entryKey(ev.DecidedMs, ev.EventID))
+	if err != nil {
+		return false
+	}
+	closer.Close()
+	return true
+}
+
+// expireDaily drops, once at start and then hourly, the days of entries older than the retry
+// horizon (plus a day): no event of those days can be sent any more.
+func (l *Ledger) expireDaily(ctx context.Context) {
+	for {
+		cutoff := day(time.Now().Add(-l.horizon - 24*time.Hour).UnixMilli())
+		if err := l.db.DeleteRange([]byte{entryPrefix}, dayPrefix(cutoff), pebble.NoSync); err != nil {
+			l.log.Warn("delivery ledger: expiry failed", zap.Error(err))
+		}
+		if backoff.Sleep(ctx, time.Hour) != nil {
+			return
+		}
+	}
+}
+
+// Close closes the store (and removes a private one).
+func (l *Ledger) Close() error {
+	err := l.db.Close()
+	if l.temp {
+		err = errors.Join(err, os.RemoveAll(l.dir))
+	}
+	return err
+}
+
+// Entry is the ledger record of an event the vendor accepted.
+func (l *Ledger) Entry(e schemas.LedgerEntry) *kgo.Record {
+	b, err := schemas.LedgerEntries.Encode(&e)
+	if err != nil {
+		panic(err) // our own well-typed record: a failure is a programming error
+	}
+	return &kgo.Record{Topic: l.topic, Key: []byte(e.EventID), Value: b}
+}
+
+func day(ms int64) uint32 { return uint32(max(ms, 0) / (24 * 3600 * 1000)) }
+
+func dayPrefix(d uint32) []byte {
+	k := []byte{entryPrefix, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(k[1:], d)
+	return k
+}
+
+func entryKey(decidedMs int64, eventID string) []byte {
+	return append(dayPrefix(day(decidedMs)), eventID...)
+}
+
+func offsetKey(p int32) []byte {
+	k := []byte{offsetPrefix, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(k[1:], uint32(p))
+	return k
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// safeName turns a topic or destination name into a folder name.
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == 0 {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// quietLogger keeps pebble's informational chatter out of tollgate's logs; its errors still
+// reach the caller through the API.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}
+
+// ledgerWriter produces ledger entries as soon as a vendor's 2xx is in, rather than with the
+// rest of the poll's records: the sooner an entry is acknowledged, the smaller the window in
+// which a crash makes the event go out again.
+type ledgerWriter struct {
+	ledger *Ledger
+	cl     *kgo.Client
+	dest   string
+
+	mu  sync.Mutex
+	err error // the first failed entry since the last flush
+}
+
+// accepted records that the vendor took the event (answered: when its answer came).
+func (w *ledgerWriter) accepted(ev *schemas.FilteredEvent, attempt int, answered time.Time) {
+	e := schemas.LedgerEntry{EventID: ev.EventID, DecidedMs: ev.DecidedMs, DeliveredMs: answered.UnixMilli(), Attempt: attempt}
+	// Remembered at once, so a later batch of this process never sends it again; the topic entry
+	// (for other processes and restarts) follows as soon as Kafka acknowledges it.
+	w.ledger.Remember([]schemas.LedgerEntry{e})
+	w.cl.Produce(context.Background(), w.ledger.Entry(e), func(_ *kgo.Record, err error) {
+		if err != nil {
+			w.mu.Lock()
+			w.err = cmpOr(w.err, err)
+			w.mu.Unlock()
+			return
+		}
+		ledgerWindow.WithLabelValues(w.dest).Observe(time.Since(answered).Seconds())
+	})
+}
+
+// flush waits until every entry produced so far is acknowledged; it returns the first failure,
+// so the caller does not commit offsets past an event whose entry is not stored.
+func (w *ledgerWriter) flush(ctx context.Context) error {
+	if err := w.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("store ledger entries: %w", err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	err := w.err
+	w.err = nil
+	if err != nil {
+		return fmt.Errorf("store ledger entries: %w", err)
+	}
+	return nil
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// startLedger opens the destination's ledger, follows its topic and starts its writer; stop
+// undoes it all. Both the runner and the DLQ replayer deliver through it.
+func (r *Runner) startLedger(ctx context.Context, g *errgroup.Group) (stop func(), err error) {
+	l, err := OpenLedger(r.cfg, r.dest.Name, r.log)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kafka.NewClient(r.cfg, r.log, kgo.DefaultProduceTopic(l.topic))
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	r.ledger = &ledgerWriter{ledger: l, cl: cl, dest: r.dest.Name}
+	g.Go(func() error { return l.Follow(ctx, r.cfg) })
+	return func() {
+		cl.Close()
+		if err := l.Close(); err != nil {
+			r.log.Warn("delivery ledger: close", zap.Error(err))
+		}
+	}, nil
+}
