@@ -44,3 +44,28 @@ func TestAppendFilteredEventMatchesSchema(t *testing.T) {
 	require.NoError(t, FilteredEvents.soe.Decode(b, &back))
 	require.Equal(t, many, back)
 }
+
+// TestAppendDecisionMatchesSchema: the hand encoder writes what hamba/avro writes from
+// decision.avsc, byte for byte (arrays keep their order). A field added to the schema and not
+// to appendDecision fails here.
+func TestAppendDecisionMatchesSchema(t *testing.T) {
+	base := Decision{DecisionID: "7f5e", EventID: "e-ü", UserKey: "u-1", Destination: "meta", EventName: "purchase",
+		EventTimeMs: 1795000000000, DecidedMs: math.MinInt64, Outcome: "forwarded", Reason: "consented", Purpose: "marketing",
+		Jurisdiction: "EU", GPC: true, PolicyVersion: "v1", RunID: "r", FieldsSent: []string{}, FieldsStripped: []string{}}
+	full := base
+	full.FieldsSent = []string{"context.page_url", "properties.email", strings.Repeat("p", 200)}
+	full.FieldsStripped = []string{"properties.phone"}
+	full.GPC, full.RunID, full.EventTimeMs = false, "", math.MaxInt64
+	for name, d := range map[string]Decision{"empty arrays": base, "full": full} {
+		t.Run(name, func(t *testing.T) {
+			want, err := Decisions.soe.Encode(&d)
+			require.NoError(t, err)
+			got, err := Decisions.Encode(&d)
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+			back, err := Decisions.Decode(got)
+			require.NoError(t, err)
+			require.Equal(t, d, back)
+		})
+	}
+}

@@ -244,7 +244,11 @@ var (
 		c.appendBody, c.size = appendFilteredEvent, filteredEventSize
 		return c
 	}()
-	Decisions     = newCodec[Decision](decisionSchema)
+	Decisions = func() *Codec[Decision] {
+		c := newCodec[Decision](decisionSchema)
+		c.appendBody, c.size = appendDecision, decisionSize
+		return c
+	}()
 	Deliveries    = newCodec[Delivery](deliverySchema, deliverySchemaV1)
 	LedgerEntries = newCodec[LedgerEntry](ledgerEntrySchema)
 )
