@@ -233,7 +233,7 @@ func (r *Runner) sendBatch(ctx context.Context, c *cycle, batch []*item, waitBre
 
 // recheck applies the send-time consent re-check to a batch about to go.
 func (r *Runner) recheck(ctx context.Context, c *cycle, batch []*item) []*item {
-	if err := r.consent.Sync(ctx, consentSyncReuse, r.log); err != nil {
+	if err := r.consentSync.do(ctx, consentSyncReuse, r.now(), func() error { return r.consent.Sync(ctx, consentSyncReuse, r.log) }); err != nil {
 		return batch // ctx ended: the caller defers the batch unsent
 	}
 	kept := batch[:0:0]
@@ -253,7 +253,7 @@ func (r *Runner) recheck(ctx context.Context, c *cycle, batch []*item) []*item {
 // request is made for them, so they get no deliveries row: the request that delivers the event
 // has (or had) its own.
 func (r *Runner) skipDelivered(ctx context.Context, c *cycle, batch []*item) []*item {
-	if len(batch) == 0 || r.ledger.ledger.Sync(ctx, consentSyncReuse) != nil {
+	if len(batch) == 0 || r.ledgerSync.do(ctx, consentSyncReuse, r.now(), func() error { return r.ledger.ledger.Sync(ctx, consentSyncReuse) }) != nil {
 		return batch // ctx ended: the caller defers the batch unsent
 	}
 	kept := batch[:0:0]

@@ -64,6 +64,8 @@ type Runner struct {
 	// concurrency is how many requests may be in flight at once (delivery.concurrency).
 	concurrency int
 	counters    passCounters
+	// consentSync and ledgerSync share a catch-up among concurrent requests (syncshare.go).
+	consentSync, ledgerSync sharedSync
 }
 
 // NewRunner returns the runner of one destination.
