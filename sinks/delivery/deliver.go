@@ -253,13 +253,13 @@ func (r *Runner) recheck(ctx context.Context, c *cycle, batch []*item) []*item {
 // request is made for them, so they get no deliveries row: the request that delivers the event
 // has (or had) its own.
 func (r *Runner) skipDelivered(ctx context.Context, c *cycle, batch []*item) []*item {
-	if len(batch) == 0 || r.ledgerSync.do(ctx, consentSyncReuse, r.now(), func() error { return r.ledger.ledger.Sync(ctx, consentSyncReuse) }) != nil {
+	if len(batch) == 0 || r.ledgerSync.do(ctx, consentSyncReuse, r.now(), func() error { return r.ledger.ledger.sync(ctx, consentSyncReuse) }) != nil {
 		return batch // ctx ended: the caller defers the batch unsent
 	}
 	kept := batch[:0:0]
 	inBatch := make(map[string]bool, len(batch))
 	for _, it := range batch {
-		if inBatch[it.ev.EventID] || r.ledger.ledger.Delivered(it.ev) {
+		if inBatch[it.ev.EventID] || r.ledger.ledger.delivered(it.ev) {
 			c.add(outcome{it: it, status: statusAlreadyDelivered, attempt: it.attempts})
 			continue
 		}

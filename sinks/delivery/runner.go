@@ -44,7 +44,7 @@ const (
 //     is due, and sends again (with the same hand-off after a failure);
 //   - the consent follower keeps the users' withdrawals and erasures (Withdrawals), checked
 //     right before every request;
-//   - the ledger follower keeps the events the vendor already accepted (Ledger), also checked
+//   - the ledger follower keeps the events the vendor already accepted (ledger.go), also checked
 //     right before every request, so no event is sent twice.
 //
 // Offsets are committed only once each event of a poll is delivered, blocked, dead-lettered or

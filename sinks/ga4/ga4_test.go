@@ -16,6 +16,7 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/standin"
 	"github.com/tollgate-dev/tollgate/schemas"
 	"github.com/tollgate-dev/tollgate/sinks/sdk"
+	"github.com/tollgate-dev/tollgate/sinks/sinktest"
 )
 
 const digest = "a5ba5d3ebd5bf4ab4ef1a4f1d8cbcd2e3a0bd5b1a4e1d2c3b4a5968778695a4b"
@@ -81,7 +82,7 @@ func TestNewRequestFormat(t *testing.T) {
 	defer s.Close()
 	d := testDest(s.URL)
 	ts := time.UnixMilli(1763892000123)
-	v, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", "a-7f3", ts)})
+	v, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", "a-7f3", ts)})
 	require.NoError(t, err)
 	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, v)
 
@@ -122,7 +123,7 @@ func TestNoPIIInBody(t *testing.T) {
 		"properties.ref":           `"` + digest + `"`,
 		"properties.plan":          `"gold"`,
 	}
-	_, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
+	_, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
 	require.NoError(t, err)
 	raw := strings.ToLower(string(s.Requests()[0].Body))
 	for _, pii := range []string{"ann", "bob@", "%40", "203.0.113.7", "u-42", "anon-9", "6505551212", digest} {
@@ -141,7 +142,7 @@ func TestConsent(t *testing.T) {
 	denied.Consent = map[string]bool{"analytics": true, "marketing": false}
 	unknown.Consent = nil
 	for i, batch := range [][]*schemas.FilteredEvent{{granted}, {denied}, {unknown}, {granted, denied}} {
-		_, err := standin.Deliver(context.Background(), d, a, batch)
+		_, err := sinktest.Attempt(context.Background(), d, a, batch)
 		require.NoError(t, err)
 		want := "DENIED"
 		if i == 0 {
@@ -236,10 +237,10 @@ func TestAgainstStandinFaults(t *testing.T) {
 	a := newAdapter(t, d)
 	s.SetFailures(standin.Fault{Status: 503, RetryAfter: "3"})
 	batch := []*schemas.FilteredEvent{testEvent("1", "c", time.Now())}
-	v, err := standin.Deliver(context.Background(), d, a, batch)
+	v, err := sinktest.Attempt(context.Background(), d, a, batch)
 	require.NoError(t, err)
 	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_503", RetryAfter: 3 * time.Second}, v)
-	v, _ = standin.Deliver(context.Background(), d, a, batch)
+	v, _ = sinktest.Attempt(context.Background(), d, a, batch)
 	require.Equal(t, sdk.Delivered, v.Class)
 }
 

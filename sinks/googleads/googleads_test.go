@@ -14,6 +14,7 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/standin"
 	"github.com/tollgate-dev/tollgate/schemas"
 	"github.com/tollgate-dev/tollgate/sinks/sdk"
+	"github.com/tollgate-dev/tollgate/sinks/sinktest"
 )
 
 const (
@@ -83,7 +84,7 @@ func TestNewRequestFormat(t *testing.T) {
 	d.Config["login_customer_id"] = "111-222-3333"
 	ev := testEvent("e1", time.UnixMilli(1763892000123))
 	ev.Fields["properties.order_id"] = `"ORD-1"`
-	v, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
+	v, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
 	require.NoError(t, err)
 	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, v)
 	r := s.Requests()[0]
@@ -189,15 +190,15 @@ func TestAgainstStandin(t *testing.T) {
 	batch := []*schemas.FilteredEvent{testEvent("e1", time.Now()), testEvent("e2", time.Now()), testEvent("e3", time.Now())}
 
 	s.SetFailures(standin.Fault{Status: 429, RetryAfter: "20"}, standin.Fault{Status: 500})
-	v, _ := standin.Deliver(ctx, d, a, batch)
+	v, _ := sinktest.Attempt(ctx, d, a, batch)
 	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "resource_exhausted", RetryAfter: 20 * time.Second}, v)
-	v, _ = standin.Deliver(ctx, d, a, batch)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
 	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "internal"}, v)
 
 	s.RejectEvents("e2")
-	v, _ = standin.Deliver(ctx, d, a, batch)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
 	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "batch_rejected_for_invalid_rows", Failed: map[int]string{1: "invalid_event"}, ResendRest: true}, v)
-	v, _ = standin.Deliver(ctx, d, a, []*schemas.FilteredEvent{batch[0], batch[2]})
+	v, _ = sinktest.Attempt(ctx, d, a, []*schemas.FilteredEvent{batch[0], batch[2]})
 	require.Equal(t, sdk.Delivered, v.Class)
 	require.Equal(t, []string{"e1", "e3"}, s.EventIDs())
 }

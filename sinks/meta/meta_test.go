@@ -16,6 +16,7 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/standin"
 	"github.com/tollgate-dev/tollgate/schemas"
 	"github.com/tollgate-dev/tollgate/sinks/sdk"
+	"github.com/tollgate-dev/tollgate/sinks/sinktest"
 )
 
 const (
@@ -111,7 +112,7 @@ func TestNewRequestFormat(t *testing.T) {
 	d := testDest(srv.URL, map[string]any{"test_event_code": "TEST123"})
 	a := newAdapter(t, d)
 	ts := time.UnixMilli(1763892000123)
-	v, err := standin.Deliver(context.Background(), d, a, []*schemas.FilteredEvent{testEvent("e1", ts)})
+	v, err := sinktest.Attempt(context.Background(), d, a, []*schemas.FilteredEvent{testEvent("e1", ts)})
 	require.NoError(t, err)
 	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, v)
 
@@ -133,7 +134,7 @@ func TestAPIVersionAndEventNames(t *testing.T) {
 	d := testDest(srv.URL, map[string]any{"api_version": "v22.0", "event_names": map[string]any{"checkout_done": "Purchase"}})
 	ev := testEvent("e1", time.Now())
 	ev.Event = "checkout_done"
-	_, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
+	_, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
 	require.NoError(t, err)
 	require.Equal(t, "/v22.0/123/events", got.URL.Path)
 	require.Contains(t, string(*body), `"event_name":"Purchase"`)
@@ -147,7 +148,7 @@ func TestNeverSendsRawOrRehashedIdentifiers(t *testing.T) {
 	ev := testEvent("e1", time.Now())
 	ev.Fields["properties.email"] = `"Ann@Example.com"`
 	ev.Fields["properties.fbp"] = `"fb.1.1596403881668.1116446470"`
-	_, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
+	_, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
 	require.NoError(t, err)
 	require.NotContains(t, strings.ToLower(string(*body)), "ann@example.com")
 	var b struct {
@@ -219,21 +220,21 @@ func TestAgainstStandin(t *testing.T) {
 	ctx := context.Background()
 	batch := []*schemas.FilteredEvent{testEvent("e1", time.Now()), testEvent("e2", time.Now())}
 
-	v, err := standin.Deliver(ctx, d, a, batch)
+	v, err := sinktest.Attempt(ctx, d, a, batch)
 	require.NoError(t, err)
 	require.Equal(t, sdk.Delivered, v.Class)
 	require.Equal(t, []string{"e1", "e2"}, s.EventIDs())
 
 	s.SetFailures(standin.Fault{Status: 429, RetryAfter: "12"}, standin.Fault{Status: 500}, standin.Fault{Status: 401})
-	v, _ = standin.Deliver(ctx, d, a, batch)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
 	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_4", RetryAfter: 12 * time.Second}, v)
-	v, _ = standin.Deliver(ctx, d, a, batch)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
 	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "graph_error_2"}, v)
-	v, _ = standin.Deliver(ctx, d, a, batch)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
 	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "graph_error_190"}, v)
 
 	s.RejectEvents("e2") // one bad event fails the whole request at Meta
-	v, _ = standin.Deliver(ctx, d, a, batch)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
 	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "graph_error_100", Split: true}, v)
 }
 

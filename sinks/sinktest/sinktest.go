@@ -95,7 +95,7 @@ func delivers(t T, c Case) {
 	s, d, a := setup(t, c)
 	ev := c.Event("e-1")
 	require.NoError(t, a.Validate(ev, time.Now()))
-	v, err := standin.Deliver(context.Background(), d, a, []*schemas.FilteredEvent{ev})
+	v, err := Attempt(context.Background(), d, a, []*schemas.FilteredEvent{ev})
 	require.NoError(t, err)
 	require.Equal(t, sdk.Delivered, v.Class, "%+v", v)
 	require.Empty(t, v.Reason)
@@ -112,7 +112,7 @@ func maxBatch(t T, c Case) {
 	require.Equal(t, c.MaxBatch, a.MaxBatch())
 	batch := batchOf(c, c.MaxBatch+1)
 	require.Len(t, sdk.SplitBatch(a, batch[:c.MaxBatch]), 1, "a full batch of one user is one request")
-	v, err := standin.Deliver(context.Background(), d, a, batch[:c.MaxBatch])
+	v, err := Attempt(context.Background(), d, a, batch[:c.MaxBatch])
 	require.NoError(t, err)
 	require.Equal(t, sdk.Delivered, v.Class, "%+v", v)
 	require.Len(t, s.Requests(), 1)
@@ -120,7 +120,7 @@ func maxBatch(t T, c Case) {
 		require.Len(t, s.EventIDs(), c.MaxBatch)
 	}
 	if c.OverBatch != nil {
-		v, _ = standin.Deliver(context.Background(), d, a, batch)
+		v, _ = Attempt(context.Background(), d, a, batch)
 		require.Equal(t, *c.OverBatch, v)
 	}
 }
@@ -135,7 +135,7 @@ func statuses(t T, c Case) {
 	send := func(f standin.Fault) sdk.Verdict {
 		t.Helper()
 		s.SetFailures(f)
-		v, err := standin.Deliver(context.Background(), d, a, batch)
+		v, err := Attempt(context.Background(), d, a, batch)
 		require.NoError(t, err)
 		return v
 	}
@@ -158,7 +158,7 @@ func statuses(t T, c Case) {
 	}
 	v = send(standin.Fault{Reset: true})
 	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "connection_error"}, v)
-	v, err := standin.Deliver(context.Background(), d, a, batch)
+	v, err := Attempt(context.Background(), d, a, batch)
 	require.NoError(t, err)
 	require.Equal(t, sdk.Delivered, v.Class, "faults used up: %+v", v)
 }
@@ -176,7 +176,7 @@ func noRawIdentifier(t T, c Case) {
 		if a.Validate(ev, time.Now()) != nil {
 			continue
 		}
-		_, err := standin.Deliver(context.Background(), d, a, []*schemas.FilteredEvent{ev})
+		_, err := Attempt(context.Background(), d, a, []*schemas.FilteredEvent{ev})
 		if err != nil {
 			require.NotContains(t, err.Error(), rawIdentifier, path)
 		}

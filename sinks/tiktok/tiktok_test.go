@@ -14,6 +14,7 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/standin"
 	"github.com/tollgate-dev/tollgate/schemas"
 	"github.com/tollgate-dev/tollgate/sinks/sdk"
+	"github.com/tollgate-dev/tollgate/sinks/sinktest"
 )
 
 const (
@@ -83,7 +84,7 @@ func TestNewRequestFormat(t *testing.T) {
 	defer s.Close()
 	d := testDest(s.URL)
 	d.Config["test_event_code"] = "TEST42"
-	v, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.UnixMilli(1763892000999))})
+	v, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.UnixMilli(1763892000999))})
 	require.NoError(t, err)
 	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, v)
 	r := s.Requests()[0]
@@ -150,17 +151,17 @@ func TestAgainstStandin(t *testing.T) {
 
 	s.SetFailures(standin.Fault{Status: 429, RetryAfter: "4"}, standin.Fault{Status: 200, Body: `{"code":40100,"message":"rate"}`},
 		standin.Fault{Status: 503})
-	v, _ := standin.Deliver(ctx, d, a, batch)
+	v, _ := sinktest.Attempt(ctx, d, a, batch)
 	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_429", RetryAfter: 4 * time.Second}, v)
-	v, _ = standin.Deliver(ctx, d, a, batch)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
 	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "tiktok_code_40100"}, v)
-	v, _ = standin.Deliver(ctx, d, a, batch)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
 	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_503"}, v)
 
 	s.RejectEvents("e2")
-	v, _ = standin.Deliver(ctx, d, a, batch)
+	v, _ = sinktest.Attempt(ctx, d, a, batch)
 	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "tiktok_code_40002", Split: true}, v)
-	v, _ = standin.Deliver(ctx, d, a, batch[:1])
+	v, _ = sinktest.Attempt(ctx, d, a, batch[:1])
 	require.Equal(t, sdk.Delivered, v.Class)
 	require.Equal(t, []string{"e1"}, s.EventIDs())
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/standin"
 	"github.com/tollgate-dev/tollgate/schemas"
 	"github.com/tollgate-dev/tollgate/sinks/sdk"
+	"github.com/tollgate-dev/tollgate/sinks/sinktest"
 )
 
 // secret is the example secret of the Standard Webhooks specification.
@@ -100,7 +101,7 @@ func TestRequestFormatAndSignature(t *testing.T) {
 	d := testDest(s.URL + "/hook?src=tollgate")
 	ts := time.UnixMilli(1763892000123)
 	batch := []*schemas.FilteredEvent{testEvent("e1", ts), testEvent("e2", ts)}
-	v, err := standin.Deliver(context.Background(), d, newAdapter(t, d), batch)
+	v, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), batch)
 	require.NoError(t, err)
 	require.Equal(t, sdk.Verdict{Class: sdk.Delivered}, v)
 
@@ -145,7 +146,7 @@ func TestRawSecret(t *testing.T) {
 	d := testDest(s.URL)
 	a, err := New(d, envWith("plain-secret"))
 	require.NoError(t, err)
-	v, err := standin.Deliver(context.Background(), d, a, []*schemas.FilteredEvent{testEvent("e1", time.Now())})
+	v, err := sinktest.Attempt(context.Background(), d, a, []*schemas.FilteredEvent{testEvent("e1", time.Now())})
 	require.NoError(t, err)
 	require.Equal(t, sdk.Delivered, v.Class)
 	require.Equal(t, "e1", s.Requests()[0].Header.Get("webhook-id"))
@@ -155,7 +156,7 @@ func TestWrongSecretIsRefused(t *testing.T) {
 	s := standin.New("webhook", standin.WithWebhookSecret("whsec_"+base64.StdEncoding.EncodeToString([]byte("other"))))
 	defer s.Close()
 	d := testDest(s.URL)
-	v, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.Now())})
+	v, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.Now())})
 	require.NoError(t, err)
 	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_401"}, v)
 }
@@ -198,7 +199,7 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 	}))
 	defer srv.Close()
 	d := testDest(srv.URL + "/hook")
-	v, err := standin.Deliver(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.Now())})
+	v, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{testEvent("e1", time.Now())})
 	require.NoError(t, err)
 	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_307"}, v)
 	require.False(t, hit)
@@ -212,17 +213,17 @@ func TestStandinFaults(t *testing.T) {
 	a := newAdapter(t, d)
 	batch := []*schemas.FilteredEvent{testEvent("e1", time.Now())}
 	s.SetFailures(standin.Fault{Status: 410}, standin.Fault{Status: 503, RetryAfter: "8"}, standin.Fault{Hang: 5 * time.Second})
-	v, _ := standin.Deliver(context.Background(), d, a, batch)
+	v, _ := sinktest.Attempt(context.Background(), d, a, batch)
 	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_410"}, v)
-	v, _ = standin.Deliver(context.Background(), d, a, batch)
+	v, _ = sinktest.Attempt(context.Background(), d, a, batch)
 	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_503", RetryAfter: 8 * time.Second}, v)
 	start := time.Now()
-	v, err := standin.Deliver(context.Background(), d, a, batch)
+	v, err := sinktest.Attempt(context.Background(), d, a, batch)
 	require.NoError(t, err)
 	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "timeout"}, v, "the adapter's timeout, not the default")
 	require.Less(t, time.Since(start), 2*time.Second)
 	s.RejectEvents("e1")
-	v, _ = standin.Deliver(context.Background(), d, a, batch)
+	v, _ = sinktest.Attempt(context.Background(), d, a, batch)
 	require.Equal(t, sdk.Verdict{Class: sdk.Permanent, Reason: "http_400", Split: true}, v)
 }
 

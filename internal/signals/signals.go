@@ -1,0 +1,213 @@
+// Package signals normalises consent signals sent by consent management
+// platforms (Google Consent Mode, CMP category ids) into granted/denied/unknown
+// states. It fails closed: anything it cannot read as "granted" is never granted.
+package signals
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+)
+
+// State is one consent choice. The zero value is Unknown (no choice made).
+type State int
+
+const (
+	Unknown State = iota
+	Granted
+	Denied
+)
+
+func (s State) String() string {
+	switch s {
+	case Granted:
+		return "granted"
+	case Denied:
+		return "denied"
+	}
+	return "unknown"
+}
+
+// GCMKeys are the Google Consent Mode v2 keys a policy may map purposes to.
+var GCMKeys = map[string]bool{
+	"ad_storage": true, "analytics_storage": true, "ad_user_data": true, "ad_personalization": true,
+	"functionality_storage": true, "personalization_storage": true, "security_storage": true,
+}
+
+// ParseGCM reads a consent_signals.gcm object. Only the exact string "granted"
+// grants; "denied" denies; an unknown key or a value of another type is an
+// error so the sender learns about it instead of having it silently dropped.
+func ParseGCM(m map[string]any) (map[string]State, error) {
+	out := make(map[string]State, len(m))
+	for k, v := range m {
+		if !GCMKeys[k] {
+			return nil, fmt.Errorf("gcm.%s: unknown consent mode key", k)
+		}
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("gcm.%s: must be a string", k)
+		}
+		switch s {
+		case "granted":
+			out[k] = Granted
+		case "denied":
+			out[k] = Denied
+		default:
+			return nil, fmt.Errorf("gcm.%s: must be \"granted\" or \"denied\"", k)
+		}
+	}
+	return out, nil
+}
+
+// ParseGCS reads the gcs URL parameter sGTM receives: "G1" followed by one
+// digit for ad_storage then one for analytics_storage ("G100", "G111").
+func ParseGCS(gcs string) (map[string]State, error) {
+	if len(gcs) != 4 || gcs[:2] != "G1" {
+		return nil, fmt.Errorf("gcs %q: want G1 followed by two digits", gcs)
+	}
+	out := map[string]State{}
+	for i, key := range []string{"ad_storage", "analytics_storage"} {
+		switch gcs[2+i] {
+		case '1':
+			out[key] = Granted
+		case '0':
+			out[key] = Denied
+		default:
+			return nil, fmt.Errorf("gcs %q: position %d must be 0 or 1", gcs, 3+i)
+		}
+	}
+	return out, nil
+}
+
+// CMPIDs is the allowed/denied category id lists of a CMP (consent_signals.cmp_ids,
+// or RudderStack's allowedConsentIds/deniedConsentIds).
+type CMPIDs struct {
+	Allowed []string
+	Denied  []string
+	// HasDenied records that a denied list was sent at all: without one,
+	// every mapped id not allowed is denied (fail closed).
+	HasDenied bool
+}
+
+// State says what the lists say about one id.
+func (c CMPIDs) State(id string) State {
+	for _, d := range c.Denied {
+		if d == id {
+			return Denied
+		}
+	}
+	for _, a := range c.Allowed {
+		if a == id {
+			return Granted
+		}
+	}
+	if !c.HasDenied && len(c.Allowed) > 0 {
+		return Denied
+	}
+	return Unknown
+}
+
+// Google755 maps TCF purpose consents to Consent Mode keys the way Google does
+// for vendor 755 when a Google destination has only a TC string.
+func Google755(purpose func(n int) bool) map[string]State {
+	st := func(ok bool) State {
+		if ok {
+			return Granted
+		}
+		return Denied
+	}
+	return map[string]State{
+		"ad_storage":         st(purpose(1)),
+		"ad_user_data":       st(purpose(1) && purpose(7)),
+		"ad_personalization": st(purpose(3) && purpose(4)),
+	}
+}
+
+// Proof is the lower-hex SHA-256 of the TC and GPP strings joined by "\n",
+// empty when neither was sent.
+func Proof(tcf, gpp string) string {
+	if tcf == "" && gpp == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(strings.Join([]string{tcf, gpp}, "\n")))
+	return hex.EncodeToString(sum[:])
+}
+
+// ConsentManagement is RudderStack's context.consentManagement.
+type ConsentManagement struct {
+	Provider string
+	IDs      CMPIDs
+	// Any is true for resolutionStrategy "or": one allowed id of a purpose
+	// suffices; otherwise ("and", or absent) every mapped id must be allowed.
+	Any bool
+}
+
+// ParseConsentManagement reads context.consentManagement; path prefixes errors.
+func ParseConsentManagement(m map[string]any) (ConsentManagement, error) {
+	var cm ConsentManagement
+	if p, ok := m["provider"]; ok {
+		s, ok := p.(string)
+		if !ok {
+			return cm, fmt.Errorf("consentManagement.provider: must be a string")
+		}
+		cm.Provider = s
+	}
+	list := func(key string) ([]string, bool, error) {
+		v, ok := m[key]
+		if !ok {
+			return nil, false, nil
+		}
+		arr, ok := v.([]any)
+		if !ok {
+			return nil, true, fmt.Errorf("consentManagement.%s: must be an array of strings", key)
+		}
+		out := make([]string, 0, len(arr))
+		for i, e := range arr {
+			s, ok := e.(string)
+			if !ok {
+				return nil, true, fmt.Errorf("consentManagement.%s[%d]: must be a string", key, i)
+			}
+			out = append(out, s)
+		}
+		return out, true, nil
+	}
+	var err error
+	if cm.IDs.Allowed, _, err = list("allowedConsentIds"); err != nil {
+		return cm, err
+	}
+	if cm.IDs.Denied, cm.IDs.HasDenied, err = list("deniedConsentIds"); err != nil {
+		return cm, err
+	}
+	switch rs := m["resolutionStrategy"]; rs {
+	case nil, "and":
+	case "or":
+		cm.Any = true
+	default:
+		return cm, fmt.Errorf("consentManagement.resolutionStrategy: must be \"and\" or \"or\"")
+	}
+	return cm, nil
+}
+
+// Purpose resolves one purpose mapped to ids: Denied wins under "and", one
+// Granted suffices under "or"; Unknown only when no id says anything.
+func (cm ConsentManagement) Purpose(ids []string) State {
+	seen := Unknown
+	for _, id := range ids {
+		switch cm.IDs.State(id) {
+		case Denied:
+			if !cm.Any {
+				return Denied
+			}
+			if seen == Unknown {
+				seen = Denied
+			}
+		case Granted:
+			if cm.Any {
+				return Granted
+			}
+			seen = Granted
+		}
+	}
+	return seen
+}
