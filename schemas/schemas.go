@@ -153,6 +153,10 @@ type Codec[T any] struct {
 	// older are previous versions of the schema that the codec still reads, so records written
 	// before an upgrade (still on a topic, or replayed) decode with the new code.
 	older []olderVersion
+	// appendBody, when set, encodes the record by hand (after the header) instead of hamba/avro;
+	// size estimates the encoded length.
+	appendBody func(b []byte, v *T) []byte
+	size       func(v *T) int
 }
 
 // olderVersion is a previous version of a record's schema: its single-object header, and the
@@ -247,11 +251,19 @@ var (
 		return c
 	}()
 	ConsentUpdates = newCodec[ConsentUpdate](consentUpdateSchema)
-	FilteredEvents = newCodec[FilteredEvent](filteredEventSchema)
-	Decisions      = newCodec[Decision](decisionSchema)
-	Deliveries     = newCodec[Delivery](deliverySchema, deliverySchemaV1)
-	LedgerEntries  = newCodec[LedgerEntry](ledgerEntrySchema)
-	Duplicates     = newCodec[Duplicate](duplicateSchema)
+	FilteredEvents = func() *Codec[FilteredEvent] {
+		c := newCodec[FilteredEvent](filteredEventSchema)
+		c.appendBody, c.size = appendFilteredEvent, filteredEventSize
+		return c
+	}()
+	Decisions = func() *Codec[Decision] {
+		c := newCodec[Decision](decisionSchema)
+		c.appendBody, c.size = appendDecision, decisionSize
+		return c
+	}()
+	Deliveries    = newCodec[Delivery](deliverySchema, deliverySchemaV1)
+	LedgerEntries = newCodec[LedgerEntry](ledgerEntrySchema)
+	Duplicates    = newCodec[Duplicate](duplicateSchema)
 )
 
 // Schema returns the parsed Avro schema.
@@ -259,6 +271,9 @@ func (c *Codec[T]) Schema() avro.Schema { return c.schema }
 
 // Encode returns v in single-object encoding.
 func (c *Codec[T]) Encode(v *T) ([]byte, error) {
+	if c.appendBody != nil {
+		return c.appendBody(append(make([]byte, 0, len(c.header)+c.size(v)), c.header...), v), nil
+	}
 	var w any = v
 	if c.toWire != nil {
 		w = c.toWire(v)
