@@ -43,6 +43,8 @@ func (db *DB) InsertDecisions(ctx context.Context, ds []schemas.Decision) error 
 		fieldsStripped = make([][]string, n)
 		policyVersion  = make([]string, n)
 		runID          = make([]string, n)
+		consentSource  = make([]string, n)
+		consentProof   = make([]string, n)
 	)
 	for i := range ds {
 		d := &ds[i]
@@ -64,9 +66,12 @@ func (db *DB) InsertDecisions(ctx context.Context, ds []schemas.Decision) error 
 		fieldsStripped[i] = nonNil(d.FieldsStripped)
 		policyVersion[i] = d.PolicyVersion
 		runID[i] = d.RunID
+		consentSource[i] = d.ConsentSource
+		consentProof[i] = d.ConsentProof
 	}
 	for i, col := range []any{decisionID, eventID, userKey, destination, eventName, eventTime, decidedAt,
-		outcome, reason, purpose, jurisdiction, gpc, fieldsSent, fieldsStripped, policyVersion, runID} {
+		outcome, reason, purpose, jurisdiction, gpc, fieldsSent, fieldsStripped, policyVersion, runID,
+		consentSource, consentProof} {
 		if err := batch.Column(i).Append(col); err != nil {
 			return fmt.Errorf("insert decisions: column %s: %w", decisionsColumns[i].name, err)
 		}

@@ -301,7 +301,8 @@ func readDecisions(t testing.TB, db *DB, table string) map[string]schemas.Decisi
 			gpc                uint8
 		)
 		require.NoError(t, rows.Scan(&d.DecisionID, &d.EventID, &d.UserKey, &d.Destination, &d.EventName, &eventTime, &decided,
-			&d.Outcome, &d.Reason, &d.Purpose, &d.Jurisdiction, &gpc, &d.FieldsSent, &d.FieldsStripped, &d.PolicyVersion, &d.RunID))
+			&d.Outcome, &d.Reason, &d.Purpose, &d.Jurisdiction, &gpc, &d.FieldsSent, &d.FieldsStripped, &d.PolicyVersion, &d.RunID,
+			&d.ConsentSource, &d.ConsentProof))
 		d.EventTimeMs, d.DecidedMs, d.GPC = eventTime.UnixMilli(), decided.UnixMilli(), gpc == 1
 		require.NotContains(t, out, d.DecisionID, "duplicate under FINAL")
 		out[d.DecisionID] = d

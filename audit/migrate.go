@@ -51,7 +51,9 @@ type migration struct {
 
 // decisionsColumns and deliveriesColumns are the documented columns (docs/audit.md), in order.
 var (
-	decisionsColumns = []column{
+	// decisionsColumnsV5 are the columns of decisions up to schema version 5 (the released
+	// migrations 1–3 create and copy exactly these); version 6 adds the consent provenance.
+	decisionsColumnsV5 = []column{
 		{"decision_id", "String"},
 		{"event_id", "String"},
 		{"user_key", "String"},
@@ -69,6 +71,7 @@ var (
 		{"policy_version", "String"},
 		{"run_id", "String"},
 	}
+	decisionsColumns = append(slices.Clip(decisionsColumnsV5), decisionsProvenance...)
 	// deliveriesColumnsV3 are the columns of deliveries up to schema version 3 (the released
 	// migrations 1–3 create and copy exactly these); version 4 adds delivery_id.
 	deliveriesColumnsV3 = []column{
@@ -108,7 +111,7 @@ func migrations(database string) []migration {
 	t := func(name string) string { return qualified(database, name) }
 	return []migration{
 		{version: 1, statements: []string{
-			`CREATE TABLE IF NOT EXISTS ` + t("decisions") + ` (` + columnDefs(decisionsColumns) + `)
+			`CREATE TABLE IF NOT EXISTS ` + t("decisions") + ` (` + columnDefs(decisionsColumnsV5) + `)
 			ENGINE = ReplacingMergeTree()
 			PARTITION BY toYYYYMM(event_time)
 			ORDER BY (destination, event_id, run_id)`,
@@ -119,25 +122,26 @@ func migrations(database string) []migration {
 		}},
 		{version: 2, statements: []string{
 			// The target table first: the view refers to it.
-			`CREATE TABLE IF NOT EXISTS ` + t("decisions_by_user") + ` (` + columnDefs(decisionsColumns) + `)
+			`CREATE TABLE IF NOT EXISTS ` + t("decisions_by_user") + ` (` + columnDefs(decisionsColumnsV5) + `)
 			ENGINE = ReplacingMergeTree()
 			PARTITION BY toYYYYMM(event_time)
 			ORDER BY (user_key, destination, event_id, run_id)`,
 			// The view only sees rows inserted after it exists; copy what came before it. Both
 			// statements are safe to repeat: the copy's duplicates collapse like any replay's.
 			`CREATE MATERIALIZED VIEW IF NOT EXISTS ` + t("decisions_by_user_mv") + ` TO ` + t("decisions_by_user") + `
-			AS SELECT ` + columnNames(decisionsColumns) + ` FROM ` + t("decisions"),
-			`INSERT INTO ` + t("decisions_by_user") + ` (` + columnNames(decisionsColumns) + `)
-			SELECT ` + columnNames(decisionsColumns) + ` FROM ` + t("decisions"),
+			AS SELECT ` + columnNames(decisionsColumnsV5) + ` FROM ` + t("decisions"),
+			`INSERT INTO ` + t("decisions_by_user") + ` (` + columnNames(decisionsColumnsV5) + `)
+			SELECT ` + columnNames(decisionsColumnsV5) + ` FROM ` + t("decisions"),
 		}},
 		{3, nil, migrateDayPartitions},
 		{4, nil, migrateDeliveryIDs},
 		{version: 5, statements: []string{duplicatesDDL(database)}},
+		{6, nil, migrateConsentProvenance},
 	}
 }
 
 // SchemaVersion is the newest schema version Migrate applies.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // Migrate creates the database if missing and applies every schema version it has not applied
 // yet, recording each in the database's schema_migrations table. Running it again, or from two
@@ -186,7 +190,7 @@ func migrateTo(ctx context.Context, conn driver.Conn, database string, upTo uint
 			return fmt.Errorf("record migration %d: %w", m.version, err)
 		}
 	}
-	want := map[string][]column{"decisions": decisionsColumns, "deliveries": deliveriesColumnsV3, "decisions_by_user": decisionsColumns}
+	want := map[string][]column{"decisions": decisionsColumnsV5, "deliveries": deliveriesColumnsV3, "decisions_by_user": decisionsColumnsV5}
 	if upTo >= 3 {
 		want["erasures"] = erasuresColumns
 	}
@@ -195,6 +199,9 @@ func migrateTo(ctx context.Context, conn driver.Conn, database string, upTo uint
 	}
 	if upTo >= 5 {
 		want["duplicates"] = duplicatesColumns
+	}
+	if upTo >= 6 {
+		want["decisions"], want["decisions_by_user"] = decisionsColumns, decisionsColumns
 	}
 	for table, want := range want {
 		if err := checkColumns(ctx, conn, database, table, want); err != nil {

@@ -32,7 +32,7 @@ func TestMigrateCreatesContractTables(t *testing.T) {
 		{"event_name", "String"}, {"event_time", "DateTime"}, {"decided_at", "DateTime"}, {"outcome", "String"},
 		{"reason", "String"}, {"purpose", "String"}, {"jurisdiction", "String"}, {"gpc", "UInt8"},
 		{"fields_sent", "Array(String)"}, {"fields_stripped", "Array(String)"}, {"policy_version", "String"},
-		{"run_id", "String"},
+		{"run_id", "String"}, {"consent_source", "String"}, {"consent_proof", "String"},
 	}, decisionsColumns, "docs/audit.md decisions")
 	require.Equal(t, []column{
 		{"event_id", "String"}, {"destination", "String"}, {"attempt", "UInt16"}, {"status", "String"},
@@ -77,8 +77,8 @@ func TestMigrateUpgradesVersion2(t *testing.T) {
 	for i := range 50 {
 		ds = append(ds, testDecision(i))
 	}
-	require.NoError(t, db.InsertDecisions(ctx, ds))
-	require.NoError(t, db.InsertDecisions(ctx, ds[:10])) // copies, as a restarted writer leaves them
+	insertDecisionsV5(t, db, ds...)
+	insertDecisionsV5(t, db, ds[:10]...) // copies, as a restarted writer leaves them
 	insertDeliveriesV3(t, db, testDelivery(1), testDelivery(2), testDelivery(2))
 
 	require.NoError(t, db.Migrate(ctx))
@@ -102,7 +102,7 @@ func TestMigrateUpgradesVersion2(t *testing.T) {
 	}
 	applied, err := appliedVersions(ctx, db, db.Database)
 	require.NoError(t, err)
-	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true, 4: true, 5: true}, applied)
+	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true}, applied)
 
 	// An interrupted upgrade is re-run from where it stopped: running the step again is harmless.
 	require.NoError(t, migrateDayPartitions(ctx, db, db.Database))
@@ -140,7 +140,7 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 	require.Equal(t, uint64(SchemaVersion), countRaw(t, db, "schema_migrations"), "one row per version, none added by the reruns")
 	applied, err := appliedVersions(ctx, db, db.Database)
 	require.NoError(t, err)
-	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true, 4: true, 5: true}, applied)
+	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true}, applied)
 	require.Equal(t, uint64(1), countRaw(t, db, "decisions"), "data kept")
 	require.Equal(t, uint64(1), countRaw(t, db, "decisions_by_user"), "the by-user copy is not redone")
 }

@@ -34,12 +34,12 @@ func v3TableDDL(database, table, name string) string {
 	t := qualified(database, name)
 	switch table {
 	case "decisions":
-		return `CREATE TABLE IF NOT EXISTS ` + t + ` (` + columnDefs(decisionsColumns) + `)
+		return `CREATE TABLE IF NOT EXISTS ` + t + ` (` + columnDefs(decisionsColumnsV5) + `)
 			ENGINE = ReplacingMergeTree()
 			PARTITION BY toDate(decided_at)
 			ORDER BY (destination, event_id, run_id)`
 	case "decisions_by_user":
-		return `CREATE TABLE IF NOT EXISTS ` + t + ` (` + columnDefs(decisionsColumns) + `)
+		return `CREATE TABLE IF NOT EXISTS ` + t + ` (` + columnDefs(decisionsColumnsV5) + `)
 			ENGINE = ReplacingMergeTree()
 			PARTITION BY toDate(decided_at)
 			ORDER BY (user_key, destination, event_id, run_id)`
@@ -61,7 +61,7 @@ func v3Views(database string) []string {
 	t := func(name string) string { return qualified(database, name) }
 	return []string{
 		`CREATE MATERIALIZED VIEW IF NOT EXISTS ` + t("decisions_by_user_mv") + ` TO ` + t("decisions_by_user") + `
-			AS SELECT ` + columnNames(decisionsColumns) + ` FROM ` + t("decisions"),
+			AS SELECT ` + columnNames(decisionsColumnsV5) + ` FROM ` + t("decisions"),
 		`CREATE TABLE IF NOT EXISTS ` + t("decisions_daily") + ` (
 			day Date, destination String, outcome String, reason String, run_id String,
 			events AggregateFunction(uniqExact, String))
@@ -126,7 +126,7 @@ func migrateDayPartitions(ctx context.Context, conn driver.Conn, database string
 		if !exists {
 			continue
 		}
-		cols := decisionsColumns
+		cols := decisionsColumnsV5
 		if table == "deliveries" {
 			cols = deliveriesColumnsV3
 		}

@@ -117,6 +117,8 @@ type UserDecision struct {
 	FieldsStripped []string  `json:"fields_stripped"`
 	PolicyVersion  string    `json:"policy_version"`
 	RunID          string    `json:"run_id"`
+	ConsentSource  string    `json:"consent_source"`
+	ConsentProof   string    `json:"consent_proof"`
 }
 
 // UserDecisions answers "what did we send where about this user, and under what consent": the
@@ -125,7 +127,7 @@ type UserDecision struct {
 // user's rows.
 func (db *DB) UserDecisions(ctx context.Context, userKey string, limit int) ([]UserDecision, error) {
 	q := `SELECT event_time, decided_at, event_id, event_name, destination, outcome, reason, purpose,
-			jurisdiction, gpc, fields_sent, fields_stripped, policy_version, run_id
+			jurisdiction, gpc, fields_sent, fields_stripped, policy_version, run_id, consent_source, consent_proof
 		FROM ` + db.table("decisions_by_user") + ` FINAL
 		WHERE user_key = ? AND run_id = ''
 		ORDER BY event_time, event_id, destination`
@@ -144,7 +146,8 @@ func (db *DB) UserDecisions(ctx context.Context, userKey string, limit int) ([]U
 			gpc uint8
 		)
 		if err := rows.Scan(&d.EventTime, &d.DecidedAt, &d.EventID, &d.EventName, &d.Destination, &d.Outcome,
-			&d.Reason, &d.Purpose, &d.Jurisdiction, &gpc, &d.FieldsSent, &d.FieldsStripped, &d.PolicyVersion, &d.RunID); err != nil {
+			&d.Reason, &d.Purpose, &d.Jurisdiction, &gpc, &d.FieldsSent, &d.FieldsStripped, &d.PolicyVersion, &d.RunID,
+			&d.ConsentSource, &d.ConsentProof); err != nil {
 			return nil, fmt.Errorf("user decisions: %w", err)
 		}
 		d.GPC = gpc == 1

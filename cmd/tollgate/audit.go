@@ -140,7 +140,7 @@ func newAuditUserCmd() *cobra.Command {
 				return writeJSON(out, map[string]any{"user": id, "received_data": nonNil(recipients), "decisions": nonNil(rows)})
 			}
 			t := table{header: []string{"destination", "event_time", "event", "event_id", "outcome", "reason", "purpose",
-				"jurisdiction", "gpc", "fields_sent", "policy_version", "delivery", "attempts"}}
+				"jurisdiction", "gpc", "consent_source", "consent_proof", "fields_sent", "policy_version", "delivery", "attempts"}}
 			for _, r := range rows {
 				status, attempts := "-", ""
 				if d := r.Delivery; d != nil {
@@ -150,7 +150,7 @@ func newAuditUserCmd() *cobra.Command {
 					}
 				}
 				t.add(r.Destination, r.EventTime.Format(time.RFC3339), r.EventName, r.EventID, r.Outcome, r.Reason, r.Purpose,
-					r.Jurisdiction, strconv.FormatBool(r.GPC), list(r.FieldsSent), r.PolicyVersion, status, attempts)
+					r.Jurisdiction, strconv.FormatBool(r.GPC), orDash(r.ConsentSource), orDash(r.ConsentProof), list(r.FieldsSent), r.PolicyVersion, status, attempts)
 			}
 			if format == formatCSV {
 				return t.writeCSV(out)
