@@ -25,7 +25,7 @@ const (
 // The purpose that is always allowed (docs/consent.md rule 2).
 const Necessary = "necessary"
 
-// The purpose that sensitive rules protect (docs/consent.md rule 6).
+// The purpose that sensitive rules protect (docs/consent.md rule 8).
 const Marketing = "marketing"
 
 // DefaultJurisdiction is the jurisdiction of events that name none and whose request named none.

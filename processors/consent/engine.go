@@ -169,7 +169,7 @@ func (d *decider) reason(dest *policy.Destination) string {
 }
 
 // withdrawn reports whether the user's recorded consent says false for the purpose. A recorded
-// true grants nothing by itself: it intersects with the event's consent (rule 4 still applies), so
+// true grants nothing by itself: it intersects with the event's consent (rule 5 still applies), so
 // a stale "yes" cannot override what the event says.
 func (d *decider) withdrawn(purpose string) bool {
 	if d.st == nil {
