@@ -135,3 +135,21 @@ func TestExplainShowsSignalRules(t *testing.T) {
 	}
 	t.Fatal("no tiktok explanation")
 }
+
+// The consent map handed to sinks (GA4 and Google Ads derive their vendor consent fields from it)
+// carries the CMP signals: a TC string refusing marketing's purposes turns marketing off there
+// even when the event's own consent says true.
+func TestFilteredConsentCarriesSignals(t *testing.T) {
+	pol := loadPolicy(t, "segment_categories:", sourcesYAML+"segment_categories:")
+	ev := baseEvent()
+	ev.Consent = allTrue()
+	ev.Signals = &schemas.ConsentSignals{TCF: tcNothing, GCM: map[string]string{"analytics_storage": "granted"}}
+	o := outcomeFor(t, Decide(ev, nil, pol, decidedAt, ""), "ops")
+	require.NotNil(t, o.Filtered)
+	require.Equal(t, map[string]bool{"necessary": true, "analytics": false, "marketing": false}, o.Filtered.Consent)
+
+	ev.Signals = &schemas.ConsentSignals{TCF: tcAll}
+	o = outcomeFor(t, Decide(ev, nil, pol, decidedAt, ""), "ops")
+	require.Equal(t, map[string]bool{"necessary": true, "analytics": true, "marketing": true}, o.Filtered.Consent,
+		"tcAll consents to purposes 1–10: both mappings hold")
+}
