@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 export TOLLGATE_TEST_KAFKA      ?= 127.0.0.1:9092
 export TOLLGATE_TEST_CLICKHOUSE ?= 127.0.0.1:9000
 
-.PHONY: build chdb-venv test test-unit test-containers images demo bench chaos fmt lint tidy-check services-up services-down clean
+.PHONY: build chdb-venv test test-unit test-containers images demo bench chaos fmt lint tidy-check services-up services-down cluster-up cluster-down clean
 
 # One static binary with every component.
 build:
@@ -16,6 +16,17 @@ build:
 # State, data and logs: .services/ (override with TOLLGATE_SERVICES_DIR).
 services-up:
 	@deploy/local/services-up.sh
+
+# The cluster topology (deploy/cluster): ZooKeeper 127.0.0.1:22181, three KRaft brokers on
+# 127.0.0.1:29092-29094, two ClickHouse replicas (cluster `tollgate`) on 29000/29001 (HTTP
+# 28123/28124). Same rules as services-up; state in .services/cluster. The ports overlap
+# docker-compose.host.yml's: run one or the other.
+cluster-up:
+	@deploy/cluster/cluster-up.sh
+
+# Stop them (by pid file); data and logs are kept.
+cluster-down:
+	@deploy/cluster/cluster-down.sh
 
 # The Python venv with chdb (ClickHouse 26.x embedded) that audit's statement check runs on:
 # .services/chdb-venv, pinned by deploy/chdb/requirements.txt. The test creates it too.
