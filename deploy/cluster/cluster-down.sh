@@ -49,6 +49,13 @@ stop() { # NAME PIDFILE PATTERN
 
 rc=0
 for n in 1 2; do stop "clickhouse-$n" "$CL/clickhouse-$n/pid" clickhouse || rc=1; done
-for n in 1 2 3; do stop "kafka-$n" "$CL/kafka-$n/pid" kafka.Kafka || rc=1; done
+# The brokers are stopped together: stopped one by one, the last one waits for a controller
+# quorum that is gone and only goes at SIGKILL.
+pids=()
+for n in 1 2 3; do
+  stop "kafka-$n" "$CL/kafka-$n/pid" kafka.Kafka &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
 stop zookeeper "$CL/zookeeper/pid" QuorumPeerMain || rc=1
 exit $rc

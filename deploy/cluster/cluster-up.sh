@@ -106,8 +106,10 @@ EOF
 }
 
 # ---- Kafka ----------------------------------------------------------------------------------
-kafka_opts() { # N
-  echo "-cp $LIB/* -Dlog4j.configuration=file:$REPO_ROOT/deploy/local/kafka/log4j.properties -Dkafka.logs.dir=$CL/kafka-$1/logs -Dlog4j2.statusLoggerLevel=OFF -Djava.awt.headless=true"
+kafka_opts=()
+set_kafka_opts() { # N
+  kafka_opts=(-cp "$LIB/*" -Dlog4j.configuration="file:$REPO_ROOT/deploy/local/kafka/log4j.properties"
+    -Dkafka.logs.dir="$CL/kafka-$1/logs" -Dlog4j2.statusLoggerLevel=OFF -Djava.awt.headless=true)
 }
 
 start_broker() { # N
@@ -140,17 +142,17 @@ num.recovery.threads.per.data.dir=1
 log.retention.hours=24
 log.segment.bytes=104857600
 EOF
-  # shellcheck disable=SC2046 # kafka_opts is deliberately word-split (no spaces in its paths)
+  set_kafka_opts "$n"
   if [[ ! -f "$d/data/meta.properties" ]]; then
     log "formatting Kafka broker $n storage (cluster id $CLUSTER_ID)"
-    java $(kafka_opts "$n") kafka.tools.StorageTool format --config "$d/server.properties" \
+    java "${kafka_opts[@]}" kafka.tools.StorageTool format --config "$d/server.properties" \
       --cluster-id "$CLUSTER_ID" >>"$d/logs/kafka.out" 2>&1 ||
       fail_with_logs "Kafka storage format failed (broker $n)" "$d/logs/kafka.out"
   fi
   : >"$d/logs/server.log" # readiness greps this run's "started" line
   log "starting Kafka broker $n on 127.0.0.1:$(kafka_port "$n")"
-  # shellcheck disable=SC2046,SC2086
-  setsid java $KAFKA_HEAP_OPTS -XX:+UseG1GC $(kafka_opts "$n") kafka.Kafka "$d/server.properties" \
+  # shellcheck disable=SC2086 # KAFKA_HEAP_OPTS is deliberately word-split
+  setsid java $KAFKA_HEAP_OPTS -XX:+UseG1GC "${kafka_opts[@]}" kafka.Kafka "$d/server.properties" \
     </dev/null >>"$d/logs/kafka.out" 2>&1 9>&- &
   echo $! >"$d/pid"
 }
@@ -193,7 +195,7 @@ if ! zk_ready && ! pid_alive "$CL/zookeeper/pid" QuorumPeerMain; then
   tcp_open 127.0.0.1 $ZK_PORT && die "port $ZK_PORT is taken by something that is not our ZooKeeper"
   start_zk
 fi
-[[ -f "$CL/cluster-id" ]] || java -cp "$LIB/*" kafka.tools.StorageTool random-uuid >"$CL/cluster-id"
+[[ -s "$CL/cluster-id" ]] || java -cp "$LIB/*" -Dlog4j2.statusLoggerLevel=OFF kafka.tools.StorageTool random-uuid 2>/dev/null >"$CL/cluster-id"
 CLUSTER_ID="$(<"$CL/cluster-id")"
 for n in "${BROKERS[@]}"; do
   if ! tcp_open 127.0.0.1 "$(kafka_port "$n")" && ! pid_alive "$CL/kafka-$n/pid" kafka.Kafka; then
