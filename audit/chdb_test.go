@@ -22,7 +22,7 @@ import (
 )
 
 // Every statement tollgate sends to ClickHouse, in the order a fresh install sends them: the
-// migrations of every schema version, the writer's inserts, the CLI's queries (audit summary,
+// migrations of every schema version, the writer's inserts (decisions, deliveries, duplicates), the CLI's queries (audit summary,
 // user, blocked, diff), the access report's, every query of docs/audit.md, erasure and
 // retention. They are recorded by running the real functions against a recorder (so a new
 // statement in those functions is covered without touching this list) and replayed on
@@ -69,6 +69,10 @@ func tollgateStatements(t *testing.T, database string) []recorded {
 		{EventID: "e1", Destination: "meta", Attempt: 1, Status: "retrying", HTTPStatus: 503, Error: "http_503", LatencyMs: 80, AtMs: at, DeliveryID: "d1"},
 		{EventID: "e1", Destination: "meta", Attempt: 2, Status: "delivered", HTTPStatus: 200, LatencyMs: 40, AtMs: at + 2000, DeliveryID: "d2"},
 		{EventID: "e3", Destination: "ga4", Attempt: 1, Status: "delivered", HTTPStatus: 204, LatencyMs: 20, AtMs: at, DeliveryID: "d3"},
+	}))
+
+	require.NoError(t, db.InsertDuplicates(ctx, []schemas.Duplicate{
+		{EventID: "e1", UserKey: "u-42", FirstSeenMs: at, LastSeenMs: at + 5000, Resends: 2},
 	}))
 
 	// The CLI (cmd/tollgate audit ...) and the writer's reads.

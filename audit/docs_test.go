@@ -86,6 +86,7 @@ func TestDocumentedColumns(t *testing.T) {
 	require.Equal(t, decisionsColumns, documented("### `decisions` (and `decisions_by_user`, the same columns)"))
 	require.Equal(t, deliveriesColumns, documented("### `deliveries`"))
 	require.Equal(t, erasuresColumns, documented("### `erasures`"))
+	require.Equal(t, duplicatesColumns, documented("### `duplicates`"))
 }
 
 // The reconciliation query of docs/audit.md counts real requests: an event a vendor got twice

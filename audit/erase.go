@@ -58,6 +58,9 @@ func (db *DB) EraseUser(ctx context.Context, userKey string) error {
 			return fmt.Errorf("erase user: %w", err)
 		}
 	}
+	if _, err := db.mutateIfAny(ctx, "duplicates", `DELETE`, `user_key = ?`, userKey); err != nil {
+		return fmt.Errorf("erase user: %w", err)
+	}
 	for _, table := range []string{"decisions", "decisions_by_user"} {
 		if _, err := db.mutateIfAny(ctx, table, `DELETE`, `user_key = ? AND reason != 'erased'`, userKey); err != nil {
 			return fmt.Errorf("erase user: %w", err)

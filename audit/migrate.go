@@ -132,11 +132,12 @@ func migrations(database string) []migration {
 		}},
 		{3, nil, migrateDayPartitions},
 		{4, nil, migrateDeliveryIDs},
+		{version: 5, statements: []string{duplicatesDDL(database)}},
 	}
 }
 
 // SchemaVersion is the newest schema version Migrate applies.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // Migrate creates the database if missing and applies every schema version it has not applied
 // yet, recording each in the database's schema_migrations table. Running it again, or from two
@@ -191,6 +192,9 @@ func migrateTo(ctx context.Context, conn driver.Conn, database string, upTo uint
 	}
 	if upTo >= 4 {
 		want["deliveries"] = deliveriesColumns
+	}
+	if upTo >= 5 {
+		want["duplicates"] = duplicatesColumns
 	}
 	for table, want := range want {
 		if err := checkColumns(ctx, conn, database, table, want); err != nil {

@@ -102,7 +102,7 @@ func TestMigrateUpgradesVersion2(t *testing.T) {
 	}
 	applied, err := appliedVersions(ctx, db, db.Database)
 	require.NoError(t, err)
-	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true, 4: true}, applied)
+	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true, 4: true, 5: true}, applied)
 
 	// An interrupted upgrade is re-run from where it stopped: running the step again is harmless.
 	require.NoError(t, migrateDayPartitions(ctx, db, db.Database))
@@ -130,7 +130,7 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 	}
 	before := tables()
 	require.Equal(t, []string{"decisions", "decisions_by_user", "decisions_by_user_mv", "decisions_daily", "decisions_daily_mv",
-		"deliveries", "deliveries_daily", "deliveries_daily_mv", "erasures", "schema_migrations"}, before)
+		"deliveries", "deliveries_daily", "deliveries_daily_mv", "duplicates", "erasures", "schema_migrations"}, before)
 	require.NoError(t, db.InsertDecisions(ctx, []schemas.Decision{testDecision(1)}))
 
 	require.NoError(t, db.Migrate(ctx))
@@ -140,7 +140,7 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 	require.Equal(t, uint64(SchemaVersion), countRaw(t, db, "schema_migrations"), "one row per version, none added by the reruns")
 	applied, err := appliedVersions(ctx, db, db.Database)
 	require.NoError(t, err)
-	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true, 4: true}, applied)
+	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true, 4: true, 5: true}, applied)
 	require.Equal(t, uint64(1), countRaw(t, db, "decisions"), "data kept")
 	require.Equal(t, uint64(1), countRaw(t, db, "decisions_by_user"), "the by-user copy is not redone")
 }

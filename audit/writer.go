@@ -45,6 +45,7 @@ type Writer struct {
 	retention     config.Retention
 	decisions     string // topic names
 	deliveries    string
+	duplicates    string
 	state         string
 	parked        string // where rows ClickHouse refuses for good go (park.go)
 
@@ -76,6 +77,8 @@ type buffer struct {
 	decisionSrc []source // where each decision came from
 	deliveries  []schemas.Delivery
 	deliverySrc []source
+	dups        []schemas.Duplicate
+	dupSrc      []source
 	erasures    []string // user keys erased (consent-state records with Erased set)
 	erasureSrc  []source
 	// offsets is the offset to commit per partition once the rows above are inserted: one past
@@ -86,7 +89,9 @@ type buffer struct {
 	since time.Time
 }
 
-func (b *buffer) rows() int { return len(b.decisions) + len(b.deliveries) + len(b.erasures) }
+func (b *buffer) rows() int {
+	return len(b.decisions) + len(b.deliveries) + len(b.dups) + len(b.erasures)
+}
 
 func (b *buffer) pending() bool { return len(b.offsets) > 0 }
 
@@ -102,6 +107,7 @@ func (b *buffer) drop(parts map[string][]int32) {
 	}
 	b.decisions, b.decisionSrc = keep(b.decisions, b.decisionSrc, gone)
 	b.deliveries, b.deliverySrc = keep(b.deliveries, b.deliverySrc, gone)
+	b.dups, b.dupSrc = keep(b.dups, b.dupSrc, gone)
 	b.erasures, b.erasureSrc = keep(b.erasures, b.erasureSrc, gone)
 	if !b.pending() {
 		b.since = time.Time{}
@@ -141,6 +147,7 @@ func New(cfg *config.Config, log *zap.Logger) *Writer {
 		retention:     cfg.ClickHouse.Retention,
 		decisions:     cfg.Topic(config.TopicDecisions),
 		deliveries:    cfg.Topic(config.TopicDeliveries),
+		duplicates:    cfg.Topic(config.TopicDuplicates),
 		state:         cfg.Topic(config.TopicState),
 		parked:        cfg.Topic(config.TopicAuditParked),
 		erased:        map[[32]byte]struct{}{},
@@ -186,7 +193,7 @@ func (w *Writer) Run(ctx context.Context) error {
 
 	cl, err := kafka.NewClient(w.cfg, w.log, append([]kgo.Opt{
 		kgo.ConsumerGroup(w.group),
-		kgo.ConsumeTopics(w.decisions, w.deliveries, w.state),
+		kgo.ConsumeTopics(w.decisions, w.deliveries, w.duplicates, w.state),
 		// A new group starts at the beginning: the audit trail must hold every decision.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -205,7 +212,7 @@ func (w *Writer) Run(ctx context.Context) error {
 
 	w.log.Info("audit writer started", zap.String("clickhouse", w.cfg.ClickHouse.Addr),
 		zap.String("server_version", db.Version), zap.String("database", db.Database),
-		zap.Strings("topics", []string{w.decisions, w.deliveries, w.state}), zap.String("group", w.group))
+		zap.Strings("topics", []string{w.decisions, w.deliveries, w.duplicates, w.state}), zap.String("group", w.group))
 	retentionDone := make(chan struct{})
 	go func() {
 		defer close(retentionDone)
@@ -318,6 +325,12 @@ func (w *Writer) add(r *kgo.Record) {
 			w.buf.deliveries = append(w.buf.deliveries, d)
 			w.buf.deliverySrc = append(w.buf.deliverySrc, src)
 		}
+	case w.duplicates:
+		var d schemas.Duplicate
+		if d, err = schemas.Duplicates.Decode(r.Value); err == nil {
+			w.buf.dups = append(w.buf.dups, d)
+			w.buf.dupSrc = append(w.buf.dupSrc, src)
+		}
 	case w.state:
 		// The compacted consent-state changelog: the full merged state of one user per record.
 		// Only erasures matter here; a compacted-away tombstone (nil value) is nothing to do.
@@ -410,6 +423,18 @@ func (w *Writer) flushLocked(ctx context.Context) error {
 			return err
 		}
 		b.deliveries, b.deliverySrc = reset(b.deliveries, b.deliverySrc)
+	}
+	if len(b.dups) > 0 {
+		// Before the erasures: an erased user's resends polled in this batch go with the rest;
+		// those of users erased earlier are dropped like their late decisions.
+		if err := w.refreshErased(ctx); err != nil {
+			return err
+		}
+		keep, src := dropErased(w, b.dups, b.dupSrc)
+		if err := insertOrPark(ctx, "duplicates", keep, src, w.db.InsertDuplicates, w.parker("duplicates")); err != nil {
+			return err
+		}
+		b.dups, b.dupSrc = reset(b.dups, b.dupSrc)
 	}
 	// Erasures after the inserts: a user's rows polled in this batch are deleted with the rest.
 	// An erasure is never parked: its statements are fixed and the user key a bound parameter,

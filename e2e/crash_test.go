@@ -89,6 +89,8 @@ func verifyExactlyOnce(t *testing.T, p *pipeline, stream *stream) {
 
 	oracle := readRawLog(t, p.cfg, rawEnds)
 	require.Equal(t, stream.events, len(oracle.events), "every event ingest accepted is in the raw topic")
+	require.Equal(t, stream.resent, oracle.resends, "every resend ingest accepted is in the raw topic")
+	require.Positive(t, oracle.resends)
 
 	decided := map[string]schemas.Decision{} // event_id/destination
 	readTopic(t, cl, p.cfg, config.TopicDecisions, func(r *kgo.Record) {
@@ -130,8 +132,12 @@ func verifyExactlyOnce(t *testing.T, p *pipeline, stream *stream) {
 		})
 		require.Equal(t, forwarded[dest], len(seen), "%s: one filtered record per forward decision", dest)
 	}
+	// Each absorbed resend is one duplicates record, however often the processor died meanwhile.
+	dups := 0
+	readTopic(t, cl, p.cfg, config.TopicDuplicates, func(*kgo.Record) { dups++ })
+	require.Equal(t, oracle.resends, dups, "one duplicates record per resend")
 	checkAuditMatches(t, p, decided, oracle.erasedUsers())
-	t.Logf("verified %d events, %d decisions, %d lookahead blocks", len(oracle.events), len(decided), oracle.lookaheadBlocks(decided))
+	t.Logf("verified %d events, %d resends, %d decisions, %d lookahead blocks", len(oracle.events), oracle.resends, len(decided), oracle.lookaheadBlocks(decided))
 }
 
 // checkAuditMatches: ClickHouse holds exactly the decisions of the topic, once each in the
@@ -241,6 +247,9 @@ type logOracle struct {
 	purposes     map[string]string // destination → purpose, from the policy
 	events       []oracleEvent
 	restrictions map[string][]oracleRestriction // user → restricting updates, in log order
+	// resends are events whose (user key, event id) came earlier in the log: the processor
+	// absorbs them (no decision, no filtered record).
+	resends int
 }
 
 type oracleEvent struct {
@@ -261,6 +270,7 @@ func readRawLog(t *testing.T, cfg *config.Config, ends map[int32]int64) *logOrac
 		o.purposes[name] = dest.Purpose
 	}
 	states := map[string]*consent.State{}
+	seen := map[[2]string]bool{}
 	now := time.Now()
 	err := kafka.ReadToEnd(context.Background(), cfg, zap.NewNop(), cfg.Topic(config.TopicRaw), ends, func(r *kgo.Record) {
 		if schemas.ConsentUpdates.Is(r.Value) {
@@ -285,6 +295,12 @@ func readRawLog(t *testing.T, cfg *config.Config, ends map[int32]int64) *logOrac
 		}
 		ev, err := schemas.Events.Decode(r.Value)
 		require.NoError(t, err)
+		key := [2]string{ev.UserKey(), ev.EventID}
+		if seen[key] {
+			o.resends++
+			return
+		}
+		seen[key] = true
 		oe := oracleEvent{id: ev.EventID, user: ev.UserKey(), offset: r.Offset, expect: map[string][2]string{}}
 		for _, out := range consent.Decide(&ev, states[ev.UserKey()], cfg.Policy, now, "") {
 			oe.expect[out.Decision.Destination] = [2]string{out.Decision.Outcome, out.Decision.Reason}
@@ -333,11 +349,14 @@ func (o *logOracle) lookaheadBlocks(decided map[string]schemas.Decision) int {
 }
 
 // stream sends crashEvents events in requests of crashChunk, with consent changes (withdrawals,
-// grants, a few erasures) between them, at a steady pace so that faults land mid-stream.
+// grants, a few erasures) between them, at a steady pace so that faults land mid-stream. Every
+// fourth request is followed by a resend of an earlier request (same event ids), as a client
+// does after a lost answer.
 type stream struct {
 	done            chan struct{}
 	err             error
 	events, updates int
+	resent          int
 	progress        chan int
 }
 
@@ -355,6 +374,11 @@ func startStream(t *testing.T, p *pipeline) *stream {
 			<-tick.C
 			n, err := sample.Send(p.ingestURL, writeKey, events[i:min(i+crashChunk, len(events))])
 			s.events += n
+			if err == nil && (i/crashChunk)%4 == 3 {
+				j := rng.IntN(i/crashChunk+1) * crashChunk
+				n, err = sample.Send(p.ingestURL, writeKey, events[j:min(j+crashChunk, len(events))])
+				s.resent += n
+			}
 			if err == nil {
 				err = s.changeConsent(p, rng, events, i)
 			}

@@ -29,6 +29,8 @@ var (
 	deliverySchemaV1 string
 	//go:embed ledger_entry.avsc
 	ledgerEntrySchema string
+	//go:embed duplicate.avsc
+	duplicateSchema string
 )
 
 // Event is a tracking event as accepted by ingest. Context and Properties map a field name to the
@@ -129,6 +131,16 @@ type LedgerEntry struct {
 	Attempt     int    `avro:"attempt"`
 }
 
+// Duplicate is what the processor remembers of a (user key, event id): its first and last
+// sighting and the resends absorbed (schemas/duplicate.avsc).
+type Duplicate struct {
+	EventID     string `avro:"event_id"`
+	UserKey     string `avro:"user_key"`
+	FirstSeenMs int64  `avro:"first_seen_ms"`
+	LastSeenMs  int64  `avro:"last_seen_ms"`
+	Resends     int    `avro:"resends"`
+}
+
 // Codec encodes and decodes one record type in Avro single-object encoding.
 type Codec[T any] struct {
 	schema avro.Schema
@@ -141,6 +153,10 @@ type Codec[T any] struct {
 	// older are previous versions of the schema that the codec still reads, so records written
 	// before an upgrade (still on a topic, or replayed) decode with the new code.
 	older []olderVersion
+	// appendBody, when set, encodes the record by hand (after the header) instead of hamba/avro;
+	// size estimates the encoded length.
+	appendBody func(b []byte, v *T) []byte
+	size       func(v *T) int
 }
 
 // olderVersion is a previous version of a record's schema: its single-object header, and the
@@ -235,10 +251,19 @@ var (
 		return c
 	}()
 	ConsentUpdates = newCodec[ConsentUpdate](consentUpdateSchema)
-	FilteredEvents = newCodec[FilteredEvent](filteredEventSchema)
-	Decisions      = newCodec[Decision](decisionSchema)
-	Deliveries     = newCodec[Delivery](deliverySchema, deliverySchemaV1)
-	LedgerEntries  = newCodec[LedgerEntry](ledgerEntrySchema)
+	FilteredEvents = func() *Codec[FilteredEvent] {
+		c := newCodec[FilteredEvent](filteredEventSchema)
+		c.appendBody, c.size = appendFilteredEvent, filteredEventSize
+		return c
+	}()
+	Decisions = func() *Codec[Decision] {
+		c := newCodec[Decision](decisionSchema)
+		c.appendBody, c.size = appendDecision, decisionSize
+		return c
+	}()
+	Deliveries    = newCodec[Delivery](deliverySchema, deliverySchemaV1)
+	LedgerEntries = newCodec[LedgerEntry](ledgerEntrySchema)
+	Duplicates    = newCodec[Duplicate](duplicateSchema)
 )
 
 // Schema returns the parsed Avro schema.
@@ -246,6 +271,9 @@ func (c *Codec[T]) Schema() avro.Schema { return c.schema }
 
 // Encode returns v in single-object encoding.
 func (c *Codec[T]) Encode(v *T) ([]byte, error) {
+	if c.appendBody != nil {
+		return c.appendBody(append(make([]byte, 0, len(c.header)+c.size(v)), c.header...), v), nil
+	}
 	var w any = v
 	if c.toWire != nil {
 		w = c.toWire(v)

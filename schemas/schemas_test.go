@@ -26,6 +26,7 @@ func TestRoundTrip(t *testing.T) {
 	roundTrip(t, FilteredEvents, FilteredEvent{EventID: "e", DecisionID: "d", Destination: "meta", Consent: map[string]bool{}, Fields: map[string]string{"properties.email": `"ab"`}})
 	roundTrip(t, Decisions, Decision{DecisionID: "d", Outcome: "blocked", FieldsSent: []string{}, FieldsStripped: []string{"properties.email"}})
 	roundTrip(t, Deliveries, Delivery{EventID: "e", Attempt: 2, Status: "delivered", HTTPStatus: 200})
+	roundTrip(t, Duplicates, Duplicate{EventID: "e", UserKey: "u", FirstSeenMs: 1, LastSeenMs: 2, Resends: 1})
 }
 
 func TestNoChoiceStaysNil(t *testing.T) {

@@ -16,10 +16,12 @@ import (
 // every Linux architecture Go supports (sysconf(_SC_CLK_TCK) needs cgo to ask).
 const clockTick = 100
 
-// proc is one tollgate process of the pipeline under test.
+// proc is one tollgate process of the pipeline under test, or (cmd nil) a service beside it
+// that the bench only watches (Kafka, ClickHouse).
 type proc struct {
 	name string
 	cmd  *exec.Cmd
+	pid  int
 	done chan struct{}
 	// last CPU and peak RSS read while it was alive (read again before it stops).
 	cpuTicks int64
@@ -37,14 +39,14 @@ func startProc(name, bin string, env []string, logDir string, args ...string) (*
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
 	return p, nil
 }
 
 // sample reads the process's CPU time and peak RSS from /proc.
 func (p *proc) sample() {
-	pid := p.cmd.Process.Pid
+	pid := p.pid
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
 		// Fields after the command name (which may hold spaces) start after the last ')'.
 		rest := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
@@ -91,6 +93,28 @@ func (p *proc) alive() bool {
 	default:
 		return true
 	}
+}
+
+// services returns the Kafka broker and ClickHouse server started by make services-up, from the
+// pid files in dir (deploy/local/services-up.sh); a service without a live pid file is left out
+// (say, one in a container).
+func services(dir string) []*proc {
+	var out []*proc
+	for _, name := range []string{"kafka", "clickhouse"} {
+		b, err := os.ReadFile(fmt.Sprintf("%s/%s/pid", dir, name))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d/stat", pid)); err != nil {
+			continue
+		}
+		out = append(out, &proc{name: name, pid: pid})
+	}
+	return out
 }
 
 // freeAddr returns a loopback address with a port nobody listens on right now.

@@ -13,6 +13,11 @@ const (
 	TopicDecisions  = "audit.decisions"
 	TopicDeliveries = "audit.deliveries"
 	TopicState      = "consent.state"
+	// TopicDedupIDs is the changelog of the event ids the processor remembers (schema Duplicate,
+	// keyed by user like the raw topic); Kafka's time retention drops ids past dedup.window.
+	TopicDedupIDs = "dedup.ids"
+	// TopicDuplicates receives one Duplicate per resend the processor absorbed.
+	TopicDuplicates = "audit.duplicates"
 	// TopicRawDLQ receives raw records no tollgate schema wrote (poison records), with headers
 	// naming the error and where they came from.
 	TopicRawDLQ = "events.raw.dlq"

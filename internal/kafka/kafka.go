@@ -72,11 +72,12 @@ func baseOpts(cfg *config.Config, log *zap.Logger) ([]kgo.Opt, error) {
 }
 
 // Topics returns every topic tollgate needs, with its config: the raw topic, one filtered, one retry and
-// one dead-letter topic and one delivery ledger per destination, the audit topics and the
-// compacted consent-state changelog.
+// one dead-letter topic and one delivery ledger per destination, the audit topics, the
+// compacted consent-state changelog and the processor's dedup changelog.
 func Topics(cfg *config.Config) map[string]map[string]*string {
-	compact, compactDelete := "compact", "compact,delete"
+	compact, compactDelete, del := "compact", "compact,delete", "delete"
 	ledgerRetention := strconv.FormatInt((cfg.Delivery.RetryHorizon + 24*time.Hour).Milliseconds(), 10)
+	dedupRetention := strconv.FormatInt((cfg.Dedup.Window + 24*time.Hour).Milliseconds(), 10)
 	topics := map[string]map[string]*string{
 		cfg.Topic(config.TopicRaw):         nil,
 		cfg.Topic(config.TopicDecisions):   nil,
@@ -84,6 +85,11 @@ func Topics(cfg *config.Config) map[string]map[string]*string {
 		cfg.Topic(config.TopicState):       {"cleanup.policy": &compact},
 		cfg.Topic(config.TopicRawDLQ):      nil,
 		cfg.Topic(config.TopicAuditParked): nil,
+		cfg.Topic(config.TopicDuplicates):  nil,
+		// Time retention, not compaction: every id of a user shares its key (so it lands on the
+		// partition of the user's events), and ids older than the window must go. A day's margin
+		// keeps every id at least the window, whatever the segment boundaries.
+		cfg.Topic(config.TopicDedupIDs): {"cleanup.policy": &del, "retention.ms": &dedupRetention},
 	}
 	for _, name := range cfg.Policy.Names {
 		topics[cfg.Topic(config.DestTopic(name))] = nil

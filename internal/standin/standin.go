@@ -89,6 +89,8 @@ type Server struct {
 	log      *zap.Logger
 	done     chan struct{} // closed by Close: releases hanging requests
 	stop     func()
+	inFlight int // requests being answered now, and the most there have been at once
+	maxIn    int
 }
 
 // Option configures a stand-in.
@@ -179,6 +181,13 @@ func (s *Server) Requests() []Request {
 	return slices.Clone(s.requests)
 }
 
+// MaxConcurrent returns the most requests the stand-in was answering at once.
+func (s *Server) MaxConcurrent() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxIn
+}
+
 // EventIDs returns the ids of the events of every accepted request, in arrival order.
 func (s *Server) EventIDs() []string {
 	s.mu.Lock()
@@ -228,6 +237,7 @@ func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests, s.faults, s.reject = nil, nil, map[string]bool{}
+	s.maxIn = s.inFlight
 }
 
 func (s *Server) rejected(id string) bool {
@@ -271,7 +281,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	idx := len(s.requests)
 	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(),
 		Header: r.Header.Clone(), Body: body, At: time.Now()})
+	s.inFlight++
+	s.maxIn = max(s.maxIn, s.inFlight)
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+	}()
 
 	f, faulty := s.nextFault()
 	if f.Hang > 0 {

@@ -13,6 +13,10 @@ type metrics struct {
 	aborted        prometheus.Counter
 	// restrictedAhead counts events decided under a withdrawal or erasure later in the log.
 	restrictedAhead prometheus.Counter
+	// duplicates counts resends absorbed (committed transactions only).
+	duplicates prometheus.Counter
+	// restored counts changelog records read by restores (a warm restart reads only the tail).
+	restored prometheus.Counter
 }
 
 var defaultMetrics = &metrics{
@@ -33,5 +37,11 @@ var defaultMetrics = &metrics{
 	}),
 	restrictedAhead: promauto.NewCounter(prometheus.CounterOpts{
 		Name: "tollgate_processor_restricted_ahead_total", Help: "Events decided under a withdrawal or erasure acknowledged before them but later in the raw log.",
+	}),
+	restored: promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tollgate_processor_restored_records_total", Help: "Changelog records (consent state, remembered ids) read to bring the partitions' state stores up to date.",
+	}),
+	duplicates: promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tollgate_duplicates_total", Help: "Resent events (same user key and event_id inside dedup.window) the processor absorbed: no second decision or filtered record.",
 	}),
 }

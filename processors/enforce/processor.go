@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
+	stagemetrics "github.com/tollgate-dev/tollgate/internal/metrics"
 	"github.com/tollgate-dev/tollgate/processors/consent"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
@@ -28,6 +30,8 @@ type Processor struct {
 	ahead   *lookahead
 	metrics *metrics
 	now     func() time.Time
+	// expired is when the stores last dropped their day buckets past the dedup window.
+	expired time.Time
 	// stopErr is set by a partition callback that could not prepare its partitions: franz-go's
 	// callbacks return nothing, so Run checks it after each poll, before deciding any record.
 	stopErr atomic.Pointer[error]
@@ -42,7 +46,8 @@ const catchUpTimeout = 30 * time.Second
 
 // New returns a processor for the configured policy.
 func New(cfg *config.Config, log *zap.Logger) *Processor {
-	return &Processor{cfg: cfg, log: log.Named("processor"), state: newStateStore(), metrics: defaultMetrics, now: time.Now}
+	state := newStateStore(filepath.Join(cfg.StatePath(), instance()), cfg.Dedup.Window)
+	return &Processor{cfg: cfg, log: log.Named("processor"), state: state, metrics: defaultMetrics, now: time.Now}
 }
 
 // transactionalID names this process's producer. It must be stable across restarts of the same
@@ -94,6 +99,11 @@ func (p *Processor) Run(ctx context.Context) error {
 		return err
 	}
 	defer sess.Close()
+	defer func() {
+		if err := p.state.closeAll(); err != nil {
+			p.log.Warn("closing state stores", zap.Error(err))
+		}
+	}()
 	p.log.Info("consent processor started", zap.String("topic", raw), zap.String("policy_version", p.cfg.Policy.Version))
 	for {
 		fetches := sess.PollFetches(ctx)
@@ -132,18 +142,38 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 		return p.abort(ctx, sess)
 	}
 	var produceErr error
+	stateTopic, dedupTopic := p.cfg.Topic(config.TopicState), p.cfg.Topic(config.TopicDedupIDs)
 	promise := func(r *kgo.Record, err error) {
 		if err != nil && produceErr == nil {
 			produceErr = err
 		}
+		if err == nil && (r.Topic == stateTopic || r.Topic == dedupTopic) {
+			batch.produced(r.Topic, r.Partition, r.Offset)
+		}
 	}
 	n := 0
+	var stateErr error
 	fetches.EachRecord(func(r *kgo.Record) {
-		for _, out := range p.handle(r, batch) {
+		if stateErr != nil {
+			return
+		}
+		outs, err := p.handle(r, batch)
+		if err != nil {
+			stateErr = err
+			return
+		}
+		for _, out := range outs {
 			sess.Produce(ctx, out, promise)
 		}
 		n++
 	})
+	if stateErr != nil {
+		// The store cannot be read: deciding without it could forward a refused or resent event.
+		if err := p.abort(ctx, sess); err != nil {
+			return err
+		}
+		return fmt.Errorf("read state: %w", stateErr)
+	}
 	// Use a fresh context for End: a shutdown must still commit or abort the batch it started.
 	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
@@ -157,7 +187,13 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 		p.log.Warn("transaction aborted; the batch will be processed again", zap.Int("records", n), zap.NamedError("produce_error", produceErr))
 		return nil
 	}
-	p.state.commit(batch)
+	if err := p.state.commit(batch); err != nil {
+		// The transaction is committed and the changelog has it: a restart restores it.
+		return fmt.Errorf("apply committed state: %w", err)
+	}
+	p.metrics.duplicates.Add(float64(batch.dups))
+	stagemetrics.Discarded.WithLabelValues(stagemetrics.StageProcessor, "duplicate").Add(float64(batch.dups))
+	p.expire()
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 		if len(fp.Records) > 0 {
 			p.ahead.passed(fp.Partition, fp.Records[len(fp.Records)-1].Offset)
@@ -193,36 +229,82 @@ func batchPartitions(fetches kgo.Fetches) []int32 {
 // destination and a filtered event per forwarded one; for a consent update, the user's new state.
 // A record that no tollgate schema wrote goes to the raw dead-letter topic: it must never stop
 // the partition.
-func (p *Processor) handle(r *kgo.Record, batch *stagedState) []*kgo.Record {
+func (p *Processor) handle(r *kgo.Record, batch *stagedState) ([]*kgo.Record, error) {
 	switch {
 	case schemas.Events.Is(r.Value):
 		ev, err := schemas.Events.Decode(r.Value)
 		if err != nil {
-			return p.deadLetter(r, err)
+			return p.deadLetter(r, err), nil
 		}
-		return p.decide(&ev, p.stateAt(batch, r, ev.UserKey()))
+		return p.event(r, &ev, batch)
 	case schemas.ConsentUpdates.Is(r.Value):
 		u, err := schemas.ConsentUpdates.Decode(r.Value)
 		if err != nil {
-			return p.deadLetter(r, err)
+			return p.deadLetter(r, err), nil
 		}
 		return p.recordConsent(&u, batch, r.Partition)
 	default:
-		return p.deadLetter(r, schemas.ErrUnknownSchema)
+		return p.deadLetter(r, schemas.ErrUnknownSchema), nil
+	}
+}
+
+// event decides an event, unless its (user key, event id) was seen inside the dedup window: a
+// resend gets no decision and no filtered record, only a duplicates record. Either way the id's
+// new sighting goes to the dedup changelog in the same transaction.
+func (p *Processor) event(r *kgo.Record, ev *schemas.Event, batch *stagedState) ([]*kgo.Record, error) {
+	user := ev.UserKey()
+	if ev.EventID == "" {
+		st, err := p.stateAt(batch, r, user)
+		return p.decide(ev, st), err
+	}
+	seen, dup, err := batch.sighting(r.Partition, user, ev.EventID, p.now().UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	d := &schemas.Duplicate{EventID: ev.EventID, UserKey: user, FirstSeenMs: seen.FirstMs, LastSeenMs: seen.LastMs, Resends: int(seen.Resends)}
+	changelog := encodeRecord(p.cfg.Topic(config.TopicDedupIDs), user, schemas.Duplicates, d)
+	if dup {
+		return []*kgo.Record{changelog, encodeRecord(p.cfg.Topic(config.TopicDuplicates), user, schemas.Duplicates, d)}, nil
+	}
+	st, err := p.stateAt(batch, r, user)
+	if err != nil {
+		return nil, err
+	}
+	return append(p.decide(ev, st), changelog), nil
+}
+
+// expireEvery is how often the stores drop whole day buckets past the dedup window.
+const expireEvery = time.Hour
+
+func (p *Processor) expire() {
+	now := p.now()
+	if now.Sub(p.expired) < expireEvery {
+		return
+	}
+	p.expired = now
+	p.state.mu.RLock()
+	defer p.state.mu.RUnlock()
+	for part, db := range p.state.parts {
+		if err := db.Expire(now.UnixMilli()); err != nil {
+			p.log.Warn("expiring remembered event ids", zap.Int32("partition", part), zap.Error(err))
+		}
 	}
 }
 
 // stateAt is the user's consent as the event at r must see it: the state in log order up to the
 // event, plus every withdrawal or erasure later in the log that was acknowledged before now.
-func (p *Processor) stateAt(batch *stagedState, r *kgo.Record, user string) *consent.State {
-	u, known := batch.lookup(r.Partition, user)
+func (p *Processor) stateAt(batch *stagedState, r *kgo.Record, user string) (*consent.State, error) {
+	u, known, err := batch.lookup(r.Partition, user)
+	if err != nil {
+		return nil, err
+	}
 	refused, erased := p.ahead.ahead(r.Partition, user, r.Offset)
 	if refused&^u.refused() != 0 || (erased && !u.erased) {
 		p.metrics.restrictedAhead.Inc()
 	} else if !known {
-		return nil
+		return nil, nil
 	}
-	return p.state.book.decisionState(u.refused()|refused, u.erased || erased)
+	return p.state.book.decisionState(u.refused()|refused, u.erased || erased), nil
 }
 
 func (p *Processor) decide(ev *schemas.Event, st *consent.State) []*kgo.Record {
@@ -243,10 +325,13 @@ func (p *Processor) decide(ev *schemas.Event, st *consent.State) []*kgo.Record {
 // The changelog has as many partitions as the raw topic and is keyed the same way, so a user's
 // state lands on the partition number of their events and a processor restores exactly the
 // users of the partitions it owns.
-func (p *Processor) recordConsent(u *schemas.ConsentUpdate, batch *stagedState, partition int32) []*kgo.Record {
-	rec := batch.apply(partition, u)
+func (p *Processor) recordConsent(u *schemas.ConsentUpdate, batch *stagedState, partition int32) ([]*kgo.Record, error) {
+	rec, err := batch.apply(partition, u)
+	if err != nil {
+		return nil, err
+	}
 	p.metrics.consentUpdates.Inc()
-	return []*kgo.Record{encodeRecord(p.cfg.Topic(config.TopicState), u.UserKey, schemas.ConsentUpdates, rec)}
+	return []*kgo.Record{encodeRecord(p.cfg.Topic(config.TopicState), u.UserKey, schemas.ConsentUpdates, rec)}, nil
 }
 
 func (p *Processor) deadLetter(r *kgo.Record, cause error) []*kgo.Record {

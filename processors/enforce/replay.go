@@ -3,6 +3,7 @@ package enforce
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/google/uuid"
@@ -59,8 +60,16 @@ func Replay(ctx context.Context, cfg *config.Config, log *zap.Logger, opt Replay
 		return res, err
 	}
 	var read int64
-	// The consent state replay builds as it goes, with the processor's store and merge rule.
-	store := newStateStore()
+	// The consent state replay builds as it goes, with the processor's store and merge rule, in
+	// a temporary folder (memory stays flat however many users the log holds).
+	dir, err := os.MkdirTemp("", "tollgate-replay-")
+	if err != nil {
+		return res, fmt.Errorf("replay state folder: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	store := newStateStore(dir, cfg.Dedup.Window)
+	defer store.closeAll()
+	var stateErr error
 	var out []*kgo.Record
 	var flushErr error
 	flush := func() {
@@ -71,7 +80,11 @@ func Replay(ctx context.Context, cfg *config.Config, log *zap.Logger, opt Replay
 	}
 	err = kafka.ReadToEnd(ctx, cfg, log, topic, ends, func(r *kgo.Record) {
 		read++
-		out = append(out, replayRecord(cfg, r, store, opt, &res)...)
+		recs, err := replayRecord(cfg, r, store, opt, &res)
+		if err != nil && stateErr == nil {
+			stateErr = err
+		}
+		out = append(out, recs...)
 		if len(out) >= 5000 {
 			flush()
 		}
@@ -83,25 +96,31 @@ func Replay(ctx context.Context, cfg *config.Config, log *zap.Logger, opt Replay
 	if err == nil && opt.Progress != nil {
 		opt.Progress(total, total) // at the end: transaction markers count as read too
 	}
+	if err == nil && stateErr != nil {
+		err = fmt.Errorf("replay state: %w", stateErr)
+	}
 	if err == nil && flushErr != nil {
 		err = fmt.Errorf("write replay decisions: %w", flushErr)
 	}
 	return res, err
 }
 
-func replayRecord(cfg *config.Config, r *kgo.Record, store *stateStore, opt ReplayOptions, res *ReplayResult) []*kgo.Record {
+func replayRecord(cfg *config.Config, r *kgo.Record, store *stateStore, opt ReplayOptions, res *ReplayResult) ([]*kgo.Record, error) {
 	if schemas.ConsentUpdates.Is(r.Value) {
 		if u, err := schemas.ConsentUpdates.Decode(r.Value); err == nil {
-			store.apply(r.Partition, &u)
+			return nil, store.apply(r.Partition, &u)
 		}
-		return nil
+		return nil, nil
 	}
 	ev, err := schemas.Events.Decode(r.Value)
 	if err != nil || !inRange(ev.TimestampMs, opt.From, opt.To) {
-		return nil
+		return nil, nil
 	}
 	res.Events++
-	st := store.state(r.Partition, ev.UserKey())
+	st, err := store.state(r.Partition, ev.UserKey())
+	if err != nil {
+		return nil, err
+	}
 	var recs []*kgo.Record
 	for _, o := range consent.Decide(&ev, st, cfg.Policy, time.Now(), res.RunID) {
 		if opt.Destination != "" && o.Decision.Destination != opt.Destination {
@@ -110,7 +129,7 @@ func replayRecord(cfg *config.Config, r *kgo.Record, store *stateStore, opt Repl
 		res.Decisions++
 		recs = append(recs, encodeRecord(cfg.Topic(config.TopicDecisions), ev.UserKey(), schemas.Decisions, &o.Decision))
 	}
-	return recs
+	return recs, nil
 }
 
 func inRange(ms int64, from, to time.Time) bool {

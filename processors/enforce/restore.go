@@ -7,15 +7,17 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
+	"github.com/tollgate-dev/tollgate/internal/statestore"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
-// onAssigned restores the consent state of newly assigned raw partitions from the changelog
+// onAssigned brings the stores of newly assigned raw partitions up to date with their changelogs
 // before any of their records is processed (franz-go runs this callback inside the poll, so no
 // fetch of these partitions is handed out before it returns).
 func (p *Processor) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
@@ -24,11 +26,11 @@ func (p *Processor) onAssigned(ctx context.Context, cl *kgo.Client, assigned map
 		return
 	}
 	start := time.Now()
-	n, err := restoreState(ctx, p.cfg, p.log, cl, p.state, parts)
+	n, err := p.restore(ctx, cl, parts)
 	if err != nil {
-		// Processing without the users' recorded withdrawals could forward what they refused:
-		// stop the processor instead (Run returns this before deciding any record), and let
-		// another member (or a restart) take over.
+		// Processing without the users' recorded withdrawals or the ids already seen could
+		// forward what they refused or a resend: stop the processor instead (Run returns this
+		// before deciding any record), and let another member (or a restart) take over.
 		p.stop(fmt.Errorf("restore consent state: %w", err))
 		return
 	}
@@ -36,20 +38,23 @@ func (p *Processor) onAssigned(ctx context.Context, cl *kgo.Client, assigned map
 		p.stop(fmt.Errorf("start consent lookahead: %w", err))
 		return
 	}
+	p.metrics.restored.Add(float64(n))
 	took := time.Since(start)
-	// A restore reads the whole changelog of its partitions and leaves most of it as garbage; hand
-	// that back to the OS now rather than keeping the peak resident until the next GC cycles.
+	// A restore decodes every changelog record it reads and leaves it as garbage (the state is on
+	// disk): hand that memory back to the OS now rather than keeping the peak resident.
 	debug.FreeOSMemory()
 	var mem runtime.MemStats
 	runtime.ReadMemStats(&mem)
 	p.log.Info("consent state restored", zap.Int32s("partitions", parts), zap.Int("records", n),
-		zap.Int("users_held", p.state.len()), zap.Duration("took", took), zap.Uint64("heap_bytes", mem.HeapAlloc))
+		zap.Duration("took", took), zap.Uint64("heap_bytes", mem.HeapAlloc))
 }
 
-// onRevoked drops the state of partitions this process no longer owns.
+// onRevoked closes the stores of partitions this process no longer owns.
 func (p *Processor) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	if parts := revoked[p.cfg.Topic(config.TopicRaw)]; len(parts) > 0 {
-		p.state.dropPartitions(parts)
+		if err := p.state.closePartitions(parts); err != nil {
+			p.log.Warn("closing state stores", zap.Error(err))
+		}
 		p.ahead.remove(parts)
 	}
 }
@@ -72,33 +77,145 @@ func endOffsetsPatiently(ctx context.Context, log *zap.Logger, cl *kgo.Client, t
 	}
 }
 
-// restoreState loads every user's latest state of the given partitions of the compacted
-// consent-state topic into the store. The topic is keyed like the raw topic and has as many
-// partitions, so partition n of it holds exactly the users of raw partition n.
-func restoreState(ctx context.Context, cfg *config.Config, log *zap.Logger, cl *kgo.Client, store *stateStore, parts []int32) (int, error) {
-	topic := cfg.Topic(config.TopicState)
-	all, err := endOffsetsPatiently(ctx, log, cl, topic)
+// changelog is one changelog topic's read plan for the partitions being restored.
+type changelog struct {
+	topic        string
+	ends, starts map[int32]int64 // starts: where the log begins (retention may have moved it)
+}
+
+func (p *Processor) plan(ctx context.Context, cl *kgo.Client, topic string) (changelog, error) {
+	c := changelog{topic: topic, starts: map[int32]int64{}}
+	var err error
+	if c.ends, err = endOffsetsPatiently(ctx, p.log, cl, topic); err != nil {
+		return c, err
+	}
+	starts, err := kadm.NewClient(cl).ListStartOffsets(ctx, topic)
+	if err != nil {
+		return c, fmt.Errorf("list start offsets of %s: %w", topic, err)
+	}
+	starts.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil {
+			c.starts[o.Partition] = o.Offset
+		}
+	})
+	return c, nil
+}
+
+// restore opens each partition's store and reads both changelogs (consent state, remembered
+// ids) from just after the offset the store has applied to their end. A store that is ahead of
+// a changelog (the topic was recreated) or behind the consent log's start (records it never saw
+// are gone) is deleted and rebuilt from the start. It returns the changelog records read.
+func (p *Processor) restore(ctx context.Context, cl *kgo.Client, parts []int32) (int, error) {
+	consentLog, err := p.plan(ctx, cl, p.cfg.Topic(config.TopicState))
 	if err != nil {
 		return 0, err
 	}
-	ends := map[int32]int64{}
-	for _, p := range parts {
-		if end, ok := all[p]; ok {
-			ends[p] = end
+	dedupLog, err := p.plan(ctx, cl, p.cfg.Topic(config.TopicDedupIDs))
+	if err != nil {
+		return 0, err
+	}
+	from := map[string]map[int32]int64{consentLog.topic: {}, dedupLog.topic: {}}
+	for _, part := range parts {
+		db, err := p.state.open(part, false)
+		if err != nil {
+			return 0, err
+		}
+		stale := false
+		for i, c := range []changelog{consentLog, dedupLog} {
+			off, ok, err := db.Offset(c.topic)
+			if err != nil {
+				return 0, err
+			}
+			behind := i == 0 && ok && off+1 < c.starts[part]
+			if ok && off >= c.ends[part] || behind {
+				stale = true
+			}
+			if ok {
+				// Ids the dedup log dropped by retention are past the window: start at its start.
+				from[c.topic][part] = max(off+1, c.starts[part])
+			}
+		}
+		if stale {
+			p.log.Warn("state store does not match the changelog; rebuilding it", zap.Int32("partition", part))
+			if _, err := p.state.open(part, true); err != nil {
+				return 0, err
+			}
+			delete(from[consentLog.topic], part)
+			delete(from[dedupLog.topic], part)
 		}
 	}
 	n := 0
-	err = kafka.ReadToEnd(ctx, cfg, log, topic, ends, func(r *kgo.Record) {
-		u, err := schemas.ConsentUpdates.Decode(r.Value)
+	for _, c := range []changelog{consentLog, dedupLog} {
+		got, err := p.readChangelog(ctx, c, parts, from[c.topic])
+		n += got
 		if err != nil {
-			log.Warn("skipping undecodable consent-state record", zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset), zap.Error(err))
-			return
+			return n, err
 		}
-		store.put(r.Partition, u.UserKey, store.book.merge(userState{}, &u)) // a full state: it replaces
-		n++
-	})
-	if err != nil {
-		return n, fmt.Errorf("restore from %s: %w", topic, err)
 	}
 	return n, nil
+}
+
+// restoreBatch bounds how many changelog records go into one store batch during a restore.
+const restoreBatch = 10_000
+
+// readChangelog applies a changelog's records from the given offsets to the end to the stores,
+// with each batch's last offset beside the data, so an interrupted restore resumes where it was.
+func (p *Processor) readChangelog(ctx context.Context, c changelog, parts []int32, from map[int32]int64) (int, error) {
+	ends := map[int32]int64{}
+	for _, part := range parts {
+		if end, ok := c.ends[part]; ok {
+			ends[part] = end
+		}
+	}
+	consentLog := c.topic == p.cfg.Topic(config.TopicState)
+	oldest := p.now().Add(-p.cfg.Dedup.Window).UnixMilli()
+	batches := map[int32]*statestore.Batch{}
+	var applyErr error
+	flush := func(part int32) {
+		if b := batches[part]; b != nil {
+			delete(batches, part)
+			if err := b.Commit(); err != nil && applyErr == nil {
+				applyErr = err
+			}
+		}
+	}
+	n := 0
+	err := kafka.ReadRange(ctx, p.cfg, p.log, c.topic, from, ends, func(r *kgo.Record) {
+		b := batches[r.Partition]
+		if b == nil {
+			db := p.state.store(r.Partition)
+			if db == nil {
+				return
+			}
+			b = db.NewBatch()
+			batches[r.Partition] = b
+		}
+		n++
+		if consentLog {
+			u, err := schemas.ConsentUpdates.Decode(r.Value)
+			if err != nil {
+				p.log.Warn("skipping undecodable consent-state record", zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset), zap.Error(err))
+			} else {
+				b.PutConsent(u.UserKey, r.Value) // a full state: it replaces
+			}
+		} else {
+			d, err := schemas.Duplicates.Decode(r.Value)
+			if err != nil {
+				p.log.Warn("skipping undecodable dedup record", zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset), zap.Error(err))
+			} else if d.FirstSeenMs >= oldest {
+				b.PutSeen(d.UserKey, d.EventID, statestore.Seen{FirstMs: d.FirstSeenMs, LastMs: d.LastSeenMs, Resends: uint32(d.Resends)})
+			}
+		}
+		b.SetOffset(c.topic, r.Offset)
+		if b.Len() >= restoreBatch {
+			flush(r.Partition)
+		}
+	})
+	for part := range batches {
+		flush(part)
+	}
+	if err != nil {
+		return n, fmt.Errorf("restore from %s: %w", c.topic, err)
+	}
+	return n, applyErr
 }

@@ -2,9 +2,8 @@ package enforce
 
 import (
 	"fmt"
-	"runtime"
 	"testing"
-	"unsafe"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -42,57 +41,71 @@ func TestRecordRoundTrips(t *testing.T) {
 
 // A batch whose transaction aborts must leave no trace in the state it is retried against.
 func TestStagedStateAppliesOnlyOnCommit(t *testing.T) {
-	store := newStateStore()
+	store := newStateStore(t.TempDir(), time.Hour)
+	defer store.closeAll()
+	_, err := store.open(0, false)
+	require.NoError(t, err)
 	withdraw := &schemas.ConsentUpdate{UserKey: "u", Consent: map[string]bool{"marketing": false}}
 
 	aborted := store.begin()
-	aborted.apply(0, withdraw)
-	u, ok := aborted.lookup(0, "u")
+	_, err = aborted.apply(0, withdraw)
+	require.NoError(t, err)
+	u, ok, err := aborted.lookup(0, "u")
+	require.NoError(t, err)
 	require.True(t, ok, "later events of the same batch see the withdrawal")
 	require.NotZero(t, u.refused())
-	require.Nil(t, store.state(0, "u"), "nothing reaches the store before commit")
+	_, dup, err := aborted.sighting(0, "u", "e1", 1000)
+	require.NoError(t, err)
+	require.False(t, dup)
+	_, dup, err = aborted.sighting(0, "u", "e1", 2000)
+	require.NoError(t, err)
+	require.True(t, dup, "a resend inside the batch is a duplicate")
+	st, err := store.state(0, "u")
+	require.NoError(t, err)
+	require.Nil(t, st, "nothing reaches the store before commit")
 
 	committed := store.begin()
-	committed.apply(0, withdraw)
-	store.commit(committed)
-	require.Equal(t, false, store.state(0, "u").Consent["marketing"])
+	_, err = committed.apply(0, withdraw)
+	require.NoError(t, err)
+	_, _, err = committed.sighting(0, "u", "e1", 1000)
+	require.NoError(t, err)
+	committed.produced("tg.consent.state", 0, 7)
+	require.NoError(t, store.commit(committed))
+	st, err = store.state(0, "u")
+	require.NoError(t, err)
+	require.Equal(t, false, st.Consent["marketing"])
+	off, ok, err := store.store(0).Offset("tg.consent.state")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, int64(7), off, "the changelog offset is stored with the data")
+	seen, dup, err := store.begin().sighting(0, "u", "e1", 5000)
+	require.NoError(t, err)
+	require.True(t, dup, "the committed id is remembered")
+	require.Equal(t, uint32(1), seen.Resends)
 }
 
-func TestDropPartitionsForgetsOnlyTheirUsers(t *testing.T) {
-	store := newStateStore()
-	store.put(0, "a", userState{})
-	store.put(1, "b", userState{})
-	store.dropPartitions([]int32{0})
-	_, ok := store.lookup(0, "a")
+func TestClosedPartitionsHaveNoUsers(t *testing.T) {
+	store := newStateStore(t.TempDir(), time.Hour)
+	defer store.closeAll()
+	for _, p := range []int32{0, 1} {
+		require.NoError(t, store.apply(p, &schemas.ConsentUpdate{UserKey: fmt.Sprint("u", p), Consent: map[string]bool{"a": false}}))
+	}
+	require.NoError(t, store.closePartitions([]int32{0}))
+	_, ok, err := store.lookup(0, "u0")
+	require.NoError(t, err)
 	require.False(t, ok)
-	_, ok = store.lookup(1, "b")
+	_, ok, err = store.lookup(1, "u1")
+	require.NoError(t, err)
 	require.True(t, ok)
-	require.Equal(t, 1, store.len())
+	_, err = store.open(0, false) // reopened warm: the user is back from disk
+	require.NoError(t, err)
+	_, ok, err = store.lookup(0, "u0")
+	require.NoError(t, err)
+	require.True(t, ok)
 }
 
 func TestDecisionStatesAreShared(t *testing.T) {
 	book := newCodebook()
 	s := book.merge(userState{}, &schemas.ConsentUpdate{Consent: map[string]bool{"marketing": false}})
 	require.Same(t, book.decisionState(s.refused(), false), book.decisionState(s.refused(), false))
-	require.Equal(t, 32, int(unsafe.Sizeof(userState{})), "memory per user is this plus the key and map slot")
-}
-
-// BenchmarkStoreMemory reports the heap bytes the store takes per user (see the issue-3 note).
-func BenchmarkStoreMemory(b *testing.B) {
-	const users = 1_000_000
-	for range b.N {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		store := newStateStore()
-		u := &schemas.ConsentUpdate{Consent: map[string]bool{"necessary": true, "analytics": true, "marketing": false}, NoticeVersion: "v3", TimestampMs: 1}
-		for i := range users {
-			u.UserKey = fmt.Sprintf("user-%08d", i)
-			store.apply(int32(i%6), u)
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/users, "B/user")
-		runtime.KeepAlive(store)
-	}
 }

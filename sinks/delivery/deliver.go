@@ -2,6 +2,8 @@ package delivery
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -41,7 +43,7 @@ type cycle struct {
 	counts   map[string]int // by status
 }
 
-func newCycle() *cycle { return &cycle{counts: map[string]int{}} }
+func newCycle() *cycle { return &cycle{counts: make(map[string]int, 5)} }
 
 func (c *cycle) add(o outcome) {
 	c.outcomes = append(c.outcomes, o)
@@ -61,8 +63,9 @@ func (c *cycle) later() (items []*item, due time.Time) {
 	return items, due
 }
 
-// deliver sends items to the vendor: screened (consent re-check, horizon, Validate), split into
-// request-sized batches, each admitted by the circuit breaker and the rate limiter. waitBreaker
+// deliver sends items to the vendor: screened (consent re-check, horizon, Validate), dealt into
+// lanes by user key (splitLanes) that are sent concurrently, each lane split into request-sized
+// batches sent in order, each admitted by the circuit breaker and the rate limiter. waitBreaker
 // makes an open breaker wait instead of deferring. Once ctx ends, unsent events are deferred
 // (due at once), so the caller can still hand them over durably and commit.
 func (r *Runner) deliver(ctx context.Context, items []*item, waitBreaker bool) *cycle {
@@ -83,11 +86,80 @@ func (r *Runner) deliver(ctx context.Context, items []*item, waitBreaker bool) *
 			ready = append(ready, it)
 		}
 	}
-	for _, b := range splitItems(r.adapter, ready) {
-		r.sendBatch(ctx, c, b, waitBreaker)
+	lanes := splitLanes(ready, r.adapter.MaxBatch(), r.concurrency)
+	if len(lanes) == 1 {
+		r.sendLane(ctx, c, lanes[0], waitBreaker)
+	} else {
+		r.sendLanes(ctx, c, lanes, waitBreaker)
 	}
 	r.observe(c)
 	return c
+}
+
+// sendLane sends one lane's events in request-sized batches, one request after the other.
+func (r *Runner) sendLane(ctx context.Context, c *cycle, lane []*item, waitBreaker bool) {
+	for _, b := range splitItems(r.adapter, lane) {
+		r.sendBatch(ctx, c, b, waitBreaker)
+	}
+}
+
+// sendLanes sends lanes concurrently, at most r.concurrency at a time. Lanes share no user key,
+// so no event can overtake an earlier one of its user; each lane has its own cycle, merged in
+// lane order once all are done.
+func (r *Runner) sendLanes(ctx context.Context, c *cycle, lanes [][]*item, waitBreaker bool) {
+	done := make([]*cycle, len(lanes))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(r.concurrency, len(lanes)) {
+		wg.Go(func() {
+			for i := range next {
+				lc := newCycle()
+				r.sendLane(ctx, lc, lanes[i], waitBreaker)
+				done[i] = lc
+			}
+		})
+	}
+	for i := range lanes {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, lc := range done {
+		for _, o := range lc.outcomes {
+			c.add(o)
+		}
+	}
+}
+
+// splitLanes deals items into lanes by a hash of their user key, keeping their order within a
+// lane, so the events of one user stay in one lane in topic order. There are as many lanes as
+// full requests (a lane holds about a request's worth), up to concurrency·lanesPerWorker: more
+// lanes than request slots let a worker that finishes early take the next one, so a lane with a
+// busy user holds the others up less. With concurrency 1 there is one lane: the old order.
+func splitLanes(items []*item, maxBatch, concurrency int) [][]*item {
+	n := min((len(items)+maxBatch-1)/max(maxBatch, 1), concurrency*lanesPerWorker)
+	if concurrency <= 1 || n <= 1 {
+		return [][]*item{items}
+	}
+	lanes := make([][]*item, n)
+	for _, it := range items {
+		i := keyHash(it.ev.UserKey) % uint32(n)
+		lanes[i] = append(lanes[i], it)
+	}
+	return slices.DeleteFunc(lanes, func(l []*item) bool { return len(l) == 0 })
+}
+
+// lanesPerWorker: lanes per request slot when events are plentiful.
+const lanesPerWorker = 4
+
+// keyHash is FNV-1a of a user key: stable, allocation-free, and spread well enough for lanes.
+func keyHash(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
 }
 
 // splitItems cuts items into request-sized batches (sdk.SplitBatch), keeping their history.
@@ -161,7 +233,7 @@ func (r *Runner) sendBatch(ctx context.Context, c *cycle, batch []*item, waitBre
 
 // recheck applies the send-time consent re-check to a batch about to go.
 func (r *Runner) recheck(ctx context.Context, c *cycle, batch []*item) []*item {
-	if err := r.consent.Sync(ctx, consentSyncReuse, r.log); err != nil {
+	if err := r.consentSync.do(ctx, consentSyncReuse, r.now(), func() error { return r.consent.Sync(ctx, consentSyncReuse, r.log) }); err != nil {
 		return batch // ctx ended: the caller defers the batch unsent
 	}
 	kept := batch[:0:0]
@@ -181,13 +253,13 @@ func (r *Runner) recheck(ctx context.Context, c *cycle, batch []*item) []*item {
 // request is made for them, so they get no deliveries row: the request that delivers the event
 // has (or had) its own.
 func (r *Runner) skipDelivered(ctx context.Context, c *cycle, batch []*item) []*item {
-	if len(batch) == 0 || r.ledger.ledger.Sync(ctx, consentSyncReuse) != nil {
+	if len(batch) == 0 || r.ledgerSync.do(ctx, consentSyncReuse, r.now(), func() error { return r.ledger.ledger.sync(ctx, consentSyncReuse) }) != nil {
 		return batch // ctx ended: the caller defers the batch unsent
 	}
 	kept := batch[:0:0]
 	inBatch := make(map[string]bool, len(batch))
 	for _, it := range batch {
-		if inBatch[it.ev.EventID] || r.ledger.ledger.Delivered(it.ev) {
+		if inBatch[it.ev.EventID] || r.ledger.ledger.delivered(it.ev) {
 			c.add(outcome{it: it, status: statusAlreadyDelivered, attempt: it.attempts})
 			continue
 		}

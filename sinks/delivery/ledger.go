@@ -23,7 +23,7 @@ import (
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
-// Ledger is a destination's delivery ledger: the events its vendor accepted, so that no event is
+// ledgerStore is a destination's delivery ledger: the events its vendor accepted, so that no event is
 // ever sent to it twice — across sink restarts, kill -9, rebalances, retry-topic rounds and dlq
 // replay, and whichever process of the destination sends.
 //
@@ -31,8 +31,8 @@ import (
 // audit records of the attempt and before the offsets are committed. Every sink process follows
 // the whole topic into a local pebble store (a cache: the next offset of each partition is kept in
 // the same batch as the entries it covers, so a restart reads only the topic's tail, and a missing
-// store is rebuilt from the start). Before a request, Sync waits until every entry committed by
-// then is in the store, as the consent re-check does, then Delivered filters the batch.
+// store is rebuilt from the start). Before a request, sync waits until every entry committed by
+// then is in the store, as the consent re-check does, then delivered filters the batch.
 //
 // Entries are keyed by the event's decision day: no event is sent later than the retry horizon
 // after its decision, so whole days past it are dropped with one range deletion, never a scan,
@@ -42,7 +42,7 @@ import (
 // there). Meta, TikTok, Google Ads and webhooks get the event id as their own dedup key on every
 // request, so a resend in that window is harmless to them; GA4 has no such key, and
 // tollgate_sink_ledger_window_seconds measures how long the window stays open.
-type Ledger struct {
+type ledgerStore struct {
 	topic   string
 	db      *pebble.DB
 	dir     string
@@ -63,15 +63,15 @@ const (
 	offsetPrefix = 'o'
 )
 
-// OpenLedger opens the destination's local ledger store under dir (config delivery.ledger_dir;
+// openLedgerStore opens the destination's local ledger store under dir (config delivery.ledger_dir;
 // "" is a folder under the system temp dir). A store another process holds is not shared: this
 // process then builds its own in a fresh folder.
-func OpenLedger(cfg *config.Config, dest string, log *zap.Logger) (*Ledger, error) {
+func openLedgerStore(cfg *config.Config, dest string, log *zap.Logger) (*ledgerStore, error) {
 	dir := cfg.Delivery.LedgerDir
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "tollgate-ledger")
 	}
-	l := &Ledger{topic: cfg.Topic(config.LedgerTopic(dest)), horizon: cfg.Delivery.RetryHorizon,
+	l := &ledgerStore{topic: cfg.Topic(config.LedgerTopic(dest)), horizon: cfg.Delivery.RetryHorizon,
 		ready: make(chan struct{}), log: log}
 	path := filepath.Join(dir, safeName(cfg.Topic(config.LedgerTopic(dest))))
 	db, err := openStore(path)
@@ -102,9 +102,9 @@ func openStore(path string) (*pebble.DB, error) {
 	})
 }
 
-// Follow reads the ledger topic into the store until ctx ends: from each partition's stored
+// run reads the ledger topic into the store until ctx ends: from each partition's stored
 // offset, or from its start.
-func (l *Ledger) Follow(ctx context.Context, cfg *config.Config) error {
+func (l *ledgerStore) run(ctx context.Context, cfg *config.Config) error {
 	f, err := kafka.NewFollower(cfg, l.log, l.topic, l.apply, kgo.FetchMaxWait(500*time.Millisecond))
 	if err != nil {
 		return err
@@ -134,7 +134,7 @@ func (l *Ledger) Follow(ctx context.Context, cfg *config.Config) error {
 
 // starts are the offsets to follow the topic from: the stored next offset, or the partition's
 // start when there is none or the topic no longer holds it.
-func (l *Ledger) starts(ctx context.Context, cl *kgo.Client) (map[int32]int64, error) {
+func (l *ledgerStore) starts(ctx context.Context, cl *kgo.Client) (map[int32]int64, error) {
 	adm := kadm.NewClient(cl)
 	first, err := adm.ListStartOffsets(ctx, l.topic)
 	if err == nil {
@@ -167,7 +167,7 @@ func (l *Ledger) starts(ctx context.Context, cl *kgo.Client) (map[int32]int64, e
 }
 
 // apply stores one entry read from the topic, with its partition's next offset.
-func (l *Ledger) apply(r *kgo.Record) {
+func (l *ledgerStore) apply(r *kgo.Record) {
 	e, err := schemas.LedgerEntries.Decode(r.Value)
 	b := l.db.NewBatch()
 	defer b.Close()
@@ -184,9 +184,9 @@ func (l *Ledger) apply(r *kgo.Record) {
 	}
 }
 
-// Remember stores entries of events this process just had accepted, so its next request sees
+// remember stores entries of events this process just had accepted, so its next request sees
 // them without waiting for the follower to read them back from the topic.
-func (l *Ledger) Remember(entries []schemas.LedgerEntry) {
+func (l *ledgerStore) remember(entries []schemas.LedgerEntry) {
 	if len(entries) == 0 {
 		return
 	}
@@ -200,9 +200,9 @@ func (l *Ledger) Remember(entries []schemas.LedgerEntry) {
 	}
 }
 
-// Sync returns once every entry committed to the topic before the call is in the store. A Sync
+// sync returns once every entry committed to the topic before the call is in the store. A sync
 // that started less than reuse ago counts. It waits through broker errors until ctx ends.
-func (l *Ledger) Sync(ctx context.Context, reuse time.Duration) error {
+func (l *ledgerStore) sync(ctx context.Context, reuse time.Duration) error {
 	select {
 	case <-l.ready:
 	case <-ctx.Done():
@@ -234,8 +234,8 @@ func (l *Ledger) Sync(ctx context.Context, reuse time.Duration) error {
 	return nil
 }
 
-// Delivered reports whether the vendor already accepted the event.
-func (l *Ledger) Delivered(ev *schemas.FilteredEvent) bool {
+// delivered reports whether the vendor already accepted the event.
+func (l *ledgerStore) delivered(ev *schemas.FilteredEvent) bool {
 	_, closer, err := l.db.Get(entryKey(ev.DecidedMs, ev.EventID))
 	if err != nil {
 		return false
@@ -246,7 +246,7 @@ func (l *Ledger) Delivered(ev *schemas.FilteredEvent) bool {
 
 // expireDaily drops, once at start and then hourly, the days of entries older than the retry
 // horizon (plus a day): no event of those days can be sent any more.
-func (l *Ledger) expireDaily(ctx context.Context) {
+func (l *ledgerStore) expireDaily(ctx context.Context) {
 	for {
 		cutoff := day(time.Now().Add(-l.horizon - 24*time.Hour).UnixMilli())
 		if err := l.db.DeleteRange([]byte{entryPrefix}, dayPrefix(cutoff), pebble.NoSync); err != nil {
@@ -258,8 +258,8 @@ func (l *Ledger) expireDaily(ctx context.Context) {
 	}
 }
 
-// Close closes the store (and removes a private one).
-func (l *Ledger) Close() error {
+// close closes the store (and removes a private one).
+func (l *ledgerStore) close() error {
 	err := l.db.Close()
 	if l.temp {
 		err = errors.Join(err, os.RemoveAll(l.dir))
@@ -267,8 +267,8 @@ func (l *Ledger) Close() error {
 	return err
 }
 
-// Entry is the ledger record of an event the vendor accepted.
-func (l *Ledger) Entry(e schemas.LedgerEntry) *kgo.Record {
+// entry is the ledger record of an event the vendor accepted.
+func (l *ledgerStore) entry(e schemas.LedgerEntry) *kgo.Record {
 	b, err := schemas.LedgerEntries.Encode(&e)
 	if err != nil {
 		panic(err) // our own well-typed record: a failure is a programming error
@@ -320,7 +320,7 @@ func (quietLogger) Fatalf(format string, args ...any) {
 // rest of the poll's records: the sooner an entry is acknowledged, the smaller the window in
 // which a crash makes the event go out again.
 type ledgerWriter struct {
-	ledger *Ledger
+	ledger *ledgerStore
 	cl     *kgo.Client
 	dest   string
 
@@ -333,8 +333,8 @@ func (w *ledgerWriter) accepted(ev *schemas.FilteredEvent, attempt int, answered
 	e := schemas.LedgerEntry{EventID: ev.EventID, DecidedMs: ev.DecidedMs, DeliveredMs: answered.UnixMilli(), Attempt: attempt}
 	// Remembered at once, so a later batch of this process never sends it again; the topic entry
 	// (for other processes and restarts) follows as soon as Kafka acknowledges it.
-	w.ledger.Remember([]schemas.LedgerEntry{e})
-	w.cl.Produce(context.Background(), w.ledger.Entry(e), func(_ *kgo.Record, err error) {
+	w.ledger.remember([]schemas.LedgerEntry{e})
+	w.cl.Produce(context.Background(), w.ledger.entry(e), func(_ *kgo.Record, err error) {
 		if err != nil {
 			w.mu.Lock()
 			w.err = cmpOr(w.err, err)
@@ -371,20 +371,20 @@ func cmpOr(a, b error) error {
 // startLedger opens the destination's ledger, follows its topic and starts its writer; stop
 // undoes it all. Both the runner and the DLQ replayer deliver through it.
 func (r *Runner) startLedger(ctx context.Context, g *errgroup.Group) (stop func(), err error) {
-	l, err := OpenLedger(r.cfg, r.dest.Name, r.log)
+	l, err := openLedgerStore(r.cfg, r.dest.Name, r.log)
 	if err != nil {
 		return nil, err
 	}
 	cl, err := kafka.NewClient(r.cfg, r.log, kgo.DefaultProduceTopic(l.topic))
 	if err != nil {
-		l.Close()
+		l.close()
 		return nil, err
 	}
 	r.ledger = &ledgerWriter{ledger: l, cl: cl, dest: r.dest.Name}
-	g.Go(func() error { return l.Follow(ctx, r.cfg) })
+	g.Go(func() error { return l.run(ctx, r.cfg) })
 	return func() {
 		cl.Close()
-		if err := l.Close(); err != nil {
+		if err := l.close(); err != nil {
 			r.log.Warn("delivery ledger: close", zap.Error(err))
 		}
 	}, nil

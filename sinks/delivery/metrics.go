@@ -42,26 +42,43 @@ var (
 	}, []string{"destination"})
 )
 
+// passCounters are a destination's per-pass counters, resolved once: a pass adds each status's
+// count once instead of looking a vector's child up per event.
+type passCounters struct {
+	sent, sentStage, retried, deadLettered, discardedDL, deferred, discardedAlready prometheus.Counter
+}
+
+func newPassCounters(name string) passCounters {
+	return passCounters{
+		sent: sentEvents.WithLabelValues(name), sentStage: metrics.Sent.WithLabelValues(metrics.StageSink, name),
+		retried: retriedEvents.WithLabelValues(name), deadLettered: deadLetteredEvents.WithLabelValues(name),
+		discardedDL: metrics.Discarded.WithLabelValues(metrics.StageSink, "dead_lettered"), deferred: deferredEvents.WithLabelValues(name),
+		discardedAlready: metrics.Discarded.WithLabelValues(metrics.StageSink, statusAlreadyDelivered),
+	}
+}
+
 // observe counts a delivery pass's outcomes, per destination and in the stage-wide vectors.
 func (r *Runner) observe(c *cycle) {
-	name := r.dest.Name
+	m := &r.counters
+	add := func(ctr prometheus.Counter, n int) {
+		if n > 0 {
+			ctr.Add(float64(n))
+		}
+	}
+	add(m.sent, c.counts[StatusDelivered])
+	add(m.sentStage, c.counts[StatusDelivered])
+	add(m.retried, c.counts[StatusRetrying])
+	add(m.deadLettered, c.counts[StatusDeadLettered])
+	add(m.discardedDL, c.counts[StatusDeadLettered])
+	add(m.deferred, c.counts[statusDeferred])
+	add(m.discardedAlready, c.counts[statusAlreadyDelivered])
+	if c.counts[StatusBlocked] == 0 {
+		return
+	}
 	for _, o := range c.outcomes {
-		switch o.status {
-		case StatusDelivered:
-			sentEvents.WithLabelValues(name).Inc()
-			metrics.Sent.WithLabelValues(metrics.StageSink, name).Inc()
-		case StatusRetrying:
-			retriedEvents.WithLabelValues(name).Inc()
-		case StatusDeadLettered:
-			deadLetteredEvents.WithLabelValues(name).Inc()
-			metrics.Discarded.WithLabelValues(metrics.StageSink, "dead_lettered").Inc()
-		case StatusBlocked:
-			blockedEvents.WithLabelValues(name, o.reason).Inc()
+		if o.status == StatusBlocked {
+			blockedEvents.WithLabelValues(r.dest.Name, o.reason).Inc()
 			metrics.Discarded.WithLabelValues(metrics.StageSink, o.reason).Inc()
-		case statusDeferred:
-			deferredEvents.WithLabelValues(name).Inc()
-		case statusAlreadyDelivered:
-			metrics.Discarded.WithLabelValues(metrics.StageSink, statusAlreadyDelivered).Inc()
 		}
 	}
 }

@@ -37,7 +37,7 @@ func (r *Runner) runRetries(ctx context.Context) error {
 		if !wake.IsZero() {
 			pollCtx, cancel = context.WithDeadline(ctx, wake)
 		}
-		fetches := cl.PollRecords(pollCtx, 10*r.adapter.MaxBatch())
+		fetches := cl.PollRecords(pollCtx, r.pollSize())
 		cancel()
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return nil

@@ -44,7 +44,7 @@ const (
 //     is due, and sends again (with the same hand-off after a failure);
 //   - the consent follower keeps the users' withdrawals and erasures (Withdrawals), checked
 //     right before every request;
-//   - the ledger follower keeps the events the vendor already accepted (Ledger), also checked
+//   - the ledger follower keeps the events the vendor already accepted (ledger.go), also checked
 //     right before every request, so no event is sent twice.
 //
 // Offsets are committed only once each event of a poll is delivered, blocked, dead-lettered or
@@ -61,6 +61,11 @@ type Runner struct {
 	breaker *breaker
 	consent *Withdrawals
 	ledger  *ledgerWriter // the delivery ledger; set by Run (or the replayer) before any send
+	// concurrency is how many requests may be in flight at once (delivery.concurrency).
+	concurrency int
+	counters    passCounters
+	// consentSync and ledgerSync share a catch-up among concurrent requests (syncshare.go).
+	consentSync, ledgerSync sharedSync
 }
 
 // NewRunner returns the runner of one destination.
@@ -73,6 +78,13 @@ func NewRunner(cfg *config.Config, dest *policy.Destination, adapter sdk.Adapter
 		horizon: cfg.Delivery.RetryHorizon,
 		limiter: newLimiter(cfg, dest),
 		consent: NewWithdrawals(cfg.Delivery.RetryHorizon),
+
+		concurrency: max(cfg.Delivery.Concurrency, 1),
+		counters:    newPassCounters(dest.Name),
+	}
+	if tr, ok := r.http.Transport.(*http.Transport); ok {
+		// Keep a connection per request slot, so concurrent requests do not dial anew each time.
+		tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, r.concurrency)
 	}
 	r.breaker = newBreaker(dest.Name, cfg.Delivery.BreakerFailures, cfg.Delivery.BreakerOpen, func() time.Time { return r.now() })
 	return r
@@ -122,7 +134,7 @@ func (r *Runner) runMain(ctx context.Context) error {
 	// With BlockRebalanceOnPoll, leaving the group waits for AllowRebalance: allow it first.
 	defer func() { cl.AllowRebalance(); cl.Close() }()
 	for {
-		fetches := cl.PollRecords(ctx, 10*r.adapter.MaxBatch())
+		fetches := cl.PollRecords(ctx, r.pollSize())
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return nil
 		}
@@ -135,6 +147,17 @@ func (r *Runner) runMain(ctx context.Context) error {
 		cl.AllowRebalance()
 	}
 }
+
+// pollSize is the most records one poll takes: ten requests' worth, and with concurrency at
+// least enough for lanesPerWorker small requests per request slot (bounded, so a poll of small
+// events stays a few MB), since the next poll waits until every event of this one has an outcome.
+func (r *Runner) pollSize() int {
+	mb := r.adapter.MaxBatch()
+	return max(10*mb, min(4*lanesPerWorker*r.concurrency*mb, maxPollRecords))
+}
+
+// maxPollRecords bounds pollSize's concurrency term.
+const maxPollRecords = 8192
 
 // handle delivers one poll's records, stores what came of them, and commits their offsets.
 func (r *Runner) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, waitBreaker bool) error {

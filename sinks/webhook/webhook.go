@@ -22,7 +22,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -150,31 +149,10 @@ func (a *adapter) Timeout() time.Duration { return a.timeout }
 // Validate accepts every event: a webhook receiver has no rule tollgate could check.
 func (a *adapter) Validate(*schemas.FilteredEvent, time.Time) error { return nil }
 
-type body struct {
-	Events []event `json:"events"`
-}
-
-type event struct {
-	EventID     string                     `json:"event_id"`
-	Event       string                     `json:"event"`
-	Timestamp   string                     `json:"timestamp"`
-	UserID      json.RawMessage            `json:"user_id,omitempty"`
-	AnonymousID json.RawMessage            `json:"anonymous_id,omitempty"`
-	Context     map[string]json.RawMessage `json:"context,omitempty"`
-	Properties  map[string]json.RawMessage `json:"properties,omitempty"`
-}
-
 // NewRequest builds one signed request for the batch. It is signed at build time, so each
 // attempt carries a fresh webhook-timestamp (receivers reject stale ones) and the same id.
 func (a *adapter) NewRequest(ctx context.Context, batch []*schemas.FilteredEvent) (*http.Request, error) {
-	b := body{Events: make([]event, len(batch))}
-	for i, ev := range batch {
-		fill(&b.Events[i], ev)
-	}
-	data, err := json.Marshal(&b)
-	if err != nil {
-		return nil, fmt.Errorf("encode webhook body: %w", err)
-	}
+	data := appendBody(make([]byte, 0, 256*len(batch)), batch)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("webhook request: %w", err)
@@ -186,31 +164,6 @@ func (a *adapter) NewRequest(ctx context.Context, batch []*schemas.FilteredEvent
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
 	req.Header.Set("webhook-signature", Sign(a.key, id, ts, data))
 	return req, nil
-}
-
-func fill(e *event, ev *schemas.FilteredEvent) {
-	e.EventID, e.Event = ev.EventID, ev.Event
-	e.Timestamp = sdk.EventTime(ev).UTC().Format("2006-01-02T15:04:05.000Z07:00")
-	for path := range ev.Fields {
-		v, _ := sdk.FieldJSON(ev, path)
-		head, name, nested := strings.Cut(path, ".")
-		switch {
-		case !nested && head == "user_id":
-			e.UserID = v
-		case !nested && head == "anonymous_id":
-			e.AnonymousID = v
-		case nested && head == "context":
-			if e.Context == nil {
-				e.Context = map[string]json.RawMessage{}
-			}
-			e.Context[name] = v
-		case nested && head == "properties":
-			if e.Properties == nil {
-				e.Properties = map[string]json.RawMessage{}
-			}
-			e.Properties[name] = v
-		}
-	}
 }
 
 // Classify follows Standard Webhooks practice through sdk.ClassifyStatus: 2xx Delivered; 3xx

@@ -1,0 +1,160 @@
+// Command statebench measures the consent processor's state store at scale: it writes USERS
+// users' consent and IDS remembered event ids through the same batches a cold restore applies
+// (changelog records in 10,000-record batches with the offset beside them), then reopens the
+// store as a warm restart does, and times dedup checks (hits and misses) on the full store. It
+// reports the process's peak and current RSS, which must not grow with users or ids.
+//
+//	go run ./internal/statestore/statebench -users 10000000 -ids 50000000 -dir /tmp/statebench
+//
+// The Kafka side of a restore (reading the changelog) is not included: see the closing figures
+// of the e2e restore test for its rate.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/internal/statestore"
+	"github.com/tollgate-dev/tollgate/schemas"
+)
+
+func main() {
+	users := flag.Int("users", 1_000_000, "users with a recorded consent")
+	ids := flag.Int("ids", 5_000_000, "remembered event ids")
+	dir := flag.String("dir", "", "store folder (default: a new temporary one, removed at the end)")
+	checks := flag.Int("checks", 1_000_000, "dedup checks timed")
+	flag.Parse()
+	if err := run(*users, *ids, *checks, *dir); err != nil {
+		fmt.Fprintln(os.Stderr, "statebench:", err)
+		os.Exit(1)
+	}
+}
+
+const window = 7 * 24 * time.Hour
+
+func run(users, ids, checks int, dir string) error {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "statebench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	now := time.Now().UnixMilli()
+	st, err := statestore.Open(dir, window)
+	if err != nil {
+		return err
+	}
+	consent, err := schemas.ConsentUpdates.Encode(&schemas.ConsentUpdate{UserKey: "u", Consent: map[string]bool{"analytics": true, "marketing": false},
+		TimestampMs: now, NoticeVersion: "v3"})
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	b := st.NewBatch()
+	var off int64
+	flush := func(topic string, force bool) error {
+		if b.Len() < 10_000 && !force {
+			return nil
+		}
+		b.SetOffset(topic, off)
+		if err := b.Commit(); err != nil {
+			return err
+		}
+		b = st.NewBatch()
+		return nil
+	}
+	for i := range users {
+		b.PutConsent(userKey(i), consent)
+		off++
+		if err := flush("consent.state", false); err != nil {
+			return err
+		}
+	}
+	if err := flush("consent.state", true); err != nil {
+		return err
+	}
+	consentTook := time.Since(start)
+	// Ids spread over the window's days, as a week of traffic leaves them.
+	span := window.Milliseconds()
+	for i := range ids {
+		first := now - int64(i)*span/int64(max(ids, 1))
+		b.PutSeen(userKey(i%max(users, 1)), eventID(i), statestore.Seen{FirstMs: first, LastMs: first})
+		off++
+		if err := flush("dedup.ids", false); err != nil {
+			return err
+		}
+	}
+	if err := flush("dedup.ids", true); err != nil {
+		return err
+	}
+	cold := time.Since(start)
+	fmt.Printf("cold restore (store side): %d consent records in %s, %d ids in %s, total %s (%.0f records/s)\n",
+		users, consentTook.Round(time.Millisecond), ids, (cold - consentTook).Round(time.Millisecond), cold.Round(time.Millisecond),
+		float64(users+ids)/cold.Seconds())
+	fmt.Printf("rss after load: %s\n", rss())
+	if err := st.Close(); err != nil {
+		return err
+	}
+
+	start = time.Now()
+	if st, err = statestore.Open(dir, window); err != nil {
+		return err
+	}
+	if _, _, err := st.Offset("dedup.ids"); err != nil {
+		return err
+	}
+	fmt.Printf("warm restart: store reopened and offsets read in %s (then only the changelog tail is read)\n", time.Since(start).Round(time.Millisecond))
+	defer st.Close()
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	start = time.Now()
+	hits := 0
+	for range checks {
+		i := rng.IntN(max(ids, 1))
+		if _, ok, err := st.Seen(userKey(i%max(users, 1)), eventID(i), now); err != nil {
+			return err
+		} else if ok {
+			hits++
+		}
+	}
+	hit := time.Since(start)
+	start = time.Now()
+	for range checks {
+		i := rng.IntN(max(users, 1))
+		if _, _, err := st.Seen(userKey(i), eventID(ids+i), now); err != nil {
+			return err
+		}
+	}
+	miss := time.Since(start)
+	fmt.Printf("dedup check: resend (hit) %s/op (%d of %d found), new event (miss) %s/op\n",
+		hit/time.Duration(checks), hits, checks, miss/time.Duration(checks))
+	fmt.Printf("rss at end: %s\n", rss())
+	return nil
+}
+
+func userKey(i int) string { return fmt.Sprintf("user-%09d", i) }
+func eventID(i int) string { return fmt.Sprintf("evt-%011d-5d1c-4c1e", i) }
+
+// rss is the process's current and peak resident set, from /proc.
+func rss() string {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, "VmRSS") || strings.HasPrefix(l, "VmHWM") {
+			out = append(out, strings.Join(strings.Fields(l), " "))
+		}
+	}
+	return strings.Join(out, ", ")
+}

@@ -1,0 +1,143 @@
+package schemas
+
+import (
+	"encoding/binary"
+	"math"
+)
+
+// appendFilteredEvent appends a FilteredEvent's Avro binary encoding (after the single-object
+// header), field by field in schema order. It is written by hand because the processor encodes
+// one for every event and destination it forwards, and hamba/avro's reflective encoder was the
+// largest single cost in the processor's profile. The hand encoder must follow
+// filtered_event.avsc: TestAppendFilteredEventMatchesSchema decodes what it writes with hamba/avro
+// and fails on any change of the schema it does not follow.
+func appendFilteredEvent(b []byte, e *FilteredEvent) []byte {
+	b = appendString(b, e.EventID)
+	b = appendString(b, e.DecisionID)
+	b = appendString(b, e.Destination)
+	b = appendString(b, e.Event)
+	b = appendLong(b, e.TimestampMs)
+	b = appendLong(b, e.DecidedMs)
+	b = appendString(b, e.UserKey)
+	b = appendString(b, e.Purpose)
+	b = appendString(b, e.Jurisdiction)
+	b = appendBool(b, e.GPC)
+	// Maps as hamba/avro writes them: one block with a negative count and its size in bytes,
+	// then the empty block that ends the map.
+	if len(e.Consent) > 0 {
+		size := 0
+		for k := range e.Consent {
+			size += stringSize(k) + 1
+		}
+		b = appendLong(appendLong(b, -int64(len(e.Consent))), int64(size))
+		for k, v := range e.Consent {
+			b = appendBool(appendString(b, k), v)
+		}
+	}
+	b = append(b, 0)
+	if len(e.Fields) > 0 {
+		size := 0
+		for k, v := range e.Fields {
+			size += stringSize(k) + stringSize(v)
+		}
+		b = appendLong(appendLong(b, -int64(len(e.Fields))), int64(size))
+		for k, v := range e.Fields {
+			b = appendString(appendString(b, k), v)
+		}
+	}
+	b = append(b, 0)
+	b = appendString(b, e.PolicyVersion)
+	return appendString(b, e.RunID)
+}
+
+// appendDecision appends a Decision's Avro binary encoding (after the header), in
+// decision.avsc's order: the processor writes one for every event and destination, and after
+// FilteredEvent it was the largest encoding cost in the processor's profile.
+// TestAppendDecisionMatchesSchema holds it to the schema.
+func appendDecision(b []byte, d *Decision) []byte {
+	b = appendString(b, d.DecisionID)
+	b = appendString(b, d.EventID)
+	b = appendString(b, d.UserKey)
+	b = appendString(b, d.Destination)
+	b = appendString(b, d.EventName)
+	b = appendLong(b, d.EventTimeMs)
+	b = appendLong(b, d.DecidedMs)
+	b = appendString(b, d.Outcome)
+	b = appendString(b, d.Reason)
+	b = appendString(b, d.Purpose)
+	b = appendString(b, d.Jurisdiction)
+	b = appendBool(b, d.GPC)
+	b = appendStrings(b, d.FieldsSent)
+	b = appendStrings(b, d.FieldsStripped)
+	b = appendString(b, d.PolicyVersion)
+	return appendString(b, d.RunID)
+}
+
+// appendStrings appends an array of strings as hamba/avro writes it: one block with a negative
+// count and its size in bytes, then the empty block that ends the array.
+func appendStrings(b []byte, ss []string) []byte {
+	if len(ss) > 0 {
+		size := 0
+		for _, s := range ss {
+			size += stringSize(s)
+		}
+		b = appendLong(appendLong(b, -int64(len(ss))), int64(size))
+		for _, s := range ss {
+			b = appendString(b, s)
+		}
+	}
+	return append(b, 0)
+}
+
+func decisionSize(d *Decision) int {
+	n := 96 + len(d.DecisionID) + len(d.EventID) + len(d.UserKey) + len(d.Destination) + len(d.EventName) + len(d.Outcome) +
+		len(d.Reason) + len(d.Purpose) + len(d.Jurisdiction) + len(d.PolicyVersion) + len(d.RunID)
+	for _, s := range d.FieldsSent {
+		n += len(s) + 3
+	}
+	for _, s := range d.FieldsStripped {
+		n += len(s) + 3
+	}
+	return n
+}
+
+// filteredEventSize estimates the encoded size, so the buffer is allocated once.
+func filteredEventSize(e *FilteredEvent) int {
+	n := 80 + len(e.EventID) + len(e.DecisionID) + len(e.Destination) + len(e.Event) + len(e.UserKey) +
+		len(e.Purpose) + len(e.Jurisdiction) + len(e.PolicyVersion) + len(e.RunID)
+	for k := range e.Consent {
+		n += len(k) + 6
+	}
+	for k, v := range e.Fields {
+		n += len(k) + len(v) + 6
+	}
+	return n
+}
+
+// appendLong is Avro's long: zig-zag, then a varint.
+func appendLong(b []byte, v int64) []byte { return binary.AppendUvarint(b, uint64(v<<1)^uint64(v>>63)) }
+
+// stringSize is the encoded length of s.
+func stringSize(s string) int { return longSize(int64(len(s))) + len(s) }
+
+func longSize(v int64) int {
+	n, u := 1, uint64(v<<1)^uint64(v>>63)
+	for ; u >= 0x80; u >>= 7 {
+		n++
+	}
+	return n
+}
+
+func appendString(b []byte, s string) []byte {
+	if len(s) > math.MaxInt32 {
+		panic("schemas: string too long for Avro")
+	}
+	return append(appendLong(b, int64(len(s))), s...)
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
