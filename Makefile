@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 export TOLLGATE_TEST_KAFKA      ?= 127.0.0.1:9092
 export TOLLGATE_TEST_CLICKHOUSE ?= 127.0.0.1:9000
 
-.PHONY: build test test-unit test-containers images demo bench chaos fmt lint tidy-check services-up services-down clean
+.PHONY: build chdb-venv test test-unit test-containers images demo bench chaos fmt lint tidy-check services-up services-down cluster-up cluster-down clean
 
 # One static binary with every component.
 build:
@@ -17,6 +17,22 @@ build:
 services-up:
 	@deploy/local/services-up.sh
 
+# The cluster topology (deploy/cluster): ZooKeeper 127.0.0.1:22181, three KRaft brokers on
+# 127.0.0.1:29092-29094, two ClickHouse replicas (cluster `tollgate`) on 29000/29001 (HTTP
+# 28123/28124). Same rules as services-up; state in .services/cluster. The ports overlap
+# docker-compose.host.yml's: run one or the other.
+cluster-up:
+	@deploy/cluster/cluster-up.sh
+
+# Stop them (by pid file); data and logs are kept.
+cluster-down:
+	@deploy/cluster/cluster-down.sh
+
+# The Python venv with chdb (ClickHouse 26.x embedded) that audit's statement check runs on:
+# .services/chdb-venv, pinned by deploy/chdb/requirements.txt. The test creates it too.
+chdb-venv:
+	@deploy/chdb/venv.sh >/dev/null
+
 # Stop them (by pid file); data and logs are kept.
 services-down:
 	@deploy/local/services-down.sh
@@ -26,7 +42,7 @@ demo: services-up build
 	@deploy/demo/demo.sh
 
 # Every test, unit and integration, against the real Kafka and ClickHouse started here.
-test: services-up tidy-check
+test: services-up chdb-venv tidy-check
 	$(GO) vet ./...
 	$(GO) test -race -shuffle=on -count=1 -timeout 30m ./...
 

@@ -155,14 +155,16 @@ func (db *DB) Diff(ctx context.Context, runID string, limit int) (*DiffResult, e
 	if err := db.QueryRow(ctx, `SELECT count() FROM `+db.table("decisions")+` FINAL WHERE run_id = ?`, runID).Scan(&res.Compared); err != nil {
 		return nil, fmt.Errorf("diff: %w", err)
 	}
-	// Field lists are compared as sets (arraySort), so an order change is no change.
+	// Field lists are compared as sets (arraySort), so an order change is no change. Both
+	// subqueries carry an alias: servers with the new analyzer (24.3 on) refuse JOIN ... USING
+	// over unaliased subqueries (Code 206); 18.16 accepts the aliases too.
 	rows, err := db.Query(ctx, `SELECT destination, event_id, outcome, reason, fields_sent, policy_version,
 			live, live_outcome, live_reason, live_fields, live_policy
 		FROM (SELECT destination, event_id, outcome, reason, fields_sent, policy_version
-			FROM `+db.table("decisions")+` FINAL WHERE run_id = ?)
+			FROM `+db.table("decisions")+` FINAL WHERE run_id = ?) AS replay
 		ANY LEFT JOIN (SELECT destination, event_id, toUInt8(1) AS live, outcome AS live_outcome, reason AS live_reason,
 				fields_sent AS live_fields, policy_version AS live_policy
-			FROM `+db.table("decisions")+` FINAL WHERE run_id = '')
+			FROM `+db.table("decisions")+` FINAL WHERE run_id = '') AS live_side
 		USING (destination, event_id)
 		WHERE live = 0 OR outcome != live_outcome OR reason != live_reason OR arraySort(fields_sent) != arraySort(live_fields)
 		ORDER BY destination, event_id`, runID)

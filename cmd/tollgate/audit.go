@@ -38,15 +38,11 @@ func auditQuery(use, short string, check func() error, run func(ctx context.Cont
 					return err
 				}
 			}
-			a, err := load(cmd)
+			_, db, err := loadAudit(cmd)
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
-			db, err := openAudit(ctx, a)
-			if err != nil {
-				return err
-			}
 			defer db.Close()
 			return run(ctx, db, cmd.OutOrStdout(), *format)
 		},
@@ -294,6 +290,20 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// loadAudit loads the config (and policy) of a command and opens its audit database; the caller
+// closes the database.
+func loadAudit(cmd *cobra.Command) (*app, *audit.DB, error) {
+	a, err := load(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := openAudit(cmd.Context(), a)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, db, nil
 }
 
 // openAudit connects to the audit database and brings its schema up to date, so a command run

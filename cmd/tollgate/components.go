@@ -127,6 +127,7 @@ func ensureTopics(ctx context.Context, a *app) error {
 	if err := kafka.EnsureTopics(ctx, a.cfg, cl); err != nil {
 		return fmt.Errorf("kafka at %v: %w", a.cfg.Kafka.Brokers, err)
 	}
+	kafka.WarnWeakTopics(ctx, a.cfg, cl, a.log)
 	return nil
 }
 

@@ -29,15 +29,11 @@ data about the user before (read from the audit trail before the deletion).`,
 			if strings.TrimSpace(user) == "" {
 				return usageError{fmt.Errorf("--user ID is required (the user_id or anonymous_id)")}
 			}
-			a, err := load(cmd)
+			a, db, err := loadAudit(cmd)
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
-			db, err := openAudit(ctx, a)
-			if err != nil {
-				return err
-			}
 			defer db.Close()
 			recipients, err := db.UserRecipients(ctx, user)
 			if err != nil {

@@ -46,15 +46,11 @@ func newReportAccessCmd() *cobra.Command {
 			if format != formatHTML && format != formatJSON {
 				return usageError{fmt.Errorf("--format %q: use html or json", format)}
 			}
-			a, err := load(cmd)
+			a, db, err := loadAudit(cmd)
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
-			db, err := openAudit(ctx, a)
-			if err != nil {
-				return err
-			}
 			defer db.Close()
 			acc, err := report.BuildAccess(ctx, db, db.Database, a.cfg.Policy, user, time.Now())
 			if err != nil {

@@ -118,8 +118,12 @@ services-up: stop with: ${TOLLGATE_SERVICES_DIR:+TOLLGATE_SERVICES_DIR=$STATE_DI
 EOF
 }
 
+# TOLLGATE_SERVICES_PREPARE_ONLY=1: install the prerequisites and fetch the Kafka jars into
+# $STATE_DIR/kafka/lib, start nothing (deploy/cluster/cluster-up.sh builds on these steps).
+PREPARE_ONLY="${TOLLGATE_SERVICES_PREPARE_ONLY:-0}"
+
 # Fast path, before taking the lock or touching anything.
-if tcp_open "$KAFKA_HOST" "$KAFKA_PORT" && clickhouse_ready; then
+if [[ $PREPARE_ONLY != 1 ]] && tcp_open "$KAFKA_HOST" "$KAFKA_PORT" && clickhouse_ready; then
   log "Kafka and ClickHouse are already up."
   print_locations
   exit 0
@@ -321,6 +325,10 @@ ch_logs=("$CH_DIR/logs/clickhouse-server.err.log" "$CH_DIR/logs/stdout.log")
 
 start_ts=$SECONDS
 ensure_prerequisites
+if [[ $PREPARE_ONLY == 1 ]]; then
+  ensure_kafka_jars
+  exit 0
+fi
 
 # Start whatever is neither answering nor already starting (a live pid file means an
 # earlier run launched it and it may still be booting: wait for it instead).

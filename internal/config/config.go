@@ -44,8 +44,14 @@ type Kafka struct {
 	TopicPrefix string `yaml:"topic_prefix"`
 	// Partitions of each topic tollgate creates. Default 6. Existing topics are left as they are.
 	Partitions int `yaml:"partitions"`
-	// ReplicationFactor of created topics. Default 1 (a single local broker); use 3 in production.
+	// ReplicationFactor of created topics. Default 3 when three or more brokers are configured,
+	// else 1 (a single local broker). Existing topics with fewer replicas are logged as a warning.
 	ReplicationFactor int `yaml:"replication_factor"`
+	// MinInsyncReplicas is the min.insync.replicas config of created topics: with acks=all (what
+	// tollgate's producers use) a write succeeds only once this many replicas hold it. Default 2
+	// when three or more brokers are configured and replication_factor is at least 2, else 1.
+	// Existing topics with a lower value are logged as a warning.
+	MinInsyncReplicas int `yaml:"min_insync_replicas"`
 	// TLS and SASL secure the connection to the brokers (security.go). Default: plaintext, no auth.
 	TLS  TLS  `yaml:"tls"`
 	SASL SASL `yaml:"sasl"`
@@ -256,7 +262,16 @@ func (c *Config) setDefaults() {
 	}
 	def(&c.Kafka.TopicPrefix, "tg.")
 	defInt(&c.Kafka.Partitions, 6)
+	// A cluster (three brokers or more) gets replicated topics that survive a broker going away
+	// without losing acknowledged writes; a single local broker cannot replicate.
+	if len(c.Kafka.Brokers) >= 3 {
+		defInt(&c.Kafka.ReplicationFactor, 3)
+	}
 	defInt(&c.Kafka.ReplicationFactor, 1)
+	if len(c.Kafka.Brokers) >= 3 && c.Kafka.ReplicationFactor >= 2 {
+		defInt(&c.Kafka.MinInsyncReplicas, 2)
+	}
+	defInt(&c.Kafka.MinInsyncReplicas, 1)
 	def(&c.ClickHouse.Addr, "127.0.0.1:9000")
 	def(&c.ClickHouse.Database, "tollgate")
 	def(&c.ClickHouse.Username, "default")
@@ -291,6 +306,12 @@ func (c *Config) validate() error {
 		if !strings.Contains(b, ":") {
 			return &policy.FieldError{Field: fmt.Sprintf("kafka.brokers[%d]", i), Reason: fmt.Sprintf("%q is not host:port", b)}
 		}
+	}
+	if rf := c.Kafka.ReplicationFactor; rf < 1 || rf > 32767 {
+		return &policy.FieldError{Field: "kafka.replication_factor", Reason: fmt.Sprintf("%d: must be between 1 and 32767", rf)}
+	}
+	if m := c.Kafka.MinInsyncReplicas; m < 1 || m > c.Kafka.ReplicationFactor {
+		return &policy.FieldError{Field: "kafka.min_insync_replicas", Reason: fmt.Sprintf("%d: must be at least 1 and at most kafka.replication_factor (%d)", m, c.Kafka.ReplicationFactor)}
 	}
 	if len(c.Ingest.WriteKeys) == 0 {
 		return &policy.FieldError{Field: "ingest.write_keys", Reason: "at least one write key is required"}

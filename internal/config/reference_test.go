@@ -98,6 +98,24 @@ var computedDefaults = map[string]func(t *testing.T, c *Config){
 	"ingest.jurisdictions": func(t *testing.T, c *Config) {
 		assert.Equal(t, DefaultJurisdictions(), c.Ingest.Jurisdictions)
 	},
+	"kafka.replication_factor": func(t *testing.T, c *Config) {
+		assert.Equal(t, 1, c.Kafka.ReplicationFactor, "one broker")
+		c3, err := Parse("c.yaml", []byte("ingest:\n  write_keys: [k]\nkafka:\n  brokers: [a:1, b:1, c:1]\n"), envOf(nil))
+		require.NoError(t, err)
+		assert.Equal(t, 3, c3.Kafka.ReplicationFactor, "three brokers")
+	},
+	"kafka.min_insync_replicas": func(t *testing.T, c *Config) {
+		assert.Equal(t, 1, c.Kafka.MinInsyncReplicas, "one broker")
+		for rf, want := range map[string]int{"": 2, "1": 1, "2": 2} {
+			y := "ingest:\n  write_keys: [k]\nkafka:\n  brokers: [a:1, b:1, c:1]\n"
+			if rf != "" {
+				y += "  replication_factor: " + rf + "\n"
+			}
+			c3, err := Parse("c.yaml", []byte(y), envOf(nil))
+			require.NoError(t, err)
+			assert.Equal(t, want, c3.Kafka.MinInsyncReplicas, "three brokers, replication_factor %q", rf)
+		}
+	},
 	"ingest.rate_burst": func(t *testing.T, _ *Config) {
 		for limit, burst := range map[int]int{0: 0, 100: 500, 2000: 2000} {
 			c, err := Parse("c.yaml", []byte("ingest:\n  write_keys: [k]\n  rate_limit: "+itoa(limit)+"\n"), envOf(nil))

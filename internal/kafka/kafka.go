@@ -6,6 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -99,13 +102,24 @@ func Topics(cfg *config.Config) map[string]map[string]*string {
 	return topics
 }
 
-// EnsureTopics creates the topics tollgate needs that do not exist yet. Existing topics are left
-// as they are (their partition count is the operator's choice).
+// EnsureTopics creates the topics tollgate needs that do not exist yet, with
+// kafka.replication_factor replicas and min.insync.replicas = kafka.min_insync_replicas (with the
+// producers' acks=all, a write is acknowledged only once that many replicas hold it). Existing
+// topics are left as they are (their partition count is the operator's choice; WeakTopics says
+// which of them are less durable than configured).
 func EnsureTopics(ctx context.Context, cfg *config.Config, cl *kgo.Client) error {
 	adm := kadm.NewClient(cl)
 	var names []string
+	minISR := strconv.Itoa(cfg.Kafka.MinInsyncReplicas)
 	for topic, conf := range Topics(cfg) {
 		names = append(names, topic)
+		if cfg.Kafka.MinInsyncReplicas > 0 { // 0: a Config built by hand, not by Parse: broker default
+			conf = maps.Clone(conf)
+			if conf == nil {
+				conf = map[string]*string{}
+			}
+			conf["min.insync.replicas"] = &minISR
+		}
 		resp, err := adm.CreateTopic(ctx, int32(cfg.Kafka.Partitions), int16(cfg.Kafka.ReplicationFactor), conf, topic)
 		if err == nil {
 			err = resp.Err
@@ -115,6 +129,80 @@ func EnsureTopics(ctx context.Context, cfg *config.Config, cl *kgo.Client) error
 		}
 	}
 	return waitServable(ctx, adm, names, 30*time.Second)
+}
+
+// WeakTopic is a topic less durable than configured, and how.
+type WeakTopic struct {
+	Topic   string
+	Problem string
+}
+
+// WeakTopics checks the topics tollgate needs that exist and returns one entry for each with
+// fewer replicas (in any partition) than kafka.replication_factor or a lower
+// min.insync.replicas than kafka.min_insync_replicas. Topics created by EnsureTopics pass; an
+// older topic, or one created by hand, is left alone (changing replication is a reassignment,
+// the operator's call) but should be known.
+func WeakTopics(ctx context.Context, cfg *config.Config, cl *kgo.Client) ([]WeakTopic, error) {
+	adm := kadm.NewClient(cl)
+	var names []string
+	for topic := range Topics(cfg) {
+		names = append(names, topic)
+	}
+	slices.Sort(names)
+	details, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return nil, fmt.Errorf("describe topics: %w", err)
+	}
+	var existing []string
+	for _, topic := range names {
+		if d, ok := details[topic]; ok && d.Err == nil {
+			existing = append(existing, topic)
+		}
+	}
+	if len(existing) == 0 {
+		return nil, nil
+	}
+	configs, err := adm.DescribeTopicConfigs(ctx, existing...)
+	if err != nil {
+		return nil, fmt.Errorf("describe topic configs: %w", err)
+	}
+	minISR := map[string]int{}
+	for _, rc := range configs {
+		if rc.Err != nil {
+			return nil, fmt.Errorf("describe configs of %s: %w", rc.Name, rc.Err)
+		}
+		for _, c := range rc.Configs {
+			if c.Key == "min.insync.replicas" && c.Value != nil {
+				minISR[rc.Name], _ = strconv.Atoi(*c.Value)
+			}
+		}
+	}
+	var weak []WeakTopic
+	for _, topic := range existing {
+		replicas := math.MaxInt
+		for _, p := range details[topic].Partitions {
+			replicas = min(replicas, len(p.Replicas))
+		}
+		if replicas < cfg.Kafka.ReplicationFactor {
+			weak = append(weak, WeakTopic{topic, fmt.Sprintf("%d replicas, kafka.replication_factor is %d", replicas, cfg.Kafka.ReplicationFactor)})
+		}
+		if m, ok := minISR[topic]; ok && m < cfg.Kafka.MinInsyncReplicas {
+			weak = append(weak, WeakTopic{topic, fmt.Sprintf("min.insync.replicas=%d, kafka.min_insync_replicas is %d", m, cfg.Kafka.MinInsyncReplicas)})
+		}
+	}
+	return weak, nil
+}
+
+// WarnWeakTopics logs a warning naming each topic WeakTopics finds, without refusing to start:
+// a topic that already existed keeps its replication (a reassignment is the operator's call).
+func WarnWeakTopics(ctx context.Context, cfg *config.Config, cl *kgo.Client, log *zap.Logger) {
+	weak, err := WeakTopics(ctx, cfg, cl)
+	if err != nil {
+		log.Warn("could not check the replication of existing topics", zap.Error(err))
+	}
+	for _, w := range weak {
+		log.Warn("topic less durable than configured", zap.String("topic", w.Topic), zap.String("problem", w.Problem))
+	}
 }
 
 // Ping returns nil when a broker answers a metadata request within the context's deadline.

@@ -3,6 +3,10 @@ package enforce
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	stagemetrics "github.com/tollgate-dev/tollgate/internal/metrics"
+	"github.com/tollgate-dev/tollgate/processors/consent"
+	"github.com/tollgate-dev/tollgate/schemas"
 )
 
 type metrics struct {
@@ -44,4 +48,44 @@ var defaultMetrics = &metrics{
 	duplicates: promauto.NewCounter(prometheus.CounterOpts{
 		Name: "tollgate_duplicates_total", Help: "Resent events (same user key and event_id inside dedup.window) the processor absorbed: no second decision or filtered record.",
 	}),
+}
+
+// tally counts what one transaction decided. The shared stage metrics (received, sent,
+// discarded, errors) count only what a committed transaction handed on, so an aborted batch,
+// which is decided again, is not counted twice.
+type tally struct {
+	sent    map[string]int // forwarded decisions per destination
+	blocked map[string]int // blocked decisions per reason
+	poison  int            // raw records dead-lettered
+}
+
+func (t *tally) reset() {
+	if t.sent == nil {
+		t.sent, t.blocked = map[string]int{}, map[string]int{}
+	}
+	clear(t.sent)
+	clear(t.blocked)
+	t.poison = 0
+}
+
+func (t *tally) decided(d *schemas.Decision) {
+	if d.Outcome == consent.Forwarded {
+		t.sent[d.Destination]++
+	} else {
+		t.blocked[d.Reason]++
+	}
+}
+
+// committed adds the transaction's counts, and its n raw records, to the shared metrics.
+func (t *tally) committed(n int) {
+	stagemetrics.Received.WithLabelValues(stagemetrics.StageProcessor).Add(float64(n))
+	for dest, k := range t.sent {
+		stagemetrics.Sent.WithLabelValues(stagemetrics.StageProcessor, dest).Add(float64(k))
+	}
+	for reason, k := range t.blocked {
+		stagemetrics.Discarded.WithLabelValues(stagemetrics.StageProcessor, reason).Add(float64(k))
+	}
+	if t.poison > 0 {
+		stagemetrics.Errors.WithLabelValues(stagemetrics.StageProcessor, "poison_record").Add(float64(t.poison))
+	}
 }

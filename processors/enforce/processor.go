@@ -29,6 +29,7 @@ type Processor struct {
 	state   *stateStore
 	ahead   *lookahead
 	metrics *metrics
+	tally   tally // the open transaction's counts, for the shared metrics once it commits
 	now     func() time.Time
 	// expired is when the stores last dropped their day buckets past the dedup window.
 	expired time.Time
@@ -136,6 +137,7 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	batch := p.state.begin()
+	p.tally.reset()
 	parts := batchPartitions(fetches)
 	if err := p.ahead.catchUp(ctx, parts, catchUpTimeout); err != nil {
 		p.log.Warn("batch aborted: withdrawals ahead unknown", zap.Error(err))
@@ -184,6 +186,7 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 	}
 	if !committed {
 		p.metrics.aborted.Inc()
+		stagemetrics.Errors.WithLabelValues(stagemetrics.StageProcessor, "aborted_transaction").Inc()
 		p.log.Warn("transaction aborted; the batch will be processed again", zap.Int("records", n), zap.NamedError("produce_error", produceErr))
 		return nil
 	}
@@ -200,6 +203,7 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 		}
 	})
 	p.metrics.processed.Add(float64(n))
+	p.tally.committed(n)
 	return nil
 }
 
@@ -212,6 +216,7 @@ func (p *Processor) abort(ctx context.Context, sess *kgo.GroupTransactSession) e
 		return fmt.Errorf("abort transaction: %w", err)
 	}
 	p.metrics.aborted.Inc()
+	stagemetrics.Errors.WithLabelValues(stagemetrics.StageProcessor, "aborted_transaction").Inc()
 	return nil
 }
 
@@ -313,6 +318,7 @@ func (p *Processor) decide(ev *schemas.Event, st *consent.State) []*kgo.Record {
 	for i := range outs {
 		o := &outs[i]
 		p.metrics.decisions.WithLabelValues(o.Decision.Destination, o.Decision.Outcome, o.Decision.Reason).Inc()
+		p.tally.decided(&o.Decision)
 		recs = append(recs, encodeRecord(p.cfg.Topic(config.TopicDecisions), ev.UserKey(), schemas.Decisions, &o.Decision))
 		if o.Filtered != nil {
 			recs = append(recs, encodeRecord(p.cfg.Topic(config.DestTopic(o.Decision.Destination)), ev.UserKey(), schemas.FilteredEvents, o.Filtered))
@@ -336,6 +342,7 @@ func (p *Processor) recordConsent(u *schemas.ConsentUpdate, batch *stagedState, 
 
 func (p *Processor) deadLetter(r *kgo.Record, cause error) []*kgo.Record {
 	p.metrics.deadLettered.Inc()
+	p.tally.poison++
 	p.log.Warn("raw record dead-lettered", zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset), zap.Error(cause))
 	return []*kgo.Record{{
 		Topic: p.cfg.Topic(config.TopicRawDLQ),

@@ -8,7 +8,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tollgate-dev/tollgate/internal/config"
-	"github.com/tollgate-dev/tollgate/internal/kafka"
 )
 
 // runRetries consumes the destination's retry topic. A partition whose next record is not due
@@ -19,17 +18,11 @@ import (
 // earlier one.
 func (r *Runner) runRetries(ctx context.Context) error {
 	topic := r.cfg.Topic(config.RetryTopic(r.dest.Name))
-	cl, err := kafka.NewClient(r.cfg, r.log,
-		kgo.ConsumerGroup(r.cfg.SinkRetryGroup(r.dest.Name)),
-		kgo.ConsumeTopics(topic),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-	)
+	cl, closeClient, err := r.groupConsumer(r.cfg.SinkRetryGroup(r.dest.Name), topic)
 	if err != nil {
 		return err
 	}
-	defer func() { cl.AllowRebalance(); cl.Close() }()
+	defer closeClient()
 	paused := map[int32]time.Time{}
 	for {
 		wake := r.resumeDue(cl, topic, paused)

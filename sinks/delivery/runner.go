@@ -118,21 +118,31 @@ func (r *Runner) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// runMain consumes the destination's topic.
-func (r *Runner) runMain(ctx context.Context) error {
-	topic := r.cfg.Topic(config.DestTopic(r.dest.Name))
-	cl, err := kafka.NewClient(r.cfg, r.log,
-		kgo.ConsumerGroup(r.cfg.SinkGroup(r.dest.Name)),
+// groupConsumer is a consumer of topic in group that commits by hand (after the outcomes are
+// stored) and keeps a rebalance waiting while a poll is handled. close allows the rebalance
+// first: with BlockRebalanceOnPoll, leaving the group waits for it.
+func (r *Runner) groupConsumer(group, topic string) (cl *kgo.Client, close func(), err error) {
+	cl, err = kafka.NewClient(r.cfg, r.log,
+		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 	)
 	if err != nil {
+		return nil, nil, err
+	}
+	return cl, func() { cl.AllowRebalance(); cl.Close() }, nil
+}
+
+// runMain consumes the destination's topic.
+func (r *Runner) runMain(ctx context.Context) error {
+	topic := r.cfg.Topic(config.DestTopic(r.dest.Name))
+	cl, closeClient, err := r.groupConsumer(r.cfg.SinkGroup(r.dest.Name), topic)
+	if err != nil {
 		return err
 	}
-	// With BlockRebalanceOnPoll, leaving the group waits for AllowRebalance: allow it first.
-	defer func() { cl.AllowRebalance(); cl.Close() }()
+	defer closeClient()
 	for {
 		fetches := cl.PollRecords(ctx, r.pollSize())
 		if ctx.Err() != nil || fetches.IsClientClosed() {
