@@ -211,4 +211,11 @@ sensitive:
   - name: health
     field: context.page_url
     pattern: "(?i)/(pharmacy|clinic|health|diagnos)"
+consent_sources:
+  tcf:
+    analytics: [1, 8, 9]
+    marketing: [1, 2, 3, 4, 7]
+  gcm:
+    analytics: [analytics_storage]
+    marketing: [ad_storage, ad_user_data]
 `
