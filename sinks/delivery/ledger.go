@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
@@ -95,11 +96,17 @@ func openStore(path string) (*pebble.DB, error) {
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, err
 	}
-	return pebble.Open(path, &pebble.Options{
+	opts := &pebble.Options{
 		Cache:        pebble.NewCache(8 << 20),
 		MemTableSize: 8 << 20,
 		Logger:       quietLogger{},
-	})
+	}
+	for i := range opts.Levels {
+		// Nearly every check is a miss (a new event): bloom filters answer it without reading
+		// a data block.
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	return pebble.Open(path, opts)
 }
 
 // run reads the ledger topic into the store until ctx ends: from each partition's stored
