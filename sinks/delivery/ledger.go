@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -344,7 +345,7 @@ func (w *ledgerWriter) accepted(ev *schemas.FilteredEvent, attempt int, answered
 	w.cl.Produce(context.Background(), w.ledger.entry(e), func(_ *kgo.Record, err error) {
 		if err != nil {
 			w.mu.Lock()
-			w.err = cmpOr(w.err, err)
+			w.err = cmp.Or(w.err, err)
 			w.mu.Unlock()
 			return
 		}
@@ -366,13 +367,6 @@ func (w *ledgerWriter) flush(ctx context.Context) error {
 		return fmt.Errorf("store ledger entries: %w", err)
 	}
 	return nil
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // startLedger opens the destination's ledger, follows its topic and starts its writer; stop
