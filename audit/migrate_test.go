@@ -59,16 +59,8 @@ func TestMigrateCreatesContractTables(t *testing.T) {
 // are filled from them, the old tables are gone, and a second run changes nothing.
 func TestMigrateUpgradesVersion2(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t)
 	ctx := context.Background()
-	c := *cfg
-	db, err := Open(ctx, &c)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = db.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db.Database+"`")
-		_ = db.Close()
-	})
-	require.NoError(t, migrateTo(ctx, db, db.Database, 2))
+	db := openAtVersion(t, 2)
 	key, err := partitionKey(ctx, db, db.Database, "decisions")
 	require.NoError(t, err)
 	require.Equal(t, "toYYYYMM(event_time)", key)
@@ -185,16 +177,8 @@ func insertDeliveriesV3(t *testing.T, db *DB, ds ...schemas.Delivery) {
 // one; a version-3 database keeps its rows through the upgrade, and a re-run changes nothing.
 func TestMigrateVersion4KeepsEveryRealRequest(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t)
 	ctx := context.Background()
-	c := *cfg
-	db, err := Open(ctx, &c)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = db.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db.Database+"`")
-		_ = db.Close()
-	})
-	require.NoError(t, migrateTo(ctx, db, db.Database, 3))
+	db := openAtVersion(t, 3)
 	old := testDelivery(0)
 	insertDeliveriesV3(t, db, old, old)
 
@@ -215,4 +199,20 @@ func TestMigrateVersion4KeepsEveryRealRequest(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, exists, gone)
 	}
+}
+
+// openAtVersion opens a fresh test database migrated only up to schema version v, as a
+// deployment of that version left it; it is dropped when the test ends.
+func openAtVersion(t *testing.T, v uint32) *DB {
+	t.Helper()
+	ctx := context.Background()
+	c := *testConfig(t)
+	db, err := Open(ctx, &c)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = db.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db.Database+"`")
+		_ = db.Close()
+	})
+	require.NoError(t, migrateTo(ctx, db, db.Database, v))
+	return db
 }

@@ -14,16 +14,8 @@ import (
 // (what `tollgate audit user` reads); a re-run changes nothing.
 func TestMigrateVersion6ConsentProvenance(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t)
 	ctx := context.Background()
-	c := *cfg
-	db, err := Open(ctx, &c)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = db.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db.Database+"`")
-		_ = db.Close()
-	})
-	require.NoError(t, migrateTo(ctx, db, db.Database, 5))
+	db := openAtVersion(t, 5)
 	old := testDecision(0)
 	old.UserKey = "u-prov"
 	insertDecisionsV5(t, db, old)
