@@ -11,41 +11,8 @@ CL="$STATE_DIR/cluster"
 GRACE_SECONDS=20
 
 log() { printf 'cluster-down: %s\n' "$*"; }
-alive() {
-  local stat
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-  stat="${stat##*) }"
-  [[ "${stat%% *}" != Z ]]
-}
-
-stop() { # NAME PIDFILE PATTERN
-  local name="$1" pidfile="$2" pattern="$3" pid cmdline waited=0
-  [[ -f "$pidfile" ]] || { log "$name: not running (no pid file)"; return 0; }
-  pid="$(<"$pidfile")"
-  if ! [[ "$pid" =~ ^[0-9]+$ ]] || ! alive "$pid"; then
-    log "$name: not running (removing stale pid file)"
-    rm -f "$pidfile"
-    return 0
-  fi
-  cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
-  if [[ "$cmdline" != *"$pattern"* ]]; then
-    log "$name: pid $pid is not $name; leaving it alone, removing pid file"
-    rm -f "$pidfile"
-    return 0
-  fi
-  log "$name: stopping pid $pid (SIGTERM)"
-  kill -TERM "$pid" 2>/dev/null || true
-  while alive "$pid" && ((waited < GRACE_SECONDS * 5)); do sleep 0.2; waited=$((waited + 1)); done
-  if alive "$pid"; then
-    log "$name: still running after ${GRACE_SECONDS}s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    waited=0
-    while alive "$pid" && ((waited < 50)); do sleep 0.2; waited=$((waited + 1)); done
-    alive "$pid" && { log "$name: pid $pid survived SIGKILL; keeping the pid file"; return 1; }
-  fi
-  rm -f "$pidfile"
-  log "$name: stopped"
-}
+# shellcheck source=../local/stop.sh
+source "$REPO_ROOT/deploy/local/stop.sh"
 
 rc=0
 for n in 1 2; do stop "clickhouse-$n" "$CL/clickhouse-$n/pid" clickhouse || rc=1; done
