@@ -87,7 +87,7 @@ func TestWriterKilledMidBatchNoLossNoDuplicate(t *testing.T) {
 	log, _ := testLogger(t)
 	cfg.ClickHouse.FlushInterval = 100 * time.Millisecond // the restarted writer also flushes the tail
 	w := startWriter(t, cfg, group, log)
-	require.Eventually(t, func() bool { return committed(t, cfg, group) == int64(total) }, waitFor, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return polledCommitted(t, cfg, group) == int64(total) }, waitFor, 50*time.Millisecond)
 	require.NoError(t, w.stop())
 
 	var rows, keys uint64

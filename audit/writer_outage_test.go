@@ -71,7 +71,7 @@ func TestWriterSurvivesClickHouseRestart(t *testing.T) {
 		return count(t, db, "") == uint64(total) && countDeliveries(t, db) == uint64(total)
 	}, 2*waitFor, 100*time.Millisecond)
 	end := endOffsets(t, cfg)
-	require.Eventually(t, func() bool { return committed(t, cfg, group) == end }, waitFor, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return polledCommitted(t, cfg, group) == end }, waitFor, 50*time.Millisecond)
 	require.NoError(t, w.stop())
 
 	got := readDecisions(t, db, "decisions") // fails on a duplicate

@@ -76,7 +76,7 @@ func TestWriterParksRowsClickHouseRefuses(t *testing.T) {
 	log, _ := testLogger(t)
 	w := startWriter(t, cfg, group, log)
 	end := endOffsets(t, cfg)
-	require.Eventually(t, func() bool { return committed(t, cfg, group) == end }, waitFor, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return polledCommitted(t, cfg, group) == end }, waitFor, 50*time.Millisecond)
 	require.NoError(t, w.stop())
 
 	rows := readDecisions(t, db, "decisions")

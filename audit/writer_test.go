@@ -241,7 +241,7 @@ func TestWriterWaitsOutClickHouseOutage(t *testing.T) {
 	produce(t, p, recs...)
 	px.set(true)
 	require.Eventually(t, func() bool { return count(t, db, "") == 10 }, waitFor, 50*time.Millisecond)
-	require.Eventually(t, func() bool { return committed(t, cfg, group) == 10 }, waitFor, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return polledCommitted(t, cfg, group) == 10 }, waitFor, 50*time.Millisecond)
 
 	px.set(false)
 	recs = recs[:0]
