@@ -15,11 +15,12 @@ import (
 //   - Google's ad_user_data and ad_personalization: the marketing grant, narrowed by what the
 //     CMP said of that key — its Consent Mode state when it sent one, else Google's own reading of
 //     a TC string (purposes 1 and 7, 3 and 4, with vendor 755's consent). A key only ever
-//     narrows: no signal can grant what marketing does not.
+//     narrows: no signal can grant what marketing does not. An opt-out of sale or sharing (GPC,
+//     or a GPP string's opt-out) denies both, as ads use of the data is what it opts out of.
 //   - limited_data_use: the user is under a US state's opt-out law (a `US-<state>` jurisdiction
 //     whose model is opt_out), which is what Meta's and TikTok's restricted modes are for.
 func (d *decider) vendorConsent(consent map[string]bool) map[string]bool {
-	marketing := consent[policy.Marketing]
+	marketing := consent[policy.Marketing] && !d.ev.GPC && !d.gppOptedOut()
 	return map[string]bool{
 		schemas.VendorAdUserData:        marketing && d.googleKey(schemas.VendorAdUserData),
 		schemas.VendorAdPersonalization: marketing && d.googleKey(schemas.VendorAdPersonalization),

@@ -43,7 +43,11 @@ func TestVendorConsent(t *testing.T) {
 		{name: "a Consent Mode key sent beats the TC reading of it", signals: &schemas.ConsentSignals{TCF: tcAll,
 			GCM: map[string]string{"ad_personalization": "denied"}}, want: want(true, false, false)},
 		{name: "US state under opt_out, no choice", jurisdiction: "US-CA", want: want(true, true, true)},
-		{name: "US state under opt_out with GPC", jurisdiction: "US-CA", gpc: true, want: want(true, true, true)},
+		{name: "US state under opt_out with GPC", jurisdiction: "US-CA", gpc: true, want: want(false, false, true)},
+		{name: "GPP sale opt-out", jurisdiction: "US-CA", signals: &schemas.ConsentSignals{GPP: gppCA(t, 1), GPPSID: []int{8}},
+			want: want(false, false, true)},
+		{name: "GPP without opt-out", jurisdiction: "US-CA", signals: &schemas.ConsentSignals{GPP: gppCA(t, 2), GPPSID: []int{8}},
+			want: want(true, true, true)},
 		{name: "unknown US state takes default's opt_in", jurisdiction: "US-ZZ", consent: allTrue(), want: want(true, true, false)},
 	}
 	for _, tt := range tests {
