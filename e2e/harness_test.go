@@ -51,15 +51,15 @@ func startPipelineEnv(t *testing.T, env ...string) *pipeline {
 	return p
 }
 
-// startPipelineWithPolicy is startPipeline with the policy text edited first.
-func startPipelineWithPolicy(t *testing.T, edit func(policy string) string) *pipeline {
+// startPipelineWithPolicy is startPipelineEnv with the policy text edited first.
+func startPipelineWithPolicy(t *testing.T, edit func(policy string) string, env ...string) *pipeline {
 	t.Helper()
 	p := newPipeline(t)
 	path := filepath.Join(p.dir, "policy.yaml")
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	writeFile(t, path, edit(string(b)))
-	p.start()
+	p.start(env...)
 	return p
 }
 

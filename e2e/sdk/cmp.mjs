@@ -35,7 +35,7 @@ try {
   const sent = Object.entries(users).map(([name, cm]) => new Promise((resolve, reject) => {
     const m = {
       messageId: `${name}-${run}`, userId: `${name}-${run}`, event: "purchase",
-      properties: { order_value: 12, currency: "EUR" },
+      properties: { order_value: 12, currency: "EUR", gclid: `Cj0-${name}` },
       context: { page: { url: "https://shop.example/checkout" }, userAgent: "sdk-e2e", consentManagement: cm },
     };
     client.track(m, (err) => {
