@@ -13,6 +13,9 @@ import (
 // global vendor list is a few kilobytes.
 const maxSignal = 16 << 10
 
+// parsed caches parsed TC and GPP strings across requests (signals.Cache says why).
+var parsed = signals.NewCache(1024)
+
 // signalErr turns an error of package signals ("<path>: reason") into a field
 // error under prefix, so the sender sees the full path of its own body.
 func signalErr(prefix string, err error) error {
@@ -36,7 +39,7 @@ func readSignals(cs *schemas.ConsentSignals, field string, key, v []byte) (bool,
 		if err != nil || s == "" {
 			return true, err
 		}
-		if _, err := signals.ParseTCF(s); err != nil {
+		if _, err := parsed.ParseTCF(s); err != nil {
 			return true, signalErr(field, err)
 		}
 		cs.TCF = s
@@ -110,7 +113,7 @@ func readSignals(cs *schemas.ConsentSignals, field string, key, v []byte) (bool,
 // gpp_sid) and returns nil when nothing was sent.
 func finishSignals(cs *schemas.ConsentSignals, field string) (*schemas.ConsentSignals, error) {
 	if cs.GPP != "" {
-		if _, err := signals.ParseGPP(cs.GPP, cs.GPPSID); err != nil {
+		if _, err := parsed.ParseGPP(cs.GPP, cs.GPPSID); err != nil {
 			return nil, signalErr(field, err)
 		}
 	}

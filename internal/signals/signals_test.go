@@ -145,3 +145,21 @@ func FuzzParseGCD(f *testing.F) {
 		}
 	})
 }
+
+// The cache answers what the parser answers, errors included.
+func TestCache(t *testing.T) {
+	c := NewCache(2)
+	for range 2 {
+		got, err := c.ParseTCF(tcSome)
+		require.NoError(t, err)
+		want, _ := ParseTCF(tcSome)
+		require.Equal(t, want, got)
+		_, err = c.ParseTCF("COyiBq")
+		require.Error(t, err)
+		g, err := c.ParseGPP("DBABBgA~xlgWEYCZAA", []int{8})
+		require.NoError(t, err)
+		require.Equal(t, []int{8}, g.Applicable)
+		g, err = c.ParseGPP("DBABBgA~xlgWEYCZAA", nil)
+		require.NoError(t, err, "the section ids are part of the key")
+	}
+}
