@@ -59,16 +59,16 @@
   var GCM = ["ad_storage", "analytics_storage", "ad_user_data", "ad_personalization"];
   function api(name) { return typeof w[name] === "function"; }
 
-  function onTCF(d, ok) {
+  function onTCF(t, ok) {
     // Before tcloaded/useractioncomplete the CMP has no choice yet (cmpuishown: its UI is up).
-    if (!ok || !d || (d.eventStatus !== "tcloaded" && d.eventStatus !== "useractioncomplete")) return;
-    tcf = d.gdprApplies && typeof d.tcString === "string" && d.tcString ? d.tcString : null;
+    if (!ok || !t || (t.eventStatus !== "tcloaded" && t.eventStatus !== "useractioncomplete")) return;
+    tcf = t.gdprApplies && typeof t.tcString === "string" && t.tcString ? t.tcString : null;
     changed("tcf");
   }
 
   function onGPP(p) { // GPP 1.1 pingData
     if (!p || p.signalStatus !== "ready") return;
-    var sid = (p.applicableSections || []).filter(function (n) { return n > 0 && n % 1 === 0; });
+    var sid = (p.applicableSections || []).filter(function (n) { return n > 0 && n <= 65535 && n % 1 === 0; });
     // No applicable section ([-1]) is no choice from GPP; ingest reads an empty gpp_sid as all.
     var ok = typeof p.gppString === "string" && p.gppString.indexOf("~") > 0 && sid.length;
     gpp = ok ? p.gppString : null;
@@ -108,7 +108,7 @@
       (function walk(gs) {
         for (var i = 0; i < gs.length; i++) { all.push(gs[i].CustomGroupId); walk(gs[i].SubGroups || []); }
       })(w.OneTrust.GetDomainData().Groups);
-      ids.denied = all.filter(function (id) { return id && ids.allowed.indexOf(id) < 0; });
+      ids.denied = all.filter(function (id) { return typeof id === "string" && id && ids.allowed.indexOf(id) < 0; });
     } catch (e) { /* no group list */ }
     return ids;
   }
