@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"net/url"
 	"strings"
 
 	"github.com/tollgate-dev/tollgate/internal/signals"
@@ -70,6 +71,18 @@ func readSignals(cs *schemas.ConsentSignals, field string, key, v []byte) (bool,
 		for k, s := range states {
 			cs.GCM[k] = s.String()
 		}
+	case "gcs", "gcd":
+		// The URL parameters Google tags send, accepted in the object too for a server that
+		// forwards them: merged into gcm, where any denial of a key wins.
+		str, err := stringField(v, at, 64)
+		if err != nil || str == "" {
+			return true, err
+		}
+		states, err := parseGoogleParam(string(key), str)
+		if err != nil {
+			return true, fieldErr(at, "%s", err.Error())
+		}
+		cs.GCM = signals.MergeGCM(cs.GCM, states)
 	case "cmp_ids":
 		if isNull(v) {
 			return true, nil
@@ -117,6 +130,50 @@ func finishSignals(cs *schemas.ConsentSignals, field string) (*schemas.ConsentSi
 		cs.CMPDenied = []string{}
 	}
 	return cs, nil
+}
+
+// parseGoogleParam parses a gcs or gcd value.
+func parseGoogleParam(name, v string) (map[string]signals.State, error) {
+	if name == "gcs" {
+		return signals.ParseGCS(v)
+	}
+	return signals.ParseGCD(v)
+}
+
+// queryGCM reads the gcs and gcd URL parameters of a request (sGTM-style collection endpoints
+// receive them): Consent Mode states for every event of the request.
+func queryGCM(q url.Values) (map[string]signals.State, *requestError) {
+	var out map[string]signals.State
+	for _, name := range []string{"gcs", "gcd"} {
+		v := q.Get(name)
+		if v == "" {
+			continue
+		}
+		states, err := parseGoogleParam(name, v)
+		if err != nil {
+			return nil, malformed("query parameter %s: %v", name, err)
+		}
+		if out == nil {
+			out = map[string]signals.State{}
+		}
+		for k, st := range states {
+			if out[k] != signals.Denied {
+				out[k] = st
+			}
+		}
+	}
+	return out, nil
+}
+
+// addGCM merges the request's Consent Mode states into an event's signals.
+func addGCM(ev *schemas.Event, states map[string]signals.State) {
+	if len(states) == 0 {
+		return
+	}
+	if ev.Signals == nil {
+		ev.Signals = &schemas.ConsentSignals{GPPSID: []int{}, CMPAllowed: []string{}, CMPDenied: []string{}}
+	}
+	ev.Signals.GCM = signals.MergeGCM(ev.Signals.GCM, states)
 }
 
 // nativeSignals reads a native event's consent_signals object.
