@@ -132,6 +132,12 @@ func cmpPages(t *testing.T) []cmpPage {
 	}}
 }
 
+// withOneTrustIDs maps the OneTrust categories of the CMP pages to purposes (the banner choices
+// send none, so their decisions do not change).
+func withOneTrustIDs(pol string) string {
+	return pol + "  cmp_ids:\n    C0002: analytics\n    C0004: marketing\n"
+}
+
 // gppSaleOptOut is a GPP string, made by go-gpp's encoder, whose US-CA section opts out of sale.
 func gppSaleOptOut(t *testing.T) string {
 	s, err := gpp.Encode([]gpp.Section{uspca.USPCA{SectionID: constants.SectionUSPCA,

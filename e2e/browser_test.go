@@ -50,7 +50,7 @@ func TestDemoPageInChromium(t *testing.T) {
 	}
 	chrome := ensureChromium(t)
 	t.Setenv("TOLLGATE_INGEST_DEMO_PAGE", "true")
-	p := startPipeline(t)
+	p := startPipelineWithPolicy(t, withOneTrustIDs)
 	origin, err := url.Parse(p.ingestURL)
 	require.NoError(t, err)
 

@@ -237,7 +237,4 @@ consent_sources:
   gcm:
     analytics: [analytics_storage]
     marketing: [ad_storage, ad_user_data]
-  cmp_ids:
-    C0002: analytics
-    C0004: marketing
 `
