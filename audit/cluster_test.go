@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"reflect"
@@ -126,7 +127,7 @@ func clusterSample(now time.Time) ([]schemas.Decision, []schemas.Delivery) {
 		return schemas.Decision{DecisionID: id + "/" + dest + "/" + run, EventID: id, UserKey: user, Destination: dest,
 			EventName: "purchase", EventTimeMs: now.UnixMilli(), DecidedMs: now.UnixMilli(), Outcome: outcome, Reason: reason,
 			Purpose: "marketing", Jurisdiction: "EU", FieldsSent: fields, FieldsStripped: []string{"properties.email"},
-			PolicyVersion: "v1", RunID: run, ConsentSource: "event"}
+			PolicyVersion: "v1", RunID: run, ConsentSource: "event", GPC: reason == "gpc"}
 	}
 	ds := []schemas.Decision{
 		dec("e1", "u-42", "meta", "forwarded", "consented", "", "context.page_url", "properties.fbclid"),
@@ -179,7 +180,9 @@ func TestClusterReadsOnEitherReplica(t *testing.T) {
 		out := map[string]string{}
 		put := func(name string, v any, err error) {
 			require.NoError(t, err, name)
-			out[name] = fmt.Sprintf("%+v", v)
+			b, err := json.Marshal(v)
+			require.NoError(t, err, name)
+			out[name] = string(b)
 		}
 		v1, err := db.Summary(ctx)
 		put("summary", v1, err)
@@ -244,14 +247,15 @@ func TestClusterErasureAndRetention(t *testing.T) {
 	aged, _ := clusterSample(old)
 	for i := range aged {
 		aged[i].DecisionID += "/old"
+		aged[i].EventID += "-old" // another key: FINAL collapses equal keys across partitions
 		aged[i].UserKey = "u-old"
 	}
 	require.NoError(t, dbs[0].InsertDecisions(ctx, append(ds, aged...)))
 	require.NoError(t, dbs[0].InsertDeliveries(ctx, dl))
-	for _, db := range dbs {
+	for i, db := range dbs {
 		require.Eventually(t, func() bool {
 			return finalCount(t, db, "decisions") == uint64(len(ds)+len(aged)) && finalCount(t, db, "deliveries") == uint64(len(dl))
-		}, 30*time.Second, 100*time.Millisecond)
+		}, 30*time.Second, 100*time.Millisecond, "replica %d: decisions %d, deliveries %d", i+1, finalCount(t, db, "decisions"), finalCount(t, db, "deliveries"))
 	}
 
 	// Erase through replica 2, watch replica 1.
