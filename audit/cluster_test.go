@@ -296,3 +296,41 @@ func derefAll(ptrs []any) []any {
 	}
 	return out
 }
+
+// The upgrade of docs/audit.md "Replicated ClickHouse": a single-server database's rows copied
+// with the documented INSERT … SELECT statements into a replicated one are on both replicas, and
+// the views filled decisions_by_user and the daily tables.
+func TestClusterUpgradeFromSingleServer(t *testing.T) {
+	cfg := clusterConfig(t)
+	dbs := replicaDBs(t, cfg)
+	ctx := context.Background()
+	single := dbs[0].Database + "_single"
+	require.NoError(t, migrateTo(ctx, dbs[0], single, SchemaVersion))
+	defer func() { _ = dbs[0].Exec(context.Background(), "DROP DATABASE IF EXISTS `"+single+"`") }()
+	old := *dbs[0]
+	old.Database = single
+	ds, dl := clusterSample(time.Now().Add(-time.Hour))
+	require.NoError(t, old.InsertDecisions(ctx, ds))
+	require.NoError(t, old.InsertDeliveries(ctx, dl))
+	require.NoError(t, old.Exec(ctx, `INSERT INTO `+old.table("erasures")+` (user_hash, erased_at) SELECT ?, now()`, userHash("u-gone")))
+
+	doc, err := os.ReadFile("../docs/audit.md")
+	require.NoError(t, err)
+	copies := regexp.MustCompile(`(?m)^\s*(INSERT INTO tollgate_r\.\w+ SELECT \* FROM tollgate\.\w+);$`).FindAllStringSubmatch(string(doc), -1)
+	require.Len(t, copies, 4, "docs/audit.md copies four tables")
+	for _, c := range copies {
+		q := strings.ReplaceAll(c[1], "tollgate_r.", "`"+dbs[0].Database+"`.")
+		q = strings.ReplaceAll(q, "tollgate.", "`"+single+"`.")
+		require.NoError(t, dbs[0].Exec(ctx, q), q)
+	}
+	for i, db := range dbs {
+		require.Eventually(t, func() bool {
+			for _, table := range []string{"decisions", "decisions_by_user", "deliveries", "erasures"} {
+				if finalCount(t, db, table) != finalCount(t, &old, table) {
+					return false
+				}
+			}
+			return countRaw(t, db, "decisions_daily") > 0 && countRaw(t, db, "deliveries_daily") > 0
+		}, 30*time.Second, 100*time.Millisecond, "replica %d holds the copied rows", i+1)
+	}
+}
