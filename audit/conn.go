@@ -11,9 +11,9 @@
 // returns the Writer, whose Run is the consumer loop.
 //
 // File map: conn.go (connecting, the DB handle), migrate.go and migrate_v3.go (versioned DDL;
-// migrate_cluster.go on a cluster), insert.go (batch inserts, Avro record -> row), writer.go (the Kafka consumer loop), classify.go
-// (permanent vs transient ClickHouse errors), park.go (parking refused rows), metrics.go,
-// erased.go (late decisions of erased users), erase.go (erasure), retention.go and
+// migrate_cluster.go on a cluster), insert.go (batch inserts, Avro record -> row), writer.go
+// (the Kafka consumer loop), classify.go (permanent vs transient ClickHouse errors), park.go
+// (parking refused rows), metrics.go, erased.go (late decisions of erased users), erase.go (erasure), retention.go and
 // retention_job.go (retention), queries.go and report.go (the read side). README.md lists the
 // tests; docs/audit.md has the tables and example queries.
 //
