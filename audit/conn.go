@@ -55,6 +55,10 @@ type DB struct {
 	// Version is the server's version as it reported it at connect ("18.16.1").
 	Version string
 
+	// shape caches whether the audit database is classic or modern (migrate_modern.go); read
+	// and written with sync/atomic (a plain int32 so tests may copy a DB).
+	shape int32
+
 	// insertSettings are sent with every insert; only settings the server knows.
 	insertSettings clickhouse.Settings
 }

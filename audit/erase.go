@@ -11,10 +11,11 @@ import (
 )
 
 // Erasure. A user's decisions live in two tables (decisions, and its by-user copy
-// decisions_by_user), and the deliveries of their events are linked to them by event id; all
-// three are changed together. ClickHouse changes rows with mutations (ALTER ... DELETE/UPDATE),
-// which run in the background; these functions wait until the mutations are done, so when they
-// return the rows are gone. A mutation is only issued when there are rows to change: on 18.16 a
+// decisions_by_user; in the modern schema that is a view, and only decisions is changed), and
+// the deliveries of their events are linked to them by event id; all three are changed
+// together. ClickHouse changes rows with mutations (ALTER ... DELETE/UPDATE), which run in the
+// background; these functions wait until the mutations are done, so when they return the rows
+// are gone. A mutation is only issued when there are rows to change: on 18.16 a
 // mutation rewrites every part of the table, so repeating an erasure must cost a count, not a
 // rewrite.
 //
@@ -61,7 +62,14 @@ func (db *DB) EraseUser(ctx context.Context, userKey string) error {
 	if _, err := db.mutateIfAny(ctx, "duplicates", `DELETE`, `user_key = ?`, userKey); err != nil {
 		return fmt.Errorf("erase user: %w", err)
 	}
-	for _, table := range []string{"decisions", "decisions_by_user"} {
+	tables := []string{"decisions", "decisions_by_user"}
+	if modern, err := db.modern(ctx); err != nil {
+		return fmt.Errorf("erase user: %w", err)
+	} else if modern {
+		// decisions_by_user is a view of decisions; the mutation rebuilds the projection.
+		tables = tables[:1]
+	}
+	for _, table := range tables {
 		if _, err := db.mutateIfAny(ctx, table, `DELETE`, `user_key = ? AND reason != 'erased'`, userKey); err != nil {
 			return fmt.Errorf("erase user: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
@@ -154,7 +155,50 @@ func (db *DB) Migrate(ctx context.Context) error {
 	if db.Cluster != "" {
 		return migrateCluster(ctx, db, db.Database, db.Cluster)
 	}
+	if modernServer(db.Version) {
+		return db.migrateOnModernServer(ctx)
+	}
+	atomic.StoreInt32(&db.shape, shapeClassic)
 	return migrateTo(ctx, db, db.Database, SchemaVersion)
+}
+
+// migrateOnModernServer is Migrate on ClickHouse 23 or newer: a fresh database (or one whose
+// modern creation was interrupted) gets the modern schema (migrate_modern.go), one made in the
+// classic shape keeps it and its classic migrations.
+func (db *DB) migrateOnModernServer(ctx context.Context) error {
+	if err := checkDatabase(db.Database); err != nil {
+		return err
+	}
+	// A decisions table without the by_user projection is classic.
+	var classic uint64
+	if err := db.QueryRow(ctx, `SELECT count() FROM system.tables WHERE database = ? AND name = 'decisions'
+		AND position(create_table_query, 'PROJECTION by_user') = 0`, db.Database).Scan(&classic); err != nil {
+		return fmt.Errorf("read schema shape: %w", err)
+	}
+	if classic > 0 {
+		atomic.StoreInt32(&db.shape, shapeClassic)
+		return migrateTo(ctx, db, db.Database, SchemaVersion)
+	}
+	if err := db.Exec(ctx, "CREATE DATABASE IF NOT EXISTS `"+db.Database+"`"); err != nil {
+		return fmt.Errorf("create database %s: %w", db.Database, err)
+	}
+	if err := db.Exec(ctx, schemaMigrationsDDL(db.Database)); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	applied, err := appliedVersions(ctx, db, db.Database)
+	if err != nil {
+		return err
+	}
+	if !applied[SchemaVersion] {
+		if err := migrateModern(ctx, db, db.Database); err != nil {
+			return err
+		}
+	}
+	if err := checkModernSchema(ctx, db, db.Database); err != nil {
+		return err
+	}
+	atomic.StoreInt32(&db.shape, shapeModern)
+	return nil
 }
 
 // migrateTo applies the versions up to upTo (tests use it to build an older schema).

@@ -19,6 +19,9 @@ import (
 //     no user key.
 //   - drop: partitions of days before DropAfter ago are dropped from decisions, decisions_by_user
 //     and deliveries — the hard limit. The daily summaries (no personal data) are kept.
+//
+// On the modern schema (ClickHouse 23+, migrate_modern.go) both limits are TTL instead
+// (retention_ttl.go).
 
 // RetentionResult says what one retention run changed.
 type RetentionResult struct {
@@ -26,6 +29,9 @@ type RetentionResult struct {
 	Anonymized uint64
 	// Dropped lists the dropped partitions as "table/YYYYMMDD".
 	Dropped []string
+	// TTL lists the TTL changes made on the modern schema, as "table: ALTER clause"; there
+	// ClickHouse anonymises and drops at merges, and Anonymized and Dropped stay empty.
+	TTL []string
 }
 
 // startOfDay is the UTC midnight at or before t.
@@ -39,6 +45,16 @@ func startOfDay(t time.Time) time.Time {
 // Running it again with the same now changes nothing.
 func (db *DB) ApplyRetention(ctx context.Context, now time.Time, anonymizeAfter, dropAfter time.Duration) (RetentionResult, error) {
 	var res RetentionResult
+	if modern, err := db.modern(ctx); err != nil {
+		return res, fmt.Errorf("retention: %w", err)
+	} else if modern {
+		// TTL does the work (retention_ttl.go), on the server's clock: now is not used.
+		res.TTL, err = db.applyRetentionTTL(ctx, anonymizeAfter, dropAfter)
+		if err != nil {
+			return res, fmt.Errorf("retention: %w", err)
+		}
+		return res, nil
+	}
 	if dropAfter > 0 {
 		before := startOfDay(now.Add(-dropAfter))
 		for _, table := range []string{"decisions", "decisions_by_user", "deliveries"} {

@@ -26,9 +26,10 @@ func (w *Writer) runRetention(ctx context.Context) {
 			return
 		case err != nil:
 			w.log.Warn("retention run failed; trying again at the next interval", zap.Error(err), zap.Duration("interval", r.Interval))
-		case res.Anonymized > 0 || len(res.Dropped) > 0:
+		case res.Anonymized > 0 || len(res.Dropped) > 0 || len(res.TTL) > 0:
 			w.log.Info("retention applied", zap.Uint64("anonymized_decisions", res.Anonymized),
-				zap.Strings("dropped_partitions", res.Dropped), zap.Duration("took", time.Since(start)))
+				zap.Strings("dropped_partitions", res.Dropped), zap.Strings("ttl_changed", res.TTL),
+				zap.Duration("took", time.Since(start)))
 		}
 		select {
 		case <-ctx.Done():
