@@ -28,7 +28,10 @@ import (
 // statement in those functions is covered without touching this list) and replayed on
 // ClickHouse as it is today (chdb, TestStatementsOnTodaysClickHouse) and on the 18.16 server
 // (TestStatementsOnServer).
-func tollgateStatements(t *testing.T, database string) []recorded {
+//
+// version is the server version the recorder claims: "" records the classic schema's path (as
+// on 18.16), a version of 23 or newer the modern schema's (migrate_modern.go) on a fresh database.
+func tollgateStatements(t *testing.T, database, version string) []recorded {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
@@ -40,8 +43,11 @@ func tollgateStatements(t *testing.T, database string) []recorded {
 		"SELECT DISTINCT event_id": {{"e1"}},
 		// Retention drops the day partitions older than its horizon.
 		"FROM system.parts": {{"20000101"}},
+	}, counts: map[string]uint64{
+		// A fresh database: no classic decisions table (the modern path's check).
+		"PROJECTION by_user": 0,
 	}}
-	db := &DB{Conn: rec, Database: database}
+	db := &DB{Conn: rec, Database: database, Version: version}
 
 	// Migrations, all versions, on a fresh database. Migrate ends by checking the columns it
 	// read, which the recorder does not answer: that check is the only error allowed.
@@ -138,6 +144,8 @@ type chdbResult struct {
 	Results []struct {
 		Name  string  `json:"name"`
 		Error *string `json:"error"`
+		// Data are the result's rows (JSONCompact: 64-bit integers are strings).
+		Data [][]any `json:"data"`
 	} `json:"results"`
 }
 
@@ -166,7 +174,7 @@ func TestStatementsOnTodaysClickHouse(t *testing.T) {
 	if testing.Short() {
 		t.Skip("installs chdb into a venv and runs ClickHouse 26.x in-process")
 	}
-	stmts := tollgateStatements(t, "tollgate_chdb")
+	stmts := tollgateStatements(t, "tollgate_chdb", "")
 	res := runChdb(t, stmts)
 	t.Logf("ran %d statements on ClickHouse %s (chdb)", len(stmts), res.Version)
 	for i, r := range res.Results {
@@ -184,7 +192,7 @@ func TestStatementsOnServer(t *testing.T) {
 	// The recorded migrations create the database themselves: start from nothing.
 	ctx := context.Background()
 	require.NoError(t, db.Exec(ctx, "DROP DATABASE IF EXISTS `"+db.Database+"`"))
-	for _, st := range tollgateStatements(t, db.Database) {
+	for _, st := range tollgateStatements(t, db.Database, "") {
 		var err error
 		if strings.HasPrefix(strings.TrimSpace(st.SQL), "SELECT") {
 			var rows interface {

@@ -22,6 +22,8 @@ type recorder struct {
 	stmts       []recorded
 	// rows answers a Query whose text contains the key with these rows (one value per column).
 	rows map[string][][]any
+	// counts answers a QueryRow whose text contains the key with this count instead of 1.
+	counts map[string]uint64
 }
 
 type recorded struct {
@@ -53,6 +55,11 @@ func (r *recorder) QueryRow(_ context.Context, query string, args ...any) driver
 	count := uint64(1)
 	if strings.Contains(query, "system.mutations") {
 		count = 0
+	}
+	for key, n := range r.counts {
+		if strings.Contains(query, key) {
+			count = n
+		}
 	}
 	return recordedRow{count: count}
 }

@@ -1,8 +1,9 @@
 """Runs SQL statements through chdb (embedded ClickHouse) in one session, in order.
 
 stdin: a JSON array of {"name": str, "sql": str}. stdout: one JSON object,
-{"version": "<engine version>", "results": [{"name", "error"|null, "rows"}]}. A statement that
-fails does not stop the run: every statement gets its own verdict, the caller decides.
+{"version": "<engine version>", "results": [{"name", "error"|null, "rows", "data"}]}, data being
+the result's rows as JSONCompact writes them. A statement that fails does not stop the run: every
+statement gets its own verdict, the caller decides.
 """
 import json
 import sys
@@ -23,7 +24,9 @@ def main():
                 out = sess.query(st["sql"], "JSONCompact")
                 text = str(out).strip()
                 if text:
-                    res["rows"] = json.loads(text).get("rows", 0)
+                    body = json.loads(text)
+                    res["rows"] = body.get("rows", 0)
+                    res["data"] = body.get("data", [])
             except Exception as e:  # chdb raises its own type; the message is what matters
                 res["error"] = str(e)
             results.append(res)
