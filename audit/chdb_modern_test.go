@@ -119,67 +119,81 @@ func TestModernStatementsOnTodaysClickHouse(t *testing.T) {
 	require.Equal(t, [][]string{{"old0", ""}}, out["after ttl"])
 }
 
-// Rows and bytes each decision costs on the modern schema, on ClickHouse 26.x (chdb), to set
-// next to TestRowsAndBytesPerDecision's figures for the classic schema (figures in the test
-// log, -v; docs/audit.md "On ClickHouse 23 and newer").
+// Rows and bytes each decision costs on the modern schema, and on the classic one on the same
+// engine, on ClickHouse 26.x (chdb), to set next to TestRowsAndBytesPerDecision's figures for the
+// classic schema on the test server (figures in the test log, -v; docs/audit.md "On ClickHouse
+// 23 and newer").
 func TestRowsAndBytesPerDecisionModern(t *testing.T) {
 	if testing.Short() {
 		t.Skip("installs chdb into a venv and runs ClickHouse 26.x in-process")
 	}
-	const database = "tollgate_written"
-	rec := &recorder{counts: map[string]uint64{"PROJECTION by_user": 0}}
-	db := &DB{Conn: rec, Database: database, Version: modernVersion}
-	ctx := context.Background()
-	var schemaErr *schemaError
-	if err := db.Migrate(ctx); err != nil && !errors.As(err, &schemaErr) {
-		require.NoError(t, err, "migrate")
+	shapes := []struct{ label, database, version string }{
+		{"classic schema", "tollgate_written_classic", ""},
+		{"modern schema", "tollgate_written_modern", modernVersion},
 	}
-	require.NoError(t, db.InsertDecisions(ctx, writtenSample()))
-	// The recorder writes a batch as INSERT ... SELECT ... UNION ALL SELECT ...; 10,000 of them
-	// are beyond a server's AST limits, so the rows go as VALUES (one insert, as the writer's).
-	stmts := rec.stmts
-	for i, st := range stmts {
-		if head, body, ok := strings.Cut(st.SQL, "\nSELECT "); ok && strings.HasPrefix(st.SQL, "INSERT INTO") {
-			stmts[i].SQL = head + " VALUES (" + strings.ReplaceAll(body, "\nUNION ALL SELECT ", "), (") + ")"
+	var stmts []recorded
+	for _, sh := range shapes {
+		rec := &recorder{counts: map[string]uint64{"PROJECTION by_user": 0}}
+		db := &DB{Conn: rec, Database: sh.database, Version: sh.version}
+		ctx := context.Background()
+		var schemaErr *schemaError
+		if err := db.Migrate(ctx); err != nil && !errors.As(err, &schemaErr) {
+			require.NoError(t, err, "migrate")
 		}
+		require.NoError(t, db.InsertDecisions(ctx, writtenSample()))
+		for _, st := range rec.stmts {
+			// The recorder writes a batch as INSERT ... SELECT ... UNION ALL SELECT ...; 10,000
+			// of them are beyond a server's AST limits, so the rows go as VALUES (one insert, as
+			// the writer's).
+			if head, body, ok := strings.Cut(st.SQL, "\nSELECT "); ok && strings.HasPrefix(st.SQL, "INSERT INTO") {
+				st.SQL = head + " VALUES (" + strings.ReplaceAll(body, "\nUNION ALL SELECT ", "), (") + ")"
+			}
+			stmts = append(stmts, recorded{Name: sh.label + " " + st.Name, SQL: st.SQL})
+		}
+		stmts = append(stmts,
+			chdbQuery(sh.label+" parts", `SELECT table, sum(rows), sum(bytes_on_disk) FROM system.parts
+				WHERE database = '`+sh.database+`' AND active GROUP BY table ORDER BY table`),
+			chdbQuery(sh.label+" projection", `SELECT count(), sum(rows), sum(bytes_on_disk) FROM system.projection_parts
+				WHERE database = '`+sh.database+`' AND table = 'decisions' AND name = 'by_user' AND active`))
 	}
-	stmts = append(stmts,
-		chdbQuery("parts", `SELECT table, sum(rows), sum(bytes_on_disk) FROM system.parts
-			WHERE database = '`+database+`' AND active GROUP BY table ORDER BY table`),
-		chdbQuery("projection", `SELECT sum(rows), sum(bytes_on_disk) FROM system.projection_parts
-			WHERE database = '`+database+`' AND table = 'decisions' AND name = 'by_user' AND active`))
 	version, out := runChdbOK(t, stmts)
 
-	label := "ClickHouse " + version + " (chdb), modern schema"
 	per := func(v any) (uint64, float64) {
 		var n uint64
 		_, err := fmt.Sscan(fmt.Sprint(v), &n)
 		require.NoError(t, err)
 		return n, float64(n) / writtenDecisions
 	}
-	var rows, bytes float64
-	tables := map[string]bool{}
-	for _, r := range out["parts"] {
-		table := r[0].(string)
-		tables[table] = true
-		if !strings.HasPrefix(table, "decisions") {
+	for _, sh := range shapes {
+		label := "ClickHouse " + version + " (chdb), " + sh.label
+		var rows, bytes float64
+		tables := map[string]bool{}
+		for _, r := range out[sh.label+" parts"] {
+			table := r[0].(string)
+			tables[table] = true
+			if !strings.HasPrefix(table, "decisions") {
+				continue
+			}
+			n, nPer := per(r[1])
+			b, bPer := per(r[2])
+			t.Logf("%s: %-18s %6d rows (%.3f per decision), %8d bytes on disk (%.1f per decision)", label, table, n, nPer, b, bPer)
+			rows, bytes = rows+nPer, bytes+bPer
+			if table == "decisions" {
+				require.Equal(t, uint64(writtenDecisions), n)
+			}
+		}
+		t.Logf("%s: all tables: %.3f rows and %.1f bytes per decision", label, rows, bytes)
+		proj := out[sh.label+" projection"][0]
+		if sh.version == "" {
+			require.True(t, tables["decisions_by_user"], "the classic schema copies every decision")
+			require.Equal(t, "0", fmt.Sprint(proj[0]), "no projection on the classic schema")
 			continue
 		}
-		n, nPer := per(r[1])
-		b, bPer := per(r[2])
-		t.Logf("%s: %-18s %6d rows (%.3f per decision), %8d bytes on disk (%.1f per decision)", label, table, n, nPer, b, bPer)
-		rows, bytes = rows+nPer, bytes+bPer
-		if table == "decisions" {
-			require.Equal(t, uint64(writtenDecisions), n)
-		}
+		require.False(t, tables["decisions_by_user"], "decisions_by_user is a view: it stores nothing")
+		pn, pnPer := per(proj[1])
+		pb, pbPer := per(proj[2])
+		require.Equal(t, uint64(writtenDecisions), pn, "the by_user projection holds every decision")
+		t.Logf("%s: of which projection by_user %6d rows (%.3f per decision), %8d bytes (%.1f per decision), stored inside the decisions parts",
+			label, pn, pnPer, pb, pbPer)
 	}
-	require.False(t, tables["decisions_by_user"], "decisions_by_user is a view: it stores nothing")
-	require.Len(t, out["projection"], 1)
-	pn, pnPer := per(out["projection"][0][0])
-	pb, pbPer := per(out["projection"][0][1])
-	require.Equal(t, uint64(writtenDecisions), pn, "the by_user projection holds every decision")
-	t.Logf("%s: %-18s %6d rows (%.3f per decision), %8d bytes on disk (%.1f per decision; inside decisions' parts)",
-		label, "  projection by_user", pn, pnPer, pb, pbPer)
-	t.Logf("%s: all tables: %.3f rows inserted and %.1f bytes on disk per decision (the projection's rows are part of the decisions rows' parts)",
-		label, rows, bytes)
 }
