@@ -197,3 +197,22 @@ func TestRowsAndBytesPerDecisionModern(t *testing.T) {
 			label, pn, pnPer, pb, pbPer)
 	}
 }
+
+// The retention job's TTL changes, from the create_table_query ClickHouse 26.9 prints.
+func TestTTLStatements(t *testing.T) {
+	const day = 24 * time.Hour
+	installed := "CREATE TABLE d.decisions (`event_id` String, `user_key` String TTL toStartOfDay(decided_at) + toIntervalSecond(172800), " +
+		"`decided_at` DateTime, PROJECTION by_user (SELECT * ORDER BY user_key)) ENGINE = ReplacingMergeTree PARTITION BY toDate(decided_at) " +
+		"ORDER BY (destination, event_id, run_id) TTL toStartOfDay(decided_at) + toIntervalSecond(777600) SETTINGS index_granularity = 8192"
+	bare := "CREATE TABLE d.decisions (`event_id` String, `user_key` String, `decided_at` DateTime) ENGINE = ReplacingMergeTree " +
+		"PARTITION BY toDate(decided_at) ORDER BY (destination, event_id, run_id) SETTINGS index_granularity = 8192"
+	require.Empty(t, ttlStatements("decisions", installed, "decided_at", day, 8*day), "installed: nothing to do")
+	require.Equal(t, []string{"MODIFY COLUMN `user_key` String TTL toStartOfDay(decided_at) + toIntervalSecond(259200)",
+		"MODIFY TTL toStartOfDay(decided_at) + toIntervalSecond(950400)"},
+		ttlStatements("decisions", installed, "decided_at", 2*day, 10*day), "changed limits")
+	require.Equal(t, []string{"MODIFY COLUMN `user_key` REMOVE TTL", "REMOVE TTL"},
+		ttlStatements("decisions", installed, "decided_at", 0, -1), "limits turned off")
+	require.Empty(t, ttlStatements("decisions", bare, "decided_at", 0, 0), "off and none installed")
+	require.Equal(t, []string{"MODIFY TTL toStartOfDay(at) + toIntervalSecond(172800)"},
+		ttlStatements("deliveries", bare, "at", day, day), "deliveries hold no user key")
+}

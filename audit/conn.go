@@ -11,11 +11,12 @@
 // returns the Writer, whose Run is the consumer loop.
 //
 // File map: conn.go (connecting, the DB handle), migrate.go and migrate_v3.go (versioned DDL;
-// migrate_cluster.go on a cluster), insert.go (batch inserts, Avro record -> row), writer.go
-// (the Kafka consumer loop), classify.go (permanent vs transient ClickHouse errors), park.go
-// (parking refused rows), metrics.go, erased.go (late decisions of erased users), erase.go (erasure), retention.go and
-// retention_job.go (retention), queries.go and report.go (the read side). README.md lists the
-// tests; docs/audit.md has the tables and example queries.
+// migrate_cluster.go on a cluster, migrate_modern.go for a fresh database on ClickHouse 23+),
+// insert.go (batch inserts, Avro record -> row), writer.go (the Kafka consumer loop), classify.go
+// (permanent vs transient ClickHouse errors), park.go (parking refused rows), metrics.go,
+// erased.go (late decisions of erased users), erase.go (erasure), retention.go and
+// retention_job.go (retention; retention_ttl.go in the modern shape), queries.go and report.go
+// (the read side). README.md lists the tests; docs/audit.md has the tables and example queries.
 //
 // Protocol: the native protocol through clickhouse-go v2. It works against the oldest server we
 // support (Debian's 18.16.1, protocol revision 54412): the handshake, SELECTs, FINAL, and batch
