@@ -143,20 +143,31 @@ func dayKey(buf []byte, d uint32, seen []byte) []byte {
 // expiry has not removed it yet.
 func (s *Store) Seen(user, id string, nowMs int64) (Seen, bool, error) {
 	var key [96]byte
-	v, closer, err := s.db.Get(seenKey(key[:0], user, id))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return Seen{}, false, nil
-	}
+	k := seenKey(key[:0], user, id)
+	// A prefix seek rather than Get: Get never reads the bottom level's bloom filters, and most
+	// checks are misses (a new event) that those filters answer without reading a data block.
+	it, err := s.db.NewIter(&seenIterOptions)
 	if err != nil {
 		return Seen{}, false, fmt.Errorf("state store get: %w", err)
 	}
-	seen, err := decodeSeen(v)
-	_ = closer.Close()
+	if !it.SeekPrefixGE(k) {
+		if err := it.Close(); err != nil {
+			return Seen{}, false, fmt.Errorf("state store get: %w", err)
+		}
+		return Seen{}, false, nil
+	}
+	seen, err := decodeSeen(it.Value())
+	if cerr := it.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("state store get: %w", cerr)
+	}
 	if err != nil {
 		return Seen{}, false, err
 	}
 	return seen, seen.FirstMs >= nowMs-s.window.Milliseconds(), nil
 }
+
+// seenIterOptions reads the filters of every level, L6 included (pebble skips those by default).
+var seenIterOptions = pebble.IterOptions{UseL6Filters: true}
 
 func encodeSeen(v Seen) []byte {
 	b := make([]byte, 0, 20)

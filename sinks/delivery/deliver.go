@@ -280,6 +280,7 @@ func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdi
 		return
 	}
 	outs, rest := judge(batch, v, latency, r.now(), r.cfg.Delivery.MaxAttempts, r.backoff)
+	r.ledger.accepted(outs, r.now())
 	for _, o := range outs {
 		r.settle(c, o)
 	}
@@ -288,12 +289,10 @@ func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdi
 	}
 }
 
-// settle takes the outcome of a sent attempt: it counts a failure, carries the event's history
-// forward (a retry or dead-letter record, and the next round of a replay, read it) and adds it.
+// settle takes the outcome of a sent attempt (the ledger has its delivered events already): it
+// counts a failure, carries the event's history forward (a retry or dead-letter record, and the
+// next round of a replay, read it) and adds it.
 func (r *Runner) settle(c *cycle, o outcome) {
-	if o.status == StatusDelivered {
-		r.ledger.accepted(o.it.ev, o.attempt, r.now())
-	}
 	if o.failed != "" {
 		failedEvents.WithLabelValues(r.dest.Name, o.failed).Inc()
 		metrics.Errors.WithLabelValues(metrics.StageSink, "vendor_"+o.failed).Inc()
