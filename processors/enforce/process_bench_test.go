@@ -31,7 +31,7 @@ func BenchmarkProcessPerEvent(b *testing.B) {
 	cfg := &config.Config{Policy: pol}
 	cfg.Kafka.TopicPrefix = "bench."
 	cfg.Dedup.Window = 7 * 24 * time.Hour
-	p := &Processor{cfg: cfg, log: zap.NewNop(), state: newStateStore(b.TempDir(), cfg.Dedup.Window), metrics: defaultMetrics, now: time.Now}
+	p := newProcessor(cfg, zap.NewNop(), newStateStore(b.TempDir(), cfg.Dedup.Window))
 	p.ahead = &lookahead{book: p.state.book, pending: map[int32]map[string][]restriction{}}
 	const poll, parts = 1000, 4
 	for part := range int32(parts) {
@@ -109,4 +109,3 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
-

@@ -261,13 +261,20 @@ func (l *ledgerStore) sync(ctx context.Context, reuse time.Duration) error {
 
 // delivered reports whether the vendor already accepted the event.
 func (l *ledgerStore) delivered(ev *schemas.FilteredEvent) bool {
-	_, closer, err := l.db.Get(entryKey(ev.DecidedMs, ev.EventID))
+	var buf [96]byte
+	// A prefix seek rather than Get: Get never reads the bottom level's bloom filters, and
+	// nearly every check is a miss (a new event) that those filters answer without a data block.
+	it, err := l.db.NewIter(&entryIterOptions)
 	if err != nil {
 		return false
 	}
-	closer.Close()
-	return true
+	found := it.SeekPrefixGE(entryKeyTo(buf[:0], ev.DecidedMs, ev.EventID))
+	_ = it.Close()
+	return found
 }
+
+// entryIterOptions reads the filters of every level, L6 included (pebble skips those by default).
+var entryIterOptions = pebble.IterOptions{UseL6Filters: true}
 
 // expireDaily drops, once at start and then hourly, the days of entries older than the retry
 // horizon (plus a day): no event of those days can be sent any more.
