@@ -116,3 +116,39 @@ func TestOffsetCheckpointSurvivesReopen(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "state-1", string(v))
 }
+
+// Lookups are prefix seeks (so bloom filters answer misses at every level, L6 included): a key
+// that is a prefix of a stored one, or that a stored one is a prefix of, must still be a miss,
+// in the memtable and in compacted tables alike.
+func TestLookupsMatchWholeKeysOnly(t *testing.T) {
+	s, err := Open(t.TempDir(), 48*time.Hour)
+	require.NoError(t, err)
+	defer s.Close()
+	now := int64(1795000000000)
+	b := s.NewBatch()
+	b.PutSeen("u1", "e12", Seen{FirstMs: now, LastMs: now})
+	b.PutConsent("u12", []byte("c"))
+	require.NoError(t, b.Commit())
+	check := func() {
+		_, ok, err := s.Seen("u1", "e12", now)
+		require.NoError(t, err)
+		require.True(t, ok)
+		for _, id := range []string{"e1", "e123"} {
+			_, ok, err = s.Seen("u1", id, now)
+			require.NoError(t, err)
+			require.False(t, ok, id)
+		}
+		v, ok, err := s.Consent("u12")
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, []byte("c"), v)
+		for _, u := range []string{"u1", "u123"} {
+			_, ok, err = s.Consent(u)
+			require.NoError(t, err)
+			require.False(t, ok, u)
+		}
+	}
+	check()
+	require.NoError(t, s.db.Compact(t.Context(), []byte{0}, []byte{0xff}, true))
+	check()
+}
