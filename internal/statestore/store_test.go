@@ -117,13 +117,14 @@ func TestOffsetCheckpointSurvivesReopen(t *testing.T) {
 	require.Equal(t, "state-1", string(v))
 }
 
-// Lookups are prefix seeks (so bloom filters answer misses at every level, L6 included): a key
-// that is a prefix of a stored one, or that a stored one is a prefix of, must still be a miss,
-// in the memtable and in compacted tables alike.
+// Lookups are point reads until the store has bottom-level tables, then prefix seeks (so bloom
+// filters answer misses at every level, L6 included): either way a key that is a prefix of a
+// stored one, or that a stored one is a prefix of, is a miss.
 func TestLookupsMatchWholeKeysOnly(t *testing.T) {
-	s, err := Open(t.TempDir(), 48*time.Hour)
+	dir := t.TempDir()
+	s, err := Open(dir, 48*time.Hour)
 	require.NoError(t, err)
-	defer s.Close()
+	defer func() { s.Close() }()
 	now := int64(1795000000000)
 	b := s.NewBatch()
 	b.PutSeen("u1", "e12", Seen{FirstMs: now, LastMs: now})
@@ -149,6 +150,13 @@ func TestLookupsMatchWholeKeysOnly(t *testing.T) {
 		}
 	}
 	check()
+	require.False(t, s.bottom.Load(), "nothing in L6 yet: point reads")
 	require.NoError(t, s.db.Compact(t.Context(), []byte{0}, []byte{0xff}, true))
+	require.True(t, s.bottom.Load(), "compacted into L6: prefix seeks")
+	check()
+	require.NoError(t, s.Close())
+	s, err = Open(dir, 48*time.Hour)
+	require.NoError(t, err)
+	require.True(t, s.bottom.Load(), "reopened with L6 tables: prefix seeks")
 	check()
 }

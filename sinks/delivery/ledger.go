@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -58,6 +59,11 @@ type ledgerStore struct {
 	mu     sync.Mutex
 	synced time.Time
 
+	// bottom is set once the store has tables in its bottom level (L6): from then on the check
+	// is a prefix seek, since pebble's Get never reads L6 bloom filters and nearly every check
+	// is a miss (a new event). Before, Get is cheaper (no iterator to set up).
+	bottom atomic.Bool
+
 	// pending is the fetch being applied (apply, commit: the follower's goroutine only).
 	pending *pebble.Batch
 	key     []byte
@@ -81,7 +87,7 @@ func openLedgerStore(cfg *config.Config, dest string, log *zap.Logger) (*ledgerS
 	l := &ledgerStore{topic: cfg.Topic(config.LedgerTopic(dest)), horizon: cfg.Delivery.RetryHorizon,
 		ready: make(chan struct{}), log: log}
 	path := filepath.Join(dir, safeName(cfg.Topic(config.LedgerTopic(dest))))
-	db, err := openStore(path)
+	db, err := openStore(path, &l.bottom)
 	if err != nil {
 		// Most likely another sink of this destination on the same machine holds the lock.
 		tmp, terr := os.MkdirTemp(dir, safeName(dest)+"-")
@@ -89,7 +95,7 @@ func openLedgerStore(cfg *config.Config, dest string, log *zap.Logger) (*ledgerS
 			return nil, fmt.Errorf("delivery ledger %s: %w", path, errors.Join(err, terr))
 		}
 		log.Info("delivery ledger store in use; building a private one", zap.String("path", tmp), zap.Error(err))
-		if db, err = openStore(tmp); err != nil {
+		if db, err = openStore(tmp, &l.bottom); err != nil {
 			return nil, fmt.Errorf("delivery ledger %s: %w", tmp, err)
 		}
 		path, l.temp = tmp, true
@@ -98,7 +104,8 @@ func openLedgerStore(cfg *config.Config, dest string, log *zap.Logger) (*ledgerS
 	return l, nil
 }
 
-func openStore(path string) (*pebble.DB, error) {
+// openStore opens the pebble store at path; bottom is set once it has bottom-level tables.
+func openStore(path string, bottom *atomic.Bool) (*pebble.DB, error) {
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, err
 	}
@@ -112,7 +119,17 @@ func openStore(path string) (*pebble.DB, error) {
 		// a data block.
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
-	return pebble.Open(path, opts)
+	bottomLevel := len(opts.Levels) - 1
+	opts.EventListener = &pebble.EventListener{CompactionEnd: func(info pebble.CompactionInfo) {
+		if info.Output.Level == bottomLevel && len(info.Output.Tables) > 0 {
+			bottom.Store(true)
+		}
+	}}
+	db, err := pebble.Open(path, opts)
+	if err == nil && db.Metrics().Levels[bottomLevel].TablesCount > 0 {
+		bottom.Store(true)
+	}
+	return db, err
 }
 
 // run reads the ledger topic into the store until ctx ends: from each partition's stored
@@ -262,13 +279,20 @@ func (l *ledgerStore) sync(ctx context.Context, reuse time.Duration) error {
 // delivered reports whether the vendor already accepted the event.
 func (l *ledgerStore) delivered(ev *schemas.FilteredEvent) bool {
 	var buf [96]byte
-	// A prefix seek rather than Get: Get never reads the bottom level's bloom filters, and
-	// nearly every check is a miss (a new event) that those filters answer without a data block.
+	key := entryKeyTo(buf[:0], ev.DecidedMs, ev.EventID)
+	if !l.bottom.Load() {
+		_, closer, err := l.db.Get(key)
+		if err != nil {
+			return false
+		}
+		closer.Close()
+		return true
+	}
 	it, err := l.db.NewIter(&entryIterOptions)
 	if err != nil {
 		return false
 	}
-	found := it.SeekPrefixGE(entryKeyTo(buf[:0], ev.DecidedMs, ev.EventID))
+	found := it.SeekPrefixGE(key)
 	_ = it.Close()
 	return found
 }
