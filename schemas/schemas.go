@@ -191,6 +191,9 @@ type Codec[T any] struct {
 	// size estimates the encoded length.
 	appendBody func(b []byte, v *T) []byte
 	size       func(v *T) int
+	// readBody, when set, decodes a record of the current version by hand (after the header)
+	// instead of hamba/avro.
+	readBody func(b []byte, v *T) error
 }
 
 // olderVersion is a previous version of a record's schema: its single-object header, and the
@@ -288,7 +291,7 @@ var (
 	ConsentUpdates = newCodec[ConsentUpdate](consentUpdateSchema)
 	FilteredEvents = func() *Codec[FilteredEvent] {
 		c := newCodec[FilteredEvent](filteredEventSchema, filteredEventSchemaV1)
-		c.appendBody, c.size = appendFilteredEvent, filteredEventSize
+		c.appendBody, c.size, c.readBody = appendFilteredEvent, filteredEventSize, readFilteredEvent
 		return c
 	}()
 	Decisions = func() *Codec[Decision] {
@@ -328,6 +331,12 @@ func (c *Codec[T]) Decode(data []byte) (v T, err error) {
 			err = fmt.Errorf("decode %s: %v", c.name(), r)
 		}
 	}()
+	if c.readBody != nil && bytes.HasPrefix(data, c.header) {
+		if err := c.readBody(data[len(c.header):], &v); err != nil {
+			return v, fmt.Errorf("decode %s: %w", c.name(), err)
+		}
+		return v, nil
+	}
 	decode := func(into any) error { return c.decodeInto(data, into) }
 	if c.fromWire != nil {
 		if v, err = c.fromWire(decode); err != nil {
