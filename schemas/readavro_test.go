@@ -100,3 +100,84 @@ func BenchmarkDecodeFilteredEvent(b *testing.B) {
 		}
 	})
 }
+
+// eventCases are Events at the edges: no consent object (null) and an empty one, no signals and
+// every signal, extreme numbers.
+func eventCases() map[string]Event {
+	base := Event{EventID: "e1", Event: "purchase", TimestampMs: 1, ReceivedMs: 2, UserID: "u", AnonymousID: "a",
+		Jurisdiction: "EU", GPC: true, Context: map[string]string{"page_url": `"https://x"`}, Properties: map[string]string{"v": "1.5"}}
+	emptyConsent := base
+	emptyConsent.Consent, emptyConsent.Context, emptyConsent.Properties = map[string]bool{}, map[string]string{}, map[string]string{}
+	signals := base
+	signals.Consent = map[string]bool{"marketing": false, "analytics": true}
+	signals.Signals = &ConsentSignals{TCF: "CP", GPP: "DB", GPPSID: []int{7, 8, math.MaxInt32}, GCM: map[string]string{"ad_storage": "granted"},
+		CMPAllowed: []string{"C0001", "C0002"}, CMPDenied: []string{}, CMPHasDenied: true, CMPAny: true}
+	extremes := signals
+	extremes.TimestampMs, extremes.ReceivedMs, extremes.EventID = math.MinInt64, math.MaxInt64, strings.Repeat("é", 200)
+	extremes.Signals = &ConsentSignals{GPPSID: []int{math.MinInt32}, GCM: map[string]string{}, CMPAllowed: []string{}, CMPDenied: []string{"x"}}
+	return map[string]Event{"no consent": base, "empty consent": emptyConsent, "signals": signals, "extremes": extremes}
+}
+
+// TestReadEventMatches: the hand decoder reads what hamba/avro reads (through the codec's wire
+// type), so a field added to event.avsc and not to readEvent fails here.
+func TestReadEventMatches(t *testing.T) {
+	for name, ev := range eventCases() {
+		t.Run(name, func(t *testing.T) {
+			b, err := Events.Encode(&ev)
+			require.NoError(t, err)
+			want, err := eventFromWire(func(into any) error { return Events.soe.Decode(b, into) })
+			require.NoError(t, err)
+			got, err := Events.Decode(b)
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+			for n := len(Events.header); n < len(b); n++ {
+				_, err := Events.Decode(b[:n])
+				require.Error(t, err, "cut at %d of %d bytes", n, len(b))
+			}
+		})
+	}
+}
+
+// FuzzReadEvent: on any bytes the hand decoder neither panics nor disagrees with hamba/avro when
+// both accept them.
+func FuzzReadEvent(f *testing.F) {
+	for _, ev := range eventCases() {
+		b, err := Events.Encode(&ev)
+		require.NoError(f, err)
+		f.Add(b[len(Events.header):])
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var got Event
+		if err := readEvent(body, &got); err != nil {
+			return
+		}
+		data := append(append([]byte{}, Events.header...), body...)
+		want, err := eventFromWire(func(into any) error { return Events.soe.Decode(data, into) })
+		if err != nil {
+			return
+		}
+		require.Equal(t, want, got)
+	})
+}
+
+func BenchmarkDecodeEvent(b *testing.B) {
+	ev := eventCases()["signals"]
+	data, err := Events.Encode(&ev)
+	require.NoError(b, err)
+	b.Run("hand", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Events.Decode(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("hamba", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := eventFromWire(func(into any) error { return Events.soe.Decode(data, into) }); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -285,7 +285,7 @@ func newCodec[T any](text string, previous ...string) *Codec[T] {
 var (
 	Events = func() *Codec[Event] {
 		c := newCodec[Event](eventSchema, eventSchemaV1)
-		c.toWire, c.fromWire = eventToWire, eventFromWire
+		c.toWire, c.fromWire, c.readBody = eventToWire, eventFromWire, readEvent
 		return c
 	}()
 	ConsentUpdates = newCodec[ConsentUpdate](consentUpdateSchema)
