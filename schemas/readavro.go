@@ -3,7 +3,6 @@ package schemas
 import (
 	"errors"
 	"fmt"
-	"math"
 )
 
 // Hand-written Avro decoding of the records every sink reads once per event and destination.
@@ -34,9 +33,12 @@ func (r *reader) fail(err error) {
 }
 
 // long is Avro's long: a varint of at most 10 bytes, then zig-zag.
-func (r *reader) long() int64 {
+func (r *reader) long() int64 { return r.varint(10) }
+
+// varint reads a zig-zag varint of at most max bytes (10 for a long, 5 for an int).
+func (r *reader) varint(max int) int64 {
 	var u uint64
-	for i := 0; i < 10; i++ {
+	for i := 0; i < max; i++ {
 		if i >= len(r.b) {
 			r.fail(errShort)
 			return 0
@@ -48,7 +50,7 @@ func (r *reader) long() int64 {
 			return int64(u>>1) ^ -int64(u&1)
 		}
 	}
-	r.fail(errors.New("varint longer than 10 bytes"))
+	r.fail(fmt.Errorf("varint longer than %d bytes", max))
 	return 0
 }
 
@@ -152,11 +154,7 @@ func (r *reader) present() bool {
 func (r *reader) ints() []int {
 	out := []int{}
 	r.blocks(func() {
-		v := r.long()
-		if v < math.MinInt32 || v > math.MaxInt32 {
-			r.fail(fmt.Errorf("int %d out of range", v))
-		}
-		out = append(out, int(v))
+		out = append(out, r.int32())
 	})
 	return out
 }

@@ -296,12 +296,20 @@ var (
 	}()
 	Decisions = func() *Codec[Decision] {
 		c := newCodec[Decision](decisionSchema, decisionSchemaV1)
-		c.appendBody, c.size = appendDecision, decisionSize
+		c.appendBody, c.size, c.readBody = appendDecision, decisionSize, readDecision
 		return c
 	}()
-	Deliveries    = newCodec[Delivery](deliverySchema, deliverySchemaV1)
-	LedgerEntries = newCodec[LedgerEntry](ledgerEntrySchema)
-	Duplicates    = newCodec[Duplicate](duplicateSchema)
+	Deliveries = func() *Codec[Delivery] {
+		c := newCodec[Delivery](deliverySchema, deliverySchemaV1)
+		c.appendBody, c.size, c.readBody = appendDelivery, deliverySize, readDelivery
+		return c
+	}()
+	LedgerEntries = func() *Codec[LedgerEntry] {
+		c := newCodec[LedgerEntry](ledgerEntrySchema)
+		c.appendBody, c.size, c.readBody = appendLedgerEntry, ledgerEntrySize, readLedgerEntry
+		return c
+	}()
+	Duplicates = newCodec[Duplicate](duplicateSchema)
 )
 
 // Schema returns the parsed Avro schema.
