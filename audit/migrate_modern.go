@@ -135,7 +135,8 @@ func modernSchema(database string, projectionMode bool) []string {
 
 // migrateModern builds the modern schema in a fresh database and records versions 1 to
 // SchemaVersion, as migrateCluster does: every statement is idempotent, so an interrupted run
-// is simply run again.
+// is simply run again. A later schema version must say what it does to the modern shape (and
+// migrateOnModernServer then apply it to a database at version 6).
 func migrateModern(ctx context.Context, conn driver.Conn, database string) error {
 	var n uint64
 	if err := conn.QueryRow(ctx, `SELECT count() FROM system.merge_tree_settings WHERE name = 'deduplicate_merge_projection_mode'`).Scan(&n); err != nil {
