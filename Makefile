@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 export TOLLGATE_TEST_KAFKA      ?= 127.0.0.1:9092
 export TOLLGATE_TEST_CLICKHOUSE ?= 127.0.0.1:9000
 
-.PHONY: build chdb-venv test test-unit test-containers images demo bench chaos fmt lint tidy-check services-up services-down cluster-up cluster-down clean
+.PHONY: build chdb-venv test test-unit test-containers images demo bench chaos fmt lint tidy-check services-up services-down cluster-up cluster-down test-cluster clean
 
 # One static binary with every component.
 build:
@@ -59,6 +59,15 @@ images:
 # Unit tests only (no services needed).
 test-unit:
 	$(GO) test -short -count=1 ./...
+
+# The tests on the cluster topology (make cluster-up), which `make test` does not run. They find
+# the cluster through these variables (the tests skip without them). Parts, each a go test run:
+#   replicated ClickHouse (clickhouse.cluster): CLUSTER_CLICKHOUSE_PKGS, tests named TestCluster*.
+CLUSTER_ENV := TOLLGATE_TEST_CLICKHOUSE_CLUSTER=127.0.0.1:29000,127.0.0.1:29001 \
+	TOLLGATE_TEST_CLICKHOUSE=127.0.0.1:29000 TOLLGATE_TEST_KAFKA=127.0.0.1:29092,127.0.0.1:29093,127.0.0.1:29094
+CLUSTER_CLICKHOUSE_PKGS ?= ./audit/
+test-cluster: cluster-up
+	$(CLUSTER_ENV) $(GO) test -count=1 -timeout 20m -run '^TestCluster' $(CLUSTER_CLICKHOUSE_PKGS)
 
 # Measure the pipeline on this machine and print one JSON object (deploy/bench). Flags go in
 # BENCH_FLAGS, e.g. BENCH_FLAGS='-profile-dir /tmp/prof -batch-duration 30s'.

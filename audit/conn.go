@@ -49,6 +49,9 @@ type DB struct {
 	driver.Conn
 	// Database holds the audit tables; a plain identifier (checked by Open).
 	Database string
+	// Cluster is clickhouse.cluster: empty for a single server, else the name ON CLUSTER
+	// statements and Replicated* engines are made for (checked by Open).
+	Cluster string
 	// Version is the server's version as it reported it at connect ("18.16.1").
 	Version string
 
@@ -60,7 +63,9 @@ type DB struct {
 // kept to the characters that never need escaping.
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// Open connects over the native protocol to cfg.ClickHouse.Addr as cfg.ClickHouse.Username (the
+// Open connects over the native protocol to cfg.ClickHouse.Addr (one address, or the replicas of
+// a shard comma-separated, tried in order: a connection that breaks is replaced by one to the
+// first replica that answers, so the writer's retry moves on when a replica goes away) as cfg.ClickHouse.Username (the
 // password is read from the variable named by PasswordEnv), checks that the server answers, and
 // detects the settings it supports. It does not create the database: call Migrate.
 //
@@ -71,6 +76,9 @@ func Open(ctx context.Context, cfg *config.Config) (*DB, error) {
 	if !identifier.MatchString(ch.Database) {
 		return nil, fmt.Errorf("clickhouse.database %q: use letters, digits and _ only", ch.Database)
 	}
+	if ch.Cluster != "" && !identifier.MatchString(ch.Cluster) {
+		return nil, fmt.Errorf("clickhouse.cluster %q: use letters, digits and _ only", ch.Cluster)
+	}
 	var password string
 	if ch.PasswordEnv != "" {
 		password = os.Getenv(ch.PasswordEnv)
@@ -80,10 +88,13 @@ func Open(ctx context.Context, cfg *config.Config) (*DB, error) {
 		return nil, fmt.Errorf("clickhouse.tls: %w", err)
 	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
-		TLS:         tlsConf, // nil: plaintext
-		Addr:        []string{ch.Addr},
-		Auth:        clickhouse.Auth{Username: ch.Username, Password: password},
-		DialTimeout: 5 * time.Second,
+		TLS:  tlsConf, // nil: plaintext
+		Addr: ch.Addrs(),
+		// In order: every process prefers the first replica, so a writer reads what it wrote
+		// unless that replica is gone (docs/audit.md "Replicated ClickHouse").
+		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
+		Auth:             clickhouse.Auth{Username: ch.Username, Password: password},
+		DialTimeout:      5 * time.Second,
 		// Generous: a FINAL over a large table can take a while, an insert of a full batch too.
 		ReadTimeout:  2 * time.Minute,
 		MaxOpenConns: 4,
@@ -95,7 +106,7 @@ func Open(ctx context.Context, cfg *config.Config) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse %s: %w", ch.Addr, err)
 	}
-	db := &DB{Conn: conn, Database: ch.Database}
+	db := &DB{Conn: conn, Database: ch.Database, Cluster: ch.Cluster}
 	if err := db.init(ctx); err != nil {
 		_ = conn.Close()
 		return nil, fmt.Errorf("clickhouse %s: %w", ch.Addr, err)

@@ -148,7 +148,12 @@ const SchemaVersion = 6
 // processes at once, is harmless: every statement is idempotent and versions are recorded in a
 // ReplacingMergeTree. It then checks that the audit tables have the documented columns, so a
 // table someone created by hand fails here and not at the first insert.
+//
+// With clickhouse.cluster set it migrates the cluster instead (migrate_cluster.go).
 func (db *DB) Migrate(ctx context.Context) error {
+	if db.Cluster != "" {
+		return migrateCluster(ctx, db, db.Database, db.Cluster)
+	}
 	return migrateTo(ctx, db, db.Database, SchemaVersion)
 }
 
@@ -161,8 +166,7 @@ func migrateTo(ctx context.Context, conn driver.Conn, database string, upTo uint
 		return fmt.Errorf("create database %s: %w", database, err)
 	}
 	sm := qualified(database, "schema_migrations")
-	if err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+sm+` (version UInt32, applied_at DateTime)
-		ENGINE = ReplacingMergeTree() ORDER BY version`); err != nil {
+	if err := conn.Exec(ctx, schemaMigrationsDDL(database)); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	applied, err := appliedVersions(ctx, conn, database)
@@ -190,6 +194,11 @@ func migrateTo(ctx context.Context, conn driver.Conn, database string, upTo uint
 			return fmt.Errorf("record migration %d: %w", m.version, err)
 		}
 	}
+	return checkSchema(ctx, conn, database, upTo)
+}
+
+// checkSchema checks that the audit tables of schema version upTo have their documented columns.
+func checkSchema(ctx context.Context, conn driver.Conn, database string, upTo uint32) error {
 	want := map[string][]column{"decisions": decisionsColumnsV5, "deliveries": deliveriesColumnsV3, "decisions_by_user": decisionsColumnsV5}
 	if upTo >= 3 {
 		want["erasures"] = erasuresColumns

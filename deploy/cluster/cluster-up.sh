@@ -72,6 +72,13 @@ kafka_ready() { # N: the port answers and the broker logged that it started
 }
 ch_ready() { [[ "$(curl -fsS --max-time 2 "http://127.0.0.1:$(ch_http_port "$1")/ping" 2>/dev/null)" == "Ok." ]]; }
 
+# The daemons started below must not inherit the caller's descriptors: run as
+# `flock LOCKFILE cluster-up.sh`, the brokers would otherwise hold that lock for as long as they
+# run. Close every descriptor but stdin/out/err and bash's own script descriptor (255).
+for fd in $(ls /proc/$$/fd); do
+  if ((fd > 2 && fd != 255)); then eval "exec $fd>&-"; fi
+done
+
 exec 9>"$CL/.lock"
 flock 9
 

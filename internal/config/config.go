@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -59,8 +60,14 @@ type Kafka struct {
 
 // ClickHouse says where the audit tables live.
 type ClickHouse struct {
-	// Addr of the native protocol. Default "127.0.0.1:9000".
+	// Addr of the native protocol. Default "127.0.0.1:9000". Several replicas of one shard are
+	// given comma-separated ("h1:9000,h2:9000"): connections go to the first that answers, and
+	// move on to the next when it goes away (Addrs).
 	Addr string `yaml:"addr"`
+	// Cluster is the name of a cluster in the servers' remote_servers. Default: empty = single
+	// server. With a name, migrations create the database and every table ON CLUSTER with
+	// Replicated* engines (docs/audit.md "Replicated ClickHouse").
+	Cluster string `yaml:"cluster"`
 	// Database holding the audit tables; created with its tables if missing. Default "tollgate".
 	Database string `yaml:"database"`
 	// Username and PasswordEnv (the name of the variable holding the password). Default user "default", no password.
@@ -74,6 +81,19 @@ type ClickHouse struct {
 	BatchSize int `yaml:"batch_size"`
 	// Retention is the audit writer's scheduled anonymisation and deletion of old audit rows.
 	Retention Retention `yaml:"retention"`
+}
+
+var clusterName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Addrs returns the addresses of Addr, split at commas, without blanks.
+func (c ClickHouse) Addrs() []string {
+	var out []string
+	for _, a := range strings.Split(c.Addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Retention limits how long audit rows keep personal data, and how long they are kept at all.
@@ -320,6 +340,18 @@ func (c *Config) validate() error {
 		if strings.TrimSpace(k) == "" {
 			return &policy.FieldError{Field: fmt.Sprintf("ingest.write_keys[%d]", i), Reason: "is empty"}
 		}
+	}
+	if len(c.ClickHouse.Addrs()) == 0 {
+		return &policy.FieldError{Field: "clickhouse.addr", Reason: "at least one host:port is required"}
+	}
+	for _, a := range c.ClickHouse.Addrs() {
+		if !strings.Contains(a, ":") {
+			return &policy.FieldError{Field: "clickhouse.addr", Reason: fmt.Sprintf("%q is not host:port", a)}
+		}
+	}
+	// The cluster name is spliced into ON CLUSTER clauses: letters, digits and _ only.
+	if cl := c.ClickHouse.Cluster; cl != "" && !clusterName.MatchString(cl) {
+		return &policy.FieldError{Field: "clickhouse.cluster", Reason: fmt.Sprintf("%q: use letters, digits and _ only", cl)}
 	}
 	if c.ClickHouse.PasswordEnv != "" {
 		if _, ok := os.LookupEnv(c.ClickHouse.PasswordEnv); !ok {
