@@ -97,6 +97,7 @@ func TestClusterFaults(t *testing.T) {
 	node(t, "kill", "broker", victim)
 	tr.waitMore(t, 400, "with a broker down")
 	clusterUp(t)
+	down := time.Since(killed)
 	tr.waitMore(t, 200, "after the broker came back")
 	brokerFig := tr.figures(killed, time.Now())
 
@@ -115,9 +116,9 @@ func TestClusterFaults(t *testing.T) {
 	tr.finish()
 	require.NoError(t, tr.err)
 
-	t.Logf("broker %d SIGKILLed, ingest meanwhile: %s", victim, brokerFig)
+	t.Logf("broker %d SIGKILLed, back after %s; ingest meanwhile: %s", victim, down.Round(time.Second), brokerFig)
 	t.Logf("ClickHouse replica 1 stopped 60 s, ingest meanwhile: %s", chFig)
-	fmt.Printf("cluster-faults: broker_kill node=%d %s\n", victim, brokerFig)
+	fmt.Printf("cluster-faults: broker_kill node=%d down=%s %s\n", victim, down.Round(time.Second), brokerFig)
 	fmt.Printf("cluster-faults: clickhouse_stop replica=1 %s\n", chFig)
 	require.Zero(t, chFig.unavailable+chFig.otherStatus+chFig.noAnswer, "ingest does not depend on ClickHouse")
 
@@ -219,11 +220,17 @@ func clusterScript(t *testing.T, script string, args ...string) {
 	cmd := exec.Command(filepath.Join("..", "deploy", "cluster", script), args...)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s %v:\n%s", script, args, out)
-	t.Logf("%s %s: %s", script, strings.Join(args, " "), strings.TrimSpace(lastLine(string(out))))
+	t.Logf("%s %s: %s", script, strings.Join(args, " "), summary(string(out)))
 }
 
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
+// summary is the line of a script's output worth logging: cluster-up's "ready", else the last.
+func summary(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for _, l := range lines {
+		if strings.Contains(l, "ready (") {
+			return l
+		}
+	}
 	return lines[len(lines)-1]
 }
 
