@@ -10,7 +10,7 @@
 // every query returns data: printing it is the command line's business (cmd/tollgate). New
 // returns the Writer, whose Run is the consumer loop.
 //
-// File map: conn.go (connecting, the DB handle), migrate.go and migrate_v3.go (versioned DDL),
+// File map: conn.go (connecting, the DB handle), migrate.go and migrate_v3.go (versioned DDL; migrate_cluster.go on a cluster),
 // insert.go (batch inserts, Avro record -> row), writer.go (the Kafka consumer loop), classify.go
 // (permanent vs transient ClickHouse errors), park.go (parking refused rows), metrics.go,
 // erased.go (late decisions of erased users), erase.go (erasure), retention.go and
