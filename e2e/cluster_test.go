@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,15 +76,24 @@ func TestClusterFaults(t *testing.T) {
 	})
 	t.Cleanup(func() { dropOnCluster(t, p, replicas[1]) })
 
-	p.spawn("ingest", nil, "ingest")
+	procs := []*proc{p.spawn("ingest", nil, "ingest")}
 	p.waitReady()
-	p.spawn("audit", nil, "audit")
+	procs = append(procs, p.spawn("audit", nil, "audit"))
 	for _, inst := range []string{"a", "b"} {
-		p.spawn("processor-"+inst, []string{"TOLLGATE_PROCESSOR_INSTANCE=" + inst}, "process")
+		procs = append(procs, p.spawn("processor-"+inst, []string{"TOLLGATE_PROCESSOR_INSTANCE=" + inst}, "process"))
 		for _, dest := range p.cfg.Policy.Names {
-			p.spawn("sink-"+dest+"-"+inst, nil, "sink", "--destination", dest)
+			procs = append(procs, p.spawn("sink-"+dest+"-"+inst, nil, "sink", "--destination", dest))
 		}
 	}
+	restarts := supervise(t, procs)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, c := range procs {
+				lines := c.logs.lines()
+				t.Logf("last lines of %s:\n%s", c.name, strings.Join(lines[max(0, len(lines)-30):], "\n"))
+			}
+		}
+	})
 
 	tr := startClusterTraffic(t, p)
 	tr.waitMore(t, 300, "before the faults")
@@ -116,13 +126,62 @@ func TestClusterFaults(t *testing.T) {
 	tr.finish()
 	require.NoError(t, tr.err)
 
+	exits := restarts()
+	t.Logf("components that exited and were restarted: %d %v", len(exits), exits)
 	t.Logf("broker %d SIGKILLed, back after %s; ingest meanwhile: %s", victim, down.Round(time.Second), brokerFig)
 	t.Logf("ClickHouse replica 1 stopped 60 s, ingest meanwhile: %s", chFig)
-	fmt.Printf("cluster-faults: broker_kill node=%d down=%s %s\n", victim, down.Round(time.Second), brokerFig)
+	fmt.Printf("cluster-faults: broker_kill node=%d down=%s %s component_restarts=%d\n", victim, down.Round(time.Second), brokerFig, len(exits))
 	fmt.Printf("cluster-faults: clickhouse_stop replica=1 %s\n", chFig)
 	require.Zero(t, chFig.unavailable+chFig.otherStatus+chFig.noAnswer, "ingest does not depend on ClickHouse")
 
 	verifyCluster(t, p, tr, replicas)
+}
+
+// supervise starts again any component that exits before the test ends, as its service manager
+// would (Kubernetes, systemd), and returns a function listing the exits so far: a process that
+// gives up on a fault must not silently turn into "nothing flowed".
+func supervise(t *testing.T, procs []*proc) func() []string {
+	var mu sync.Mutex
+	var exits []string
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, c := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c.mu.Lock()
+				done := c.done
+				c.mu.Unlock()
+				select {
+				case <-stop:
+					return
+				case <-done:
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				lines := c.logs.lines()
+				last := ""
+				for i := len(lines) - 1; i >= 0 && last == ""; i-- {
+					last = strings.TrimSpace(lines[i])
+				}
+				mu.Lock()
+				exits = append(exits, c.name+": "+last)
+				mu.Unlock()
+				c.start()
+			}
+		}()
+	}
+	// Registered after the processes: runs before they are stopped.
+	t.Cleanup(func() { close(stop); wg.Wait() })
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), exits...)
+	}
 }
 
 // verifyCluster waits until the pipeline has drained and checks the run's outcome.
