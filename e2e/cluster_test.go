@@ -52,7 +52,7 @@ policy_file: policy.yaml
 
 // TestClusterFaults: traffic flows through ingest into a processor, sinks and the audit writer
 // running as separate processes (two processors, two sinks per destination) on three brokers
-// and two ClickHouse replicas. Meanwhile the broker leading the raw topic's partition 0 is
+// and two ClickHouse replicas. Meanwhile the broker coordinating processor a's transactions is
 // killed with SIGKILL and started again, then ClickHouse replica 1 is stopped for 60 s and
 // started again. At the end nothing is lost, decided twice, forwarded against consent or
 // delivered twice, both replicas hold every decision, and every event ingest accepted is on the
@@ -102,7 +102,8 @@ func TestClusterFaults(t *testing.T) {
 	t.Cleanup(func() { clusterUp(t) })
 
 	// A broker dies the hard way while ingest is answering, and comes back.
-	victim := rawLeader(t, p)
+	victim, led := victimBroker(t, p)
+	t.Logf("killing broker %d: transaction coordinator of processor a, leader of %d raw partitions", victim, led)
 	killed := time.Now()
 	node(t, "kill", "broker", victim)
 	tr.waitMore(t, 400, "with a broker down")
@@ -246,19 +247,29 @@ func vendorKey(dest string, f schemas.FilteredEvent) string {
 	return f.EventID
 }
 
-// rawLeader returns the node id (1-3, the broker's number in deploy/cluster) of the leader of
-// the raw topic's partition 0.
-func rawLeader(t *testing.T, p *pipeline) int {
+// victimBroker picks the broker whose loss hurts most: the transaction coordinator of processor
+// a (its commits must move to another broker mid-stream). It returns the broker's number in
+// deploy/cluster (its node id, 1-3) and how many of the raw topic's partitions it leads, that
+// is, how many of ingest's writes it takes with it.
+func victimBroker(t *testing.T, p *pipeline) (node, rawLed int) {
 	cl, err := kafka.NewClient(p.cfg, zap.NewNop())
 	require.NoError(t, err)
 	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	txn := p.cfg.ProcessorGroup() + "-a" // enforce.transactionalID with TOLLGATE_PROCESSOR_INSTANCE=a
+	coord, ok := adm.FindTxnCoordinators(ctx, txn)[txn]
+	require.True(t, ok && coord.Err == nil, "no transaction coordinator for %s: %v", txn, coord.Err)
 	raw := p.cfg.Topic(config.TopicRaw)
-	md, err := kadm.NewClient(cl).Metadata(context.Background(), raw)
+	md, err := adm.Metadata(ctx, raw)
 	require.NoError(t, err)
-	part, ok := md.Topics[raw].Partitions[0]
-	require.True(t, ok, "%s has no partition 0", raw)
-	require.Len(t, part.Replicas, 3, "%s is replicated on the three brokers", raw)
-	return int(part.Leader)
+	for _, part := range md.Topics[raw].Partitions {
+		require.Len(t, part.Replicas, 3, "%s is replicated on the three brokers", raw)
+		if part.Leader == coord.NodeID {
+			rawLed++
+		}
+	}
+	return int(coord.NodeID), rawLed
 }
 
 // node runs deploy/cluster/node.sh (kill or stop one node by its pid file).
