@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"go.uber.org/zap"
@@ -129,6 +130,8 @@ func TestClusterFaults(t *testing.T) {
 
 	exits := restarts()
 	t.Logf("components that exited and were restarted: %d %v", len(exits), exits)
+	// Not fatal: the run goes on to show what the restarts cost, then fails.
+	assert.Empty(t, exits, "no component gives up on a broker or replica going away")
 	t.Logf("broker %d SIGKILLed, back after %s; ingest meanwhile: %s", victim, down.Round(time.Second), brokerFig)
 	t.Logf("ClickHouse replica 1 stopped 60 s, ingest meanwhile: %s", chFig)
 	fmt.Printf("cluster-faults: broker_kill node=%d down=%s %s component_restarts=%d\n", victim, down.Round(time.Second), brokerFig, len(exits))
