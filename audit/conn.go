@@ -10,10 +10,10 @@
 // every query returns data: printing it is the command line's business (cmd/tollgate). New
 // returns the Writer, whose Run is the consumer loop.
 //
-// File map: conn.go (connecting, the DB handle), migrate.go and migrate_v3.go (versioned DDL; migrate_cluster.go on a cluster),
-// insert.go (batch inserts, Avro record -> row), writer.go (the Kafka consumer loop), classify.go
-// (permanent vs transient ClickHouse errors), park.go (parking refused rows), metrics.go,
-// erased.go (late decisions of erased users), erase.go (erasure), retention.go and
+// File map: conn.go (connecting, the DB handle), migrate.go and migrate_v3.go (versioned DDL;
+// migrate_cluster.go on a cluster), insert.go (batch inserts, Avro record -> row), writer.go
+// (the Kafka consumer loop), classify.go (permanent vs transient ClickHouse errors), park.go
+// (parking refused rows), metrics.go, erased.go (late decisions of erased users), erase.go (erasure), retention.go and
 // retention_job.go (retention), queries.go and report.go (the read side). README.md lists the
 // tests; docs/audit.md has the tables and example queries.
 //
@@ -63,11 +63,13 @@ type DB struct {
 // kept to the characters that never need escaping.
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// Open connects over the native protocol to cfg.ClickHouse.Addr (one address, or the replicas of
-// a shard comma-separated, tried in order: a connection that breaks is replaced by one to the
-// first replica that answers, so the writer's retry moves on when a replica goes away) as cfg.ClickHouse.Username (the
+// Open connects over the native protocol to cfg.ClickHouse.Addr as cfg.ClickHouse.Username (the
 // password is read from the variable named by PasswordEnv), checks that the server answers, and
 // detects the settings it supports. It does not create the database: call Migrate.
+//
+// Addr is one address or the replicas of a shard, comma-separated and tried in order: a
+// connection that breaks is replaced by one to the first replica that answers, so the writer's
+// retry of a failed insert moves on when a replica goes away.
 //
 // The connection's default database is left to the server (the audit database may not exist
 // yet); every statement of this package names its tables with the database.

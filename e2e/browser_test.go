@@ -42,14 +42,15 @@ var bannerChoices = []bannerChoice{
 // TestDemoPageInChromium loads the demo page, served by ingest, in headless Chromium once per
 // banner choice: the page view waits in tg.js's queue until the choice, then the page view and a
 // purchase go to ingest, and to no other host. ClickHouse must then hold the decisions §5 gives
-// for that choice. Set TOLLGATE_UPDATE_SCREENSHOT=1 to refresh docs/demo-banner.png.
+// for that choice. The same page then runs with a site's CMP in place of the banner
+// (browser_cmp_test.go). Set TOLLGATE_UPDATE_SCREENSHOT=1 to refresh docs/demo-banner.png.
 func TestDemoPageInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: -short runs unit tests only")
 	}
 	chrome := ensureChromium(t)
 	t.Setenv("TOLLGATE_INGEST_DEMO_PAGE", "true")
-	p := startPipeline(t)
+	p := startPipelineWithPolicy(t, withOneTrustIDs)
 	origin, err := url.Parse(p.ingestURL)
 	require.NoError(t, err)
 
@@ -97,6 +98,7 @@ func TestDemoPageInChromium(t *testing.T) {
 	for _, c := range bannerChoices {
 		checkBannerDecisions(t, p, c, users[c.name])
 	}
+	checkCMPPages(t, p, browser, origin.Host)
 }
 
 // checkBannerDecisions waits for the visitor's 2 events × 3 destinations in ClickHouse and

@@ -47,13 +47,32 @@ func startPipeline(t *testing.T) *pipeline {
 func startPipelineEnv(t *testing.T, env ...string) *pipeline {
 	t.Helper()
 	p := newPipeline(t)
+	p.start(env...)
+	return p
+}
+
+// startPipelineWithPolicy is startPipelineEnv with the policy text edited first.
+func startPipelineWithPolicy(t *testing.T, edit func(policy string) string, env ...string) *pipeline {
+	t.Helper()
+	p := newPipeline(t)
+	path := filepath.Join(p.dir, "policy.yaml")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	writeFile(t, path, edit(string(b)))
+	p.start(env...)
+	return p
+}
+
+// start runs `tollgate run` on the pipeline's config and waits until ingest answers.
+func (p *pipeline) start(env ...string) {
+	t := p.t
+	t.Helper()
 	p.cmd = exec.Command(binary, "run", "--config", p.configPath())
 	p.cmd.Env = p.env(env...)
 	p.cmd.Stderr = p.logs
 	require.NoError(t, p.cmd.Start())
 	t.Cleanup(p.stop)
 	p.waitReady()
-	return p
 }
 
 // newPipeline writes the config and policy of a fresh deployment (its own topics, database and

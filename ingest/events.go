@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tollgate-dev/tollgate/internal/signals"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
@@ -82,6 +83,8 @@ type decoder struct {
 	gpc          bool              // Sec-GPC: 1 was sent: every event carries a GPC signal
 	jurisdiction string            // derived from trusted headers; "" leaves it to the processor
 	categories   map[string]string // Segment consent category -> purpose
+	// gcm holds the request's gcs/gcd URL parameters: Consent Mode states of every event.
+	gcm map[string]signals.State
 }
 
 // body holds the top-level members of a request body that ingest reads.
@@ -255,6 +258,7 @@ func (d *decoder) finish(ev *schemas.Event, ts time.Time, noUser error) (*schema
 	if ev.UserID == "" && ev.AnonymousID == "" {
 		return nil, noUser
 	}
+	addGCM(ev, d.gcm)
 	if ev.EventID == "" {
 		ev.EventID = uuid.NewString()
 	}

@@ -262,8 +262,14 @@ func (s *Server) decodeRequest(w http.ResponseWriter, r *http.Request, decode fu
 		return nil, false
 	}
 	defer releaseBody(buf)
+	gcm, rerr := queryGCM(r.URL.Query())
+	if rerr != nil {
+		s.fail(w, rerr)
+		return nil, false
+	}
 	d := &decoder{
 		received:     received,
+		gcm:          gcm,
 		gpc:          strings.TrimSpace(r.Header.Get("Sec-GPC")) == "1",
 		jurisdiction: s.jurisdiction(r.Header),
 		categories:   s.categories,

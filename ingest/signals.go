@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"net/url"
 	"strings"
 
 	"github.com/tollgate-dev/tollgate/internal/signals"
@@ -11,6 +12,9 @@ import (
 // maxSignal bounds a TC or GPP string: a TC string naming every vendor of the
 // global vendor list is a few kilobytes.
 const maxSignal = 16 << 10
+
+// parsed caches parsed TC and GPP strings across requests (signals.Cache says why).
+var parsed = signals.NewCache(1024)
 
 // signalErr turns an error of package signals ("<path>: reason") into a field
 // error under prefix, so the sender sees the full path of its own body.
@@ -35,7 +39,7 @@ func readSignals(cs *schemas.ConsentSignals, field string, key, v []byte) (bool,
 		if err != nil || s == "" {
 			return true, err
 		}
-		if _, err := signals.ParseTCF(s); err != nil {
+		if _, err := parsed.ParseTCF(s); err != nil {
 			return true, signalErr(field, err)
 		}
 		cs.TCF = s
@@ -70,6 +74,18 @@ func readSignals(cs *schemas.ConsentSignals, field string, key, v []byte) (bool,
 		for k, s := range states {
 			cs.GCM[k] = s.String()
 		}
+	case "gcs", "gcd":
+		// The URL parameters Google tags send, accepted in the object too for a server that
+		// forwards them: merged into gcm, where any denial of a key wins.
+		str, err := stringField(v, at, 64)
+		if err != nil || str == "" {
+			return true, err
+		}
+		states, err := parseGoogleParam(string(key), str)
+		if err != nil {
+			return true, fieldErr(at, "%s", err.Error())
+		}
+		cs.GCM = signals.MergeGCM(cs.GCM, states)
 	case "cmp_ids":
 		if isNull(v) {
 			return true, nil
@@ -97,7 +113,7 @@ func readSignals(cs *schemas.ConsentSignals, field string, key, v []byte) (bool,
 // gpp_sid) and returns nil when nothing was sent.
 func finishSignals(cs *schemas.ConsentSignals, field string) (*schemas.ConsentSignals, error) {
 	if cs.GPP != "" {
-		if _, err := signals.ParseGPP(cs.GPP, cs.GPPSID); err != nil {
+		if _, err := parsed.ParseGPP(cs.GPP, cs.GPPSID); err != nil {
 			return nil, signalErr(field, err)
 		}
 	}
@@ -117,6 +133,50 @@ func finishSignals(cs *schemas.ConsentSignals, field string) (*schemas.ConsentSi
 		cs.CMPDenied = []string{}
 	}
 	return cs, nil
+}
+
+// parseGoogleParam parses a gcs or gcd value.
+func parseGoogleParam(name, v string) (map[string]signals.State, error) {
+	if name == "gcs" {
+		return signals.ParseGCS(v)
+	}
+	return signals.ParseGCD(v)
+}
+
+// queryGCM reads the gcs and gcd URL parameters of a request (sGTM-style collection endpoints
+// receive them): Consent Mode states for every event of the request.
+func queryGCM(q url.Values) (map[string]signals.State, *requestError) {
+	var out map[string]signals.State
+	for _, name := range []string{"gcs", "gcd"} {
+		v := q.Get(name)
+		if v == "" {
+			continue
+		}
+		states, err := parseGoogleParam(name, v)
+		if err != nil {
+			return nil, malformed("query parameter %s: %v", name, err)
+		}
+		if out == nil {
+			out = map[string]signals.State{}
+		}
+		for k, st := range states {
+			if out[k] != signals.Denied {
+				out[k] = st
+			}
+		}
+	}
+	return out, nil
+}
+
+// addGCM merges the request's Consent Mode states into an event's signals.
+func addGCM(ev *schemas.Event, states map[string]signals.State) {
+	if len(states) == 0 {
+		return
+	}
+	if ev.Signals == nil {
+		ev.Signals = &schemas.ConsentSignals{GPPSID: []int{}, CMPAllowed: []string{}, CMPDenied: []string{}}
+	}
+	ev.Signals.GCM = signals.MergeGCM(ev.Signals.GCM, states)
 }
 
 // nativeSignals reads a native event's consent_signals object.

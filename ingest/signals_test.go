@@ -87,3 +87,38 @@ func TestSegmentConsentSignals(t *testing.T) {
 		})
 	}
 }
+
+// Google tags' gcs and gcd URL parameters: on the request (every event of it) or as members of
+// consent_signals; merged into gcm, where a denial of a key by any of them wins.
+func TestGoogleConsentParameters(t *testing.T) {
+	h := newHarness(t, "")
+	code, _, body := h.do("POST", "/v1/events?gcs=G101&gcd=11t1t1r1p5", `{"batch":[
+		{"event":"a","user_id":"u","event_id":"q1"},
+		{"event":"a","user_id":"u","event_id":"q2","consent_signals":{"gcm":{"ad_user_data":"denied"}}},
+		{"event":"a","user_id":"u","event_id":"q3","consent_signals":{"gcd":"11l1l1q1n5"}},
+		{"event":"a","user_id":"u","event_id":"q4","consent_signals":{"gcd":"11x1t1t1t5"}},
+		{"event":"a","user_id":"u","event_id":"q5","consent_signals":{"gcs":"G2"}}]}`, bearer(testKey))
+	require.Equal(t, 202, code, body)
+	require.Contains(t, body, `"index":3`)
+	require.Contains(t, body, `field \"consent_signals.gcd\" gcd \"11x1t1t1t5\": position 3: unknown consent letter 'x' for ad_storage`)
+	require.Contains(t, body, `"index":4`)
+	got := h.events(3)
+	// gcs: ad_storage denied, analytics granted; gcd: ad_storage t (granted), analytics t,
+	// ad_user_data r (granted by update), ad_personalization p (denied): gcs's denial of
+	// ad_storage wins over gcd's grant.
+	query := map[string]string{"ad_storage": "denied", "analytics_storage": "granted", "ad_user_data": "granted", "ad_personalization": "denied"}
+	assert.Equal(t, query, got["q1"].Signals.GCM)
+	assert.Equal(t, []int{}, got["q1"].Signals.GPPSID)
+	q2 := map[string]string{"ad_storage": "denied", "analytics_storage": "granted", "ad_user_data": "denied", "ad_personalization": "denied"}
+	assert.Equal(t, q2, got["q2"].Signals.GCM, "the event's own denial of ad_user_data beats the request's grant")
+	// q3's own gcd: l/l not set, ad_user_data q (denied), ad_personalization n (granted); the
+	// request's denial of ad_personalization still wins.
+	q3 := map[string]string{"ad_storage": "denied", "analytics_storage": "granted", "ad_user_data": "denied", "ad_personalization": "denied"}
+	assert.Equal(t, q3, got["q3"].Signals.GCM)
+
+	for _, q := range []string{"gcs=G1x1", "gcd=11"} {
+		code, _, body = h.do("POST", "/v1/events?"+q, `{"event":"a","user_id":"u"}`, bearer(testKey))
+		require.Equal(t, 400, code, body)
+		require.Contains(t, body, "query parameter "+q[:3])
+	}
+}

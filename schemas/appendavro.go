@@ -22,19 +22,7 @@ func appendFilteredEvent(b []byte, e *FilteredEvent) []byte {
 	b = appendString(b, e.Purpose)
 	b = appendString(b, e.Jurisdiction)
 	b = appendBool(b, e.GPC)
-	// Maps as hamba/avro writes them: one block with a negative count and its size in bytes,
-	// then the empty block that ends the map.
-	if len(e.Consent) > 0 {
-		size := 0
-		for k := range e.Consent {
-			size += stringSize(k) + 1
-		}
-		b = appendLong(appendLong(b, -int64(len(e.Consent))), int64(size))
-		for k, v := range e.Consent {
-			b = appendBool(appendString(b, k), v)
-		}
-	}
-	b = append(b, 0)
+	b = appendBoolMap(b, e.Consent)
 	if len(e.Fields) > 0 {
 		size := 0
 		for k, v := range e.Fields {
@@ -47,7 +35,24 @@ func appendFilteredEvent(b []byte, e *FilteredEvent) []byte {
 	}
 	b = append(b, 0)
 	b = appendString(b, e.PolicyVersion)
-	return appendString(b, e.RunID)
+	b = appendString(b, e.RunID)
+	return appendBoolMap(b, e.VendorConsent)
+}
+
+// appendBoolMap appends a map of booleans as hamba/avro writes maps: one block with a negative
+// count and its size in bytes, then the empty block that ends the map.
+func appendBoolMap(b []byte, m map[string]bool) []byte {
+	if len(m) > 0 {
+		size := 0
+		for k := range m {
+			size += stringSize(k) + 1
+		}
+		b = appendLong(appendLong(b, -int64(len(m))), int64(size))
+		for k, v := range m {
+			b = appendBool(appendString(b, k), v)
+		}
+	}
+	return append(b, 0)
 }
 
 // appendDecision appends a Decision's Avro binary encoding (after the header), in
@@ -109,6 +114,9 @@ func filteredEventSize(e *FilteredEvent) int {
 	n := 80 + len(e.EventID) + len(e.DecisionID) + len(e.Destination) + len(e.Event) + len(e.UserKey) +
 		len(e.Purpose) + len(e.Jurisdiction) + len(e.PolicyVersion) + len(e.RunID)
 	for k := range e.Consent {
+		n += len(k) + 6
+	}
+	for k := range e.VendorConsent {
 		n += len(k) + 6
 	}
 	for k, v := range e.Fields {

@@ -19,6 +19,7 @@ func TestAppendFilteredEventMatchesSchema(t *testing.T) {
 	cases := map[string]FilteredEvent{"empty maps": base}
 	one := base
 	one.Consent, one.Fields = map[string]bool{"marketing": true}, map[string]string{"context.page_url": `"https://x/é"`}
+	one.VendorConsent = map[string]bool{VendorLimitedDataUse: true}
 	cases["one entry each"] = one
 	extremes := one
 	extremes.TimestampMs, extremes.DecidedMs, extremes.EventID, extremes.RunID = math.MaxInt64, math.MinInt64, strings.Repeat("x", 300), ""
@@ -33,9 +34,10 @@ func TestAppendFilteredEventMatchesSchema(t *testing.T) {
 		})
 	}
 	many := one
-	many.Consent, many.Fields = map[string]bool{}, map[string]string{}
+	many.Consent, many.Fields, many.VendorConsent = map[string]bool{}, map[string]string{}, map[string]bool{}
 	for i := range 40 {
 		many.Consent[fmt.Sprint("p", i)] = i%2 == 0
+		many.VendorConsent[fmt.Sprint("v", i)] = i%3 == 0
 		many.Fields[fmt.Sprint("properties.f", i)] = fmt.Sprint(i * 1000)
 	}
 	b, err := FilteredEvents.Encode(&many)

@@ -78,3 +78,17 @@ type decisionV1 struct {
 	PolicyVersion  string   `avro:"policy_version"`
 	RunID          string   `avro:"run_id"`
 }
+
+// A filtered event written before vendor_consent existed (a topic's backlog during an upgrade)
+// decodes with no vendor consent fields; the adapters then fall back to the consent map.
+func TestFilteredEventsReadVersion1(t *testing.T) {
+	v1 := newCodec[FilteredEvent](filteredEventSchemaV1)
+	b, err := v1.Encode(&FilteredEvent{EventID: "e", Consent: map[string]bool{"marketing": true},
+		VendorConsent: map[string]bool{VendorAdUserData: true}})
+	require.NoError(t, err)
+	f, err := FilteredEvents.Decode(b)
+	require.NoError(t, err)
+	require.Equal(t, "e", f.EventID)
+	require.Equal(t, map[string]bool{"marketing": true}, f.Consent)
+	require.Empty(t, f.VendorConsent, "version 1 has no vendor_consent; what the writer's struct held must not appear")
+}

@@ -23,6 +23,8 @@ var (
 	consentUpdateSchema string
 	//go:embed filtered_event.avsc
 	filteredEventSchema string
+	//go:embed previous/filtered_event.1.avsc
+	filteredEventSchemaV1 string
 	//go:embed decision.avsc
 	decisionSchema string
 	//go:embed previous/decision.1.avsc
@@ -104,7 +106,18 @@ type FilteredEvent struct {
 	Fields        map[string]string `avro:"fields"`
 	PolicyVersion string            `avro:"policy_version"`
 	RunID         string            `avro:"run_id"`
+	// VendorConsent holds the vendor's own consent fields, derived from the decision
+	// (docs/vendors.md "Consent fields"): VendorAdUserData, VendorAdPersonalization,
+	// VendorLimitedDataUse. A record written before it existed decodes with an empty map.
+	VendorConsent map[string]bool `avro:"vendor_consent"`
 }
+
+// Keys of FilteredEvent.VendorConsent.
+const (
+	VendorAdUserData        = "ad_user_data"       // Google: the user's data may be used for ads
+	VendorAdPersonalization = "ad_personalization" // Google: ads may be personalised
+	VendorLimitedDataUse    = "limited_data_use"   // a user of a US state opt-out jurisdiction
+)
 
 // Decision is one consent decision for one event and destination.
 type Decision struct {
@@ -274,7 +287,7 @@ var (
 	}()
 	ConsentUpdates = newCodec[ConsentUpdate](consentUpdateSchema)
 	FilteredEvents = func() *Codec[FilteredEvent] {
-		c := newCodec[FilteredEvent](filteredEventSchema)
+		c := newCodec[FilteredEvent](filteredEventSchema, filteredEventSchemaV1)
 		c.appendBody, c.size = appendFilteredEvent, filteredEventSize
 		return c
 	}()

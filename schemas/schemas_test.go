@@ -23,7 +23,7 @@ func TestRoundTrip(t *testing.T) {
 		Context: map[string]string{"page_url": `"https://x"`}, Properties: map[string]string{"order_value": "1.5"}})
 	roundTrip(t, Events, Event{EventID: "e2", Event: "page", AnonymousID: "a", Context: map[string]string{}, Properties: map[string]string{}})
 	roundTrip(t, ConsentUpdates, ConsentUpdate{UpdateID: "c", UserKey: "u", Consent: map[string]bool{"analytics": true}, TimestampMs: 3, Erased: true})
-	roundTrip(t, FilteredEvents, FilteredEvent{EventID: "e", DecisionID: "d", Destination: "meta", Consent: map[string]bool{}, Fields: map[string]string{"properties.email": `"ab"`}})
+	roundTrip(t, FilteredEvents, FilteredEvent{EventID: "e", DecisionID: "d", Destination: "meta", Consent: map[string]bool{}, Fields: map[string]string{"properties.email": `"ab"`}, VendorConsent: map[string]bool{}})
 	roundTrip(t, Decisions, Decision{DecisionID: "d", Outcome: "blocked", FieldsSent: []string{}, FieldsStripped: []string{"properties.email"}})
 	roundTrip(t, Deliveries, Delivery{EventID: "e", Attempt: 2, Status: "delivered", HTTPStatus: 200})
 	roundTrip(t, Duplicates, Duplicate{EventID: "e", UserKey: "u", FirstSeenMs: 1, LastSeenMs: 2, Resends: 1})

@@ -44,6 +44,7 @@ type options struct {
 	batchDur, latDur, e2eDur, oneLatency               time.Duration
 	conns, batchSize, partitions                       int
 	oneEvents, oneConcurrency                          int
+	workerNice                                         int
 	latRate, e2eRate                                   float64
 	keep                                               bool
 }
@@ -71,6 +72,8 @@ func main() {
 	flag.Float64Var(&o.latRate, "latency-rate", 2000, "single-event requests per second in the latency phase")
 	flag.Float64Var(&o.e2eRate, "e2e-rate", 20000, "events per second in the end-to-end latency phase (100-event batches)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run's topics and database")
+	flag.IntVar(&o.workerNice, "worker-nice", 10, "CPU niceness of the processor, sink and audit processes (ingest keeps 0), so that "+
+		"a draining backlog yields the cores to ingest's requests, as README's \"Running at scale\" advises; 0 runs all alike")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -108,7 +111,7 @@ func round(f float64, digits int) float64 {
 
 // run is the whole bench: setup, four phases, measurements, teardown.
 func run(ctx context.Context, o options) (map[string]any, error) {
-	report := map[string]any{"machine": machine()}
+	report := map[string]any{"machine": machine(), "worker_nice": o.workerNice}
 	report["machine"].(map[string]any)["go"] = runtime.Version()
 	stamp := time.Now().Format("20060102150405")
 	prefix, db := "bench"+stamp+".", "tollgate_bench_"+stamp
@@ -148,6 +151,11 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		}
 		procs = append(procs, p)
 		defer p.stop()
+		if c != "ingest" {
+			if err := p.renice(o.workerNice); err != nil {
+				return nil, err
+			}
+		}
 		if c == "ingest" {
 			// Ingest creates the topics first: the processor stops (by design) when it cannot
 			// read the consent-state topic at start, which a topic created a moment ago by a

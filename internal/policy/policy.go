@@ -77,9 +77,19 @@ type Destination struct {
 	Config  map[string]any `yaml:"config"` // adapter settings, validated by the sink adapter
 	// TCFVendorID, when set, requires that vendor's consent in a TC string too.
 	TCFVendorID int `yaml:"tcf_vendor_id"`
+	// LDU, for meta_capi and tiktok: "auto" flags events of users of a US state opt-out
+	// jurisdiction for the vendor's limited data use (docs/vendors.md "Consent fields").
+	// Default: off (the adapter's own setting decides, and that is off too).
+	LDU string `yaml:"ldu"`
 
 	hashed map[string]bool
 }
+
+// LDU modes of a destination.
+const (
+	LDUAuto = "auto"
+	LDUOff  = "off"
+)
 
 // Hashed reports whether the field path is sent hashed to this destination.
 func (d *Destination) Hashed(path string) bool { return d.hashed[path] }

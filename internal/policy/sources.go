@@ -86,6 +86,24 @@ func (p *Policy) validateSources() error {
 		if d != nil && (d.TCFVendorID < 0 || d.TCFVendorID > 0xffff) {
 			return fieldErr("destinations."+name+".tcf_vendor_id", "must be a TCF vendor id (1–65535), not %d", d.TCFVendorID)
 		}
+		if err := checkLDU(name, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkLDU validates a destination's ldu: a mode, and only for the vendors that have one.
+func checkLDU(name string, d *Destination) error {
+	if d == nil || d.LDU == "" {
+		return nil
+	}
+	at := "destinations." + name + ".ldu"
+	if d.LDU != LDUAuto && d.LDU != LDUOff {
+		return fieldErr(at, "must be %q or %q, not %q", LDUAuto, LDUOff, d.LDU)
+	}
+	if d.Type != TypeMetaCAPI && d.Type != TypeTikTok {
+		return fieldErr(at, "only %s and %s destinations have limited data use, not %s", TypeMetaCAPI, TypeTikTok, d.Type)
 	}
 	return nil
 }

@@ -28,6 +28,10 @@ func TestParseConsentSources(t *testing.T) {
 	require.Equal(t, []string{"ad_storage", "ad_user_data"}, p.ConsentSources.GCM["marketing"])
 	require.Equal(t, []string{"C0004", "C0005"}, p.ConsentSources.CMPIDsOf("marketing"))
 	require.Equal(t, 89, p.Destinations["meta"].TCFVendorID)
+
+	p, err = Parse("p.yaml", []byte(strings.Replace(withSources, "    sale: true\n", "    sale: true\n    ldu: auto\n", 1)))
+	require.NoError(t, err)
+	require.Equal(t, LDUAuto, p.Destinations["meta"].LDU)
 }
 
 func TestConsentSourcesErrorsNameLineAndField(t *testing.T) {
@@ -42,6 +46,9 @@ func TestConsentSourcesErrorsNameLineAndField(t *testing.T) {
 		{"C0002: analytics", "C0002: stats", `p.yaml:25: consent_sources.cmp_ids.C0002: unknown purpose "stats"`},
 		{"    sale: true\n", "    sale: true\n    tcf_vendor_id: 70000\n", `p.yaml:11: destinations.meta.tcf_vendor_id: must be a TCF vendor id`},
 		{"  gcm:\n", "  gmc:\n", `field gmc not found`},
+		{"    sale: true\n", "    sale: true\n    ldu: always\n", `p.yaml:11: destinations.meta.ldu: must be "auto" or "off", not "always"`},
+		{"    type: meta_capi\n    purpose: marketing\n    sale: true\n", "    type: webhook\n    purpose: marketing\n    sale: true\n    ldu: auto\n",
+			`p.yaml:11: destinations.meta.ldu: only meta_capi and tiktok destinations have limited data use, not webhook`},
 	} {
 		_, err := Parse("p.yaml", []byte(strings.Replace(withSources, tc.from, tc.to, 1)))
 		require.ErrorContains(t, err, tc.want, tc.to)

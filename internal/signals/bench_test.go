@@ -25,3 +25,14 @@ func BenchmarkParseGPP(b *testing.B) {
 		}
 	}
 }
+
+// The cached parse, as ingest and the consent engine use it: a user's CMP repeats its string.
+func BenchmarkCachedParseTCF(b *testing.B) {
+	c := NewCache(1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.ParseTCF(tcAllButTen); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -80,6 +80,64 @@ func ParseGCS(gcs string) (map[string]State, error) {
 	return out, nil
 }
 
+// gcdKeys are the Consent Mode keys of a gcd string, in the order of its letters.
+var gcdKeys = [...]string{"ad_storage", "analytics_storage", "ad_user_data", "ad_personalization"}
+
+// gcdStates maps a gcd letter to the key's resulting state. Each letter tells a default and an
+// update: l neither; p denied by default; q denied by default and update; t granted by default;
+// r denied by default, granted by update; m denied by update; n granted by update; u granted by
+// default, denied by update; v granted by default and update. The update, when there is one,
+// is the user's choice.
+var gcdStates = map[byte]State{
+	'l': Unknown, 'p': Denied, 'q': Denied, 't': Granted, 'r': Granted,
+	'm': Denied, 'n': Granted, 'u': Denied, 'v': Granted,
+}
+
+// ParseGCD reads the gcd URL parameter Google tags send ("11p1p1p1p5"): two digits, then for
+// ad_storage, analytics_storage, ad_user_data and ad_personalization one letter each, separated
+// and followed by a digit; anything after those ten characters is not about these keys. A key
+// whose letter says "not set" is left out (no choice); an unknown letter rejects the string.
+func ParseGCD(gcd string) (map[string]State, error) {
+	if len(gcd) < 10 || len(gcd) > 64 || !isDigit(gcd[0]) || !isDigit(gcd[1]) {
+		return nil, fmt.Errorf("gcd %q: want two digits then four letter+digit pairs, like 11p1p1p1p5", gcd)
+	}
+	out := map[string]State{}
+	for i, key := range gcdKeys {
+		letter, sep := gcd[2+2*i], gcd[3+2*i]
+		st, ok := gcdStates[letter]
+		if !ok {
+			return nil, fmt.Errorf("gcd %q: position %d: unknown consent letter %q for %s", gcd, 3+2*i, letter, key)
+		}
+		if !isDigit(sep) {
+			return nil, fmt.Errorf("gcd %q: position %d must be a digit", gcd, 4+2*i)
+		}
+		if st != Unknown {
+			out[key] = st
+		}
+	}
+	return out, nil
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// MergeGCM adds Consent Mode states from another source to m (key → "granted"/"denied", as
+// events carry them): a key both sources name is denied if either denies it.
+func MergeGCM(m map[string]string, states map[string]State) map[string]string {
+	if m == nil {
+		m = make(map[string]string, len(states))
+	}
+	for k, st := range states {
+		if st == Unknown {
+			continue
+		}
+		if m[k] == Denied.String() {
+			continue
+		}
+		m[k] = st.String()
+	}
+	return m
+}
+
 // CMPIDs is the allowed/denied category id lists of a CMP (consent_signals.cmp_ids,
 // or RudderStack's allowedConsentIds/deniedConsentIds).
 type CMPIDs struct {

@@ -3,7 +3,10 @@ package signals
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestParseGCM(t *testing.T) {
@@ -109,5 +112,54 @@ func TestConsentManagement(t *testing.T) {
 		if err == nil && cm.Purpose(c.ids) != c.want {
 			t.Fatalf("case %d: %v, want %v", i, cm.Purpose(c.ids), c.want)
 		}
+	}
+}
+
+func TestParseGCD(t *testing.T) {
+	got, err := ParseGCD("11p1t1r1l5")
+	require.NoError(t, err)
+	require.Equal(t, map[string]State{"ad_storage": Denied, "analytics_storage": Granted, "ad_user_data": Granted}, got,
+		"l (not set) is no choice")
+	got, err = ParseGCD("13q3v3m2n5l1")
+	require.NoError(t, err, "trailing characters after the four keys are not about them")
+	require.Equal(t, map[string]State{"ad_storage": Denied, "analytics_storage": Granted, "ad_user_data": Denied, "ad_personalization": Granted}, got)
+	for _, bad := range []string{"", "11p1p1p1p", "x1p1p1p1p5", "11p1p1p1z5", "11pxp1p1p5", strings.Repeat("1", 65)} {
+		_, err := ParseGCD(bad)
+		require.Error(t, err, bad)
+	}
+}
+
+func FuzzParseGCD(f *testing.F) {
+	for _, s := range []string{"11p1p1p1p5", "13r3r3r2r5l1", "11l1l1l1l1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseGCD(s)
+		if err != nil {
+			return
+		}
+		for k, st := range m {
+			if !GCMKeys[k] || st == Unknown {
+				t.Fatalf("%q: key %q state %v", s, k, st)
+			}
+		}
+	})
+}
+
+// The cache answers what the parser answers, errors included.
+func TestCache(t *testing.T) {
+	c := NewCache(2)
+	for range 2 {
+		got, err := c.ParseTCF(tcSome)
+		require.NoError(t, err)
+		want, _ := ParseTCF(tcSome)
+		require.Equal(t, want, got)
+		_, err = c.ParseTCF("COyiBq")
+		require.Error(t, err)
+		g, err := c.ParseGPP("DBABBgA~xlgWEYCZAA", []int{8})
+		require.NoError(t, err)
+		require.Equal(t, []int{8}, g.Applicable)
+		g, err = c.ParseGPP("DBABBgA~xlgWEYCZAA", nil)
+		require.NoError(t, err, "the section ids are part of the key")
 	}
 }

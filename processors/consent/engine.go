@@ -145,6 +145,7 @@ func (d *decider) decide(dest *policy.Destination) Outcome {
 		}
 		fields[path] = v
 	}
+	consent := d.effectiveConsent()
 	return Outcome{Decision: dec, Filtered: &schemas.FilteredEvent{
 		EventID:       d.ev.EventID,
 		DecisionID:    dec.DecisionID,
@@ -156,10 +157,11 @@ func (d *decider) decide(dest *policy.Destination) Outcome {
 		Purpose:       dest.Purpose,
 		Jurisdiction:  d.jurisdiction,
 		GPC:           d.ev.GPC,
-		Consent:       d.effectiveConsent(),
+		Consent:       consent,
 		Fields:        fields,
 		PolicyVersion: d.pol.Version,
 		RunID:         d.runID,
+		VendorConsent: d.vendorConsent(consent),
 	}}
 }
 

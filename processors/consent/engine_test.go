@@ -299,6 +299,7 @@ func TestDecideRecord(t *testing.T) {
 		Fields:        f.Fields,
 		PolicyVersion: "2026-11-01",
 		RunID:         "run-7",
+		VendorConsent: map[string]bool{"ad_user_data": false, "ad_personalization": false, "limited_data_use": false},
 	}, *f, "effective consent: stored false withdraws marketing, unknown purposes are dropped")
 
 	t.Run("effective consent under opt_out", func(t *testing.T) {

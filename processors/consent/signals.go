@@ -28,6 +28,9 @@ const (
 // googleVendor is Google's IAB TCF vendor id; its consent gates the 755 mapping.
 const googleVendor = 755
 
+// parsed caches parsed TC and GPP strings across events (signals.Cache says why).
+var parsed = signals.NewCache(1024)
+
 // eventSignals are an event's signals, parsed once per event.
 type eventSignals struct {
 	tcf    *signals.TCF // nil: no TC string
@@ -45,14 +48,14 @@ func parseSignals(cs *schemas.ConsentSignals) *eventSignals {
 	}
 	s := &eventSignals{proof: signals.Proof(cs.TCF, cs.GPP)}
 	if cs.TCF != "" {
-		if tc, err := signals.ParseTCF(cs.TCF); err == nil {
+		if tc, err := parsed.ParseTCF(cs.TCF); err == nil {
 			s.tcf = &tc
 		} else {
 			s.tcfBad = true
 		}
 	}
 	if cs.GPP != "" {
-		if g, err := signals.ParseGPP(cs.GPP, cs.GPPSID); err == nil {
+		if g, err := parsed.ParseGPP(cs.GPP, cs.GPPSID); err == nil {
 			s.gpp = &g
 		} else {
 			s.gppBad = true

@@ -192,20 +192,19 @@ func (a *adapter) NewRequest(ctx context.Context, batch []*schemas.FilteredEvent
 		return nil, fmt.Errorf("ga4: empty batch")
 	}
 	b := body{ClientID: batch[0].UserKey, TimestampMicros: batch[0].TimestampMs * 1000, Events: make([]event, len(batch))}
-	// One request has one consent block: it comes from the events' marketing consent, and a
-	// client's events in one batch are the same user's. If they disagree, DENIED wins.
-	granted := true
+	// One request has one consent block, from the vendor consent fields the processor derived
+	// (sdk.VendorConsent); a client's events in one batch are the same user's. If they
+	// disagree, DENIED wins.
+	adUserData, adPersonalization := true, true
 	for i, ev := range batch {
 		if ev.UserKey != b.ClientID {
 			return nil, fmt.Errorf("ga4: batch mixes clients; split it with sdk.SplitBatch")
 		}
-		granted = granted && ev.Consent[policy.Marketing]
+		adUserData = adUserData && sdk.VendorConsent(ev, schemas.VendorAdUserData)
+		adPersonalization = adPersonalization && sdk.VendorConsent(ev, schemas.VendorAdPersonalization)
 		b.Events[i] = event{Name: sanitise(ev.Event), Params: a.paramValues(ev), TimestampMicros: ev.TimestampMs * 1000}
 	}
-	b.Consent.AdUserData, b.Consent.AdPersonalization = "DENIED", "DENIED"
-	if granted {
-		b.Consent.AdUserData, b.Consent.AdPersonalization = "GRANTED", "GRANTED"
-	}
+	b.Consent.AdUserData, b.Consent.AdPersonalization = grant(adUserData), grant(adPersonalization)
 	data, err := json.Marshal(&b)
 	if err != nil {
 		return nil, fmt.Errorf("encode ga4 body: %w", err)
@@ -309,4 +308,12 @@ func sanitise(s string) string {
 // statuses Permanent (GA4's advice: don't resend a refused request unchanged).
 func (a *adapter) Classify(status int, header http.Header, _ []byte, _ []*schemas.FilteredEvent) sdk.Verdict {
 	return sdk.ClassifyStatus(status, header, a.now())
+}
+
+// grant is GA4's consent value.
+func grant(ok bool) string {
+	if ok {
+		return "GRANTED"
+	}
+	return "DENIED"
 }

@@ -152,6 +152,27 @@ func TestConsent(t *testing.T) {
 	}
 }
 
+// The processor's per-key answer (a CMP's Consent Mode state or Google's reading of a TC
+// string) is what GA4 gets; in a batch, one DENIED per key wins.
+func TestConsentPerKey(t *testing.T) {
+	s := standin.New("ga4")
+	defer s.Close()
+	d := testDest(s.URL)
+	a := newAdapter(t, d)
+	userDataOnly, both := testEvent("1", "c", time.Now()), testEvent("2", "c", time.Now())
+	userDataOnly.VendorConsent = map[string]bool{schemas.VendorAdUserData: true, schemas.VendorAdPersonalization: false}
+	both.VendorConsent = map[string]bool{schemas.VendorAdUserData: true, schemas.VendorAdPersonalization: true}
+	for i, batch := range [][]*schemas.FilteredEvent{{userDataOnly}, {both}, {both, userDataOnly}} {
+		_, err := sinktest.Attempt(context.Background(), d, a, batch)
+		require.NoError(t, err)
+		want := map[string]any{"ad_user_data": "GRANTED", "ad_personalization": "DENIED"}
+		if i == 1 {
+			want["ad_personalization"] = "GRANTED"
+		}
+		require.Equal(t, want, sentBody(t, s, i)["consent"], i)
+	}
+}
+
 func TestSanitise(t *testing.T) {
 	for in, want := range map[string]string{
 		"purchase":              "purchase",

@@ -227,11 +227,8 @@ func fill(e *event, ev *schemas.FilteredEvent) {
 	if ad != (adIdentifiers{}) {
 		e.AdIdentifiers = &ad
 	}
-	c := "CONSENT_DENIED"
-	if ev.Consent[policy.Marketing] {
-		c = "CONSENT_GRANTED"
-	}
-	e.Consent = consent{AdUserData: c, AdPersonalization: c}
+	e.Consent = consent{AdUserData: grant(sdk.VendorConsent(ev, schemas.VendorAdUserData)),
+		AdPersonalization: grant(sdk.VendorConsent(ev, schemas.VendorAdPersonalization))}
 	if v, ok := sdk.FieldNumber(ev, "properties.order_value"); ok {
 		e.ConversionValue = &v
 	}
@@ -334,4 +331,12 @@ func (a *adapter) Classify(status int, header http.Header, respBody []byte, batc
 		return v
 	}
 	return sdk.Verdict{Class: sdk.Retry, Reason: "batch_rejected_for_invalid_rows", Failed: failed, ResendRest: true}
+}
+
+// grant is Google Ads' (Data Manager's) consent value.
+func grant(ok bool) string {
+	if ok {
+		return "CONSENT_GRANTED"
+	}
+	return "CONSENT_DENIED"
 }

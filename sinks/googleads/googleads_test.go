@@ -113,6 +113,11 @@ func TestConsentAndDefaults(t *testing.T) {
 	fill(&e, ev)
 	require.Equal(t, consent{AdUserData: "CONSENT_DENIED", AdPersonalization: "CONSENT_DENIED"}, e.Consent)
 	require.Equal(t, "e9", e.TransactionID) // no order id: the event id is the dedup key
+
+	// The processor's per-key answer, when the record has one, is what Google Ads gets.
+	ev.VendorConsent = map[string]bool{schemas.VendorAdUserData: true, schemas.VendorAdPersonalization: false}
+	fill(&e, ev)
+	require.Equal(t, consent{AdUserData: "CONSENT_GRANTED", AdPersonalization: "CONSENT_DENIED"}, e.Consent)
 }
 
 func TestValidate(t *testing.T) {

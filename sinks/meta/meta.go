@@ -54,6 +54,10 @@ type config struct {
 	// EventNames maps tollgate event names to Meta event names, on top of the built-in map of
 	// standard events (purchase → Purchase, …). Names in neither are sent unchanged (custom events).
 	EventNames map[string]string `yaml:"event_names"`
+	// LDU "auto" flags events of users of a US state opt-out jurisdiction for Limited Data Use
+	// (data_processing_options ["LDU"] with their country and state); also settable as the
+	// destination's own `ldu`. Default: off (data_processing_options is sent empty).
+	LDU string `yaml:"ldu"`
 }
 
 // standardNames maps common snake_case event names to Meta's standard events, which Meta's
@@ -78,6 +82,7 @@ var hashedKeys = []struct{ path, key string }{
 }
 
 type adapter struct {
+	ldu      bool   // ldu: auto
 	url      string // full URL including the access token: never log it
 	testCode string
 	names    map[string]string
@@ -118,6 +123,10 @@ func New(dest *policy.Destination, env sdk.Env) (sdk.Adapter, error) {
 		return nil, &policy.FieldError{Field: "destinations." + dest.Name + ".fields",
 			Reason: "must include context.user_agent (Meta refuses website events without client_user_agent)"}
 	}
+	ldu, err := sdk.LDUAuto(dest, c.LDU)
+	if err != nil {
+		return nil, err
+	}
 	names := make(map[string]string, len(standardNames)+len(c.EventNames))
 	for k, v := range standardNames {
 		names[k] = v
@@ -129,6 +138,7 @@ func New(dest *policy.Destination, env sdk.Env) (sdk.Adapter, error) {
 		url: base + "/" + url.PathEscape(c.APIVersion) + "/" + url.PathEscape(c.PixelID) +
 			"/events?access_token=" + url.QueryEscape(token),
 		testCode: c.TestEventCode,
+		ldu:      ldu,
 		names:    names,
 		timeout:  c.TimeoutOr(DefaultTimeout),
 		now:      time.Now,
@@ -168,6 +178,10 @@ type event struct {
 	EventSourceURL string      `json:"event_source_url,omitempty"`
 	UserData       userData    `json:"user_data"`
 	CustomData     *customData `json:"custom_data,omitempty"`
+	// Always sent: ["LDU"] or empty, so that Meta never applies an option set elsewhere.
+	DataProcessingOptions []string `json:"data_processing_options"`
+	DPOCountry            *int     `json:"data_processing_options_country,omitempty"`
+	DPOState              *int     `json:"data_processing_options_state,omitempty"`
 }
 
 type userData struct {
@@ -244,6 +258,11 @@ func (a *adapter) fill(e *event, ev *schemas.FilteredEvent) {
 	e.EventTime = ev.TimestampMs / 1000
 	e.EventID = ev.EventID
 	e.ActionSource = "website"
+	e.DataProcessingOptions = []string{}
+	if a.ldu && sdk.VendorConsent(ev, schemas.VendorLimitedDataUse) {
+		country, state := lduLocation(ev.Jurisdiction)
+		e.DataProcessingOptions, e.DPOCountry, e.DPOState = []string{"LDU"}, &country, &state
+	}
 	e.EventSourceURL, _ = sdk.FieldString(ev, "context.page_url")
 	u := &e.UserData
 	for _, h := range hashedKeys {
@@ -319,4 +338,14 @@ func (a *adapter) Classify(status int, header http.Header, respBody []byte, _ []
 		v.Class, v.Split = sdk.Retry, false
 	}
 	return v
+}
+
+// lduStates are Meta's codes for data_processing_options_state. Meta documents only
+// California's; for any other state the code is 0, which asks Meta to geolocate the event
+// (docs/vendors.md "Consent fields").
+var lduStates = map[string]int{"CA": 1000}
+
+// lduLocation is Meta's country (1: the US) and state code for a `US-<state>` jurisdiction.
+func lduLocation(jurisdiction string) (country, state int) {
+	return 1, lduStates[strings.TrimPrefix(jurisdiction, "US-")]
 }

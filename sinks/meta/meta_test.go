@@ -125,8 +125,47 @@ func TestNewRequestFormat(t *testing.T) {
 		"event_source_url":"https://shop.example/checkout",
 		"user_data":{"em":["`+emailHash+`"],"ph":["`+phoneHash+`"],"client_ip_address":"203.0.113.7",
 			"client_user_agent":"Mozilla/5.0 (X11)","fbc":"fb.1.1763892000123.IwAR2xYzAbC"},
-		"custom_data":{"value":149,"currency":"EUR"}}],
+		"custom_data":{"value":149,"currency":"EUR"},"data_processing_options":[]}],
 		"test_event_code":"TEST123"}`, string(*body))
+}
+
+// With ldu: auto, an event whose decision says limited_data_use (a user of a US state opt-out
+// jurisdiction) carries ["LDU"] with country 1 and the state's code (California 1000; 0 lets Meta
+// geolocate a state it documents no code for); every other event carries [].
+func TestDataProcessingOptions(t *testing.T) {
+	dpo := func(t *testing.T, d *policy.Destination, jurisdiction string, ldu bool) string {
+		srv, _, body := capture(t)
+		d.Config["endpoint"] = srv.URL
+		ev := testEvent("e1", time.Now())
+		ev.Jurisdiction, ev.VendorConsent = jurisdiction, map[string]bool{schemas.VendorLimitedDataUse: ldu}
+		_, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
+		require.NoError(t, err)
+		var b struct {
+			Data []map[string]json.RawMessage `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(*body, &b))
+		out := string(b.Data[0]["data_processing_options"])
+		for _, k := range []string{"data_processing_options_country", "data_processing_options_state"} {
+			if v, ok := b.Data[0][k]; ok {
+				out += " " + string(v)
+			}
+		}
+		return out
+	}
+	auto := func(where string) *policy.Destination {
+		d := testDest("", nil)
+		if where == "policy" {
+			d.LDU = policy.LDUAuto
+		} else {
+			d.Config["ldu"] = "auto"
+		}
+		return d
+	}
+	require.Equal(t, `["LDU"] 1 1000`, dpo(t, auto("policy"), "US-CA", true))
+	require.Equal(t, `["LDU"] 1 1000`, dpo(t, auto("config"), "US-CA", true))
+	require.Equal(t, `["LDU"] 1 0`, dpo(t, auto("policy"), "US-VA", true))
+	require.Equal(t, `[]`, dpo(t, auto("policy"), "EU", false))
+	require.Equal(t, `[]`, dpo(t, testDest("", nil), "US-CA", true), "without ldu: auto")
 }
 
 func TestAPIVersionAndEventNames(t *testing.T) {

@@ -50,8 +50,12 @@ type config struct {
 	AccessTokenEnv string `yaml:"access_token_env"`
 	// TestEventCode routes events to the Events Manager test tool; empty in production.
 	TestEventCode string `yaml:"test_event_code"`
-	// LimitedDataUse sets limited_data_use on every event (US state privacy laws). Default false.
+	// LimitedDataUse sets limited_data_use on every event, whoever the user. Default false: it
+	// is set per event, for users of a US state opt-out jurisdiction, unless ldu is "off".
 	LimitedDataUse bool `yaml:"limited_data_use"`
+	// LDU is "auto" (the default for TikTok) or "off" (limited_data_use only from
+	// LimitedDataUse); also settable as the destination's own `ldu`.
+	LDU string `yaml:"ldu"`
 	// EventNames maps tollgate event names to TikTok event names, on top of the built-in map of
 	// standard events (purchase → CompletePayment, …); other names are sent unchanged.
 	EventNames map[string]string `yaml:"event_names"`
@@ -73,7 +77,8 @@ type adapter struct {
 	url, token     string
 	pixel          string
 	testCode       string
-	limitedDataUse bool
+	limitedDataUse bool // every event
+	lduPerEvent    bool // events whose decision says limited_data_use
 	names          map[string]string
 	timeout        time.Duration
 	now            func() time.Time
@@ -99,6 +104,9 @@ func New(dest *policy.Destination, env sdk.Env) (sdk.Adapter, error) {
 	if err := sdk.RequireHashed(dest, "tiktok", hashedPaths...); err != nil {
 		return nil, err
 	}
+	if _, err := sdk.LDUAuto(dest, c.LDU); err != nil {
+		return nil, err
+	}
 	names := make(map[string]string, len(standardNames)+len(c.EventNames))
 	for k, v := range standardNames {
 		names[k] = v
@@ -108,7 +116,8 @@ func New(dest *policy.Destination, env sdk.Env) (sdk.Adapter, error) {
 	}
 	return &adapter{
 		url: base + Path, token: token, pixel: c.PixelCode, testCode: c.TestEventCode,
-		limitedDataUse: c.LimitedDataUse, names: names,
+		limitedDataUse: c.LimitedDataUse, lduPerEvent: dest.LDU != policy.LDUOff && c.LDU != policy.LDUOff,
+		names:   names,
 		timeout: c.TimeoutOr(DefaultTimeout), now: time.Now,
 	}, nil
 }
@@ -140,7 +149,7 @@ type event struct {
 	User           user        `json:"user"`
 	Properties     *properties `json:"properties,omitempty"`
 	Page           *page       `json:"page,omitempty"`
-	LimitedDataUse bool        `json:"limited_data_use,omitempty"`
+	LimitedDataUse bool        `json:"limited_data_use"` // always sent: the decision's answer, also when false
 }
 
 type user struct {
@@ -190,7 +199,7 @@ func (a *adapter) fill(e *event, ev *schemas.FilteredEvent) {
 	}
 	e.EventTime = ev.TimestampMs / 1000
 	e.EventID = ev.EventID
-	e.LimitedDataUse = a.limitedDataUse
+	e.LimitedDataUse = a.limitedDataUse || (a.lduPerEvent && sdk.VendorConsent(ev, schemas.VendorLimitedDataUse))
 	u := &e.User
 	if v, ok := sdk.HashedField(ev, "properties.email"); ok {
 		u.Email = []string{v}

@@ -2,6 +2,7 @@ package tiktok
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
@@ -94,7 +95,7 @@ func TestNewRequestFormat(t *testing.T) {
 	require.Equal(t, "tt-token", r.Header.Get("Access-Token"))
 	require.Equal(t, "application/json", r.Header.Get("Content-Type"))
 	require.JSONEq(t, `{"event_source":"web","event_source_id":"CPIXEL1","test_event_code":"TEST42","data":[{
-		"event":"CompletePayment","event_time":1763892000,"event_id":"e1",
+		"event":"CompletePayment","event_time":1763892000,"event_id":"e1","limited_data_use":false,
 		"user":{"email":["`+emailHash+`"],"phone":["`+phoneHash+`"],"external_id":["`+userHash+`"],
 			"ttclid":"E.C.P.AbC","ip":"203.0.113.7","user_agent":"Mozilla/5.0"},
 		"properties":{"value":149.5,"currency":"EUR"},
@@ -179,4 +180,38 @@ func BenchmarkNewRequest(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// limited_data_use follows the decision (a user of a US state opt-out jurisdiction) unless ldu is
+// off; the config's limited_data_use sets it for everyone.
+func TestLimitedDataUse(t *testing.T) {
+	ldu := func(t *testing.T, d *policy.Destination, vendorConsent map[string]bool) bool {
+		s := standin.New("tiktok")
+		defer s.Close()
+		d.Config["endpoint"] = s.URL
+		ev := testEvent("e1", time.Now())
+		ev.VendorConsent = vendorConsent
+		_, err := sinktest.Attempt(context.Background(), d, newAdapter(t, d), []*schemas.FilteredEvent{ev})
+		require.NoError(t, err)
+		var b struct {
+			Data []map[string]any `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(s.Requests()[0].Body, &b))
+		require.Contains(t, b.Data[0], "limited_data_use", "always sent")
+		return b.Data[0]["limited_data_use"].(bool)
+	}
+	us := map[string]bool{schemas.VendorLimitedDataUse: true}
+	require.True(t, ldu(t, testDest(""), us))
+	require.False(t, ldu(t, testDest(""), map[string]bool{schemas.VendorLimitedDataUse: false}))
+	off := testDest("")
+	off.LDU = policy.LDUOff
+	require.False(t, ldu(t, off, us))
+	always := testDest("")
+	always.Config["limited_data_use"] = true
+	require.True(t, ldu(t, always, map[string]bool{}))
+
+	bad := testDest("")
+	bad.Config["ldu"] = "sometimes"
+	_, err := New(bad, env)
+	require.EqualError(t, err, `destinations.tiktok.config.ldu: must be "auto" or "off", not "sometimes"`)
 }

@@ -5,12 +5,13 @@
   var sent = 0;
 
   function show() {
-    var c = tg.choice();
-    $("choice").textContent = c === null ? "none yet: events wait in the queue" : JSON.stringify(c);
+    var c = tg.choice(), cmp = tg.cmp();
+    $("choice").textContent = cmp.length ? "from the site's CMP (" + cmp.join(", ") + ")" :
+      c === null ? "none yet: events wait in the queue" : JSON.stringify(c);
     $("gpc").textContent = navigator.globalPrivacyControl === true ? "on" : "off";
     $("queued").textContent = tg.queued();
     $("sent").textContent = sent;
-    $("banner").hidden = c !== null;
+    $("banner").hidden = c !== null || cmp.length > 0; // a site with a CMP shows the CMP's banner
   }
 
   function choose(prefs) {
@@ -21,6 +22,7 @@
   }
 
   document.addEventListener("tg:sent", function (e) { sent += e.detail.count; show(); });
+  document.addEventListener("tg:cmp", show);
   $("accept-all").onclick = function () { choose({ Analytics: true, Advertising: true }); };
   $("reject-all").onclick = function () { choose({ Analytics: false, Advertising: false }); };
   $("customise").onclick = function () { $("customise-panel").hidden = false; };
