@@ -6,16 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	gpp "github.com/prebid/go-gpp"
-	"github.com/prebid/go-gpp/constants"
-	"github.com/prebid/go-gpp/sections"
-	"github.com/prebid/go-gpp/sections/uspca"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate-dev/tollgate/internal/signals"
@@ -65,11 +59,7 @@ func TestCMPSignalsToVendors(t *testing.T) {
 		pol = strings.Replace(pol, "segment_categories:", fmt.Sprintf(cmpPolicy, tiktok.URL, gads.URL), 1)
 		return pol + "  cmp_ids:\n    C0002: analytics\n    C0004: marketing\n"
 	}, "TT_TOKEN=tt-token", "GADS_TOKEN=gads-token")
-	saleOptOut, err := gpp.Encode([]gpp.Section{uspca.USPCA{SectionID: constants.SectionUSPCA,
-		CoreSegment: uspca.USPCACoreSegment{Version: 1, SaleOptOutNotice: 1, SaleOptOut: 1, SharingOptOut: 2,
-			SensitiveDataProcessing: make([]byte, 9), KnownChildSensitiveDataConsents: make([]byte, 2)},
-		GPCSegment: sections.CommonUSGPCSegment{SubsectionType: 1}}})
-	require.NoError(t, err)
+	saleOptOut := gppSaleOptOut(t)
 
 	run := time.Now().Format("150405.000")
 	id := func(name string) string { return name + "-" + run }
@@ -94,13 +84,7 @@ func TestCMPSignalsToVendors(t *testing.T) {
 	// granted by update (r), ad_personalization denied by default (p).
 	require.NoError(t, postExpect(p.ingestURL+"/v1/events?gcs=G111&gcd=11t1t1r1p5", ev("gcm-url", "EU", nil), 202, ""))
 
-	cmd := exec.Command("node", "cmp.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "TG_HOST="+p.ingestURL, "TG_WRITE_KEY="+writeKey, "RUN="+run)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "node cmp.mjs: %s", stderr.String())
+	out := runNode(t, dir, "cmp.mjs", p.ingestURL, run, p.logs)
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	n := 0
 	for ; sc.Scan(); n++ {
@@ -236,27 +220,26 @@ func ga4Consent(body []byte) (map[string]string, error) {
 	return map[string]string{b.ClientID: b.Consent["ad_user_data"] + "/" + b.Consent["ad_personalization"]}, err
 }
 
+// metaDPO: each Meta event's data_processing_options, with its country and state when sent.
 func metaDPO(body []byte) (map[string]string, error) {
-	var b struct {
-		Data []map[string]json.RawMessage `json:"data"`
-	}
-	out := map[string]string{}
-	err := json.Unmarshal(body, &b)
-	for _, e := range b.Data {
-		var id string
-		_ = json.Unmarshal(e["event_id"], &id)
+	return dataEvents(body, func(e map[string]json.RawMessage) string {
 		v := string(e["data_processing_options"])
 		for _, k := range []string{"data_processing_options_country", "data_processing_options_state"} {
 			if x, ok := e[k]; ok {
 				v += " " + string(x)
 			}
 		}
-		out[id] = v
-	}
-	return out, err
+		return v
+	})
 }
 
 func tiktokLDU(body []byte) (map[string]string, error) {
+	return dataEvents(body, func(e map[string]json.RawMessage) string { return string(e["limited_data_use"]) })
+}
+
+// dataEvents reads the events of a Meta or TikTok body (both: {"data": [{"event_id": ...}]}),
+// by event id.
+func dataEvents(body []byte, value func(e map[string]json.RawMessage) string) (map[string]string, error) {
 	var b struct {
 		Data []map[string]json.RawMessage `json:"data"`
 	}
@@ -265,7 +248,7 @@ func tiktokLDU(body []byte) (map[string]string, error) {
 	for _, e := range b.Data {
 		var id string
 		_ = json.Unmarshal(e["event_id"], &id)
-		out[id] = string(e["limited_data_use"])
+		out[id] = value(e)
 	}
 	return out, err
 }

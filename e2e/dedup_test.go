@@ -8,8 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -38,13 +36,7 @@ func TestSDKResendsReachVendorsOnce(t *testing.T) {
 	p := startPipeline(t)
 	proxy, lost := lossyProxy(t, p.ingestURL)
 	run := time.Now().Format("150405.000")
-	cmd := exec.Command("node", "resend.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "TG_HOST="+proxy, "TG_WRITE_KEY="+writeKey, "RUN="+run)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "node resend.mjs: %s", stderr.String())
+	out := runNode(t, dir, "resend.mjs", proxy, run, nil)
 	require.Equal(t, int32(1), lost.Load(), "the proxy turned one stored batch into a 503")
 
 	var ids []string

@@ -49,13 +49,7 @@ func TestSegmentAndRudderStackSDKs(t *testing.T) {
 	dir := npmCI(t, "sdk")
 	p := startPipeline(t)
 	run := time.Now().Format("150405.000")
-	cmd := exec.Command("node", "send.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "TG_HOST="+p.ingestURL, "TG_WRITE_KEY="+writeKey, "RUN="+run)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "node send.mjs: %s\ningest logs:\n%s", stderr.String(), p.logs)
+	out := runNode(t, dir, "send.mjs", p.ingestURL, run, p.logs)
 
 	sent := map[string]sdkMessage{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -164,6 +158,26 @@ func readRawEvents(t *testing.T, cfg *config.Config, want int) map[string]schema
 		return err == nil && len(got) >= want
 	}, 30*time.Second, 200*time.Millisecond, "raw topic never held %d events", want)
 	return got
+}
+
+// runNode runs one of e2e/sdk's scripts against ingest at host and returns what it printed;
+// logs (ingest's, or nil) go into the failure message.
+func runNode(t *testing.T, dir, script, host, run string, logs fmt.Stringer) []byte {
+	t.Helper()
+	cmd := exec.Command("node", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TG_HOST="+host, "TG_WRITE_KEY="+writeKey, "RUN="+run)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		msg := "node " + script + ": " + stderr.String()
+		if logs != nil {
+			msg += "\ningest logs:\n" + logs.String()
+		}
+		require.NoError(t, err, msg)
+	}
+	return out
 }
 
 // npmCI installs e2e/<name>'s locked npm packages with `npm ci` unless node_modules already

@@ -9,10 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	gpp "github.com/prebid/go-gpp"
-	"github.com/prebid/go-gpp/constants"
-	"github.com/prebid/go-gpp/sections"
-	"github.com/prebid/go-gpp/sections/uspca"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate-dev/tollgate/internal/signals"
@@ -30,11 +26,7 @@ const (
 // audit user`; a malformed TC string is refused with its path.
 func TestCMPSignalsEndToEnd(t *testing.T) {
 	p := startPipeline(t)
-	saleOptOut, err := gpp.Encode([]gpp.Section{uspca.USPCA{SectionID: constants.SectionUSPCA,
-		CoreSegment: uspca.USPCACoreSegment{Version: 1, SaleOptOutNotice: 1, SaleOptOut: 1, SharingOptOut: 2,
-			SensitiveDataProcessing: make([]byte, 9), KnownChildSensitiveDataConsents: make([]byte, 2)},
-		GPCSegment: sections.CommonUSGPCSegment{SubsectionType: 1}}})
-	require.NoError(t, err)
+	saleOptOut := gppSaleOptOut(t)
 
 	ev := func(id, user, jurisdiction string, consent map[string]bool, sig map[string]any) map[string]any {
 		e := map[string]any{"event_id": id, "event": "purchase", "user_id": user, "jurisdiction": jurisdiction,

@@ -5,18 +5,7 @@
 //   TG_HOST=http://127.0.0.1:8080 TG_WRITE_KEY=wk RUN=r1 node cmp.mjs
 import RudderAnalytics from "@rudderstack/rudder-sdk-node";
 
-const host = mustEnv("TG_HOST");
-const writeKey = mustEnv("TG_WRITE_KEY");
-const run = mustEnv("RUN");
-
-function mustEnv(name) {
-  const v = process.env[name];
-  if (!v) {
-    console.error(`cmp.mjs: environment variable ${name} is required`);
-    process.exit(2);
-  }
-  return v;
-}
+import { host, writeKey, run } from "./env.mjs";
 
 // name → consentManagement. The policy maps C0002 to analytics and C0004 to marketing.
 const users = {

@@ -6,18 +6,7 @@
 //   TG_HOST=http://127.0.0.1:8080 TG_WRITE_KEY=wk RUN=r1 node resend.mjs
 import { Analytics } from "@segment/analytics-node";
 
-const host = mustEnv("TG_HOST");
-const writeKey = mustEnv("TG_WRITE_KEY");
-const run = mustEnv("RUN");
-
-function mustEnv(name) {
-  const v = process.env[name];
-  if (!v) {
-    console.error(`resend.mjs: environment variable ${name} is required`);
-    process.exit(2);
-  }
-  return v;
-}
+import { host, writeKey, run } from "./env.mjs";
 
 const analytics = new Analytics({ writeKey, host, flushAt: 6, flushInterval: 200, maxRetries: 5 });
 analytics.on("error", (err) => console.error("segment error:", err?.reason?.message || err?.code || err));

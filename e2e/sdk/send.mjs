@@ -6,18 +6,7 @@
 import { Analytics } from "@segment/analytics-node";
 import RudderAnalytics from "@rudderstack/rudder-sdk-node";
 
-const host = mustEnv("TG_HOST");
-const writeKey = mustEnv("TG_WRITE_KEY");
-const run = mustEnv("RUN");
-
-function mustEnv(name) {
-  const v = process.env[name];
-  if (!v) {
-    console.error(`send.mjs: environment variable ${name} is required`);
-    process.exit(2);
-  }
-  return v;
-}
+import { host, writeKey, run } from "./env.mjs";
 
 const all = { Analytics: true, Advertising: true, Functional: true };
 const analyticsOnly = { Analytics: true, Advertising: false, Functional: true };

@@ -26,6 +26,7 @@ type Follower struct {
 	cl     *kgo.Client
 	log    *zap.Logger
 	handle func(*kgo.Record)
+	flush  func() // see Batched; nil when the handler needs none
 
 	mu      sync.Mutex
 	next    map[int32]int64 // next offset to hand over, per followed partition
@@ -49,6 +50,12 @@ func NewFollower(cfg *config.Config, log *zap.Logger, topic string, handle func(
 	return &Follower{topic: topic, cl: cl, log: log, handle: handle,
 		next: map[int32]int64{}, changed: make(chan struct{})}, nil
 }
+
+// Batched makes the follower call flush after each partition's fetched records are handed over
+// and before its position advances: a handler that stages records (one store write per fetch
+// rather than one per record) writes them there, and CatchUp still returns only once they are
+// written. Call it before Run; flush runs on Run's goroutine.
+func (f *Follower) Batched(flush func()) { f.flush = flush }
 
 // Client is the follower's Kafka client, for the admin requests of its owner.
 func (f *Follower) Client() *kgo.Client { return f.cl }
@@ -130,6 +137,9 @@ func (f *Follower) take(p int32, recs []*kgo.Record) {
 			f.handle(r)
 		}
 		next = r.Offset + 1
+	}
+	if next > start && f.flush != nil {
+		f.flush()
 	}
 	if next > start {
 		f.next[p] = next

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -46,6 +47,10 @@ type Seen struct {
 type Store struct {
 	db     *pebble.DB
 	window time.Duration
+	// bottom is set once the store has tables in its bottom level (L6). From then on lookups are
+	// prefix seeks: pebble's Get never reads L6 bloom filters, so a miss (a new id, the common
+	// case) there costs a data-block read. Before, Get is cheaper (no iterator to set up).
+	bottom atomic.Bool
 }
 
 // cache is shared by every store of the process, so opening more partitions does not grow the
@@ -54,11 +59,18 @@ var cache = pebble.NewCache(64 << 20)
 
 // Open opens (creating it if needed) the store in dir; ids are remembered for window.
 func Open(dir string, window time.Duration) (*Store, error) {
+	s := &Store{window: window}
 	opts := &pebble.Options{
 		Cache:        cache,
 		MemTableSize: 8 << 20,
 		Logger:       quiet{},
 	}
+	bottomLevel := len(opts.Levels) - 1
+	opts.EventListener = &pebble.EventListener{CompactionEnd: func(info pebble.CompactionInfo) {
+		if info.Output.Level == bottomLevel && len(info.Output.Tables) > 0 {
+			s.bottom.Store(true)
+		}
+	}}
 	for i := range opts.Levels {
 		// Most dedup checks are misses across the window's day buckets: bloom filters answer
 		// them without reading data blocks.
@@ -69,7 +81,11 @@ func Open(dir string, window time.Duration) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", dir, err)
 	}
-	return &Store{db: db, window: window}, nil
+	s.db = db
+	if db.Metrics().Levels[bottomLevel].TablesCount > 0 {
+		s.bottom.Store(true)
+	}
+	return s, nil
 }
 
 // quiet keeps pebble's routine log lines (WAL replay, compactions) out of tollgate's log; errors
@@ -89,6 +105,9 @@ func (s *Store) Close() error { return s.db.Close() }
 func (s *Store) Window() time.Duration { return s.window }
 
 func (s *Store) get(key []byte) ([]byte, bool, error) {
+	if s.bottom.Load() {
+		return s.seek(key)
+	}
 	v, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
@@ -100,6 +119,27 @@ func (s *Store) get(key []byte) ([]byte, bool, error) {
 	_ = closer.Close()
 	return out, true, nil
 }
+
+// seek looks key up with a prefix seek that reads the bloom filters of every level, L6 included
+// (for lookups that are mostly misses).
+func (s *Store) seek(key []byte) ([]byte, bool, error) {
+	it, err := s.db.NewIter(&seekOptions)
+	if err != nil {
+		return nil, false, fmt.Errorf("state store get: %w", err)
+	}
+	var v []byte
+	ok := it.SeekPrefixGE(key)
+	if ok {
+		v = append([]byte(nil), it.Value()...)
+	}
+	if err := it.Close(); err != nil {
+		return nil, false, fmt.Errorf("state store get: %w", err)
+	}
+	return v, ok, nil
+}
+
+// seekOptions make an iterator read L6's filters too (pebble skips those by default).
+var seekOptions = pebble.IterOptions{UseL6Filters: true}
 
 // Offset is the last changelog offset applied for topic; ok is false when none was.
 func (s *Store) Offset(topic string) (off int64, ok bool, err error) {
@@ -143,15 +183,11 @@ func dayKey(buf []byte, d uint32, seen []byte) []byte {
 // expiry has not removed it yet.
 func (s *Store) Seen(user, id string, nowMs int64) (Seen, bool, error) {
 	var key [96]byte
-	v, closer, err := s.db.Get(seenKey(key[:0], user, id))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return Seen{}, false, nil
-	}
-	if err != nil {
-		return Seen{}, false, fmt.Errorf("state store get: %w", err)
+	v, ok, err := s.get(seenKey(key[:0], user, id))
+	if !ok || err != nil {
+		return Seen{}, false, err
 	}
 	seen, err := decodeSeen(v)
-	_ = closer.Close()
 	if err != nil {
 		return Seen{}, false, err
 	}

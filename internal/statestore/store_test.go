@@ -116,3 +116,47 @@ func TestOffsetCheckpointSurvivesReopen(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "state-1", string(v))
 }
+
+// Lookups are point reads until the store has bottom-level tables, then prefix seeks (so bloom
+// filters answer misses at every level, L6 included): either way a key that is a prefix of a
+// stored one, or that a stored one is a prefix of, is a miss.
+func TestLookupsMatchWholeKeysOnly(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, 48*time.Hour)
+	require.NoError(t, err)
+	defer func() { s.Close() }()
+	now := int64(1795000000000)
+	b := s.NewBatch()
+	b.PutSeen("u1", "e12", Seen{FirstMs: now, LastMs: now})
+	b.PutConsent("u12", []byte("c"))
+	require.NoError(t, b.Commit())
+	check := func() {
+		_, ok, err := s.Seen("u1", "e12", now)
+		require.NoError(t, err)
+		require.True(t, ok)
+		for _, id := range []string{"e1", "e123"} {
+			_, ok, err = s.Seen("u1", id, now)
+			require.NoError(t, err)
+			require.False(t, ok, id)
+		}
+		v, ok, err := s.Consent("u12")
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, []byte("c"), v)
+		for _, u := range []string{"u1", "u123"} {
+			_, ok, err = s.Consent(u)
+			require.NoError(t, err)
+			require.False(t, ok, u)
+		}
+	}
+	check()
+	require.False(t, s.bottom.Load(), "nothing in L6 yet: point reads")
+	require.NoError(t, s.db.Compact(t.Context(), []byte{0}, []byte{0xff}, true))
+	require.True(t, s.bottom.Load(), "compacted into L6: prefix seeks")
+	check()
+	require.NoError(t, s.Close())
+	s, err = Open(dir, 48*time.Hour)
+	require.NoError(t, err)
+	require.True(t, s.bottom.Load(), "reopened with L6 tables: prefix seeks")
+	check()
+}

@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -103,9 +104,10 @@ type decider struct {
 	nowMs        int64
 	jurisdiction string
 	model        string
-	present      []string      // the event's field paths, sorted
-	sensitive    int8          // -1 not yet evaluated, 0 no rule matches, 1 a rule matches
-	sig          *eventSignals // the CMP's signals (signals.go); nil when none were sent
+	present      []string        // the event's field paths, sorted
+	sensitive    int8            // -1 not yet evaluated, 0 no rule matches, 1 a rule matches
+	sig          *eventSignals   // the CMP's signals (signals.go); nil when none were sent
+	effective    map[string]bool // effectiveConsent's answer, once worked out; never handed out
 }
 
 func (d *decider) decide(dest *policy.Destination) Outcome {
@@ -198,11 +200,13 @@ func (d *decider) granted(purpose string, dest *policy.Destination) bool {
 // under the model. Sinks need it for vendor consent flags (GA4 and Google Ads ad_user_data). Each
 // FilteredEvent gets its own map so that no consumer can change another's.
 func (d *decider) effectiveConsent() map[string]bool {
-	c := make(map[string]bool, len(d.pol.Purposes))
-	for _, p := range d.pol.Purposes {
-		c[p] = p == policy.Necessary || (!d.withdrawn(p) && d.granted(p, nil))
+	if d.effective == nil { // the same for every destination: worked out once per event
+		d.effective = make(map[string]bool, len(d.pol.Purposes))
+		for _, p := range d.pol.Purposes {
+			d.effective[p] = p == policy.Necessary || (!d.withdrawn(p) && d.granted(p, nil))
+		}
 	}
-	return c
+	return maps.Clone(d.effective)
 }
 
 // isSensitive reports whether any sensitive rule matches the event, evaluating the rules once per

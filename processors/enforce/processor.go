@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -30,7 +31,11 @@ type Processor struct {
 	ahead   *lookahead
 	metrics *metrics
 	tally   tally // the open transaction's counts, for the shared metrics once it commits
-	now     func() time.Time
+	topics  topics
+	// decisionCounts holds the decisions counter of each (destination, outcome, reason) met
+	// so far, so a decision costs no label lookup (Run's goroutine only).
+	decisionCounts map[decisionLabels]prometheus.Counter
+	now            func() time.Time
 	// expired is when the stores last dropped their day buckets past the dedup window.
 	expired time.Time
 	// stopErr is set by a partition callback that could not prepare its partitions: franz-go's
@@ -48,7 +53,50 @@ const catchUpTimeout = 30 * time.Second
 // New returns a processor for the configured policy.
 func New(cfg *config.Config, log *zap.Logger) *Processor {
 	state := newStateStore(filepath.Join(cfg.StatePath(), instance()), cfg.Dedup.Window)
-	return &Processor{cfg: cfg, log: log.Named("processor"), state: state, metrics: defaultMetrics, now: time.Now}
+	return newProcessor(cfg, log.Named("processor"), state)
+}
+
+func newProcessor(cfg *config.Config, log *zap.Logger, state *stateStore) *Processor {
+	return &Processor{cfg: cfg, log: log, state: state, metrics: defaultMetrics, now: time.Now,
+		topics: newTopics(cfg), decisionCounts: map[decisionLabels]prometheus.Counter{}}
+}
+
+// topics are the names of the topics the processor writes, built once rather than per record.
+type topics struct {
+	decisions, duplicates, dedupIDs, state string
+	dest                                   map[string]string // per destination
+}
+
+func newTopics(cfg *config.Config) topics {
+	t := topics{decisions: cfg.Topic(config.TopicDecisions), duplicates: cfg.Topic(config.TopicDuplicates),
+		dedupIDs: cfg.Topic(config.TopicDedupIDs), state: cfg.Topic(config.TopicState), dest: map[string]string{}}
+	if cfg.Policy != nil {
+		for _, name := range cfg.Policy.Names {
+			t.dest[name] = cfg.Topic(config.DestTopic(name))
+		}
+	}
+	return t
+}
+
+// destTopic is the destination's topic.
+func (t topics) destTopic(cfg *config.Config, dest string) string {
+	if topic, ok := t.dest[dest]; ok {
+		return topic
+	}
+	return cfg.Topic(config.DestTopic(dest))
+}
+
+type decisionLabels struct{ destination, outcome, reason string }
+
+// countDecision adds one to the decisions counter of d's labels.
+func (p *Processor) countDecision(d *schemas.Decision) {
+	k := decisionLabels{d.Destination, d.Outcome, d.Reason}
+	c, ok := p.decisionCounts[k]
+	if !ok {
+		c = p.metrics.decisions.WithLabelValues(k.destination, k.outcome, k.reason)
+		p.decisionCounts[k] = c
+	}
+	c.Inc()
 }
 
 // transactionalID names this process's producer. It must be stable across restarts of the same
@@ -150,7 +198,7 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 		return p.abort(ctx, sess)
 	}
 	var produceErr error
-	stateTopic, dedupTopic := p.cfg.Topic(config.TopicState), p.cfg.Topic(config.TopicDedupIDs)
+	stateTopic, dedupTopic := p.topics.state, p.topics.dedupIDs
 	promise := func(r *kgo.Record, err error) {
 		if err != nil && produceErr == nil {
 			produceErr = err
@@ -273,15 +321,16 @@ func (p *Processor) event(r *kgo.Record, ev *schemas.Event, batch *stagedState) 
 		return nil, err
 	}
 	d := &schemas.Duplicate{EventID: ev.EventID, UserKey: user, FirstSeenMs: seen.FirstMs, LastSeenMs: seen.LastMs, Resends: int(seen.Resends)}
-	changelog := encodeRecord(p.cfg.Topic(config.TopicDedupIDs), user, schemas.Duplicates, d)
+	key := []byte(user) // shared by the event's records: the producer only reads keys
+	changelog := encodeRecord(p.topics.dedupIDs, key, schemas.Duplicates, d)
 	if dup {
-		return []*kgo.Record{changelog, encodeRecord(p.cfg.Topic(config.TopicDuplicates), user, schemas.Duplicates, d)}, nil
+		return []*kgo.Record{changelog, encodeRecord(p.topics.duplicates, key, schemas.Duplicates, d)}, nil
 	}
 	st, err := p.stateAt(batch, r, user)
 	if err != nil {
 		return nil, err
 	}
-	return append(p.decide(ev, st), changelog), nil
+	return append(p.decideKeyed(ev, st, key), changelog), nil
 }
 
 // expireEvery is how often the stores drop whole day buckets past the dedup window.
@@ -319,15 +368,21 @@ func (p *Processor) stateAt(batch *stagedState, r *kgo.Record, user string) (*co
 }
 
 func (p *Processor) decide(ev *schemas.Event, st *consent.State) []*kgo.Record {
+	return p.decideKeyed(ev, st, []byte(ev.UserKey()))
+}
+
+// decideKeyed decides ev; key is the user key of its records. One more slot is left for the
+// caller's dedup changelog record.
+func (p *Processor) decideKeyed(ev *schemas.Event, st *consent.State, key []byte) []*kgo.Record {
 	outs := consent.Decide(ev, st, p.cfg.Policy, p.now(), "")
-	recs := make([]*kgo.Record, 0, 2*len(outs))
+	recs := make([]*kgo.Record, 0, 2*len(outs)+1)
 	for i := range outs {
 		o := &outs[i]
-		p.metrics.decisions.WithLabelValues(o.Decision.Destination, o.Decision.Outcome, o.Decision.Reason).Inc()
+		p.countDecision(&o.Decision)
 		p.tally.decided(&o.Decision)
-		recs = append(recs, encodeRecord(p.cfg.Topic(config.TopicDecisions), ev.UserKey(), schemas.Decisions, &o.Decision))
+		recs = append(recs, encodeRecord(p.topics.decisions, key, schemas.Decisions, &o.Decision))
 		if o.Filtered != nil {
-			recs = append(recs, encodeRecord(p.cfg.Topic(config.DestTopic(o.Decision.Destination)), ev.UserKey(), schemas.FilteredEvents, o.Filtered))
+			recs = append(recs, encodeRecord(p.topics.destTopic(p.cfg, o.Decision.Destination), key, schemas.FilteredEvents, o.Filtered))
 		}
 	}
 	return recs
@@ -343,7 +398,7 @@ func (p *Processor) recordConsent(u *schemas.ConsentUpdate, batch *stagedState, 
 		return nil, err
 	}
 	p.metrics.consentUpdates.Inc()
-	return []*kgo.Record{encodeRecord(p.cfg.Topic(config.TopicState), u.UserKey, schemas.ConsentUpdates, rec)}, nil
+	return []*kgo.Record{encodeRecord(p.topics.state, []byte(u.UserKey), schemas.ConsentUpdates, rec)}, nil
 }
 
 func (p *Processor) deadLetter(r *kgo.Record, cause error) []*kgo.Record {
@@ -365,10 +420,10 @@ func (p *Processor) deadLetter(r *kgo.Record, cause error) []*kgo.Record {
 
 // encodeRecord builds a record for one of our own schemas. Encoding our own well-typed values
 // cannot fail short of a programming error, so a failure panics rather than dropping data silently.
-func encodeRecord[T any](topic, key string, codec *schemas.Codec[T], v *T) *kgo.Record {
+func encodeRecord[T any](topic string, key []byte, codec *schemas.Codec[T], v *T) *kgo.Record {
 	b, err := codec.Encode(v)
 	if err != nil {
 		panic(err)
 	}
-	return &kgo.Record{Topic: topic, Key: []byte(key), Value: b}
+	return &kgo.Record{Topic: topic, Key: key, Value: b}
 }

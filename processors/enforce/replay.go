@@ -127,7 +127,7 @@ func replayRecord(cfg *config.Config, r *kgo.Record, store *stateStore, opt Repl
 			continue
 		}
 		res.Decisions++
-		recs = append(recs, encodeRecord(cfg.Topic(config.TopicDecisions), ev.UserKey(), schemas.Decisions, &o.Decision))
+		recs = append(recs, encodeRecord(cfg.Topic(config.TopicDecisions), []byte(ev.UserKey()), schemas.Decisions, &o.Decision))
 	}
 	return recs, nil
 }

@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"time"
 
@@ -131,22 +130,35 @@ func (r *Runner) sendLanes(ctx context.Context, c *cycle, lanes [][]*item, waitB
 	}
 }
 
-// splitLanes deals items into lanes by a hash of their user key, keeping their order within a
-// lane, so the events of one user stay in one lane in topic order. There are as many lanes as
-// full requests (a lane holds about a request's worth), up to concurrency·lanesPerWorker: more
-// lanes than request slots let a worker that finishes early take the next one, so a lane with a
-// busy user holds the others up less. With concurrency 1 there is one lane: the old order.
+// splitLanes deals items into lanes by user key, keeping their order within a lane, so the
+// events of one user stay in one lane in topic order. There are as many lanes as full requests
+// (a lane holds about a request's worth), up to concurrency·lanesPerWorker: more lanes than
+// request slots let a worker that finishes early take the next one, so a lane with a busy user
+// holds the others up less. Each user gets a lane of their own while there are lanes left; later
+// users share one by a hash of their key. (Hashing every user into a fixed number of lanes put
+// two or three users in many lanes while others stayed empty, and a poll waits for its longest
+// lane.) With concurrency 1 there is one lane: the old order.
 func splitLanes(items []*item, maxBatch, concurrency int) [][]*item {
 	n := min((len(items)+maxBatch-1)/max(maxBatch, 1), concurrency*lanesPerWorker)
 	if concurrency <= 1 || n <= 1 {
 		return [][]*item{items}
 	}
-	lanes := make([][]*item, n)
+	lanes := make([][]*item, 0, n)
+	laneOf := make(map[string]int, n)
 	for _, it := range items {
-		i := keyHash(it.ev.UserKey) % uint32(n)
+		i, ok := laneOf[it.ev.UserKey]
+		if !ok {
+			if len(lanes) < n {
+				i = len(lanes)
+				lanes = append(lanes, nil)
+			} else {
+				i = int(keyHash(it.ev.UserKey) % uint32(n))
+			}
+			laneOf[it.ev.UserKey] = i
+		}
 		lanes[i] = append(lanes[i], it)
 	}
-	return slices.DeleteFunc(lanes, func(l []*item) bool { return len(l) == 0 })
+	return lanes
 }
 
 // lanesPerWorker: lanes per request slot when events are plentiful.
@@ -280,6 +292,7 @@ func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdi
 		return
 	}
 	outs, rest := judge(batch, v, latency, r.now(), r.cfg.Delivery.MaxAttempts, r.backoff)
+	r.ledger.accepted(outs, r.now())
 	for _, o := range outs {
 		r.settle(c, o)
 	}
@@ -288,12 +301,10 @@ func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdi
 	}
 }
 
-// settle takes the outcome of a sent attempt: it counts a failure, carries the event's history
-// forward (a retry or dead-letter record, and the next round of a replay, read it) and adds it.
+// settle takes the outcome of a sent attempt (the ledger has its delivered events already): it
+// counts a failure, carries the event's history forward (a retry or dead-letter record, and the
+// next round of a replay, read it) and adds it.
 func (r *Runner) settle(c *cycle, o outcome) {
-	if o.status == StatusDelivered {
-		r.ledger.accepted(o.it.ev, o.attempt, r.now())
-	}
 	if o.failed != "" {
 		failedEvents.WithLabelValues(r.dest.Name, o.failed).Inc()
 		metrics.Errors.WithLabelValues(metrics.StageSink, "vendor_"+o.failed).Inc()

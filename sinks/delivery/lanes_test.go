@@ -47,3 +47,20 @@ func TestSplitLanesKeepsEachUserInOneLaneInOrder(t *testing.T) {
 	require.Len(t, splitLanes(items, 1000, 8), 1, "fewer events than one request: one lane")
 	require.Len(t, splitLanes(items, 100, 8), 5, "a lane per full request")
 }
+
+// While there are lanes left, each user gets one alone: a poll waits for its longest lane, and
+// two users sharing a lane double it.
+func TestSplitLanesGivesEachUserALaneWhileThereAreLanes(t *testing.T) {
+	var items []*item
+	for i := range 200 {
+		items = append(items, &item{ev: &schemas.FilteredEvent{EventID: fmt.Sprint(i), UserKey: fmt.Sprintf("u%d", i%20)}})
+	}
+	lanes := splitLanes(items, 1, 8) // up to 32 lanes for 20 users
+	require.Len(t, lanes, 20)
+	for _, lane := range lanes {
+		require.Len(t, lane, 10)
+		for _, it := range lane {
+			require.Equal(t, lane[0].ev.UserKey, it.ev.UserKey, "one user per lane")
+		}
+	}
+}

@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
@@ -56,6 +58,15 @@ type ledgerStore struct {
 
 	mu     sync.Mutex
 	synced time.Time
+
+	// bottom is set once the store has tables in its bottom level (L6): from then on the check
+	// is a prefix seek, since pebble's Get never reads L6 bloom filters and nearly every check
+	// is a miss (a new event). Before, Get is cheaper (no iterator to set up).
+	bottom atomic.Bool
+
+	// pending is the fetch being applied (apply, commit: the follower's goroutine only).
+	pending *pebble.Batch
+	key     []byte
 }
 
 // Keys in the store: "e" + decision day (4 bytes) + event id → delivered at (8 bytes), and
@@ -76,7 +87,7 @@ func openLedgerStore(cfg *config.Config, dest string, log *zap.Logger) (*ledgerS
 	l := &ledgerStore{topic: cfg.Topic(config.LedgerTopic(dest)), horizon: cfg.Delivery.RetryHorizon,
 		ready: make(chan struct{}), log: log}
 	path := filepath.Join(dir, safeName(cfg.Topic(config.LedgerTopic(dest))))
-	db, err := openStore(path)
+	db, err := openStore(path, &l.bottom)
 	if err != nil {
 		// Most likely another sink of this destination on the same machine holds the lock.
 		tmp, terr := os.MkdirTemp(dir, safeName(dest)+"-")
@@ -84,7 +95,7 @@ func openLedgerStore(cfg *config.Config, dest string, log *zap.Logger) (*ledgerS
 			return nil, fmt.Errorf("delivery ledger %s: %w", path, errors.Join(err, terr))
 		}
 		log.Info("delivery ledger store in use; building a private one", zap.String("path", tmp), zap.Error(err))
-		if db, err = openStore(tmp); err != nil {
+		if db, err = openStore(tmp, &l.bottom); err != nil {
 			return nil, fmt.Errorf("delivery ledger %s: %w", tmp, err)
 		}
 		path, l.temp = tmp, true
@@ -93,7 +104,8 @@ func openLedgerStore(cfg *config.Config, dest string, log *zap.Logger) (*ledgerS
 	return l, nil
 }
 
-func openStore(path string) (*pebble.DB, error) {
+// openStore opens the pebble store at path; bottom is set once it has bottom-level tables.
+func openStore(path string, bottom *atomic.Bool) (*pebble.DB, error) {
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, err
 	}
@@ -107,7 +119,17 @@ func openStore(path string) (*pebble.DB, error) {
 		// a data block.
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
-	return pebble.Open(path, opts)
+	bottomLevel := len(opts.Levels) - 1
+	opts.EventListener = &pebble.EventListener{CompactionEnd: func(info pebble.CompactionInfo) {
+		if info.Output.Level == bottomLevel && len(info.Output.Tables) > 0 {
+			bottom.Store(true)
+		}
+	}}
+	db, err := pebble.Open(path, opts)
+	if err == nil && db.Metrics().Levels[bottomLevel].TablesCount > 0 {
+		bottom.Store(true)
+	}
+	return db, err
 }
 
 // run reads the ledger topic into the store until ctx ends: from each partition's stored
@@ -117,6 +139,7 @@ func (l *ledgerStore) run(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	f.Batched(l.commit)
 	defer f.Close()
 	for tries := 1; ; tries++ {
 		starts, err := l.starts(ctx, f.Client())
@@ -174,19 +197,30 @@ func (l *ledgerStore) starts(ctx context.Context, cl *kgo.Client) (map[int32]int
 	return starts, nil
 }
 
-// apply stores one entry read from the topic, with its partition's next offset.
+// apply stages one entry read from the topic; commit writes the staged entries of a fetch, with
+// their partition's next offset, in one batch (the follower calls it before it counts them read).
 func (l *ledgerStore) apply(r *kgo.Record) {
-	e, err := schemas.LedgerEntries.Decode(r.Value)
-	b := l.db.NewBatch()
-	defer b.Close()
-	if err == nil {
-		_ = b.Set(entryKey(e.DecidedMs, e.EventID), u64(uint64(e.DeliveredMs)), nil)
+	if l.pending == nil {
+		l.pending = l.db.NewBatch()
+	}
+	if e, err := schemas.LedgerEntries.Decode(r.Value); err == nil {
+		l.key = entryKeyTo(l.key[:0], e.DecidedMs, e.EventID)
+		_ = l.pending.Set(l.key, u64(uint64(e.DeliveredMs)), nil)
 	} else {
 		l.log.Warn("skipping undecodable ledger record", zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset), zap.Error(err))
 	}
-	_ = b.Set(offsetKey(r.Partition), u64(uint64(r.Offset+1)), nil)
+	_ = l.pending.Set(offsetKey(r.Partition), u64(uint64(r.Offset+1)), nil)
+}
+
+func (l *ledgerStore) commit() {
+	if l.pending == nil {
+		return
+	}
+	b := l.pending
+	l.pending = nil
+	defer b.Close()
 	// No fsync: the store is a cache of the topic, and the offset travels in the same batch as
-	// the entry, so after a crash both are lost together and read again.
+	// the entries, so after a crash both are lost together and read again.
 	if err := b.Commit(pebble.NoSync); err != nil {
 		l.log.Warn("delivery ledger: store write failed", zap.Error(err))
 	}
@@ -244,13 +278,27 @@ func (l *ledgerStore) sync(ctx context.Context, reuse time.Duration) error {
 
 // delivered reports whether the vendor already accepted the event.
 func (l *ledgerStore) delivered(ev *schemas.FilteredEvent) bool {
-	_, closer, err := l.db.Get(entryKey(ev.DecidedMs, ev.EventID))
+	var buf [96]byte
+	key := entryKeyTo(buf[:0], ev.DecidedMs, ev.EventID)
+	if !l.bottom.Load() {
+		_, closer, err := l.db.Get(key)
+		if err != nil {
+			return false
+		}
+		closer.Close()
+		return true
+	}
+	it, err := l.db.NewIter(&entryIterOptions)
 	if err != nil {
 		return false
 	}
-	closer.Close()
-	return true
+	found := it.SeekPrefixGE(key)
+	_ = it.Close()
+	return found
 }
+
+// entryIterOptions reads the filters of every level, L6 included (pebble skips those by default).
+var entryIterOptions = pebble.IterOptions{UseL6Filters: true}
 
 // expireDaily drops, once at start and then hourly, the days of entries older than the retry
 // horizon (plus a day): no event of those days can be sent any more.
@@ -276,8 +324,8 @@ func (l *ledgerStore) close() error {
 }
 
 // entry is the ledger record of an event the vendor accepted.
-func (l *ledgerStore) entry(e schemas.LedgerEntry) *kgo.Record {
-	b, err := schemas.LedgerEntries.Encode(&e)
+func (l *ledgerStore) entry(e *schemas.LedgerEntry) *kgo.Record {
+	b, err := schemas.LedgerEntries.Encode(e)
 	if err != nil {
 		panic(err) // our own well-typed record: a failure is a programming error
 	}
@@ -293,7 +341,14 @@ func dayPrefix(d uint32) []byte {
 }
 
 func entryKey(decidedMs int64, eventID string) []byte {
-	return append(dayPrefix(day(decidedMs)), eventID...)
+	return entryKeyTo(make([]byte, 0, 5+len(eventID)), decidedMs, eventID)
+}
+
+// entryKeyTo appends the entry's key to buf.
+func entryKeyTo(buf []byte, decidedMs int64, eventID string) []byte {
+	buf = append(buf, entryPrefix)
+	buf = binary.BigEndian.AppendUint32(buf, day(decidedMs))
+	return append(buf, eventID...)
 }
 
 func offsetKey(p int32) []byte {
@@ -330,27 +385,40 @@ func (quietLogger) Fatalf(format string, args ...any) {
 type ledgerWriter struct {
 	ledger *ledgerStore
 	cl     *kgo.Client
-	dest   string
+	window prometheus.Observer // tollgate_sink_ledger_window_seconds of the destination
 
 	mu  sync.Mutex
 	err error // the first failed entry since the last flush
 }
 
-// accepted records that the vendor took the event (answered: when its answer came).
-func (w *ledgerWriter) accepted(ev *schemas.FilteredEvent, attempt int, answered time.Time) {
-	e := schemas.LedgerEntry{EventID: ev.EventID, DecidedMs: ev.DecidedMs, DeliveredMs: answered.UnixMilli(), Attempt: attempt}
-	// Remembered at once, so a later batch of this process never sends it again; the topic entry
-	// (for other processes and restarts) follows as soon as Kafka acknowledges it.
-	w.ledger.remember([]schemas.LedgerEntry{e})
-	w.cl.Produce(context.Background(), w.ledger.entry(e), func(_ *kgo.Record, err error) {
+// accepted records the events of one request's outcomes that the vendor took (answered: when
+// its answer came): in the local store at once, in one write for the request, so a later batch
+// of this process never sends them again; then on the topic (for other processes and restarts),
+// each entry as soon as Kafka acknowledges it.
+func (w *ledgerWriter) accepted(outs []outcome, answered time.Time) {
+	var entries []schemas.LedgerEntry
+	for _, o := range outs {
+		if o.status == StatusDelivered {
+			entries = append(entries, schemas.LedgerEntry{EventID: o.it.ev.EventID, DecidedMs: o.it.ev.DecidedMs,
+				DeliveredMs: answered.UnixMilli(), Attempt: o.attempt})
+		}
+	}
+	if len(entries) == 0 {
+		return
+	}
+	w.ledger.remember(entries)
+	acked := func(_ *kgo.Record, err error) {
 		if err != nil {
 			w.mu.Lock()
 			w.err = cmp.Or(w.err, err)
 			w.mu.Unlock()
 			return
 		}
-		ledgerWindow.WithLabelValues(w.dest).Observe(time.Since(answered).Seconds())
-	})
+		w.window.Observe(time.Since(answered).Seconds())
+	}
+	for i := range entries {
+		w.cl.Produce(context.Background(), w.ledger.entry(&entries[i]), acked)
+	}
 }
 
 // flush waits until every entry produced so far is acknowledged; it returns the first failure,
@@ -381,7 +449,7 @@ func (r *Runner) startLedger(ctx context.Context, g *errgroup.Group) (stop func(
 		l.close()
 		return nil, err
 	}
-	r.ledger = &ledgerWriter{ledger: l, cl: cl, dest: r.dest.Name}
+	r.ledger = &ledgerWriter{ledger: l, cl: cl, window: ledgerWindow.WithLabelValues(r.dest.Name)}
 	g.Go(func() error { return l.run(ctx, r.cfg) })
 	return func() {
 		cl.Close()

@@ -72,7 +72,7 @@ type Runner struct {
 func NewRunner(cfg *config.Config, dest *policy.Destination, adapter sdk.Adapter, log *zap.Logger) *Runner {
 	r := &Runner{
 		cfg: cfg, dest: dest, adapter: adapter,
-		http:    sdk.NewHTTPClient(dest, sdk.RequestTimeout(adapter, cfg.Delivery.Timeout)),
+		http:    sdk.NewHTTPClient(dest, sdk.RequestTimeout(adapter, cfg.Delivery.Timeout), cfg.Delivery.Concurrency),
 		log:     log.Named("sink").With(zap.String("destination", dest.Name)),
 		now:     time.Now,
 		horizon: cfg.Delivery.RetryHorizon,

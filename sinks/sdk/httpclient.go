@@ -69,9 +69,11 @@ func AllowPrivateNetwork(dest *policy.Destination) bool {
 //     the proxy would connect anywhere. Put a proxy in the policy's endpoint instead.
 //
 // timeout bounds a whole request including reading the body; 0 means no limit (the caller's
-// context must then bound it). Each destination gets its own client and connection pool, so a
-// slow vendor cannot exhaust connections another vendor needs.
-func NewHTTPClient(dest *policy.Destination, timeout time.Duration) *http.Client {
+// context must then bound it). inFlight is the most requests the caller has in flight at once
+// (delivery.concurrency): as many connections stay open for reuse, since a pool smaller than that
+// closes and redials connections on every request. Each destination gets its own client and
+// connection pool, so a slow vendor cannot exhaust connections another vendor needs.
+func NewHTTPClient(dest *policy.Destination, timeout time.Duration, inFlight int) *http.Client {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	if !AllowPrivateNetwork(dest) {
 		dialer.Control = guardControl
@@ -79,7 +81,8 @@ func NewHTTPClient(dest *policy.Destination, timeout time.Duration) *http.Client
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
 	tr.DialContext = dialer.DialContext
-	tr.MaxIdleConnsPerHost = 16 // the runner sends concurrent batches to one host
+	tr.MaxIdleConnsPerHost = max(inFlight, 2) // the runner sends concurrent batches to one host
+	tr.MaxIdleConns = max(inFlight, tr.MaxIdleConns)
 	return &http.Client{
 		Transport:     tr,
 		Timeout:       timeout,

@@ -35,11 +35,11 @@ func TestNewHTTPClientRefusesLoopbackUnlessAllowed(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }))
 	defer srv.Close()
 
-	_, err := sdk.NewHTTPClient(dest(nil), time.Second).Get(srv.URL)
+	_, err := sdk.NewHTTPClient(dest(nil), time.Second, 1).Get(srv.URL)
 	require.Error(t, err)
 	require.True(t, errors.Is(err, sdk.ErrPrivateAddress), err)
 
-	resp, err := sdk.NewHTTPClient(dest(map[string]any{"allow_private_network": true}), time.Second).Get(srv.URL)
+	resp, err := sdk.NewHTTPClient(dest(map[string]any{"allow_private_network": true}), time.Second, 1).Get(srv.URL)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, 204, resp.StatusCode)
@@ -61,7 +61,7 @@ func TestNewHTTPClientDoesNotFollowRedirects(t *testing.T) {
 		http.Redirect(w, r, "/elsewhere", http.StatusFound)
 	}))
 	defer srv.Close()
-	resp, err := sdk.NewHTTPClient(dest(map[string]any{"allow_private_network": true}), time.Second).Post(srv.URL, "application/json", nil)
+	resp, err := sdk.NewHTTPClient(dest(map[string]any{"allow_private_network": true}), time.Second, 1).Post(srv.URL, "application/json", nil)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusFound, resp.StatusCode)
@@ -73,7 +73,7 @@ func TestNewHTTPClientIgnoresProxyEnvironment(t *testing.T) {
 	t.Setenv("HTTP_PROXY", "http://127.0.0.1:1")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	defer srv.Close()
-	resp, err := sdk.NewHTTPClient(dest(map[string]any{"allow_private_network": true}), time.Second).Get(srv.URL)
+	resp, err := sdk.NewHTTPClient(dest(map[string]any{"allow_private_network": true}), time.Second, 1).Get(srv.URL)
 	require.NoError(t, err)
 	resp.Body.Close()
 }

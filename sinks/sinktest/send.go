@@ -39,7 +39,7 @@ func DeliveryTimeout() time.Duration {
 // with Classify's own verdicts); an attempt without an answer gets Send's transport verdict (Retry
 // "timeout" or "connection_error"). The error is Send's: the adapter could not build the request.
 func Attempt(ctx context.Context, dest *policy.Destination, a sdk.Adapter, batch []*schemas.FilteredEvent) (sdk.Verdict, error) {
-	v, err := sdk.Send(ctx, sdk.NewHTTPClient(dest, sdk.RequestTimeout(a, DeliveryTimeout())), a, batch)
+	v, err := sdk.Send(ctx, sdk.NewHTTPClient(dest, sdk.RequestTimeout(a, DeliveryTimeout()), 1), a, batch)
 	v.Status = 0
 	return v, err
 }
