@@ -191,6 +191,9 @@ type Codec[T any] struct {
 	// size estimates the encoded length.
 	appendBody func(b []byte, v *T) []byte
 	size       func(v *T) int
+	// readBody, when set, decodes a record of the current version by hand (after the header)
+	// instead of hamba/avro.
+	readBody func(b []byte, v *T) error
 }
 
 // olderVersion is a previous version of a record's schema: its single-object header, and the
@@ -282,23 +285,31 @@ func newCodec[T any](text string, previous ...string) *Codec[T] {
 var (
 	Events = func() *Codec[Event] {
 		c := newCodec[Event](eventSchema, eventSchemaV1)
-		c.toWire, c.fromWire = eventToWire, eventFromWire
+		c.toWire, c.fromWire, c.readBody = eventToWire, eventFromWire, readEvent
 		return c
 	}()
 	ConsentUpdates = newCodec[ConsentUpdate](consentUpdateSchema)
 	FilteredEvents = func() *Codec[FilteredEvent] {
 		c := newCodec[FilteredEvent](filteredEventSchema, filteredEventSchemaV1)
-		c.appendBody, c.size = appendFilteredEvent, filteredEventSize
+		c.appendBody, c.size, c.readBody = appendFilteredEvent, filteredEventSize, readFilteredEvent
 		return c
 	}()
 	Decisions = func() *Codec[Decision] {
 		c := newCodec[Decision](decisionSchema, decisionSchemaV1)
-		c.appendBody, c.size = appendDecision, decisionSize
+		c.appendBody, c.size, c.readBody = appendDecision, decisionSize, readDecision
 		return c
 	}()
-	Deliveries    = newCodec[Delivery](deliverySchema, deliverySchemaV1)
-	LedgerEntries = newCodec[LedgerEntry](ledgerEntrySchema)
-	Duplicates    = newCodec[Duplicate](duplicateSchema)
+	Deliveries = func() *Codec[Delivery] {
+		c := newCodec[Delivery](deliverySchema, deliverySchemaV1)
+		c.appendBody, c.size, c.readBody = appendDelivery, deliverySize, readDelivery
+		return c
+	}()
+	LedgerEntries = func() *Codec[LedgerEntry] {
+		c := newCodec[LedgerEntry](ledgerEntrySchema)
+		c.appendBody, c.size, c.readBody = appendLedgerEntry, ledgerEntrySize, readLedgerEntry
+		return c
+	}()
+	Duplicates = newCodec[Duplicate](duplicateSchema)
 )
 
 // Schema returns the parsed Avro schema.
@@ -328,6 +339,12 @@ func (c *Codec[T]) Decode(data []byte) (v T, err error) {
 			err = fmt.Errorf("decode %s: %v", c.name(), r)
 		}
 	}()
+	if c.readBody != nil && bytes.HasPrefix(data, c.header) {
+		if err := c.readBody(data[len(c.header):], &v); err != nil {
+			return v, fmt.Errorf("decode %s: %w", c.name(), err)
+		}
+		return v, nil
+	}
 	decode := func(into any) error { return c.decodeInto(data, into) }
 	if c.fromWire != nil {
 		if v, err = c.fromWire(decode); err != nil {
