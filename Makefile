@@ -24,7 +24,9 @@ services-up:
 cluster-up:
 	@deploy/cluster/cluster-up.sh
 
-# Stop them (by pid file); data and logs are kept.
+# Stop them (by pid file); data and logs are kept. One node at a time, for fault tests:
+# deploy/cluster/node.sh kill|stop broker|clickhouse N (SIGKILL / graceful, by pid file); start it
+# again with make cluster-up.
 cluster-down:
 	@deploy/cluster/cluster-down.sh
 
@@ -63,11 +65,16 @@ test-unit:
 # The tests on the cluster topology (make cluster-up), which `make test` does not run. They find
 # the cluster through these variables (the tests skip without them). Parts, each a go test run:
 #   replicated ClickHouse (clickhouse.cluster): CLUSTER_CLICKHOUSE_PKGS, tests named TestCluster*.
+#   the fault run (e2e TestClusterFaults, TOLLGATE_TEST_CLUSTER=1): traffic through every component
+#   while a broker is SIGKILLed and restarted and a ClickHouse replica stopped for 60 s; prints
+#   `cluster-faults:` lines (503s and the longest time without a 2xx at ingest). It takes nodes
+#   down with deploy/cluster/node.sh: nothing else may use the cluster meanwhile.
 CLUSTER_ENV := TOLLGATE_TEST_CLICKHOUSE_CLUSTER=127.0.0.1:29000,127.0.0.1:29001 \
 	TOLLGATE_TEST_CLICKHOUSE=127.0.0.1:29000 TOLLGATE_TEST_KAFKA=127.0.0.1:29092,127.0.0.1:29093,127.0.0.1:29094
 CLUSTER_CLICKHOUSE_PKGS ?= ./audit/
 test-cluster: cluster-up
 	$(CLUSTER_ENV) $(GO) test -count=1 -timeout 20m -run '^TestCluster' $(CLUSTER_CLICKHOUSE_PKGS)
+	$(CLUSTER_ENV) TOLLGATE_TEST_CLUSTER=1 $(GO) test -count=1 -timeout 30m -v -run '^TestClusterFaults$$' ./e2e/
 
 # Measure the pipeline on this machine and print one JSON object (deploy/bench). Flags go in
 # BENCH_FLAGS, e.g. BENCH_FLAGS='-profile-dir /tmp/prof -batch-duration 30s'.

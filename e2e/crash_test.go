@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/tollgate-dev/tollgate/audit"
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/internal/sample"
@@ -92,6 +93,21 @@ func verifyExactlyOnce(t *testing.T, p *pipeline, stream *stream) {
 	require.Equal(t, stream.resent, oracle.resends, "every resend ingest accepted is in the raw topic")
 	require.Positive(t, oracle.resends)
 
+	decided, _ := checkDecisionTopics(t, cl, p, oracle)
+	// Each absorbed resend is one duplicates record, however often the processor died meanwhile.
+	dups := 0
+	readTopic(t, cl, p.cfg, config.TopicDuplicates, func(*kgo.Record) { dups++ })
+	require.Equal(t, oracle.resends, dups, "one duplicates record per resend")
+	checkAuditMatches(t, p.openDB(), p.db, decided, oracle.erasedUsers())
+	t.Logf("verified %d events, %d resends, %d decisions, %d lookahead blocks", len(oracle.events), oracle.resends, len(decided), oracle.lookaheadBlocks(decided))
+}
+
+// checkDecisionTopics reads the decisions and filtered topics and checks them against the raw log:
+// one decision per event and destination, as the consent state at the event's position says (or
+// blocked by a later restriction the processor applied ahead), and one filtered record per
+// forward decision. It returns the decisions by event_id/destination and each destination's
+// filtered records by event id.
+func checkDecisionTopics(t *testing.T, cl *kgo.Client, p *pipeline, oracle *logOracle) (map[string]schemas.Decision, map[string]map[string]schemas.FilteredEvent) {
 	decided := map[string]schemas.Decision{} // event_id/destination
 	readTopic(t, cl, p.cfg, config.TopicDecisions, func(r *kgo.Record) {
 		d, err := schemas.Decisions.Decode(r.Value)
@@ -121,29 +137,27 @@ func verifyExactlyOnce(t *testing.T, p *pipeline, stream *stream) {
 			}
 		}
 	}
+	filtered := map[string]map[string]schemas.FilteredEvent{}
 	for _, dest := range names {
-		seen := map[string]bool{}
+		seen := map[string]schemas.FilteredEvent{}
 		readTopic(t, cl, p.cfg, config.DestTopic(dest), func(r *kgo.Record) {
 			f, err := schemas.FilteredEvents.Decode(r.Value)
 			require.NoError(t, err)
-			require.False(t, seen[f.EventID], "%s received event %s twice", dest, f.EventID)
-			seen[f.EventID] = true
+			_, dup := seen[f.EventID]
+			require.False(t, dup, "%s received event %s twice", dest, f.EventID)
+			seen[f.EventID] = f
 			require.Equal(t, consent.Forwarded, decided[f.EventID+"/"+dest].Outcome, "filtered record %s/%s without a forward decision", f.EventID, dest)
 		})
 		require.Equal(t, forwarded[dest], len(seen), "%s: one filtered record per forward decision", dest)
+		filtered[dest] = seen
 	}
-	// Each absorbed resend is one duplicates record, however often the processor died meanwhile.
-	dups := 0
-	readTopic(t, cl, p.cfg, config.TopicDuplicates, func(*kgo.Record) { dups++ })
-	require.Equal(t, oracle.resends, dups, "one duplicates record per resend")
-	checkAuditMatches(t, p, decided, oracle.erasedUsers())
-	t.Logf("verified %d events, %d resends, %d decisions, %d lookahead blocks", len(oracle.events), oracle.resends, len(decided), oracle.lookaheadBlocks(decided))
+	return decided, filtered
 }
 
 // checkAuditMatches: ClickHouse holds exactly the decisions of the topic, once each in the
 // documented query form, except those the audit writer erased: an erased user keeps only the
 // decisions that enforced the erasure (reason erased).
-func checkAuditMatches(t *testing.T, p *pipeline, decided map[string]schemas.Decision, erased map[string]bool) {
+func checkAuditMatches(t *testing.T, db *audit.DB, database string, decided map[string]schemas.Decision, erased map[string]bool) {
 	kept := func(d schemas.Decision) bool { return !erased[d.UserKey] || d.Reason == consent.ReasonErased }
 	want := 0
 	for _, d := range decided {
@@ -151,9 +165,8 @@ func checkAuditMatches(t *testing.T, p *pipeline, decided map[string]schemas.Dec
 			want++
 		}
 	}
-	db := p.openDB()
 	query := func() map[string][2]string {
-		rows, err := db.Query(context.Background(), "SELECT event_id, destination, outcome, reason FROM "+p.db+".decisions FINAL WHERE run_id = ''")
+		rows, err := db.Query(context.Background(), "SELECT event_id, destination, outcome, reason FROM "+database+".decisions FINAL WHERE run_id = ''")
 		require.NoError(t, err)
 		defer rows.Close()
 		got := map[string][2]string{}

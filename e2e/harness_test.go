@@ -79,6 +79,15 @@ func (p *pipeline) start(env ...string) {
 // vendor stand-ins) without starting anything.
 func newPipeline(t *testing.T) *pipeline {
 	t.Helper()
+	return newPipelineWith(t, func(p *pipeline, listen string) string {
+		return fmt.Sprintf(configYAML, kafkaAddr, p.prefix, chAddr, p.db, listen, writeKey)
+	})
+}
+
+// newPipelineWith is newPipeline with the config file's text made by configFor from the
+// deployment (its prefix and database) and ingest's listen address.
+func newPipelineWith(t *testing.T, configFor func(p *pipeline, listen string) string) *pipeline {
+	t.Helper()
 	run := fmt.Sprintf("%d", time.Now().UnixNano())
 	p := &pipeline{
 		t: t, dir: t.TempDir(), prefix: "e2e" + run + ".", db: "tollgate_e2e_" + run,
@@ -90,7 +99,7 @@ func newPipeline(t *testing.T) *pipeline {
 	listen := freeAddr(t)
 	p.ingestURL = "http://" + listen
 	writeFile(t, filepath.Join(p.dir, "policy.yaml"), fmt.Sprintf(policyYAML, p.ga4.URL, p.meta.URL, p.ops.URL))
-	writeFile(t, p.configPath(), fmt.Sprintf(configYAML, kafkaAddr, p.prefix, chAddr, p.db, listen, writeKey))
+	writeFile(t, p.configPath(), configFor(p, listen))
 	cfg, err := config.Load(p.configPath())
 	require.NoError(t, err)
 	p.cfg = cfg

@@ -177,6 +177,12 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 }
 
+// endTimeout bounds ending a transaction. It outlasts a broker failure: when the broker that is
+// the transaction coordinator or a partition leader dies, the others notice it after the broker
+// session timeout (9 s by default) and elect new leaders, and only then can the commit finish. A
+// shorter bound (it was 15 s) made the processor exit while a killed broker's partitions moved.
+const endTimeout = time.Minute
+
 // processBatch handles one poll's records in one transaction. Consent changes made while
 // processing are staged and applied to the local state only if the transaction commits, so an
 // aborted batch (rebalance, broker error) is re-read against the state it started from.
@@ -225,7 +231,7 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 		return fmt.Errorf("read state: %w", stateErr)
 	}
 	// Use a fresh context for End: a shutdown must still commit or abort the batch it started.
-	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 	defer cancel()
 	commit := kgo.TransactionEndTry(produceErr == nil)
 	committed, err := sess.End(endCtx, commit)
@@ -258,7 +264,7 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 // abort ends the open transaction without committing: the session rewinds to the last committed
 // offsets, so the batch is fetched and decided again.
 func (p *Processor) abort(ctx context.Context, sess *kgo.GroupTransactSession) error {
-	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 	defer cancel()
 	if _, err := sess.End(endCtx, kgo.TryAbort); err != nil {
 		return fmt.Errorf("abort transaction: %w", err)
