@@ -28,6 +28,13 @@ const Necessary = "necessary"
 // The purpose that sensitive rules protect (docs/consent.md rule 8).
 const Marketing = "marketing"
 
+// USState returns the state of a `US-<state>` jurisdiction (US-CA → CA) and whether it is one.
+// The consent engine and the adapters both read US state jurisdictions through it.
+func USState(jurisdiction string) (string, bool) {
+	state, ok := strings.CutPrefix(jurisdiction, "US-")
+	return state, ok && state != ""
+}
+
 // DefaultJurisdiction is the jurisdiction of events that name none and whose request named none.
 const DefaultJurisdiction = "default"
 

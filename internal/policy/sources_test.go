@@ -54,3 +54,12 @@ func TestConsentSourcesErrorsNameLineAndField(t *testing.T) {
 		require.ErrorContains(t, err, tc.want, tc.to)
 	}
 }
+
+func TestUSState(t *testing.T) {
+	for j, want := range map[string]bool{"US-CA": true, "US-TX": true, "US": false, "US-": false, "EU": false, "default": false} {
+		_, got := USState(j)
+		require.Equal(t, want, got, j)
+	}
+	state, _ := USState("US-CA")
+	require.Equal(t, "CA", state)
+}

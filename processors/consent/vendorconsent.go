@@ -1,8 +1,6 @@
 package consent
 
 import (
-	"strings"
-
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/internal/signals"
 	"github.com/tollgate-dev/tollgate/schemas"
@@ -21,10 +19,11 @@ import (
 //     whose model is opt_out), which is what Meta's and TikTok's restricted modes are for.
 func (d *decider) vendorConsent(consent map[string]bool) map[string]bool {
 	marketing := consent[policy.Marketing] && !d.ev.GPC && !d.gppOptedOut()
+	_, usState := policy.USState(d.jurisdiction)
 	return map[string]bool{
 		schemas.VendorAdUserData:        marketing && d.googleKey(schemas.VendorAdUserData),
 		schemas.VendorAdPersonalization: marketing && d.googleKey(schemas.VendorAdPersonalization),
-		schemas.VendorLimitedDataUse:    d.model == policy.OptOut && IsUSState(d.jurisdiction),
+		schemas.VendorLimitedDataUse:    d.model == policy.OptOut && usState,
 	}
 }
 
@@ -47,10 +46,4 @@ func (d *decider) googleKey(key string) bool {
 		return signals.Google755(s.tcf.Purpose)[key] == signals.Granted && s.tcf.Vendor(googleVendor)
 	}
 	return true
-}
-
-// IsUSState reports whether a jurisdiction names a US state (`US-<state>`, e.g. US-CA).
-func IsUSState(jurisdiction string) bool {
-	state, ok := strings.CutPrefix(jurisdiction, "US-")
-	return ok && state != ""
 }

@@ -63,9 +63,3 @@ func TestVendorConsent(t *testing.T) {
 		})
 	}
 }
-
-func TestIsUSState(t *testing.T) {
-	for j, want := range map[string]bool{"US-CA": true, "US-TX": true, "US": false, "US-": false, "EU": false, "default": false} {
-		require.Equal(t, want, IsUSState(j), j)
-	}
-}

@@ -347,5 +347,6 @@ var lduStates = map[string]int{"CA": 1000}
 
 // lduLocation is Meta's country (1: the US) and state code for a `US-<state>` jurisdiction.
 func lduLocation(jurisdiction string) (country, state int) {
-	return 1, lduStates[strings.TrimPrefix(jurisdiction, "US-")]
+	code, _ := policy.USState(jurisdiction)
+	return 1, lduStates[code]
 }

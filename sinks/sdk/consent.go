@@ -1,8 +1,6 @@
 package sdk
 
 import (
-	"strings"
-
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
@@ -16,7 +14,8 @@ func VendorConsent(ev *schemas.FilteredEvent, key string) bool {
 		return v
 	}
 	if key == schemas.VendorLimitedDataUse {
-		return strings.HasPrefix(ev.Jurisdiction, "US-")
+		_, us := policy.USState(ev.Jurisdiction)
+		return us
 	}
 	return ev.Consent[policy.Marketing]
 }
