@@ -108,6 +108,7 @@ type decider struct {
 	sensitive    int8            // -1 not yet evaluated, 0 no rule matches, 1 a rule matches
 	sig          *eventSignals   // the CMP's signals (signals.go); nil when none were sent
 	effective    map[string]bool // effectiveConsent's answer, once worked out; never handed out
+	vendor       map[string]bool // vendorConsent's answer, once worked out; never handed out
 }
 
 func (d *decider) decide(dest *policy.Destination) Outcome {

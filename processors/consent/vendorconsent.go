@@ -1,6 +1,8 @@
 package consent
 
 import (
+	"maps"
+
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/internal/signals"
 	"github.com/tollgate-dev/tollgate/schemas"
@@ -18,13 +20,16 @@ import (
 //   - limited_data_use: the user is under a US state's opt-out law (a `US-<state>` jurisdiction
 //     whose model is opt_out), which is what Meta's and TikTok's restricted modes are for.
 func (d *decider) vendorConsent(consent map[string]bool) map[string]bool {
-	marketing := consent[policy.Marketing] && !d.ev.GPC && !d.gppOptedOut()
-	_, usState := policy.USState(d.jurisdiction)
-	return map[string]bool{
-		schemas.VendorAdUserData:        marketing && d.googleKey(schemas.VendorAdUserData),
-		schemas.VendorAdPersonalization: marketing && d.googleKey(schemas.VendorAdPersonalization),
-		schemas.VendorLimitedDataUse:    d.model == policy.OptOut && usState,
+	if d.vendor == nil { // the same for every destination: worked out once per event
+		marketing := consent[policy.Marketing] && !d.ev.GPC && !d.gppOptedOut()
+		_, usState := policy.USState(d.jurisdiction)
+		d.vendor = map[string]bool{
+			schemas.VendorAdUserData:        marketing && d.googleKey(schemas.VendorAdUserData),
+			schemas.VendorAdPersonalization: marketing && d.googleKey(schemas.VendorAdPersonalization),
+			schemas.VendorLimitedDataUse:    d.model == policy.OptOut && usState,
+		}
 	}
+	return maps.Clone(d.vendor) // each FilteredEvent gets its own map, as with the consent map
 }
 
 // googleKey reports whether the CMP's signals leave one of Google's consent keys granted: the
