@@ -48,7 +48,10 @@ func (c *Cache) ParseTCF(s string) (TCF, error) {
 
 // ParseGPP is ParseGPP through the cache; the applicable section ids are part of the key.
 func (c *Cache) ParseGPP(s string, sid []int) (GPP, error) {
-	key := fmt.Sprint(sid) + s
+	key := s // no section ids and an empty list both mean "every section"
+	if len(sid) > 0 {
+		key = fmt.Sprint(sid) + s
+	}
 	if p, ok := c.gpp.Get(key); ok {
 		return p.g, p.err
 	}
