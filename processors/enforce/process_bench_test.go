@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
@@ -72,7 +73,7 @@ func BenchmarkProcessPerEvent(b *testing.B) {
 		b.StopTimer()
 		recs := records(n)
 		b.StartTimer()
-		cpu0 := cpuTime()
+		cpu0 := testenv.CPUTime()
 		batch := p.state.begin()
 		p.tally.reset()
 		outs := 0
@@ -91,7 +92,7 @@ func BenchmarkProcessPerEvent(b *testing.B) {
 		if err := p.state.commit(batch); err != nil {
 			b.Fatal(err)
 		}
-		cpu += cpuTime() - cpu0
+		cpu += testenv.CPUTime() - cpu0
 	}
 	// CPU time, not wall time: on a shared machine the wall clock also counts other work.
 	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
@@ -102,10 +103,4 @@ func suffix(s string, n int) string {
 		return ""
 	}
 	return fmt.Sprintf("%s-%d", s, n)
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

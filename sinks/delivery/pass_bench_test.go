@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -93,7 +92,7 @@ func BenchmarkPassPerEvent(b *testing.B) {
 		b.StopTimer()
 		recs := records(n)
 		b.StartTimer()
-		cpu0 := cpuTime()
+		cpu0 := testenv.CPUTime()
 		c := newCycle()
 		items := make([]*item, 0, poll)
 		for _, rec := range recs {
@@ -118,14 +117,8 @@ func BenchmarkPassPerEvent(b *testing.B) {
 		if err := r.ledger.ledger.sync(ctx, 0); err != nil {
 			b.Fatal(err)
 		}
-		cpu += cpuTime() - cpu0
+		cpu += testenv.CPUTime() - cpu0
 	}
 	// CPU time, not wall time: on a shared machine the wall clock also counts other work.
 	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -10,9 +10,10 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 
 	"github.com/stretchr/testify/require"
 
@@ -243,20 +244,14 @@ func BenchmarkNewRequest(b *testing.B) {
 	}
 	ctx := context.Background()
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := testenv.CPUTime()
 	for b.Loop() {
 		if _, err := a.NewRequest(ctx, batch); err != nil {
 			b.Fatal(err)
 		}
 	}
 	// CPU time, not wall time: on a shared machine the wall clock also counts other work.
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(testenv.CPUTime()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 // jsonEvent is the body's event as encoding/json writes it: the reference appendBody must match.
