@@ -46,7 +46,7 @@ type options struct {
 	oneEvents, oneConcurrency                          int
 	workerNice                                         int
 	latRate, e2eRate                                   float64
-	keep                                               bool
+	keep, onlyOneByOne                                 bool
 }
 
 func main() {
@@ -60,6 +60,7 @@ func main() {
 	flag.StringVar(&o.profilePhase, "profile-phase", "batched", "phase the profiles cover: batched, drain (after batched, while its backlog drains), latency, e2e or onebyone")
 	flag.StringVar(&o.servicesDir, "services-dir", envOr("TOLLGATE_SERVICES_DIR", ".services"), "pid files of Kafka and ClickHouse (make services-up), for their CPU")
 	flag.StringVar(&o.comparePath, "compare", "", "a previous run's JSON: print each figure's change to stderr")
+	flag.BoolVar(&o.onlyOneByOne, "only-onebyone", false, "run only the one-request-per-event phase (a quick look at delivery alone)")
 	flag.IntVar(&o.oneEvents, "onebyone-events", 30000, "events of the one-request-per-event delivery phase (0: skip it)")
 	flag.DurationVar(&o.oneLatency, "onebyone-latency", 20*time.Millisecond, "the webhook receiver's answer time in the one-request-per-event phase")
 	flag.IntVar(&o.oneConcurrency, "onebyone-concurrency", 0, "delivery.concurrency of the one-request-per-event phase (0: the default)")
@@ -130,6 +131,14 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 
 	env := []string{"GA4_API_SECRET=bench-ga4", "META_TOKEN=bench-meta", "OPS_HOOK_SECRET=whsec_YmVuY2gtb3BzLXNlY3JldA==",
 		"TOLLGATE_PROCESSOR_INSTANCE=bench" + stamp}
+	if o.onlyOneByOne {
+		one, err := oneByOne(ctx, o, dir, prefix, env)
+		if err != nil {
+			return nil, fmt.Errorf("one request per event: %w", err)
+		}
+		report["onebyone_delivery"] = one
+		return report, nil
+	}
 	standins, err := startProc("standins", o.bin, env, dir, "standins", "--ga4", stand["ga4"], "--meta", stand["meta"], "--webhook", stand["webhook"])
 	if err != nil {
 		return nil, err
