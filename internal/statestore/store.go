@@ -60,9 +60,9 @@ type Store struct {
 // it is flushed, and one spare is kept for reuse, so the cache keeps only what is left. A cache
 // shared by the partitions (64 MiB before) was wholly reserved by six stores' memtables (2 x 8 MiB
 // each): it held no block at all, and every dedup check read its filter and index blocks from
-// disk (2.3 block reads per check, 95 µs, against 16 µs with the blocks cached). So each store
-// has its own cache, sized for blocks plus the memtables it will reserve (the mutable one, one
-// being flushed, the spare).
+// disk (BenchmarkSeenWhileWriting: 2.2 block reads and 141 KB allocated per check, 114 µs; 12 µs
+// and 0.7 KB with the blocks cached). So each store has its own cache, sized for blocks plus the
+// memtables it will reserve (the mutable one, one being flushed, the spare).
 //
 // blockCacheSize holds the filter and index blocks of every table of a store of a few million
 // ids (10 bits of filter per key), and the data blocks of the consent reads.
