@@ -109,8 +109,10 @@ func openLedgerStore(cfg *config.Config, dest string, log *zap.Logger) (*ledgerS
 // Pebble counts memtables against the block cache: each one reserves its size in the cache until
 // it is flushed, and one spare is kept for reuse, so the cache keeps only what is left. The 8 MiB
 // cache this store had was wholly reserved by its one 8 MiB memtable: it never held a block, and
-// every check read filter and index blocks from disk. The cache is sized for blocks plus the
-// memtables it will reserve (the mutable one, one being flushed, the spare).
+// every check read filter and index blocks from disk (BenchmarkLedgerCheckWhileWriting: 3.4 block
+// reads and 171 KB allocated per check, 101 µs; 11 µs and 0.7 KB with the blocks cached). The
+// cache is sized for blocks plus the memtables it will reserve (the mutable one, one being
+// flushed, the spare).
 //
 // ledgerBlockCacheSize holds the filter and index blocks of every table of a ledger of a few
 // million entries (10 bits of filter per entry).
