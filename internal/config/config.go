@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,6 +54,11 @@ type Kafka struct {
 	// when three or more brokers are configured and replication_factor is at least 2, else 1.
 	// Existing topics with a lower value are logged as a warning.
 	MinInsyncReplicas int `yaml:"min_insync_replicas"`
+	// Compression of the batches tollgate's producers write: snappy, lz4, zstd or none. Default
+	// snappy. Compression trades CPU (the producer's, every consumer's and the broker's, which
+	// decompresses batches to validate them) for bytes on disk and the network; none suits a
+	// broker on the same host with CPU to spare.
+	Compression string `yaml:"compression"`
 	// TLS and SASL secure the connection to the brokers (security.go). Default: plaintext, no auth.
 	TLS  TLS  `yaml:"tls"`
 	SASL SASL `yaml:"sasl"`
@@ -294,6 +300,7 @@ func (c *Config) setDefaults() {
 		defInt(&c.Kafka.MinInsyncReplicas, 2)
 	}
 	defInt(&c.Kafka.MinInsyncReplicas, 1)
+	def(&c.Kafka.Compression, "snappy")
 	def(&c.ClickHouse.Addr, "127.0.0.1:9000")
 	def(&c.ClickHouse.Database, "tollgate")
 	def(&c.ClickHouse.Username, "default")
@@ -320,6 +327,9 @@ func (c *Config) setDefaults() {
 	c.setSecurityDefaults()
 }
 
+// Compressions are the values of kafka.compression.
+var Compressions = []string{"snappy", "lz4", "zstd", "none"}
+
 func (c *Config) validate() error {
 	if err := c.validateSecurity(); err != nil {
 		return err
@@ -334,6 +344,9 @@ func (c *Config) validate() error {
 	}
 	if m := c.Kafka.MinInsyncReplicas; m < 1 || m > c.Kafka.ReplicationFactor {
 		return &policy.FieldError{Field: "kafka.min_insync_replicas", Reason: fmt.Sprintf("%d: must be at least 1 and at most kafka.replication_factor (%d)", m, c.Kafka.ReplicationFactor)}
+	}
+	if !slices.Contains(Compressions, c.Kafka.Compression) {
+		return &policy.FieldError{Field: "kafka.compression", Reason: fmt.Sprintf("%q: must be one of %s", c.Kafka.Compression, strings.Join(Compressions, ", "))}
 	}
 	if len(c.Ingest.WriteKeys) == 0 {
 		return &policy.FieldError{Field: "ingest.write_keys", Reason: "at least one write key is required"}
