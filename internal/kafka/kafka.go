@@ -75,14 +75,14 @@ func baseOpts(cfg *config.Config, log *zap.Logger) ([]kgo.Opt, error) {
 // codec is kafka.compression's franz-go codec (config validation admits only these names).
 func codec(name string) kgo.CompressionCodec {
 	switch name {
-	case "none":
-		return kgo.NoCompression()
+	case "snappy":
+		return kgo.SnappyCompression()
 	case "lz4":
 		return kgo.Lz4Compression()
 	case "zstd":
 		return kgo.ZstdCompression()
 	}
-	return kgo.SnappyCompression()
+	return kgo.NoCompression()
 }
 
 // Topics returns every topic tollgate needs, with its config: the raw topic, one filtered, one retry and
