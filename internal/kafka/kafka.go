@@ -227,11 +227,14 @@ func Ping(ctx context.Context, cl *kgo.Client) error {
 }
 
 // Header returns the value of a record header, or "".
-func Header(r *kgo.Record, key string) string {
+func Header(r *kgo.Record, key string) string { return string(HeaderBytes(r, key)) }
+
+// HeaderBytes is Header without the copy into a string, for checks on every record.
+func HeaderBytes(r *kgo.Record, key string) []byte {
 	for _, h := range r.Headers {
 		if h.Key == key {
-			return string(h.Value)
+			return h.Value
 		}
 	}
-	return ""
+	return nil
 }

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"encoding/binary"
 	"testing"
 	"time"
 
@@ -33,4 +34,29 @@ func TestLedgerCheckMatchesWholeEntriesOnly(t *testing.T) {
 	require.NoError(t, db.Compact(t.Context(), []byte{0}, []byte{0xff}, true))
 	require.True(t, l.bottom.Load(), "compacted into L6: prefix seeks")
 	check()
+}
+
+// Reading the ledger topic back writes only the offset for the entries this store's process
+// produced (remember stored them already), and the entry itself for another process's; either
+// way the partition's next offset is stored once per fetch.
+func TestLedgerReadBackSkipsOwnEntries(t *testing.T) {
+	l := &ledgerStore{log: zap.NewNop(), writer: newWriterID()}
+	db, err := openStore(t.TempDir(), &l.bottom)
+	require.NoError(t, err)
+	l.db = db
+	defer db.Close()
+	decided := time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC).UnixMilli()
+	own := l.entry(&schemas.LedgerEntry{EventID: "own", DecidedMs: decided, DeliveredMs: decided + 1, Attempt: 1})
+	other := (&ledgerStore{writer: newWriterID()}).entry(&schemas.LedgerEntry{EventID: "other", DecidedMs: decided, DeliveredMs: decided + 1, Attempt: 1})
+	own.Partition, own.Offset = 2, 7
+	other.Partition, other.Offset = 2, 8
+	l.apply(own)
+	l.apply(other)
+	l.commit()
+	require.False(t, l.delivered(&schemas.FilteredEvent{EventID: "own", DecidedMs: decided}), "an own entry is not written again (remember wrote it)")
+	require.True(t, l.delivered(&schemas.FilteredEvent{EventID: "other", DecidedMs: decided}), "another process's entry is stored")
+	v, closer, err := db.Get(offsetKey(2))
+	require.NoError(t, err)
+	defer closer.Close()
+	require.Equal(t, uint64(9), binary.BigEndian.Uint64(v), "the next offset after the fetch")
 }
