@@ -41,6 +41,7 @@ import (
 type options struct {
 	bin, brokers, chNative, chHTTP, policy, profileDir string
 	profilePhase, servicesDir, comparePath             string
+	kafkaGCLog                                         string
 	batchDur, latDur, e2eDur, oneLatency               time.Duration
 	conns, batchSize, partitions                       int
 	oneEvents, oneConcurrency                          int
@@ -60,6 +61,7 @@ func main() {
 	flag.StringVar(&o.profilePhase, "profile-phase", "batched", "phase the profiles cover: batched, drain (after batched, while its backlog drains), latency, e2e or onebyone")
 	flag.StringVar(&o.servicesDir, "services-dir", envOr("TOLLGATE_SERVICES_DIR", ".services"), "pid files of Kafka and ClickHouse (make services-up), for their CPU")
 	flag.StringVar(&o.comparePath, "compare", "", "a previous run's JSON: print each figure's change to stderr")
+	flag.StringVar(&o.kafkaGCLog, "kafka-gc-log", "", "the broker's GC log with safepoint lines, for its pauses during the latency phases (default: <services-dir>/kafka/logs/gc.log)")
 	flag.BoolVar(&o.onlyOneByOne, "only-onebyone", false, "run only the one-request-per-event phase (a quick look at delivery alone)")
 	flag.IntVar(&o.oneEvents, "onebyone-events", 30000, "events of the one-request-per-event delivery phase (0: skip it)")
 	flag.DurationVar(&o.oneLatency, "onebyone-latency", 20*time.Millisecond, "the webhook receiver's answer time in the one-request-per-event phase")
@@ -76,6 +78,9 @@ func main() {
 	flag.IntVar(&o.workerNice, "worker-nice", 10, "CPU niceness of the processor, sink and audit processes (ingest keeps 0), so that "+
 		"a draining backlog yields the cores to ingest's requests, as README's \"Running at scale\" advises; 0 runs all alike")
 	flag.Parse()
+	if o.kafkaGCLog == "" {
+		o.kafkaGCLog = filepath.Join(o.servicesDir, "kafka", "logs", "gc.log")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	report, err := run(ctx, o)
@@ -234,6 +239,7 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		defer close(drainDone)
 		dp := newPoster(base, "wk_bench", 256)
 		single := newTemplate("d", 1, false)
+		from := time.Now()
 		lat, dst, sent := openLoop(ctx, o.latRate, o.latDur, 256, func(int64, time.Time) int {
 			return dp.post(ctx, single.render(seq.Add(1)), false)
 		})
@@ -241,6 +247,9 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		drainSent = sent
 		drainLat = map[string]any{"rate_rps": o.latRate, "duration_s": o.latDur.Seconds(), "requests": sent,
 			"p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3], "status_codes": dst.json()}
+		if p := kafkaPauses(o.kafkaGCLog, from, time.Now()); p != nil {
+			drainLat["kafka_pauses"] = p
+		}
 	}()
 	tDone, n := ch.waitCount(ctx, decisions("b", "c"), accepted, 100*time.Millisecond, 10*time.Minute)
 	<-drainDone
@@ -264,12 +273,16 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	profile("latency")
 	lp := newPoster(base, "wk_bench", 256)
 	single := newTemplate("l", 1, false)
+	latFrom := time.Now()
 	lat, lst, sent := openLoop(ctx, o.latRate, o.latDur, 256, func(i int64, _ time.Time) int {
 		return lp.post(ctx, single.render(seq.Add(1)), false)
 	})
 	q := quantiles(lat, 0.5, 0.99, 0.999, 1)
 	report["ingest_latency"] = map[string]any{"rate_rps": o.latRate, "duration_s": o.latDur.Seconds(), "requests": sent,
 		"p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3], "status_codes": lst.json()}
+	if p := kafkaPauses(o.kafkaGCLog, latFrom, time.Now()); p != nil {
+		report["ingest_latency"].(map[string]any)["kafka_pauses"] = p
+	}
 
 	// Phase 4: end-to-end latency at a fixed event rate.
 	profile("e2e")
