@@ -45,7 +45,7 @@ type options struct {
 	batchDur, latDur, e2eDur, oneLatency               time.Duration
 	conns, batchSize, partitions                       int
 	oneEvents, oneConcurrency                          int
-	workerNice                                         int
+	workerNice, clickhouseNice                         int
 	latRate, e2eRate                                   float64
 	keep, onlyOneByOne                                 bool
 }
@@ -77,6 +77,8 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the run's topics and database")
 	flag.IntVar(&o.workerNice, "worker-nice", 10, "CPU niceness of the processor, sink and audit processes (ingest keeps 0), so that "+
 		"a draining backlog yields the cores to ingest's requests, as README's \"Running at scale\" advises; 0 runs all alike")
+	flag.IntVar(&o.clickhouseNice, "clickhouse-nice", 10, "CPU niceness of the running ClickHouse server (found by its pid file under -services-dir) for the "+
+		"bench's duration, put back at the end: it is the audit writer's backlog too, and at 0 it takes the cores from ingest; 0 leaves it alone")
 	flag.Parse()
 	if o.kafkaGCLog == "" {
 		o.kafkaGCLog = filepath.Join(o.servicesDir, "kafka", "logs", "gc.log")
@@ -117,7 +119,9 @@ func round(f float64, digits int) float64 {
 
 // run is the whole bench: setup, four phases, measurements, teardown.
 func run(ctx context.Context, o options) (map[string]any, error) {
-	report := map[string]any{"machine": machine(), "worker_nice": o.workerNice}
+	// The vendor stand-ins run at the workers' niceness: they play vendors on other hosts, not a
+	// part of the pipeline that shares ingest's cores.
+	report := map[string]any{"machine": machine(), "worker_nice": o.workerNice, "standins_nice": o.workerNice}
 	report["machine"].(map[string]any)["go"] = runtime.Version()
 	stamp := time.Now().Format("20060102150405")
 	prefix, db := "bench"+stamp+".", "tollgate_bench_"+stamp
@@ -149,6 +153,9 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		return nil, err
 	}
 	defer standins.stop()
+	if err := standins.renice(o.workerNice); err != nil {
+		return nil, err
+	}
 	cfg := filepath.Join(dir, "config.yaml")
 	base := "http://" + ingestAddr
 	var procs []*proc
@@ -196,6 +203,20 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		return nil, fmt.Errorf("warm-up: %d of %d decisions reached ClickHouse in 120 s (logs in %s)", n, acc, dir)
 	}
 	svc := services(o.servicesDir)
+	report["clickhouse_nice"] = 0
+	for _, p := range svc {
+		if p.name != "clickhouse" || o.clickhouseNice == 0 {
+			continue
+		}
+		restore, err := p.reniceFor(o.clickhouseNice)
+		defer restore()
+		if err != nil {
+			logf("%v: ClickHouse keeps its priority", err)
+			continue
+		}
+		report["clickhouse_nice"] = o.clickhouseNice
+		logf("ClickHouse at nice %d until the bench ends (-clickhouse-nice)", o.clickhouseNice)
+	}
 	if len(svc) < 2 {
 		logf("Kafka's or ClickHouse's pid file is missing under %s: their CPU is not reported", o.servicesDir)
 	}
