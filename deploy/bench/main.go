@@ -261,13 +261,15 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		dp := newPoster(base, "wk_bench", 256)
 		single := newTemplate("d", 1, false)
 		from := time.Now()
-		lat, dst, sent := openLoop(ctx, o.latRate, o.latDur, 256, func(int64, time.Time) int {
+		var lags sendLags
+		lat, dst, sent := openLoop(ctx, o.latRate, o.latDur, 256, func(_ int64, intended time.Time) int {
+			lags.add(intended)
 			return dp.post(ctx, single.render(seq.Add(1)), false)
 		})
 		q := quantiles(lat, 0.5, 0.99, 0.999, 1)
 		drainSent = sent
 		drainLat = map[string]any{"rate_rps": o.latRate, "duration_s": o.latDur.Seconds(), "requests": sent,
-			"p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3], "status_codes": dst.json()}
+			"p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3], "status_codes": dst.json(), "send_lag": lags.json()}
 		if p := kafkaPauses(o.kafkaGCLog, from, time.Now()); p != nil {
 			drainLat["kafka_pauses"] = p
 		}
@@ -295,12 +297,14 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	lp := newPoster(base, "wk_bench", 256)
 	single := newTemplate("l", 1, false)
 	latFrom := time.Now()
-	lat, lst, sent := openLoop(ctx, o.latRate, o.latDur, 256, func(i int64, _ time.Time) int {
+	var lags sendLags
+	lat, lst, sent := openLoop(ctx, o.latRate, o.latDur, 256, func(_ int64, intended time.Time) int {
+		lags.add(intended)
 		return lp.post(ctx, single.render(seq.Add(1)), false)
 	})
 	q := quantiles(lat, 0.5, 0.99, 0.999, 1)
 	report["ingest_latency"] = map[string]any{"rate_rps": o.latRate, "duration_s": o.latDur.Seconds(), "requests": sent,
-		"p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3], "status_codes": lst.json()}
+		"p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3], "status_codes": lst.json(), "send_lag": lags.json()}
 	if p := kafkaPauses(o.kafkaGCLog, latFrom, time.Now()); p != nil {
 		report["ingest_latency"].(map[string]any)["kafka_pauses"] = p
 	}
