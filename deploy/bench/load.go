@@ -185,6 +185,28 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, workers int, s
 	return lat, st, min(next.Load(), total)
 }
 
+// sendLags records how late the load generator began each request after its intended time: its
+// own delay on the shared cores, which the latency figures include (they count from the intended
+// time), told apart here from ingest's.
+type sendLags struct {
+	mu sync.Mutex
+	ds []time.Duration
+}
+
+func (l *sendLags) add(intended time.Time) {
+	d := time.Since(intended)
+	l.mu.Lock()
+	l.ds = append(l.ds, d)
+	l.mu.Unlock()
+}
+
+func (l *sendLags) json() map[string]float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	q := quantiles(l.ds, 0.5, 0.99, 1)
+	return map[string]float64{"p50_ms": q[0], "p99_ms": q[1], "max_ms": q[2]}
+}
+
 // quantiles returns the q-quantiles of ds in milliseconds.
 func quantiles(ds []time.Duration, qs ...float64) []float64 {
 	out := make([]float64, len(qs))

@@ -41,10 +41,11 @@ import (
 type options struct {
 	bin, brokers, chNative, chHTTP, policy, profileDir string
 	profilePhase, servicesDir, comparePath             string
+	kafkaGCLog                                         string
 	batchDur, latDur, e2eDur, oneLatency               time.Duration
 	conns, batchSize, partitions                       int
 	oneEvents, oneConcurrency                          int
-	workerNice                                         int
+	workerNice, clickhouseNice                         int
 	latRate, e2eRate                                   float64
 	keep, onlyOneByOne                                 bool
 }
@@ -60,6 +61,7 @@ func main() {
 	flag.StringVar(&o.profilePhase, "profile-phase", "batched", "phase the profiles cover: batched, drain (after batched, while its backlog drains), latency, e2e or onebyone")
 	flag.StringVar(&o.servicesDir, "services-dir", envOr("TOLLGATE_SERVICES_DIR", ".services"), "pid files of Kafka and ClickHouse (make services-up), for their CPU")
 	flag.StringVar(&o.comparePath, "compare", "", "a previous run's JSON: print each figure's change to stderr")
+	flag.StringVar(&o.kafkaGCLog, "kafka-gc-log", "", "the broker's GC log with safepoint lines, for its pauses during the latency phases (default: <services-dir>/kafka/logs/gc.log)")
 	flag.BoolVar(&o.onlyOneByOne, "only-onebyone", false, "run only the one-request-per-event phase (a quick look at delivery alone)")
 	flag.IntVar(&o.oneEvents, "onebyone-events", 30000, "events of the one-request-per-event delivery phase (0: skip it)")
 	flag.DurationVar(&o.oneLatency, "onebyone-latency", 20*time.Millisecond, "the webhook receiver's answer time in the one-request-per-event phase")
@@ -75,7 +77,12 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the run's topics and database")
 	flag.IntVar(&o.workerNice, "worker-nice", 10, "CPU niceness of the processor, sink and audit processes (ingest keeps 0), so that "+
 		"a draining backlog yields the cores to ingest's requests, as README's \"Running at scale\" advises; 0 runs all alike")
+	flag.IntVar(&o.clickhouseNice, "clickhouse-nice", 10, "CPU niceness of the running ClickHouse server (found by its pid file under -services-dir) for the "+
+		"bench's duration, put back at the end: it is the audit writer's backlog too, and at 0 it takes the cores from ingest; 0 leaves it alone")
 	flag.Parse()
+	if o.kafkaGCLog == "" {
+		o.kafkaGCLog = filepath.Join(o.servicesDir, "kafka", "logs", "gc.log")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	report, err := run(ctx, o)
@@ -112,7 +119,9 @@ func round(f float64, digits int) float64 {
 
 // run is the whole bench: setup, four phases, measurements, teardown.
 func run(ctx context.Context, o options) (map[string]any, error) {
-	report := map[string]any{"machine": machine(), "worker_nice": o.workerNice}
+	// The vendor stand-ins run at the workers' niceness: they play vendors on other hosts, not a
+	// part of the pipeline that shares ingest's cores.
+	report := map[string]any{"machine": machine(), "worker_nice": o.workerNice, "standins_nice": o.workerNice}
 	report["machine"].(map[string]any)["go"] = runtime.Version()
 	stamp := time.Now().Format("20060102150405")
 	prefix, db := "bench"+stamp+".", "tollgate_bench_"+stamp
@@ -144,6 +153,9 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		return nil, err
 	}
 	defer standins.stop()
+	if err := standins.renice(o.workerNice); err != nil {
+		return nil, err
+	}
 	cfg := filepath.Join(dir, "config.yaml")
 	base := "http://" + ingestAddr
 	var procs []*proc
@@ -191,6 +203,20 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		return nil, fmt.Errorf("warm-up: %d of %d decisions reached ClickHouse in 120 s (logs in %s)", n, acc, dir)
 	}
 	svc := services(o.servicesDir)
+	report["clickhouse_nice"] = 0
+	for _, p := range svc {
+		if p.name != "clickhouse" || o.clickhouseNice == 0 {
+			continue
+		}
+		restore, err := p.reniceFor(o.clickhouseNice)
+		defer restore()
+		if err != nil {
+			logf("%v: ClickHouse keeps its priority", err)
+			continue
+		}
+		report["clickhouse_nice"] = o.clickhouseNice
+		logf("ClickHouse at nice %d until the bench ends (-clickhouse-nice)", o.clickhouseNice)
+	}
 	if len(svc) < 2 {
 		logf("Kafka's or ClickHouse's pid file is missing under %s: their CPU is not reported", o.servicesDir)
 	}
@@ -234,13 +260,19 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		defer close(drainDone)
 		dp := newPoster(base, "wk_bench", 256)
 		single := newTemplate("d", 1, false)
-		lat, dst, sent := openLoop(ctx, o.latRate, o.latDur, 256, func(int64, time.Time) int {
+		from := time.Now()
+		var lags sendLags
+		lat, dst, sent := openLoop(ctx, o.latRate, o.latDur, 256, func(_ int64, intended time.Time) int {
+			lags.add(intended)
 			return dp.post(ctx, single.render(seq.Add(1)), false)
 		})
 		q := quantiles(lat, 0.5, 0.99, 0.999, 1)
 		drainSent = sent
 		drainLat = map[string]any{"rate_rps": o.latRate, "duration_s": o.latDur.Seconds(), "requests": sent,
-			"p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3], "status_codes": dst.json()}
+			"p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3], "status_codes": dst.json(), "send_lag": lags.json()}
+		if p := kafkaPauses(o.kafkaGCLog, from, time.Now()); p != nil {
+			drainLat["kafka_pauses"] = p
+		}
 	}()
 	tDone, n := ch.waitCount(ctx, decisions("b", "c"), accepted, 100*time.Millisecond, 10*time.Minute)
 	<-drainDone
@@ -264,12 +296,18 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	profile("latency")
 	lp := newPoster(base, "wk_bench", 256)
 	single := newTemplate("l", 1, false)
-	lat, lst, sent := openLoop(ctx, o.latRate, o.latDur, 256, func(i int64, _ time.Time) int {
+	latFrom := time.Now()
+	var lags sendLags
+	lat, lst, sent := openLoop(ctx, o.latRate, o.latDur, 256, func(_ int64, intended time.Time) int {
+		lags.add(intended)
 		return lp.post(ctx, single.render(seq.Add(1)), false)
 	})
 	q := quantiles(lat, 0.5, 0.99, 0.999, 1)
 	report["ingest_latency"] = map[string]any{"rate_rps": o.latRate, "duration_s": o.latDur.Seconds(), "requests": sent,
-		"p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3], "status_codes": lst.json()}
+		"p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3], "status_codes": lst.json(), "send_lag": lags.json()}
+	if p := kafkaPauses(o.kafkaGCLog, latFrom, time.Now()); p != nil {
+		report["ingest_latency"].(map[string]any)["kafka_pauses"] = p
+	}
 
 	// Phase 4: end-to-end latency at a fixed event rate.
 	profile("e2e")

@@ -44,18 +44,6 @@ func startProc(name, bin string, env []string, logDir string, args ...string) (*
 	return p, nil
 }
 
-// renice sets the process's CPU niceness (0: leave it): a background stage at 10 gets about a
-// tenth of the CPU share of one at 0 when both want the cores.
-func (p *proc) renice(nice int) error {
-	if nice == 0 {
-		return nil
-	}
-	if err := syscall.Setpriority(syscall.PRIO_PROCESS, p.pid, nice); err != nil {
-		return fmt.Errorf("renice %s to %d: %w", p.name, nice, err)
-	}
-	return nil
-}
-
 // sample reads the process's CPU time and peak RSS from /proc.
 func (p *proc) sample() {
 	pid := p.pid

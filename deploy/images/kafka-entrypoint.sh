@@ -1,6 +1,6 @@
 #!/bin/bash
 # Write server.properties from KAFKA_* variables (KAFKA_LOG_DIRS -> log.dirs, as the apache/kafka
-# image does; KAFKA_HEAP_OPTS and KAFKA_OPTS are JVM settings), format the KRaft storage once,
+# image does; KAFKA_HEAP_OPTS, KAFKA_GC_OPTS and KAFKA_OPTS are JVM settings), format the KRaft storage once,
 # and run the broker in the foreground.
 set -euo pipefail
 conf=/opt/kafka/config/server.properties
@@ -9,7 +9,7 @@ export KAFKA_LOG_DIRS
 : >"$conf"
 while IFS='=' read -r name value; do
   case "$name" in
-  KAFKA_HEAP_OPTS | KAFKA_OPTS | KAFKA_CLUSTER_ID) continue ;;
+  KAFKA_HEAP_OPTS | KAFKA_GC_OPTS | KAFKA_OPTS | KAFKA_CLUSTER_ID) continue ;;
   KAFKA_*)
     key="${name#KAFKA_}"
     key="${key,,}"
@@ -26,5 +26,7 @@ if [[ ! -f "$KAFKA_LOG_DIRS/meta.properties" ]]; then
   java "${opts[@]}" kafka.tools.StorageTool format --config "$conf" \
     --cluster-id "${KAFKA_CLUSTER_ID:-5L6g3nShT-eMCtK--X86sw}" "${standalone[@]}"
 fi
+# ZGC: G1's young pauses (tens to hundreds of ms where the cores are shared) hold every
+# acks=all produce, and so ingest's answers; deploy/local/services-up.sh says more.
 # shellcheck disable=SC2086 # the JVM options are word-split on purpose
-exec java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m} -XX:+UseG1GC ${KAFKA_OPTS:-} "${opts[@]}" kafka.Kafka "$conf"
+exec java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m} ${KAFKA_GC_OPTS:--XX:+UseZGC} ${KAFKA_OPTS:-} "${opts[@]}" kafka.Kafka "$conf"

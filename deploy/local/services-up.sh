@@ -34,6 +34,13 @@ CH_HOST=127.0.0.1 CH_HTTP_PORT="${TOLLGATE_SERVICES_CLICKHOUSE_HTTP_PORT:-8123}"
 # Kafka 4.x needs Java 17+. The heap is kept modest: the box has 2 cores and also runs
 # ClickHouse and the test suite.
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms512m -Xmx1g}"
+# ZGC, not G1: G1's young collections stop the broker for 25-300 ms on a 2-core box whose other
+# processes take the cores the two GC workers need (their card scanning is stretched by the wait),
+# two or three times a second under load, and every produce waiting for acks=all waits that long:
+# that was ingest's p99 (README "Performance", "Kafka's GC pauses"). ZGC's pauses are under a
+# millisecond; its marking and relocation run beside the broker's threads instead.
+# gc.log records every pause (safepoint lines) so a slow produce can be matched with the broker.
+KAFKA_GC_OPTS="${KAFKA_GC_OPTS:--XX:+UseZGC}"
 
 log() { printf 'services-up: %s\n' "$*"; }
 die() { printf 'services-up: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -276,8 +283,9 @@ start_kafka() {
   # setsid: own session, so the broker outlives the calling shell/make and is not hit by a
   # Ctrl-C or process-group kill aimed at it. No job control here, so setsid execs in place
   # and $! is the JVM's pid. All fds redirected so callers piping our output do not hang.
-  # shellcheck disable=SC2086 # KAFKA_HEAP_OPTS is deliberately word-split
-  setsid java $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+  # shellcheck disable=SC2086 # KAFKA_HEAP_OPTS and KAFKA_GC_OPTS are deliberately word-split
+  setsid java $KAFKA_HEAP_OPTS $KAFKA_GC_OPTS \
+    -Xlog:gc,safepoint:file="$KAFKA_DIR/logs/gc.log":utctime,uptime,level,tags:filecount=3,filesize=20m \
     "${kafka_java_opts[@]}" kafka.Kafka "$KAFKA_DIR/server.properties" \
     </dev/null >>"$KAFKA_DIR/logs/kafka.out" 2>&1 9>&- &
   echo $! >"$KAFKA_DIR/pid"
