@@ -158,8 +158,9 @@ EOF
   fi
   : >"$d/logs/server.log" # readiness greps this run's "started" line
   log "starting Kafka broker $n on 127.0.0.1:$(kafka_port "$n")"
-  # shellcheck disable=SC2086 # KAFKA_HEAP_OPTS is deliberately word-split
-  setsid java $KAFKA_HEAP_OPTS -XX:+UseG1GC "${kafka_opts[@]}" kafka.Kafka "$d/server.properties" \
+  # ZGC as services-up (deploy/local/services-up.sh says why: G1's young pauses on shared cores).
+  # shellcheck disable=SC2086 # KAFKA_HEAP_OPTS and KAFKA_GC_OPTS are deliberately word-split
+  setsid java $KAFKA_HEAP_OPTS ${KAFKA_GC_OPTS:--XX:+UseZGC} "${kafka_opts[@]}" kafka.Kafka "$d/server.properties" \
     </dev/null >>"$d/logs/kafka.out" 2>&1 9>&- &
   echo $! >"$d/pid"
 }
