@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,4 +64,41 @@ func TestConcurrentRequestsKeepEachUsersOrder(t *testing.T) {
 	require.Equal(t, want, got, "each user's events must reach the vendor in topic order, each once")
 	require.Greater(t, hook.MaxConcurrent(), 1, "requests never overlapped")
 	require.LessOrEqual(t, hook.MaxConcurrent(), concurrency, "more requests in flight than delivery.concurrency")
+}
+
+// TestUserOrderHoldsAcrossOverlappingPolls: one busy user has far more events than one poll
+// takes (delivery.concurrency 4 and max_batch 1 make polls of 64), spread among other users'
+// events. The next poll's events start while the busy user's lane of the poll before is still
+// sending; its lane of the next poll must wait for that one, or its requests would interleave.
+func TestUserOrderHoldsAcrossOverlappingPolls(t *testing.T) {
+	const busy, others = 150, 60
+	hook := standin.New("webhook", standin.WithWebhookSecret(chaosEnv["HOOK_SECRET"]))
+	t.Cleanup(hook.Close)
+	hook.SetFailures(standin.Fault{Hang: 10 * time.Millisecond, Count: -1})
+	e := newBrokerEnv(t, "  concurrency: 4", fmt.Sprintf(oneEventHookPolicy, hook.URL))
+	d := e.followDeliveries()
+
+	var evs []*schemas.FilteredEvent
+	var want []string // the busy user's events in topic order
+	for i := range busy {
+		id := fmt.Sprintf("busy-%03d", i)
+		want = append(want, id)
+		evs = append(evs, filtered("hook", "necessary", id, "busy", nil))
+		if i < others {
+			evs = append(evs, filtered("hook", "necessary", fmt.Sprintf("other-%03d", i), fmt.Sprintf("o%03d", i), nil))
+		}
+	}
+	e.produce(evs...)
+	e.runSinks(chaosEnv)
+
+	require.Eventually(t, func() bool { return len(d.terminal("hook")) == busy+others }, 60*time.Second, 100*time.Millisecond,
+		"not every event reached an end; deliveries:\n%s", d)
+	var got []string
+	for _, r := range hook.Requests() {
+		require.Len(t, r.EventIDs, 1, "max_batch 1: one event per request")
+		if id := r.EventIDs[0]; strings.HasPrefix(id, "busy-") {
+			got = append(got, id)
+		}
+	}
+	require.Equal(t, want, got, "the busy user's events must reach the vendor in topic order, each once")
 }
