@@ -102,3 +102,43 @@ func TestUserOrderHoldsAcrossOverlappingPolls(t *testing.T) {
 	}
 	require.Equal(t, want, got, "the busy user's events must reach the vendor in topic order, each once")
 }
+
+// TestRebalanceMidStreamKeepsOrderAndOnce: a second runner of the destination joins while the
+// first has polls in flight. The first finishes and commits what it sent before it lets the
+// partitions go, so the second starts after them: each event reaches the vendor once, and each
+// user's events in topic order.
+func TestRebalanceMidStreamKeepsOrderAndOnce(t *testing.T) {
+	const users, perUser = 40, 25
+	hook := standin.New("webhook", standin.WithWebhookSecret(chaosEnv["HOOK_SECRET"]))
+	t.Cleanup(hook.Close)
+	hook.SetFailures(standin.Fault{Hang: 20 * time.Millisecond, Count: -1})
+	e := newBrokerEnv(t, "  concurrency: 4", fmt.Sprintf(oneEventHookPolicy, hook.URL))
+	d := e.followDeliveries()
+
+	userOf := map[string]string{}
+	want := map[string][]string{}
+	var evs []*schemas.FilteredEvent
+	for i := range perUser {
+		for u := range users {
+			user, id := fmt.Sprintf("u%02d", u), fmt.Sprintf("e%02d-%02d", u, i)
+			userOf[id] = user
+			want[user] = append(want[user], id)
+			evs = append(evs, filtered("hook", "necessary", id, user, nil))
+		}
+	}
+	e.produce(evs...)
+	e.runSinks(chaosEnv)
+	require.Eventually(t, func() bool { return len(hook.Requests()) >= users*perUser/5 }, 60*time.Second, 20*time.Millisecond)
+	e.runSinks(chaosEnv) // a second process of the destination: the group rebalances
+	require.Less(t, len(hook.Requests()), users*perUser*4/5, "the first runner was almost done when the second joined: nothing tested")
+	require.Eventually(t, func() bool { return len(d.terminal("hook")) == users*perUser }, 120*time.Second, 100*time.Millisecond,
+		"not every event reached an end; deliveries:\n%s", d)
+
+	got := map[string][]string{}
+	for _, r := range hook.Requests() {
+		require.Len(t, r.EventIDs, 1, "max_batch 1: one event per request")
+		id := r.EventIDs[0]
+		got[userOf[id]] = append(got[userOf[id]], id)
+	}
+	require.Equal(t, want, got, "each user's events must reach the vendor in topic order, each once")
+}
