@@ -39,6 +39,9 @@ const (
 type cycle struct {
 	outcomes []outcome
 	counts   map[string]int // by status
+	// reqCtx, when set, is what the cycle's requests are made under: its ctx's end delayed by
+	// shutdownGrace (graceContext), made once for a flight rather than once per request.
+	reqCtx context.Context
 }
 
 func newCycle() *cycle { return &cycle{counts: make(map[string]int, 5)} }
@@ -172,8 +175,12 @@ func (r *Runner) sendBatch(ctx context.Context, c *cycle, batch []*item, waitBre
 		r.deferAll(c, batch, r.now())
 		return
 	}
-	reqCtx, cancel := graceContext(ctx, shutdownGrace)
-	defer cancel()
+	reqCtx := c.reqCtx
+	if reqCtx == nil {
+		var cancel context.CancelFunc
+		reqCtx, cancel = graceContext(ctx, shutdownGrace)
+		defer cancel()
+	}
 	start := r.now()
 	v, err := sdk.Send(reqCtx, r.http, r.adapter, events(batch))
 	if err != nil {

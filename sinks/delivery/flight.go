@@ -37,6 +37,9 @@ func (r *Runner) launch(ctx context.Context, items []*item, waitBreaker bool, af
 	lanes := splitLanes(ready, r.adapter.MaxBatch(), r.concurrency)
 	f.laneDone = make(map[string]chan struct{}, min(len(ready), 4*len(lanes)))
 	results := make([]*cycle, len(lanes))
+	// One grace context for the flight's requests: making one per request cost more than the
+	// request's own context work (every one registered with the runner's context).
+	reqCtx, endGrace := graceContext(ctx, shutdownGrace)
 	var wg sync.WaitGroup
 	for i, lane := range lanes {
 		if len(lane) == 0 {
@@ -64,12 +67,16 @@ func (r *Runner) launch(ctx context.Context, items []*item, waitBreaker bool, af
 			r.slots <- struct{}{}
 			defer func() { <-r.slots }()
 			lc := newCycle()
+			lc.reqCtx = reqCtx
+			lc.outcomes = make([]outcome, 0, len(lane))
 			r.sendLane(ctx, lc, lane, waitBreaker)
 			results[i] = lc
 		})
 	}
 	go func() {
 		wg.Wait()
+		endGrace()
+		f.c.outcomes = slices.Grow(f.c.outcomes, len(ready))
 		for _, lc := range results {
 			if lc == nil {
 				continue
