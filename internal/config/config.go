@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,6 +54,11 @@ type Kafka struct {
 	// when three or more brokers are configured and replication_factor is at least 2, else 1.
 	// Existing topics with a lower value are logged as a warning.
 	MinInsyncReplicas int `yaml:"min_insync_replicas"`
+	// Compression of the batches tollgate's producers write: none, snappy, lz4 or zstd. Default
+	// none: compression costs CPU at the producer, at every consumer and at the broker (which
+	// decompresses batches to validate them); without it the processor and the sinks used about
+	// a fifth less CPU per event in make bench. Choose one when disk or network is the constraint.
+	Compression string `yaml:"compression"`
 	// TLS and SASL secure the connection to the brokers (security.go). Default: plaintext, no auth.
 	TLS  TLS  `yaml:"tls"`
 	SASL SASL `yaml:"sasl"`
@@ -77,7 +83,9 @@ type ClickHouse struct {
 	TLS TLS `yaml:"tls"`
 	// FlushInterval bounds how long audit records wait before an insert. Default 1s.
 	FlushInterval time.Duration `yaml:"flush_interval"`
-	// BatchSize is the most rows one insert carries. Default 10000.
+	// BatchSize is the most rows one insert carries. Default 100000: while a backlog drains,
+	// inserts of 10,000 rows made ClickHouse merge each row about five times over (its CPU per
+	// event fell by a third with 100,000); rows still wait at most FlushInterval.
 	BatchSize int `yaml:"batch_size"`
 	// Retention is the audit writer's scheduled anonymisation and deletion of old audit rows.
 	Retention Retention `yaml:"retention"`
@@ -294,11 +302,12 @@ func (c *Config) setDefaults() {
 		defInt(&c.Kafka.MinInsyncReplicas, 2)
 	}
 	defInt(&c.Kafka.MinInsyncReplicas, 1)
+	def(&c.Kafka.Compression, "none")
 	def(&c.ClickHouse.Addr, "127.0.0.1:9000")
 	def(&c.ClickHouse.Database, "tollgate")
 	def(&c.ClickHouse.Username, "default")
 	defDur(&c.ClickHouse.FlushInterval, time.Second)
-	defInt(&c.ClickHouse.BatchSize, 10000)
+	defInt(&c.ClickHouse.BatchSize, 100000)
 	defDur(&c.ClickHouse.Retention.AnonymizeAfter, 90*24*time.Hour)
 	defDur(&c.ClickHouse.Retention.Interval, time.Hour)
 	def(&c.Ingest.Listen, "127.0.0.1:8080")
@@ -320,6 +329,9 @@ func (c *Config) setDefaults() {
 	c.setSecurityDefaults()
 }
 
+// Compressions are the values of kafka.compression.
+var Compressions = []string{"none", "snappy", "lz4", "zstd"}
+
 func (c *Config) validate() error {
 	if err := c.validateSecurity(); err != nil {
 		return err
@@ -334,6 +346,9 @@ func (c *Config) validate() error {
 	}
 	if m := c.Kafka.MinInsyncReplicas; m < 1 || m > c.Kafka.ReplicationFactor {
 		return &policy.FieldError{Field: "kafka.min_insync_replicas", Reason: fmt.Sprintf("%d: must be at least 1 and at most kafka.replication_factor (%d)", m, c.Kafka.ReplicationFactor)}
+	}
+	if !slices.Contains(Compressions, c.Kafka.Compression) {
+		return &policy.FieldError{Field: "kafka.compression", Reason: fmt.Sprintf("%q: must be one of %s", c.Kafka.Compression, strings.Join(Compressions, ", "))}
 	}
 	if len(c.Ingest.WriteKeys) == 0 {
 		return &policy.FieldError{Field: "ingest.write_keys", Reason: "at least one write key is required"}

@@ -46,6 +46,7 @@ func TestErrorsNameFileFieldAndLine(t *testing.T) {
 		{"ingest:\n  write_keys: [k]\n  bogus: 1\n", "", "c.yaml: line 3: field bogus not found"},
 		{"kafka:\n  replication_factor: -1\ningest:\n  write_keys: [k]\n", "", "c.yaml:2: kafka.replication_factor: -1: must be between 1 and 32767"},
 		{"kafka:\n  replication_factor: 2\n  min_insync_replicas: 3\ningest:\n  write_keys: [k]\n", "", "c.yaml:3: kafka.min_insync_replicas: 3: must be at least 1 and at most kafka.replication_factor (2)"},
+		{"kafka:\n  compression: gzip\ningest:\n  write_keys: [k]\n", "", `c.yaml:2: kafka.compression: "gzip": must be one of none, snappy, lz4, zstd`},
 		{"ingest:\n  write_keys: [k]\n", "TOLLGATE_KAFKA_PARTITIONS=many", "TOLLGATE_KAFKA_PARTITIONS: \"many\" is not a whole number"},
 	} {
 		env := map[string]string{}

@@ -63,12 +63,26 @@ func baseOpts(cfg *config.Config, log *zap.Logger) ([]kgo.Opt, error) {
 		// series of their own: kprom registers a client's collectors under its id.
 		kgo.ClientID(fmt.Sprintf("tollgate-%d", clientSeq.Add(1))),
 		kgo.WithHooks(kprom.NewMetrics("tollgate_kafka", kprom.Registerer(prometheus.DefaultRegisterer), kprom.WithClientLabel())),
+		kgo.ProducerBatchCompression(codec(cfg.Kafka.Compression)),
 	}
 	sec, err := securityOpts(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kafka.tls: %w", err)
 	}
 	return append(opts, sec...), nil
+}
+
+// codec is kafka.compression's franz-go codec (config validation admits only these names).
+func codec(name string) kgo.CompressionCodec {
+	switch name {
+	case "snappy":
+		return kgo.SnappyCompression()
+	case "lz4":
+		return kgo.Lz4Compression()
+	case "zstd":
+		return kgo.ZstdCompression()
+	}
+	return kgo.NoCompression()
 }
 
 // Topics returns every topic tollgate needs, with its config: the raw topic, one filtered, one retry and

@@ -253,11 +253,33 @@ func presentFields(ev *schemas.Event) []string {
 	if ev.AnonymousID != "" {
 		out = append(out, "anonymous_id")
 	}
+	// Every "context.<name>" and "properties.<name>" path is cut from one string built in one
+	// allocation, rather than one concatenation per key (this runs for every event).
+	size := 0
 	for k := range ev.Context {
-		out = append(out, "context."+k)
+		size += len("context.") + len(k)
 	}
 	for k := range ev.Properties {
-		out = append(out, "properties."+k)
+		size += len("properties.") + len(k)
+	}
+	var sb strings.Builder
+	sb.Grow(size)
+	var ends [64]int // path ends in sb; more keys than that fall back to a heap slice
+	end := ends[:0]
+	for k := range ev.Context {
+		sb.WriteString("context.")
+		sb.WriteString(k)
+		end = append(end, sb.Len())
+	}
+	for k := range ev.Properties {
+		sb.WriteString("properties.")
+		sb.WriteString(k)
+		end = append(end, sb.Len())
+	}
+	all, start := sb.String(), 0
+	for _, e := range end {
+		out = append(out, all[start:e])
+		start = e
 	}
 	slices.Sort(out)
 	return out

@@ -180,8 +180,11 @@ func (s *eventSignals) cmpState(src *policy.ConsentSources, purpose string) sign
 
 // choice is what the event and its signals say about a purpose.
 type choice struct {
-	state   signals.State
-	sources []string // sources that expressed a choice, sorted
+	state signals.State
+	// srcs[:n] are the sources that expressed a choice, in the order choose asks them (there are
+	// four): an array, not a slice, as choose runs several times per decision.
+	srcs [4]string
+	n    int
 }
 
 // choose combines the event's consent entry with every signal present: one refusal refuses,
@@ -193,7 +196,8 @@ func (d *decider) choose(purpose string, dest *policy.Destination) choice {
 		if st == signals.Unknown {
 			return
 		}
-		c.sources = append(c.sources, source)
+		c.srcs[c.n] = source
+		c.n++
 		if st == signals.Denied || c.state == signals.Denied {
 			c.state = signals.Denied
 		} else {
@@ -209,7 +213,6 @@ func (d *decider) choose(purpose string, dest *policy.Destination) choice {
 		add(SourceGCM, s.gcmStateOf(src, purpose))
 		add(SourceCMPIDs, s.cmpState(src, purpose))
 	}
-	slices.Sort(c.sources)
 	return c
 }
 
@@ -237,29 +240,32 @@ func (d *decider) consentSource(dest *policy.Destination) string {
 	if dest.Purpose == policy.Necessary && (d.st == nil || !d.st.Erased) {
 		return ""
 	}
-	set := map[string]bool{}
+	// At most a handful of sources: a slice on the stack, sorted and compacted, rather than a
+	// set (this runs for every decision).
+	var stack [8]string
+	c := d.choose(dest.Purpose, dest)
+	out := append(stack[:0], c.srcs[:c.n]...)
 	if d.st != nil {
 		if _, ok := d.st.Consent[dest.Purpose]; ok || d.st.Erased {
-			set[SourceConsentAPI] = true
+			out = append(out, SourceConsentAPI)
 		}
-	}
-	for _, s := range d.choose(dest.Purpose, dest).sources {
-		set[s] = true
 	}
 	if dest.Sale {
 		if d.ev.GPC {
-			set[SourceGPC] = true
+			out = append(out, SourceGPC)
 		}
 		if d.sig != nil && (d.sig.gppBad || (d.sig.gpp != nil && usApplies(d.sig.gpp))) {
-			set[SourceGPP] = true
+			out = append(out, SourceGPP)
 		}
 	}
-	out := make([]string, 0, len(set))
-	for s := range set {
-		out = append(out, s)
+	switch len(out) {
+	case 0:
+		return ""
+	case 1:
+		return out[0]
 	}
 	slices.Sort(out)
-	return strings.Join(out, ",")
+	return strings.Join(slices.Compact(out), ",")
 }
 
 // usApplies reports whether an applicable section of the GPP string is a US one (the only ones
