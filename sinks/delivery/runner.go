@@ -221,7 +221,7 @@ func (r *Runner) runMain(ctx context.Context) error {
 
 // pollSize is the most records one poll takes: ten requests' worth, and with concurrency at
 // least enough for lanesPerWorker small requests per request slot (bounded, so a poll of small
-// events stays a few MB), since the next poll waits until every event of this one has an outcome.
+// events stays a few MB; two polls are in flight at most), so every request slot has lanes to take.
 func (r *Runner) pollSize() int {
 	mb := r.adapter.MaxBatch()
 	return max(10*mb, min(4*lanesPerWorker*r.concurrency*mb, maxPollRecords))
