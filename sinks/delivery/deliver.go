@@ -71,7 +71,7 @@ func (c *cycle) later() (items []*item, due time.Time) {
 // makes an open breaker wait instead of deferring. Once ctx ends, unsent events are deferred
 // (due at once), so the caller can still hand them over durably and commit.
 func (r *Runner) deliver(ctx context.Context, items []*item, waitBreaker bool) *cycle {
-	return r.launch(ctx, items, waitBreaker, nil).wait()
+	return r.launch(ctx, items, waitBreaker, nil, r.retrySlots).wait()
 }
 
 // sendLane sends one lane's events in request-sized batches, one request after the other.

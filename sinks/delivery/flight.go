@@ -28,10 +28,9 @@ func (f *flight) wait() *cycle {
 
 // launch starts delivering items (see deliver) and returns at once. after is the flight started
 // before this one that may still be going (nil if none): a lane waits for after's lanes of its
-// users before it takes a request slot. Request slots (r.slots, delivery.concurrency of them)
-// are shared by every flight of the runner, so the destination never has more requests in
-// flight than that.
-func (r *Runner) launch(ctx context.Context, items []*item, waitBreaker bool, after *flight) *flight {
+// users before it takes one of slots (delivery.concurrency of them, shared by the consumer's
+// flights, so the consumer never has more requests in flight than that) and sends.
+func (r *Runner) launch(ctx context.Context, items []*item, waitBreaker bool, after *flight, slots chan struct{}) *flight {
 	f := &flight{c: newCycle(), done: make(chan struct{})}
 	ready := r.screen(f.c, items)
 	lanes := splitLanes(ready, r.adapter.MaxBatch(), r.concurrency)
@@ -64,8 +63,8 @@ func (r *Runner) launch(ctx context.Context, items []*item, waitBreaker bool, af
 			for _, d := range deps {
 				<-d
 			}
-			r.slots <- struct{}{}
-			defer func() { <-r.slots }()
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			lc := newCycle()
 			lc.reqCtx = reqCtx
 			lc.outcomes = make([]outcome, 0, len(lane))

@@ -63,10 +63,12 @@ type Runner struct {
 	ledger  *ledgerWriter // the delivery ledger; set by Run (or the replayer) before any send
 	// concurrency is how many requests may be in flight at once (delivery.concurrency).
 	concurrency int
-	// slots holds a token per request in flight, at most concurrency, shared by every flight
-	// (the main and retry consumers') of the destination.
-	slots    chan struct{}
-	counters passCounters
+	// mainSlots and retrySlots hold a token per lane sending, at most concurrency each: the
+	// main consumer's flights share one set, the retry consumer's (and a replay's) the other, so
+	// retry lanes waiting for an open breaker never hold up the main consumer, which moves its
+	// events to the retry topic meanwhile.
+	mainSlots, retrySlots chan struct{}
+	counters              passCounters
 	// consentSync and ledgerSync share a catch-up among concurrent requests (syncshare.go).
 	consentSync, ledgerSync sharedSync
 }
@@ -85,7 +87,7 @@ func NewRunner(cfg *config.Config, dest *policy.Destination, adapter sdk.Adapter
 		concurrency: max(cfg.Delivery.Concurrency, 1),
 		counters:    newPassCounters(dest.Name),
 	}
-	r.slots = make(chan struct{}, r.concurrency)
+	r.mainSlots, r.retrySlots = make(chan struct{}, r.concurrency), make(chan struct{}, r.concurrency)
 	if tr, ok := r.http.Transport.(*http.Transport); ok {
 		// Keep a connection per request slot, so concurrent requests do not dial anew each time.
 		tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, r.concurrency)
@@ -195,7 +197,7 @@ func (r *Runner) runMain(ctx context.Context) error {
 			if prev != nil {
 				after = prev.f
 			}
-			cur = r.begin(sendCtx, recs, false, after)
+			cur = r.begin(sendCtx, recs, false, after, r.mainSlots)
 		}
 		if err := finish(); err != nil {
 			if cur != nil {
@@ -239,11 +241,11 @@ type polled struct {
 
 // handle delivers one poll's records, stores what came of them, and commits their offsets.
 func (r *Runner) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, waitBreaker bool) error {
-	return r.finish(ctx, cl, r.begin(ctx, recs, waitBreaker, nil))
+	return r.finish(ctx, cl, r.begin(ctx, recs, waitBreaker, nil, r.retrySlots))
 }
 
-// begin decodes a poll's records and launches their delivery (after: see launch).
-func (r *Runner) begin(ctx context.Context, recs []*kgo.Record, waitBreaker bool, after *flight) *polled {
+// begin decodes a poll's records and launches their delivery (after, slots: see launch).
+func (r *Runner) begin(ctx context.Context, recs []*kgo.Record, waitBreaker bool, after *flight, slots chan struct{}) *polled {
 	p := &polled{recs: recs}
 	items := make([]*item, 0, len(recs))
 	metrics.Received.WithLabelValues(metrics.StageSink).Add(float64(len(recs)))
@@ -256,7 +258,7 @@ func (r *Runner) begin(ctx context.Context, recs []*kgo.Record, waitBreaker bool
 		}
 		items = append(items, it)
 	}
-	p.f = r.launch(ctx, items, waitBreaker, after)
+	p.f = r.launch(ctx, items, waitBreaker, after, slots)
 	return p
 }
 
