@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -40,6 +39,9 @@ const (
 type cycle struct {
 	outcomes []outcome
 	counts   map[string]int // by status
+	// reqCtx, when set, is what the cycle's requests are made under: its ctx's end delayed by
+	// shutdownGrace (graceContext), made once for a flight rather than once per request.
+	reqCtx context.Context
 }
 
 func newCycle() *cycle { return &cycle{counts: make(map[string]int, 5)} }
@@ -62,71 +64,20 @@ func (c *cycle) later() (items []*item, due time.Time) {
 	return items, due
 }
 
-// deliver sends items to the vendor: screened (consent re-check, horizon, Validate), dealt into
-// lanes by user key (splitLanes) that are sent concurrently, each lane split into request-sized
+// deliver sends items to the vendor and returns once every one has an outcome: screened
+// (horizon, Validate; then the consent re-check right before each request), dealt into lanes by
+// user key (splitLanes) that are sent concurrently (launch), each lane split into request-sized
 // batches sent in order, each admitted by the circuit breaker and the rate limiter. waitBreaker
 // makes an open breaker wait instead of deferring. Once ctx ends, unsent events are deferred
 // (due at once), so the caller can still hand them over durably and commit.
 func (r *Runner) deliver(ctx context.Context, items []*item, waitBreaker bool) *cycle {
-	c := newCycle()
-	ready := make([]*item, 0, len(items))
-	for _, it := range items {
-		switch {
-		case r.now().Sub(time.UnixMilli(it.ev.DecidedMs)) > r.horizon:
-			// The consent view no longer covers withdrawals that old: never send it.
-			it.lastError = "horizon_exceeded"
-			r.deadLetter(c, it, it.attempts, 0, 0)
-		default:
-			if err := r.adapter.Validate(it.ev, r.now()); err != nil {
-				it.lastError = "invalid: " + err.Error()
-				r.deadLetter(c, it, it.attempts, 0, 0)
-				continue
-			}
-			ready = append(ready, it)
-		}
-	}
-	lanes := splitLanes(ready, r.adapter.MaxBatch(), r.concurrency)
-	if len(lanes) == 1 {
-		r.sendLane(ctx, c, lanes[0], waitBreaker)
-	} else {
-		r.sendLanes(ctx, c, lanes, waitBreaker)
-	}
-	r.observe(c)
-	return c
+	return r.launch(ctx, items, waitBreaker, nil, r.retrySlots).wait()
 }
 
 // sendLane sends one lane's events in request-sized batches, one request after the other.
 func (r *Runner) sendLane(ctx context.Context, c *cycle, lane []*item, waitBreaker bool) {
 	for _, b := range splitItems(r.adapter, lane) {
 		r.sendBatch(ctx, c, b, waitBreaker)
-	}
-}
-
-// sendLanes sends lanes concurrently, at most r.concurrency at a time. Lanes share no user key,
-// so no event can overtake an earlier one of its user; each lane has its own cycle, merged in
-// lane order once all are done.
-func (r *Runner) sendLanes(ctx context.Context, c *cycle, lanes [][]*item, waitBreaker bool) {
-	done := make([]*cycle, len(lanes))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(r.concurrency, len(lanes)) {
-		wg.Go(func() {
-			for i := range next {
-				lc := newCycle()
-				r.sendLane(ctx, lc, lanes[i], waitBreaker)
-				done[i] = lc
-			}
-		})
-	}
-	for i := range lanes {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	for _, lc := range done {
-		for _, o := range lc.outcomes {
-			c.add(o)
-		}
 	}
 }
 
@@ -224,8 +175,12 @@ func (r *Runner) sendBatch(ctx context.Context, c *cycle, batch []*item, waitBre
 		r.deferAll(c, batch, r.now())
 		return
 	}
-	reqCtx, cancel := graceContext(ctx, shutdownGrace)
-	defer cancel()
+	reqCtx := c.reqCtx
+	if reqCtx == nil {
+		var cancel context.CancelFunc
+		reqCtx, cancel = graceContext(ctx, shutdownGrace)
+		defer cancel()
+	}
 	start := r.now()
 	v, err := sdk.Send(reqCtx, r.http, r.adapter, events(batch))
 	if err != nil {

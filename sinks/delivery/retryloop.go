@@ -18,7 +18,7 @@ import (
 // earlier one.
 func (r *Runner) runRetries(ctx context.Context) error {
 	topic := r.cfg.Topic(config.RetryTopic(r.dest.Name))
-	cl, closeClient, err := r.groupConsumer(r.cfg.SinkRetryGroup(r.dest.Name), topic)
+	cl, closeClient, _, err := r.groupConsumer(r.cfg.SinkRetryGroup(r.dest.Name), topic)
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,12 @@ type Runner struct {
 	ledger  *ledgerWriter // the delivery ledger; set by Run (or the replayer) before any send
 	// concurrency is how many requests may be in flight at once (delivery.concurrency).
 	concurrency int
-	counters    passCounters
+	// mainSlots and retrySlots hold a token per lane sending, at most concurrency each: the
+	// main consumer's flights share one set, the retry consumer's (and a replay's) the other, so
+	// retry lanes waiting for an open breaker never hold up the main consumer, which moves its
+	// events to the retry topic meanwhile.
+	mainSlots, retrySlots chan struct{}
+	counters              passCounters
 	// consentSync and ledgerSync share a catch-up among concurrent requests (syncshare.go).
 	consentSync, ledgerSync sharedSync
 }
@@ -82,6 +87,7 @@ func NewRunner(cfg *config.Config, dest *policy.Destination, adapter sdk.Adapter
 		concurrency: max(cfg.Delivery.Concurrency, 1),
 		counters:    newPassCounters(dest.Name),
 	}
+	r.mainSlots, r.retrySlots = make(chan struct{}, r.concurrency), make(chan struct{}, r.concurrency)
 	if tr, ok := r.http.Transport.(*http.Transport); ok {
 		// Keep a connection per request slot, so concurrent requests do not dial anew each time.
 		tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, r.concurrency)
@@ -119,40 +125,97 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 // groupConsumer is a consumer of topic in group that commits by hand (after the outcomes are
-// stored) and keeps a rebalance waiting while a poll is handled. close allows the rebalance
-// first: with BlockRebalanceOnPoll, leaving the group waits for it.
-func (r *Runner) groupConsumer(group, topic string) (cl *kgo.Client, close func(), err error) {
+// stored) and keeps a rebalance waiting while polled records are handled; rebalanceWanted is
+// signalled when a rebalance is waiting for AllowRebalance. close allows the rebalance first:
+// with BlockRebalanceOnPoll, leaving the group waits for it.
+func (r *Runner) groupConsumer(group, topic string) (cl *kgo.Client, close func(), rebalanceWanted <-chan struct{}, err error) {
+	wanted := make(chan struct{}, 1)
 	cl, err = kafka.NewClient(r.cfg, r.log,
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) {
+			select {
+			case wanted <- struct{}{}:
+			default:
+			}
+		}),
 	)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return cl, func() { cl.AllowRebalance(); cl.Close() }, nil
+	return cl, func() { cl.AllowRebalance(); cl.Close() }, wanted, nil
 }
 
-// runMain consumes the destination's topic.
+// runMain consumes the destination's topic. Polls overlap: while one poll's events are sent,
+// the next poll's are already on their way (launch keeps each user's events in order across
+// them), and a poll's outcomes are stored and its offsets committed only after every earlier
+// poll's. A rebalance is allowed only with nothing in flight: when the topic has gone quiet, or
+// as soon as one is waiting (the in-flight polls are then finished first).
 func (r *Runner) runMain(ctx context.Context) error {
 	topic := r.cfg.Topic(config.DestTopic(r.dest.Name))
-	cl, closeClient, err := r.groupConsumer(r.cfg.SinkGroup(r.dest.Name), topic)
+	cl, closeClient, rebalanceWanted, err := r.groupConsumer(r.cfg.SinkGroup(r.dest.Name), topic)
 	if err != nil {
 		return err
 	}
 	defer closeClient()
-	for {
-		fetches := cl.PollRecords(ctx, r.pollSize())
-		if ctx.Err() != nil || fetches.IsClientClosed() {
+	sendCtx, stopSending := context.WithCancel(ctx)
+	defer stopSending()
+	var prev *polled // sent, not yet stored and committed
+	finish := func() error {
+		if prev == nil {
 			return nil
 		}
+		p := prev
+		prev = nil
+		return r.finish(ctx, cl, p)
+	}
+	for {
+		pollCtx, stopPoll := ctx, context.CancelFunc(func() {})
+		if prev != nil {
+			// Do not sit in the poll once the previous one is sent: its outcomes are to be stored.
+			pollCtx, stopPoll = context.WithCancel(ctx)
+			go func(done <-chan struct{}) {
+				select {
+				case <-done:
+				case <-pollCtx.Done():
+				}
+				stopPoll()
+			}(prev.f.done)
+		}
+		fetches := cl.PollRecords(pollCtx, r.pollSize())
+		stopPoll()
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return finish()
+		}
 		r.logFetchErrors(fetches)
+		var cur *polled
 		if recs := fetches.Records(); len(recs) > 0 {
-			if err := r.handle(ctx, cl, recs, false); err != nil {
-				return err
+			var after *flight
+			if prev != nil {
+				after = prev.f
 			}
+			cur = r.begin(sendCtx, recs, false, after, r.mainSlots)
+		}
+		if err := finish(); err != nil {
+			if cur != nil {
+				stopSending() // its events are deferred unsent; nothing of it is committed
+				cur.f.wait()
+			}
+			return err
+		}
+		prev = cur
+		select {
+		case <-rebalanceWanted:
+		default:
+			if prev != nil {
+				continue
+			}
+		}
+		if err := finish(); err != nil {
+			return err
 		}
 		cl.AllowRebalance()
 	}
@@ -160,7 +223,7 @@ func (r *Runner) runMain(ctx context.Context) error {
 
 // pollSize is the most records one poll takes: ten requests' worth, and with concurrency at
 // least enough for lanesPerWorker small requests per request slot (bounded, so a poll of small
-// events stays a few MB), since the next poll waits until every event of this one has an outcome.
+// events stays a few MB; two polls are in flight at most), so every request slot has lanes to take.
 func (r *Runner) pollSize() int {
 	mb := r.adapter.MaxBatch()
 	return max(10*mb, min(4*lanesPerWorker*r.concurrency*mb, maxPollRecords))
@@ -169,22 +232,42 @@ func (r *Runner) pollSize() int {
 // maxPollRecords bounds pollSize's concurrency term.
 const maxPollRecords = 8192
 
+// polled is one poll's records on their way to the vendor.
+type polled struct {
+	recs []*kgo.Record
+	bad  []*kgo.Record // dead-letter records of the undecodable ones
+	f    *flight
+}
+
 // handle delivers one poll's records, stores what came of them, and commits their offsets.
 func (r *Runner) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, waitBreaker bool) error {
-	var bad []*kgo.Record
+	return r.finish(ctx, cl, r.begin(ctx, recs, waitBreaker, nil, r.retrySlots))
+}
+
+// begin decodes a poll's records and launches their delivery (after, slots: see launch).
+func (r *Runner) begin(ctx context.Context, recs []*kgo.Record, waitBreaker bool, after *flight, slots chan struct{}) *polled {
+	p := &polled{recs: recs}
 	items := make([]*item, 0, len(recs))
 	metrics.Received.WithLabelValues(metrics.StageSink).Add(float64(len(recs)))
 	for _, rec := range recs {
 		it, err := itemFromRecord(rec)
 		if err != nil {
 			r.log.Warn("undecodable record dead-lettered", zap.String("topic", rec.Topic), zap.Int32("partition", rec.Partition), zap.Int64("offset", rec.Offset), zap.Error(err))
-			bad = append(bad, r.deadLetterUndecodable(rec, err))
+			p.bad = append(p.bad, r.deadLetterUndecodable(rec, err))
 			continue
 		}
 		items = append(items, it)
 	}
-	c := r.deliver(ctx, items, waitBreaker)
-	out := append(r.records(c, true), bad...)
+	p.f = r.launch(ctx, items, waitBreaker, after, slots)
+	return p
+}
+
+// finish waits until every event of a poll has an outcome, stores the outcomes' records and
+// commits the poll's offsets. Polls are finished in the order they were taken, so an offset is
+// committed only once every earlier record's outcome is stored.
+func (r *Runner) finish(ctx context.Context, cl *kgo.Client, p *polled) error {
+	c := p.f.wait()
+	out := append(r.records(c, true), p.bad...)
 	storeCtx, cancel := graceContext(ctx, shutdownGrace)
 	defer cancel()
 	err := r.ledger.flush(storeCtx)
@@ -197,7 +280,7 @@ func (r *Runner) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record,
 		}
 		return fmt.Errorf("store delivery records: %w", err)
 	}
-	if err := cl.CommitRecords(storeCtx, recs...); err != nil {
+	if err := cl.CommitRecords(storeCtx, p.recs...); err != nil {
 		r.log.Warn("commit offsets", zap.Error(err))
 	}
 	return nil

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -119,6 +121,21 @@ func TestRequestFormatAndSignature(t *testing.T) {
 		"context":{"page_url":"https://shop.example/checkout"},
 		"properties":{"error":"card_declined","cart":{"items":2,"total":149.0}}}`
 	require.JSONEq(t, `{"events":[`+strings.Replace(ev, "%s", "e1", 1)+`,`+strings.Replace(ev, "%s", "e2", 1)+`]}`, string(r.Body))
+}
+
+// TestReusedSignerSignsEachRequestAlone: the adapter reuses keyed HMAC states; each request's
+// signature must still cover only its own id, timestamp and body.
+func TestReusedSignerSignsEachRequestAlone(t *testing.T) {
+	d := testDest("http://127.0.0.1:1/hook")
+	a := newAdapter(t, d)
+	ts := time.UnixMilli(1763892000123)
+	for i := range 5 {
+		req, err := a.NewRequest(context.Background(), []*schemas.FilteredEvent{testEvent(fmt.Sprintf("e%d", i), ts)})
+		require.NoError(t, err)
+		body, err := io.ReadAll(req.Body)
+		require.NoError(t, err)
+		verify(t, secret, req.Header, body)
+	}
 }
 
 // The specification's published test vector.
