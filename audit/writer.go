@@ -135,7 +135,7 @@ func reset[T any](rows []T, src []source) ([]T, []source) {
 }
 
 // New returns a writer for the configured ClickHouse and audit topics. A BatchSize or
-// FlushInterval of zero takes the config defaults (100000 rows, 1 s); a zero
+// FlushInterval of zero takes the config defaults (50000 rows, 1 s); a zero
 // Retention.Interval (config.Load sets 1h) runs no retention job.
 func New(cfg *config.Config, log *zap.Logger) *Writer {
 	w := &Writer{
@@ -153,7 +153,7 @@ func New(cfg *config.Config, log *zap.Logger) *Writer {
 		erased:        map[[32]byte]struct{}{},
 	}
 	if w.batchSize <= 0 {
-		w.batchSize = 100000
+		w.batchSize = 50000
 	}
 	if w.flushInterval <= 0 {
 		w.flushInterval = time.Second
