@@ -442,6 +442,22 @@ type ledgerWriter struct {
 
 	mu  sync.Mutex
 	err error // the first failed entry since the last flush
+
+	// unacked counts entries produced and not yet acknowledged; since is when the last one was
+	// acknowledged (or when entries began waiting with none outstanding): stalled reads them.
+	unacked atomic.Int64
+	since   atomic.Int64 // unix nanoseconds
+}
+
+// ledgerStall is how long Kafka may leave ledger entries unacknowledged before the sink stops
+// sending one poll's events while the poll before still waits for its entries (stalled).
+const ledgerStall = 500 * time.Millisecond
+
+// stalled reports whether entries have waited for Kafka's acknowledgement for over ledgerStall
+// (a broker failing over, say). Every event sent meanwhile is in the window in which a crash
+// makes it go out again, so the runner then lets only one poll be on its way, not two.
+func (w *ledgerWriter) stalled() bool {
+	return w.unacked.Load() > 0 && time.Since(time.Unix(0, w.since.Load())) > ledgerStall
 }
 
 // accepted records the events of one request's outcomes that the vendor took (answered: when
@@ -460,7 +476,12 @@ func (w *ledgerWriter) accepted(outs []outcome, answered time.Time) {
 		return
 	}
 	w.ledger.remember(entries)
+	if w.unacked.Add(int64(len(entries))) == int64(len(entries)) {
+		w.since.Store(time.Now().UnixNano()) // none were outstanding: the wait starts now
+	}
 	acked := func(_ *kgo.Record, err error) {
+		w.unacked.Add(-1)
+		w.since.Store(time.Now().UnixNano())
 		if err != nil {
 			w.mu.Lock()
 			w.err = cmp.Or(w.err, err)

@@ -60,3 +60,17 @@ func TestLedgerReadBackSkipsOwnEntries(t *testing.T) {
 	defer closer.Close()
 	require.Equal(t, uint64(9), binary.BigEndian.Uint64(v), "the next offset after the fetch")
 }
+
+// The runner stops overlapping polls only while ledger entries wait for Kafka's acknowledgement
+// longer than ledgerStall.
+func TestLedgerWriterStalled(t *testing.T) {
+	var w ledgerWriter
+	require.False(t, w.stalled(), "nothing outstanding")
+	w.unacked.Store(3)
+	w.since.Store(time.Now().UnixNano())
+	require.False(t, w.stalled(), "entries outstanding for a moment")
+	w.since.Store(time.Now().Add(-2 * ledgerStall).UnixNano())
+	require.True(t, w.stalled(), "entries outstanding for longer than ledgerStall")
+	w.unacked.Store(0)
+	require.False(t, w.stalled(), "all acknowledged")
+}

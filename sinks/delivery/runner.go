@@ -193,6 +193,13 @@ func (r *Runner) runMain(ctx context.Context) error {
 		r.logFetchErrors(fetches)
 		var cur *polled
 		if recs := fetches.Records(); len(recs) > 0 {
+			if prev != nil && r.ledger.stalled() {
+				// Kafka is slow to take ledger entries: let the poll before settle first, so
+				// no more events are delivered-but-unrecorded than one poll's.
+				if err := finish(); err != nil {
+					return err
+				}
+			}
 			var after *flight
 			if prev != nil {
 				after = prev.f
