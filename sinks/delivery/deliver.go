@@ -247,7 +247,7 @@ func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdi
 		return
 	}
 	outs, rest := judge(batch, v, latency, r.now(), r.cfg.Delivery.MaxAttempts, r.backoff)
-	r.ledger.accepted(outs, r.now())
+	r.ledger.accepted(outs, r.now(), r.deliveredRecord)
 	for _, o := range outs {
 		r.settle(c, o)
 	}

@@ -463,13 +463,19 @@ func (w *ledgerWriter) stalled() bool {
 // accepted records the events of one request's outcomes that the vendor took (answered: when
 // its answer came): in the local store at once, in one write for the request, so a later batch
 // of this process never sends them again; then on the topic (for other processes and restarts),
-// each entry as soon as Kafka acknowledges it.
-func (w *ledgerWriter) accepted(outs []outcome, answered time.Time) {
+// each entry as soon as Kafka acknowledges it. Each event's deliveries audit row (audit) is
+// produced right before its entry, in the same produce request, not with the rest of the poll's
+// records: an event the ledger holds is never sent again, so a row held back until the poll
+// ends would be lost for good if the sink died first (make chaos found 11,156 such events after
+// a kill -9 with two polls in flight).
+func (w *ledgerWriter) accepted(outs []outcome, answered time.Time, audit func(outcome) *kgo.Record) {
 	var entries []schemas.LedgerEntry
+	var rows []*kgo.Record
 	for _, o := range outs {
 		if o.status == StatusDelivered {
 			entries = append(entries, schemas.LedgerEntry{EventID: o.it.ev.EventID, DecidedMs: o.it.ev.DecidedMs,
 				DeliveredMs: answered.UnixMilli(), Attempt: o.attempt})
+			rows = append(rows, audit(o))
 		}
 	}
 	if len(entries) == 0 {
@@ -490,7 +496,15 @@ func (w *ledgerWriter) accepted(outs []outcome, answered time.Time) {
 		}
 		w.window.Observe(time.Since(answered).Seconds())
 	}
+	rowStored := func(_ *kgo.Record, err error) {
+		if err != nil {
+			w.mu.Lock()
+			w.err = cmp.Or(w.err, err)
+			w.mu.Unlock()
+		}
+	}
 	for i := range entries {
+		w.cl.Produce(context.Background(), rows[i], rowStored)
 		w.cl.Produce(context.Background(), w.ledger.entry(&entries[i]), acked)
 	}
 }

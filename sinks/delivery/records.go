@@ -66,13 +66,15 @@ func NotBefore(rec *kgo.Record) time.Time {
 }
 
 // records turns a delivery pass's outcomes into the records to store: an audit row for every
-// attempt and every event blocked or dead-lettered, a dead-letter record for every event that
+// failed attempt and every event blocked or dead-lettered (a delivered attempt's row is stored
+// with its ledger entry, ledgerWriter.accepted), a dead-letter record for every event that
 // ends there, and — when toRetryTopic — a retry record for every event due again (dlq replay keeps
 // those in process instead).
 func (r *Runner) records(c *cycle, toRetryTopic bool) []*kgo.Record {
 	out := make([]*kgo.Record, 0, len(c.outcomes)+len(c.outcomes)/4)
 	for _, o := range c.outcomes {
-		if o.status != statusDeferred && o.status != statusAlreadyDelivered {
+		// A delivered event's row went out with its ledger entry (ledgerWriter.accepted).
+		if o.status != statusDeferred && o.status != statusAlreadyDelivered && o.status != StatusDelivered {
 			out = append(out, r.auditRecord(o.it.ev, o.attempt, o.status, o.http, o.reason, o.latency))
 		}
 		switch {
@@ -83,6 +85,11 @@ func (r *Runner) records(c *cycle, toRetryTopic bool) []*kgo.Record {
 		}
 	}
 	return out
+}
+
+// deliveredRecord is the deliveries audit row of an attempt the vendor accepted.
+func (r *Runner) deliveredRecord(o outcome) *kgo.Record {
+	return r.auditRecord(o.it.ev, o.attempt, o.status, o.http, o.reason, o.latency)
 }
 
 func (r *Runner) auditRecord(ev *schemas.FilteredEvent, attempt int, status string, httpStatus int, reason string, latency time.Duration) *kgo.Record {
