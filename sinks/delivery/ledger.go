@@ -489,24 +489,27 @@ func (w *ledgerWriter) accepted(outs []outcome, answered time.Time, audit func(o
 		w.unacked.Add(-1)
 		w.since.Store(time.Now().UnixNano())
 		if err != nil {
-			w.mu.Lock()
-			w.err = cmp.Or(w.err, err)
-			w.mu.Unlock()
+			w.failed(err)
 			return
 		}
 		w.window.Observe(time.Since(answered).Seconds())
 	}
 	rowStored := func(_ *kgo.Record, err error) {
 		if err != nil {
-			w.mu.Lock()
-			w.err = cmp.Or(w.err, err)
-			w.mu.Unlock()
+			w.failed(err)
 		}
 	}
 	for i := range entries {
 		w.cl.Produce(context.Background(), rows[i], rowStored)
 		w.cl.Produce(context.Background(), w.ledger.entry(&entries[i]), acked)
 	}
+}
+
+// failed keeps the first error of an entry or row since the last flush, which returns it.
+func (w *ledgerWriter) failed(err error) {
+	w.mu.Lock()
+	w.err = cmp.Or(w.err, err)
+	w.mu.Unlock()
 }
 
 // flush waits until every entry produced so far is acknowledged; it returns the first failure,
