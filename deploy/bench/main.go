@@ -258,21 +258,7 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	drainDone := make(chan struct{})
 	go func() {
 		defer close(drainDone)
-		dp := newPoster(base, "wk_bench", 256)
-		single := newTemplate("d", 1, false)
-		from := time.Now()
-		var lags sendLags
-		lat, dst, sent := openLoop(ctx, o.latRate, o.latDur, 256, func(_ int64, intended time.Time) int {
-			lags.add(intended)
-			return dp.post(ctx, single.render(seq.Add(1)), false)
-		})
-		q := quantiles(lat, 0.5, 0.99, 0.999, 1)
-		drainSent = sent
-		drainLat = map[string]any{"rate_rps": o.latRate, "duration_s": o.latDur.Seconds(), "requests": sent,
-			"p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3], "status_codes": dst.json(), "send_lag": lags.json()}
-		if p := kafkaPauses(o.kafkaGCLog, from, time.Now()); p != nil {
-			drainLat["kafka_pauses"] = p
-		}
+		drainLat, drainSent = singleEvents(ctx, o, base, "d", &seq)
 	}()
 	tDone, n := ch.waitCount(ctx, decisions("b", "c"), accepted, 100*time.Millisecond, 10*time.Minute)
 	<-drainDone
@@ -294,20 +280,8 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	// Phase 3: ingest latency at a fixed request rate, single events.
 	logf("ingest latency: %.0f single-event requests/s for %s", o.latRate, o.latDur)
 	profile("latency")
-	lp := newPoster(base, "wk_bench", 256)
-	single := newTemplate("l", 1, false)
-	latFrom := time.Now()
-	var lags sendLags
-	lat, lst, sent := openLoop(ctx, o.latRate, o.latDur, 256, func(_ int64, intended time.Time) int {
-		lags.add(intended)
-		return lp.post(ctx, single.render(seq.Add(1)), false)
-	})
-	q := quantiles(lat, 0.5, 0.99, 0.999, 1)
-	report["ingest_latency"] = map[string]any{"rate_rps": o.latRate, "duration_s": o.latDur.Seconds(), "requests": sent,
-		"p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3], "status_codes": lst.json(), "send_lag": lags.json()}
-	if p := kafkaPauses(o.kafkaGCLog, latFrom, time.Now()); p != nil {
-		report["ingest_latency"].(map[string]any)["kafka_pauses"] = p
-	}
+	var sent int64
+	report["ingest_latency"], sent = singleEvents(ctx, o, base, "l", &seq)
 
 	// Phase 4: end-to-end latency at a fixed event rate.
 	profile("e2e")
@@ -353,6 +327,27 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	}
 	report["targets"] = targets(report)
 	return report, nil
+}
+
+// singleEvents sends o.latRate single-event requests/s for o.latDur (event ids prefixed by
+// idPrefix) and returns the figures of the phase: latency quantiles from each request's intended
+// send time, how late the load generator began them, and the broker's pauses meanwhile.
+func singleEvents(ctx context.Context, o options, base, idPrefix string, seq *atomic.Int64) (map[string]any, int64) {
+	p := newPoster(base, "wk_bench", 256)
+	single := newTemplate(idPrefix, 1, false)
+	from := time.Now()
+	var lags sendLags
+	lat, st, sent := openLoop(ctx, o.latRate, o.latDur, 256, func(_ int64, intended time.Time) int {
+		lags.add(intended)
+		return p.post(ctx, single.render(seq.Add(1)), false)
+	})
+	q := quantiles(lat, 0.5, 0.99, 0.999, 1)
+	out := map[string]any{"rate_rps": o.latRate, "duration_s": o.latDur.Seconds(), "requests": sent,
+		"p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3], "status_codes": st.json(), "send_lag": lags.json()}
+	if pauses := kafkaPauses(o.kafkaGCLog, from, time.Now()); pauses != nil {
+		out["kafka_pauses"] = pauses
+	}
+	return out, sent
 }
 
 // e2eLatency sends e2eRate events/s in 100-event batches, one sampled event per batch, and
