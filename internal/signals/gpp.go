@@ -19,8 +19,9 @@ import (
 
 // GPP is what a GPP string says about the US opt-outs tollgate enforces.
 // prebid/go-gpp v0.2.0 decodes the US sections 7 (national, v1 layout) to 12
-// (CA, VA, CO, UT, CT); later US state sections (13–22) are kept as opaque
-// text by the library, so they end up in Unreadable.
+// (CA, VA, CO, UT, CT); every other section from 7 up (the later US states,
+// and any id IAB adds) is kept as opaque text by the library, so it ends up
+// in Unreadable and fails closed.
 type GPP struct {
 	raw string
 	// Applicable is the section ids that apply (gpp_sid, or every section
@@ -29,13 +30,17 @@ type GPP struct {
 	// Sale, Sharing and TargetedAdvertising are true when an applicable US
 	// section says the user opted out (the field's value is 1).
 	Sale, Sharing, TargetedAdvertising bool
-	// Unreadable lists applicable US sections (13–22) this library cannot
+	// Unreadable lists applicable sections from 7 up that tollgate cannot
 	// decode. They count as an opt-out: unknown is never "granted".
 	Unreadable []int
 }
 
-// usSection reports whether id is an IAB GPP US section (national or state).
-func usSection(id int) bool { return id >= 7 && id <= 22 }
+// USSection reports whether id is, or may be, an IAB GPP US section. Ids 1–6
+// are the TCF, header and USP v1 sections; 7 is the national section and
+// every id after it a US state (23–27 were added in 2025). An id IAB adds
+// later is treated as a US section, so a string tollgate cannot read yet
+// fails closed instead of being ignored.
+func USSection(id int) bool { return id >= 7 }
 
 // ParseGPP parses a GPP string with prebid/go-gpp; sid is consent_signals.gpp_sid.
 func ParseGPP(s string, sid []int) (GPP, error) {
@@ -88,7 +93,7 @@ func ParseGPP(s string, sid []int) (GPP, error) {
 			g.Sale = g.Sale || opted(v.CoreSegment.SaleOptOut)
 			g.TargetedAdvertising = g.TargetedAdvertising || opted(v.CoreSegment.TargetedAdvertisingOptOut)
 		default:
-			if usSection(id) {
+			if USSection(id) {
 				g.Unreadable = append(g.Unreadable, id)
 			}
 		}

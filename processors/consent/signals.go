@@ -272,7 +272,7 @@ func (d *decider) consentSource(dest *policy.Destination) string {
 // tollgate reads a choice from).
 func usApplies(g *signals.GPP) bool {
 	for _, id := range g.Applicable {
-		if id >= 7 && id <= 22 {
+		if signals.USSection(id) {
 			return true
 		}
 	}

@@ -84,6 +84,10 @@ func TestDecideSignals(t *testing.T) {
 		{name: "GPP sale opt-out blocks a sale destination", jurisdiction: "US-CA", signals: sig(schemas.ConsentSignals{GPP: optedOutCA, GPPSID: []int{8}}), dest: "meta", outcome: Blocked, reason: ReasonOptedOut, source: "gpp"},
 		{name: "GPP sale opt-out spares a non-sale destination", jurisdiction: "US-CA", signals: sig(schemas.ConsentSignals{GPP: optedOutCA, GPPSID: []int{8}}), dest: "gads", outcome: Forwarded, reason: ReasonConsented, source: ""},
 		{name: "GPP without opt-out", jurisdiction: "US-CA", signals: sig(schemas.ConsentSignals{GPP: notOptedOutCA, GPPSID: []int{8}}), dest: "meta", outcome: Forwarded, reason: ReasonConsented, source: "gpp"},
+		// IAB's encoder (@iabgpp/cmpapi 3.2.0): SaleOptOut 1 in usmn (23), usmd (24), usri (27).
+		{name: "GPP sale opt-out in usmn blocks a sale destination", jurisdiction: "US-CA", signals: sig(schemas.ConsentSignals{GPP: "DBABIYA~BEQAAAQA.QA", GPPSID: []int{23}}), dest: "meta", outcome: Blocked, reason: ReasonOptedOut, source: "gpp"},
+		{name: "GPP sale opt-out in usmd blocks a sale destination", jurisdiction: "US-CA", signals: sig(schemas.ConsentSignals{GPP: "DBABEYA~BQRA.QA"}), dest: "meta", outcome: Blocked, reason: ReasonOptedOut, source: "gpp"},
+		{name: "GPP sale opt-out in usri blocks a sale destination", jurisdiction: "US-CA", signals: sig(schemas.ConsentSignals{GPP: "DBABSYA~BQRA.AAA", GPPSID: []int{27}}), dest: "meta", outcome: Blocked, reason: ReasonOptedOut, source: "gpp"},
 		{name: "GPC keeps its reason next to GPP", jurisdiction: "US-CA", gpc: true, signals: sig(schemas.ConsentSignals{GPP: optedOutCA}), dest: "meta", outcome: Blocked, reason: ReasonGPC, source: "gpc,gpp"},
 		{name: "recorded refusal beats TC grant", st: &State{Consent: map[string]bool{"marketing": false}}, signals: sig(schemas.ConsentSignals{TCF: tcAll}), dest: "tiktok", outcome: Blocked, reason: ReasonWithdrawn, source: "consent_api,tcf"},
 		{name: "necessary has no source", signals: sig(schemas.ConsentSignals{TCF: tcNothing}), dest: "ops", outcome: Forwarded, reason: ReasonNecessary, source: ""},
