@@ -217,8 +217,23 @@ func FuzzCheckJSON(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
+	for _, seed := range []string{"\"a\xff\"", `[01]`, `[1.]`, `[-]`, `[1e]`, `[tru]`, `{"a":nul}`, `"\x01"`, `"\q"`, `"\u12G4"`, "\"\xed\xa0\x80\""} {
+		f.Add([]byte(seed))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if !utf8.Valid(b) || !json.Valid(b) { // the API refuses invalid UTF-8 before it checks
+		// The strict walk is the syntax check: it calls text malformed exactly when utf8.Valid
+		// or json.Valid would refuse it (ingest no longer runs them first).
+		valid := utf8.Valid(b) && json.Valid(b)
+		if got := errors.Is(checkJSON(b), errMalformed); got == valid {
+			t.Fatalf("checkJSON(%q) malformed = %v, utf8.Valid && json.Valid = %v", b, got, valid)
+		}
+		if i := skipSpace(b, 0); i < len(b) && b[i] == '{' {
+			walkErr := eachMemberChecked(b, func(_, _ []byte) error { return nil })
+			if got := errors.Is(walkErr, errMalformed); got == valid {
+				t.Fatalf("eachMemberChecked(%q) malformed = %v, valid = %v", b, got, valid)
+			}
+		}
+		if !valid {
 			return
 		}
 		err := checkJSON(b)

@@ -88,6 +88,9 @@ func (s *Server) decodeErase(b []byte, received time.Time) (*schemas.ConsentUpda
 		_, err := user.member(string(key), v)
 		return err
 	})
+	if rerr := bodyErr(b, err); rerr != nil {
+		return nil, rerr
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -126,6 +129,9 @@ func (s *Server) decodeConsent(b []byte, received time.Time) (*schemas.ConsentUp
 		}
 		return err
 	})
+	if rerr := bodyErr(b, err); rerr != nil {
+		return nil, rerr
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -159,6 +165,9 @@ func singleObject(b []byte, what string) ([]byte, error) {
 		return nil, rerr
 	}
 	if !isNull(top.batch) {
+		if !validText(b) { // the batch's events are not read: malformed text in them comes first
+			return nil, malformed("%s", bodyMessage(b))
+		}
 		return nil, malformed("%s is one object, not a batch", what)
 	}
 	return items[0], nil

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -95,21 +94,59 @@ type body struct {
 	sentAt   []byte // Segment: the SDK's send time, for clock-skew correction
 }
 
-// splitBody checks a body (UTF-8, JSON, an object) and returns its events' JSON texts: the
-// elements of "batch" when batch is set (or required), else the body itself.
+// splitBody reads a body's top level in one pass and returns its events' JSON texts: the
+// elements of "batch" when batch is set (or required), else the body itself. It does not check
+// the events' own text: each event's decoder reads it once, strictly (eachMemberChecked), and a
+// decoder's errMalformed makes the whole body malformed (bodyErr). Every other error it returns
+// is checked against the whole text first, so a body that is not valid UTF-8 JSON gets the same
+// answer whatever else is wrong with it.
 func splitBody(b []byte, requireBatch bool) ([][]byte, body, *requestError) {
+	items, top, rerr := splitTop(b, requireBatch)
+	if rerr != nil && rerr != errBodySyntax && !validText(b) {
+		rerr = errBodySyntax
+	}
+	if rerr == errBodySyntax {
+		return nil, top, malformed("%s", bodyMessage(b))
+	}
+	return items, top, rerr
+}
+
+// errBodySyntax marks a body that is not valid UTF-8 JSON; splitBody says why.
+var errBodySyntax = &requestError{}
+
+// bodyErr turns a decoder's errMalformed (the event text is not valid JSON) into the whole
+// body's error.
+func bodyErr(b []byte, err error) *requestError {
+	if errors.Is(err, errMalformed) {
+		return malformed("%s", bodyMessage(b))
+	}
+	return nil
+}
+
+func splitTop(b []byte, requireBatch bool) ([][]byte, body, *requestError) {
 	var (
 		top    body
+		items  [][]byte
 		others [][2][]byte // members beside "batch", checked only when there is a batch
 		twice  bool        // "batch" is repeated
+		isArr  bool        // the (last) "batch" is an array
 	)
-	if !utf8.Valid(b) {
-		return nil, top, malformed("body is not valid UTF-8")
-	}
-	if !json.Valid(b) {
-		return nil, top, malformed("%s", syntaxMessage(b))
-	}
-	err := eachMember(b, func(key, val []byte) error {
+	end, err := walkObject(b, func(key []byte, i int) (int, error) {
+		var end, depth int
+		var err error
+		if string(key) == "batch" && i < len(b) && b[i] == '[' {
+			items, end, depth, err = splitArray(b, i) // the batch's elements found in this walk
+			isArr = true
+		} else {
+			end, depth = skipValue(b, i)
+			if string(key) == "batch" {
+				isArr = false
+			}
+		}
+		if err != nil || end < 0 || depth+1 > maxNesting {
+			return -1, errMalformed
+		}
+		val := b[i:end]
 		if string(key) == "batch" {
 			twice = twice || top.batch != nil
 		} else {
@@ -125,10 +162,13 @@ func splitBody(b []byte, requireBatch bool) ([][]byte, body, *requestError) {
 		case "sentAt":
 			top.sentAt = val
 		}
-		return nil
+		return end, nil
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, errNotObject):
 		return nil, top, malformed("body must be a JSON object")
+	case err != nil || skipSpace(b, end) != len(b):
+		return nil, top, errBodySyntax
 	}
 	if isNull(top.batch) {
 		if requireBatch {
@@ -148,15 +188,15 @@ func splitBody(b []byte, requireBatch bool) ([][]byte, body, *requestError) {
 		}
 		seen[string(m[0])] = true
 		if err := checkMember(string(m[0]), m[1]); err != nil {
+			if errors.Is(err, errMalformed) {
+				return nil, top, errBodySyntax
+			}
 			return nil, top, malformed("%s", err)
 		}
 	}
-	items, err := splitArray(top.batch)
 	switch {
-	case errors.Is(err, errNotArray):
+	case !isArr:
 		return nil, top, malformed(`field "batch" must be an array`)
-	case err != nil:
-		return nil, top, malformed("%s", syntaxMessage(b))
 	case len(items) == 0:
 		return nil, top, malformed(`field "batch" is empty`)
 	case len(items) > MaxBatchEvents:
@@ -174,6 +214,9 @@ func (d *decoder) native(b []byte) (*decoded, *requestError) {
 	out := &decoded{items: len(items), events: make([]*schemas.Event, 0, len(items))}
 	for i, item := range items {
 		ev, err := d.nativeEvent(item)
+		if rerr := bodyErr(b, err); rerr != nil {
+			return nil, rerr
+		}
 		if err != nil {
 			out.rejected = append(out.rejected, reject(i, err))
 			continue
@@ -354,6 +397,16 @@ func consentField(v []byte, field string) (map[string]bool, error) {
 	return m, err
 }
 
+// tooDeep reports whether the value v nests objects and arrays deeper than MaxValueDepth; a
+// scalar, most values, is not walked again.
+func tooDeep(v []byte) bool {
+	if len(v) == 0 || v[0] != '{' && v[0] != '[' {
+		return false
+	}
+	_, depth := skipValue(v, 0)
+	return depth > MaxValueDepth
+}
+
 // valueMap reads an object whose values are kept as compact JSON text (docs/api.md's context
 // and properties). Values nesting deeper than MaxValueDepth are refused.
 func valueMap(v []byte, field string) (map[string]string, error) {
@@ -362,7 +415,7 @@ func valueMap(v []byte, field string) (map[string]string, error) {
 	}
 	m := map[string]string{}
 	err := eachObjectMember(field, v, func(key, val []byte) error {
-		if _, depth := skipValue(val, 0); depth > MaxValueDepth {
+		if tooDeep(val) {
 			return fieldErr(field+"."+string(key), "nests deeper than %d levels", MaxValueDepth)
 		}
 		m[string(key)] = compactText(val)

@@ -56,8 +56,14 @@ func FuzzDecodeEvents(f *testing.F) {
 		"identify": func(b []byte) (*decoded, *requestError) { return d.segment(b, segIdentify) },
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		// One strict pass replaced utf8.Valid and json.Valid up front: text they refuse must still
+		// get the whole body's 400, with their message, from every decoder.
+		valid := utf8.Valid(body) && json.Valid(body)
 		for name, decode := range decoders {
 			res, rerr := decode(body)
+			if !valid && (rerr == nil || rerr.msg != bodyMessage(body)) {
+				t.Fatalf("%s: body that is not valid JSON text: %+v, want %q", name, rerr, bodyMessage(body))
+			}
 			if rerr != nil {
 				if rerr.status != http.StatusBadRequest && rerr.status != http.StatusRequestEntityTooLarge || rerr.msg == "" {
 					t.Fatalf("%s: bad request error %+v", name, rerr)
@@ -66,7 +72,9 @@ func FuzzDecodeEvents(f *testing.F) {
 			}
 			checkDecoded(t, name, res)
 		}
-		if u, err := s.decodeConsent(body, d.received); err == nil {
+		if u, err := s.decodeConsent(body, d.received); !valid && (err == nil || err.Error() != bodyMessage(body)) {
+			t.Fatalf("consent: body that is not valid JSON text: %v", err)
+		} else if err == nil {
 			if u.UserKey == "" || len(u.Consent) == 0 || u.UpdateID == "" {
 				t.Fatalf("consent: accepted an incomplete update %+v", u)
 			}

@@ -1,8 +1,12 @@
 package ingest
 
-// A small zero-copy walker over JSON text. Request bodies are checked with json.Valid first, so
-// these functions only have to find value boundaries; they still bounds-check every index, so
-// text that is not valid JSON yields errMalformed and never a panic (FuzzDecodeEvents checks it).
+// A small zero-copy walker over JSON text. A request body is read in one pass that splits it into
+// its events (splitBody: the top-level members and the batch's element boundaries), then each
+// event's members are read once by its decoder with the strict checker below, which is also the
+// syntax check (UTF-8, escapes, literals, number grammar): no separate utf8.Valid or json.Valid
+// pass. The lenient helpers (eachMember, skipValue) only find value boundaries in text the strict
+// walk has read or will read; they still bounds-check every index, so text that is not valid JSON
+// yields errMalformed and never a panic (FuzzDecodeEvents checks it).
 // Walking the text ourselves, instead of unmarshalling into structs, keeps each value's JSON text
 // exactly as sent, matches member names exactly (encoding/json matches case-insensitively) and
 // avoids copying a 1 MiB batch several times.
@@ -14,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 var errMalformed = errors.New("malformed JSON")
@@ -39,6 +44,47 @@ func skipString(b []byte, i int) int {
 	}
 	return -1
 }
+
+// scanString is skipString for text not yet validated: it returns -1 unless the string at b[i]
+// is valid JSON (no raw control character, only JSON's escapes) and valid UTF-8, which is what
+// utf8.Valid and json.Valid together accept.
+func scanString(b []byte, i int) int {
+	for j := i + 1; j < len(b); {
+		c := b[j]
+		switch {
+		case c == '"':
+			return j + 1
+		case c == '\\':
+			if j+1 >= len(b) {
+				return -1
+			}
+			switch b[j+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				j += 2
+			case 'u':
+				if j+6 > len(b) || !isHex(b[j+2]) || !isHex(b[j+3]) || !isHex(b[j+4]) || !isHex(b[j+5]) {
+					return -1
+				}
+				j += 6
+			default:
+				return -1
+			}
+		case c < 0x20:
+			return -1
+		case c < utf8.RuneSelf:
+			j++
+		default:
+			r, size := utf8.DecodeRune(b[j:])
+			if r == utf8.RuneError && size == 1 {
+				return -1
+			}
+			j += size
+		}
+	}
+	return -1
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
 
 // skipValue returns the index just past the value starting at b[i] and its nesting depth
 // (0 for a scalar, 1 for a flat object or array), or -1.
@@ -95,90 +141,103 @@ func eachObjectMember(field string, b []byte, fn func(key, val []byte) error) er
 }
 
 func eachMember(b []byte, fn func(key, val []byte) error) error {
+	_, err := walkObject(b, func(key []byte, i int) (int, error) {
+		end, _ := skipValue(b, i)
+		if end < 0 {
+			return -1, errMalformed
+		}
+		return end, fn(key, b[i:end])
+	})
+	return err
+}
+
+// walkObject calls value with each member's key (unescaped, aliasing b when it has no escapes)
+// and the index where its value starts; value returns the index just past the value. Keys are
+// scanned strictly (scanString). It returns the index just past the object, errNotObject when b
+// holds another JSON value, or value's error.
+func walkObject(b []byte, value func(key []byte, i int) (int, error)) (int, error) {
 	i := skipSpace(b, 0)
 	if i >= len(b) {
-		return errMalformed
+		return -1, errMalformed
 	}
 	if b[i] != '{' {
-		return errNotObject
+		return -1, errNotObject
 	}
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
-		return nil
+		return i + 1, nil
 	}
 	for {
 		if i >= len(b) || b[i] != '"' {
-			return errMalformed
+			return -1, errMalformed
 		}
-		kEnd := skipString(b, i)
+		kEnd := scanString(b, i)
 		if kEnd < 0 {
-			return errMalformed
+			return -1, errMalformed
 		}
 		key, err := unquoteBytes(b[i:kEnd])
 		if err != nil {
-			return errMalformed
+			return -1, errMalformed
 		}
 		i = skipSpace(b, kEnd)
 		if i >= len(b) || b[i] != ':' {
-			return errMalformed
+			return -1, errMalformed
 		}
 		i = skipSpace(b, i+1)
-		vEnd, _ := skipValue(b, i)
-		if vEnd < 0 {
-			return errMalformed
-		}
-		if err := fn(key, b[i:vEnd]); err != nil {
-			return err
+		vEnd, err := value(key, i)
+		if err != nil {
+			return -1, err
 		}
 		i = skipSpace(b, vEnd)
 		if i >= len(b) {
-			return errMalformed
+			return -1, errMalformed
 		}
 		switch b[i] {
 		case ',':
 			i = skipSpace(b, i+1)
 		case '}':
-			return nil
+			return i + 1, nil
 		default:
-			return errMalformed
+			return -1, errMalformed
 		}
 	}
 }
 
 var errNotObject = errors.New("not a JSON object")
 
-// splitArray returns the elements of the array b as raw JSON texts (sub-slices of b, no copy),
-// or errNotArray when b is another JSON value.
-func splitArray(b []byte) ([][]byte, error) {
-	i := skipSpace(b, 0)
+// splitArray returns the elements of the array starting at b[i] as raw JSON texts (sub-slices
+// of b, no copy), the index just past the array and its deepest nesting (1 for an array of
+// scalars), or errNotArray when b[i] starts another JSON value.
+func splitArray(b []byte, i int) (items [][]byte, end, deepest int, err error) {
 	if i >= len(b) {
-		return nil, errMalformed
+		return nil, -1, 0, errMalformed
 	}
 	if b[i] != '[' {
-		return nil, errNotArray
+		return nil, -1, 0, errNotArray
 	}
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
-		return nil, nil
+		return nil, i + 1, 1, nil
 	}
-	var out [][]byte
+	deepest = 1
 	for {
-		end, _ := skipValue(b, i)
+		end, depth := skipValue(b, i)
 		if end < 0 {
-			return nil, errMalformed
+			return nil, -1, 0, errMalformed
 		}
-		out = append(out, b[i:end])
+		items = append(items, b[i:end])
+		deepest = max(deepest, depth+1)
 		i = skipSpace(b, end)
 		if i >= len(b) {
-			return nil, errMalformed
+			return nil, -1, 0, errMalformed
 		}
 		switch b[i] {
 		case ',':
 			i = skipSpace(b, i+1)
 		case ']':
-			return out, nil
+			return items, i + 1, deepest, nil
 		default:
-			return nil, errMalformed
+			return nil, -1, 0, errMalformed
 		}
 	}
 }
@@ -225,6 +284,14 @@ func compactText(v []byte) string {
 	return buf.String()
 }
 
+// bodyMessage describes why body is not valid UTF-8 JSON text.
+func bodyMessage(body []byte) string {
+	if !utf8.Valid(body) {
+		return "body is not valid UTF-8"
+	}
+	return syntaxMessage(body)
+}
+
 // syntaxMessage describes why body is not valid JSON, with the byte offset where encoding/json
 // says it stopped.
 func syntaxMessage(body []byte) string {
@@ -264,9 +331,13 @@ func eachMemberChecked(b []byte, fn func(key, val []byte) error) error {
 		return errMalformed
 	}
 	if b[i] != '{' {
+		if !validText(b) {
+			return errMalformed
+		}
 		return errNotObject
 	}
 	c := checkers.Get().(*checker)
+	c.depth = 1
 	end, bad := c.members(b, i, 0, fn)
 	err := c.result(b, end, bad)
 	c.release()
@@ -275,7 +346,7 @@ func eachMemberChecked(b []byte, fn func(key, val []byte) error) error {
 
 func (c *checker) release() {
 	clear(c.keys[:c.high]) // drop the references into b before the pool keeps the stack
-	c.keys, c.high = c.keys[:0], 0
+	c.keys, c.high, c.depth = c.keys[:0], 0, 0
 	if cap(c.keys) > 1024 { // a hostile body's stack: don't keep it for every later walk
 		c.keys = make([][]byte, 0, 64)
 	}
@@ -305,8 +376,9 @@ var checkers = sync.Pool{New: func() any { return &checker{keys: make([][]byte, 
 // checker holds the keys of the objects being walked (innermost last), a stack reused across
 // walks, so that walking allocates nothing for objects of up to manyKeys members.
 type checker struct {
-	keys [][]byte
-	high int // the most keys held at once in this walk: what release clears
+	keys  [][]byte
+	high  int // the most keys held at once in this walk: what release clears
+	depth int // objects and arrays open around the value being checked
 }
 
 // manyKeys is the member count above which an object's keys go into a map: comparing each new
@@ -323,6 +395,11 @@ type badMember struct {
 
 func (c *checker) result(b []byte, end int, bad *badMember) error {
 	if bad == malformedMember {
+		return errMalformed
+	}
+	if bad != nil && !validText(b) {
+		// The walk stopped at the first offending member; text after it that is not JSON makes
+		// the whole text malformed, as it would have been had the syntax been checked first.
 		return errMalformed
 	}
 	if bad != nil && bad.err != nil {
@@ -344,7 +421,11 @@ func (c *checker) result(b []byte, end int, bad *badMember) error {
 	return nil
 }
 
-var malformedMember = &badMember{msg: "is malformed JSON"} // unreachable after json.Valid
+var malformedMember = &badMember{msg: "is malformed JSON"}
+
+// validText is the slow check for the rare paths that stop before the strict walk has read
+// everything: what the strict walk accepts is exactly valid UTF-8 that is valid JSON.
+func validText(b []byte) bool { return utf8.Valid(b) && json.Valid(b) }
 
 // value checks the value starting at b[i] and returns the index just past it.
 func (c *checker) value(b []byte, i int) (int, *badMember) {
@@ -357,21 +438,43 @@ func (c *checker) value(b []byte, i int) (int, *badMember) {
 	case '[':
 		return c.array(b, i)
 	case '"':
-		if end := skipString(b, i); end >= 0 {
+		if end := scanString(b, i); end >= 0 {
 			return end, nil
 		}
 		return -1, malformedMember
+	case 't':
+		return literal(b, i, "true")
+	case 'f':
+		return literal(b, i, "false")
+	case 'n':
+		return literal(b, i, "null")
 	default:
 		return c.number(b, i)
 	}
 }
 
+// literal checks that b[i:] starts with the JSON literal word.
+func literal(b []byte, i int, word string) (int, *badMember) {
+	if len(b)-i < len(word) || string(b[i:i+len(word)]) != word {
+		return -1, malformedMember
+	}
+	return i + len(word), nil
+}
+
 func (c *checker) object(b []byte, i int) (int, *badMember) {
+	if c.depth++; c.depth > maxNesting {
+		return -1, malformedMember
+	}
 	base := len(c.keys)
 	end, bad := c.members(b, i, base, nil)
 	c.keys = c.keys[:base]
+	c.depth--
 	return end, bad
 }
+
+// maxNesting is encoding/json's limit on nested objects and arrays: deeper text is not valid
+// JSON to it, so it is not to the checker either.
+const maxNesting = 10000
 
 // members checks the members of the object at b[i]; its keys go on c.keys from base on. fn, if
 // not nil, is called with each member once its value is checked.
@@ -385,7 +488,7 @@ func (c *checker) members(b []byte, i, base int, fn func(key, val []byte) error)
 		if i >= len(b) || b[i] != '"' {
 			return -1, malformedMember
 		}
-		kEnd := skipString(b, i)
+		kEnd := scanString(b, i)
 		if kEnd < 0 {
 			return -1, malformedMember
 		}
@@ -449,6 +552,10 @@ func (c *checker) members(b []byte, i, base int, fn func(key, val []byte) error)
 }
 
 func (c *checker) array(b []byte, i int) (int, *badMember) {
+	if c.depth++; c.depth > maxNesting {
+		return -1, malformedMember
+	}
+	defer func() { c.depth-- }()
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		return i + 1, nil
@@ -476,24 +583,54 @@ func (c *checker) array(b []byte, i int) (int, *badMember) {
 	}
 }
 
-// number skips a number (or true, false, null) and refuses one that overflows float64. Only a
+// number checks a number against JSON's grammar and refuses one that overflows float64. Only a
 // number with an exponent or more digits than float64's largest value has can overflow, so
 // ordinary numbers are never parsed.
 func (c *checker) number(b []byte, i int) (int, *badMember) {
 	j, exp := i, false
-	for j < len(b) && !isSpace(b[j]) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ':' {
-		exp = exp || b[j] == 'e' || b[j] == 'E'
+	if j < len(b) && b[j] == '-' {
 		j++
 	}
-	if j == i {
+	switch {
+	case j < len(b) && b[j] == '0':
+		j++
+	case j < len(b) && '1' <= b[j] && b[j] <= '9':
+		j = digits(b, j)
+	default:
 		return -1, malformedMember
 	}
-	if (exp || j-i > 308) && b[i] != 't' && b[i] != 'f' && b[i] != 'n' {
+	if j < len(b) && b[j] == '.' {
+		if k := digits(b, j+1); k > j+1 {
+			j = k
+		} else {
+			return -1, malformedMember
+		}
+	}
+	if j < len(b) && (b[j] == 'e' || b[j] == 'E') {
+		exp, j = true, j+1
+		if j < len(b) && (b[j] == '+' || b[j] == '-') {
+			j++
+		}
+		if k := digits(b, j); k > j {
+			j = k
+		} else {
+			return -1, malformedMember
+		}
+	}
+	if exp || j-i > 308 {
 		if _, err := strconv.ParseFloat(string(b[i:j]), 64); errors.Is(err, strconv.ErrRange) {
 			return -1, &badMember{msg: "is a number outside the float64 range"}
 		}
 	}
 	return j, nil
+}
+
+// digits returns the index just past the decimal digits starting at b[i].
+func digits(b []byte, i int) int {
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 // hasControl reports whether s holds a control character (U+0000–U+001F). JSON text cannot carry

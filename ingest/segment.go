@@ -111,11 +111,17 @@ func (d *decoder) segment(b []byte, typ string) (*decoded, *requestError) {
 	var shared segContext
 	if typ == "" {
 		if err := shared.read(top.context); err != nil {
+			if !validText(b) { // the events are not read yet: malformed text elsewhere comes first
+				return nil, malformed("%s", bodyMessage(b))
+			}
 			return nil, malformed("batch %s", err)
 		}
 	}
 	for i, item := range items {
 		ev, err := d.segmentMessage(item, typ, &shared, top.sentAt)
+		if rerr := bodyErr(b, err); rerr != nil {
+			return nil, rerr
+		}
 		if err != nil {
 			out.rejected = append(out.rejected, reject(i, err))
 			continue
@@ -273,7 +279,7 @@ func (c *segContext) fields() (map[string]string, error) {
 		if isNull(f.val) {
 			continue
 		}
-		if _, depth := skipValue(f.val, 0); depth > MaxValueDepth {
+		if tooDeep(f.val) {
 			return nil, fieldErr("context."+f.name, "nests deeper than %d levels", MaxValueDepth)
 		}
 		m[f.name] = compactText(f.val)
