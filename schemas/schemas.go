@@ -286,6 +286,7 @@ var (
 	Events = func() *Codec[Event] {
 		c := newCodec[Event](eventSchema, eventSchemaV1)
 		c.toWire, c.fromWire, c.readBody = eventToWire, eventFromWire, readEvent
+		c.appendBody, c.size = appendEvent, eventSize
 		return c
 	}()
 	ConsentUpdates = newCodec[ConsentUpdate](consentUpdateSchema)
