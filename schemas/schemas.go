@@ -332,6 +332,17 @@ func (c *Codec[T]) Encode(v *T) ([]byte, error) {
 	return b, nil
 }
 
+// MustEncode is Encode for tollgate's own records, built from well-typed values by its own code:
+// encoding them cannot fail short of a programming error, so a failure panics rather than
+// dropping a record or writing a broken one.
+func (c *Codec[T]) MustEncode(v *T) []byte {
+	b, err := c.Encode(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
 // Decode parses single-object encoded bytes. It refuses bytes written with another schema.
 // Hostile input yields an error, never a panic.
 func (c *Codec[T]) Decode(data []byte) (v T, err error) {

@@ -79,3 +79,18 @@ type deliveryV1 struct {
 	LatencyMs   int64  `avro:"latency_ms"`
 	AtMs        int64  `avro:"at_ms"`
 }
+
+// MustEncode returns what Encode returns, and panics where Encode would fail instead of letting
+// a caller drop the error.
+func TestMustEncode(t *testing.T) {
+	d := Duplicate{EventID: "e1", Resends: 2}
+	want, err := Duplicates.Encode(&d)
+	require.NoError(t, err)
+	require.Equal(t, want, Duplicates.MustEncode(&d))
+
+	broken := newCodec[Duplicate](duplicateSchema)
+	broken.toWire = func(*Duplicate) any { return make(chan int) } // nothing Avro can write
+	_, err = broken.Encode(&d)
+	require.Error(t, err)
+	require.Panics(t, func() { broken.MustEncode(&d) })
+}

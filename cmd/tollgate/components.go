@@ -51,7 +51,7 @@ func load(cmd *cobra.Command) (*app, error) {
 		if err := sdk.CheckAddress(dest); err != nil {
 			return nil, fmt.Errorf("%s: destinations.%s: %w", cfg.Policy.File, name, err)
 		}
-		if err := sdk.CheckAllowedHost(cfg.Delivery, dest); err != nil {
+		if err := sdk.CheckAllowedHost(cfg.Delivery.AllowedHosts, dest); err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.Policy.File, err)
 		}
 		a.adapters[name] = ad

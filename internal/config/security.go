@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"strings"
 
@@ -148,36 +147,6 @@ func (c *Config) setSecurityDefaults() {
 		// One full batch must always fit, or a client sending full batches could never pass.
 		c.Ingest.RateBurst = max(c.Ingest.RateLimit, 500)
 	}
-}
-
-// HostAllowed reports whether a destination may send to host under delivery.allowed_hosts: any
-// host when the list is empty; else an exact (case-insensitive) match, or a "*.domain" entry that
-// matches any subdomain of domain (not domain itself).
-func (d Delivery) HostAllowed(host string) bool {
-	if len(d.AllowedHosts) == 0 {
-		return true
-	}
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	for _, a := range d.AllowedHosts {
-		a = strings.ToLower(a)
-		if suffix, ok := strings.CutPrefix(a, "*"); ok {
-			if strings.HasSuffix(host, suffix) && len(host) > len(suffix) {
-				return true
-			}
-		} else if host == a {
-			return true
-		}
-	}
-	return false
-}
-
-// HostOf returns the host of an absolute URL, or "".
-func HostOf(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return ""
-	}
-	return u.Hostname()
 }
 
 // Debug holds switches for diagnosing a running process.

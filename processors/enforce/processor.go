@@ -425,12 +425,8 @@ func (p *Processor) deadLetter(r *kgo.Record, cause error) []*kgo.Record {
 	}}
 }
 
-// encodeRecord builds a record for one of our own schemas. Encoding our own well-typed values
-// cannot fail short of a programming error, so a failure panics rather than dropping data silently.
+// encodeRecord builds a record for one of our own schemas (Codec.MustEncode: only a programming
+// error can fail it).
 func encodeRecord[T any](topic string, key []byte, codec *schemas.Codec[T], v *T) *kgo.Record {
-	b, err := codec.Encode(v)
-	if err != nil {
-		panic(err)
-	}
-	return &kgo.Record{Topic: topic, Key: key, Value: b}
+	return &kgo.Record{Topic: topic, Key: key, Value: codec.MustEncode(v)}
 }

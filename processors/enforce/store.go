@@ -130,7 +130,7 @@ func (s *stateStore) apply(partition int32, u *schemas.ConsentUpdate) error {
 		return err
 	}
 	b := db.NewBatch()
-	b.PutConsent(u.UserKey, encodeConsent(s.book.record(u.UserKey, s.book.merge(prev, u))))
+	b.PutConsent(u.UserKey, schemas.ConsentUpdates.MustEncode(s.book.record(u.UserKey, s.book.merge(prev, u))))
 	return b.Commit()
 }
 
@@ -141,14 +141,6 @@ func (s *stateStore) state(partition int32, user string) (*consent.State, error)
 		return nil, err
 	}
 	return s.book.decisionState(u.refused(), u.erased), nil
-}
-
-func encodeConsent(u *schemas.ConsentUpdate) []byte {
-	b, err := schemas.ConsentUpdates.Encode(u)
-	if err != nil {
-		panic(err) // our own well-typed value: only a programming error fails
-	}
-	return b
 }
 
 // stagedState holds one transaction's changes until it commits: then (and only then) they are
@@ -253,7 +245,7 @@ func (s *stateStore) commit(b *stagedState) error {
 	}
 	for k, rec := range b.changed {
 		if bb := batch(k.partition); bb != nil {
-			bb.PutConsent(k.user, encodeConsent(rec))
+			bb.PutConsent(k.user, schemas.ConsentUpdates.MustEncode(rec))
 		}
 	}
 	for k, v := range b.ids {

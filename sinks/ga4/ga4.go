@@ -14,7 +14,6 @@
 package ga4
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -72,17 +71,8 @@ type adapter struct {
 // New builds the GA4 adapter from its policy entry.
 func New(dest *policy.Destination, env sdk.Env) (sdk.Adapter, error) {
 	var c config
-	if err := sdk.DecodeConfig(dest, &c); err != nil {
-		return nil, err
-	}
-	base, err := sdk.BaseURL(dest, "endpoint", c.Endpoint, DefaultEndpoint)
-	if err != nil {
-		return nil, err
-	}
-	if err := sdk.Required(dest, "measurement_id", c.MeasurementID); err != nil {
-		return nil, err
-	}
-	secret, err := sdk.Secret(dest, env, "api_secret_env", c.APISecretEnv)
+	base, secret, err := sdk.DecodeAPI(dest, env, &c, sdk.API{DefaultEndpoint: DefaultEndpoint,
+		Required: []string{"measurement_id"}, SecretEnv: "api_secret_env"})
 	if err != nil {
 		return nil, err
 	}
@@ -205,18 +195,13 @@ func (a *adapter) NewRequest(ctx context.Context, batch []*schemas.FilteredEvent
 		b.Events[i] = event{Name: sanitise(ev.Event), Params: a.paramValues(ev), TimestampMicros: ev.TimestampMs * 1000}
 	}
 	b.Consent.AdUserData, b.Consent.AdPersonalization = grant(adUserData), grant(adPersonalization)
-	data, err := json.Marshal(&b)
+	req, err := sdk.PostJSON(ctx, "ga4", a.url, &b)
 	if err != nil {
-		return nil, fmt.Errorf("encode ga4 body: %w", err)
+		return nil, err
 	}
-	if len(data) > MaxBodyBytes {
-		return nil, fmt.Errorf("ga4: body of %d bytes exceeds GA4's %d", len(data), MaxBodyBytes)
+	if req.ContentLength > MaxBodyBytes {
+		return nil, fmt.Errorf("ga4: body of %d bytes exceeds GA4's %d", req.ContentLength, MaxBodyBytes)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("ga4 request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
 	return req, nil
 }
 

@@ -9,7 +9,6 @@
 package googleads
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -80,10 +79,8 @@ var digits = regexp.MustCompile(`^[0-9]+$`)
 // New builds the Google Ads adapter from its policy entry.
 func New(dest *policy.Destination, env sdk.Env) (sdk.Adapter, error) {
 	var c config
-	if err := sdk.DecodeConfig(dest, &c); err != nil {
-		return nil, err
-	}
-	base, err := sdk.BaseURL(dest, "endpoint", c.Endpoint, DefaultEndpoint)
+	// No SecretEnv: the ids (numeric, dashes allowed) are checked before the token is read.
+	base, _, err := sdk.DecodeAPI(dest, env, &c, sdk.API{DefaultEndpoint: DefaultEndpoint})
 	if err != nil {
 		return nil, err
 	}
@@ -188,15 +185,10 @@ func (a *adapter) NewRequest(ctx context.Context, batch []*schemas.FilteredEvent
 	for i, ev := range batch {
 		fill(&b.Events[i], ev)
 	}
-	data, err := json.Marshal(&b)
+	req, err := sdk.PostJSON(ctx, "google ads", a.url, &b)
 	if err != nil {
-		return nil, fmt.Errorf("encode google ads body: %w", err)
+		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("google ads request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", a.auth)
 	return req, nil
 }
@@ -229,11 +221,8 @@ func fill(e *event, ev *schemas.FilteredEvent) {
 	}
 	e.Consent = consent{AdUserData: grant(sdk.VendorConsent(ev, schemas.VendorAdUserData)),
 		AdPersonalization: grant(sdk.VendorConsent(ev, schemas.VendorAdPersonalization))}
-	if v, ok := sdk.FieldNumber(ev, "properties.order_value"); ok {
-		e.ConversionValue = &v
-	}
-	if cur, ok := sdk.FieldString(ev, "properties.currency"); ok {
-		e.Currency = strings.ToUpper(cur)
+	if o := sdk.OrderOf(ev); o != nil {
+		e.ConversionValue, e.Currency = o.Value, o.Currency
 	}
 	var di deviceInfo
 	di.UserAgent, _ = sdk.FieldString(ev, "context.user_agent")

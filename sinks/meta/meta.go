@@ -9,7 +9,6 @@
 package meta
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/internal/policy"
@@ -85,7 +83,7 @@ type adapter struct {
 	ldu      bool   // ldu: auto
 	url      string // full URL including the access token: never log it
 	testCode string
-	names    map[string]string
+	names    sdk.EventNames
 	timeout  time.Duration
 	now      func() time.Time
 }
@@ -95,17 +93,8 @@ type adapter struct {
 // Meta refuses every website event.
 func New(dest *policy.Destination, env sdk.Env) (sdk.Adapter, error) {
 	var c config
-	if err := sdk.DecodeConfig(dest, &c); err != nil {
-		return nil, err
-	}
-	base, err := sdk.BaseURL(dest, "endpoint", c.Endpoint, DefaultEndpoint)
-	if err != nil {
-		return nil, err
-	}
-	if err := sdk.Required(dest, "pixel_id", c.PixelID); err != nil {
-		return nil, err
-	}
-	token, err := sdk.Secret(dest, env, "access_token_env", c.AccessTokenEnv)
+	base, token, err := sdk.DecodeAPI(dest, env, &c, sdk.API{DefaultEndpoint: DefaultEndpoint,
+		Required: []string{"pixel_id"}, SecretEnv: "access_token_env"})
 	if err != nil {
 		return nil, err
 	}
@@ -127,19 +116,12 @@ func New(dest *policy.Destination, env sdk.Env) (sdk.Adapter, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := make(map[string]string, len(standardNames)+len(c.EventNames))
-	for k, v := range standardNames {
-		names[k] = v
-	}
-	for k, v := range c.EventNames {
-		names[k] = v
-	}
 	return &adapter{
 		url: base + "/" + url.PathEscape(c.APIVersion) + "/" + url.PathEscape(c.PixelID) +
 			"/events?access_token=" + url.QueryEscape(token),
 		testCode: c.TestEventCode,
 		ldu:      ldu,
-		names:    names,
+		names:    sdk.NewEventNames(standardNames, c.EventNames),
 		timeout:  c.TimeoutOr(DefaultTimeout),
 		now:      time.Now,
 	}, nil
@@ -171,13 +153,13 @@ type body struct {
 }
 
 type event struct {
-	EventName      string      `json:"event_name"`
-	EventTime      int64       `json:"event_time"` // Unix seconds
-	EventID        string      `json:"event_id"`   // Meta's dedup key, shared with the browser pixel
-	ActionSource   string      `json:"action_source"`
-	EventSourceURL string      `json:"event_source_url,omitempty"`
-	UserData       userData    `json:"user_data"`
-	CustomData     *customData `json:"custom_data,omitempty"`
+	EventName      string     `json:"event_name"`
+	EventTime      int64      `json:"event_time"` // Unix seconds
+	EventID        string     `json:"event_id"`   // Meta's dedup key, shared with the browser pixel
+	ActionSource   string     `json:"action_source"`
+	EventSourceURL string     `json:"event_source_url,omitempty"`
+	UserData       userData   `json:"user_data"`
+	CustomData     *sdk.Order `json:"custom_data,omitempty"` // value, currency, order_id
 	// Always sent: ["LDU"] or empty, so that Meta never applies an option set elsewhere.
 	DataProcessingOptions []string `json:"data_processing_options"`
 	DPOCountry            *int     `json:"data_processing_options_country,omitempty"`
@@ -226,35 +208,17 @@ func (u *userData) slot(key string) *[]string {
 	return &u.Country
 }
 
-type customData struct {
-	Value    *float64 `json:"value,omitempty"`
-	Currency string   `json:"currency,omitempty"`
-	OrderID  string   `json:"order_id,omitempty"`
-}
-
 // NewRequest builds one Conversions API request for the batch.
 func (a *adapter) NewRequest(ctx context.Context, batch []*schemas.FilteredEvent) (*http.Request, error) {
 	b := body{Data: make([]event, len(batch)), TestEventCode: a.testCode}
 	for i, ev := range batch {
 		a.fill(&b.Data[i], ev)
 	}
-	data, err := json.Marshal(&b)
-	if err != nil {
-		return nil, fmt.Errorf("encode meta body: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("meta request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	return req, nil
+	return sdk.PostJSON(ctx, "meta", a.url, &b)
 }
 
 func (a *adapter) fill(e *event, ev *schemas.FilteredEvent) {
-	e.EventName = ev.Event
-	if n, ok := a.names[ev.Event]; ok {
-		e.EventName = n
-	}
+	e.EventName = a.names.Of(ev.Event)
 	e.EventTime = ev.TimestampMs / 1000
 	e.EventID = ev.EventID
 	e.ActionSource = "website"
@@ -284,17 +248,7 @@ func (a *adapter) fill(e *event, ev *schemas.FilteredEvent) {
 		// fbclid is case-sensitive: used exactly as received, never lower-cased.
 		u.Fbc = "fb.1." + strconv.FormatInt(ev.TimestampMs, 10) + "." + clid
 	}
-	var cd customData
-	if v, ok := sdk.FieldNumber(ev, "properties.order_value"); ok {
-		cd.Value = &v
-	}
-	if c, ok := sdk.FieldString(ev, "properties.currency"); ok {
-		cd.Currency = strings.ToUpper(c)
-	}
-	cd.OrderID, _ = sdk.FieldString(ev, "properties.order_id")
-	if cd != (customData{}) {
-		e.CustomData = &cd
-	}
+	e.CustomData = sdk.OrderOf(ev)
 }
 
 // graphError is the error object of a Graph API answer.

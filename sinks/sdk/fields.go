@@ -104,3 +104,31 @@ func CheckAge(ev *schemas.FilteredEvent, now time.Time, max time.Duration, vendo
 	}
 	return nil
 }
+
+// Order is what an event says about an order, under the JSON names Meta's custom_data and
+// TikTok's properties both use.
+type Order struct {
+	// Value is properties.order_value (FieldNumber).
+	Value *float64 `json:"value,omitempty"`
+	// Currency is properties.currency in upper case (ISO 4217, as vendors want it).
+	Currency string `json:"currency,omitempty"`
+	// OrderID is properties.order_id.
+	OrderID string `json:"order_id,omitempty"`
+}
+
+// OrderOf returns the event's order fields, or nil when it has none (the vendor's object is
+// then left out rather than sent empty).
+func OrderOf(ev *schemas.FilteredEvent) *Order {
+	var o Order
+	if v, ok := FieldNumber(ev, "properties.order_value"); ok {
+		o.Value = &v
+	}
+	if c, ok := FieldString(ev, "properties.currency"); ok {
+		o.Currency = strings.ToUpper(c)
+	}
+	o.OrderID, _ = FieldString(ev, "properties.order_id")
+	if o == (Order{}) {
+		return nil
+	}
+	return &o
+}

@@ -7,13 +7,11 @@
 package tiktok
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/internal/policy"
@@ -79,7 +77,7 @@ type adapter struct {
 	testCode       string
 	limitedDataUse bool // every event
 	lduPerEvent    bool // events whose decision says limited_data_use
-	names          map[string]string
+	names          sdk.EventNames
 	timeout        time.Duration
 	now            func() time.Time
 }
@@ -87,17 +85,8 @@ type adapter struct {
 // New builds the TikTok adapter from its policy entry.
 func New(dest *policy.Destination, env sdk.Env) (sdk.Adapter, error) {
 	var c config
-	if err := sdk.DecodeConfig(dest, &c); err != nil {
-		return nil, err
-	}
-	base, err := sdk.BaseURL(dest, "endpoint", c.Endpoint, DefaultEndpoint)
-	if err != nil {
-		return nil, err
-	}
-	if err := sdk.Required(dest, "pixel_code", c.PixelCode); err != nil {
-		return nil, err
-	}
-	token, err := sdk.Secret(dest, env, "access_token_env", c.AccessTokenEnv)
+	base, token, err := sdk.DecodeAPI(dest, env, &c, sdk.API{DefaultEndpoint: DefaultEndpoint,
+		Required: []string{"pixel_code"}, SecretEnv: "access_token_env"})
 	if err != nil {
 		return nil, err
 	}
@@ -107,17 +96,10 @@ func New(dest *policy.Destination, env sdk.Env) (sdk.Adapter, error) {
 	if _, err := sdk.LDUAuto(dest, c.LDU); err != nil {
 		return nil, err
 	}
-	names := make(map[string]string, len(standardNames)+len(c.EventNames))
-	for k, v := range standardNames {
-		names[k] = v
-	}
-	for k, v := range c.EventNames {
-		names[k] = v
-	}
 	return &adapter{
 		url: base + Path, token: token, pixel: c.PixelCode, testCode: c.TestEventCode,
 		limitedDataUse: c.LimitedDataUse, lduPerEvent: dest.LDU != policy.LDUOff && c.LDU != policy.LDUOff,
-		names:   names,
+		names:   sdk.NewEventNames(standardNames, c.EventNames),
 		timeout: c.TimeoutOr(DefaultTimeout), now: time.Now,
 	}, nil
 }
@@ -143,13 +125,13 @@ type body struct {
 }
 
 type event struct {
-	Event          string      `json:"event"`
-	EventTime      int64       `json:"event_time"` // Unix seconds
-	EventID        string      `json:"event_id"`   // TikTok's dedup key with the browser pixel
-	User           user        `json:"user"`
-	Properties     *properties `json:"properties,omitempty"`
-	Page           *page       `json:"page,omitempty"`
-	LimitedDataUse bool        `json:"limited_data_use"` // always sent: the decision's answer, also when false
+	Event          string     `json:"event"`
+	EventTime      int64      `json:"event_time"` // Unix seconds
+	EventID        string     `json:"event_id"`   // TikTok's dedup key with the browser pixel
+	User           user       `json:"user"`
+	Properties     *sdk.Order `json:"properties,omitempty"` // value, currency, order_id
+	Page           *page      `json:"page,omitempty"`
+	LimitedDataUse bool       `json:"limited_data_use"` // always sent: the decision's answer, also when false
 }
 
 type user struct {
@@ -160,12 +142,6 @@ type user struct {
 	Ttp        string   `json:"ttp,omitempty"`
 	IP         string   `json:"ip,omitempty"`
 	UserAgent  string   `json:"user_agent,omitempty"`
-}
-
-type properties struct {
-	Value    *float64 `json:"value,omitempty"`
-	Currency string   `json:"currency,omitempty"`
-	OrderID  string   `json:"order_id,omitempty"`
 }
 
 type page struct {
@@ -179,24 +155,16 @@ func (a *adapter) NewRequest(ctx context.Context, batch []*schemas.FilteredEvent
 	for i, ev := range batch {
 		a.fill(&b.Data[i], ev)
 	}
-	data, err := json.Marshal(&b)
+	req, err := sdk.PostJSON(ctx, "tiktok", a.url, &b)
 	if err != nil {
-		return nil, fmt.Errorf("encode tiktok body: %w", err)
+		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("tiktok request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Access-Token", a.token)
 	return req, nil
 }
 
 func (a *adapter) fill(e *event, ev *schemas.FilteredEvent) {
-	e.Event = ev.Event
-	if n, ok := a.names[ev.Event]; ok {
-		e.Event = n
-	}
+	e.Event = a.names.Of(ev.Event)
 	e.EventTime = ev.TimestampMs / 1000
 	e.EventID = ev.EventID
 	e.LimitedDataUse = a.limitedDataUse || (a.lduPerEvent && sdk.VendorConsent(ev, schemas.VendorLimitedDataUse))
@@ -216,17 +184,7 @@ func (a *adapter) fill(e *event, ev *schemas.FilteredEvent) {
 	u.Ttp, _ = sdk.FieldString(ev, "properties.ttp")
 	u.IP, _ = sdk.FieldString(ev, "context.ip")
 	u.UserAgent, _ = sdk.FieldString(ev, "context.user_agent")
-	var pr properties
-	if v, ok := sdk.FieldNumber(ev, "properties.order_value"); ok {
-		pr.Value = &v
-	}
-	if c, ok := sdk.FieldString(ev, "properties.currency"); ok {
-		pr.Currency = strings.ToUpper(c)
-	}
-	pr.OrderID, _ = sdk.FieldString(ev, "properties.order_id")
-	if pr != (properties{}) {
-		e.Properties = &pr
-	}
+	e.Properties = sdk.OrderOf(ev)
 	var pg page
 	pg.URL, _ = sdk.FieldString(ev, "context.page_url")
 	pg.Referrer, _ = sdk.FieldString(ev, "context.referrer")

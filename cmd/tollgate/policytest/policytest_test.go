@@ -12,7 +12,7 @@ import (
 
 func demoPolicy(t *testing.T) *policy.Policy {
 	t.Helper()
-	pol, err := policy.Load("../../deploy/demo/policy.yaml")
+	pol, err := policy.Load("../../../deploy/demo/policy.yaml")
 	require.NoError(t, err)
 	return pol
 }
