@@ -30,7 +30,7 @@ import (
 // (TestStatementsOnServer).
 //
 // version is the server version the recorder claims: "" records the classic schema's path (as
-// on 18.16), a version of 23 or newer the modern schema's (migrate_modern.go) on a fresh database.
+// on 18.16), a version of 23 or newer the modern shape's (schema_render.go) on a fresh database.
 func tollgateStatements(t *testing.T, database, version string) []recorded {
 	t.Helper()
 	ctx := context.Background()

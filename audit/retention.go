@@ -20,7 +20,7 @@ import (
 //   - drop: partitions of days before DropAfter ago are dropped from decisions, decisions_by_user
 //     and deliveries — the hard limit. The daily summaries (no personal data) are kept.
 //
-// On the modern schema (ClickHouse 23+, migrate_modern.go) both limits are TTL instead
+// On the modern schema (ClickHouse 23+, schema_render.go) both limits are TTL instead
 // (retention_ttl.go).
 
 // RetentionResult says what one retention run changed.
