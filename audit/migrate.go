@@ -155,20 +155,13 @@ func freshFrom(shape int32, found map[string]string, applied map[uint32]bool, up
 // inspect returns the engines of the tables that tell a database's shape (decisions,
 // decisions_by_user), by name; a table missing is absent.
 func inspect(ctx context.Context, conn driver.Conn, database string) (map[string]string, error) {
-	rows, err := conn.Query(ctx, `SELECT name, engine FROM system.tables WHERE database = ? AND name IN ('decisions', 'decisions_by_user')`, database)
-	if err != nil {
-		return nil, fmt.Errorf("read schema shape: %w", err)
-	}
-	defer rows.Close()
+	tables, err := readRows(ctx, conn, "read schema shape", func(rows driver.Rows, t *column) error { return rows.Scan(&t.name, &t.typ) },
+		`SELECT name, engine FROM system.tables WHERE database = ? AND name IN ('decisions', 'decisions_by_user')`, database)
 	found := map[string]string{}
-	for rows.Next() {
-		var name, engine string
-		if err := rows.Scan(&name, &engine); err != nil {
-			return nil, fmt.Errorf("read schema shape: %w", err)
-		}
-		found[name] = engine
+	for _, t := range tables {
+		found[t.name] = t.typ
 	}
-	return found, rows.Err()
+	return found, err
 }
 
 // shapeOf is the one shape detector. A cluster is the cluster shape. A database whose
@@ -246,42 +239,20 @@ func checkSchema(ctx context.Context, conn driver.Conn, r target, s *schema) err
 }
 
 func appliedVersions(ctx context.Context, conn driver.Conn, database string) (map[uint32]bool, error) {
-	rows, err := conn.Query(ctx, `SELECT DISTINCT version FROM `+qualified(database, "schema_migrations"))
-	if err != nil {
-		return nil, fmt.Errorf("read schema_migrations: %w", err)
-	}
-	defer rows.Close()
+	vs, err := readRows(ctx, conn, "read schema_migrations", func(rows driver.Rows, v *uint32) error { return rows.Scan(v) },
+		`SELECT DISTINCT version FROM `+qualified(database, "schema_migrations"))
 	applied := map[uint32]bool{}
-	for rows.Next() {
-		var v uint32
-		if err := rows.Scan(&v); err != nil {
-			return nil, fmt.Errorf("read schema_migrations: %w", err)
-		}
+	for _, v := range vs {
 		applied[v] = true
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read schema_migrations: %w", err)
-	}
-	return applied, nil
+	return applied, err
 }
 
 // tableColumns returns a table's columns in definition order (system.columns lists them in that
 // order; 18.16 has no position column to sort by).
 func tableColumns(ctx context.Context, conn driver.Conn, database, table string) ([]column, error) {
-	rows, err := conn.Query(ctx, `SELECT name, type FROM system.columns WHERE database = ? AND table = ?`, database, table)
-	if err != nil {
-		return nil, fmt.Errorf("read columns of %s: %w", table, err)
-	}
-	defer rows.Close()
-	var cols []column
-	for rows.Next() {
-		var c column
-		if err := rows.Scan(&c.name, &c.typ); err != nil {
-			return nil, fmt.Errorf("read columns of %s: %w", table, err)
-		}
-		cols = append(cols, c)
-	}
-	return cols, rows.Err()
+	return readRows(ctx, conn, "read columns of "+table, func(rows driver.Rows, c *column) error { return rows.Scan(&c.name, &c.typ) },
+		`SELECT name, type FROM system.columns WHERE database = ? AND table = ?`, database, table)
 }
 
 func hasColumn(cols []column, name string) bool {
