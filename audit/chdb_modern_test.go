@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The modern schema (migrate_modern.go) is chosen by the server's version alone.
+// The modern shape (schema_render.go) is chosen by the server's version alone.
 func TestModernServer(t *testing.T) {
 	for version, want := range map[string]bool{
 		"18.16.1": false, "22.12.5.34": false, "23.1.1.3077": true, "24.8.4.13": true,
@@ -106,9 +106,9 @@ func TestModernStatementsOnTodaysClickHouse(t *testing.T) {
 
 	require.Equal(t, [][]string{{"View"}}, out["engine"])
 	// The next retention run finds the TTL it installed and changes nothing.
-	require.Empty(t, ttlStatements("decisions", out["decisions ddl"][0][0], "decided_at", 24*time.Hour, 48*time.Hour),
+	require.Empty(t, ttlStatements(newest.table("decisions"), out["decisions ddl"][0][0], 24*time.Hour, 48*time.Hour),
 		"installed TTL not recognised in:\n%s", out["decisions ddl"][0][0])
-	require.Empty(t, ttlStatements("deliveries", out["deliveries ddl"][0][0], "at", 24*time.Hour, 48*time.Hour),
+	require.Empty(t, ttlStatements(newest.table("deliveries"), out["deliveries ddl"][0][0], 24*time.Hour, 48*time.Hour),
 		"installed TTL not recognised in:\n%s", out["deliveries ddl"][0][0])
 	require.Equal(t, [][]string{{"0"}}, out["erased"], "erasure reached the view")
 	require.Equal(t, [][]string{{"2"}}, out["copies"])
@@ -206,13 +206,13 @@ func TestTTLStatements(t *testing.T) {
 		"ORDER BY (destination, event_id, run_id) TTL toStartOfDay(decided_at) + toIntervalSecond(777600) SETTINGS index_granularity = 8192"
 	bare := "CREATE TABLE d.decisions (`event_id` String, `user_key` String, `decided_at` DateTime) ENGINE = ReplacingMergeTree " +
 		"PARTITION BY toDate(decided_at) ORDER BY (destination, event_id, run_id) SETTINGS index_granularity = 8192"
-	require.Empty(t, ttlStatements("decisions", installed, "decided_at", day, 8*day), "installed: nothing to do")
+	require.Empty(t, ttlStatements(newest.table("decisions"), installed, day, 8*day), "installed: nothing to do")
 	require.Equal(t, []string{"MODIFY COLUMN `user_key` String TTL toStartOfDay(decided_at) + toIntervalSecond(259200)",
 		"MODIFY TTL toStartOfDay(decided_at) + toIntervalSecond(950400)"},
-		ttlStatements("decisions", installed, "decided_at", 2*day, 10*day), "changed limits")
+		ttlStatements(newest.table("decisions"), installed, 2*day, 10*day), "changed limits")
 	require.Equal(t, []string{"MODIFY COLUMN `user_key` REMOVE TTL", "REMOVE TTL"},
-		ttlStatements("decisions", installed, "decided_at", 0, -1), "limits turned off")
-	require.Empty(t, ttlStatements("decisions", bare, "decided_at", 0, 0), "off and none installed")
+		ttlStatements(newest.table("decisions"), installed, 0, -1), "limits turned off")
+	require.Empty(t, ttlStatements(newest.table("decisions"), bare, 0, 0), "off and none installed")
 	require.Equal(t, []string{"MODIFY TTL toStartOfDay(at) + toIntervalSecond(172800)"},
-		ttlStatements("deliveries", bare, "at", day, day), "deliveries hold no user key")
+		ttlStatements(newest.table("deliveries"), bare, day, day), "deliveries hold no user key")
 }

@@ -16,8 +16,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tollgate-dev/tollgate/internal/policy"
-	"github.com/tollgate-dev/tollgate/report"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
@@ -30,7 +28,7 @@ import (
 // (TestStatementsOnServer).
 //
 // version is the server version the recorder claims: "" records the classic schema's path (as
-// on 18.16), a version of 23 or newer the modern schema's (migrate_modern.go) on a fresh database.
+// on 18.16), a version of 23 or newer the modern shape's (schema_render.go) on a fresh database.
 func tollgateStatements(t *testing.T, database, version string) []recorded {
 	t.Helper()
 	ctx := context.Background()
@@ -101,10 +99,8 @@ func tollgateStatements(t *testing.T, database, version string) []recorded {
 	_, _, err = db.ErasedSince(ctx, now.Add(-time.Hour))
 	require.NoError(t, err)
 
-	// The access report (report/).
-	pol, err := policy.Load("../deploy/demo/policy.yaml")
-	require.NoError(t, err)
-	_, err = report.BuildAccess(ctx, db, database, pol, "u-42", now)
+	// The access report's reads (report.BuildAccess).
+	_, err = db.UserAccess(ctx, "u-42")
 	require.NoError(t, err)
 
 	// docs/audit.md's queries, as a user would paste them.

@@ -112,7 +112,7 @@ func TestClusterMigrations(t *testing.T) {
 		require.Equal(t, 8, n, "replica %d: eight tables of data", i+1)
 		require.Eventually(t, func() bool {
 			applied, err := appliedVersions(ctx, db, db.Database)
-			return err == nil && len(applied) == SchemaVersion
+			return err == nil && len(applied) == int(SchemaVersion)
 		}, 30*time.Second, 100*time.Millisecond, "replica %d: versions 1-%d recorded", i+1, SchemaVersion)
 	}
 	var versions uint64

@@ -10,9 +10,9 @@
 // every query returns data: printing it is the command line's business (cmd/tollgate). New
 // returns the Writer, whose Run is the consumer loop.
 //
-// File map: conn.go (connecting, the DB handle), migrate.go and migrate_v3.go (versioned DDL;
-// migrate_cluster.go on a cluster, migrate_modern.go for a fresh database on ClickHouse 23+),
-// insert.go (batch inserts, Avro record -> row), writer.go (the Kafka consumer loop), classify.go
+// File map: conn.go (connecting, the DB handle), schema.go (the schema as one model, per
+// version), schema_render.go (its classic, modern and cluster shapes), migrate.go and
+// migrate_upgrade.go (a database brought to the newest version), insert.go (batch inserts, Avro record -> row), writer.go (the Kafka consumer loop), classify.go
 // (permanent vs transient ClickHouse errors), park.go (parking refused rows), metrics.go,
 // erased.go (late decisions of erased users), erase.go (erasure), retention.go and
 // retention_job.go (retention; retention_ttl.go in the modern shape), queries.go and report.go
@@ -56,7 +56,7 @@ type DB struct {
 	// Version is the server's version as it reported it at connect ("18.16.1").
 	Version string
 
-	// shape caches whether the audit database is classic or modern (migrate_modern.go); read
+	// shape caches the audit database's shape (shapeClassic, shapeModern, shapeCluster; migrate.go); read
 	// and written with sync/atomic (a plain int32 so tests may copy a DB).
 	shape int32
 

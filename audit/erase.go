@@ -80,20 +80,8 @@ func (db *DB) EraseUser(ctx context.Context, userKey string) error {
 // userEvents returns the ids of every event (live or replayed) with a decision about userKey that
 // EraseUser deletes.
 func (db *DB) userEvents(ctx context.Context, userKey string) ([]string, error) {
-	rows, err := db.Query(ctx, `SELECT DISTINCT event_id FROM `+db.table("decisions_by_user")+` WHERE user_key = ? AND reason != 'erased'`, userKey)
-	if err != nil {
-		return nil, fmt.Errorf("erase user: find events: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("erase user: find events: %w", err)
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return readStrings(ctx, db, "erase user: find events",
+		`SELECT DISTINCT event_id FROM `+db.table("decisions_by_user")+` WHERE user_key = ? AND reason != 'erased'`, userKey)
 }
 
 // mutateIfAny runs ALTER TABLE table <op> WHERE <where> if any row matches where, and returns
@@ -119,46 +107,18 @@ func (db *DB) ErasedSince(ctx context.Context, since time.Time) (hashes []string
 	if err := db.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
 		return nil, now, fmt.Errorf("read erasures: %w", err)
 	}
-	rows, err := db.Query(ctx, `SELECT DISTINCT user_hash FROM `+db.table("erasures")+` WHERE erased_at >= ?`, toDateTime(since.UnixMilli()))
-	if err != nil {
-		return nil, now, fmt.Errorf("read erasures: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var h string
-		if err := rows.Scan(&h); err != nil {
-			return nil, now, fmt.Errorf("read erasures: %w", err)
-		}
-		hashes = append(hashes, h)
-	}
-	return hashes, now, rows.Err()
+	hashes, err = readStrings(ctx, db, "read erasures",
+		`SELECT DISTINCT user_hash FROM `+db.table("erasures")+` WHERE erased_at >= ?`, toDateTime(since.UnixMilli()))
+	return hashes, now, err
 }
 
 // UserRecipients returns the destinations that received data about userKey: those with a
 // delivered attempt for an event of the user's live decisions, sorted by name. Erasure reports
 // them (call it before EraseUser: the link from user to event is in the decisions).
 func (db *DB) UserRecipients(ctx context.Context, userKey string) ([]string, error) {
-	rows, err := db.Query(ctx, `SELECT DISTINCT destination FROM `+db.table("deliveries")+` FINAL
-		WHERE status = 'delivered' AND (destination, event_id) IN (
-			SELECT destination, event_id FROM `+db.table("decisions_by_user")+` FINAL
-			WHERE user_key = ? AND run_id = '' AND outcome = 'forwarded')
+	return readStrings(ctx, db, "user recipients", `SELECT DISTINCT destination FROM `+db.final("deliveries")+`
+		WHERE status = 'delivered' AND (destination, event_id) IN (`+db.userLive("destination, event_id", " AND outcome = 'forwarded'")+`)
 		ORDER BY destination`, userKey)
-	if err != nil {
-		return nil, fmt.Errorf("user recipients: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			return nil, fmt.Errorf("user recipients: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("user recipients: %w", err)
-	}
-	return out, nil
 }
 
 // waitMutations waits until the database has no unfinished mutation. (18.16 has no

@@ -119,3 +119,21 @@ func (w *Writer) eraseLateArrivals(ctx context.Context, inserted []schemas.Decis
 	}
 	return nil
 }
+
+// dropErased leaves out the resends of users erased before (see filterErased).
+func dropErased(w *Writer, ds []schemas.Duplicate, src []source) ([]schemas.Duplicate, []source) {
+	if len(w.erased) == 0 {
+		return ds, src
+	}
+	var (
+		out    = make([]schemas.Duplicate, 0, len(ds))
+		outSrc = make([]source, 0, len(ds))
+	)
+	for i := range ds {
+		if !w.isErased(ds[i].UserKey) {
+			out, outSrc = append(out, ds[i]), append(outSrc, src[i])
+		}
+	}
+	countDiscarded(discardErased, len(ds)-len(out))
+	return out, outSrc
+}

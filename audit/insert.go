@@ -164,3 +164,39 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
+
+// InsertDuplicates writes absorbed resends to the duplicates table in one insert. Inserting a
+// record again is harmless: copies collapse under FINAL.
+func (db *DB) InsertDuplicates(ctx context.Context, ds []schemas.Duplicate) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	batch, err := db.PrepareBatch(db.insertContext(ctx), "INSERT INTO "+db.table("duplicates")+" ("+columnNames(duplicatesColumns)+")")
+	if err != nil {
+		return fmt.Errorf("insert duplicates: %w", err)
+	}
+	defer batch.Abort() //nolint:errcheck // a no-op after Send
+	var (
+		n       = len(ds)
+		eventID = make([]string, n)
+		user    = make([]string, n)
+		first   = make([]time.Time, n)
+		last    = make([]time.Time, n)
+		resends = make([]uint32, n)
+	)
+	for i := range ds {
+		d := &ds[i]
+		eventID[i], user[i] = d.EventID, d.UserKey
+		first[i], last[i] = toDateTime(d.FirstSeenMs), toDateTime(d.LastSeenMs)
+		resends[i] = clampUint32(int64(d.Resends))
+	}
+	for i, col := range []any{eventID, user, first, last, resends} {
+		if err := batch.Column(i).Append(col); err != nil {
+			return fmt.Errorf("insert duplicates: column %s: %w", duplicatesColumns[i].name, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert duplicates: %w", err)
+	}
+	return nil
+}

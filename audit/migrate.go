@@ -3,304 +3,273 @@ package audit
 import (
 	"context"
 	"fmt"
-	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
-// Table design (all within what ClickHouse 18.16 supports: no TTL, DateTime64, Map or
-// LowCardinality). docs/audit.md is the user-facing description; keep the two in step.
+// Migrations: the schema of schema.go brought to a database, version by version.
 //
-// Both audit tables are ReplacingMergeTree. Their ORDER BY is their dedup key: rows with equal
-// keys collapse into one at merge time (within a partition), and SELECT ... FINAL collapses them
-// at read time — across partitions too (checked on 18.16; newer servers do the same unless
-// do_not_merge_across_partitions_select_final is set, which tollgate never does). A replayed
-// topic, a restarted writer re-reading records it had inserted but not yet committed, or a second
-// writer after a rebalance therefore never double counts with FINAL. The copies of one key are
-// copies of one Kafka record, so which one survives does not matter (no version column).
+// A fresh database is built at once from the model, rendered for its shape (schema_render.go),
+// and every version recorded in its schema_migrations table. A database made by an older
+// tollgate is upgraded one version at a time (migrate_upgrade.go), each version recorded once
+// applied. Every statement is idempotent or looks at what exists first, so a migration
+// interrupted half-way is simply run again, and two processes migrating at once do no harm
+// (versions are recorded in a ReplacingMergeTree).
 //
-// Partitions are per day of the server-side time (schema version 3): decisions by
-// toDate(decided_at), deliveries by toDate(at). Both are stamped by tollgate itself, so they
-// move forward with the clock and a day's partition is written on that day only — unlike the
-// client-chosen event_time, whose scattered or hostile values would create thousands of
-// partitions. Day partitions are what retention drops (DROP PARTITION is instant), and what
-// lets a "since T" query skip old data. Versions 1 and 2 partitioned by month of event_time;
-// version 3 rebuilds the tables (migrateDayPartitions).
-//
-// decisions is ordered by (destination, event_id, run_id) — the documented dedup key with the
-// destination first, for "what got blocked where" questions. The reason cannot join the key (a
-// re-decision of the same event with another reason would then be a second row); blocked
-// counts by destination and reason come from decisions_daily instead. "What did we send about
-// user X" needs the user first: decisions_by_user holds the same rows ordered by user, filled by
-// a materialized view on every insert into decisions. Erasure must delete from both tables.
-//
-// decisions_daily and deliveries_daily are the daily summaries: AggregatingMergeTree tables fed
-// by materialized views, holding per day and group the exact set of distinct keys
-// (uniqExactState), so a row inserted twice counts once there too. Read them with
-// uniqExactMerge (docs/audit.md).
+// The modern and cluster shapes start at modernBase: no database of those shapes is older, so a
+// fresh one is built at that version and upgraded from there (an interrupted creation by an older
+// tollgate, which recorded the versions one by one, is thereby finished the same way).
 
-// migration is one schema version: statements that are each idempotent on their own (IF NOT
-// EXISTS), so a migration interrupted half-way is simply re-run.
-type migration struct {
-	version    uint32
-	statements []string
-	// run, if set, runs after the statements; it must be safe to re-run after an interruption.
-	run func(ctx context.Context, conn driver.Conn, database string) error
-}
-
-// decisionsColumns and deliveriesColumns are the documented columns (docs/audit.md), in order.
-var (
-	// decisionsColumnsV5 are the columns of decisions up to schema version 5 (the released
-	// migrations 1–3 create and copy exactly these); version 6 adds the consent provenance.
-	decisionsColumnsV5 = []column{
-		{"decision_id", "String"},
-		{"event_id", "String"},
-		{"user_key", "String"},
-		{"destination", "String"},
-		{"event_name", "String"},
-		{"event_time", "DateTime"},
-		{"decided_at", "DateTime"},
-		{"outcome", "String"},
-		{"reason", "String"},
-		{"purpose", "String"},
-		{"jurisdiction", "String"},
-		{"gpc", "UInt8"},
-		{"fields_sent", "Array(String)"},
-		{"fields_stripped", "Array(String)"},
-		{"policy_version", "String"},
-		{"run_id", "String"},
-	}
-	decisionsColumns = append(slices.Clip(decisionsColumnsV5), decisionsProvenance...)
-	// deliveriesColumnsV3 are the columns of deliveries up to schema version 3 (the released
-	// migrations 1–3 create and copy exactly these); version 4 adds delivery_id.
-	deliveriesColumnsV3 = []column{
-		{"event_id", "String"},
-		{"destination", "String"},
-		{"attempt", "UInt16"},
-		{"status", "String"},
-		{"http_status", "UInt16"},
-		{"error", "String"},
-		{"latency_ms", "UInt32"},
-		{"at", "DateTime"},
-	}
-	deliveriesColumns = append(slices.Clip(deliveriesColumnsV3), column{"delivery_id", "String"})
-)
-
-type column struct{ name, typ string }
-
-func columnDefs(cols []column) string {
-	defs := make([]string, len(cols))
-	for i, c := range cols {
-		defs[i] = "`" + c.name + "` " + c.typ
-	}
-	return strings.Join(defs, ", ")
-}
-
-func columnNames(cols []column) string {
-	names := make([]string, len(cols))
-	for i, c := range cols {
-		names[i] = "`" + c.name + "`"
-	}
-	return strings.Join(names, ", ")
-}
-
-// migrations returns every schema version of a database, oldest first. Never edit a released
-// version: add a new one.
-func migrations(database string) []migration {
-	t := func(name string) string { return qualified(database, name) }
-	return []migration{
-		{version: 1, statements: []string{
-			`CREATE TABLE IF NOT EXISTS ` + t("decisions") + ` (` + columnDefs(decisionsColumnsV5) + `)
-			ENGINE = ReplacingMergeTree()
-			PARTITION BY toYYYYMM(event_time)
-			ORDER BY (destination, event_id, run_id)`,
-			`CREATE TABLE IF NOT EXISTS ` + t("deliveries") + ` (` + columnDefs(deliveriesColumnsV3) + `)
-			ENGINE = ReplacingMergeTree()
-			PARTITION BY toYYYYMM(at)
-			ORDER BY (destination, event_id, attempt, status)`,
-		}},
-		{version: 2, statements: []string{
-			// The target table first: the view refers to it.
-			`CREATE TABLE IF NOT EXISTS ` + t("decisions_by_user") + ` (` + columnDefs(decisionsColumnsV5) + `)
-			ENGINE = ReplacingMergeTree()
-			PARTITION BY toYYYYMM(event_time)
-			ORDER BY (user_key, destination, event_id, run_id)`,
-			// The view only sees rows inserted after it exists; copy what came before it. Both
-			// statements are safe to repeat: the copy's duplicates collapse like any replay's.
-			`CREATE MATERIALIZED VIEW IF NOT EXISTS ` + t("decisions_by_user_mv") + ` TO ` + t("decisions_by_user") + `
-			AS SELECT ` + columnNames(decisionsColumnsV5) + ` FROM ` + t("decisions"),
-			`INSERT INTO ` + t("decisions_by_user") + ` (` + columnNames(decisionsColumnsV5) + `)
-			SELECT ` + columnNames(decisionsColumnsV5) + ` FROM ` + t("decisions"),
-		}},
-		{3, nil, migrateDayPartitions},
-		{4, nil, migrateDeliveryIDs},
-		{version: 5, statements: []string{duplicatesDDL(database)}},
-		{6, nil, migrateConsentProvenance},
-	}
-}
-
-// SchemaVersion is the newest schema version Migrate applies.
-const SchemaVersion = 6
+// modernBase is the version the modern and cluster shapes were first built at.
+const modernBase = 6
 
 // Migrate creates the database if missing and applies every schema version it has not applied
-// yet, recording each in the database's schema_migrations table. Running it again, or from two
-// processes at once, is harmless: every statement is idempotent and versions are recorded in a
-// ReplacingMergeTree. It then checks that the audit tables have the documented columns, so a
-// table someone created by hand fails here and not at the first insert.
+// yet, in the database's shape (shapeOf). It then checks that the audit tables have the
+// documented columns, so a table someone created by hand fails here and not at the first insert.
 //
-// With clickhouse.cluster set it migrates the cluster instead (migrate_cluster.go).
+// On a cluster, a database whose versions are all recorded on the replica connected to is only
+// checked, without any ON CLUSTER statement: those wait for every replica, so a writer
+// (re)starting while one replica is away still starts.
 func (db *DB) Migrate(ctx context.Context) error {
-	if db.Cluster != "" {
-		return migrateCluster(ctx, db, db.Database, db.Cluster)
-	}
-	if modernServer(db.Version) {
-		return db.migrateOnModernServer(ctx)
-	}
-	atomic.StoreInt32(&db.shape, shapeClassic)
-	return migrateTo(ctx, db, db.Database, SchemaVersion)
-}
-
-// migrateOnModernServer is Migrate on ClickHouse 23 or newer: a fresh database (or one whose
-// modern creation was interrupted) gets the modern schema (migrate_modern.go), one made in the
-// classic shape keeps it and its classic migrations.
-func (db *DB) migrateOnModernServer(ctx context.Context) error {
 	if err := checkDatabase(db.Database); err != nil {
 		return err
 	}
-	// A decisions table without the by_user projection is classic.
-	var classic uint64
-	if err := db.QueryRow(ctx, `SELECT count() FROM system.tables WHERE database = ? AND name = 'decisions'
-		AND position(create_table_query, 'PROJECTION by_user') = 0`, db.Database).Scan(&classic); err != nil {
-		return fmt.Errorf("read schema shape: %w", err)
+	if db.Cluster != "" && !identifier.MatchString(db.Cluster) {
+		return fmt.Errorf("cluster name %q: use letters, digits and _ only", db.Cluster)
 	}
-	if classic > 0 {
-		atomic.StoreInt32(&db.shape, shapeClassic)
-		return migrateTo(ctx, db, db.Database, SchemaVersion)
-	}
-	if err := db.Exec(ctx, "CREATE DATABASE IF NOT EXISTS `"+db.Database+"`"); err != nil {
-		return fmt.Errorf("create database %s: %w", db.Database, err)
-	}
-	if err := db.Exec(ctx, schemaMigrationsDDL(db.Database)); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	applied, err := appliedVersions(ctx, db, db.Database)
+	found, err := inspect(ctx, db, db.Database)
 	if err != nil {
 		return err
 	}
-	if !applied[SchemaVersion] {
-		if err := migrateModern(ctx, db, db.Database); err != nil {
-			return err
+	r := target{database: db.Database, cluster: db.Cluster, shape: shapeOf(found, db.Cluster, db.Version)}
+	if r.shape == shapeModern {
+		var n uint64
+		if err := db.QueryRow(ctx, `SELECT count() FROM system.merge_tree_settings WHERE name = 'deduplicate_merge_projection_mode'`).Scan(&n); err != nil {
+			return fmt.Errorf("read merge tree settings: %w", err)
 		}
+		r.projectionMode = n > 0
 	}
-	if err := checkModernSchema(ctx, db, db.Database); err != nil {
-		return err
-	}
-	atomic.StoreInt32(&db.shape, shapeModern)
-	return nil
+	// The shape is known from here on, also if a table then fails the column check.
+	atomic.StoreInt32(&db.shape, r.shape)
+	return migrate(ctx, db, r, found, SchemaVersion)
 }
 
-// migrateTo applies the versions up to upTo (tests use it to build an older schema).
+// migrateTo brings database to version upTo in the classic shape (tests build older schemas
+// with it).
 func migrateTo(ctx context.Context, conn driver.Conn, database string, upTo uint32) error {
 	if err := checkDatabase(database); err != nil {
 		return err
 	}
-	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS `"+database+"`"); err != nil {
-		return fmt.Errorf("create database %s: %w", database, err)
-	}
-	sm := qualified(database, "schema_migrations")
-	if err := conn.Exec(ctx, schemaMigrationsDDL(database)); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	applied, err := appliedVersions(ctx, conn, database)
+	found, err := inspect(ctx, conn, database)
 	if err != nil {
 		return err
 	}
-	for _, m := range migrations(database) {
-		if applied[m.version] || m.version > upTo {
-			continue
+	return migrate(ctx, conn, target{database: database, shape: shapeClassic}, found, upTo)
+}
+
+// migrate applies the versions up to upTo that the database has not applied, in r's shape;
+// found is what inspect saw.
+func migrate(ctx context.Context, conn driver.Conn, r target, found map[string]string, upTo uint32) error {
+	// On one server the database and schema_migrations are made first (no-ops when they exist);
+	// on a cluster only when a version is pending (ON CLUSTER waits for every replica).
+	if r.shape != shapeCluster {
+		if err := createMigrations(ctx, conn, r); err != nil {
+			return err
 		}
-		for _, stmt := range m.statements {
+	}
+	applied := map[uint32]bool{}
+	if ok, err := tableExists(ctx, conn, r.database, schemaMigrations.name); err != nil {
+		return err
+	} else if ok {
+		if applied, err = appliedVersions(ctx, conn, r.database); err != nil {
+			return err
+		}
+	}
+	pending := false
+	for v := uint32(1); v <= upTo; v++ {
+		pending = pending || !applied[v]
+	}
+	if pending && r.shape == shapeCluster {
+		if err := createMigrations(ctx, conn, r); err != nil {
+			return err
+		}
+	}
+	from := freshFrom(r.shape, found, applied, upTo)
+	if from > 0 {
+		for _, stmt := range r.create(schemaAt(from)) {
 			if err := conn.Exec(ctx, stmt); err != nil {
-				return fmt.Errorf("migration %d: %w", m.version, err)
+				return fmt.Errorf("schema version %d: %w", from, err)
 			}
 		}
-		if m.run != nil {
-			if err := m.run(ctx, conn, database); err != nil {
-				return fmt.Errorf("migration %d: %w", m.version, err)
+	}
+	for v := uint32(1); v <= upTo; v++ {
+		if applied[v] {
+			continue
+		}
+		if v > from {
+			if err := upgrade(ctx, conn, r, v); err != nil {
+				return fmt.Errorf("migration %d: %w", v, err)
 			}
 		}
 		// INSERT ... SELECT, not VALUES: over the native protocol an INSERT with inline VALUES
 		// makes 18.16 wait for data blocks the driver's Exec never sends (it hangs until the
 		// read timeout). Batches (PrepareBatch) and INSERT ... SELECT work.
-		if err := conn.Exec(ctx, `INSERT INTO `+sm+` (version, applied_at) SELECT toUInt32(?), now()`, m.version); err != nil {
-			return fmt.Errorf("record migration %d: %w", m.version, err)
+		if err := conn.Exec(ctx, `INSERT INTO `+r.name(schemaMigrations.name)+` (version, applied_at) SELECT toUInt32(?), now()`, v); err != nil {
+			return fmt.Errorf("record migration %d: %w", v, err)
 		}
 	}
-	return checkSchema(ctx, conn, database, upTo)
+	return checkSchema(ctx, conn, r, schemaAt(upTo))
 }
 
-// checkSchema checks that the audit tables of schema version upTo have their documented columns.
-func checkSchema(ctx context.Context, conn driver.Conn, database string, upTo uint32) error {
-	want := map[string][]column{"decisions": decisionsColumnsV5, "deliveries": deliveriesColumnsV3, "decisions_by_user": decisionsColumnsV5}
-	if upTo >= 3 {
-		want["erasures"] = erasuresColumns
+// createMigrations creates the database and its schema_migrations table.
+func createMigrations(ctx context.Context, conn driver.Conn, r target) error {
+	if err := conn.Exec(ctx, r.createDatabase()); err != nil {
+		return fmt.Errorf("create database %s: %w", r.database, err)
 	}
-	if upTo >= 4 {
-		want["deliveries"] = deliveriesColumns
+	if err := conn.Exec(ctx, r.createTable(&schemaMigrations, schemaMigrations.name)); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	if upTo >= 5 {
-		want["duplicates"] = duplicatesColumns
+	return nil
+}
+
+// freshFrom is the version a database is built at from the model, or 0 when it is upgraded
+// version by version instead: a classic database with no audit table and no version recorded
+// is built at upTo, a modern or cluster database without modernBase at modernBase.
+func freshFrom(shape int32, found map[string]string, applied map[uint32]bool, upTo uint32) uint32 {
+	if shape == shapeClassic {
+		if len(applied) == 0 && found["decisions"] == "" {
+			return upTo
+		}
+		return 0
 	}
-	if upTo >= 6 {
-		want["decisions"], want["decisions_by_user"] = decisionsColumns, decisionsColumns
+	base := min(uint32(modernBase), upTo)
+	if !applied[base] {
+		return base
 	}
-	for table, want := range want {
-		if err := checkColumns(ctx, conn, database, table, want); err != nil {
+	return 0
+}
+
+// inspect returns the engines of the tables that tell a database's shape (decisions,
+// decisions_by_user), by name; a table missing is absent.
+func inspect(ctx context.Context, conn driver.Conn, database string) (map[string]string, error) {
+	tables, err := readRows(ctx, conn, "read schema shape", func(rows driver.Rows, t *column) error { return rows.Scan(&t.name, &t.typ) },
+		`SELECT name, engine FROM system.tables WHERE database = ? AND name IN ('decisions', 'decisions_by_user')`, database)
+	found := map[string]string{}
+	for _, t := range tables {
+		found[t.name] = t.typ
+	}
+	return found, err
+}
+
+// shapeOf is the one shape detector. A cluster is the cluster shape. A database whose
+// decisions_by_user is a view is modern, one with a decisions table otherwise classic. A fresh
+// database is modern on ClickHouse 23 or newer (modernServer), classic before.
+func shapeOf(found map[string]string, cluster, version string) int32 {
+	switch {
+	case cluster != "":
+		return shapeCluster
+	case found["decisions_by_user"] == "View":
+		return shapeModern
+	case found["decisions"] != "" || !modernServer(version):
+		return shapeClassic
+	}
+	return shapeModern
+}
+
+// modernServer reports whether a server of this version (as `SELECT version()` prints it,
+// "26.9.1.1") gets the modern shape for a fresh database: 23 or newer.
+func modernServer(version string) bool {
+	major, _, ok := strings.Cut(version, ".")
+	if !ok {
+		return false
+	}
+	n, err := strconv.Atoi(major)
+	return err == nil && n >= 23
+}
+
+// modern reports whether the audit database has the modern shape, as Migrate found it or, before
+// Migrate ran in this process, as shapeOf says. A database not created yet is not cached: Migrate
+// may still make it modern.
+func (db *DB) modern(ctx context.Context) (bool, error) {
+	if s := atomic.LoadInt32(&db.shape); s != shapeUnknown {
+		return s == shapeModern, nil
+	}
+	if db.Cluster != "" || !modernServer(db.Version) {
+		atomic.StoreInt32(&db.shape, shapeOf(nil, db.Cluster, db.Version))
+		return false, nil
+	}
+	found, err := inspect(ctx, db, db.Database)
+	if err != nil {
+		return false, err
+	}
+	s := shapeOf(found, db.Cluster, db.Version)
+	if len(found) > 0 {
+		atomic.StoreInt32(&db.shape, s)
+	}
+	return s == shapeModern && len(found) > 0, nil
+}
+
+// checkSchema checks that the tables of schema s have their columns, with this shape's types.
+// The modern by-user view's column types follow from its SELECT (any() of a LowCardinality column
+// is a String), so only its column names are checked.
+func checkSchema(ctx context.Context, conn driver.Conn, r target, s *schema) error {
+	for _, t := range s.tables {
+		for _, p := range r.physical(t) {
+			if err := checkColumns(ctx, conn, r.database, p.name, r.columns(p)); err != nil {
+				return err
+			}
+		}
+		if t.byUser == "" || r.shape != shapeModern {
+			continue
+		}
+		have, err := tableColumns(ctx, conn, r.database, t.byUserName())
+		if err != nil {
 			return err
+		}
+		for _, c := range t.columns {
+			if !hasColumn(have, c.name) {
+				return &schemaError{fmt.Sprintf("view %s.%s has no column %s", r.database, t.byUserName(), c.name)}
+			}
 		}
 	}
 	return nil
 }
 
 func appliedVersions(ctx context.Context, conn driver.Conn, database string) (map[uint32]bool, error) {
-	rows, err := conn.Query(ctx, `SELECT DISTINCT version FROM `+qualified(database, "schema_migrations"))
-	if err != nil {
-		return nil, fmt.Errorf("read schema_migrations: %w", err)
-	}
-	defer rows.Close()
+	vs, err := readRows(ctx, conn, "read schema_migrations", func(rows driver.Rows, v *uint32) error { return rows.Scan(v) },
+		`SELECT DISTINCT version FROM `+qualified(database, "schema_migrations"))
 	applied := map[uint32]bool{}
-	for rows.Next() {
-		var v uint32
-		if err := rows.Scan(&v); err != nil {
-			return nil, fmt.Errorf("read schema_migrations: %w", err)
-		}
+	for _, v := range vs {
 		applied[v] = true
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read schema_migrations: %w", err)
-	}
-	return applied, nil
+	return applied, err
 }
 
 // tableColumns returns a table's columns in definition order (system.columns lists them in that
 // order; 18.16 has no position column to sort by).
 func tableColumns(ctx context.Context, conn driver.Conn, database, table string) ([]column, error) {
-	rows, err := conn.Query(ctx, `SELECT name, type FROM system.columns WHERE database = ? AND table = ?`, database, table)
-	if err != nil {
-		return nil, fmt.Errorf("read columns of %s: %w", table, err)
-	}
-	defer rows.Close()
-	var cols []column
-	for rows.Next() {
-		var c column
-		if err := rows.Scan(&c.name, &c.typ); err != nil {
-			return nil, fmt.Errorf("read columns of %s: %w", table, err)
+	return readRows(ctx, conn, "read columns of "+table, func(rows driver.Rows, c *column) error { return rows.Scan(&c.name, &c.typ) },
+		`SELECT name, type FROM system.columns WHERE database = ? AND table = ?`, database, table)
+}
+
+func hasColumn(cols []column, name string) bool {
+	for _, c := range cols {
+		if c.name == name {
+			return true
 		}
-		cols = append(cols, c)
 	}
-	return cols, rows.Err()
+	return false
+}
+
+func tableExists(ctx context.Context, conn driver.Conn, database, table string) (bool, error) {
+	var n uint64
+	if err := conn.QueryRow(ctx, `SELECT count() FROM system.tables WHERE database = ? AND name = ?`, database, table).Scan(&n); err != nil {
+		return false, fmt.Errorf("look up table %s: %w", table, err)
+	}
+	return n > 0, nil
 }
 
 // schemaError says an existing table does not have the columns this package writes: retrying

@@ -97,7 +97,7 @@ func TestMigrateUpgradesVersion2(t *testing.T) {
 	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true}, applied)
 
 	// An interrupted upgrade is re-run from where it stopped: running the step again is harmless.
-	require.NoError(t, migrateDayPartitions(ctx, db, db.Database))
+	require.NoError(t, upgrade(ctx, db, target{database: db.Database, shape: shapeClassic}, 3))
 	require.Equal(t, want, readDecisions(t, db, "decisions"))
 	// New inserts reach every table through the new views.
 	require.NoError(t, db.InsertDecisions(ctx, []schemas.Decision{testDecision(77)}))
@@ -166,7 +166,7 @@ func TestOpenRefusesBadDatabaseName(t *testing.T) {
 func insertDeliveriesV3(t *testing.T, db *DB, ds ...schemas.Delivery) {
 	t.Helper()
 	for _, d := range ds {
-		require.NoError(t, db.Exec(context.Background(), "INSERT INTO "+db.table("deliveries")+" ("+columnNames(deliveriesColumnsV3)+
+		require.NoError(t, db.Exec(context.Background(), "INSERT INTO "+db.table("deliveries")+" ("+columnNames(schemaAt(3).table("deliveries").plainColumns())+
 			") SELECT ?, ?, toUInt16(?), ?, toUInt16(?), ?, toUInt32(?), toDateTime(?)",
 			d.EventID, d.Destination, d.Attempt, d.Status, d.HTTPStatus, d.Error, d.LatencyMs, d.AtMs/1000))
 	}
@@ -192,7 +192,7 @@ func TestMigrateVersion4KeepsEveryRealRequest(t *testing.T) {
 	require.NoError(t, db.QueryRow(ctx, "SELECT uniqExactMerge(attempts) FROM "+db.table("deliveries_daily")).Scan(&attempts))
 	require.Equal(t, uint64(3), attempts, "the daily summary counts requests too")
 
-	require.NoError(t, migrateDeliveryIDs(ctx, db, db.Database))
+	require.NoError(t, upgrade(ctx, db, target{database: db.Database, shape: shapeClassic}, 4))
 	require.Len(t, readDeliveries(t, db), 3, "a re-run changes nothing")
 	for _, gone := range []string{"deliveries_v3", "deliveries_daily_v3"} {
 		exists, err := tableExists(ctx, db, db.Database, gone)
@@ -215,4 +215,10 @@ func openAtVersion(t *testing.T, v uint32) *DB {
 	})
 	require.NoError(t, migrateTo(ctx, db, db.Database, v))
 	return db
+}
+
+func partitionKey(ctx context.Context, db *DB, database, table string) (string, error) {
+	var key string
+	err := db.QueryRow(ctx, `SELECT partition_key FROM system.tables WHERE database = ? AND name = ?`, database, table).Scan(&key)
+	return key, err
 }

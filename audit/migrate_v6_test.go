@@ -40,7 +40,7 @@ func TestMigrateVersion6ConsentProvenance(t *testing.T) {
 		require.Equal(t, fresh.ConsentProof, byEvent[fresh.EventID].ConsentProof)
 	}
 	check()
-	require.NoError(t, migrateConsentProvenance(ctx, db, db.Database))
+	require.NoError(t, upgrade(ctx, db, target{database: db.Database, shape: shapeClassic}, 6))
 	check()
 	require.NoError(t, db.Migrate(ctx))
 	check()
@@ -51,7 +51,7 @@ func TestMigrateVersion6ConsentProvenance(t *testing.T) {
 func insertDecisionsV5(t *testing.T, db *DB, ds ...schemas.Decision) {
 	t.Helper()
 	ctx := context.Background()
-	batch, err := db.PrepareBatch(ctx, "INSERT INTO "+db.table("decisions")+" ("+columnNames(decisionsColumnsV5)+")")
+	batch, err := db.PrepareBatch(ctx, "INSERT INTO "+db.table("decisions")+" ("+columnNames(schemaAt(5).table("decisions").plainColumns())+")")
 	require.NoError(t, err)
 	for _, d := range ds {
 		var gpc uint8

@@ -20,7 +20,7 @@ import (
 //   - drop: partitions of days before DropAfter ago are dropped from decisions, decisions_by_user
 //     and deliveries — the hard limit. The daily summaries (no personal data) are kept.
 //
-// On the modern schema (ClickHouse 23+, migrate_modern.go) both limits are TTL instead
+// On the modern schema (ClickHouse 23+, schema_render.go) both limits are TTL instead
 // (retention_ttl.go).
 
 // RetentionResult says what one retention run changed.
@@ -87,17 +87,13 @@ func (db *DB) ApplyRetention(ctx context.Context, now time.Time, anonymizeAfter,
 // dropPartitionsBefore drops every day partition of a day-partitioned table whose day is before
 // the given midnight, and returns them as "table/YYYYMMDD".
 func (db *DB) dropPartitionsBefore(ctx context.Context, table string, before time.Time) ([]string, error) {
-	rows, err := db.Query(ctx, `SELECT DISTINCT partition_id FROM system.parts WHERE database = ? AND table = ? AND active`, db.Database, table)
+	all, err := readStrings(ctx, db, "list partitions of "+table,
+		`SELECT DISTINCT partition_id FROM system.parts WHERE database = ? AND table = ? AND active`, db.Database, table)
 	if err != nil {
-		return nil, fmt.Errorf("list partitions of %s: %w", table, err)
+		return nil, err
 	}
 	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("list partitions of %s: %w", table, err)
-		}
+	for _, id := range all {
 		day, err := time.Parse("20060102", id)
 		if err != nil {
 			continue // not a day partition (a table not migrated to version 3): never guess
@@ -105,10 +101,6 @@ func (db *DB) dropPartitionsBefore(ctx context.Context, table string, before tim
 		if day.Before(before) {
 			ids = append(ids, id)
 		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list partitions of %s: %w", table, err)
 	}
 	sort.Strings(ids)
 	var dropped []string

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Retention on the modern schema (migrate_modern.go): TTL instead of the retention job's own
+// Retention on the modern shape (schema_render.go): TTL instead of the retention job's own
 // mutations and partition drops. The job installs the TTL its configuration asks for and
 // ClickHouse applies it at merges (within merge_with_ttl_timeout, an hour):
 //
@@ -31,22 +31,23 @@ func ttlExpr(timeColumn string, after time.Duration) string {
 }
 
 // ttlStatements returns the ALTER statements that bring one table's TTL from its
-// create_table_query to the limits (zero or negative: off).
-func ttlStatements(table, createQuery, timeColumn string, anonymizeAfter, dropAfter time.Duration) []string {
+// create_table_query to the limits (zero or negative: off), both made from the model: the
+// table's timeColumn, and its anonymize column as the modern shape types it.
+func ttlStatements(t *table, createQuery string, anonymizeAfter, dropAfter time.Duration) []string {
 	var stmts []string
-	if table == "decisions" {
-		const col = "`user_key` String TTL "
-		switch want := col + ttlExpr(timeColumn, anonymizeAfter); {
+	if c := t.column(t.anonymize); c != nil {
+		col := "`" + c.name + "` " + (target{shape: shapeModern}).typeOf(*c)
+		switch want := col + " TTL " + ttlExpr(t.timeColumn, anonymizeAfter); {
 		case anonymizeAfter > 0 && !strings.Contains(createQuery, want+","):
-			stmts = append(stmts, "MODIFY COLUMN `user_key` String TTL "+ttlExpr(timeColumn, anonymizeAfter))
-		case anonymizeAfter <= 0 && strings.Contains(createQuery, col):
-			stmts = append(stmts, "MODIFY COLUMN `user_key` REMOVE TTL")
+			stmts = append(stmts, "MODIFY COLUMN "+want)
+		case anonymizeAfter <= 0 && strings.Contains(createQuery, col+" TTL "):
+			stmts = append(stmts, "MODIFY COLUMN `"+c.name+"` REMOVE TTL")
 		}
 	}
 	// The table TTL follows the sorting key's closing parenthesis; the settings follow it.
-	switch want := ") TTL " + ttlExpr(timeColumn, dropAfter) + " SETTINGS"; {
+	switch want := ") TTL " + ttlExpr(t.timeColumn, dropAfter) + " SETTINGS"; {
 	case dropAfter > 0 && !strings.Contains(createQuery, want):
-		stmts = append(stmts, "MODIFY TTL "+ttlExpr(timeColumn, dropAfter))
+		stmts = append(stmts, "MODIFY TTL "+ttlExpr(t.timeColumn, dropAfter))
 	case dropAfter <= 0 && strings.Contains(createQuery, ") TTL "):
 		stmts = append(stmts, "REMOVE TTL")
 	}
@@ -58,16 +59,19 @@ func ttlStatements(table, createQuery, timeColumn string, anonymizeAfter, dropAf
 // it ran as "table: statement".
 func (db *DB) applyRetentionTTL(ctx context.Context, anonymizeAfter, dropAfter time.Duration) ([]string, error) {
 	var changed []string
-	for _, tt := range []struct{ table, timeColumn string }{{"decisions", "decided_at"}, {"deliveries", "at"}} {
-		var createQuery string
-		if err := db.QueryRow(ctx, `SELECT create_table_query FROM system.tables WHERE database = ? AND name = ?`, db.Database, tt.table).Scan(&createQuery); err != nil {
-			return changed, fmt.Errorf("read ttl of %s: %w", tt.table, err)
+	for _, t := range newest.tables {
+		if t.timeColumn == "" {
+			continue
 		}
-		for _, alter := range ttlStatements(tt.table, createQuery, tt.timeColumn, anonymizeAfter, dropAfter) {
-			if err := db.Exec(ctx, `ALTER TABLE `+db.table(tt.table)+` `+alter); err != nil {
-				return changed, fmt.Errorf("ttl of %s: %w", tt.table, err)
+		var createQuery string
+		if err := db.QueryRow(ctx, `SELECT create_table_query FROM system.tables WHERE database = ? AND name = ?`, db.Database, t.name).Scan(&createQuery); err != nil {
+			return changed, fmt.Errorf("read ttl of %s: %w", t.name, err)
+		}
+		for _, alter := range ttlStatements(t, createQuery, anonymizeAfter, dropAfter) {
+			if err := db.Exec(ctx, `ALTER TABLE `+db.table(t.name)+` `+alter); err != nil {
+				return changed, fmt.Errorf("ttl of %s: %w", t.name, err)
 			}
-			changed = append(changed, tt.table+": "+alter)
+			changed = append(changed, t.name+": "+alter)
 		}
 	}
 	if len(changed) > 0 {

@@ -2,23 +2,17 @@
 // (GDPR Art. 15: who received which data about a person, when, on what basis) read from the audit
 // tables, and the record of processing (Art. 30) generated from the policy.
 //
-// Reads use only the query forms docs/audit.md documents (FINAL on the ReplacingMergeTree tables,
-// argMax for the last delivery attempt), so copies from re-inserted batches never count twice, on
-// a single server or on either replica of a cluster. The queries live here, the connection is the
-// audit package's.
+// The access report's data is read by the audit package (audit.DB.UserAccess, in the query forms
+// docs/audit.md documents, so copies from re-inserted batches never count twice); this package
+// only arranges and renders it.
 package report
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
-	"regexp"
 	"slices"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
+	"github.com/tollgate-dev/tollgate/audit"
 	"github.com/tollgate-dev/tollgate/internal/policy"
 )
 
@@ -62,19 +56,15 @@ type AccessDestination struct {
 	PolicyVersions []string          `json:"policy_versions"`
 }
 
-// identifier guards the database name spliced into SQL (audit.Open checks it too).
-var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-func table(database, name string) string { return "`" + database + "`.`" + name + "`" }
-
-// BuildAccess reads the live decisions and deliveries about user (user_id, or anonymous_id for an
-// anonymous user) and the erasure record. Destinations are those of the policy, in its order,
-// then any the audit trail names that the policy no longer has.
-func BuildAccess(ctx context.Context, conn driver.Conn, database string, pol *policy.Policy, user string, now time.Time) (*Access, error) {
-	if !identifier.MatchString(database) {
-		return nil, fmt.Errorf("access report: database %q: not a plain identifier", database)
+// BuildAccess reads what the audit trail holds about user (user_id, or anonymous_id for an
+// anonymous user) and arranges it by destination: those of the policy, in its order, then any
+// the audit trail names that the policy no longer has.
+func BuildAccess(ctx context.Context, db *audit.DB, pol *policy.Policy, user string, now time.Time) (*Access, error) {
+	ua, err := db.UserAccess(ctx, user)
+	if err != nil {
+		return nil, err
 	}
-	a := &Access{User: user, GeneratedAt: now.UTC().Truncate(time.Second), Database: database, PolicyVersions: []string{}}
+	a := &Access{User: user, GeneratedAt: now.UTC().Truncate(time.Second), Database: db.Database, PolicyVersions: []string{}}
 	byDest := map[string]*AccessDestination{}
 	dest := func(name string) *AccessDestination {
 		if d := byDest[name]; d != nil {
@@ -91,97 +81,32 @@ func BuildAccess(ctx context.Context, conn driver.Conn, database string, pol *po
 	for _, name := range pol.Names {
 		dest(name)
 	}
-
-	// Decisions: one group per destination, outcome, reason and purpose (docs/audit.md, FINAL).
-	rows, err := conn.Query(ctx, `SELECT destination, outcome, reason, purpose, count(), min(event_time), max(event_time),
-			groupUniqArray(policy_version), groupUniqArrayArray(fields_sent)
-		FROM `+table(database, "decisions_by_user")+` FINAL
-		WHERE user_key = ? AND run_id = ''
-		GROUP BY destination, outcome, reason, purpose`, user)
-	if err != nil {
-		return nil, fmt.Errorf("access report decisions: %w", err)
-	}
 	versions := map[string]bool{}
-	for rows.Next() {
-		var (
-			name, outcome, reason, purpose string
-			n                              uint64
-			first, last                    time.Time
-			pv, fields                     []string
-		)
-		if err := rows.Scan(&name, &outcome, &reason, &purpose, &n, &first, &last, &pv, &fields); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("access report decisions: %w", err)
-		}
-		d := dest(name)
-		if outcome == "forwarded" {
-			d.EventsSent += n
+	for _, g := range ua.Decisions {
+		d := dest(g.Destination)
+		if g.Outcome == "forwarded" {
+			d.EventsSent += g.Count
 		} else {
-			d.EventsBlocked += n
-			d.BlockedBy[reason] += n
+			d.EventsBlocked += g.Count
+			d.BlockedBy[g.Reason] += g.Count
 		}
-		first, last = first.UTC(), last.UTC()
-		if d.First == nil || first.Before(*d.First) {
-			d.First = &first
+		if d.First == nil || g.First.Before(*d.First) {
+			d.First = &g.First
 		}
-		if d.Last == nil || last.After(*d.Last) {
-			d.Last = &last
+		if d.Last == nil || g.Last.After(*d.Last) {
+			d.Last = &g.Last
 		}
-		d.Purposes = addAll(d.Purposes, purpose)
-		d.PolicyVersions = addAll(d.PolicyVersions, pv...)
-		d.FieldsSent = addAll(d.FieldsSent, fields...)
-		for _, v := range pv {
+		d.Purposes = addAll(d.Purposes, g.Purpose)
+		d.PolicyVersions = addAll(d.PolicyVersions, g.PolicyVersions...)
+		d.FieldsSent = addAll(d.FieldsSent, g.FieldsSent...)
+		for _, v := range g.PolicyVersions {
 			versions[v] = true
 		}
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("access report decisions: %w", err)
+	for _, dl := range ua.Deliveries {
+		dest(dl.Destination).Deliveries[dl.Status] += dl.Count
 	}
-
-	// Deliveries: each forwarded event counted once, by the status of its last attempt (argMax, as
-	// docs/audit.md's second query).
-	rows, err = conn.Query(ctx, `SELECT destination, last_status, count() FROM (
-			SELECT destination, event_id, argMax(status, (at, attempt)) AS last_status
-			FROM `+table(database, "deliveries")+` FINAL
-			WHERE (destination, event_id) IN (
-				SELECT destination, event_id FROM `+table(database, "decisions_by_user")+` FINAL
-				WHERE user_key = ? AND run_id = '' AND outcome = 'forwarded')
-			GROUP BY destination, event_id)
-		GROUP BY destination, last_status`, user)
-	if err != nil {
-		return nil, fmt.Errorf("access report deliveries: %w", err)
-	}
-	for rows.Next() {
-		var (
-			name, status string
-			n            uint64
-		)
-		if err := rows.Scan(&name, &status, &n); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("access report deliveries: %w", err)
-		}
-		dest(name).Deliveries[status] += n
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("access report deliveries: %w", err)
-	}
-
-	// Erasure: the erasures table names users by SHA-256 of the key only.
-	sum := sha256.Sum256([]byte(user))
-	var (
-		erasedAt time.Time
-		n        uint64
-	)
-	if err := conn.QueryRow(ctx, `SELECT count(), min(erased_at) FROM `+table(database, "erasures")+` FINAL WHERE user_hash = ?`,
-		hex.EncodeToString(sum[:])).Scan(&n, &erasedAt); err != nil {
-		return nil, fmt.Errorf("access report erasure: %w", err)
-	}
-	if n > 0 {
-		erasedAt = erasedAt.UTC()
-		a.Erased, a.ErasedAt = true, &erasedAt
-	}
+	a.Erased, a.ErasedAt = ua.ErasedAt != nil, ua.ErasedAt
 
 	for _, name := range pol.Names {
 		a.Destinations = append(a.Destinations, *finish(byDest[name], pol))

@@ -108,7 +108,7 @@ func TestAccessReportFieldByField(t *testing.T) {
 	insertDelivery(t, db, "e2", "ga4", "dead_lettered", 1, t0.Add(time.Hour))
 	insertDelivery(t, db, "e1", "meta", "delivered", 1, t0)
 
-	a, err := BuildAccess(context.Background(), db, db.Database, pol, "u-ann", t0.Add(24*time.Hour))
+	a, err := BuildAccess(context.Background(), db, pol, "u-ann", t0.Add(24*time.Hour))
 	require.NoError(t, err)
 	require.False(t, a.Erased)
 	require.Equal(t, []string{"2026-10-01", "2026-11-01"}, a.PolicyVersions)
@@ -151,7 +151,7 @@ func TestAccessReportErasedUser(t *testing.T) {
 	require.NoError(t, db.EraseUser(ctx, "u-gone"))
 	insertDecision(t, db, decision{"e2", "u-gone", "ga4", "blocked", "erased", "analytics", "2026-11-01", t0.Add(time.Hour), nil})
 
-	a, err := BuildAccess(ctx, db, db.Database, pol, "u-gone", time.Now())
+	a, err := BuildAccess(ctx, db, pol, "u-gone", time.Now())
 	require.NoError(t, err)
 	require.True(t, a.Erased)
 	require.NotNil(t, a.ErasedAt)
@@ -188,7 +188,7 @@ func TestAccessReport100kDecisions(t *testing.T) {
 		"toDateTime(1793000000 + number * 60), toString(number) FROM system.numbers LIMIT ?", n/3))
 
 	start := time.Now()
-	a, err := BuildAccess(ctx, db, db.Database, pol, "u-big", time.Now())
+	a, err := BuildAccess(ctx, db, pol, "u-big", time.Now())
 	took := time.Since(start)
 	require.NoError(t, err)
 	var sent, blocked uint64

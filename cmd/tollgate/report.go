@@ -52,7 +52,7 @@ func newReportAccessCmd() *cobra.Command {
 			}
 			ctx := cmd.Context()
 			defer db.Close()
-			acc, err := report.BuildAccess(ctx, db, db.Database, a.cfg.Policy, user, time.Now())
+			acc, err := report.BuildAccess(ctx, db, a.cfg.Policy, user, time.Now())
 			if err != nil {
 				return err
 			}

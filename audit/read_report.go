@@ -6,10 +6,11 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
-// The reports behind `tollgate audit user|blocked|diff`. Like every read of this package they
-// use the documented dedup form (FINAL, or the daily summaries' uniqExactMerge).
+// The reports behind `tollgate audit user|blocked|diff`, in the documented forms (read.go).
 
 // UserDelivery is what became of one forwarded decision: its last delivery attempt.
 type UserDelivery struct {
@@ -35,32 +36,27 @@ func (db *DB) UserReport(ctx context.Context, userKey string, limit int) ([]User
 	if err != nil || len(ds) == 0 {
 		return nil, err
 	}
-	rows, err := db.Query(ctx, `SELECT destination, event_id, count(), argMax(status, (at, attempt)),
-			argMax(http_status, (at, attempt)), argMax(error, (at, attempt)), max(at)
-		FROM `+db.table("deliveries")+` FINAL
-		WHERE (destination, event_id) IN (
-			SELECT destination, event_id FROM `+db.table("decisions_by_user")+` FINAL
-			WHERE user_key = ? AND run_id = '')
+	type lastOf struct {
+		dest, event string
+		d           UserDelivery
+	}
+	last, err := readRows(ctx, db, "user deliveries", func(rows driver.Rows, l *lastOf) error {
+		if err := rows.Scan(&l.dest, &l.event, &l.d.Attempts, &l.d.Status, &l.d.HTTPStatus, &l.d.Error, &l.d.At); err != nil {
+			return err
+		}
+		l.d.At = l.d.At.UTC()
+		return nil
+	}, `SELECT destination, event_id, count(), `+lastAttempt("status")+`, `+lastAttempt("http_status")+`, `+lastAttempt("error")+`, max(at)
+		FROM `+db.final("deliveries")+`
+		WHERE (destination, event_id) IN (`+db.userLive("destination, event_id", "")+`)
 		GROUP BY destination, event_id`, userKey)
 	if err != nil {
-		return nil, fmt.Errorf("user deliveries: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
 	type key struct{ dest, event string }
 	byKey := map[key]*UserDelivery{}
-	for rows.Next() {
-		var (
-			k key
-			d UserDelivery
-		)
-		if err := rows.Scan(&k.dest, &k.event, &d.Attempts, &d.Status, &d.HTTPStatus, &d.Error, &d.At); err != nil {
-			return nil, fmt.Errorf("user deliveries: %w", err)
-		}
-		d.At = d.At.UTC()
-		byKey[k] = &d
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("user deliveries: %w", err)
+	for i := range last {
+		byKey[key{last[i].dest, last[i].event}] = &last[i].d
 	}
 	out := make([]UserReportRow, len(ds))
 	for i, d := range ds {
@@ -80,27 +76,13 @@ type BlockedRow struct {
 // destination and reason (destination ascending, then the biggest count first). It reads the
 // decisions table with FINAL; the day partitions before since are skipped.
 func (db *DB) Blocked(ctx context.Context, since time.Time) ([]BlockedRow, error) {
-	rows, err := db.Query(ctx, `SELECT destination, reason, count() AS n
-		FROM `+db.table("decisions")+` FINAL
+	return readRows(ctx, db, "blocked", func(rows driver.Rows, r *BlockedRow) error {
+		return rows.Scan(&r.Destination, &r.Reason, &r.Count)
+	}, `SELECT destination, reason, count() AS n
+		FROM `+db.final("decisions")+`
 		WHERE outcome = 'blocked' AND run_id = '' AND decided_at >= ?
 		GROUP BY destination, reason
 		ORDER BY destination, n DESC, reason`, toDateTime(since.UnixMilli()))
-	if err != nil {
-		return nil, fmt.Errorf("blocked: %w", err)
-	}
-	defer rows.Close()
-	var out []BlockedRow
-	for rows.Next() {
-		var r BlockedRow
-		if err := rows.Scan(&r.Destination, &r.Reason, &r.Count); err != nil {
-			return nil, fmt.Errorf("blocked: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("blocked: %w", err)
-	}
-	return out, nil
 }
 
 // DiffSide is one decision as a diff shows it.
@@ -152,52 +134,49 @@ type DiffResult struct {
 // or the fields sent. limit caps the rows returned (0: all); counts always cover every change.
 func (db *DB) Diff(ctx context.Context, runID string, limit int) (*DiffResult, error) {
 	res := &DiffResult{RunID: runID, Counts: []DiffCount{}, Rows: []DiffRow{}}
-	if err := db.QueryRow(ctx, `SELECT count() FROM `+db.table("decisions")+` FINAL WHERE run_id = ?`, runID).Scan(&res.Compared); err != nil {
+	if err := db.QueryRow(ctx, `SELECT count() FROM `+db.final("decisions")+` WHERE run_id = ?`, runID).Scan(&res.Compared); err != nil {
 		return nil, fmt.Errorf("diff: %w", err)
 	}
 	// Field lists are compared as sets (arraySort), so an order change is no change. Both
 	// subqueries carry an alias: servers with the new analyzer (24.3 on) refuse JOIN ... USING
 	// over unaliased subqueries (Code 206); 18.16 accepts the aliases too.
-	rows, err := db.Query(ctx, `SELECT destination, event_id, outcome, reason, fields_sent, policy_version,
+	type changed struct {
+		row  DiffRow
+		live uint8
+		l    DiffSide
+	}
+	rows, err := readRows(ctx, db, "diff", func(rows driver.Rows, c *changed) error {
+		r := &c.row
+		return rows.Scan(&r.Destination, &r.EventID, &r.Replay.Outcome, &r.Replay.Reason, &r.Replay.FieldsSent, &r.Replay.PolicyVersion,
+			&c.live, &c.l.Outcome, &c.l.Reason, &c.l.FieldsSent, &c.l.PolicyVersion)
+	}, `SELECT destination, event_id, outcome, reason, fields_sent, policy_version,
 			live, live_outcome, live_reason, live_fields, live_policy
 		FROM (SELECT destination, event_id, outcome, reason, fields_sent, policy_version
-			FROM `+db.table("decisions")+` FINAL WHERE run_id = ?) AS replay
+			FROM `+db.final("decisions")+` WHERE run_id = ?) AS replay
 		ANY LEFT JOIN (SELECT destination, event_id, toUInt8(1) AS live, outcome AS live_outcome, reason AS live_reason,
 				fields_sent AS live_fields, policy_version AS live_policy
-			FROM `+db.table("decisions")+` FINAL WHERE run_id = '') AS live_side
+			FROM `+db.final("decisions")+` WHERE run_id = '') AS live_side
 		USING (destination, event_id)
 		WHERE live = 0 OR outcome != live_outcome OR reason != live_reason OR arraySort(fields_sent) != arraySort(live_fields)
 		ORDER BY destination, event_id`, runID)
 	if err != nil {
-		return nil, fmt.Errorf("diff: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
 	counts := map[DiffCount]uint64{}
-	for rows.Next() {
-		var (
-			r    DiffRow
-			live uint8
-			l    DiffSide
-		)
-		if err := rows.Scan(&r.Destination, &r.EventID, &r.Replay.Outcome, &r.Replay.Reason, &r.Replay.FieldsSent, &r.Replay.PolicyVersion,
-			&live, &l.Outcome, &l.Reason, &l.FieldsSent, &l.PolicyVersion); err != nil {
-			return nil, fmt.Errorf("diff: %w", err)
-		}
-		if live == 1 {
+	for _, c := range rows {
+		r, l := c.row, c.l
+		if c.live == 1 {
 			r.Live = &l
 		}
 		r.FieldsAdded, r.FieldsRemoved = minus(r.Replay.FieldsSent, l.FieldsSent), minus(l.FieldsSent, r.Replay.FieldsSent)
-		c := DiffCount{Destination: r.Destination, LiveOutcome: l.Outcome, LiveReason: l.Reason,
+		k := DiffCount{Destination: r.Destination, LiveOutcome: l.Outcome, LiveReason: l.Reason,
 			ReplayOutcome: r.Replay.Outcome, ReplayReason: r.Replay.Reason,
 			FieldsChanged: len(r.FieldsAdded)+len(r.FieldsRemoved) > 0}
-		counts[c]++
+		counts[k]++
 		res.Changed++
 		if limit <= 0 || len(res.Rows) < limit {
 			res.Rows = append(res.Rows, r)
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("diff: %w", err)
 	}
 	for c, n := range counts {
 		c.Count = n
