@@ -23,17 +23,7 @@ func appendFilteredEvent(b []byte, e *FilteredEvent) []byte {
 	b = appendString(b, e.Jurisdiction)
 	b = appendBool(b, e.GPC)
 	b = appendBoolMap(b, e.Consent)
-	if len(e.Fields) > 0 {
-		size := 0
-		for k, v := range e.Fields {
-			size += stringSize(k) + stringSize(v)
-		}
-		b = appendLong(appendLong(b, -int64(len(e.Fields))), int64(size))
-		for k, v := range e.Fields {
-			b = appendString(appendString(b, k), v)
-		}
-	}
-	b = append(b, 0)
+	b = appendStringMap(b, e.Fields)
 	b = appendString(b, e.PolicyVersion)
 	b = appendString(b, e.RunID)
 	return appendBoolMap(b, e.VendorConsent)
