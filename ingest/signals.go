@@ -2,8 +2,8 @@ package ingest
 
 import (
 	"encoding/json"
+	"errors"
 	"net/url"
-	"strings"
 
 	"github.com/tollgate-dev/tollgate/internal/signals"
 	"github.com/tollgate-dev/tollgate/schemas"
@@ -16,15 +16,15 @@ const maxSignal = 16 << 10
 // parsed caches parsed TC and GPP strings across requests (signals.Cache says why).
 var parsed = signals.NewCache(1024)
 
-// signalErr turns an error of package signals ("<path>: reason") into a field
-// error under prefix, so the sender sees the full path of its own body.
+// signalErr turns an error of package signals (a *signals.FieldError, whose path is relative
+// to the object carrying the signals) into a field error under prefix, so the sender sees the
+// full path of its own body.
 func signalErr(prefix string, err error) error {
-	path, msg, ok := strings.Cut(err.Error(), ": ")
-	if !ok {
+	var fe *signals.FieldError
+	if !errors.As(err, &fe) {
 		return fieldErr(prefix, "%s", err.Error())
 	}
-	path = strings.TrimPrefix(path, "consent_signals.")
-	return fieldErr(prefix+"."+path, "%s", msg)
+	return fieldErr(prefix+"."+fe.Field, "%s", fe.Reason)
 }
 
 // readSignals reads a consent_signals object (native events) or the same keys
@@ -160,9 +160,7 @@ func queryGCM(q url.Values) (map[string]signals.State, *requestError) {
 			out = map[string]signals.State{}
 		}
 		for k, st := range states {
-			if out[k] != signals.Denied {
-				out[k] = st
-			}
+			out[k] = signals.Merge(out[k], st)
 		}
 	}
 	return out, nil

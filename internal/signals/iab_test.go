@@ -1,15 +1,11 @@
 package signals
 
 import (
+	"errors"
+	"sort"
 	"strings"
 	"testing"
 
-	gpp "github.com/prebid/go-gpp"
-	"github.com/prebid/go-gpp/constants"
-	"github.com/prebid/go-gpp/sections"
-	"github.com/prebid/go-gpp/sections/uspca"
-	"github.com/prebid/go-gpp/sections/uspnat"
-	"github.com/prebid/go-gpp/sections/usput"
 	"github.com/stretchr/testify/require"
 )
 
@@ -65,42 +61,20 @@ func TestParseTCFMalformed(t *testing.T) {
 		"CPtGDMAPtGDMALMAAAENA_C_AAAAAAAAACiQAAAAAAAA"[:30],
 	} {
 		_, err := ParseTCF(bad)
-		require.Error(t, err, "%q", bad)
-		require.True(t, strings.HasPrefix(err.Error(), "consent_signals.tcf: "), err.Error())
+		requireFieldError(t, err, "tcf", bad)
 	}
 }
 
-// gpcSeg is the GPC subsection the encoder writes (subsection type 1, GPC not set).
-var gpcSeg = sections.CommonUSGPCSegment{SubsectionType: 1}
-
-// encodeGPP builds a GPP string with prebid/go-gpp's own encoder.
-func encodeGPP(t *testing.T, secs ...gpp.Section) string {
-	t.Helper()
-	s, err := gpp.Encode(secs)
-	require.NoError(t, err)
-	return s
-}
+// caSaleOptOut and caKept are California sections written by IAB's encoder (@iabgpp/cmpapi
+// 3.2.0: SaleOptOutNotice 1, SaleOptOut 1 or 2, SharingOptOut 2), with the GPC segment.
+const (
+	caSaleOptOut = "DBABBg~BQYAAABA.QA"
+	caKept       = "DBABBg~BQoAAABA.QA"
+)
 
 func TestParseGPP(t *testing.T) {
-	caSale := encodeGPP(t, uspca.USPCA{SectionID: constants.SectionUSPCA, CoreSegment: uspca.USPCACoreSegment{
-		Version: 1, SaleOptOutNotice: 1, SaleOptOut: 1, SharingOptOut: 2,
-		SensitiveDataProcessing: make([]byte, 9), KnownChildSensitiveDataConsents: make([]byte, 2)}, GPCSegment: gpcSeg})
-	caNone := encodeGPP(t, uspca.USPCA{SectionID: constants.SectionUSPCA, CoreSegment: uspca.USPCACoreSegment{
-		Version: 1, SaleOptOut: 2, SharingOptOut: 2,
-		SensitiveDataProcessing: make([]byte, 9), KnownChildSensitiveDataConsents: make([]byte, 2)}, GPCSegment: gpcSeg})
-	natShare := encodeGPP(t, uspnat.USPNAT{SectionID: constants.SectionUSPNAT, CoreSegment: uspnat.USPNATCoreSegment{
-		Version: 1, SaleOptOut: 2, SharingOptOut: 1, TargetedAdvertisingOptOut: 2,
-		SensitiveDataProcessing: make([]byte, 12), KnownChildSensitiveDataConsents: make([]byte, 2)}, GPCSegment: gpcSeg})
-	utTargeted := encodeGPP(t, usput.USPUT{SectionID: constants.SectionUSPUT, CoreSegment: usput.USPUTCoreSegment{
-		Version: 1, SaleOptOut: 2, TargetedAdvertisingOptOut: 1,
-		SensitiveDataProcessing: make([]byte, 8)}})
-	// CA says sale opt-out, national says nothing opted out.
-	both := encodeGPP(t,
-		uspnat.USPNAT{SectionID: constants.SectionUSPNAT, CoreSegment: uspnat.USPNATCoreSegment{Version: 1, SaleOptOut: 2,
-			SensitiveDataProcessing: make([]byte, 12), KnownChildSensitiveDataConsents: make([]byte, 2)}, GPCSegment: gpcSeg},
-		uspca.USPCA{SectionID: constants.SectionUSPCA, CoreSegment: uspca.USPCACoreSegment{Version: 1, SaleOptOut: 1,
-			SensitiveDataProcessing: make([]byte, 9), KnownChildSensitiveDataConsents: make([]byte, 2)}, GPCSegment: gpcSeg})
-
+	// National (SaleOptOut 2) and California (SaleOptOut 1) in one string.
+	both := encodeHeader([]int{7, 8}) + "~CEAqAAAAAABA.QA~BQYAAABA.QA"
 	cases := []struct {
 		name                         string
 		gpp                          string
@@ -108,15 +82,14 @@ func TestParseGPP(t *testing.T) {
 		sale, sharing, targeted, out bool
 		applicable                   []int
 	}{
-		{"CA sale opt-out", caSale, []int{8}, true, false, false, true, []int{8}},
-		{"CA no opt-out", caNone, []int{8}, false, false, false, false, []int{8}},
-		{"national sharing opt-out", natShare, nil, false, true, false, true, []int{7}},
-		{"UT targeted advertising opt-out", utTargeted, []int{11}, false, false, true, true, []int{11}},
+		{"CA sale opt-out", caSaleOptOut, []int{8}, true, false, false, true, []int{8}},
+		{"CA no opt-out", caKept, []int{8}, false, false, false, false, []int{8}},
 		{"gpp_sid picks national, CA ignored", both, []int{7}, false, false, false, false, []int{7}},
 		{"no gpp_sid: every section applies", both, nil, true, false, false, true, []int{7, 8}},
-		// IAB/prebid published example: CA section, SaleOptOut=2 (did not opt out).
-		{"published CA example", "DBABBgA~xlgWEYCZAA", []int{8}, false, false, false, false, []int{8}},
-		// Published example with sections 7–12: VA/CO/... say targeted advertising opt-out.
+		// prebid/go-gpp's CA example writes version 49, which IAB never defined: fails closed.
+		{"CA section of an undefined version", "DBABBgA~xlgWEYCZAA", []int{8}, false, false, false, true, []int{8}},
+		// prebid's example with sections 7–12: VA and UT say targeted advertising opt-out; its
+		// national (version 3), CO and CT (version 27) sections are of undefined versions.
 		{"published 7-12 example", "DBABrGA~DSJgmkoZJSA.YA~BlgWEYCY.QA~BSFgmiU~bSFgmJQ.YA~BWJYJllA~bSFgmSZQ.YA", nil, false, false, true, true, []int{7, 8, 9, 10, 11, 12}},
 		// A TCF EU section only: no US opt-out.
 		{"EU TCF section only", "DBABM~CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA", []int{2}, false, false, false, false, []int{2}},
@@ -139,11 +112,19 @@ func TestParseGPPMalformed(t *testing.T) {
 		"D000AA7AiiiiiAABS00", // fuzzer find: exponential Fibonacci decode in go-gpp
 	} {
 		_, err := ParseGPP(bad, nil)
-		require.Error(t, err, "%q", bad)
-		require.True(t, strings.HasPrefix(err.Error(), "consent_signals.gpp: "), err.Error())
+		requireFieldError(t, err, "gpp", bad)
 	}
 	_, err := ParseGPP("DBABBgA~xlgWEYCZAA", []int{0})
-	require.ErrorContains(t, err, "consent_signals.gpp_sid[0]")
+	requireFieldError(t, err, "gpp_sid[0]", "")
+}
+
+// requireFieldError checks err is a *FieldError naming field, with a reason.
+func requireFieldError(t testing.TB, err error, field, input string) {
+	t.Helper()
+	var fe *FieldError
+	require.True(t, errors.As(err, &fe), "%q: %v is not a *FieldError", input, err)
+	require.Equal(t, field, fe.Field, "%q", input)
+	require.NotEmpty(t, fe.Reason)
 }
 
 func FuzzParseTCF(f *testing.F) {
@@ -153,7 +134,8 @@ func FuzzParseTCF(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		tc, err := ParseTCF(s)
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "consent_signals.tcf: ") {
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field != "tcf" {
 				t.Fatalf("error without path: %v", err)
 			}
 			return
@@ -169,20 +151,72 @@ func FuzzParseGPP(f *testing.F) {
 	f.Add("DBABBgA~xlgWEYCZAA", 8)
 	f.Add("DBABrGA~DSJgmkoZJSA.YA~BlgWEYCY.QA~BSFgmiU~bSFgmJQ.YA~BWJYJllA~bSFgmSZQ.YA", 0)
 	f.Add("DBABM~CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA", 2)
+	v := loadIABVectors(f)
+	for _, vec := range v.US {
+		f.Add(vec.GPP, vec.ID)
+	}
+	for _, vec := range v.TCF {
+		if vec.GPP != "" {
+			f.Add(vec.GPP, 0)
+		}
+	}
 	f.Fuzz(func(t *testing.T, s string, sid int) {
 		var sids []int
 		if sid != 0 {
 			sids = []int{sid}
 		}
-		g, err := ParseGPP(s, sids)
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "consent_signals.gpp") {
-				t.Fatalf("error without path: %v", err)
-			}
+		checkGPP(t, s, sids)
+	})
+}
+
+// FuzzGPPSection feeds one section's body to its decoder under a well-formed header, so the
+// fuzzer works on each decoder of the table (and USP v1, tcfeuv2, tcfcav1) directly.
+func FuzzGPPSection(f *testing.F) {
+	v := loadIABVectors(f)
+	for _, vec := range v.US {
+		f.Add(uint8(vec.ID), strings.SplitN(vec.GPP, "~", 2)[1])
+	}
+	for _, vec := range v.TCF {
+		if vec.GPP != "" {
+			f.Add(uint8(vec.ID), strings.SplitN(vec.GPP, "~", 2)[1])
+		}
+	}
+	f.Fuzz(func(t *testing.T, id uint8, body string) {
+		if id == 0 || strings.Contains(body, "~") {
 			return
 		}
-		if g.Sale && !g.OptedOut() {
-			t.Fatal("sale opt-out not reported")
+		g := checkGPP(t, encodeHeader([]int{int(id)})+"~"+body, nil)
+		if g != nil && USSection(int(id)) && usLayoutOf(int(id), 1) == nil && usLayoutOf(int(id), 2) == nil && int(id) != sectionUSPv1 {
+			if !g.OptedOut() {
+				t.Fatalf("section %d has no layout but did not fail closed", id)
+			}
 		}
 	})
+}
+
+// checkGPP parses s and checks what must hold of any input: errors name their field, and a
+// parsed string reports its opt-outs and unreadable sections as opted out.
+func checkGPP(t *testing.T, s string, sids []int) *GPP {
+	g, err := ParseGPP(s, sids)
+	if err != nil {
+		var fe *FieldError
+		if !errors.As(err, &fe) || (fe.Field != "gpp" && !strings.HasPrefix(fe.Field, "gpp_sid[")) {
+			t.Fatalf("error without path: %v", err)
+		}
+		return nil
+	}
+	if (g.Sale || g.Sharing || g.TargetedAdvertising || len(g.Unreadable) > 0) != g.OptedOut() {
+		t.Fatal("an opt-out not reported")
+	}
+	if !sort.IntsAreSorted(g.Applicable) {
+		t.Fatalf("applicable ids not sorted: %v", g.Applicable)
+	}
+	for _, tc := range g.TCF {
+		for n := 0; n <= 12; n++ {
+			_ = tc.Purpose(n)
+			_ = tc.Restricted(n, 0, 755)
+		}
+		_ = tc.Vendor(755)
+	}
+	return &g
 }

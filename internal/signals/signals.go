@@ -19,14 +19,38 @@ const (
 	Denied
 )
 
+// stateNames are the states as events, Consent Mode and the audit spell them.
+var stateNames = [...]string{Unknown: "unknown", Granted: "granted", Denied: "denied"}
+
 func (s State) String() string {
-	switch s {
-	case Granted:
-		return "granted"
-	case Denied:
-		return "denied"
+	if s < 0 || int(s) >= len(stateNames) {
+		return stateNames[Unknown]
 	}
-	return "unknown"
+	return stateNames[s]
+}
+
+// ParseState reads "granted" or "denied" (exactly); ok is false for anything else, which
+// callers read as Unknown (never a grant) or reject.
+func ParseState(v string) (s State, ok bool) {
+	switch v {
+	case stateNames[Granted]:
+		return Granted, true
+	case stateNames[Denied]:
+		return Denied, true
+	}
+	return Unknown, false
+}
+
+// Merge combines two sources' answers about the same key: a denial wins, then a choice beats
+// no choice (b's, the later source's, when both chose).
+func Merge(a, b State) State {
+	switch {
+	case a == Denied || b == Denied:
+		return Denied
+	case b != Unknown:
+		return b
+	}
+	return a
 }
 
 // GCMKeys are the Google Consent Mode v2 keys a policy may map purposes to.
@@ -42,19 +66,14 @@ func ParseGCM(m map[string]any) (map[string]State, error) {
 	out := make(map[string]State, len(m))
 	for k, v := range m {
 		if !GCMKeys[k] {
-			return nil, fmt.Errorf("gcm.%s: unknown consent mode key", k)
+			return nil, fieldErr("gcm."+k, "unknown consent mode key")
 		}
 		s, ok := v.(string)
 		if !ok {
-			return nil, fmt.Errorf("gcm.%s: must be a string", k)
+			return nil, fieldErr("gcm."+k, "must be a string")
 		}
-		switch s {
-		case "granted":
-			out[k] = Granted
-		case "denied":
-			out[k] = Denied
-		default:
-			return nil, fmt.Errorf("gcm.%s: must be \"granted\" or \"denied\"", k)
+		if out[k], ok = ParseState(s); !ok {
+			return nil, fieldErr("gcm."+k, "must be \"granted\" or \"denied\"")
 		}
 	}
 	return out, nil
@@ -127,13 +146,10 @@ func MergeGCM(m map[string]string, states map[string]State) map[string]string {
 		m = make(map[string]string, len(states))
 	}
 	for k, st := range states {
-		if st == Unknown {
-			continue
+		prev, _ := ParseState(m[k])
+		if st = Merge(prev, st); st != Unknown {
+			m[k] = st.String()
 		}
-		if m[k] == Denied.String() {
-			continue
-		}
-		m[k] = st.String()
 	}
 	return m
 }
@@ -201,13 +217,14 @@ type ConsentManagement struct {
 	Any bool
 }
 
-// ParseConsentManagement reads context.consentManagement; path prefixes errors.
+// ParseConsentManagement reads context.consentManagement; errors are *FieldError with Field
+// "consentManagement.<key>".
 func ParseConsentManagement(m map[string]any) (ConsentManagement, error) {
 	var cm ConsentManagement
 	if p, ok := m["provider"]; ok {
 		s, ok := p.(string)
 		if !ok {
-			return cm, fmt.Errorf("consentManagement.provider: must be a string")
+			return cm, fieldErr("consentManagement.provider", "must be a string")
 		}
 		cm.Provider = s
 	}
@@ -218,13 +235,13 @@ func ParseConsentManagement(m map[string]any) (ConsentManagement, error) {
 		}
 		arr, ok := v.([]any)
 		if !ok {
-			return nil, true, fmt.Errorf("consentManagement.%s: must be an array of strings", key)
+			return nil, true, fieldErr("consentManagement."+key, "must be an array of strings")
 		}
 		out := make([]string, 0, len(arr))
 		for i, e := range arr {
 			s, ok := e.(string)
 			if !ok {
-				return nil, true, fmt.Errorf("consentManagement.%s[%d]: must be a string", key, i)
+				return nil, true, fieldErr(fmt.Sprintf("consentManagement.%s[%d]", key, i), "must be a string")
 			}
 			out = append(out, s)
 		}
@@ -242,7 +259,7 @@ func ParseConsentManagement(m map[string]any) (ConsentManagement, error) {
 	case "or":
 		cm.Any = true
 	default:
-		return cm, fmt.Errorf("consentManagement.resolutionStrategy: must be \"and\" or \"or\"")
+		return cm, fieldErr("consentManagement.resolutionStrategy", "must be \"and\" or \"or\"")
 	}
 	return cm, nil
 }
