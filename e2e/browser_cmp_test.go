@@ -8,10 +8,6 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
-	gpp "github.com/prebid/go-gpp"
-	"github.com/prebid/go-gpp/constants"
-	"github.com/prebid/go-gpp/sections"
-	"github.com/prebid/go-gpp/sections/uspca"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate-dev/tollgate/internal/signals"
@@ -138,15 +134,9 @@ func withOneTrustIDs(pol string) string {
 	return pol + "  cmp_ids:\n    C0002: analytics\n    C0004: marketing\n"
 }
 
-// gppSaleOptOut is a GPP string, made by go-gpp's encoder, whose US-CA section opts out of sale.
-func gppSaleOptOut(t *testing.T) string {
-	s, err := gpp.Encode([]gpp.Section{uspca.USPCA{SectionID: constants.SectionUSPCA,
-		CoreSegment: uspca.USPCACoreSegment{Version: 1, SaleOptOutNotice: 1, SaleOptOut: 1, SharingOptOut: 2,
-			SensitiveDataProcessing: make([]byte, 9), KnownChildSensitiveDataConsents: make([]byte, 2)},
-		GPCSegment: sections.CommonUSGPCSegment{SubsectionType: 1}}})
-	require.NoError(t, err)
-	return s
-}
+// gppSaleOptOut is a GPP string written by IAB's encoder (@iabgpp/cmpapi 3.2.0) whose US-CA
+// section opts out of sale (SaleOptOutNotice 1, SaleOptOut 1, SharingOptOut 2, GPC segment).
+func gppSaleOptOut(t *testing.T) string { return "DBABBg~BQYAAABA.QA" }
 
 // checkCMPPages runs each CMP page as its own visitor in browser and checks ClickHouse's
 // decisions, consent_source and consent_proof for the events tg.js sent.

@@ -22,7 +22,8 @@ type GPP struct {
 	// data: an entry of SensitiveDataProcessing or KnownChildSensitiveDataConsents is 1 (opted
 	// out / no consent), or any value but 0 and 2.
 	SensitiveRefused bool
-	// GPC is the Gpc field of an applicable US section's GPC segment.
+	// GPC is the Gpc field of an applicable US section's GPC segment: the user's browser sent
+	// Global Privacy Control. It counts as an opt-out (OptedOut).
 	GPC bool
 	// TCF is the applicable TCF sections (tcfeuv2, tcfcav1), read as TC strings.
 	TCF []TCF
@@ -252,9 +253,10 @@ func (sec *GPP) apply(f *field, _ int, v int) {
 func (g GPP) Raw() string { return g.raw }
 
 // OptedOut is true when an applicable US section says Sale, Sharing or Targeted Advertising
-// opt-out, or cannot be read.
+// opt-out, carries the user's Global Privacy Control (an opt-out of sale and sharing under the
+// state laws that honour it), or cannot be read.
 func (g GPP) OptedOut() bool {
-	return g.Sale || g.Sharing || g.TargetedAdvertising || len(g.Unreadable) > 0
+	return g.Sale || g.Sharing || g.TargetedAdvertising || g.GPC || len(g.Unreadable) > 0
 }
 
 // errorString is a reason inside a FieldError (no path of its own).

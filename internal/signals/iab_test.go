@@ -205,7 +205,7 @@ func checkGPP(t *testing.T, s string, sids []int) *GPP {
 		}
 		return nil
 	}
-	if (g.Sale || g.Sharing || g.TargetedAdvertising || len(g.Unreadable) > 0) != g.OptedOut() {
+	if (g.Sale || g.Sharing || g.TargetedAdvertising || g.GPC || len(g.Unreadable) > 0) != g.OptedOut() {
 		t.Fatal("an opt-out not reported")
 	}
 	if !sort.IntsAreSorted(g.Applicable) {

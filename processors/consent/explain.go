@@ -26,6 +26,9 @@ func (d *decider) check(i int, dest *policy.Destination) (reason string, ok bool
 	case "withdrawn":
 		return ReasonWithdrawn, Restricts(false, d.withdrawn, dest.Purpose) == ReasonWithdrawn
 	case "signals": // a CMP signal refusing the purpose (signals.go): refusal beats any grant
+		if d.pubRestricted(dest) {
+			return ReasonNoConsent, true // the publisher does not allow the vendor this purpose
+		}
 		if !d.signalRefuses(dest) {
 			return "", false
 		}
@@ -46,7 +49,9 @@ func (d *decider) check(i int, dest *policy.Destination) (reason string, ok bool
 	case "gpp": // a GPP US opt-out of sale, sharing or targeted advertising
 		return ReasonOptedOut, dest.Sale && d.gppOptedOut()
 	case "sensitive":
-		return ReasonSensitive, dest.Purpose == policy.Marketing && d.isSensitive()
+		// Marketing never receives sensitive data; any other purpose does not either when the
+		// GPP string refuses processing of sensitive data (signals.go gppSensitiveRefused).
+		return ReasonSensitive, (dest.Purpose == policy.Marketing || d.gppSensitiveRefused()) && d.isSensitive()
 	}
 	return ReasonConsented, true // "consented": the last rule always applies
 }

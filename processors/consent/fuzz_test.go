@@ -35,7 +35,7 @@ func FuzzDecide(f *testing.F) {
 	pol := loadPolicy(f, "    sale: true\n    fields: [context.page_url, context.user_agent", "    sale: true\n    tcf_vendor_id: 756\n    fields: [context.page_url, context.user_agent",
 		"segment_categories:", sourcesYAML+"segment_categories:")
 	f.Add("ev-1", "u-42", "a-7f3", "EU", uint8(0xff), uint8(0), false, `"https://shop.example/checkout"`, `" Ann@Example.com "`, `"+1 (650) 555-1212"`, "category", `"adult"`, "", "", "", uint16(0))
-	f.Add("ev-2", "", "a", "US-CA", uint8(0), uint8(0x03), true, `"https://x/pharmacy"`, `16505551212`, `"`, "email", `null`, "run", tcAll, gppCA(f, 1), uint16(0x1ff))
+	f.Add("ev-2", "", "a", "US-CA", uint8(0), uint8(0x03), true, `"https://x/pharmacy"`, `16505551212`, `"`, "email", `null`, "run", tcAll, optedOutCA, uint16(0x1ff))
 	f.Add("", "", "", "", uint8(0x01), uint8(0x19), true, `not json`, `"9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"`, `"\u00e9\ud800"`, "a.b", `"\"`, "r|1", tcOneToEight, "DBABBgA~xlgWEYCZAA", uint16(0x2a5))
 	f.Add("ev-3", "u", "", "EU", uint8(0xff), uint8(0x80), false, `"x"`, `"e"`, `"p"`, "k", `"v"`, "", tcNothing, "", uint16(0x100))
 	f.Fuzz(func(t *testing.T, eventID, userID, anonID, jurisdiction string, consentBits, stateBits uint8, gpc bool,

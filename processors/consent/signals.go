@@ -64,7 +64,7 @@ func parseSignals(cs *schemas.ConsentSignals) *eventSignals {
 	if len(cs.GCM) > 0 {
 		s.gcm = make(map[string]signals.State, len(cs.GCM))
 		for k, v := range cs.GCM {
-			s.gcm[k] = gcmState(v)
+			s.gcm[k], _ = signals.ParseState(v) // only "granted" grants
 		}
 	}
 	if len(cs.CMPAllowed) > 0 || cs.CMPHasDenied {
@@ -72,17 +72,6 @@ func parseSignals(cs *schemas.ConsentSignals) *eventSignals {
 			Allowed: cs.CMPAllowed, Denied: cs.CMPDenied, HasDenied: cs.CMPHasDenied}}
 	}
 	return s
-}
-
-// gcmState reads a stored Consent Mode value: only "granted" grants.
-func gcmState(v string) signals.State {
-	switch v {
-	case "granted":
-		return signals.Granted
-	case "denied":
-		return signals.Denied
-	}
-	return signals.Unknown
 }
 
 // allOf combines the states of every key or purpose a policy purpose maps to: one refusal
@@ -120,6 +109,28 @@ func (s *eventSignals) tcfState(src *policy.ConsentSources, purpose string, dest
 	if s.tcf == nil && !s.tcfBad {
 		return signals.Unknown
 	}
+	return s.tcStringState(s.tcf, src, purpose, dest)
+}
+
+// gppTCFState is the answer of the GPP string's TCF sections (tcfeuv2, tcfcav1), each read as a
+// TC string: all must grant, one refusal refuses.
+func (s *eventSignals) gppTCFState(src *policy.ConsentSources, purpose string, dest *policy.Destination) signals.State {
+	if s.gpp == nil || len(s.gpp.TCF) == 0 {
+		return signals.Unknown
+	}
+	var states [2]signals.State // IAB defines two TCF sections
+	n := 0
+	for i := range s.gpp.TCF {
+		if n < len(states) {
+			states[n] = s.tcStringState(&s.gpp.TCF[i], src, purpose, dest)
+			n++
+		}
+	}
+	return allOf(states[:n]...)
+}
+
+// tcStringState is one TC string's answer; tc nil is a string that does not parse.
+func (s *eventSignals) tcStringState(tc *signals.TCF, src *policy.ConsentSources, purpose string, dest *policy.Destination) signals.State {
 	var states []signals.State
 	nums, mapped := src.TCF[purpose]
 	vendor := 0
@@ -132,18 +143,18 @@ func (s *eventSignals) tcfState(src *policy.ConsentSources, purpose string, dest
 	if !mapped && vendor == 0 && !google {
 		return signals.Unknown
 	}
-	if s.tcfBad {
+	if tc == nil {
 		return signals.Denied // unreadable is never granted
 	}
 	for _, n := range nums {
-		states = append(states, boolState(s.tcf.Purpose(n)))
+		states = append(states, boolState(tc.Purpose(n)))
 	}
 	if vendor > 0 {
-		states = append(states, boolState(s.tcf.Vendor(vendor)))
+		states = append(states, boolState(tc.Vendor(vendor)))
 	}
 	if google {
-		m := signals.Google755(s.tcf.Purpose)
-		vendorOK := s.tcf.Vendor(googleVendor)
+		m := signals.Google755(tc.Purpose)
+		vendorOK := tc.Vendor(googleVendor)
 		for _, k := range src.GCM[purpose] {
 			st, ok := m[k]
 			if !ok {
@@ -182,8 +193,8 @@ func (s *eventSignals) cmpState(src *policy.ConsentSources, purpose string) sign
 type choice struct {
 	state signals.State
 	// srcs[:n] are the sources that expressed a choice, in the order choose asks them (there are
-	// four): an array, not a slice, as choose runs several times per decision.
-	srcs [4]string
+	// five): an array, not a slice, as choose runs several times per decision.
+	srcs [5]string
 	n    int
 }
 
@@ -198,11 +209,7 @@ func (d *decider) choose(purpose string, dest *policy.Destination) choice {
 		}
 		c.srcs[c.n] = source
 		c.n++
-		if st == signals.Denied || c.state == signals.Denied {
-			c.state = signals.Denied
-		} else {
-			c.state = signals.Granted
-		}
+		c.state = signals.Merge(c.state, st)
 	}
 	if v, ok := d.ev.Consent[purpose]; ok {
 		add(SourceEvent, boolState(v))
@@ -210,6 +217,7 @@ func (d *decider) choose(purpose string, dest *policy.Destination) choice {
 	if s := d.sig; s != nil {
 		src := &d.pol.ConsentSources
 		add(SourceTCF, s.tcfState(src, purpose, dest))
+		add(SourceGPP, s.gppTCFState(src, purpose, dest))
 		add(SourceGCM, s.gcmStateOf(src, purpose))
 		add(SourceCMPIDs, s.cmpState(src, purpose))
 	}
@@ -224,14 +232,77 @@ func (d *decider) signalRefuses(dest *policy.Destination) bool {
 	}
 	src := &d.pol.ConsentSources
 	return d.sig.tcfState(src, dest.Purpose, dest) == signals.Denied ||
+		d.sig.gppTCFState(src, dest.Purpose, dest) == signals.Denied ||
 		d.sig.gcmStateOf(src, dest.Purpose) == signals.Denied ||
 		d.sig.cmpState(src, dest.Purpose) == signals.Denied
 }
 
+// pubRestricted is part of the "signals" rule: a TC string (or a TCF section of the GPP string)
+// whose publisher restricts the destination's tcf_vendor_id with type 0 (not allowed) on a TCF
+// purpose the destination's purpose maps to. The vendor may not process for that purpose, so
+// the user's consent to it does not count (CONTRACT §9: blocked, no_consent).
+func (d *decider) pubRestricted(dest *policy.Destination) bool {
+	if d.sig == nil || dest.TCFVendorID == 0 {
+		return false
+	}
+	restricted := func(tc *signals.TCF) bool {
+		for _, n := range d.pol.ConsentSources.TCF[dest.Purpose] {
+			if tc.Restricted(n, signals.RestrictNotAllowed, dest.TCFVendorID) {
+				return true
+			}
+		}
+		return false
+	}
+	if d.sig.tcf != nil && restricted(d.sig.tcf) {
+		return true
+	}
+	if d.sig.gpp != nil {
+		for i := range d.sig.gpp.TCF {
+			if restricted(&d.sig.gpp.TCF[i]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // gppOptedOut is the "gpp" rule: an applicable US section of the GPP string says the user opted
-// out of sale, sharing or targeted advertising (or cannot be read).
+// out of sale, sharing or targeted advertising, or carries GPC (or cannot be read).
 func (d *decider) gppOptedOut() bool {
 	return d.sig != nil && (d.sig.gppBad || (d.sig.gpp != nil && d.sig.gpp.OptedOut()))
+}
+
+// gppSensitiveRefused is the hook of the "sensitive" rule: an applicable US section refuses
+// processing of sensitive data or of a known child's data (SensitiveDataProcessing or
+// KnownChildSensitiveDataConsents says 1), or the GPP string cannot be fully read. Then a
+// matching sensitive rule blocks every destination that is not necessary, not only marketing.
+func (d *decider) gppSensitiveRefused() bool {
+	s := d.sig
+	return s != nil && (s.gppBad || (s.gpp != nil && (s.gpp.SensitiveRefused || len(s.gpp.Unreadable) > 0)))
+}
+
+// google755 is the vendor-755 reading of Consent Mode key from the TC strings present (the
+// event's and the GPP string's TCF sections): ok is false when there is none; an unreadable
+// one grants nothing.
+func (s *eventSignals) google755(key string) (granted, ok bool) {
+	if s.tcfBad {
+		return false, true
+	}
+	var tcs []*signals.TCF
+	if s.tcf != nil {
+		tcs = append(tcs, s.tcf)
+	}
+	if s.gpp != nil {
+		for i := range s.gpp.TCF {
+			tcs = append(tcs, &s.gpp.TCF[i])
+		}
+	}
+	for _, tc := range tcs {
+		if signals.Google755(tc.Purpose)[key] != signals.Granted || !tc.Vendor(googleVendor) {
+			return false, true
+		}
+	}
+	return true, len(tcs) > 0
 }
 
 // consentSource lists, sorted and comma-joined, the sources that made a choice bearing on this

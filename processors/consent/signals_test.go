@@ -3,10 +3,6 @@ package consent
 import (
 	"testing"
 
-	gpp "github.com/prebid/go-gpp"
-	"github.com/prebid/go-gpp/constants"
-	"github.com/prebid/go-gpp/sections"
-	"github.com/prebid/go-gpp/sections/uspca"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate-dev/tollgate/internal/signals"
@@ -36,23 +32,18 @@ const sourcesYAML = `consent_sources:
     C0004: marketing
 `
 
-// gppCA encodes a US-CA GPP section with prebid/go-gpp's encoder.
-func gppCA(t testing.TB, saleOptOut byte) string {
-	t.Helper()
-	s, err := gpp.Encode([]gpp.Section{uspca.USPCA{SectionID: constants.SectionUSPCA,
-		CoreSegment: uspca.USPCACoreSegment{Version: 1, SaleOptOutNotice: 1, SaleOptOut: saleOptOut, SharingOptOut: 2,
-			SensitiveDataProcessing: make([]byte, 9), KnownChildSensitiveDataConsents: make([]byte, 2)},
-		GPCSegment: sections.CommonUSGPCSegment{SubsectionType: 1}}})
-	require.NoError(t, err)
-	return s
-}
+// US-CA GPP sections written by IAB's encoder (@iabgpp/cmpapi 3.2.0: SaleOptOutNotice 1,
+// SharingOptOut 2, with the GPC segment): SaleOptOut 1 and 2.
+const (
+	optedOutCA    = "DBABBg~BQYAAABA.QA"
+	notOptedOutCA = "DBABBg~BQoAAABA.QA"
+)
 
 func TestDecideSignals(t *testing.T) {
 	// meta needs vendor 756's consent in a TC string.
 	pol := loadPolicy(t, "    sale: true\n    fields: [context.page_url, context.user_agent", "    sale: true\n    tcf_vendor_id: 756\n    fields: [context.page_url, context.user_agent",
 		"segment_categories:", sourcesYAML+"segment_categories:")
 	require.Equal(t, 756, pol.Destinations["meta"].TCFVendorID)
-	optedOutCA, notOptedOutCA := gppCA(t, 1), gppCA(t, 2)
 
 	sig := func(s schemas.ConsentSignals) *schemas.ConsentSignals { return &s }
 	tests := []struct {

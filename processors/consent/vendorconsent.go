@@ -34,7 +34,8 @@ func (d *decider) vendorConsent(consent map[string]bool) map[string]bool {
 
 // googleKey reports whether the CMP's signals leave one of Google's consent keys granted: the
 // Consent Mode state of the key if it was sent (only "granted" grants), else the vendor-755
-// reading of the TC string if there is one (an unreadable one grants nothing), else true — no
+// reading of the TC strings if there are any (the event's and the GPP string's TCF sections; an
+// unreadable one grants nothing), else true — no
 // signal about the key, so the marketing grant alone decides.
 func (d *decider) googleKey(key string) bool {
 	s := d.sig
@@ -44,11 +45,8 @@ func (d *decider) googleKey(key string) bool {
 	if st, ok := s.gcm[key]; ok {
 		return st == signals.Granted
 	}
-	if s.tcfBad {
-		return false
-	}
-	if s.tcf != nil {
-		return signals.Google755(s.tcf.Purpose)[key] == signals.Granted && s.tcf.Vendor(googleVendor)
+	if granted, ok := s.google755(key); ok {
+		return granted
 	}
 	return true
 }

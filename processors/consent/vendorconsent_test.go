@@ -44,9 +44,9 @@ func TestVendorConsent(t *testing.T) {
 			GCM: map[string]string{"ad_personalization": "denied"}}, want: want(true, false, false)},
 		{name: "US state under opt_out, no choice", jurisdiction: "US-CA", want: want(true, true, true)},
 		{name: "US state under opt_out with GPC", jurisdiction: "US-CA", gpc: true, want: want(false, false, true)},
-		{name: "GPP sale opt-out", jurisdiction: "US-CA", signals: &schemas.ConsentSignals{GPP: gppCA(t, 1), GPPSID: []int{8}},
+		{name: "GPP sale opt-out", jurisdiction: "US-CA", signals: &schemas.ConsentSignals{GPP: optedOutCA, GPPSID: []int{8}},
 			want: want(false, false, true)},
-		{name: "GPP without opt-out", jurisdiction: "US-CA", signals: &schemas.ConsentSignals{GPP: gppCA(t, 2), GPPSID: []int{8}},
+		{name: "GPP without opt-out", jurisdiction: "US-CA", signals: &schemas.ConsentSignals{GPP: notOptedOutCA, GPPSID: []int{8}},
 			want: want(true, true, true)},
 		{name: "unknown US state takes default's opt_in", jurisdiction: "US-ZZ", consent: allTrue(), want: want(true, true, false)},
 	}
