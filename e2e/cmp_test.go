@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +64,8 @@ func TestCMPSignalsToVendors(t *testing.T) {
 	saleOptOut := gppSaleOptOut(t)
 
 	run := time.Now().Format("150405.000")
+	gppRun := run + "g" // the GPP sections' events: apart from the cases below (vendor bodies count by run)
+	sections := postEveryGPPSection(t, p, dir, gppRun)
 	id := func(name string) string { return name + "-" + run }
 	ev := func(name, jurisdiction string, sig map[string]any) map[string]any {
 		e := map[string]any{"event_id": id(name), "event": "purchase", "user_id": id(name), "jurisdiction": jurisdiction,
@@ -134,6 +138,7 @@ func TestCMPSignalsToVendors(t *testing.T) {
 		require.Equal(t, w.tiktok, got[2][name], "%s: TikTok limited_data_use", name)
 		require.Equal(t, w.gads, got[3][name], "%s: Google Ads consent", name)
 	}
+	checkEveryGPPSection(t, p, gppRun, sections)
 }
 
 // cmpDecisions reads the run's decisions from ClickHouse: by user name, destination →
@@ -267,4 +272,98 @@ func gadsConsent(body []byte) (map[string]string, error) {
 		out[e.TransactionID] = e.Consent["adUserData"] + "/" + e.Consent["adPersonalization"]
 	}
 	return out, err
+}
+
+// iabVectors runs e2e/sdk/iabvectors.mjs: GPP and TC strings written by IAB's own encoders
+// (@iabgpp/cmpapi, @iabtcf/core; e2e/sdk/package-lock.json), as JSON.
+func iabVectors(t *testing.T, dir string) []byte {
+	t.Helper()
+	cmd := exec.Command("node", "iabvectors.mjs")
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "node iabvectors.mjs: %s", stderr.String())
+	return out
+}
+
+// TestIABVectorsAreIABs: internal/signals/testdata/iab_vectors.json, which the decoders' unit
+// tests read, is exactly what IAB's encoders write today (the script's output).
+func TestIABVectorsAreIABs(t *testing.T) {
+	out := iabVectors(t, npmCI(t, "sdk"))
+	want, err := os.ReadFile("../internal/signals/testdata/iab_vectors.json")
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(want, out), "internal/signals/testdata/iab_vectors.json is not iabvectors.mjs's output; "+
+		"regenerate it: (cd e2e/sdk && node iabvectors.mjs > ../../internal/signals/testdata/iab_vectors.json)")
+}
+
+// gppSectionEvent is one event of postEveryGPPSection: its name and Meta's expected decision.
+type gppSectionEvent struct{ name, meta string }
+
+// postEveryGPPSection sends, in one batch, a US-CA event per US GPP section (6–27, the national
+// section in versions 1 and 2) with a string saying "did not opt out" and one saying "opted
+// out" of sale, written by IAB's encoder, plus one naming section 28, which IAB has not defined;
+// every one is accepted. Malformed strings are refused with the path of the offending member,
+// alone (400) and by index in a batch.
+func postEveryGPPSection(t *testing.T, p *pipeline, dir, run string) []gppSectionEvent {
+	t.Helper()
+	var v struct {
+		US []struct {
+			ID   int    `json:"id"`
+			Tag  string `json:"tag"`
+			Kind string `json:"kind"`
+			GPP  string `json:"gpp"`
+		} `json:"us"`
+	}
+	require.NoError(t, json.Unmarshal(iabVectors(t, dir), &v))
+	ev := func(name string, sig map[string]any) map[string]any {
+		return map[string]any{"event_id": name + "-" + run, "event": "purchase", "user_id": name + "-" + run,
+			"jurisdiction": "US-CA", "context": map[string]any{"page_url": "https://shop.example/"},
+			"properties": map[string]any{"order_value": 5.0, "currency": "USD"}, "consent_signals": sig}
+	}
+	var batch []map[string]any
+	var want []gppSectionEvent
+	ids := map[int]bool{}
+	for _, vec := range v.US {
+		if vec.Kind != "kept" && vec.Kind != "out" {
+			continue
+		}
+		name := fmt.Sprintf("gpp-%s-%s-%d", strings.ReplaceAll(vec.Tag, " ", ""), vec.Kind, len(batch))
+		batch = append(batch, ev(name, map[string]any{"gpp": vec.GPP, "gpp_sid": []int{vec.ID}}))
+		meta := "forwarded/consented/gpp"
+		if vec.Kind == "out" {
+			meta = "blocked/opted_out/gpp"
+		}
+		want = append(want, gppSectionEvent{name, meta})
+		ids[vec.ID] = true
+	}
+	for id := 6; id <= 27; id++ {
+		require.True(t, ids[id], "no IAB string for section %d", id)
+	}
+	batch = append(batch, ev("gpp-id28", map[string]any{"gpp": "DBABKY~BQSA.AAA"}))
+	want = append(want, gppSectionEvent{"gpp-id28", "blocked/opted_out/gpp"})
+	require.NoError(t, postExpect(p.ingestURL+"/v1/events", map[string]any{"batch": batch}, 202,
+		fmt.Sprintf(`{"accepted":%d,"rejected":[]}`, len(batch))), "every valid string is accepted")
+
+	for _, bad := range []string{"DBABLA", "DBABLA~CEAq", "DBABLA~CEAqAAAAAABA.Q%", "DBABMA~CQuzncAQ", "DBABDA~BQu08x6"} {
+		require.NoError(t, postExpect(p.ingestURL+"/v1/events", ev("gpp-bad", map[string]any{"gpp": bad}), 400,
+			`consent_signals.gpp`), "%q", bad)
+	}
+	require.NoError(t, postExpect(p.ingestURL+"/v1/events", map[string]any{"batch": []map[string]any{
+		ev("gpp-bad-batch", map[string]any{"gpp": "DBABLA~CEAq"}),
+		ev("gpp-ok-batch", map[string]any{"gpp": "DBABLA~CEAqAAAAAABA.QA"}),
+		ev("gpp-bad-batch", map[string]any{"gpp": "DBABLA~CEAqAAAAAABA.QA", "gpp_sid": []int{0}}),
+	}}, 202, `{"accepted":1,"rejected":[{"index":0,"error":"event 0: field \"consent_signals.gpp\" section usnat: `))
+	return want
+}
+
+// checkEveryGPPSection reads Meta's (a sale destination's) decision of each event of
+// postEveryGPPSection from ClickHouse: "did not opt out" forwarded, "opted out" blocked.
+func checkEveryGPPSection(t *testing.T, p *pipeline, run string, want []gppSectionEvent) {
+	t.Helper()
+	waitDecisions(t, p, "run_id = '' AND destination = 'meta' AND event_id LIKE '%-"+run+"'", len(want))
+	got, _ := cmpDecisions(t, p, run)
+	for _, w := range want {
+		require.Equal(t, w.meta, got[w.name]["meta"], "%s: Meta's decision", w.name)
+	}
 }
