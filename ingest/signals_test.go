@@ -14,8 +14,8 @@ import (
 // Real TC string (prebid/go-gdpr's test suite): purposes 1–8, vendors 8, 9, 32.
 const tcOneToEight = "COyiBqdOyiBqdObAAAENAfCIAP8AAH-AAAAAB4AXQQgEAAAgoAAAAABAIYQUAAAAAAAAAAAAAAAIQIQCxIvkgQMAAAABgAIAAAAAAAAAAABAZAkAAA"
 
-// IAB GPP published example: one US-CA section (prebid/go-gpp's test suite).
-const gppCA = "DBABBgA~xlgWEYCZAA"
+// One US-CA section written by IAB's encoder (@iabgpp/cmpapi 3.2.0; SaleOptOut 2).
+const gppCA = "DBABBg~BQoAAABA.QA"
 
 func TestNativeConsentSignals(t *testing.T) {
 	tests := []struct {
@@ -28,6 +28,8 @@ func TestNativeConsentSignals(t *testing.T) {
 		{"tcf not a string", `{"tcf":5}`, `field "consent_signals.tcf" must be a string`},
 		{"malformed gpp", `{"gpp":"DBABBgA~%%"}`, `field "consent_signals.gpp" `},
 		{"bad gpp_sid", `{"gpp":"` + gppCA + `","gpp_sid":"8"}`, `field "consent_signals.gpp_sid" must be an array`},
+		{"gpp_sid not a section id", `{"gpp":"` + gppCA + `","gpp_sid":[8,0]}`, `field "consent_signals.gpp_sid[1]" 0 is not a GPP section id`},
+		{"truncated GPP section", `{"gpp":"DBABBg~BQoA"}`, `field "consent_signals.gpp" section usca: `},
 		{"gcm unknown value", `{"gcm":{"ad_storage":"unknown"}}`, `field "consent_signals.gcm.ad_storage" must be "granted" or "denied"`},
 		{"gcm unknown key", `{"gcm":{"ads":"granted"}}`, `field "consent_signals.gcm.ads" unknown consent mode key`},
 		{"cmp_ids bad", `{"cmp_ids":{"allowed":"C0001"}}`, `field "consent_signals.cmp_ids" must be`},
