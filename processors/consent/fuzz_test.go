@@ -38,6 +38,13 @@ func FuzzDecide(f *testing.F) {
 	f.Add("ev-2", "", "a", "US-CA", uint8(0), uint8(0x03), true, `"https://x/pharmacy"`, `16505551212`, `"`, "email", `null`, "run", tcAll, optedOutCA, uint16(0x1ff))
 	f.Add("", "", "", "", uint8(0x01), uint8(0x19), true, `not json`, `"9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"`, `"\u00e9\ud800"`, "a.b", `"\"`, "r|1", tcOneToEight, "DBABBgA~xlgWEYCZAA", uint16(0x2a5))
 	f.Add("ev-3", "u", "", "EU", uint8(0xff), uint8(0x80), false, `"x"`, `"e"`, `"p"`, "k", `"v"`, "", tcNothing, "", uint16(0x100))
+	// IAB-encoded: a TC string with publisher restrictions, a GPP string with a tcfcav1 section, a
+	// national section refusing sensitive data (internal/signals/testdata/iab_vectors.json).
+	f.Add("ev-4", "u", "", "EU", uint8(0xff), uint8(0x80), false, `"https://x/health"`, `"e"`, `"p"`, "k", `"v"`, "",
+		"CQdWToAQdWToAAKABAENBkEgAPIAAAAAAAAAH0QAgF5gPoAAAAECAAgPoCQAQF5g.YAAAAAAAAAAA",
+		"DBABDA~BQdWToAQdWToAAKABAENBkCAAeQAABgAAAfRACQBNUDAAgAgBAgH0QAQIBhIF5wAUATA.YAAAAAAAAAA", uint16(0x1ff))
+	f.Add("ev-5", "u", "", "US-CA", uint8(0xff), uint8(0x80), false, `"https://x/health"`, `"e"`, `"p"`, "k", `"v"`, "", "",
+		"DBABLA~CAAA_____wBA.QA", uint16(0x1ff))
 	f.Fuzz(func(t *testing.T, eventID, userID, anonID, jurisdiction string, consentBits, stateBits uint8, gpc bool,
 		pageURL, email, phone, extraKey, extraValue, runID, tcf, gppText string, sigBits uint16) {
 		ev := &schemas.Event{
