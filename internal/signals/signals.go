@@ -1,6 +1,8 @@
 // Package signals normalises consent signals sent by consent management
-// platforms (Google Consent Mode, CMP category ids) into granted/denied/unknown
-// states. It fails closed: anything it cannot read as "granted" is never granted.
+// platforms (IAB TC and GPP strings, Google Consent Mode, CMP category ids) into
+// granted/denied/unknown states and opt-outs. It fails closed: anything it
+// cannot read as "granted" is never granted. Errors are *FieldError: the path
+// of the offending member inside the signals object, and why.
 package signals
 
 import (
