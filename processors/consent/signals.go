@@ -37,6 +37,7 @@ type eventSignals struct {
 	tcfBad bool         // a TC string that does not parse (ingest checks; a replayed record may not)
 	gpp    *signals.GPP
 	gppBad bool
+	tcs    []*signals.TCF // every TC string that parsed: tcf, then the GPP string's TCF sections
 	gcm    map[string]signals.State // nil: no Consent Mode object
 	cmp    *signals.ConsentManagement
 	proof  string
@@ -50,6 +51,7 @@ func parseSignals(cs *schemas.ConsentSignals) *eventSignals {
 	if cs.TCF != "" {
 		if tc, err := parsed.ParseTCF(cs.TCF); err == nil {
 			s.tcf = &tc
+			s.tcs = append(s.tcs, s.tcf)
 		} else {
 			s.tcfBad = true
 		}
@@ -57,6 +59,9 @@ func parseSignals(cs *schemas.ConsentSignals) *eventSignals {
 	if cs.GPP != "" {
 		if g, err := parsed.ParseGPP(cs.GPP, cs.GPPSID); err == nil {
 			s.gpp = &g
+			for i := range g.TCF {
+				s.tcs = append(s.tcs, &g.TCF[i])
+			}
 		} else {
 			s.gppBad = true
 		}
@@ -118,13 +123,11 @@ func (s *eventSignals) gppTCFState(src *policy.ConsentSources, purpose string, d
 	if s.gpp == nil || len(s.gpp.TCF) == 0 {
 		return signals.Unknown
 	}
-	var states [2]signals.State // IAB defines two TCF sections
+	var states [2]signals.State // IAB defines two TCF sections, each at most once in a string
 	n := 0
-	for i := range s.gpp.TCF {
-		if n < len(states) {
-			states[n] = s.tcStringState(&s.gpp.TCF[i], src, purpose, dest)
-			n++
-		}
+	for i := 0; i < len(s.gpp.TCF) && n < len(states); i++ {
+		states[n] = s.tcStringState(&s.gpp.TCF[i], src, purpose, dest)
+		n++
 	}
 	return allOf(states[:n]...)
 }
@@ -245,20 +248,9 @@ func (d *decider) pubRestricted(dest *policy.Destination) bool {
 	if d.sig == nil || dest.TCFVendorID == 0 {
 		return false
 	}
-	restricted := func(tc *signals.TCF) bool {
+	for _, tc := range d.sig.tcs {
 		for _, n := range d.pol.ConsentSources.TCF[dest.Purpose] {
 			if tc.Restricted(n, signals.RestrictNotAllowed, dest.TCFVendorID) {
-				return true
-			}
-		}
-		return false
-	}
-	if d.sig.tcf != nil && restricted(d.sig.tcf) {
-		return true
-	}
-	if d.sig.gpp != nil {
-		for i := range d.sig.gpp.TCF {
-			if restricted(&d.sig.gpp.TCF[i]) {
 				return true
 			}
 		}
@@ -288,21 +280,12 @@ func (s *eventSignals) google755(key string) (granted, ok bool) {
 	if s.tcfBad {
 		return false, true
 	}
-	var tcs []*signals.TCF
-	if s.tcf != nil {
-		tcs = append(tcs, s.tcf)
-	}
-	if s.gpp != nil {
-		for i := range s.gpp.TCF {
-			tcs = append(tcs, &s.gpp.TCF[i])
-		}
-	}
-	for _, tc := range tcs {
+	for _, tc := range s.tcs {
 		if signals.Google755(tc.Purpose)[key] != signals.Granted || !tc.Vendor(googleVendor) {
 			return false, true
 		}
 	}
-	return true, len(tcs) > 0
+	return true, len(s.tcs) > 0
 }
 
 // consentSource lists, sorted and comma-joined, the sources that made a choice bearing on this
