@@ -137,7 +137,7 @@ func rebuild(tableName string, edit func(t *table)) change {
 }
 
 // Column constructors of the model: str and lowStr are Strings (lowStr with few distinct
-// values), typed any other type.
+// values), typed any other type (an Array(String) of field names counts as few distinct values).
 func str(name string) modelColumn { return modelColumn{column: column{name, "String"}} }
 func lowStr(name string) modelColumn {
 	return modelColumn{column: column{name, "String"}, lowCard: true}
