@@ -179,3 +179,23 @@ func TestOnCluster(t *testing.T) {
 	assert.True(t, strings.HasPrefix(got, "CREATE MATERIALIZED VIEW IF NOT EXISTS `db`.`decisions_daily_mv` ON CLUSTER `tollgate` TO `db`.`decisions_daily`"), got)
 	assert.NotContains(t, got, "Replicated")
 }
+
+// The one shape detector: a cluster is the cluster shape, an existing database keeps the shape it
+// has, a fresh one is modern on ClickHouse 23+.
+func TestShapeOf(t *testing.T) {
+	for _, tc := range []struct {
+		found            map[string]string
+		cluster, version string
+		want             int32
+	}{
+		{nil, "", "18.16.1", shapeClassic},
+		{nil, "", "26.9.1.1", shapeModern},
+		{nil, "tollgate", "26.9.1.1", shapeCluster},
+		{map[string]string{"decisions": "ReplicatedReplacingMergeTree"}, "tollgate", "18.16.1", shapeCluster},
+		{map[string]string{"decisions": "ReplacingMergeTree"}, "", "26.9.1.1", shapeClassic},
+		{map[string]string{"decisions": "ReplacingMergeTree", "decisions_by_user": "ReplacingMergeTree"}, "", "26.9.1.1", shapeClassic},
+		{map[string]string{"decisions": "ReplacingMergeTree", "decisions_by_user": "View"}, "", "26.9.1.1", shapeModern},
+	} {
+		require.Equal(t, tc.want, shapeOf(tc.found, tc.cluster, tc.version), "%v %q %q", tc.found, tc.cluster, tc.version)
+	}
+}
