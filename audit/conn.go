@@ -12,11 +12,12 @@
 //
 // File map: conn.go (connecting, the DB handle), schema.go (the schema as one model, per
 // version), schema_render.go (its classic, modern and cluster shapes), migrate.go and
-// migrate_upgrade.go (a database brought to the newest version), insert.go (batch inserts, Avro record -> row), writer.go (the Kafka consumer loop), classify.go
-// (permanent vs transient ClickHouse errors), park.go (parking refused rows), metrics.go,
-// erased.go (late decisions of erased users), erase.go (erasure), retention.go and
-// retention_job.go (retention; retention_ttl.go in the modern shape), queries.go and report.go
-// (the read side). README.md lists the tests; docs/audit.md has the tables and example queries.
+// migrate_upgrade.go (a database brought to the newest version), insert.go (batch inserts,
+// Avro record -> row), writer.go (the Kafka consumer loop), classify.go (permanent vs transient
+// ClickHouse errors), park.go (parking refused rows), metrics.go, erased.go (late decisions of
+// erased users), erase.go (erasure), retention.go and retention_job.go (retention;
+// retention_ttl.go in the modern shape), read.go, read_report.go and read_access.go (the read
+// side). README.md lists the tests; docs/audit.md has the tables and example queries.
 //
 // Protocol: the native protocol through clickhouse-go v2. It works against the oldest server we
 // support (Debian's 18.16.1, protocol revision 54412): the handshake, SELECTs, FINAL, and batch
