@@ -127,11 +127,18 @@ type change struct {
 
 func create(t table) change { return change{kind: created, table: t.name, create: &t} }
 
-// add adds a column to a table, with the DEFAULT the existing rows read (a String's ”, a number's 0).
+// add adds a column to a table, with the DEFAULT the existing rows read (a String's '', a number's 0).
 func add(tableName string, c modelColumn) change {
 	return change{kind: addedColumn, table: tableName, edit: func(t *table) { t.columns = append(t.columns, c) }}
 }
 
+// copyByUser gives a table its copy ordered by user (table.byUser), filled with the rows from
+// before.
+func copyByUser(tableName, order string) change {
+	return change{kind: copiedByUser, table: tableName, edit: func(t *table) { t.byUser = order }}
+}
+
+// rebuild changes a table's keys or column types (edit), which takes a new table.
 func rebuild(tableName string, edit func(t *table)) change {
 	return change{kind: rebuilt, table: tableName, edit: edit}
 }
@@ -166,7 +173,7 @@ var versions = [][]change{
 			columns: []modelColumn{str("event_id"), lowStr("destination"), typed("attempt", "UInt16"), lowStr("status"),
 				typed("http_status", "UInt16"), lowStr("error"), typed("latency_ms", "UInt32"), typed("at", "DateTime")}})},
 	// 2: decisions by user, for "what did we send about user X".
-	{{kind: copiedByUser, table: "decisions", edit: func(t *table) { t.byUser = "user_key, destination, event_id, run_id" }}},
+	{copyByUser("decisions", "user_key, destination, event_id, run_id")},
 	// 3: day partitions by server-side time, daily summaries, the erasure list.
 	{rebuild("decisions", func(t *table) { t.partition = "toDate(decided_at)" }),
 		rebuild("deliveries", func(t *table) { t.partition = "toDate(at)" }),
