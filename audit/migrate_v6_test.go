@@ -9,7 +9,7 @@ import (
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
-// Version 6: a version-5 database keeps its decisions (consent_source and consent_proof ''),
+// Version 6: a version-5 database keeps its decisions (consent_source and consent_proof empty),
 // new decisions carry both into decisions and, through the re-created view, decisions_by_user
 // (what `tollgate audit user` reads); a re-run changes nothing.
 func TestMigrateVersion6ConsentProvenance(t *testing.T) {

@@ -129,7 +129,7 @@ type DiffResult struct {
 	Rows []DiffRow `json:"rows"`
 }
 
-// Diff compares the decisions of replay run runID with the live ones (run_id '') per event and
+// Diff compares the decisions of replay run runID with the live ones (run_id empty) per event and
 // destination: what the policy now configured would have decided differently — outcome, reason
 // or the fields sent. limit caps the rows returned (0: all); counts always cover every change.
 func (db *DB) Diff(ctx context.Context, runID string, limit int) (*DiffResult, error) {

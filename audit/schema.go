@@ -127,7 +127,7 @@ type change struct {
 
 func create(t table) change { return change{kind: created, table: t.name, create: &t} }
 
-// add adds a column to a table, with the DEFAULT the existing rows read (a String's '', a number's 0).
+// add adds a column to a table, with the DEFAULT the existing rows read (an empty string for a String, 0 for a number).
 func add(tableName string, c modelColumn) change {
 	return change{kind: addedColumn, table: tableName, edit: func(t *table) { t.columns = append(t.columns, c) }}
 }
