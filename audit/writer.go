@@ -74,7 +74,7 @@ type topicPartition struct {
 // buffer holds what was polled but is not committed yet.
 type buffer struct {
 	decisions   []schemas.Decision
-	decisionSrc []source // where each decision came from
+	decisionSrc []source // where each decision came from: a decision set's rows share theirs
 	deliveries  []schemas.Delivery
 	deliverySrc []source
 	dups        []schemas.Duplicate
@@ -314,10 +314,13 @@ func (w *Writer) add(r *kgo.Record) {
 	var err error
 	switch r.Topic {
 	case w.decisions:
-		var d schemas.Decision
-		if d, err = schemas.Decisions.Decode(r.Value); err == nil {
-			w.buf.decisions = append(w.buf.decisions, d)
-			w.buf.decisionSrc = append(w.buf.decisionSrc, src)
+		// A decision set (one record per event) becomes a row per destination, each with the
+		// record as its source; a per-destination record written before sets is one row.
+		n := len(w.buf.decisions)
+		if w.buf.decisions, err = schemas.DecodeDecisions(w.buf.decisions, r.Value); err == nil {
+			for range len(w.buf.decisions) - n {
+				w.buf.decisionSrc = append(w.buf.decisionSrc, src)
+			}
 		}
 	case w.deliveries:
 		var d schemas.Delivery
