@@ -140,17 +140,7 @@ func TestWriterParksTheSetOfARefusedRow(t *testing.T) {
 	require.NotContains(t, rows, poison[1].DecisionID)
 	require.NotContains(t, rows, poison[2].DecisionID)
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...),
-		kgo.ConsumeTopics(cfg.Topic(config.TopicAuditParked)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	require.NoError(t, err)
-	defer cl.Close()
-	var parked []*kgo.Record
-	require.Eventually(t, func() bool {
-		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		defer cancel()
-		parked = append(parked, cl.PollFetches(pctx).Records()...)
-		return len(parked) > 0
-	}, waitFor, 10*time.Millisecond)
+	parked := parkedRecords(t, cfg)
 	// The two refused rows are adjacent: one parking, one record (two only if they were
 	// isolated in separate halves, never three).
 	require.LessOrEqual(t, len(parked), 2)

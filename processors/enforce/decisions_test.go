@@ -18,22 +18,30 @@ import (
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
-// testProcessor is a processor over the demo policy with partition 0's store open and no
-// lookahead follower, deciding at a fixed time.
-func testProcessor(t *testing.T) (*Processor, *config.Config, time.Time) {
+// newTestProcessor is a processor over the demo policy with the stores of partitions 0..parts-1
+// open and no lookahead follower.
+func newTestProcessor(tb testing.TB, parts int32) *Processor {
 	pol, err := policy.Load(filepath.Join("..", "..", "deploy", "demo", "policy.yaml"))
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	cfg := &config.Config{Policy: pol}
 	cfg.Kafka.TopicPrefix = "t."
 	cfg.Dedup.Window = 7 * 24 * time.Hour
-	p := newProcessor(cfg, zap.NewNop(), newStateStore(t.TempDir(), cfg.Dedup.Window))
+	p := newProcessor(cfg, zap.NewNop(), newStateStore(tb.TempDir(), cfg.Dedup.Window))
 	p.ahead = &lookahead{book: p.state.book, pending: map[int32]map[string][]restriction{}}
+	for part := range parts {
+		_, err = p.state.open(part, false)
+		require.NoError(tb, err)
+	}
+	tb.Cleanup(func() { _ = p.state.closeAll() })
+	return p
+}
+
+// testProcessor is newTestProcessor with partition 0, deciding at a fixed time.
+func testProcessor(t *testing.T) (*Processor, *config.Config, time.Time) {
+	p := newTestProcessor(t, 1)
 	now := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
 	p.now = func() time.Time { return now }
-	_, err = p.state.open(0, false)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.state.closeAll() })
-	return p, cfg, now
+	return p, p.cfg, now
 }
 
 // rawEvents are the sample events (every consent combination) as raw records of partition 0.
