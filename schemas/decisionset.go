@@ -1,8 +1,10 @@
 package schemas
 
 import (
+	"bytes"
 	_ "embed"
 	"errors"
+	"fmt"
 	"slices"
 )
 
@@ -78,28 +80,32 @@ func (s *DecisionSet) Add(d *Decision) error {
 func (s *DecisionSet) AppendDecisions(dst []Decision) []Decision {
 	dst = slices.Grow(dst, len(s.Destinations))
 	for i := range s.Destinations {
-		e := &s.Destinations[i]
-		dst = append(dst, Decision{
-			DecisionID: e.DecisionID, EventID: s.EventID, UserKey: s.UserKey, Destination: e.Destination,
-			EventName: s.EventName, EventTimeMs: s.EventTimeMs, DecidedMs: s.DecidedMs, Outcome: e.Outcome,
-			Reason: e.Reason, Purpose: e.Purpose, Jurisdiction: s.Jurisdiction, GPC: s.GPC,
-			FieldsSent: e.FieldsSent, FieldsStripped: e.FieldsStripped, PolicyVersion: s.PolicyVersion,
-			RunID: s.RunID, ConsentSource: e.ConsentSource, ConsentProof: s.ConsentProof,
-		})
+		dst = append(dst, s.decision(&s.Destinations[i]))
 	}
 	return dst
+}
+
+// decision is the Decision of one of the set's entries.
+func (s *DecisionSet) decision(e *DestinationDecision) Decision {
+	return Decision{
+		DecisionID: e.DecisionID, EventID: s.EventID, UserKey: s.UserKey, Destination: e.Destination,
+		EventName: s.EventName, EventTimeMs: s.EventTimeMs, DecidedMs: s.DecidedMs, Outcome: e.Outcome,
+		Reason: e.Reason, Purpose: e.Purpose, Jurisdiction: s.Jurisdiction, GPC: s.GPC,
+		FieldsSent: e.FieldsSent, FieldsStripped: e.FieldsStripped, PolicyVersion: s.PolicyVersion,
+		RunID: s.RunID, ConsentSource: e.ConsentSource, ConsentProof: s.ConsentProof,
+	}
 }
 
 // DecodeDecisions appends the decisions of one record of the decisions topic to dst: every
 // entry of a DecisionSet, or the one Decision of a record written before decision sets (either
 // version of it). It returns dst unchanged and an error for anything else.
 func DecodeDecisions(dst []Decision, data []byte) ([]Decision, error) {
-	if DecisionSets.Is(data) {
-		s, err := DecisionSets.Decode(data)
+	if bytes.HasPrefix(data, DecisionSets.header) {
+		out, err := appendSetDecisions(dst, data[len(DecisionSets.header):])
 		if err != nil {
-			return dst, err
+			return out, fmt.Errorf("decode DecisionSet: %w", err)
 		}
-		return s.AppendDecisions(dst), nil
+		return out, nil
 	}
 	d, err := Decisions.Decode(data)
 	if err != nil {

@@ -39,6 +39,16 @@ func TestDecisionSetMatchesHamba(t *testing.T) {
 	checkCodec(t, DecisionSets, cases)
 	for _, s := range cases {
 		require.Equal(t, decisionSetSize(&s), len(appendDecisionSet(nil, &s)), "size of %s", s.EventID)
+		b, err := DecisionSets.Encode(&s)
+		require.NoError(t, err)
+		got, err := DecodeDecisions(nil, b)
+		require.NoError(t, err)
+		require.Equal(t, s.AppendDecisions(nil), got)
+		for n := len(DecisionSets.header); n < len(b); n++ {
+			got, err := DecodeDecisions(nil, b[:n])
+			require.Error(t, err, "cut at %d of %d bytes", n, len(b))
+			require.Empty(t, got)
+		}
 	}
 }
 
@@ -117,6 +127,18 @@ func FuzzReadDecisionSet(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		fuzzAgainstHamba(t, DecisionSets, body)
+		// The writer's path (straight into decisions) reads what the set's reader reads.
+		var s DecisionSet
+		setErr := readDecisionSet(body, &s)
+		before := []Decision{{DecisionID: "before"}}
+		got, err := appendSetDecisions(before, body)
+		if setErr != nil {
+			require.Error(t, err)
+			require.Equal(t, before, got)
+			return
+		}
+		require.NoError(t, err)
+		require.Equal(t, s.AppendDecisions(before), got)
 	})
 }
 
@@ -134,6 +156,37 @@ func BenchmarkDecisionSet(b *testing.B) {
 		for b.Loop() {
 			if _, err := DecisionSets.Encode(&s); err != nil {
 				b.Fatal(err)
+			}
+		}
+	})
+	// The same event's decisions as the per-destination records written before sets.
+	perDest := make([][]byte, 0, len(s.Destinations))
+	for _, d := range s.AppendDecisions(nil) {
+		v, err := Decisions.Encode(&d)
+		require.NoError(b, err)
+		perDest = append(perDest, v)
+	}
+	b.Run("encode-per-destination", func(b *testing.B) {
+		b.ReportAllocs()
+		ds := s.AppendDecisions(nil)
+		for b.Loop() {
+			for i := range ds {
+				if _, err := Decisions.Encode(&ds[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("decode-per-destination", func(b *testing.B) {
+		b.ReportAllocs()
+		var ds []Decision
+		for b.Loop() {
+			ds = ds[:0]
+			for _, v := range perDest {
+				var err error
+				if ds, err = DecodeDecisions(ds, v); err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
 	})

@@ -2,7 +2,8 @@ package schemas
 
 // Hand-written Avro of DecisionSet, in decision_set.avsc's order, like appendavro.go and
 // readavro.go: the processor encodes one for every event it decides and the audit writer
-// decodes every one. TestDecisionSetMatchesHamba and FuzzReadDecisionSet hold both to hamba/avro.
+// decodes every one (appendSetDecisions, straight into rows). TestDecisionSetMatchesHamba and
+// FuzzReadDecisionSet hold them to hamba/avro and to each other.
 
 func appendDecisionSet(b []byte, s *DecisionSet) []byte {
 	b = appendString(b, s.EventID)
@@ -75,6 +76,32 @@ func decisionSetSize(s *DecisionSet) int {
 
 func readDecisionSet(b []byte, s *DecisionSet) error {
 	r := newReader(b)
+	readSetEvent(&r, s)
+	s.Destinations = []DestinationDecision{}
+	r.blocks(func() { s.Destinations = append(s.Destinations, readDestinationDecision(&r)) })
+	return r.err
+}
+
+// appendSetDecisions reads a DecisionSet's body straight into dst's decisions, without the set's
+// own slice: the audit writer's path, once per event.
+func appendSetDecisions(dst []Decision, b []byte) ([]Decision, error) {
+	r := newReader(b)
+	var s DecisionSet
+	readSetEvent(&r, &s)
+	n := len(dst)
+	r.blocks(func() {
+		e := readDestinationDecision(&r)
+		dst = append(dst, s.decision(&e))
+	})
+	if r.err != nil {
+		clear(dst[n:])
+		return dst[:n], r.err
+	}
+	return dst, nil
+}
+
+// readSetEvent reads the fields every destination's decision shares.
+func readSetEvent(r *reader, s *DecisionSet) {
 	s.EventID = r.str()
 	s.UserKey = r.str()
 	s.EventName = r.str()
@@ -85,18 +112,17 @@ func readDecisionSet(b []byte, s *DecisionSet) error {
 	s.PolicyVersion = r.str()
 	s.RunID = r.str()
 	s.ConsentProof = r.str()
-	s.Destinations = []DestinationDecision{}
-	r.blocks(func() {
-		var e DestinationDecision
-		e.DecisionID = r.str()
-		e.Destination = r.str()
-		e.Outcome = r.str()
-		e.Reason = r.str()
-		e.Purpose = r.str()
-		e.FieldsSent = r.strings()
-		e.FieldsStripped = r.strings()
-		e.ConsentSource = r.str()
-		s.Destinations = append(s.Destinations, e)
-	})
-	return r.err
+}
+
+func readDestinationDecision(r *reader) DestinationDecision {
+	var e DestinationDecision
+	e.DecisionID = r.str()
+	e.Destination = r.str()
+	e.Outcome = r.str()
+	e.Reason = r.str()
+	e.Purpose = r.str()
+	e.FieldsSent = r.strings()
+	e.FieldsStripped = r.strings()
+	e.ConsentSource = r.str()
+	return e
 }
