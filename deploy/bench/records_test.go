@@ -47,7 +47,8 @@ func TestKafkaPerEvent(t *testing.T) {
 // of a transaction's partition included, and nothing of another prefix.
 func TestTopicRecordsCountsOffsets(t *testing.T) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(testenv.Kafka(t), ",")...), kgo.DefaultProduceTopic("unused"),
-		kgo.TransactionalID("bench-records-"+randomHex(t)), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		kgo.TransactionalID("bench-records-"+randomHex(t)), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.UnknownTopicRetries(-1)) // until the context ends: a busy broker may take a moment to serve a new topic
 	require.NoError(t, err)
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
