@@ -212,6 +212,9 @@ func producer(t testing.TB, cfg *config.Config, opts ...kgo.Opt) *kgo.Client {
 	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Kafka.Brokers...),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		// Until produce's deadline: a busy broker may not serve a topic created a moment ago
+		// yet (UNKNOWN_TOPIC_OR_PARTITION past franz-go's default four retries).
+		kgo.UnknownTopicRetries(-1),
 	}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(cl.Close)

@@ -15,8 +15,9 @@ import (
 // Parking: rows ClickHouse refuses for good (see permanent) leave the batch, so the rest of it is
 // inserted and the offsets advance, and go, unchanged, to the parked topic <prefix>audit.parked
 // with a record of why. Nothing is lost: the parked record is the audit topic's own record
-// (same key and Avro value), and its headers say what ClickHouse answered and where it was read from;
-// once the cause is fixed it can be produced to its original topic again.
+// (same key and Avro value; for a row of a decision set, the whole set, whose other rows,
+// inserted again, collapse under FINAL), and its headers say what ClickHouse answered and where
+// it was read from; once the cause is fixed it can be produced to its original topic again.
 //
 // A batch refused for good is split in halves and each half inserted again, down to single
 // rows, so only the rows ClickHouse refuses on their own are parked (about log2(batch) failed
@@ -86,9 +87,12 @@ func bisect[T any](ctx context.Context, table string, rows []T, src []source,
 func (w *Writer) parker(table string) parkFunc {
 	return func(ctx context.Context, src []source, cause error) error {
 		failedAt := []byte(time.Now().UTC().Format(time.RFC3339Nano))
-		recs := make([]*kgo.Record, len(src))
+		recs := make([]*kgo.Record, 0, len(src))
 		for i, s := range src {
-			recs[i] = &kgo.Record{
+			if i > 0 && s.tp == src[i-1].tp && s.offset == src[i-1].offset {
+				continue // another row of the same decision set: its record is parked once
+			}
+			recs = append(recs, &kgo.Record{
 				Topic: w.parked,
 				Key:   s.key,
 				Value: s.value,
@@ -99,17 +103,17 @@ func (w *Writer) parker(table string) parkFunc {
 					{Key: config.HeaderOriginalOffset, Value: []byte(strconv.FormatInt(s.offset, 10))},
 					{Key: config.HeaderFailedAt, Value: failedAt},
 				},
-			}
+			})
 		}
 		if err := w.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 			countError(errPark)
 			return fmt.Errorf("park %d rows of %s: %w", len(recs), table, err)
 		}
-		parkedRows.WithLabelValues(table).Add(float64(len(recs)))
-		countDiscarded(discardParked, len(recs))
+		parkedRows.WithLabelValues(table).Add(float64(len(src)))
+		countDiscarded(discardParked, len(src))
 		// Where from, not what: the values stay in the parked topic.
 		w.log.Error("clickhouse refused rows for good; parked them", zap.String("table", table),
-			zap.Int("rows", len(recs)), zap.String("parked_topic", w.parked), zap.String("topic", src[0].tp.topic),
+			zap.Int("rows", len(src)), zap.Int("records", len(recs)), zap.String("parked_topic", w.parked), zap.String("topic", src[0].tp.topic),
 			zap.Int32("partition", src[0].tp.partition), zap.Int64("offset", src[0].offset), zap.Error(cause))
 		return nil
 	}

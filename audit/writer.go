@@ -61,9 +61,13 @@ type Writer struct {
 	db *DB
 	cl *kgo.Client
 
-	// mu guards buf: Run's loop and the rebalance callbacks (another goroutine) both flush it.
+	// mu guards buf and fanout: Run's loop and the rebalance callbacks (another goroutine) both
+	// flush it.
 	mu  sync.Mutex
 	buf buffer
+	// fanout is the most rows one record has given so far (a decision set gives a row per
+	// destination): a poll asks for as many records as leave the batch within batchSize rows.
+	fanout int
 }
 
 type topicPartition struct {
@@ -74,7 +78,7 @@ type topicPartition struct {
 // buffer holds what was polled but is not committed yet.
 type buffer struct {
 	decisions   []schemas.Decision
-	decisionSrc []source // where each decision came from
+	decisionSrc []source // where each decision came from: a decision set's rows share theirs
 	deliveries  []schemas.Delivery
 	deliverySrc []source
 	dups        []schemas.Duplicate
@@ -260,7 +264,7 @@ func (w *Writer) connect(ctx context.Context) (*DB, error) {
 func (w *Writer) consume(ctx context.Context) {
 	for ctx.Err() == nil {
 		w.mu.Lock()
-		room := w.batchSize - w.buf.rows()
+		room := (w.batchSize - w.buf.rows()) / max(w.fanout, 1)
 		pending, since := w.buf.pending(), w.buf.since
 		w.mu.Unlock()
 
@@ -314,10 +318,15 @@ func (w *Writer) add(r *kgo.Record) {
 	var err error
 	switch r.Topic {
 	case w.decisions:
-		var d schemas.Decision
-		if d, err = schemas.Decisions.Decode(r.Value); err == nil {
-			w.buf.decisions = append(w.buf.decisions, d)
-			w.buf.decisionSrc = append(w.buf.decisionSrc, src)
+		// A decision set (one record per event) becomes a row per destination, each with the
+		// record as its source; a per-destination record written before sets is one row.
+		n := len(w.buf.decisions)
+		if w.buf.decisions, err = schemas.DecodeDecisions(w.buf.decisions, r.Value); err == nil {
+			rows := len(w.buf.decisions) - n
+			for range rows {
+				w.buf.decisionSrc = append(w.buf.decisionSrc, src)
+			}
+			w.fanout = max(w.fanout, rows)
 		}
 	case w.deliveries:
 		var d schemas.Delivery

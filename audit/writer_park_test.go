@@ -86,17 +86,7 @@ func TestWriterParksRowsClickHouseRefuses(t *testing.T) {
 	require.GreaterOrEqual(t, testutil.ToFloat64(parkedRows.WithLabelValues("decisions"))-parkedBefore, 1.0)
 
 	// The parked topic holds the refused record unchanged, with the reason and its origin.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...),
-		kgo.ConsumeTopics(cfg.Topic(config.TopicAuditParked)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	require.NoError(t, err)
-	defer cl.Close()
-	var parked []*kgo.Record
-	require.Eventually(t, func() bool {
-		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		defer cancel()
-		parked = append(parked, cl.PollFetches(pctx).Records()...)
-		return len(parked) > 0
-	}, waitFor, 10*time.Millisecond)
+	parked := parkedRecords(t, cfg)
 	for _, r := range parked { // once, or again if a flush was retried after parking
 		require.Equal(t, poisonRec.Key, r.Key)
 		require.Equal(t, poisonRec.Value, r.Value)
@@ -110,4 +100,21 @@ func TestWriterParksRowsClickHouseRefuses(t *testing.T) {
 		_, err = time.Parse(time.RFC3339Nano, kafka.Header(r, config.HeaderFailedAt))
 		require.NoError(t, err)
 	}
+}
+
+// parkedRecords waits for the parked topic to hold records and returns those read by then.
+func parkedRecords(t *testing.T, cfg *config.Config) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...),
+		kgo.ConsumeTopics(cfg.Topic(config.TopicAuditParked)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	require.NoError(t, err)
+	defer cl.Close()
+	var parked []*kgo.Record
+	require.Eventually(t, func() bool {
+		pctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		parked = append(parked, cl.PollFetches(pctx).Records()...)
+		return len(parked) > 0
+	}, waitFor, 10*time.Millisecond)
+	return parked
 }

@@ -110,12 +110,15 @@ func verifyExactlyOnce(t *testing.T, p *pipeline, stream *stream) {
 func checkDecisionTopics(t *testing.T, cl *kgo.Client, p *pipeline, oracle *logOracle) (map[string]schemas.Decision, map[string]map[string]schemas.FilteredEvent) {
 	decided := map[string]schemas.Decision{} // event_id/destination
 	readTopic(t, cl, p.cfg, config.TopicDecisions, func(r *kgo.Record) {
-		d, err := schemas.Decisions.Decode(r.Value)
+		require.True(t, schemas.DecisionSets.Is(r.Value), "one decision set per event")
+		ds, err := schemas.DecodeDecisions(nil, r.Value)
 		require.NoError(t, err)
-		key := d.EventID + "/" + d.Destination
-		_, dup := decided[key] // not require.NotContains: it scans the map, quadratic over 60,000 decisions
-		require.False(t, dup, "duplicate decision %s in the decisions topic", key)
-		decided[key] = d
+		for _, d := range ds {
+			key := d.EventID + "/" + d.Destination
+			_, dup := decided[key] // not require.NotContains: it scans the map, quadratic over 60,000 decisions
+			require.False(t, dup, "duplicate decision %s in the decisions topic", key)
+			decided[key] = d
+		}
 	})
 	names := p.cfg.Policy.Names
 	require.Equal(t, len(oracle.events)*len(names), len(decided), "one decision per event and destination, no gaps")

@@ -10,7 +10,9 @@
 //   - e2e_latency: p50/p99 from intended send time to the decision row appearing in ClickHouse,
 //     at a fixed event rate, for 1 event in each 100-event batch (polled every 100 ms);
 //   - components: peak RSS (VmHWM) and CPU seconds (utime+stime) of each process, and CPU
-//     seconds per 1,000 events.
+//     seconds per 1,000 events;
+//   - kafka_records_per_event, clickhouse_rows_per_event: what the run left in its topics (from
+//     their offsets, per topic) and tables, per event (records.go).
 //
 // Kafka and ClickHouse run beside it on the same cores; their CPU is not counted (they may be
 // shared with other work). Each run uses a fresh topic prefix and database, removed at the end
@@ -318,6 +320,17 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	report["components"] = comps
 	report["cpu_s_per_1000_events"] = perK
 	report["events_measured"] = int64(events)
+	// After the CPU figures: the wait for the last deliveries must not count in them.
+	kafkaFig, chFig, err := recordsPerEvent(ctx, strings.Split(o.brokers, ","), ch, prefix, db)
+	if err != nil {
+		logf("records per event: %v", err)
+	}
+	if kafkaFig != nil {
+		report["kafka_records_per_event"] = kafkaFig
+	}
+	if chFig != nil {
+		report["clickhouse_rows_per_event"] = chFig
+	}
 	if o.oneEvents > 0 {
 		one, err := oneByOne(ctx, o, dir, prefix, env)
 		if err != nil {
@@ -446,6 +459,8 @@ func targets(r map[string]any) map[string]any {
 		"ingest_p99_lt_10ms_at_2000rps":   get("ingest_latency", "p99_ms") > 0 && get("ingest_latency", "p99_ms") < 10,
 		"e2e_ge_20000_eps":                get("e2e_throughput", "events_per_s") >= 20000,
 		"e2e_p99_lt_2s":                   get("e2e_latency", "p99_ms") > 0 && get("e2e_latency", "p99_ms") < 2000,
+		"kafka_le_5_records_per_event_all_forwarding": get("kafka_records_per_event", "all_forwarding") > 0 &&
+			get("kafka_records_per_event", "all_forwarding") <= 5,
 	}
 }
 

@@ -3,18 +3,15 @@ package enforce
 import (
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/internal/testenv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/zap"
 
 	"github.com/tollgate-dev/tollgate/ingest"
 	"github.com/tollgate-dev/tollgate/internal/config"
-	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/internal/sample"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
@@ -25,22 +22,10 @@ import (
 // encoding of every output record, and the commit of the poll's state to the store. New ids
 // and users each poll, as `make bench` sends them. b.N counts events.
 func BenchmarkProcessPerEvent(b *testing.B) {
-	pol, err := policy.Load(filepath.Join("..", "..", "deploy", "demo", "policy.yaml"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := &config.Config{Policy: pol}
-	cfg.Kafka.TopicPrefix = "bench."
-	cfg.Dedup.Window = 7 * 24 * time.Hour
-	p := newProcessor(cfg, zap.NewNop(), newStateStore(b.TempDir(), cfg.Dedup.Window))
-	p.ahead = &lookahead{book: p.state.book, pending: map[int32]map[string][]restriction{}}
 	const poll, parts = 1000, 4
-	for part := range int32(parts) {
-		if _, err := p.state.open(part, false); err != nil {
-			b.Fatal(err)
-		}
-	}
-	defer p.state.closeAll()
+	p := newTestProcessor(b, parts)
+	cfg := p.cfg
+	var err error
 	evs := sample.Events(7, poll, poll/2, time.Now())
 	raw := make([][]byte, len(evs))
 	for i := range evs {

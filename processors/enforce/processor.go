@@ -291,8 +291,8 @@ func batchPartitions(fetches kgo.Fetches) []int32 {
 	return parts
 }
 
-// handle turns one raw record into the records to produce: for an event, a decision per
-// destination and a filtered event per forwarded one; for a consent update, the user's new state.
+// handle turns one raw record into the records to produce: for an event, its decisions record
+// (every destination's decision) and a filtered event per forwarded destination; for a consent update, the user's new state.
 // A record that no tollgate schema wrote goes to the raw dead-letter topic: it must never stop
 // the partition.
 func (p *Processor) handle(r *kgo.Record, batch *stagedState) ([]*kgo.Record, error) {
@@ -378,19 +378,54 @@ func (p *Processor) decide(ev *schemas.Event, st *consent.State) []*kgo.Record {
 	return p.decideKeyed(ev, st, []byte(ev.UserKey()))
 }
 
-// decideKeyed decides ev; key is the user key of its records. One more slot is left for the
-// caller's dedup changelog record.
+// decideKeyed decides ev; key is the user key of its records: one decisions record with every
+// destination's decision, and a filtered event per forwarded destination. One more slot is left
+// for the caller's dedup changelog record.
 func (p *Processor) decideKeyed(ev *schemas.Event, st *consent.State, key []byte) []*kgo.Record {
 	outs := consent.Decide(ev, st, p.cfg.Policy, p.now(), "")
-	recs := make([]*kgo.Record, 0, 2*len(outs)+1)
+	recs := make([]*kgo.Record, 0, len(outs)+2)
+	set := newDecisionRecord(p.topics.decisions, key, len(outs))
 	for i := range outs {
 		o := &outs[i]
 		p.countDecision(&o.Decision)
 		p.tally.decided(&o.Decision)
-		recs = append(recs, encodeRecord(p.topics.decisions, key, schemas.Decisions, &o.Decision))
+		set.add(&o.Decision)
 		if o.Filtered != nil {
 			recs = append(recs, encodeRecord(p.topics.destTopic(p.cfg, o.Decision.Destination), key, schemas.FilteredEvents, o.Filtered))
 		}
+	}
+	return set.appendTo(recs)
+}
+
+// decisionRecord gathers one event's decisions into the one record of the decisions topic, a
+// DecisionSet: a record per event instead of one per event and destination.
+type decisionRecord struct {
+	topic string
+	key   []byte
+	set   schemas.DecisionSet
+	// loose are decisions the set refused (not sharing the event's fields, which the engine
+	// never makes): each goes as a Decision record of its own, which the audit writer also
+	// reads, rather than a panic that the same raw record would bring back after every restart.
+	loose []*schemas.Decision
+}
+
+func newDecisionRecord(topic string, key []byte, destinations int) *decisionRecord {
+	return &decisionRecord{topic: topic, key: key, set: schemas.DecisionSet{Destinations: make([]schemas.DestinationDecision, 0, destinations)}}
+}
+
+func (r *decisionRecord) add(d *schemas.Decision) {
+	if r.set.Add(d) != nil {
+		r.loose = append(r.loose, d)
+	}
+}
+
+// appendTo appends the records to produce (none when no decision was added).
+func (r *decisionRecord) appendTo(recs []*kgo.Record) []*kgo.Record {
+	if len(r.set.Destinations) > 0 {
+		recs = append(recs, encodeRecord(r.topic, r.key, schemas.DecisionSets, &r.set))
+	}
+	for _, d := range r.loose {
+		recs = append(recs, encodeRecord(r.topic, r.key, schemas.Decisions, d))
 	}
 	return recs
 }

@@ -121,15 +121,16 @@ func replayRecord(cfg *config.Config, r *kgo.Record, store *stateStore, opt Repl
 	if err != nil {
 		return nil, err
 	}
-	var recs []*kgo.Record
-	for _, o := range consent.Decide(&ev, st, cfg.Policy, time.Now(), res.RunID) {
-		if opt.Destination != "" && o.Decision.Destination != opt.Destination {
+	outs := consent.Decide(&ev, st, cfg.Policy, time.Now(), res.RunID)
+	set := newDecisionRecord(cfg.Topic(config.TopicDecisions), []byte(ev.UserKey()), len(outs))
+	for i := range outs {
+		if opt.Destination != "" && outs[i].Decision.Destination != opt.Destination {
 			continue
 		}
 		res.Decisions++
-		recs = append(recs, encodeRecord(cfg.Topic(config.TopicDecisions), []byte(ev.UserKey()), schemas.Decisions, &o.Decision))
+		set.add(&outs[i].Decision)
 	}
-	return recs, nil
+	return set.appendTo(nil), nil
 }
 
 func inRange(ms int64, from, to time.Time) bool {

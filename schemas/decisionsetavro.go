@@ -1,0 +1,128 @@
+package schemas
+
+// Hand-written Avro of DecisionSet, in decision_set.avsc's order, like appendavro.go and
+// readavro.go: the processor encodes one for every event it decides and the audit writer
+// decodes every one (appendSetDecisions, straight into rows). TestDecisionSetMatchesHamba and
+// FuzzReadDecisionSet hold them to hamba/avro and to each other.
+
+func appendDecisionSet(b []byte, s *DecisionSet) []byte {
+	b = appendString(b, s.EventID)
+	b = appendString(b, s.UserKey)
+	b = appendString(b, s.EventName)
+	b = appendLong(b, s.EventTimeMs)
+	b = appendLong(b, s.DecidedMs)
+	b = appendString(b, s.Jurisdiction)
+	b = appendBool(b, s.GPC)
+	b = appendString(b, s.PolicyVersion)
+	b = appendString(b, s.RunID)
+	b = appendString(b, s.ConsentProof)
+	// One block with a negative count and its size in bytes, as hamba/avro writes an array.
+	if len(s.Destinations) > 0 {
+		size := 0
+		for i := range s.Destinations {
+			size += destinationDecisionLen(&s.Destinations[i])
+		}
+		b = appendLong(appendLong(b, -int64(len(s.Destinations))), int64(size))
+		for i := range s.Destinations {
+			b = appendDestinationDecision(b, &s.Destinations[i])
+		}
+	}
+	return append(b, 0)
+}
+
+func appendDestinationDecision(b []byte, e *DestinationDecision) []byte {
+	b = appendString(b, e.DecisionID)
+	b = appendString(b, e.Destination)
+	b = appendString(b, e.Outcome)
+	b = appendString(b, e.Reason)
+	b = appendString(b, e.Purpose)
+	b = appendStrings(b, e.FieldsSent)
+	b = appendStrings(b, e.FieldsStripped)
+	return appendString(b, e.ConsentSource)
+}
+
+// destinationDecisionLen is the exact encoded length of an entry: the array block's size.
+func destinationDecisionLen(e *DestinationDecision) int {
+	return stringSize(e.DecisionID) + stringSize(e.Destination) + stringSize(e.Outcome) + stringSize(e.Reason) +
+		stringSize(e.Purpose) + stringsLen(e.FieldsSent) + stringsLen(e.FieldsStripped) + stringSize(e.ConsentSource)
+}
+
+// stringsLen is the exact encoded length of appendStrings(ss).
+func stringsLen(ss []string) int {
+	if len(ss) == 0 {
+		return 1
+	}
+	size := 0
+	for _, s := range ss {
+		size += stringSize(s)
+	}
+	return longSize(-int64(len(ss))) + longSize(int64(size)) + size + 1
+}
+
+// decisionSetSize is the encoded length, so the buffer is allocated once.
+func decisionSetSize(s *DecisionSet) int {
+	n := stringSize(s.EventID) + stringSize(s.UserKey) + stringSize(s.EventName) + longSize(s.EventTimeMs) +
+		longSize(s.DecidedMs) + stringSize(s.Jurisdiction) + 1 + stringSize(s.PolicyVersion) + stringSize(s.RunID) +
+		stringSize(s.ConsentProof) + 1
+	if len(s.Destinations) > 0 {
+		size := 0
+		for i := range s.Destinations {
+			size += destinationDecisionLen(&s.Destinations[i])
+		}
+		n += longSize(-int64(len(s.Destinations))) + longSize(int64(size)) + size
+	}
+	return n
+}
+
+func readDecisionSet(b []byte, s *DecisionSet) error {
+	r := newReader(b)
+	readSetEvent(&r, s)
+	s.Destinations = []DestinationDecision{}
+	r.blocks(func() { s.Destinations = append(s.Destinations, readDestinationDecision(&r)) })
+	return r.err
+}
+
+// appendSetDecisions reads a DecisionSet's body straight into dst's decisions, without the set's
+// own slice: the audit writer's path, once per event.
+func appendSetDecisions(dst []Decision, b []byte) ([]Decision, error) {
+	r := newReader(b)
+	var s DecisionSet
+	readSetEvent(&r, &s)
+	n := len(dst)
+	r.blocks(func() {
+		e := readDestinationDecision(&r)
+		dst = append(dst, s.decision(&e))
+	})
+	if r.err != nil {
+		clear(dst[n:])
+		return dst[:n], r.err
+	}
+	return dst, nil
+}
+
+// readSetEvent reads the fields every destination's decision shares.
+func readSetEvent(r *reader, s *DecisionSet) {
+	s.EventID = r.str()
+	s.UserKey = r.str()
+	s.EventName = r.str()
+	s.EventTimeMs = r.long()
+	s.DecidedMs = r.long()
+	s.Jurisdiction = r.str()
+	s.GPC = r.boolean()
+	s.PolicyVersion = r.str()
+	s.RunID = r.str()
+	s.ConsentProof = r.str()
+}
+
+func readDestinationDecision(r *reader) DestinationDecision {
+	var e DestinationDecision
+	e.DecisionID = r.str()
+	e.Destination = r.str()
+	e.Outcome = r.str()
+	e.Reason = r.str()
+	e.Purpose = r.str()
+	e.FieldsSent = r.strings()
+	e.FieldsStripped = r.strings()
+	e.ConsentSource = r.str()
+	return e
+}
