@@ -26,6 +26,8 @@ type ReplayOptions struct {
 	// Progress, if set, is called now and then (after each batch of decisions written, and at
 	// the end) with the raw records read so far and the records the raw topic holds in all.
 	Progress func(read, total int64)
+	// Select, if set, picks the events to decide (Redecide); the others are skipped undecided.
+	Select func(*schemas.Event) bool
 }
 
 // ReplayResult summarises a replay.
@@ -37,100 +39,151 @@ type ReplayResult struct {
 
 // Replay re-runs consent enforcement with the policy now configured over the raw topic, writing
 // decisions that carry a fresh run id to the decisions topic (they never reach a vendor: a replay
-// answers "what would the current policy decide", for `tollgate audit diff`). It reads the raw
-// topic from its start, so each event is judged against the consent its user had recorded at that
-// point of the log, and decides only the events whose time is in the range.
+// answers "what would the current policy decide", for `tollgate audit diff`; `tollgate repair`
+// then delivers what it newly allows). It reads the raw topic from its start, so each event is
+// judged against the consent its user had recorded at that point of the log, and decides only
+// the events whose time is in the range.
 func Replay(ctx context.Context, cfg *config.Config, log *zap.Logger, opt ReplayOptions) (ReplayResult, error) {
 	res := ReplayResult{RunID: opt.RunID}
 	if res.RunID == "" {
 		res.RunID = uuid.NewString()
 	}
-	topic := cfg.Topic(config.TopicRaw)
+	opt.RunID = res.RunID
 	producer, err := kafka.NewClient(cfg, log)
 	if err != nil {
 		return res, err
 	}
 	defer producer.Close()
-	ends, err := kafka.EndOffsets(ctx, producer, topic)
-	if err != nil {
-		return res, err
+	var out []*kgo.Record
+	flush := func() error {
+		if len(out) == 0 {
+			return nil
+		}
+		err := producer.ProduceSync(ctx, out...).FirstErr()
+		out = out[:0]
+		if err != nil {
+			return fmt.Errorf("write replay decisions: %w", err)
+		}
+		return nil
 	}
-	total, err := recordsToRead(ctx, producer, topic, ends)
-	if err != nil {
-		return res, err
+	err = Redecide(ctx, cfg, log, opt, func(ev *schemas.Event, outs []consent.Outcome) error {
+		out = replayEvent(cfg, ev, outs, &res, out)
+		if len(out) >= 5000 {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
 	}
-	var read int64
-	// The consent state replay builds as it goes, with the processor's store and merge rule, in
-	// a temporary folder (memory stays flat however many users the log holds).
+	return res, err
+}
+
+// Redecide walks the raw topic from its start to its end as of the call, keeping every user's
+// consent as the log records it (the processor's store and merge rule, in a temporary folder, so
+// memory stays flat however many users the log holds), and calls fn with each event whose time
+// is in opt's range and that opt.Select takes, and its decisions under the policy now configured
+// (carrying opt.RunID; only opt.Destination's when set). An error from fn stops the walk.
+// Replay writes those decisions; `tollgate repair` delivers the ones it repairs.
+func Redecide(ctx context.Context, cfg *config.Config, log *zap.Logger, opt ReplayOptions, fn func(*schemas.Event, []consent.Outcome) error) error {
+	topic := cfg.Topic(config.TopicRaw)
+	cl, err := kafka.NewClient(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ends, err := kafka.EndOffsets(ctx, cl, topic)
+	if err != nil {
+		return err
+	}
+	total, err := recordsToRead(ctx, cl, topic, ends)
+	if err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp("", "tollgate-replay-")
 	if err != nil {
-		return res, fmt.Errorf("replay state folder: %w", err)
+		return fmt.Errorf("replay state folder: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	store := newStateStore(dir, cfg.Dedup.Window)
 	defer store.closeAll()
-	var stateErr error
-	var out []*kgo.Record
-	var flushErr error
-	flush := func() {
-		if flushErr == nil && len(out) > 0 {
-			flushErr = producer.ProduceSync(ctx, out...).FirstErr()
+	walkCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var read int64
+	var walkErr error
+	err = kafka.ReadToEnd(walkCtx, cfg, log, topic, ends, func(r *kgo.Record) {
+		if walkErr != nil {
+			return
 		}
-		out = out[:0]
-	}
-	err = kafka.ReadToEnd(ctx, cfg, log, topic, ends, func(r *kgo.Record) {
 		read++
-		recs, err := replayRecord(cfg, r, store, opt, &res)
-		if err != nil && stateErr == nil {
-			stateErr = err
-		}
-		out = append(out, recs...)
-		if len(out) >= 5000 {
-			flush()
+		if walkErr = redecideRecord(cfg, r, store, opt, fn); walkErr != nil {
+			stop()
 		}
 		if opt.Progress != nil && read%1000 == 0 {
 			opt.Progress(read, total)
 		}
 	})
-	flush()
+	if walkErr != nil {
+		return walkErr
+	}
 	if err == nil && opt.Progress != nil {
 		opt.Progress(total, total) // at the end: transaction markers count as read too
 	}
-	if err == nil && stateErr != nil {
-		err = fmt.Errorf("replay state: %w", stateErr)
-	}
-	if err == nil && flushErr != nil {
-		err = fmt.Errorf("write replay decisions: %w", flushErr)
-	}
-	return res, err
+	return err
 }
 
-func replayRecord(cfg *config.Config, r *kgo.Record, store *stateStore, opt ReplayOptions, res *ReplayResult) ([]*kgo.Record, error) {
+func redecideRecord(cfg *config.Config, r *kgo.Record, store *stateStore, opt ReplayOptions, fn func(*schemas.Event, []consent.Outcome) error) error {
 	if schemas.ConsentUpdates.Is(r.Value) {
 		if u, err := schemas.ConsentUpdates.Decode(r.Value); err == nil {
-			return nil, store.apply(r.Partition, &u)
+			if err := store.apply(r.Partition, &u); err != nil {
+				return fmt.Errorf("replay state: %w", err)
+			}
 		}
-		return nil, nil
+		return nil
 	}
 	ev, err := schemas.Events.Decode(r.Value)
-	if err != nil || !inRange(ev.TimestampMs, opt.From, opt.To) {
-		return nil, nil
+	if err != nil || !inRange(ev.TimestampMs, opt.From, opt.To) || (opt.Select != nil && !opt.Select(&ev)) {
+		return nil
 	}
-	res.Events++
 	st, err := store.state(r.Partition, ev.UserKey())
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("replay state: %w", err)
 	}
-	outs := consent.Decide(&ev, st, cfg.Policy, time.Now(), res.RunID)
+	outs := consent.Decide(&ev, st, cfg.Policy, time.Now(), opt.RunID)
+	if opt.Destination != "" {
+		kept := outs[:0]
+		for _, o := range outs {
+			if o.Decision.Destination == opt.Destination {
+				kept = append(kept, o)
+			}
+		}
+		outs = kept
+	}
+	return fn(&ev, outs)
+}
+
+// replayEvent appends an event's replayed decisions to out, as one decision record (the
+// processor's form), and counts them.
+func replayEvent(cfg *config.Config, ev *schemas.Event, outs []consent.Outcome, res *ReplayResult, out []*kgo.Record) []*kgo.Record {
+	res.Events++
 	set := newDecisionRecord(cfg.Topic(config.TopicDecisions), []byte(ev.UserKey()), len(outs))
 	for i := range outs {
-		if opt.Destination != "" && outs[i].Decision.Destination != opt.Destination {
-			continue
-		}
 		res.Decisions++
 		set.add(&outs[i].Decision)
 	}
-	return set.appendTo(nil), nil
+	return set.appendTo(out)
+}
+
+// replayRecord is one raw record of a replay: its event's decision record (none for a consent
+// update or an event out of range).
+func replayRecord(cfg *config.Config, r *kgo.Record, store *stateStore, opt ReplayOptions, res *ReplayResult) ([]*kgo.Record, error) {
+	opt.RunID = res.RunID
+	var out []*kgo.Record
+	err := redecideRecord(cfg, r, store, opt, func(ev *schemas.Event, outs []consent.Outcome) error {
+		out = replayEvent(cfg, ev, outs, res, out)
+		return nil
+	})
+	return out, err
 }
 
 func inRange(ms int64, from, to time.Time) bool {
