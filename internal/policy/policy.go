@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -61,6 +62,8 @@ type Policy struct {
 	SegmentCategories map[string]string       `yaml:"segment_categories"`
 	Sensitive         []*SensitiveRule        `yaml:"sensitive"`
 	ConsentSources    ConsentSources          `yaml:"consent_sources"`
+	// Labels name field paths in words for the HTML reports (labels.go); optional.
+	Labels map[string]string `yaml:"labels"`
 
 	// File is the path the policy was read from, for error messages.
 	File string `yaml:"-"`
@@ -89,7 +92,8 @@ type Destination struct {
 	// Default: off (the adapter's own setting decides, and that is off too).
 	LDU string `yaml:"ldu"`
 
-	hashed map[string]bool
+	hashed      map[string]bool
+	maxEventAge time.Duration // webhook config.max_event_age; 0: the default
 }
 
 // LDU modes of a destination.
@@ -202,6 +206,9 @@ func (p *Policy) validate() error {
 			return err
 		}
 	}
+	if err := p.validateLabels(); err != nil {
+		return err
+	}
 	return p.validateSources()
 }
 
@@ -228,7 +235,7 @@ func (p *Policy) validateDestination(d *Destination) error {
 		}
 		d.hashed[f] = true
 	}
-	return nil
+	return d.validateMaxEventAge(at)
 }
 
 func validateSensitive(i int, r *SensitiveRule) error {

@@ -58,6 +58,10 @@ type config struct {
 	SecretEnv string `yaml:"secret_env"`
 	// MaxBatch is the most events per request (default 100, at most 1000; 1 = one per request).
 	MaxBatch int `yaml:"max_batch"`
+	// MaxEventAge is the oldest event (by its own time) the receiver accepts, e.g. "72h"
+	// (default 7 days): `tollgate repair` sends nothing older. The policy reads and validates it
+	// (policy.Destination.MaxEventAge); the adapter only accepts the key.
+	MaxEventAge time.Duration `yaml:"max_event_age"`
 }
 
 type adapter struct {
