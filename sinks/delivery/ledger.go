@@ -531,7 +531,11 @@ func (w *ledgerWriter) flush(ctx context.Context) error {
 // startLedger opens the destination's ledger, follows its topic and starts its writer; stop
 // undoes it all. Both the runner and the DLQ replayer deliver through it.
 func (r *Runner) startLedger(ctx context.Context, g *errgroup.Group) (stop func(), err error) {
-	l, err := openLedgerStore(r.cfg, r.dest.Name, r.log)
+	open := openLedgerStore
+	if r.privateLedger {
+		open = openPrivateLedgerStore // a repair's (repair.go)
+	}
+	l, err := open(r.cfg, r.dest.Name, r.log)
 	if err != nil {
 		return nil, err
 	}

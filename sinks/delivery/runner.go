@@ -61,6 +61,8 @@ type Runner struct {
 	breaker *breaker
 	consent *Withdrawals
 	ledger  *ledgerWriter // the delivery ledger; set by Run (or the replayer) before any send
+	// privateLedger gives the runner a ledger store of its own that never expires (a repair's).
+	privateLedger bool
 	// concurrency is how many requests may be in flight at once (delivery.concurrency).
 	concurrency int
 	// mainSlots and retrySlots hold a token per lane sending, at most concurrency each: the
