@@ -57,6 +57,7 @@ func newRootCmd() *cobra.Command {
 		newSinkCmd(),
 		newAuditCmd(),
 		newReplayCmd(),
+		newRepairCmd(),
 		newEraseCmd(),
 		newStandinsCmd(),
 		newDLQCmd(),

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tollgate-dev/tollgate/repair"
+)
+
+func newRepairCmd() *cobra.Command {
+	var (
+		runID, dest string
+		dryRun      bool
+		opt         repair.Options
+		nice        int
+	)
+	cmd := &cobra.Command{
+		Use:   "repair --config FILE --run ID [--destination NAME] [--dry-run]",
+		Short: "Deliver what a replay run newly allows: events live traffic blocked that the fixed policy forwards",
+		Long: `For a replay run (tollgate replay), sends every event whose replayed decision for a destination
+is forwarded where the live decision was blocked, with its original event time and the replayed
+fields, through the destination's own adapter, breaker and a share of its rate limit. Never an
+event the delivery ledger holds as delivered (already_delivered), never one whose user has since
+withdrawn the purpose or been erased (withdrawn, erased), never one older than the vendor accepts
+(too_old: ga4 72h, meta_capi and tiktok 7 days, google_ads 90 days, webhook config.max_event_age).
+The policy configured must be the one the run was decided under. Progress goes to stderr; the
+counts to stdout:
+  repaired N: sent S, too_old T, withdrawn W, erased E, already_delivered A, failed F
+--dry-run counts the same way and sends nothing. Live traffic comes first: the repair runs at a
+lower CPU priority (--nice), one request at a time per destination (--concurrency) and a quarter of
+the destination's rate limit (--rate-share). Its deliveries rows carry the run id:
+tollgate audit summary --run ID.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runID == "" {
+				return usageError{fmt.Errorf("--run ID is required (the id tollgate replay printed)")}
+			}
+			if opt.RateShare < 0 || opt.RateShare > 1 {
+				return usageError{fmt.Errorf("--rate-share %v: a share between 0 and 1", opt.RateShare)}
+			}
+			a, db, err := loadAudit(cmd)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			if dest != "" && a.cfg.Policy.Destinations[dest] == nil {
+				return usageError{fmt.Errorf("--destination %q: no such destination in %s", dest, a.cfg.Policy.File)}
+			}
+			if err := repair.LowerPriority(nice); err != nil {
+				a.log.Warn(err.Error())
+			}
+			if err := ensureTopics(cmd.Context(), a); err != nil {
+				return err
+			}
+			label := "repair " + runID
+			if dryRun {
+				label += " (dry run)"
+			}
+			p := newRepairProgress(cmd.ErrOrStderr(), label)
+			opt.RunID, opt.Destination, opt.DryRun, opt.Progress = runID, dest, dryRun, p.update
+			counts, err := repair.Run(cmd.Context(), a.cfg, a.adapters, db, a.log, opt)
+			if errors.Is(err, repair.ErrNoRun) {
+				return usageError{err}
+			}
+			if err != nil {
+				return fmt.Errorf("repair %s: %w", runID, err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), counts)
+			if dryRun {
+				fmt.Fprintf(cmd.ErrOrStderr(), "repair %s: dry run, nothing sent\n", runID)
+			}
+			return nil
+		},
+	}
+	configFlag(cmd)
+	cmd.Flags().StringVar(&runID, "run", "", "the replay run to repair (required)")
+	cmd.Flags().StringVar(&dest, "destination", "", "repair only this destination")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "count what would be sent, send nothing")
+	cmd.Flags().IntVar(&opt.Concurrency, "concurrency", 1, "requests in flight per destination")
+	cmd.Flags().Float64Var(&opt.RateShare, "rate-share", 0.25, "share of the destination's rate limit the repair may use (none when it has no limit)")
+	cmd.Flags().IntVar(&nice, "nice", 10, "CPU niceness of the repair process (0: unchanged), so live traffic on the same machine comes first")
+	return cmd
+}
+
+// repairProgress prints "<label>: done/total events (pct%), rate events/s, about D left" to w,
+// a line every 5 s and at the end (stderr is usually a log or a terminal kept scrolling).
+type repairProgress struct {
+	w     io.Writer
+	label string
+	start time.Time
+	last  time.Time
+}
+
+func newRepairProgress(w io.Writer, label string) *repairProgress {
+	return &repairProgress{w: w, label: label, start: time.Now()}
+}
+
+func (p *repairProgress) update(done, total int) {
+	if time.Since(p.last) < 5*time.Second && done != total {
+		return
+	}
+	p.last = time.Now()
+	fmt.Fprintln(p.w, repairProgressLine(p.label, done, total, time.Since(p.start)))
+}
+
+// repairProgressLine is one progress line; the estimate assumes the rate so far holds.
+func repairProgressLine(label string, done, total int, elapsed time.Duration) string {
+	pct := 100.0
+	if total > 0 {
+		pct = 100 * float64(done) / float64(total)
+	}
+	rate := 0.0
+	if s := elapsed.Seconds(); s > 0 {
+		rate = float64(done) / s
+	}
+	eta := "estimate pending"
+	switch {
+	case done >= total:
+		eta = "done"
+	case rate > 0:
+		eta = "about " + time.Duration(float64(total-done)/rate*float64(time.Second)).Round(time.Second).String() + " left"
+	}
+	return fmt.Sprintf("%s: %d/%d events (%.1f%%), %.0f events/s, %s", label, done, total, pct, rate, eta)
+}
