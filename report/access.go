@@ -9,6 +9,7 @@ package report
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"time"
 
@@ -36,6 +37,8 @@ type Access struct {
 	// Retention says how long the audit trail keeps the user's key (older decisions are
 	// anonymised and no longer attributable to anyone, so they are not in this report).
 	AnonymizeAfter string `json:"anonymize_after"`
+	// Labels names each field path of the report in words (policy.Label), as the HTML shows them.
+	Labels map[string]string `json:"labels"`
 }
 
 // AccessDestination is what one destination received about the user, or was kept from it.
@@ -124,6 +127,10 @@ func BuildAccess(ctx context.Context, db *audit.DB, pol *policy.Policy, user str
 		a.PolicyVersions = append(a.PolicyVersions, v)
 	}
 	slices.Sort(a.PolicyVersions)
+	a.Labels = map[string]string{}
+	for _, d := range a.Destinations {
+		maps.Copy(a.Labels, labelsFor(pol, d.FieldsSent))
+	}
 	return a, nil
 }
 

@@ -140,6 +140,11 @@ func TestAccessReportFieldByField(t *testing.T) {
 	require.NoError(t, a.WriteHTML(&html))
 	requireSelfContained(t, html.String())
 	require.Contains(t, html.String(), "you withdrew consent: 1")
+	// Kinds of information in words, the path beside them in small type.
+	require.Equal(t, map[string]string{"context.page_url": "page address", "properties.order_value": "order value",
+		"properties.email": "e-mail address"}, a.Labels)
+	require.Contains(t, html.String(), `page address <small class="path"><code>context.page_url</code></small>`)
+	require.Contains(t, html.String(), `e-mail address <small class="path"><code>properties.email</code></small>`)
 }
 
 func TestAccessReportErasedUser(t *testing.T) {

@@ -56,13 +56,15 @@ type accessDestView struct {
 	AccessDestination
 	Blocked  []string
 	Delivery []string
+	// Sent and Hashed are FieldsSent and FieldsHashed in words (labels.go).
+	Sent, Hashed []fieldView
 }
 
 // WriteHTML renders the access report as one self-contained HTML page.
 func (a *Access) WriteHTML(w io.Writer) error {
 	dests := make([]accessDestView, len(a.Destinations))
 	for i, d := range a.Destinations {
-		v := accessDestView{AccessDestination: d}
+		v := accessDestView{AccessDestination: d, Sent: fieldViews(d.FieldsSent, a.Labels), Hashed: fieldViews(d.FieldsHashed, a.Labels)}
 		for _, r := range sortedKeys(d.BlockedBy) {
 			text := reasonText[r]
 			if text == "" {

@@ -1,0 +1,122 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// ExposureGroup counts what live traffic sent to a destination that a replay run would not
+// have: either the events the run blocks (Key: the run's reason) or one field path the run
+// strips from events it still forwards (Key: the path).
+type ExposureGroup struct {
+	Destination string    `json:"destination"`
+	Key         string    `json:"key"`
+	Events      uint64    `json:"events"`
+	Users       uint64    `json:"users"`
+	First       time.Time `json:"first"` // event times
+	Last        time.Time `json:"last"`
+	UserKeys    []string  `json:"user_keys,omitempty"` // when asked for
+}
+
+// ExposureUsers counts the users concerned at one destination, whatever the group.
+type ExposureUsers struct {
+	Destination string   `json:"destination"`
+	Users       uint64   `json:"users"`
+	UserKeys    []string `json:"user_keys,omitempty"`
+}
+
+// exposureLive is the live side of an exposure query: live decisions that forwarded an event
+// the run decided too (so its size follows the run's).
+func (db *DB) exposureLive() string {
+	return `(SELECT destination, event_id, user_key, event_time, fields_sent AS live_fields FROM ` + db.table("decisions") + ` FINAL
+		WHERE run_id = '' AND outcome = 'forwarded' AND (destination, event_id) IN (
+			SELECT destination, event_id FROM ` + db.table("decisions") + ` FINAL WHERE run_id = ?)) AS live_side`
+}
+
+// exposureBlockedFrom: events live traffic forwarded and the run blocks (args: run, run).
+func (db *DB) exposureBlockedFrom() string {
+	return `(SELECT destination, event_id, reason FROM ` + db.table("decisions") + ` FINAL
+			WHERE run_id = ? AND outcome = 'blocked') AS replay
+		ANY INNER JOIN ` + db.exposureLive() + ` USING (destination, event_id)`
+}
+
+// exposureStrippedFrom: events both forward, with the live field paths the run's lacks as
+// `field`, one row per path (args: run, run).
+func (db *DB) exposureStrippedFrom() string {
+	return `(SELECT destination, user_key, event_time, arrayJoin(arrayFilter(f -> NOT has(replay_fields, f), live_fields)) AS field
+		FROM (SELECT destination, event_id, fields_sent AS replay_fields FROM ` + db.table("decisions") + ` FINAL
+			WHERE run_id = ? AND outcome = 'forwarded') AS replay
+		ANY INNER JOIN ` + db.exposureLive() + ` USING (destination, event_id))`
+}
+
+func usersExpr(withUsers bool) string {
+	if withUsers {
+		return "groupUniqArray(user_key)"
+	}
+	return "emptyArrayString()"
+}
+
+// ExposureBlocked groups the events live traffic sent that run runID blocks, per destination and
+// the run's reason; withUsers lists the user keys of each group.
+func (db *DB) ExposureBlocked(ctx context.Context, runID string, withUsers bool) ([]ExposureGroup, error) {
+	return db.exposureGroups(ctx, "exposure blocked", `SELECT destination, reason, count(), uniqExact(user_key), min(event_time), max(event_time), `+
+		usersExpr(withUsers)+` FROM `+db.exposureBlockedFrom()+` GROUP BY destination, reason ORDER BY destination, reason`, runID, runID)
+}
+
+// ExposureFields groups, per destination and field path, the events run runID still forwards
+// but without a field live traffic sent; withUsers lists the user keys of each group.
+func (db *DB) ExposureFields(ctx context.Context, runID string, withUsers bool) ([]ExposureGroup, error) {
+	return db.exposureGroups(ctx, "exposure fields", `SELECT destination, field, count(), uniqExact(user_key), min(event_time), max(event_time), `+
+		usersExpr(withUsers)+` FROM `+db.exposureStrippedFrom()+` GROUP BY destination, field ORDER BY destination, field`, runID, runID)
+}
+
+// ExposureUserCounts counts, per destination, the users of every group of ExposureBlocked and
+// ExposureFields together (a user in several groups counts once).
+func (db *DB) ExposureUserCounts(ctx context.Context, runID string, withUsers bool) ([]ExposureUsers, error) {
+	rows, err := db.Query(ctx, `SELECT destination, uniqExact(user_key), `+usersExpr(withUsers)+` FROM (
+			SELECT destination, user_key FROM `+db.exposureBlockedFrom()+`
+			UNION ALL
+			SELECT destination, user_key FROM `+db.exposureStrippedFrom()+`)
+		GROUP BY destination ORDER BY destination`, runID, runID, runID, runID)
+	if err != nil {
+		return nil, fmt.Errorf("exposure users: %w", err)
+	}
+	defer rows.Close()
+	var out []ExposureUsers
+	for rows.Next() {
+		var u ExposureUsers
+		if err := rows.Scan(&u.Destination, &u.Users, &u.UserKeys); err != nil {
+			return nil, fmt.Errorf("exposure users: %w", err)
+		}
+		slices.Sort(u.UserKeys)
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("exposure users: %w", err)
+	}
+	return out, nil
+}
+
+func (db *DB) exposureGroups(ctx context.Context, what, query string, args ...any) ([]ExposureGroup, error) {
+	rows, err := db.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []ExposureGroup
+	for rows.Next() {
+		var g ExposureGroup
+		if err := rows.Scan(&g.Destination, &g.Key, &g.Events, &g.Users, &g.First, &g.Last, &g.UserKeys); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		g.First, g.Last = g.First.UTC(), g.Last.UTC()
+		slices.Sort(g.UserKeys)
+		out = append(out, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
