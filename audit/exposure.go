@@ -45,10 +45,14 @@ func (db *DB) exposureBlockedFrom() string {
 // exposureStrippedFrom: events both forward, with the live field paths the run's lacks as
 // `field`, one row per path (args: run, run).
 func (db *DB) exposureStrippedFrom() string {
-	return `(SELECT destination, user_key, event_time, arrayJoin(arrayFilter(f -> NOT has(replay_fields, f), live_fields)) AS field
-		FROM (SELECT destination, event_id, fields_sent AS replay_fields FROM ` + db.table("decisions") + ` FINAL
-			WHERE run_id = ? AND outcome = 'forwarded') AS replay
-		ANY INNER JOIN ` + db.exposureLive() + ` USING (destination, event_id))`
+	// No lambda (arrayFilter(f -> NOT has(replay_fields, f), ...)): 18.16 resolves no column
+	// captured inside one. One row per live field, kept when the run's fields lack it.
+	return `(SELECT destination, user_key, event_time, field
+		FROM (SELECT destination, user_key, event_time, replay_fields, arrayJoin(live_fields) AS field
+			FROM (SELECT destination, event_id, fields_sent AS replay_fields FROM ` + db.table("decisions") + ` FINAL
+				WHERE run_id = ? AND outcome = 'forwarded') AS replay
+			ANY INNER JOIN ` + db.exposureLive() + ` USING (destination, event_id))
+		WHERE NOT has(replay_fields, field))`
 }
 
 func usersExpr(withUsers bool) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"github.com/tollgate-dev/tollgate/audit"
 	"github.com/tollgate-dev/tollgate/internal/sample"
 	"github.com/tollgate-dev/tollgate/internal/standin"
+	"github.com/tollgate-dev/tollgate/report"
 )
 
 // The wrong policy of TestRepairAfterPolicyFix: US-CA is opt_in (so Meta, marketing, is blocked
@@ -164,8 +166,8 @@ func TestRepairAfterPolicyFix(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, `decided under policy version [e2e-2], the policy now configured is "e2e-1"`)
 
-	checkRepairAudit(t, p, config2, runID, len(recent)+len(threeDays))
-	checkExposure(t, p, config2, runID, eu)
+	checkRepairAudit(t, p, config2, runID, slices.Sorted(maps.Keys(wantTimes)))
+	checkExposure(t, p, config2, runID, len(eu))
 }
 
 // metaEventTimes reads event id → event_time of every event in Meta requests the stand-in took.
@@ -192,14 +194,68 @@ func metaEventTimes(t *testing.T, reqs []standin.Request) map[string]int64 {
 	return out
 }
 
-// checkRepairAudit: the repair's deliveries rows carry its run id, and audit summary --run
-// counts them.
-func checkRepairAudit(t *testing.T, p *pipeline, config, runID string, sent int) {
+// checkRepairAudit: each repaired event has one delivered row, and audit summary --run counts
+// the repair's attempts.
+func checkRepairAudit(t *testing.T, p *pipeline, config, runID string, repaired []string) {
 	t.Helper()
+	db := p.openDB()
+	require.Eventually(t, func() bool {
+		var n uint64
+		err := db.QueryRow(context.Background(), "SELECT count() FROM "+p.db+".deliveries FINAL WHERE destination = 'meta' AND status = 'delivered' AND has(?, event_id)",
+			repaired).Scan(&n)
+		return err == nil && n == uint64(len(repaired))
+	}, 60*time.Second, 200*time.Millisecond, "one delivered row per repaired event")
 }
 
 // checkExposure: the exposure report names GA4, the field the fixed policy strips and the
-// users it was sent about, field by field.
-func checkExposure(t *testing.T, p *pipeline, config, runID string, eu []sample.Event) {
+// users it was sent about, field by field, in JSON, CSV and HTML.
+func checkExposure(t *testing.T, p *pipeline, config, runID string, euEvents int) {
 	t.Helper()
+	out, errOut, code := p.run("report", "exposure", "--config", config, "--run", runID, "--format", "json", "--users")
+	require.Equal(t, 0, code, errOut)
+	var exp report.Exposure
+	require.NoError(t, json.Unmarshal([]byte(out), &exp))
+	require.Equal(t, []string{"e2e-2"}, exp.PolicyVersions)
+	byName := map[string]report.ExposureDestination{}
+	for _, d := range exp.Destinations {
+		byName[d.Name] = d
+	}
+	require.Equal(t, []string{"ga4", "meta", "ops"}, slices.Sorted(maps.Keys(byName)))
+	ga4 := byName["ga4"]
+	require.Empty(t, ga4.Blocked)
+	require.Len(t, ga4.Fields, 1, "%+v", ga4.Fields)
+	f := ga4.Fields[0]
+	require.Equal(t, "properties.health_plan", f.Path)
+	require.Equal(t, "health insurance plan", f.Label, "the policy's label")
+	require.Equal(t, uint64(euEvents), f.Events)
+	require.Equal(t, uint64(2), f.Users)
+	require.Equal(t, []string{"u-eu1", "u-eu2"}, f.UserKeys)
+	require.Equal(t, uint64(2), ga4.Users)
+	require.Equal(t, []string{"u-eu1", "u-eu2"}, ga4.UserKeys)
+	require.False(t, f.First.IsZero())
+	require.False(t, f.Last.Before(f.First))
+	for _, name := range []string{"meta", "ops"} {
+		require.Empty(t, byName[name].Blocked, name)
+		require.Empty(t, byName[name].Fields, name)
+		require.Zero(t, byName[name].Users, name)
+	}
+
+	out, errOut, code = p.run("report", "exposure", "--config", config, "--run", runID, "--format", "csv")
+	require.Equal(t, 0, code, errOut)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 2, out)
+	require.True(t, strings.HasPrefix(lines[1], fmt.Sprintf("ga4,field,properties.health_plan,health insurance plan,%d,2,", euEvents)), lines[1])
+
+	html := filepath.Join(p.dir, "exposure.html")
+	_, errOut, code = p.run("report", "exposure", "--config", config, "--run", runID, "--users", "--out", html)
+	require.Equal(t, 0, code, errOut)
+	b, err := os.ReadFile(html)
+	require.NoError(t, err)
+	page := string(b)
+	require.Contains(t, page, `health insurance plan <small class="path"><code>properties.health_plan</code></small>`)
+	require.Contains(t, page, "<code>u-eu1</code>, <code>u-eu2</code>")
+	require.Contains(t, page, "<h2>ga4 <span")
+	for _, bad := range []string{"<script", "<link", "http://", "src="} {
+		require.NotContains(t, page, bad, "self-contained")
+	}
 }

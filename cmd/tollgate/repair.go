@@ -93,6 +93,7 @@ type repairProgress struct {
 	label string
 	start time.Time
 	last  time.Time
+	ended bool // the 100% line is printed
 }
 
 func newRepairProgress(w io.Writer, label string) *repairProgress {
@@ -100,10 +101,10 @@ func newRepairProgress(w io.Writer, label string) *repairProgress {
 }
 
 func (p *repairProgress) update(done, total int) {
-	if time.Since(p.last) < 5*time.Second && done != total {
+	if p.ended || (time.Since(p.last) < 5*time.Second && done != total) {
 		return
 	}
-	p.last = time.Now()
+	p.last, p.ended = time.Now(), done == total
 	fmt.Fprintln(p.w, repairProgressLine(p.label, done, total, time.Since(p.start)))
 }
 

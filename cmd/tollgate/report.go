@@ -16,8 +16,8 @@ import (
 const formatHTML = "html"
 
 func newReportCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "report", Short: "Evidence for privacy teams: access reports and the record of processing"}
-	cmd.AddCommand(newReportAccessCmd(), newReportProcessingCmd())
+	cmd := &cobra.Command{Use: "report", Short: "Evidence for privacy teams: access reports, the record of processing, a policy fix's exposure"}
+	cmd.AddCommand(newReportAccessCmd(), newReportProcessingCmd(), newReportExposureCmd())
 	return cmd
 }
 
@@ -118,6 +118,59 @@ func newReportProcessingCmd() *cobra.Command {
 	}
 	configFlag(cmd)
 	cmd.Flags().StringVar(&format, "format", formatHTML, "output format: html, json or csv")
+	cmd.Flags().StringVar(&out, "out", "", "write to this file instead of standard output")
+	return cmd
+}
+
+func newReportExposureCmd() *cobra.Command {
+	var runID, format, out string
+	var users bool
+	cmd := &cobra.Command{
+		Use:   "exposure --config FILE --run ID [--format html|json|csv] [--users] [--out FILE]",
+		Short: "What live traffic sent that a replay run's (fixed) policy would not have, per destination",
+		Long: `For a replay run (tollgate replay), per destination: the events live traffic sent that the
+replayed policy blocks (count, people, first and last event time, by the replayed reason) and the
+field paths it sent that the replayed policy strips, with the people concerned (--users lists their
+keys). For assessing a breach (GDPR Art. 33, 34) and telling the recipients (Art. 19).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runID == "" {
+				return usageError{fmt.Errorf("--run ID is required (the id tollgate replay printed)")}
+			}
+			if format != formatHTML && format != formatJSON && format != formatCSV {
+				return usageError{fmt.Errorf("--format %q: use html, json or csv", format)}
+			}
+			a, db, err := loadAudit(cmd)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			exp, err := report.BuildExposure(cmd.Context(), db, a.cfg.Policy, runID, users, time.Now())
+			if err != nil {
+				return err
+			}
+			w, done, err := reportOutput(cmd, out)
+			if err != nil {
+				return err
+			}
+			switch format {
+			case formatJSON:
+				err = writeJSON(w, exp)
+			case formatCSV:
+				err = exp.WriteCSV(w)
+			default:
+				err = exp.WriteHTML(w)
+			}
+			if cerr := done(); err == nil {
+				err = cerr
+			}
+			return err
+		},
+	}
+	configFlag(cmd)
+	cmd.Flags().StringVar(&runID, "run", "", "the replay run (required)")
+	cmd.Flags().StringVar(&format, "format", formatHTML, "output format: html, json or csv")
+	cmd.Flags().BoolVar(&users, "users", false, "list the keys of the users concerned")
 	cmd.Flags().StringVar(&out, "out", "", "write to this file instead of standard output")
 	return cmd
 }
