@@ -20,11 +20,12 @@ func appendDelivery(b []byte, d *Delivery) []byte {
 	b = appendString(b, d.Error)
 	b = appendLong(b, d.LatencyMs)
 	b = appendLong(b, d.AtMs)
-	return appendString(b, d.DeliveryID)
+	b = appendString(b, d.DeliveryID)
+	return appendString(b, d.RunID)
 }
 
 func deliverySize(d *Delivery) int {
-	return 50 + len(d.EventID) + len(d.Destination) + len(d.Status) + len(d.Error) + len(d.DeliveryID)
+	return 50 + len(d.EventID) + len(d.Destination) + len(d.Status) + len(d.Error) + len(d.DeliveryID) + len(d.RunID)
 }
 
 func readDelivery(b []byte, d *Delivery) error {
@@ -38,6 +39,7 @@ func readDelivery(b []byte, d *Delivery) error {
 	d.LatencyMs = r.long()
 	d.AtMs = r.long()
 	d.DeliveryID = r.str()
+	d.RunID = r.str()
 	return r.err
 }
 

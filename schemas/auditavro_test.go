@@ -12,7 +12,7 @@ import (
 // and non-ASCII strings, empty and full arrays.
 var (
 	deliveryCases = []Delivery{{}, {EventID: "e-ü", Destination: "meta", Attempt: 3, Status: "delivered", HTTPStatus: 200,
-		Error: strings.Repeat("x", 300), LatencyMs: math.MaxInt64, AtMs: math.MinInt64, DeliveryID: "d"},
+		Error: strings.Repeat("x", 300), LatencyMs: math.MaxInt64, AtMs: math.MinInt64, DeliveryID: "d", RunID: "r-1"},
 		{Attempt: math.MaxInt32, HTTPStatus: math.MinInt32}}
 	ledgerCases   = []LedgerEntry{{}, {EventID: "e", DecidedMs: -1, DeliveredMs: math.MaxInt64, Attempt: math.MaxInt32}}
 	decisionCases = []Decision{{FieldsSent: []string{}, FieldsStripped: []string{}}, {DecisionID: "d", EventID: "e", UserKey: "u-ü",

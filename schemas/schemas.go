@@ -33,6 +33,8 @@ var (
 	deliverySchema string
 	//go:embed previous/delivery.1.avsc
 	deliverySchemaV1 string
+	//go:embed previous/delivery.2.avsc
+	deliverySchemaV2 string
 	//go:embed ledger_entry.avsc
 	ledgerEntrySchema string
 	//go:embed duplicate.avsc
@@ -155,6 +157,9 @@ type Delivery struct {
 	// recorded). Two real requests carrying the same event are two ids, so the audit keeps both;
 	// the same audit record inserted twice (a writer restart) is one.
 	DeliveryID string `avro:"delivery_id"`
+	// RunID is empty for live traffic and the replay run's id for an attempt of `tollgate
+	// repair` (schema version 3; empty in older records).
+	RunID string `avro:"run_id"`
 }
 
 // LedgerEntry is an event a destination's vendor accepted.
@@ -301,7 +306,7 @@ var (
 		return c
 	}()
 	Deliveries = func() *Codec[Delivery] {
-		c := newCodec[Delivery](deliverySchema, deliverySchemaV1)
+		c := newCodec[Delivery](deliverySchema, deliverySchemaV1, deliverySchemaV2)
 		c.appendBody, c.size, c.readBody = appendDelivery, deliverySize, readDelivery
 		return c
 	}()

@@ -69,6 +69,22 @@ func TestDeliveriesReadVersion1(t *testing.T) {
 	require.False(t, Decisions.Is(b))
 }
 
+// A delivery record of version 2 (before run_id) decodes with run_id empty: live traffic.
+func TestDeliveriesReadVersion2(t *testing.T) {
+	v2 := newCodec[deliveryV2](deliverySchemaV2)
+	b, err := v2.Encode(&deliveryV2{deliveryV1{EventID: "e1", Destination: "meta", Attempt: 1, Status: "delivered"}, "d1"})
+	require.NoError(t, err)
+	d, err := Deliveries.Decode(b)
+	require.NoError(t, err)
+	require.Equal(t, Delivery{EventID: "e1", Destination: "meta", Attempt: 1, Status: "delivered", DeliveryID: "d1"}, d)
+	roundTrip(t, Deliveries, Delivery{EventID: "e", Status: "delivered", DeliveryID: "d", RunID: "run-1"})
+}
+
+type deliveryV2 struct {
+	deliveryV1
+	DeliveryID string `avro:"delivery_id"`
+}
+
 type deliveryV1 struct {
 	EventID     string `avro:"event_id"`
 	Destination string `avro:"destination"`

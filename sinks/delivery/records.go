@@ -98,6 +98,7 @@ func (r *Runner) auditRecord(ev *schemas.FilteredEvent, attempt int, status stri
 		HTTPStatus: httpStatus, Error: reason, LatencyMs: latency.Milliseconds(), AtMs: r.now().UnixMilli(),
 		// Unique per attempt: the audit keeps two real requests as two rows (docs/audit.md).
 		DeliveryID: rand.Text(),
+		RunID:      ev.RunID, // a repair's events carry their replay run's id; live traffic none
 	}
 	return &kgo.Record{Topic: r.cfg.Topic(config.TopicDeliveries), Key: []byte(ev.UserKey), Value: schemas.Deliveries.MustEncode(&d)}
 }
