@@ -1,0 +1,17 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestRepairProgressLine(t *testing.T) {
+	require.Equal(t, "repair r1: 250/1000 events (25.0%), 25 events/s, about 30s left",
+		repairProgressLine("repair r1", 250, 1000, 10*time.Second))
+	require.Equal(t, "repair r1: 0/1000 events (0.0%), 0 events/s, estimate pending",
+		repairProgressLine("repair r1", 0, 1000, time.Second))
+	require.Equal(t, "repair r1: 10/10 events (100.0%), 5 events/s, done",
+		repairProgressLine("repair r1", 10, 10, 2*time.Second))
+}
