@@ -49,7 +49,7 @@ type options struct {
 	oneEvents, oneConcurrency                          int
 	workerNice, clickhouseNice                         int
 	latRate, e2eRate                                   float64
-	keep, onlyOneByOne                                 bool
+	keep, onlyOneByOne, repair                         bool
 }
 
 func main() {
@@ -77,6 +77,7 @@ func main() {
 	flag.Float64Var(&o.latRate, "latency-rate", 2000, "single-event requests per second in the latency phase")
 	flag.Float64Var(&o.e2eRate, "e2e-rate", 20000, "events per second in the end-to-end latency phase (100-event batches)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run's topics and database")
+	flag.BoolVar(&o.repair, "repair", false, "run a `tollgate repair` of the batched phase's traffic through the latency phases (repair.go); compare with a run without it")
 	flag.IntVar(&o.workerNice, "worker-nice", 10, "CPU niceness of the processor, sink and audit processes (ingest keeps 0), so that "+
 		"a draining backlog yields the cores to ingest's requests, as README's \"Running at scale\" advises; 0 runs all alike")
 	flag.IntVar(&o.clickhouseNice, "clickhouse-nice", 10, "CPU niceness of the running ClickHouse server (found by its pid file under -services-dir) for the "+
@@ -279,6 +280,14 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	report["e2e_throughput"] = e2e
 	logf("end-to-end: %v", e2e)
 
+	var repairing *benchRepair
+	if o.repair {
+		if repairing, err = startRepair(ctx, o, dir, env, ch, db, t0.Add(-time.Minute)); err != nil {
+			return nil, err
+		}
+		defer repairing.proc.stop()
+	}
+
 	// Phase 3: ingest latency at a fixed request rate, single events.
 	logf("ingest latency: %.0f single-event requests/s for %s", o.latRate, o.latDur)
 	profile("latency")
@@ -289,6 +298,9 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	profile("e2e")
 	report["e2e_latency"] = e2eLatency(ctx, o, ch, db, base, &seq)
 	profWG.Wait()
+	if repairing != nil {
+		report["repair_during_latency"] = repairing.finish()
+	}
 
 	sampleAll()
 	comps := map[string]any{}
