@@ -7,7 +7,7 @@ import (
 
 // Oldest event each vendor accepts, by destination type: what `tollgate repair` never sends
 // (counted too_old) and what the adapters' Validate refuses. Checked against the vendors' pages
-// in December 2026 (docs/vendors.md "How old an event may be"):
+// in December 2026 (docs/privacy-teams.md "Repair after a policy fix"):
 //   - ga4: "events can be backdated up to 72 hours" (Measurement Protocol, sending events);
 //   - meta_capi: "event_time can be up to 7 days before you send an event ... greater than 7
 //     days in the past, we return an error for the entire request" (server event parameters);
