@@ -9,7 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tollgate-dev/tollgate/audit"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/tollgate-dev/tollgate/internal/policy"
 )
 
@@ -66,29 +67,31 @@ type ExposureField struct {
 	UserKeys []string  `json:"user_keys,omitempty"`
 }
 
-// BuildExposure reads the exposure of replay run runID; withUsers lists user keys. Destinations
-// are those of the policy, in its order, then any the audit trail names that it no longer has.
-func BuildExposure(ctx context.Context, db *audit.DB, pol *policy.Policy, runID string, withUsers bool, now time.Time) (*Exposure, error) {
-	versions, err := db.RunPolicyVersions(ctx, runID)
-	if err != nil {
-		return nil, err
+// BuildExposure reads the exposure of replay run runID from the audit database; versions are
+// the run's policy versions (audit's RunPolicyVersions: none means no such run); withUsers lists
+// user keys. Destinations are those of the policy, in its order, then any the audit trail names
+// that it no longer has.
+func BuildExposure(ctx context.Context, conn driver.Conn, database string, pol *policy.Policy, runID string, versions []string, withUsers bool, now time.Time) (*Exposure, error) {
+	if !identifier.MatchString(database) {
+		return nil, fmt.Errorf("exposure report: database %q: not a plain identifier", database)
 	}
 	if len(versions) == 0 {
 		return nil, fmt.Errorf("exposure report: no decisions with run id %q", runID)
 	}
-	blocked, err := db.ExposureBlocked(ctx, runID, withUsers)
+	q := exposureQuerier{conn: conn, database: database}
+	blocked, err := q.blocked(ctx, runID, withUsers)
 	if err != nil {
 		return nil, err
 	}
-	fields, err := db.ExposureFields(ctx, runID, withUsers)
+	fields, err := q.fields(ctx, runID, withUsers)
 	if err != nil {
 		return nil, err
 	}
-	users, err := db.ExposureUserCounts(ctx, runID, withUsers)
+	users, err := q.users(ctx, runID, withUsers)
 	if err != nil {
 		return nil, err
 	}
-	e := &Exposure{RunID: runID, GeneratedAt: now.UTC().Truncate(time.Second), Database: db.Database,
+	e := &Exposure{RunID: runID, GeneratedAt: now.UTC().Truncate(time.Second), Database: database,
 		PolicyVersions: versions, Labels: map[string]string{}}
 	byName := map[string]*ExposureDestination{}
 	var order []string

@@ -145,7 +145,11 @@ keys). For assessing a breach (GDPR Art. 33, 34) and telling the recipients (Art
 				return err
 			}
 			defer db.Close()
-			exp, err := report.BuildExposure(cmd.Context(), db, a.cfg.Policy, runID, users, time.Now())
+			versions, err := db.RunPolicyVersions(cmd.Context(), runID)
+			if err != nil {
+				return err
+			}
+			exp, err := report.BuildExposure(cmd.Context(), db, db.Database, a.cfg.Policy, runID, versions, users, time.Now())
 			if err != nil {
 				return err
 			}
