@@ -68,3 +68,56 @@ func (db *DB) RepairCandidates(ctx context.Context, runID, dest string, fn func(
 	}
 	return nil
 }
+
+// RunSummary counts the decisions of replay run runID per destination, outcome and reason (as
+// Summary does live traffic's), from the daily summary table.
+func (db *DB) RunSummary(ctx context.Context, runID string) ([]SummaryRow, error) {
+	rows, err := db.Query(ctx, `SELECT destination, outcome, reason, uniqExactMerge(events)
+		FROM `+db.table("decisions_daily")+`
+		WHERE run_id = ?
+		GROUP BY destination, outcome, reason
+		ORDER BY destination, outcome, reason`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("run summary: %w", err)
+	}
+	defer rows.Close()
+	var out []SummaryRow
+	for rows.Next() {
+		var r SummaryRow
+		if err := rows.Scan(&r.Destination, &r.Outcome, &r.Reason, &r.Count); err != nil {
+			return nil, fmt.Errorf("run summary: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("run summary: %w", err)
+	}
+	return out, nil
+}
+
+// RunDeliverySummary counts the delivery attempts `tollgate repair` made for replay run runID
+// (deliveries.run_id) per destination and status. It reads deliveries with FINAL: the daily
+// summary table does not keep the run id.
+func (db *DB) RunDeliverySummary(ctx context.Context, runID string) ([]DeliverySummaryRow, error) {
+	rows, err := db.Query(ctx, `SELECT destination, status, count()
+		FROM `+db.table("deliveries")+` FINAL
+		WHERE run_id = ?
+		GROUP BY destination, status
+		ORDER BY destination, status`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("run delivery summary: %w", err)
+	}
+	defer rows.Close()
+	var out []DeliverySummaryRow
+	for rows.Next() {
+		var r DeliverySummaryRow
+		if err := rows.Scan(&r.Destination, &r.Status, &r.Count); err != nil {
+			return nil, fmt.Errorf("run delivery summary: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("run delivery summary: %w", err)
+	}
+	return out, nil
+}

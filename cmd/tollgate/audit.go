@@ -53,14 +53,11 @@ func auditQuery(use, short string, check func() error, run func(ctx context.Cont
 }
 
 func newAuditSummaryCmd() *cobra.Command {
-	return auditQuery("summary --config FILE [--format table|json|csv]",
-		"Print decisions per destination, outcome and reason, and deliveries per status", nil,
+	var run string
+	cmd := auditQuery("summary --config FILE [--run ID] [--format table|json|csv]",
+		"Print decisions per destination, outcome and reason, and deliveries per status (of live traffic, or of a replay run and its repair)", nil,
 		func(ctx context.Context, db *audit.DB, out io.Writer, format string) error {
-			rows, err := db.Summary(ctx)
-			if err != nil {
-				return err
-			}
-			drows, err := db.DeliverySummary(ctx)
+			rows, drows, err := summaries(ctx, db, run)
 			if err != nil {
 				return err
 			}
@@ -79,6 +76,27 @@ func newAuditSummaryCmd() *cobra.Command {
 			}
 			return writeSummaryText(out, rows, drows)
 		})
+	cmd.Flags().StringVar(&run, "run", "", "a replay run: its decisions, and the delivery attempts of its repair (tollgate repair)")
+	return cmd
+}
+
+// summaries are live traffic's decisions and delivery attempts, or, with a run id, the run's
+// decisions and its repair's delivery attempts (deliveries.run_id).
+func summaries(ctx context.Context, db *audit.DB, run string) ([]audit.SummaryRow, []audit.DeliverySummaryRow, error) {
+	if run == "" {
+		rows, err := db.Summary(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		drows, err := db.DeliverySummary(ctx)
+		return rows, drows, err
+	}
+	rows, err := db.RunSummary(ctx, run)
+	if err != nil {
+		return nil, nil, err
+	}
+	drows, err := db.RunDeliverySummary(ctx, run)
+	return rows, drows, err
 }
 
 // writeSummaryText prints the two summaries as aligned tables, each with a total line.
