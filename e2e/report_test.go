@@ -171,7 +171,7 @@ func TestAccessReportAfterTraffic(t *testing.T) {
 	defer stop()
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("file://"+html), chromedp.WaitVisible(chromedp.CSS("h1"))))
 	text := evalJS[string](t, ctx, "document.body.innerText")
-	for _, want := range []string{"What we shared about you", "u-rep-withdrew", "you withdrew consent: 1", "properties.email",
+	for _, want := range []string{"What we shared about you", "u-rep-withdrew", "you withdrew consent: 1", "properties.email", "e-mail address", "page address",
 		"Sent as a fingerprint only", "delivered: 2", "not erased"} {
 		require.Contains(t, text, want)
 	}
