@@ -105,6 +105,7 @@ func (db *DB) InsertDeliveries(ctx context.Context, ds []schemas.Delivery) error
 		latency     = make([]uint32, n)
 		at          = make([]time.Time, n)
 		deliveryID  = make([]string, n)
+		runID       = make([]string, n)
 	)
 	for i := range ds {
 		d := &ds[i]
@@ -117,8 +118,9 @@ func (db *DB) InsertDeliveries(ctx context.Context, ds []schemas.Delivery) error
 		latency[i] = clampUint32(d.LatencyMs)
 		at[i] = toDateTime(d.AtMs)
 		deliveryID[i] = d.DeliveryID
+		runID[i] = d.RunID
 	}
-	for i, col := range []any{eventID, destination, attempt, status, httpStatus, errText, latency, at, deliveryID} {
+	for i, col := range []any{eventID, destination, attempt, status, httpStatus, errText, latency, at, deliveryID, runID} {
 		if err := batch.Column(i).Append(col); err != nil {
 			return fmt.Errorf("insert deliveries: column %s: %w", deliveriesColumns[i].name, err)
 		}

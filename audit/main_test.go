@@ -327,7 +327,7 @@ func readDeliveries(t testing.TB, db *DB) []schemas.Delivery {
 			latency             uint32
 			at                  time.Time
 		)
-		require.NoError(t, rows.Scan(&d.EventID, &d.Destination, &attempt, &d.Status, &httpStatus, &d.Error, &latency, &at, &d.DeliveryID))
+		require.NoError(t, rows.Scan(&d.EventID, &d.Destination, &attempt, &d.Status, &httpStatus, &d.Error, &latency, &at, &d.DeliveryID, &d.RunID))
 		d.Attempt, d.HTTPStatus, d.LatencyMs, d.AtMs = int(attempt), int(httpStatus), int64(latency), at.UnixMilli()
 		out = append(out, d)
 	}

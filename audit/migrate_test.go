@@ -37,7 +37,7 @@ func TestMigrateCreatesContractTables(t *testing.T) {
 	require.Equal(t, []column{
 		{"event_id", "String"}, {"destination", "String"}, {"attempt", "UInt16"}, {"status", "String"},
 		{"http_status", "UInt16"}, {"error", "String"}, {"latency_ms", "UInt32"}, {"at", "DateTime"},
-		{"delivery_id", "String"},
+		{"delivery_id", "String"}, {"run_id", "String"},
 	}, deliveriesColumns, "docs/audit.md deliveries")
 
 	for _, tc := range []struct{ table, engine, sortingKey, partitionKey string }{
@@ -94,7 +94,7 @@ func TestMigrateUpgradesVersion2(t *testing.T) {
 	}
 	applied, err := appliedVersions(ctx, db, db.Database)
 	require.NoError(t, err)
-	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true}, applied)
+	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true}, applied)
 
 	// An interrupted upgrade is re-run from where it stopped: running the step again is harmless.
 	require.NoError(t, upgrade(ctx, db, target{database: db.Database, shape: shapeClassic}, 3))
@@ -132,7 +132,7 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 	require.Equal(t, uint64(SchemaVersion), countRaw(t, db, "schema_migrations"), "one row per version, none added by the reruns")
 	applied, err := appliedVersions(ctx, db, db.Database)
 	require.NoError(t, err)
-	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true}, applied)
+	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true}, applied)
 	require.Equal(t, uint64(1), countRaw(t, db, "decisions"), "data kept")
 	require.Equal(t, uint64(1), countRaw(t, db, "decisions_by_user"), "the by-user copy is not redone")
 }

@@ -217,6 +217,9 @@ var versions = [][]change{
 	// sources that made it and SHA-256 of the TC and GPP strings.
 	{add("decisions", withDefault(lowStr("consent_source"), "''")),
 		add("decisions", withDefault(str("consent_proof"), "''"))},
+	// 7: the replay run a delivery attempt belongs to: '' for live traffic, the run id for an
+	// attempt of `tollgate repair` (CONTRACT §9), so `audit summary --run` counts a repair's.
+	{add("deliveries", withDefault(lowStr("run_id"), "''"))},
 }
 
 // SchemaVersion is the newest schema version Migrate applies.

@@ -194,8 +194,8 @@ func metaEventTimes(t *testing.T, reqs []standin.Request) map[string]int64 {
 	return out
 }
 
-// checkRepairAudit: each repaired event has one delivered row, and audit summary --run counts
-// the repair's attempts.
+// checkRepairAudit: each repaired event has one delivered row carrying the run id, and audit
+// summary --run counts the repair's attempts.
 func checkRepairAudit(t *testing.T, p *pipeline, config, runID string, repaired []string) {
 	t.Helper()
 	db := p.openDB()
@@ -205,6 +205,23 @@ func checkRepairAudit(t *testing.T, p *pipeline, config, runID string, repaired 
 			repaired).Scan(&n)
 		return err == nil && n == uint64(len(repaired))
 	}, 60*time.Second, 200*time.Millisecond, "one delivered row per repaired event")
+	var ids []string
+	require.NoError(t, db.QueryRow(context.Background(), "SELECT groupArray(event_id) FROM "+p.db+".deliveries FINAL WHERE run_id = ? AND status = 'delivered'",
+		runID).Scan(&ids))
+	require.ElementsMatch(t, repaired, ids, "the repair's delivered rows carry its run id, and only they")
+
+	out, errOut, code := p.run("audit", "summary", "--config", config, "--run", runID, "--format", "json")
+	require.Equal(t, 0, code, errOut)
+	var sum struct {
+		Decisions  []audit.SummaryRow         `json:"decisions"`
+		Deliveries []audit.DeliverySummaryRow `json:"deliveries"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &sum))
+	require.Contains(t, sum.Deliveries, audit.DeliverySummaryRow{Destination: "meta", Status: "delivered", Count: uint64(len(repaired))})
+	require.NotEmpty(t, sum.Decisions, "the run's decisions")
+	for _, r := range sum.Deliveries {
+		require.Equal(t, "meta", r.Destination, "only meta was repaired: %+v", sum.Deliveries)
+	}
 }
 
 // checkExposure: the exposure report names GA4, the field the fixed policy strips and the

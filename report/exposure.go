@@ -9,8 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
+	"github.com/tollgate-dev/tollgate/audit"
 	"github.com/tollgate-dev/tollgate/internal/policy"
 )
 
@@ -67,31 +66,30 @@ type ExposureField struct {
 	UserKeys []string  `json:"user_keys,omitempty"`
 }
 
-// BuildExposure reads the exposure of replay run runID from the audit database; versions are
-// the run's policy versions (audit's RunPolicyVersions: none means no such run); withUsers lists
-// user keys. Destinations are those of the policy, in its order, then any the audit trail names
-// that it no longer has.
-func BuildExposure(ctx context.Context, conn driver.Conn, database string, pol *policy.Policy, runID string, versions []string, withUsers bool, now time.Time) (*Exposure, error) {
-	if !identifier.MatchString(database) {
-		return nil, fmt.Errorf("exposure report: database %q: not a plain identifier", database)
+// BuildExposure reads the exposure of replay run runID (audit's Exposure* queries); withUsers
+// lists user keys. Destinations are those of the policy, in its order, then any the audit trail
+// names that it no longer has.
+func BuildExposure(ctx context.Context, db *audit.DB, pol *policy.Policy, runID string, withUsers bool, now time.Time) (*Exposure, error) {
+	versions, err := db.RunPolicyVersions(ctx, runID)
+	if err != nil {
+		return nil, err
 	}
 	if len(versions) == 0 {
 		return nil, fmt.Errorf("exposure report: no decisions with run id %q", runID)
 	}
-	q := exposureQuerier{conn: conn, database: database}
-	blocked, err := q.blocked(ctx, runID, withUsers)
+	blocked, err := db.ExposureBlocked(ctx, runID, withUsers)
 	if err != nil {
 		return nil, err
 	}
-	fields, err := q.fields(ctx, runID, withUsers)
+	fields, err := db.ExposureFields(ctx, runID, withUsers)
 	if err != nil {
 		return nil, err
 	}
-	users, err := q.users(ctx, runID, withUsers)
+	users, err := db.ExposureUserCounts(ctx, runID, withUsers)
 	if err != nil {
 		return nil, err
 	}
-	e := &Exposure{RunID: runID, GeneratedAt: now.UTC().Truncate(time.Second), Database: database,
+	e := &Exposure{RunID: runID, GeneratedAt: now.UTC().Truncate(time.Second), Database: db.Database,
 		PolicyVersions: versions, Labels: map[string]string{}}
 	byName := map[string]*ExposureDestination{}
 	var order []string

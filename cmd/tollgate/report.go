@@ -145,11 +145,7 @@ keys). For assessing a breach (GDPR Art. 33, 34) and telling the recipients (Art
 				return err
 			}
 			defer db.Close()
-			versions, err := db.RunPolicyVersions(cmd.Context(), runID)
-			if err != nil {
-				return err
-			}
-			exp, err := report.BuildExposure(cmd.Context(), db, db.Database, a.cfg.Policy, runID, versions, users, time.Now())
+			exp, err := report.BuildExposure(cmd.Context(), db, a.cfg.Policy, runID, users, time.Now())
 			if err != nil {
 				return err
 			}
