@@ -102,6 +102,25 @@ func tollgateStatements(t *testing.T, database, version string) []recorded {
 	_, err = db.UserAccess(ctx, "u-42")
 	require.NoError(t, err)
 
+	// A replay run against live traffic: tollgate repair, audit summary --run, the exposure
+	// report (read_repair.go).
+	_, err = db.RunPolicyVersions(ctx, "RUN_ID")
+	require.NoError(t, err)
+	require.NoError(t, db.RepairCandidates(ctx, "RUN_ID", "", func(RepairCandidate) error { return nil }))
+	require.NoError(t, db.RepairCandidates(ctx, "RUN_ID", "meta", func(RepairCandidate) error { return nil }))
+	_, err = db.RunSummary(ctx, "RUN_ID")
+	require.NoError(t, err)
+	_, err = db.RunDeliverySummary(ctx, "RUN_ID")
+	require.NoError(t, err)
+	for _, users := range []bool{false, true} {
+		_, err = db.ExposureBlocked(ctx, "RUN_ID", users)
+		require.NoError(t, err)
+		_, err = db.ExposureFields(ctx, "RUN_ID", users)
+		require.NoError(t, err)
+		_, err = db.ExposureUserCounts(ctx, "RUN_ID", users)
+		require.NoError(t, err)
+	}
+
 	// docs/audit.md's queries, as a user would paste them.
 	doc, err := os.ReadFile("../docs/audit.md")
 	require.NoError(t, err)
