@@ -30,11 +30,12 @@ func (db *DB) RunPolicyVersions(ctx context.Context, runID string) ([]string, er
 
 // RepairCandidate is an event a replay run forwards to a destination where live traffic blocked
 // it; LiveDecided is when the live decision was made (the send-time consent re-check and the
-// delivery ledger key on it).
+// delivery ledger key on it), LiveReason why.
 type RepairCandidate struct {
 	Destination string
 	EventID     string
 	LiveDecided time.Time
+	LiveReason  string
 }
 
 // RepairCandidates calls fn with every event the replay run runID forwards to a destination
@@ -44,10 +45,10 @@ func (db *DB) RepairCandidates(ctx context.Context, runID, dest string, fn func(
 	if dest != "" {
 		destCond, args = " AND destination = ?", []any{runID, dest, runID, dest}
 	}
-	rows, err := db.Query(ctx, `SELECT destination, event_id, live_decided
+	rows, err := db.Query(ctx, `SELECT destination, event_id, live_decided, live_reason
 		FROM (SELECT destination, event_id FROM `+db.final("decisions")+`
 			WHERE run_id = ? AND outcome = 'forwarded'`+destCond+`) AS replay
-		ANY INNER JOIN (SELECT destination, event_id, decided_at AS live_decided FROM `+db.final("decisions")+`
+		ANY INNER JOIN (SELECT destination, event_id, decided_at AS live_decided, reason AS live_reason FROM `+db.final("decisions")+`
 			WHERE run_id = '' AND outcome = 'blocked' AND (destination, event_id) IN (
 				SELECT destination, event_id FROM `+db.final("decisions")+` WHERE run_id = ?)`+destCond+`) AS live_side
 		USING (destination, event_id)
@@ -58,7 +59,7 @@ func (db *DB) RepairCandidates(ctx context.Context, runID, dest string, fn func(
 	defer rows.Close()
 	for rows.Next() {
 		var c RepairCandidate
-		if err := rows.Scan(&c.Destination, &c.EventID, &c.LiveDecided); err != nil {
+		if err := rows.Scan(&c.Destination, &c.EventID, &c.LiveDecided, &c.LiveReason); err != nil {
 			return fmt.Errorf("repair candidates: %w", err)
 		}
 		c.LiveDecided = c.LiveDecided.UTC()

@@ -92,11 +92,11 @@ func Run(ctx context.Context, cfg *config.Config, adapters map[string]sdk.Adapte
 	if err := checkRun(ctx, cfg, db, opt.RunID); err != nil {
 		return counts, err
 	}
-	cands, err := loadCandidates(ctx, db, opt)
+	cands, err := loadCandidates(ctx, db, opt, &counts)
 	if err != nil {
 		return counts, err
 	}
-	counts.Candidates = cands.total
+	counts.Candidates += cands.total
 	if cands.total == 0 {
 		return counts, nil
 	}
@@ -159,9 +159,23 @@ type candidates struct {
 	left   int // not yet met on the raw topic
 }
 
-func loadCandidates(ctx context.Context, db *audit.DB, opt Options) (*candidates, error) {
+// loadCandidates reads the run's candidates. One that live traffic blocked because its user had
+// withdrawn the purpose or been erased (the lookahead saw a refusal queued after the event, which
+// the replay, judging each event by the log up to it, did not) is counted withdrawn or erased at
+// once: no policy fix lifts a person's own refusal.
+func loadCandidates(ctx context.Context, db *audit.DB, opt Options, counts *Counts) (*candidates, error) {
 	c := &candidates{byDest: map[string]map[string]int64{}}
 	err := db.RepairCandidates(ctx, opt.RunID, opt.Destination, func(rc audit.RepairCandidate) error {
+		switch rc.LiveReason {
+		case delivery.BlockedWithdrawn:
+			counts.Withdrawn++
+			counts.Candidates++
+			return nil
+		case delivery.BlockedErased:
+			counts.Erased++
+			counts.Candidates++
+			return nil
+		}
 		m := c.byDest[rc.Destination]
 		if m == nil {
 			m = map[string]int64{}
