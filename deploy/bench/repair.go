@@ -47,11 +47,12 @@ func startRepair(ctx context.Context, o options, dir string, env []string, ch ch
 		return nil, fmt.Errorf("replay for the repair: %w", err)
 	}
 	runID := strings.TrimSpace(string(out))
-	live, err := ch.count(ctx, fmt.Sprintf("SELECT count() FROM `%s`.decisions WHERE run_id = '' AND event_time >= toDateTime(%d)", db, from.Unix()))
+	live, err := ch.count(ctx, fmt.Sprintf("SELECT count() FROM `%s`.decisions FINAL WHERE run_id = '' AND event_time >= toDateTime(%d)", db, from.Unix()))
 	if err != nil {
 		return nil, err
 	}
-	runQ := fmt.Sprintf("SELECT count() FROM `%s`.decisions WHERE run_id = '%s'", db, runID)
+	// FINAL on both sides: a re-inserted batch must not make the live count unreachable.
+	runQ := fmt.Sprintf("SELECT count() FROM `%s`.decisions FINAL WHERE run_id = '%s'", db, runID)
 	if t, n := ch.waitCount(ctx, runQ, live, time.Second, 15*time.Minute); t.IsZero() {
 		return nil, fmt.Errorf("repair: %d of %d replayed decisions reached ClickHouse in 15 min", n, live)
 	}
