@@ -50,6 +50,7 @@ segment_categories:`
 // docs/vendors.md ("Consent fields"): GA4's consent block, Meta's data_processing_options (the
 // destination says ldu: auto).
 func TestCMPSignalsToVendors(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test: -short runs unit tests only")
 	}

@@ -32,6 +32,7 @@ const (
 // topics and ClickHouse that every event got exactly one decision per destination and that no
 // filtered record contradicts the consent state at its position in the log.
 func TestProcessorSurvivesKill9(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("kills processes against the real broker")
 	}
@@ -61,6 +62,7 @@ func TestProcessorSurvivesKill9(t *testing.T) {
 // and adds a third: the partitions move between them without a gap, a duplicate or a forward the
 // consent state forbids.
 func TestProcessorGroupRebalances(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("kills processes against the real broker")
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,6 +76,10 @@ func (p *pipeline) start(env ...string) {
 	p.waitReady()
 }
 
+// deployments numbers the pipelines of this run: scenarios run in parallel (t.Parallel), and
+// each one's topics and database must be its own even when two start in the same nanosecond.
+var deployments atomic.Int64
+
 // newPipeline writes the config and policy of a fresh deployment (its own topics, database and
 // vendor stand-ins) without starting anything.
 func newPipeline(t *testing.T) *pipeline {
@@ -88,7 +93,7 @@ func newPipeline(t *testing.T) *pipeline {
 // deployment (its prefix and database) and ingest's listen address.
 func newPipelineWith(t *testing.T, configFor func(p *pipeline, listen string) string) *pipeline {
 	t.Helper()
-	run := fmt.Sprintf("%d", time.Now().UnixNano())
+	run := fmt.Sprintf("%d%03d", time.Now().UnixNano(), deployments.Add(1)%1000)
 	p := &pipeline{
 		t: t, dir: t.TempDir(), prefix: "e2e" + run + ".", db: "tollgate_e2e_" + run,
 		ga4: standin.New("ga4"), meta: standin.New("meta_capi"),

@@ -31,6 +31,7 @@ const restoreUsers = 1_000_000
 // the state folder deleted (cold), it rebuilds everything. The restored refusals are enforced.
 // It logs the restore times and the processor's resident memory.
 func TestRestoreMillionUsers(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("writes a million records to the real broker")
 	}
