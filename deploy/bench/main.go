@@ -78,7 +78,7 @@ func main() {
 	flag.Float64Var(&o.e2eRate, "e2e-rate", 20000, "events per second in the end-to-end latency phase (100-event batches)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run's topics and database")
 	flag.IntVar(&o.workerNice, "worker-nice", 10, "CPU niceness of the processor, sink and audit processes (ingest keeps 0), so that "+
-		"a draining backlog yields the cores to ingest's requests, as README's \"Running at scale\" advises; 0 runs all alike")
+		"a draining backlog yields the cores to ingest's requests, as docs/operations.md advises; 0 runs all alike")
 	flag.IntVar(&o.clickhouseNice, "clickhouse-nice", 10, "CPU niceness of the running ClickHouse server (found by its pid file under -services-dir) for the "+
 		"bench's duration, put back at the end: it is the audit writer's backlog too, and at 0 it takes the cores from ingest; 0 leaves it alone")
 	flag.Parse()
@@ -442,7 +442,7 @@ func e2eLatency(ctx context.Context, o options, ch chClient, db, base string, se
 		"status_codes": st.json(), "poll_interval_ms": 100}
 }
 
-// targets compares the figures with the targets in README "Performance".
+// targets compares the figures with the targets in docs/performance.md.
 func targets(r map[string]any) map[string]any {
 	get := func(section, key string) float64 {
 		m, _ := r[section].(map[string]any)
