@@ -151,16 +151,8 @@ if [[ "$(id -u)" -ne 0 ]]; then
   SUDO="sudo"
 fi
 
-# apt_install PKG...: install; on a fresh machine the package lists may be empty or stale,
-# so retry once after `apt-get update`.
-apt_install() {
-  log "installing with apt: $*"
-  if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"; then
-    log "install failed; running apt-get update and retrying"
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
-  fi
-}
+# shellcheck source=apt.sh
+source "$HERE/apt.sh" # apt_install
 
 java_major() {
   # `java -version` prints e.g.: openjdk version "17.0.15" 2025-04-15
