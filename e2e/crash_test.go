@@ -49,7 +49,7 @@ func TestProcessorSurvivesKill9(t *testing.T) {
 		case <-time.After(time.Duration(500+rng.IntN(2500)) * time.Millisecond):
 		case <-stream.done:
 		}
-		proc.kill9()
+		proc.Kill9()
 		proc.start()
 	}
 	require.NoError(t, stream.wait())
@@ -75,7 +75,7 @@ func TestProcessorGroupRebalances(t *testing.T) {
 
 	stream := startStream(t, p)
 	stream.waitProgress(crashEvents / 3)
-	a.kill9()
+	a.Kill9()
 	stream.waitProgress(2 * crashEvents / 3)
 	p.spawn("processor-c", []string{"TOLLGATE_PROCESSOR_INSTANCE=c"}, "process")
 	require.NoError(t, stream.wait())

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate-dev/tollgate/audit"
+	"github.com/tollgate-dev/tollgate/deploy/harness"
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/standin"
 )
@@ -35,7 +33,7 @@ type pipeline struct {
 	ga4, meta, ops *standin.Server
 	cfg            *config.Config
 	logs           *syncBuffer
-	cmd            *exec.Cmd
+	whole          *harness.Proc // `tollgate run`, when the pipeline is one process
 }
 
 func startPipeline(t *testing.T) *pipeline {
@@ -68,10 +66,9 @@ func startPipelineWithPolicy(t *testing.T, edit func(policy string) string, env 
 func (p *pipeline) start(env ...string) {
 	t := p.t
 	t.Helper()
-	p.cmd = exec.Command(binary, "run", "--config", p.configPath())
-	p.cmd.Env = p.env(env...)
-	p.cmd.Stderr = p.logs
-	require.NoError(t, p.cmd.Start())
+	run, err := harness.Start("tollgate run", binary, p.env(env...), p.logs, "run", "--config", p.configPath())
+	require.NoError(t, err)
+	p.whole = run
 	t.Cleanup(p.stop)
 	p.waitReady()
 }
@@ -101,7 +98,7 @@ func newPipelineWith(t *testing.T, configFor func(p *pipeline, listen string) st
 		logs: &syncBuffer{},
 	}
 	t.Cleanup(func() { p.ga4.Close(); p.meta.Close(); p.ops.Close() })
-	listen := freeAddr(t)
+	listen := harness.FreeAddr()
 	p.ingestURL = "http://" + listen
 	writeFile(t, filepath.Join(p.dir, "policy.yaml"), fmt.Sprintf(policyYAML, p.ga4.URL, p.meta.URL, p.ops.URL))
 	writeFile(t, p.configPath(), configFor(p, listen))
@@ -120,30 +117,14 @@ func (p *pipeline) env(extra ...string) []string {
 }
 
 func (p *pipeline) waitReady() {
-	require.Eventually(p.t, func() bool {
-		resp, err := http.Get(p.ingestURL + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 60*time.Second, 100*time.Millisecond, "ingest never became ready; logs:\n%s", p.logs)
+	err := harness.WaitReady(context.Background(), p.ingestURL, 60*time.Second)
+	require.NoError(p.t, err, "ingest never became ready; logs:\n%s", p.logs)
 }
 
-// stop sends SIGTERM and requires a clean exit, as the contract promises.
+// stop sends SIGTERM and requires a clean exit, as the README promises.
 func (p *pipeline) stop() {
-	if p.cmd == nil || p.cmd.ProcessState != nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		require.NoError(p.t, err, "tollgate run did not exit cleanly; logs:\n%s", p.logs)
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		p.t.Errorf("tollgate run did not stop within 15 s of SIGTERM")
+	if p.whole != nil {
+		require.NoError(p.t, p.whole.Stop(), "tollgate run did not exit cleanly; logs:\n%s", p.logs)
 	}
 }
 
@@ -161,13 +142,6 @@ func (p *pipeline) openDB() *audit.DB {
 	require.NoError(p.t, err)
 	p.t.Cleanup(func() { db.Close() })
 	return db
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func writeFile(t *testing.T, path, content string) {

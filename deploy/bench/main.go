@@ -38,6 +38,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tollgate-dev/tollgate/deploy/harness"
 )
 
 type options struct {
@@ -132,8 +134,8 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		return nil, err
 	}
 	logf("logs and config in %s", dir)
-	stand := map[string]string{"ga4": freeAddr(), "meta": freeAddr(), "webhook": freeAddr()}
-	ingestAddr := freeAddr()
+	stand := map[string]string{"ga4": harness.FreeAddr(), "meta": harness.FreeAddr(), "webhook": harness.FreeAddr()}
+	ingestAddr := harness.FreeAddr()
 	if err := writeConfig(dir, o, prefix, db, ingestAddr, stand); err != nil {
 		return nil, err
 	}
@@ -165,7 +167,7 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	for _, c := range []string{"ingest", "process", "sink", "audit"} {
 		e := env
 		if o.profileDir != "" {
-			pprofAddrs[c] = freeAddr()
+			pprofAddrs[c] = harness.FreeAddr()
 			e = append(append([]string{}, env...), "TOLLGATE_DEBUG_PPROF_LISTEN="+pprofAddrs[c])
 		}
 		p, err := startProc(c, o.bin, e, dir, c, "--config", cfg)
@@ -183,7 +185,7 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 			// Ingest creates the topics first: the processor stops (by design) when it cannot
 			// read the consent-state topic at start, which a topic created a moment ago by a
 			// sibling process can briefly be.
-			if err := waitReady(ctx, base, procs); err != nil {
+			if err := harness.WaitReady(ctx, base, 90*time.Second, procs[0].h); err != nil {
 				return nil, fmt.Errorf("%w (logs in %s)", err, dir)
 			}
 		}
@@ -462,29 +464,6 @@ func targets(r map[string]any) map[string]any {
 		"kafka_le_5_records_per_event_all_forwarding": get("kafka_records_per_event", "all_forwarding") > 0 &&
 			get("kafka_records_per_event", "all_forwarding") <= 5,
 	}
-}
-
-func waitReady(ctx context.Context, base string, procs []*proc) error {
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, p := range procs {
-			if !p.alive() {
-				return fmt.Errorf("%s exited during start", p.name)
-			}
-		}
-		if resp, err := http.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("ingest not ready after 90 s")
 }
 
 func writeConfig(dir string, o options, prefix, db, ingestAddr string, stand map[string]string) error {
