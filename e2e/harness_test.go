@@ -128,12 +128,18 @@ func (p *pipeline) stop() {
 	}
 }
 
-// dropDatabase removes the deployment's audit database (registered first, so it runs last).
+// dropDatabase removes the deployment's audit database and its topics (registered first, so it
+// runs last).
 func (p *pipeline) dropDatabase() {
 	db, err := audit.Open(context.Background(), p.cfg)
 	if err == nil {
 		_ = db.Exec(context.Background(), "DROP DATABASE IF EXISTS "+p.db)
 		db.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := harness.DeleteTopics(ctx, p.cfg.Kafka.Brokers, p.prefix); err != nil {
+		p.t.Logf("leaving the topics %s* behind: %v", p.prefix, err)
 	}
 }
 

@@ -36,9 +36,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/tollgate-dev/tollgate/deploy/harness"
 )
 
@@ -504,24 +501,7 @@ func cleanup(o options, ch chClient, prefix, db string) {
 	if _, err := ch.query(ctx, "DROP DATABASE IF EXISTS `"+db+"`"); err != nil {
 		logf("drop database %s: %v", db, err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(o.brokers, ",")...))
-	if err != nil {
-		return
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	topics, err := adm.ListTopics(ctx)
-	if err != nil {
-		logf("list topics: %v", err)
-		return
-	}
-	var mine []string
-	for _, t := range topics.Names() {
-		if strings.HasPrefix(t, prefix) {
-			mine = append(mine, t)
-		}
-	}
-	if _, err := adm.DeleteTopics(ctx, mine...); err != nil {
-		logf("delete topics: %v", err)
+	if err := harness.DeleteTopics(ctx, strings.Split(o.brokers, ","), prefix); err != nil {
+		logf("%v", err)
 	}
 }

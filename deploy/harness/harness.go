@@ -2,7 +2,8 @@
 // the built binary: deploy/bench, deploy/chaos and e2e. A Proc is one component: started with
 // its environment and a log, killed with SIGKILL like a crash, started again, supervised (started
 // again whenever it exits, as Kubernetes or systemd would) and stopped with SIGTERM, then SIGKILL
-// after a grace period. WaitReady waits for ingest's /readyz while the processes are alive.
+// after a grace period. WaitReady waits for ingest's /readyz while the processes are alive, and
+// DeleteTopics removes a run's topics from the broker.
 package harness
 
 import (
@@ -14,9 +15,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // StopGrace is how long Stop waits after SIGTERM before SIGKILL: a component exits within 10 s
@@ -232,4 +237,37 @@ func FreeAddr() string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// DeleteTopics deletes every topic whose name starts with prefix: a run's deployment (its own
+// topic prefix) leaves nothing behind on a shared broker. Partitions left over from run after
+// run once took the shared test broker past its open-file limit, and it shut down.
+func DeleteTopics(ctx context.Context, brokers []string, prefix string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	var mine []string
+	for _, t := range topics.Names() {
+		if strings.HasPrefix(t, prefix) {
+			mine = append(mine, t)
+		}
+	}
+	if len(mine) == 0 {
+		return nil
+	}
+	resp, err := adm.DeleteTopics(ctx, mine...)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("delete topics: %w", err)
+	}
+	return nil
 }
