@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 export TOLLGATE_TEST_KAFKA      ?= 127.0.0.1:9092
 export TOLLGATE_TEST_CLICKHOUSE ?= 127.0.0.1:9000
 
-.PHONY: build chdb-venv test test-unit test-containers images demo bench chaos fmt lint tidy-check services-up services-down cluster-up cluster-down test-cluster clean
+.PHONY: build chdb-venv test test-unit test-containers images demo bench chaos fmt lint tidy-check services-up services-down cluster-up cluster-down test-cluster test-cluster-restart clean
 
 # One static binary with every component.
 build:
@@ -75,6 +75,12 @@ CLUSTER_CLICKHOUSE_PKGS ?= ./audit/
 test-cluster: cluster-up
 	$(CLUSTER_ENV) $(GO) test -count=1 -timeout 20m -run '^TestCluster' $(CLUSTER_CLICKHOUSE_PKGS)
 	$(CLUSTER_ENV) TOLLGATE_TEST_CLUSTER=1 $(GO) test -count=1 -timeout 30m -v -run '^TestClusterFaults$$' ./e2e/
+
+# The cluster survives a restart with replicated tables in place (deploy/cluster/restart-check.sh):
+# cluster-up, a replicated table, cluster-down, cluster-up, both replicas hold its row. Brings the
+# cluster down at the end unless it was up before.
+test-cluster-restart:
+	@deploy/cluster/restart-check.sh
 
 # Measure the pipeline on this machine and print one JSON object (deploy/bench). Flags go in
 # BENCH_FLAGS, e.g. BENCH_FLAGS='-profile-dir /tmp/prof -batch-duration 30s'.

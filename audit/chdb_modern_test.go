@@ -13,6 +13,7 @@ import (
 
 // The modern shape (schema_render.go) is chosen by the server's version alone.
 func TestModernServer(t *testing.T) {
+	t.Parallel()
 	for version, want := range map[string]bool{
 		"18.16.1": false, "22.12.5.34": false, "23.1.1.3077": true, "24.8.4.13": true,
 		"26.9.1.1": true, "": false, "26": false, "x.y": false, "v24.3": false,
@@ -47,6 +48,7 @@ func runChdbOK(t *testing.T, stmts []recorded) (string, map[string][][]any) {
 // lookup by user reads the by_user projection, and the TTL the retention job installed is
 // recognised on its next run and anonymises and drops at merges.
 func TestModernStatementsOnTodaysClickHouse(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("installs chdb into a venv and runs ClickHouse 26.x in-process")
 	}
@@ -124,6 +126,7 @@ func TestModernStatementsOnTodaysClickHouse(t *testing.T) {
 // classic schema on the test server (figures in the test log, -v; docs/audit.md "On ClickHouse
 // 23 and newer").
 func TestRowsAndBytesPerDecisionModern(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("installs chdb into a venv and runs ClickHouse 26.x in-process")
 	}
@@ -200,6 +203,7 @@ func TestRowsAndBytesPerDecisionModern(t *testing.T) {
 
 // The retention job's TTL changes, from the create_table_query ClickHouse 26.9 prints.
 func TestTTLStatements(t *testing.T) {
+	t.Parallel()
 	const day = 24 * time.Hour
 	installed := "CREATE TABLE d.decisions (`event_id` String, `user_key` String TTL toStartOfDay(decided_at) + toIntervalSecond(172800), " +
 		"`decided_at` DateTime, PROJECTION by_user (SELECT * ORDER BY user_key)) ENGINE = ReplacingMergeTree PARTITION BY toDate(decided_at) " +

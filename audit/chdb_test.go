@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,9 +137,14 @@ func tollgateStatements(t *testing.T, database, version string) []recorded {
 	return rec.stmts
 }
 
+// venvMu: the chdb tests run in parallel, and two venv.sh creating the venv at once would clash.
+var venvMu sync.Mutex
+
 // chdbPython returns the python of deploy/chdb's venv, creating it if needed.
 func chdbPython(t *testing.T) string {
 	t.Helper()
+	venvMu.Lock()
+	defer venvMu.Unlock()
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Fatalf("the ClickHouse 26.x check needs python3 (with venv) to install chdb: %v", err)
 	}
@@ -185,6 +191,7 @@ func runChdb(t *testing.T, stmts []recorded) chdbResult {
 
 // Today's ClickHouse (26.x, embedded through PyPI's chdb) accepts every statement tollgate sends.
 func TestStatementsOnTodaysClickHouse(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("installs chdb into a venv and runs ClickHouse 26.x in-process")
 	}

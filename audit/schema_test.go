@@ -61,6 +61,7 @@ func schemaShapes(t testing.TB, db *DB, database string) map[string]tableShape {
 // classic ones ON CLUSTER with Replicated* engines (the replicas themselves: make test-cluster,
 // TestClusterMigrations).
 func TestSchemaRenderedIsMigrated(t *testing.T) {
+	t.Parallel()
 	t.Run("cluster", func(t *testing.T) {
 		for v := uint32(1); v <= SchemaVersion; v++ {
 			classic := target{database: "db", shape: shapeClassic}

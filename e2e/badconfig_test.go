@@ -12,6 +12,7 @@ import (
 // TestBadConfigStopsWithOneLine checks that each kind of broken config or policy stops the binary
 // before anything starts, with one line naming the file and the problem.
 func TestBadConfigStopsWithOneLine(t *testing.T) {
+	t.Parallel()
 	good := strings.NewReplacer("%q", `"http://127.0.0.1:9"`, "%s", "http://127.0.0.1:9").Replace(policyYAML)
 	cases := []struct {
 		name, policy, config, want string

@@ -45,12 +45,12 @@ var bannerChoices = []bannerChoice{
 // for that choice. The same page then runs with a site's CMP in place of the banner
 // (browser_cmp_test.go). Set TOLLGATE_UPDATE_SCREENSHOT=1 to refresh docs/demo-banner.png.
 func TestDemoPageInChromium(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test: -short runs unit tests only")
 	}
 	chrome := ensureChromium(t)
-	t.Setenv("TOLLGATE_INGEST_DEMO_PAGE", "true")
-	p := startPipelineWithPolicy(t, withOneTrustIDs)
+	p := startPipelineWithPolicy(t, withOneTrustIDs, "TOLLGATE_INGEST_DEMO_PAGE=true")
 	origin, err := url.Parse(p.ingestURL)
 	require.NoError(t, err)
 
@@ -233,6 +233,8 @@ func startBrowser(t *testing.T, chrome string) context.Context {
 // ensureChromium returns Chromium's path, installing Debian's package first when it is missing.
 func ensureChromium(t *testing.T) string {
 	t.Helper()
+	installMu.Lock() // scenarios run in parallel: one installs, the others then find it
+	defer installMu.Unlock()
 	if path, err := exec.LookPath("chromium"); err == nil {
 		return path
 	}

@@ -90,7 +90,7 @@ func TestClusterFaults(t *testing.T) {
 		if t.Failed() {
 			for _, c := range procs {
 				lines := c.logs.lines()
-				t.Logf("last lines of %s:\n%s", c.name, strings.Join(lines[max(0, len(lines)-30):], "\n"))
+				t.Logf("last lines of %s:\n%s", c.Name, strings.Join(lines[max(0, len(lines)-30):], "\n"))
 			}
 		}
 	})
@@ -154,9 +154,7 @@ func supervise(t *testing.T, procs []*proc) func() []string {
 		go func() {
 			defer wg.Done()
 			for {
-				c.mu.Lock()
-				done := c.done
-				c.mu.Unlock()
+				done := c.Done()
 				select {
 				case <-stop:
 					return
@@ -173,7 +171,7 @@ func supervise(t *testing.T, procs []*proc) func() []string {
 					last = strings.TrimSpace(lines[i])
 				}
 				mu.Lock()
-				exits = append(exits, c.name+": "+last)
+				exits = append(exits, c.Name+": "+last)
 				mu.Unlock()
 				c.start()
 			}

@@ -50,6 +50,7 @@ segment_categories:`
 // docs/vendors.md ("Consent fields"): GA4's consent block, Meta's data_processing_options (the
 // destination says ldu: auto).
 func TestCMPSignalsToVendors(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test: -short runs unit tests only")
 	}
@@ -290,6 +291,7 @@ func iabVectors(t *testing.T, dir string) []byte {
 // TestIABVectorsAreIABs: internal/signals/testdata/iab_vectors.json, which the decoders' unit
 // tests read, is exactly what IAB's encoders write today (the script's output).
 func TestIABVectorsAreIABs(t *testing.T) {
+	t.Parallel()
 	out := iabVectors(t, npmCI(t, "sdk"))
 	want, err := os.ReadFile("../internal/signals/testdata/iab_vectors.json")
 	require.NoError(t, err)

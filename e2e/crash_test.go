@@ -32,6 +32,7 @@ const (
 // topics and ClickHouse that every event got exactly one decision per destination and that no
 // filtered record contradicts the consent state at its position in the log.
 func TestProcessorSurvivesKill9(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("kills processes against the real broker")
 	}
@@ -48,7 +49,7 @@ func TestProcessorSurvivesKill9(t *testing.T) {
 		case <-time.After(time.Duration(500+rng.IntN(2500)) * time.Millisecond):
 		case <-stream.done:
 		}
-		proc.kill9()
+		proc.Kill9()
 		proc.start()
 	}
 	require.NoError(t, stream.wait())
@@ -61,6 +62,7 @@ func TestProcessorSurvivesKill9(t *testing.T) {
 // and adds a third: the partitions move between them without a gap, a duplicate or a forward the
 // consent state forbids.
 func TestProcessorGroupRebalances(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("kills processes against the real broker")
 	}
@@ -73,7 +75,7 @@ func TestProcessorGroupRebalances(t *testing.T) {
 
 	stream := startStream(t, p)
 	stream.waitProgress(crashEvents / 3)
-	a.kill9()
+	a.Kill9()
 	stream.waitProgress(2 * crashEvents / 3)
 	p.spawn("processor-c", []string{"TOLLGATE_PROCESSOR_INSTANCE=c"}, "process")
 	require.NoError(t, stream.wait())

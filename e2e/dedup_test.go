@@ -29,6 +29,7 @@ import (
 // event and destination (counted without FINAL: rows written, not rows left after merges), and
 // the duplicates table must account for every resend the raw topic holds.
 func TestSDKResendsReachVendorsOnce(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test: -short runs unit tests only")
 	}

@@ -104,6 +104,7 @@ func (p *pipeline) tollgate(args ...string) (string, string, error) {
 // (counted in the deliveries table) while Meta has taken nothing. When Meta answers again, it
 // gets every one of its events.
 func TestMetaHangingForAMinute(t *testing.T) {
+	t.Parallel()
 	// Enough attempts that the breaker's probes during the hang cannot exhaust any event's.
 	p := startPipelineEnv(t, "TOLLGATE_DELIVERY_MAX_ATTEMPTS=20")
 	p.meta.SetFailures(standin.Fault{Hang: time.Minute, Count: -1})
@@ -143,6 +144,7 @@ func TestMetaHangingForAMinute(t *testing.T) {
 // (withdrawn) and none reaches Meta, while another user's waiting events are delivered once
 // Meta is back.
 func TestWithdrawalWhileMetaRetries(t *testing.T) {
+	t.Parallel()
 	p := startPipelineEnv(t, "TOLLGATE_DELIVERY_MAX_ATTEMPTS=1000", "TOLLGATE_DELIVERY_MAX_BACKOFF=200ms", "TOLLGATE_DELIVERY_BREAKER_FAILURES=1000")
 	p.meta.SetFailures(standin.Fault{Status: 503, Count: -1})
 	quitter, stayer := consented("wd", "quitter", 10), consented("wd", "stayer", 10)
@@ -172,6 +174,7 @@ func TestWithdrawalWhileMetaRetries(t *testing.T) {
 // `tollgate dlq replay` delivers them. The audit shows both ends; a second replay has nothing
 // left to do.
 func TestDLQReplay(t *testing.T) {
+	t.Parallel()
 	p := startPipeline(t)
 	evs := consented("dlq", "u1", 12)
 	bad := []string{evs[3].EventID, evs[8].EventID}

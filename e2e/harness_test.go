@@ -4,19 +4,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate-dev/tollgate/audit"
+	"github.com/tollgate-dev/tollgate/deploy/harness"
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/standin"
 )
@@ -34,7 +33,7 @@ type pipeline struct {
 	ga4, meta, ops *standin.Server
 	cfg            *config.Config
 	logs           *syncBuffer
-	cmd            *exec.Cmd
+	whole          *harness.Proc // `tollgate run`, when the pipeline is one process
 }
 
 func startPipeline(t *testing.T) *pipeline {
@@ -67,13 +66,16 @@ func startPipelineWithPolicy(t *testing.T, edit func(policy string) string, env 
 func (p *pipeline) start(env ...string) {
 	t := p.t
 	t.Helper()
-	p.cmd = exec.Command(binary, "run", "--config", p.configPath())
-	p.cmd.Env = p.env(env...)
-	p.cmd.Stderr = p.logs
-	require.NoError(t, p.cmd.Start())
+	run, err := harness.Start("tollgate run", binary, p.env(env...), p.logs, "run", "--config", p.configPath())
+	require.NoError(t, err)
+	p.whole = run
 	t.Cleanup(p.stop)
 	p.waitReady()
 }
+
+// deployments numbers the pipelines of this run: scenarios run in parallel (t.Parallel), and
+// each one's topics and database must be its own even when two start in the same nanosecond.
+var deployments atomic.Int64
 
 // newPipeline writes the config and policy of a fresh deployment (its own topics, database and
 // vendor stand-ins) without starting anything.
@@ -88,7 +90,7 @@ func newPipeline(t *testing.T) *pipeline {
 // deployment (its prefix and database) and ingest's listen address.
 func newPipelineWith(t *testing.T, configFor func(p *pipeline, listen string) string) *pipeline {
 	t.Helper()
-	run := fmt.Sprintf("%d", time.Now().UnixNano())
+	run := fmt.Sprintf("%d%03d", time.Now().UnixNano(), deployments.Add(1)%1000)
 	p := &pipeline{
 		t: t, dir: t.TempDir(), prefix: "e2e" + run + ".", db: "tollgate_e2e_" + run,
 		ga4: standin.New("ga4"), meta: standin.New("meta_capi"),
@@ -96,7 +98,7 @@ func newPipelineWith(t *testing.T, configFor func(p *pipeline, listen string) st
 		logs: &syncBuffer{},
 	}
 	t.Cleanup(func() { p.ga4.Close(); p.meta.Close(); p.ops.Close() })
-	listen := freeAddr(t)
+	listen := harness.FreeAddr()
 	p.ingestURL = "http://" + listen
 	writeFile(t, filepath.Join(p.dir, "policy.yaml"), fmt.Sprintf(policyYAML, p.ga4.URL, p.meta.URL, p.ops.URL))
 	writeFile(t, p.configPath(), configFor(p, listen))
@@ -115,39 +117,29 @@ func (p *pipeline) env(extra ...string) []string {
 }
 
 func (p *pipeline) waitReady() {
-	require.Eventually(p.t, func() bool {
-		resp, err := http.Get(p.ingestURL + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 60*time.Second, 100*time.Millisecond, "ingest never became ready; logs:\n%s", p.logs)
+	err := harness.WaitReady(context.Background(), p.ingestURL, 60*time.Second)
+	require.NoError(p.t, err, "ingest never became ready; logs:\n%s", p.logs)
 }
 
-// stop sends SIGTERM and requires a clean exit, as the contract promises.
+// stop sends SIGTERM and requires a clean exit, as the README promises.
 func (p *pipeline) stop() {
-	if p.cmd == nil || p.cmd.ProcessState != nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		require.NoError(p.t, err, "tollgate run did not exit cleanly; logs:\n%s", p.logs)
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		p.t.Errorf("tollgate run did not stop within 15 s of SIGTERM")
+	if p.whole != nil {
+		require.NoError(p.t, p.whole.Stop(), "tollgate run did not exit cleanly; logs:\n%s", p.logs)
 	}
 }
 
-// dropDatabase removes the deployment's audit database (registered first, so it runs last).
+// dropDatabase removes the deployment's audit database and its topics (registered first, so it
+// runs last).
 func (p *pipeline) dropDatabase() {
 	db, err := audit.Open(context.Background(), p.cfg)
 	if err == nil {
 		_ = db.Exec(context.Background(), "DROP DATABASE IF EXISTS "+p.db)
 		db.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := harness.DeleteTopics(ctx, p.cfg.Kafka.Brokers, p.prefix); err != nil {
+		p.t.Logf("leaving the topics %s* behind: %v", p.prefix, err)
 	}
 }
 
@@ -156,13 +148,6 @@ func (p *pipeline) openDB() *audit.DB {
 	require.NoError(p.t, err)
 	p.t.Cleanup(func() { db.Close() })
 	return db
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func writeFile(t *testing.T, path, content string) {

@@ -21,6 +21,7 @@ import (
 // may carry a write key, a vendor token, the webhook secret, an e-mail address, a phone number
 // or a client IP.
 func TestLogsHoldNoSecretsOrPII(t *testing.T) {
+	t.Parallel()
 	p := startPipeline(t)
 	events := sample.Events(uint64(time.Now().UnixNano()), 108, 20, time.Now().Add(-time.Minute))
 	p.meta.SetFailures(standin.Fault{Status: 503, RetryAfter: "1"}, standin.Fault{Status: 400})

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"testing"
 
 	"github.com/tollgate-dev/tollgate/internal/testenv"
@@ -19,6 +21,7 @@ var binary, kafkaAddr, chAddr string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	widenParallel()
 	if testing.Short() {
 		fmt.Fprintln(os.Stderr, "e2e: skipped under -short (drives the binary against real Kafka and ClickHouse)")
 		os.Exit(0)
@@ -48,4 +51,19 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(dir)
 	testenv.Stop()
 	os.Exit(code)
+}
+
+// scenariosAtOnce is how many scenarios run at once unless -test.parallel says otherwise. Each
+// scenario owns its topics, database, stand-ins and ports (newPipelineWith), and spends most of
+// its time waiting for its processes, the broker and ClickHouse, so more than GOMAXPROCS (go
+// test's default, 2 on the project's machine) of them fit; many more would only stretch each
+// one's waits.
+const scenariosAtOnce = 4
+
+func widenParallel() {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		_ = flag.Set("test.parallel", strconv.Itoa(max(scenariosAtOnce, runtime.GOMAXPROCS(0))))
+	}
 }

@@ -31,6 +31,7 @@ const (
 // running `tollgate run`, then checks, against an independent reading of docs/consent.md, every
 // decision in ClickHouse and every event and field each vendor stand-in received.
 func TestPipelineEndToEnd(t *testing.T) {
+	t.Parallel()
 	p := startPipeline(t)
 	events := sample.Events(uint64(time.Now().UnixNano()), numEvents, numUsers, time.Now().Add(-time.Minute))
 	half := len(events) / 2

@@ -18,6 +18,7 @@ import (
 // the raw topic ahead of real events: they must land on the raw dead-letter topic with the error
 // in a header, and the events behind them must still be decided.
 func TestPoisonRawRecordIsDeadLetteredAndDoesNotStall(t *testing.T) {
+	t.Parallel()
 	p := startPipeline(t)
 	ctx := context.Background()
 	cl, err := kafka.NewClient(p.cfg, zap.NewNop())

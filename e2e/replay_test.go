@@ -40,6 +40,7 @@ func (p *pipeline) run(args ...string) (string, string, int) {
 // re-decides them and `tollgate audit diff` shows exactly the decisions that change — meta's
 // forwarded ones, each losing that field — and nothing else.
 func TestReplayAndAuditDiffShowExactlyThePolicyChange(t *testing.T) {
+	t.Parallel()
 	p := startPipeline(t)
 	events := sample.Events(uint64(time.Now().UnixNano()), numEvents, numUsers, time.Now().Add(-time.Minute))
 	n, err := sample.Send(p.ingestURL, writeKey, events)

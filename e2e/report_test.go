@@ -48,6 +48,7 @@ func reportEvents(user, tag string, from, n int) []sample.Event {
 // checks that no raw e-mail or phone appears in either. TOLLGATE_UPDATE_SCREENSHOT=1 refreshes
 // docs/access-report.png.
 func TestAccessReportAfterTraffic(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test: -short runs unit tests only")
 	}

@@ -31,6 +31,7 @@ const restoreUsers = 1_000_000
 // the state folder deleted (cold), it rebuilds everything. The restored refusals are enforced.
 // It logs the restore times and the processor's resident memory.
 func TestRestoreMillionUsers(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("writes a million records to the real broker")
 	}
@@ -45,13 +46,13 @@ func TestRestoreMillionUsers(t *testing.T) {
 	t.Logf("first start (cold): %d changelog records read in %s, processor RSS %s", read, took, rss(proc))
 	require.Equal(t, restoreUsers, read)
 
-	proc.kill9()
+	proc.Kill9()
 	proc.start()
 	took, read = waitRestored(t, proc, 2)
 	t.Logf("after kill -9 (warm): %d changelog records read in %s, processor RSS %s", read, took, rss(proc))
 	require.Zero(t, read, "a warm restart reads only the changelog's tail, and nothing was added")
 
-	proc.kill9()
+	proc.Kill9()
 	require.NoError(t, os.RemoveAll(p.cfg.StatePath()))
 	proc.start()
 	took, read = waitRestored(t, proc, 3)
@@ -135,9 +136,7 @@ func waitRestored(t *testing.T, c *proc, nth int) (time.Duration, int) {
 
 // rss is the process's resident set size, from /proc.
 func rss(c *proc) string {
-	c.mu.Lock()
-	pid := c.cmd.Process.Pid
-	c.mu.Unlock()
+	pid := c.Pid()
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return "unknown"

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +44,7 @@ type sdkMessage struct {
 // that every message reaches the raw topic under its messageId, with its consent categories
 // mapped to purposes through segment_categories, and gets the decisions docs/consent.md gives.
 func TestSegmentAndRudderStackSDKs(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test: -short runs unit tests only")
 	}
@@ -180,11 +182,16 @@ func runNode(t *testing.T, dir, script, host, run string, logs fmt.Stringer) []b
 	return out
 }
 
+// installMu serialises the installs (npm ci, Chromium) of scenarios running in parallel.
+var installMu sync.Mutex
+
 // npmCI installs e2e/<name>'s locked npm packages with `npm ci` unless node_modules already
 // matches package-lock.json (a stamp of its hash), and returns the folder. node_modules is
 // gitignored, so a fresh clone installs once and later runs reuse it.
 func npmCI(t *testing.T, name string) string {
 	t.Helper()
+	installMu.Lock() // scenarios run in parallel: two npm ci in one folder would clash
+	defer installMu.Unlock()
 	dir, err := filepath.Abs(name)
 	require.NoError(t, err)
 	_, err = exec.LookPath("npm")

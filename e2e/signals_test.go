@@ -25,6 +25,7 @@ const (
 // Mode; each decision, consent_source and consent_proof checked in ClickHouse and by `tollgate
 // audit user`; a malformed TC string is refused with its path.
 func TestCMPSignalsEndToEnd(t *testing.T) {
+	t.Parallel()
 	p := startPipeline(t)
 	saleOptOut := gppSaleOptOut(t)
 

@@ -18,6 +18,7 @@ import (
 // queued before those requests are processed after them, so docs/consent.md says the withdrawal and
 // the erasure cover them, whatever consent the events themselves carry.
 func TestWithdrawalBlocksQueuedEvents(t *testing.T) {
+	t.Parallel()
 	p := newPipeline(t)
 	p.spawn("ingest", nil, "ingest")
 	p.waitReady()
@@ -81,6 +82,7 @@ func decisionCounts(t *testing.T, p *pipeline) map[string]int {
 // TestEraseCommand: `tollgate erase --user` reports who had the user's data, deletes their audit
 // rows, and blocks the user's later events everywhere.
 func TestEraseCommand(t *testing.T) {
+	t.Parallel()
 	p := startPipeline(t)
 	before := userEvents("erase-me", "before", 10)
 	n, err := sample.Send(p.ingestURL, writeKey, before)

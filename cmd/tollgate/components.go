@@ -60,7 +60,7 @@ func load(cmd *cobra.Command) (*app, error) {
 }
 
 func configFlag(cmd *cobra.Command) {
-	cmd.Flags().String("config", "", "config file (YAML); see README")
+	cmd.Flags().String("config", "", "config file (YAML); see docs/configuration.md")
 }
 
 // component is one long-running part of the pipeline.

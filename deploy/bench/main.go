@@ -36,8 +36,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/tollgate-dev/tollgate/deploy/harness"
 )
 
 type options struct {
@@ -79,7 +78,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the run's topics and database")
 	flag.BoolVar(&o.repair, "repair", false, "run a `tollgate repair` of the batched phase's traffic through the latency phases (repair.go); compare with a run without it")
 	flag.IntVar(&o.workerNice, "worker-nice", 10, "CPU niceness of the processor, sink and audit processes (ingest keeps 0), so that "+
-		"a draining backlog yields the cores to ingest's requests, as README's \"Running at scale\" advises; 0 runs all alike")
+		"a draining backlog yields the cores to ingest's requests, as docs/operations.md advises; 0 runs all alike")
 	flag.IntVar(&o.clickhouseNice, "clickhouse-nice", 10, "CPU niceness of the running ClickHouse server (found by its pid file under -services-dir) for the "+
 		"bench's duration, put back at the end: it is the audit writer's backlog too, and at 0 it takes the cores from ingest; 0 leaves it alone")
 	flag.Parse()
@@ -133,8 +132,8 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		return nil, err
 	}
 	logf("logs and config in %s", dir)
-	stand := map[string]string{"ga4": freeAddr(), "meta": freeAddr(), "webhook": freeAddr()}
-	ingestAddr := freeAddr()
+	stand := map[string]string{"ga4": harness.FreeAddr(), "meta": harness.FreeAddr(), "webhook": harness.FreeAddr()}
+	ingestAddr := harness.FreeAddr()
 	if err := writeConfig(dir, o, prefix, db, ingestAddr, stand); err != nil {
 		return nil, err
 	}
@@ -166,7 +165,7 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	for _, c := range []string{"ingest", "process", "sink", "audit"} {
 		e := env
 		if o.profileDir != "" {
-			pprofAddrs[c] = freeAddr()
+			pprofAddrs[c] = harness.FreeAddr()
 			e = append(append([]string{}, env...), "TOLLGATE_DEBUG_PPROF_LISTEN="+pprofAddrs[c])
 		}
 		p, err := startProc(c, o.bin, e, dir, c, "--config", cfg)
@@ -184,7 +183,7 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 			// Ingest creates the topics first: the processor stops (by design) when it cannot
 			// read the consent-state topic at start, which a topic created a moment ago by a
 			// sibling process can briefly be.
-			if err := waitReady(ctx, base, procs); err != nil {
+			if err := harness.WaitReady(ctx, base, 90*time.Second, procs[0].h); err != nil {
 				return nil, fmt.Errorf("%w (logs in %s)", err, dir)
 			}
 		}
@@ -454,7 +453,7 @@ func e2eLatency(ctx context.Context, o options, ch chClient, db, base string, se
 		"status_codes": st.json(), "poll_interval_ms": 100}
 }
 
-// targets compares the figures with the targets in README "Performance".
+// targets compares the figures with the targets in docs/performance.md.
 func targets(r map[string]any) map[string]any {
 	get := func(section, key string) float64 {
 		m, _ := r[section].(map[string]any)
@@ -474,29 +473,6 @@ func targets(r map[string]any) map[string]any {
 		"kafka_le_5_records_per_event_all_forwarding": get("kafka_records_per_event", "all_forwarding") > 0 &&
 			get("kafka_records_per_event", "all_forwarding") <= 5,
 	}
-}
-
-func waitReady(ctx context.Context, base string, procs []*proc) error {
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, p := range procs {
-			if !p.alive() {
-				return fmt.Errorf("%s exited during start", p.name)
-			}
-		}
-		if resp, err := http.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("ingest not ready after 90 s")
 }
 
 func writeConfig(dir string, o options, prefix, db, ingestAddr string, stand map[string]string) error {
@@ -537,24 +513,7 @@ func cleanup(o options, ch chClient, prefix, db string) {
 	if _, err := ch.query(ctx, "DROP DATABASE IF EXISTS `"+db+"`"); err != nil {
 		logf("drop database %s: %v", db, err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(o.brokers, ",")...))
-	if err != nil {
-		return
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	topics, err := adm.ListTopics(ctx)
-	if err != nil {
-		logf("list topics: %v", err)
-		return
-	}
-	var mine []string
-	for _, t := range topics.Names() {
-		if strings.HasPrefix(t, prefix) {
-			mine = append(mine, t)
-		}
-	}
-	if _, err := adm.DeleteTopics(ctx, mine...); err != nil {
-		logf("delete topics: %v", err)
+	if err := harness.DeleteTopics(ctx, strings.Split(o.brokers, ","), prefix); err != nil {
+		logf("%v", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/tollgate-dev/tollgate/deploy/harness"
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/schemas"
@@ -125,7 +126,7 @@ destinations:
 	var pprofAddr map[string]string
 	e := env
 	if o.profileDir != "" && o.profilePhase == "onebyone" {
-		pprofAddr = map[string]string{"sink_onebyone": freeAddr()}
+		pprofAddr = map[string]string{"sink_onebyone": harness.FreeAddr()}
 		e = append(append([]string{}, env...), "TOLLGATE_DEBUG_PPROF_LISTEN="+pprofAddr["sink_onebyone"])
 	}
 	p, err := startProc("sink_onebyone", o.bin, e, sub, "sink", "--config", cfgPath)

@@ -3,26 +3,24 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
+
+	"github.com/tollgate-dev/tollgate/deploy/harness"
 )
 
 // clockTick is the kernel's USER_HZ: /proc/<pid>/stat counts CPU time in these. It is 100 on
 // every Linux architecture Go supports (sysconf(_SC_CLK_TCK) needs cgo to ask).
 const clockTick = 100
 
-// proc is one tollgate process of the pipeline under test, or (cmd nil) a service beside it
-// that the bench only watches (Kafka, ClickHouse).
+// proc is one tollgate process of the pipeline under test (run by deploy/harness), or (h nil) a
+// service beside it that the bench only watches (Kafka, ClickHouse).
 type proc struct {
 	name string
-	cmd  *exec.Cmd
+	h    *harness.Proc
+	log  *os.File
 	pid  int
-	done chan struct{}
 	// last CPU and peak RSS read while it was alive (read again before it stops).
 	cpuTicks int64
 	hwmKB    int64
@@ -33,15 +31,12 @@ func startProc(name, bin string, env []string, logDir string, args ...string) (*
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
+	h, err := harness.Start(name, bin, append(os.Environ(), env...), f, args...)
+	if err != nil {
+		f.Close()
+		return nil, err
 	}
-	p := &proc{name: name, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
-	return p, nil
+	return &proc{name: name, h: h, log: f, pid: h.Pid()}, nil
 }
 
 // sample reads the process's CPU time and peak RSS from /proc.
@@ -70,30 +65,14 @@ func (p *proc) sample() {
 
 func (p *proc) cpuSeconds() float64 { return float64(p.cpuTicks) / clockTick }
 
-// stop sends SIGTERM and waits up to 15 s, then SIGKILL.
+// stop ends the process (SIGTERM, then SIGKILL after harness.StopGrace) and closes its log.
 func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	_ = p.h.Stop() // the bench reports what it measured; how a component exits is in its log
+	p.log.Close()
 }
 
-func (p *proc) alive() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
+// alive says whether the process is running; a watched service counts as running.
+func (p *proc) alive() bool { return p.h == nil || p.h.Alive() }
 
 // services returns the Kafka broker and ClickHouse server started by make services-up, from the
 // pid files in dir (deploy/local/services-up.sh); a service without a live pid file is left out
@@ -115,16 +94,6 @@ func services(dir string) []*proc {
 		out = append(out, &proc{name: name, pid: pid})
 	}
 	return out
-}
-
-// freeAddr returns a loopback address with a port nobody listens on right now.
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // machine describes the host for the report.

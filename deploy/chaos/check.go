@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/deploy/harness"
 	"github.com/tollgate-dev/tollgate/internal/standin"
 )
 
@@ -160,7 +161,7 @@ func (r *result) vendorCheck(vendors map[string]*standin.Server) {
 	}
 }
 
-func printTable(w *os.File, r *result, comps map[string]*component, seed uint64) {
+func printTable(w *os.File, r *result, comps map[string]*harness.Proc, seed uint64) {
 	count := func(m map[pair]string, v string) int {
 		n := 0
 		for _, s := range m {
@@ -206,7 +207,7 @@ func printTable(w *os.File, r *result, comps map[string]*component, seed uint64)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "component\tkill -9\tother exits\t")
 	for _, n := range names {
-		k, c := comps[n].counts()
+		k, c := comps[n].Counts()
 		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", n, k, c)
 	}
 	_ = tw.Flush()

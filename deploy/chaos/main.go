@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/deploy/harness"
 	"github.com/tollgate-dev/tollgate/internal/standin"
 )
 
@@ -100,23 +101,24 @@ func run(ctx context.Context, o options) (bool, error) {
 	stamp := time.Now().Format("20060102150405")
 	db := "tollgate_chaos_" + stamp
 	prefix := "chaos" + stamp + "."
-	ingestAddr := freeAddr()
+	ingestAddr := harness.FreeAddr()
 	if err := writeConfig(work, o.policy, svc, prefix, db, ingestAddr, vendors); err != nil {
 		return false, err
 	}
 	env := []string{"GA4_API_SECRET=chaos-ga4", "META_TOKEN=chaos-meta", "OPS_HOOK_SECRET=" + webhookSecret,
 		"TOLLGATE_PROCESSOR_INSTANCE=chaos" + stamp}
 	cfg := filepath.Join(work, "config.yaml")
-	comps := map[string]*component{}
+	comps := map[string]*harness.Proc{}
 	for _, name := range []string{"ingest", "process", "sink", "audit"} {
-		c, err := newComponent(name, o.bin, env, work, name, "--config", cfg)
+		c, stop, err := startComponent(name, o.bin, env, work, name, "--config", cfg)
 		if err != nil {
 			return false, err
 		}
 		comps[name] = c
-		defer c.stop()
+		defer stop()
 		if name == "ingest" {
-			if err := waitReady(ctx, "http://"+ingestAddr); err != nil {
+			// No liveness check: the supervisor restarts an ingest that exits while Kafka starts.
+			if err := harness.WaitReady(ctx, "http://"+ingestAddr, 90*time.Second); err != nil {
 				return false, err
 			}
 		}
@@ -177,7 +179,7 @@ type fault struct {
 
 // schedule returns the faults of a run, in time order: fixed service faults, two random kill -9
 // moments per component, and vendor storms.
-func schedule(o options, svc services, comps map[string]*component, vendors map[string]*standin.Server, prefix string) []fault {
+func schedule(o options, svc services, comps map[string]*harness.Proc, vendors map[string]*standin.Server, prefix string) []fault {
 	r := rand.New(rand.NewPCG(o.seed, o.seed^0x5bd1e995))
 	span := o.traffic - 20*time.Second
 	at := func(lo, hi float64) time.Duration { // a random moment between fractions lo and hi of the span
@@ -187,7 +189,7 @@ func schedule(o options, svc services, comps map[string]*component, vendors map[
 	for _, name := range []string{"ingest", "process", "sink", "audit"} {
 		c := comps[name]
 		for range 2 {
-			fs = append(fs, fault{at: at(0.05, 0.95), name: "kill -9 " + name, do: func() error { c.kill9(); return nil }})
+			fs = append(fs, fault{at: at(0.05, 0.95), name: "kill -9 " + name, do: func() error { c.Kill9(); return nil }})
 		}
 	}
 	storm := func(dest string, status int, retryAfter string, d time.Duration) []fault {

@@ -62,10 +62,26 @@ fail_with_logs() {
   exit 1
 }
 
+# zk_ready: ZooKeeper serves requests. `stat` names the server's mode only then (`ruok` answers
+# imok as soon as the port is open, before the database is loaded).
 zk_ready() {
   local answer
-  answer="$(timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ZK_PORT; printf ruok >&3; cat <&3" 2>/dev/null)" || return 1
-  [[ "$answer" == imok ]]
+  answer="$(timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ZK_PORT; printf stat >&3; cat <&3" 2>/dev/null)" || return 1
+  [[ "$answer" == *"Mode: "* ]]
+}
+
+# wait_zk: wait until ZooKeeper serves. ClickHouse 18.16 reads each replicated table's metadata
+# from ZooKeeper while it starts and exits when ZooKeeper does not answer: a cluster-up right
+# after cluster-down, with replicated tables in place, lost the replicas that way
+# ("clickhouse-1 exited during startup"). So the replicas start only after this.
+wait_zk() {
+  local deadline=$((SECONDS + TIMEOUT))
+  until zk_ready; do
+    pid_alive "$CL/zookeeper/pid" QuorumPeerMain ||
+      fail_with_logs "zookeeper exited during startup" "$CL/zookeeper/logs/zookeeper.out"
+    ((SECONDS < deadline)) || fail_with_logs "ZooKeeper not serving after ${TIMEOUT}s" "$CL/zookeeper/logs/zookeeper.out"
+    sleep 0.5
+  done
 }
 kafka_ready() { # N: the port answers and the broker logged that it started
   tcp_open 127.0.0.1 "$(kafka_port "$1")" && grep -qF 'Kafka Server started' "$CL/kafka-$1/logs/server.log" 2>/dev/null
@@ -84,12 +100,10 @@ flock 9
 
 # ---- prerequisites: services-up's steps, then ZooKeeper ------------------------------------
 TOLLGATE_SERVICES_DIR="$STATE_DIR" TOLLGATE_SERVICES_PREPARE_ONLY=1 "$REPO_ROOT/deploy/local/services-up.sh" 9>&-
+# shellcheck source=../local/apt.sh
+source "$REPO_ROOT/deploy/local/apt.sh" # apt_install
 if [[ ! -f /usr/share/java/zookeeper.jar ]]; then
-  log "installing zookeeper with apt"
-  SUDO=""
-  [[ "$(id -u)" -ne 0 ]] && SUDO=sudo
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends zookeeper ||
-    { $SUDO apt-get update && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends zookeeper; }
+  apt_install zookeeper
   # The package may start a system-wide ZooKeeper on 2181; ours is separate, leave it be.
 fi
 
@@ -210,6 +224,7 @@ for n in "${BROKERS[@]}"; do
     start_broker "$n"
   fi
 done
+wait_zk # the brokers (KRaft) start meanwhile; the replicas need ZooKeeper
 for n in "${REPLICAS[@]}"; do
   if ! ch_ready "$n" && ! pid_alive "$CL/clickhouse-$n/pid" clickhouse; then
     if tcp_open 127.0.0.1 "$(ch_tcp_port "$n")" || tcp_open 127.0.0.1 "$(ch_http_port "$n")"; then

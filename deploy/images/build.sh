@@ -26,6 +26,8 @@ MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 log() { printf 'images: %s\n' "$*"; }
 exec 3>&1 # timed reports here even when its command's output is redirected
 die() { printf 'images: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=../local/apt.sh
+source "$REPO_ROOT/deploy/local/apt.sh" # apt_install
 mkdir -p "$CACHE"
 docker info >/dev/null 2>&1 || die "no Docker engine answers (start dockerd, or run make test-containers, which does)"
 
@@ -45,10 +47,7 @@ build_base() {
     log "$BASE: cached"
     return
   fi
-  command -v debootstrap >/dev/null || {
-    log "installing debootstrap with apt"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >/dev/null
-  }
+  command -v debootstrap >/dev/null || apt_install debootstrap >/dev/null
   local root="$CACHE/rootfs"
   rm -rf "$root"
   mkdir -p "$CACHE"

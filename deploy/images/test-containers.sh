@@ -2,7 +2,9 @@
 # make test-containers: the tests against a Kafka and a ClickHouse that testcontainers-go starts
 # from the offline images of deploy/images, instead of the make services-up pair.
 #   1. a Docker engine: the one that answers, else dockerd is started here (no bridge, no
-#      iptables: containers run on the host network) and stopped by pid at the end;
+#      iptables: containers run on the host network) and stopped by pid at the end; Debian's
+#      docker.io is installed with apt first when dockerd is missing, as services-up installs
+#      what it needs;
 #   2. the images (deploy/images/build.sh: cached, rebuilt only when their inputs change);
 #   3. go test with TOLLGATE_TEST_KAFKA/_CLICKHOUSE unset and the local images named, so
 #      internal/testenv starts the containers (packages: TEST_CONTAINERS_PKGS, default ./...);
@@ -17,6 +19,8 @@ PKGS="${TEST_CONTAINERS_PKGS:-./...}"
 
 log() { printf 'test-containers: %s\n' "$*"; }
 die() { printf 'test-containers: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=../local/apt.sh
+source "$REPO_ROOT/deploy/local/apt.sh" # apt_install
 
 dockerd_pid=""
 stop_dockerd() {
@@ -30,7 +34,17 @@ trap stop_dockerd EXIT
 
 start=$SECONDS
 if ! docker info >/dev/null 2>&1; then
-  command -v dockerd >/dev/null || die "no Docker engine answers and dockerd is not installed (apt-get install docker.io)"
+  if ! command -v dockerd >/dev/null; then
+    apt_install docker.io
+    command -v dockerd >/dev/null || die "dockerd is still missing after installing docker.io"
+    # The package may start a system-wide dockerd with a bridge network; this script runs its
+    # own without one (see the checks at the end), so stop that one, as services-up does with
+    # the packaged clickhouse-server.
+    if command -v systemctl >/dev/null && systemctl is-active --quiet docker 2>/dev/null; then
+      log "stopping and disabling the packaged docker service (it makes a bridge network)"
+      $([[ "$(id -u)" -ne 0 ]] && echo sudo) systemctl disable --now docker.service docker.socket || true
+    fi
+  fi
   mkdir -p "$STATE"
   log "starting dockerd --bridge=none --iptables=false (log: $STATE/dockerd.log)"
   # setsid: its own session, so a Ctrl-C aimed at make does not kill it mid-way; stopped above.

@@ -37,7 +37,7 @@ KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms512m -Xmx1g}"
 # ZGC, not G1: G1's young collections stop the broker for 25-300 ms on a 2-core box whose other
 # processes take the cores the two GC workers need (their card scanning is stretched by the wait),
 # two or three times a second under load, and every produce waiting for acks=all waits that long:
-# that was ingest's p99 (README "Performance", "Kafka's GC pauses"). ZGC's pauses are under a
+# that was ingest's p99 (docs/performance.md, docs/operations.md "Kafka's garbage collector"). ZGC's pauses are under a
 # millisecond; its marking and relocation run beside the broker's threads instead.
 # gc.log records every pause (safepoint lines) so a slow produce can be matched with the broker.
 KAFKA_GC_OPTS="${KAFKA_GC_OPTS:--XX:+UseZGC}"
@@ -151,16 +151,8 @@ if [[ "$(id -u)" -ne 0 ]]; then
   SUDO="sudo"
 fi
 
-# apt_install PKG...: install; on a fresh machine the package lists may be empty or stale,
-# so retry once after `apt-get update`.
-apt_install() {
-  log "installing with apt: $*"
-  if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"; then
-    log "install failed; running apt-get update and retrying"
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
-  fi
-}
+# shellcheck source=apt.sh
+source "$HERE/apt.sh" # apt_install
 
 java_major() {
   # `java -version` prints e.g.: openjdk version "17.0.15" 2025-04-15

@@ -1,4 +1,4 @@
-// Package config loads the tollgate config file (README "Config reference"), applies TOLLGATE_* environment
+// Package config loads the tollgate config file (docs/configuration.md), applies TOLLGATE_* environment
 // overrides, fills defaults and validates it, then loads the policy file it names.
 package config
 

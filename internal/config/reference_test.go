@@ -47,26 +47,26 @@ type leaf struct {
 	index             []int
 }
 
-// readmeRow is one row of README's config table: its keys and its default column.
-type readmeRow struct {
+// referenceRow is one row of the config table of docs/configuration.md: its keys and its default column.
+type referenceRow struct {
 	keys []string
 	def  string
 }
 
-// readmeConfigTable parses the table under "## Config reference" in README.md. A row may name
+// referenceTable parses the table under "## Config reference" in docs/configuration.md. A row may name
 // several keys: "`a.b.c`, `.d`" (a sibling of the first) or "`a.tls.*`" (every key below).
-func readmeConfigTable(t *testing.T, all map[string]leaf) []readmeRow {
-	b, err := os.ReadFile("../../README.md")
+func referenceTable(t *testing.T, all map[string]leaf) []referenceRow {
+	b, err := os.ReadFile("../../docs/configuration.md")
 	require.NoError(t, err)
 	text := string(b)
 	start := strings.Index(text, "## Config reference")
-	require.GreaterOrEqual(t, start, 0, "README has no config reference")
+	require.GreaterOrEqual(t, start, 0, "docs/configuration.md has no config reference")
 	section := text[start:]
 	if end := strings.Index(section[3:], "\n## "); end >= 0 {
 		section = section[:end+3]
 	}
 	code := regexp.MustCompile("`([^`]*)`")
-	var rows []readmeRow
+	var rows []referenceRow
 	for _, line := range strings.Split(section, "\n") {
 		cells := strings.Split(line, "|")
 		if len(cells) < 4 || !strings.Contains(cells[1], "`") {
@@ -88,12 +88,12 @@ func readmeConfigTable(t *testing.T, all map[string]leaf) []readmeRow {
 				keys = append(keys, k)
 			}
 		}
-		rows = append(rows, readmeRow{keys: keys, def: strings.TrimSpace(cells[2])})
+		rows = append(rows, referenceRow{keys: keys, def: strings.TrimSpace(cells[2])})
 	}
 	return rows
 }
 
-// computedDefaults are defaults that depend on other keys; README words them, this checks them.
+// computedDefaults are defaults that depend on other keys; docs/configuration.md words them, this checks them.
 var computedDefaults = map[string]func(t *testing.T, c *Config){
 	"ingest.jurisdictions": func(t *testing.T, c *Config) {
 		assert.Equal(t, DefaultJurisdictions(), c.Ingest.Jurisdictions)
@@ -127,12 +127,12 @@ var computedDefaults = map[string]func(t *testing.T, c *Config){
 
 func itoa(i int) string { b, _ := yaml.Marshal(i); return strings.TrimSpace(string(b)) }
 
-// TestReadmeConfigReference: README's config table names every key of Config exactly once, and
+// TestConfigReference: the config table of docs/configuration.md names every key of Config exactly once, and
 // the default it states is the one the code applies: a `value` is parsed as YAML and compared,
 // "none"/"off" means the zero value, "**required**" means a config without it is refused.
-func TestReadmeConfigReference(t *testing.T) {
+func TestConfigReference(t *testing.T) {
 	all := leafKeys()
-	rows := readmeConfigTable(t, all)
+	rows := referenceTable(t, all)
 	c, err := Parse("c.yaml", []byte("ingest:\n  write_keys: [k]\n"), envOf(nil))
 	require.NoError(t, err)
 	seen := map[string]bool{}
@@ -140,8 +140,8 @@ func TestReadmeConfigReference(t *testing.T) {
 		for _, key := range row.keys {
 			t.Run(key, func(t *testing.T) {
 				l, ok := all[key]
-				require.True(t, ok, "README names %s, which is not a config key", key)
-				require.False(t, seen[key], "README names %s twice", key)
+				require.True(t, ok, "docs/configuration.md names %s, which is not a config key", key)
+				require.False(t, seen[key], "docs/configuration.md names %s twice", key)
 				seen[key] = true
 				got := reflect.ValueOf(*c).FieldByIndex(l.index)
 				def := row.def
@@ -150,7 +150,7 @@ func TestReadmeConfigReference(t *testing.T) {
 					_, err := Parse("c.yaml", []byte("kafka:\n  topic_prefix: x.\n"), envOf(nil))
 					require.ErrorContains(t, err, key)
 				case strings.HasPrefix(def, "none"), strings.HasPrefix(def, "off"):
-					assert.True(t, got.IsZero(), "README says %s has no default, the code sets %v", key, got)
+					assert.True(t, got.IsZero(), "docs/configuration.md says %s has no default, the code sets %v", key, got)
 				case strings.HasPrefix(def, "`"):
 					text := def[1 : 1+strings.Index(def[1:], "`")]
 					want := reflect.New(got.Type())
@@ -161,23 +161,23 @@ func TestReadmeConfigReference(t *testing.T) {
 					} else {
 						require.NoError(t, yaml.Unmarshal([]byte(text), want.Interface()), "default %q of %s", text, key)
 					}
-					assert.Equal(t, want.Elem().Interface(), got.Interface(), "README's default of %s", key)
+					assert.Equal(t, want.Elem().Interface(), got.Interface(), "docs/configuration.md's default of %s", key)
 				default:
 					check, ok := computedDefaults[key]
-					require.True(t, ok, "README's default of %s (%q) is neither a `value`, none, off nor required: add a check to computedDefaults", key, def)
+					require.True(t, ok, "docs/configuration.md's default of %s (%q) is neither a `value`, none, off nor required: add a check to computedDefaults", key, def)
 					check(t, c)
 				}
 			})
 		}
 	}
 	for key := range all {
-		assert.True(t, seen[key], "README's config reference lacks %s", key)
+		assert.True(t, seen[key], "docs/configuration.md's config reference lacks %s", key)
 	}
 }
 
 // TestDefaultsInDocComments: every config key's field says its default (or that it is required)
 // in its doc comment, or in the comment of the group of fields it belongs to. The comment is
-// where a default is stated; the README table repeats it and is checked above.
+// where a default is stated; the table in docs/configuration.md repeats it and is checked above.
 func TestDefaultsInDocComments(t *testing.T) {
 	fset := token.NewFileSet()
 	docs := map[string]string{} // "Struct.Field" -> doc of the field or of the group it follows

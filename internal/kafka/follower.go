@@ -15,9 +15,10 @@ import (
 
 // Follower reads chosen partitions of one topic as records are committed, hands each data
 // record to a callback, and offers a catch-up barrier: CatchUp returns once every record
-// committed before the call has been handed over. Two stages rely on that barrier to honour a
-// withdrawal acknowledged a moment ago: the processor's lookahead over the raw topic, and the
-// sinks' send-time re-check over the consent-state topic.
+// committed before the call has been handed over. Three readers rely on that barrier: the
+// processor's lookahead over the raw topic and the sinks' send-time re-check over the
+// consent-state topic, to honour a withdrawal acknowledged a moment ago, and the sinks' delivery
+// ledger over its ledger topic, so an event another sink delivered a moment ago is not sent again.
 //
 // It reads read_committed and keeps control records (transaction markers take offsets too), so
 // its position reaches a partition's last stable offset even when the partition ends in a marker.

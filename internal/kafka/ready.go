@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/tollgate-dev/tollgate/internal/backoff"
 )
 
 // waitServable polls until the broker answers a ListOffsets for every partition of topics.
@@ -16,7 +18,7 @@ import (
 func waitServable(ctx context.Context, adm *kadm.Client, topics []string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	for {
+	for attempt := 1; ; attempt++ {
 		offs, err := adm.ListEndOffsets(ctx, topics...)
 		if err == nil {
 			err = offs.Error()
@@ -24,10 +26,12 @@ func waitServable(ctx context.Context, adm *kadm.Client, topics []string, timeou
 		if err == nil && len(offs) == len(topics) {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, servableBackoff.Equal(attempt)) != nil {
 			return fmt.Errorf("topics not servable after %s: %w", timeout, cmp.Or(err, ctx.Err()))
-		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
+
+// servableBackoff: the broker applies new metadata within a few hundred ms, so the waits start
+// short; they grow to 1 s so a slow controller is not asked ten times a second for long.
+var servableBackoff = backoff.Policy{Initial: 100 * time.Millisecond, Max: time.Second}

@@ -1,4 +1,4 @@
-// Package policy loads and validates the policy file (README "Policy reference"): purposes, jurisdiction
+// Package policy loads and validates the policy file (docs/configuration.md, "Policy reference"): purposes, jurisdiction
 // models, destinations with their field allowlists, Segment category mapping and sensitive-data
 // rules. A Policy is immutable once loaded and safe to share between goroutines.
 package policy

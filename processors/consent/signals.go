@@ -37,7 +37,7 @@ type eventSignals struct {
 	tcfBad bool         // a TC string that does not parse (ingest checks; a replayed record may not)
 	gpp    *signals.GPP
 	gppBad bool
-	tcs    []*signals.TCF // every TC string that parsed: tcf, then the GPP string's TCF sections
+	tcs    []*signals.TCF           // every TC string that parsed: tcf, then the GPP string's TCF sections
 	gcm    map[string]signals.State // nil: no Consent Mode object
 	cmp    *signals.ConsentManagement
 	proof  string

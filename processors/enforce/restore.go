@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/tollgate-dev/tollgate/internal/backoff"
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/internal/statestore"
@@ -64,18 +65,19 @@ func (p *Processor) onRevoked(_ context.Context, _ *kgo.Client, revoked map[stri
 // stops the processor (see onAssigned), so it is worth waiting a little first.
 func endOffsetsPatiently(ctx context.Context, log *zap.Logger, cl *kgo.Client, topic string) (map[int32]int64, error) {
 	deadline := time.Now().Add(30 * time.Second)
-	for {
+	for attempt := 1; ; attempt++ {
 		ends, err := kafka.EndOffsets(ctx, cl, topic)
 		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
 			return ends, err
 		}
 		log.Warn("cannot list end offsets yet; retrying", zap.String("topic", topic), zap.Error(err))
-		select {
-		case <-ctx.Done():
-		case <-time.After(250 * time.Millisecond):
-		}
+		_ = backoff.Sleep(ctx, endOffsetsBackoff.Equal(attempt)) // a cancelled ctx ends the loop above
 	}
 }
+
+// endOffsetsBackoff: the first retries come quickly (a new topic is usually known within a few
+// hundred ms), later ones at most every 2 s while a broker restarts.
+var endOffsetsBackoff = backoff.Policy{Initial: 250 * time.Millisecond, Max: 2 * time.Second}
 
 // changelog is one changelog topic's read plan for the partitions being restored.
 type changelog struct {

@@ -16,18 +16,13 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/internal/policy"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
 // restoreConfig is a deployment of its own (topic prefix, state folder) on the test broker.
 func restoreConfig(t *testing.T) *config.Config {
-	brokers := os.Getenv("TOLLGATE_TEST_KAFKA")
-	if testing.Short() {
-		t.Skip("needs the Kafka broker; skipped by -short")
-	}
-	if brokers == "" {
-		t.Fatal("set TOLLGATE_TEST_KAFKA (make test does) or run make services-up")
-	}
+	brokers := testenv.Kafka(t) // TOLLGATE_TEST_KAFKA, or a container; skips under -short
 	dir := t.TempDir()
 	yaml := fmt.Sprintf("kafka:\n  brokers: [%s]\n  topic_prefix: restore%d.\n  partitions: 2\ningest:\n  write_keys: [k]\n",
 		brokers, time.Now().UnixNano())

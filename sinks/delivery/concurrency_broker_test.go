@@ -28,6 +28,7 @@ destinations:
 // one event per request, the sink has several requests in flight at once (never more than
 // delivery.concurrency), and each user's events still arrive in the order they were produced.
 func TestConcurrentRequestsKeepEachUsersOrder(t *testing.T) {
+	t.Parallel()
 	const concurrency, users, perUser = 4, 16, 6
 	hook := standin.New("webhook", standin.WithWebhookSecret(chaosEnv["HOOK_SECRET"]))
 	t.Cleanup(hook.Close)
@@ -71,6 +72,7 @@ func TestConcurrentRequestsKeepEachUsersOrder(t *testing.T) {
 // events. The next poll's events start while the busy user's lane of the poll before is still
 // sending; its lane of the next poll must wait for that one, or its requests would interleave.
 func TestUserOrderHoldsAcrossOverlappingPolls(t *testing.T) {
+	t.Parallel()
 	const busy, others = 150, 60
 	hook := standin.New("webhook", standin.WithWebhookSecret(chaosEnv["HOOK_SECRET"]))
 	t.Cleanup(hook.Close)
@@ -108,6 +110,7 @@ func TestUserOrderHoldsAcrossOverlappingPolls(t *testing.T) {
 // partitions go, so the second starts after them: each event reaches the vendor once, and each
 // user's events in topic order.
 func TestRebalanceMidStreamKeepsOrderAndOnce(t *testing.T) {
+	t.Parallel()
 	const users, perUser = 40, 25
 	hook := standin.New("webhook", standin.WithWebhookSecret(chaosEnv["HOOK_SECRET"]))
 	t.Cleanup(hook.Close)

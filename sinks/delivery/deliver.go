@@ -12,9 +12,12 @@ import (
 	"github.com/tollgate-dev/tollgate/sinks/sdk"
 )
 
-// outcome is what became of one event in one delivery pass. Deciding outcomes is this file's
-// job; records.go turns them into the records to store (audit rows, retry and dead-letter
-// records), so what an attempt means and how it is written down are read in one place each.
+// outcome is what became of one event in one delivery pass. This file runs the pass (lanes,
+// batches, screening, breaker, the request) and gives the outcome of each event not sent
+// (blocked by the re-check, already delivered, deferred); judge.go decides what the vendor's
+// answer means for each event sent; records.go turns outcomes into the records to store (audit
+// rows, retry and dead-letter records). What an answer means and how it is written down are
+// each read in one place.
 type outcome struct {
 	it        *item
 	status    string // StatusDelivered, StatusRetrying, StatusDeadLettered, StatusBlocked or statusDeferred

@@ -92,6 +92,7 @@ func requestIDs(t *testing.T, kind string, body []byte) []string {
 // dead-lettered, none lost, none accepted twice by GA4 (which has no dedup key), and that no
 // event was sent again before a Retry-After had passed.
 func TestChaosEveryEventEndsDeliveredOrDeadLettered(t *testing.T) {
+	t.Parallel()
 	stand := map[string]*standin.Server{
 		"ga4": standin.New("ga4"), "meta": standin.New("meta_capi"), "tiktok": standin.New("tiktok"),
 		"gads": standin.New("google_ads"), "hook": standin.New("webhook", standin.WithWebhookSecret(chaosEnv["HOOK_SECRET"])),
@@ -181,6 +182,7 @@ func TestChaosEveryEventEndsDeliveredOrDeadLettered(t *testing.T) {
 // its lag drops to zero without a single event reaching Meta; once Meta answers again, every
 // event is delivered.
 func TestHangingVendorDoesNotStallItsPartition(t *testing.T) {
+	t.Parallel()
 	meta := standin.New("meta_capi")
 	t.Cleanup(meta.Close)
 	meta.SetFailures(standin.Fault{Hang: time.Hour, Count: -1})
@@ -234,6 +236,7 @@ destinations:
 // and never reach Meta — the re-grant does not reach back to events decided before the
 // withdrawal — while a new event of the re-granting user, decided after, is delivered.
 func TestWithdrawalBlocksEventsWaitingForRetry(t *testing.T) {
+	t.Parallel()
 	meta := standin.New("meta_capi")
 	t.Cleanup(meta.Close)
 	meta.SetFailures(standin.Fault{Status: 503, Count: -1})

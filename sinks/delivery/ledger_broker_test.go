@@ -20,6 +20,7 @@ import (
 // topic and send none of them again, while a new event still goes out. Copies of one event within
 // a batch go once too.
 func TestLedgerNeverSendsAnEventTwice(t *testing.T) {
+	t.Parallel()
 	meta := standin.New("meta_capi")
 	t.Cleanup(meta.Close)
 	e := newBrokerEnv(t, "  max_attempts: 3", fmt.Sprintf(onlyMetaPolicy, meta.URL))

@@ -15,6 +15,7 @@ import (
 // to full size, the store must still keep the filter and index blocks its checks read, rather
 // than read them from disk on every check.
 func TestLedgerCacheHoldsBlocksBesideFullMemtable(t *testing.T) {
+	t.Parallel()
 	l := &ledgerStore{log: zap.NewNop()}
 	db, err := openStore(t.TempDir(), &l.bottom)
 	require.NoError(t, err)

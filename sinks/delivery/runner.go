@@ -28,7 +28,8 @@ const (
 
 const (
 	// shutdownGrace is how long a request in flight at shutdown may still take, so its outcome
-	// is recorded (the contract's 10 s stop leaves room for it and the final commit).
+	// is recorded. A component exits within 10 s of SIGTERM (README, "Commands"): this leaves
+	// room for the audit records and the final offset commit after it.
 	shutdownGrace = 5 * time.Second
 	// consentSyncReuse: a consent-state catch-up this recent counts for the next request.
 	consentSyncReuse = 100 * time.Millisecond
@@ -36,7 +37,7 @@ const (
 
 // Runner delivers one destination's events to its vendor. Each destination has its own runner,
 // consumer groups, Kafka clients, HTTP connection pool, rate limiter and circuit breaker, so a
-// slow or failing vendor holds up only itself. A runner has three loops:
+// slow or failing vendor holds up only itself. A runner runs two consumers and two followers:
 //
 //   - the main consumer reads <prefix>dest.<name>, sends each event once, and hands temporary
 //     failures to <prefix>dest.<name>.retry: it never waits for a retry, so the partition moves;
