@@ -34,7 +34,7 @@ func benchStore(b *testing.B, n int) (*Store, int64) {
 	batch := s.NewBatch()
 	for i := range n {
 		first := now - int64(i)*week/int64(n)
-		batch.PutSeen(benchUser(i), benchID(i), Seen{FirstMs: first, LastMs: first})
+		batch.PutSeen(IDOf(benchUser(i), benchID(i)), Seen{FirstMs: first, LastMs: first})
 		if batch.Len() >= 20_000 {
 			if err := batch.Commit(); err != nil {
 				b.Fatal(err)
@@ -69,7 +69,7 @@ func BenchmarkSeen(b *testing.B) {
 		b.ResetTimer()
 		for i := 0; b.Loop(); i++ {
 			k := keys[i&(len(keys)-1)]
-			if _, ok, err := s.Seen(k[0], k[1], now); err != nil || ok {
+			if _, ok, err := s.Seen(IDOf(k[0], k[1]), now); err != nil || ok {
 				b.Fatal("unexpected hit", err)
 			}
 		}
@@ -84,7 +84,7 @@ func BenchmarkSeen(b *testing.B) {
 		b.ResetTimer()
 		for i := 0; b.Loop(); i++ {
 			k := keys[i&(len(keys)-1)]
-			if _, ok, err := s.Seen(k[0], k[1], now); err != nil || !ok {
+			if _, ok, err := s.Seen(IDOf(k[0], k[1]), now); err != nil || !ok {
 				b.Fatal("unexpected miss", err)
 			}
 		}

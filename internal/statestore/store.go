@@ -2,55 +2,61 @@
 // embedded LSM store (pebble), the way Kafka Streams keeps RocksDB stores: each user's latest
 // consent, the event ids seen inside the dedup window, and the last changelog offset applied to
 // them. The Kafka changelog topics are the truth; the store is a cache of them that survives
-// restarts, so a warm restart reads only the changelog's tail. Memory stays flat: pebble keeps a
-// bounded memtable and block cache, whatever the number of users or ids.
+// restarts, so a warm restart reads only the changelog's tail.
+//
+// Remembered ids are 128-bit hashes kept in day segments (ids.go), each with an in-memory
+// blocked Bloom filter (segments.go): a new id, nearly every event, is answered by the filters
+// alone, a likely resend by one point read, and expiry drops whole segments. Memory is pebble's
+// bounded memtables and block cache plus about 1.3 bytes of filter per remembered id.
 package statestore
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Key layout (one byte of kind, then):
 //
-//	'c' user                                 -> the user's consent, as its changelog value
-//	'i' len(user) user id                    -> Seen (first/last seen, resends)
-//	'x' day(4, big endian) len(user) user id -> nothing: the id's day bucket
-//	'o' changelog topic                      -> last applied offset (8, big endian)
+//	'c' user                   -> the user's consent, as its changelog value
+//	'h' day(4) id(16)          -> first seen ms (8) [, last seen ms (8), resends (4)]
+//	'f' day(4) part(2)         -> a saved filter of the day's segment (segments.go)
+//	'o' changelog topic        -> last applied offset (8, big endian)
 //
-// An id is looked up with one point read of its 'i' key (the dedup check runs for every event,
-// and reading one key per day of the window would cost a read per day). Its 'x' entry files it
-// under the day of its first sighting, so expiry reads only the day buckets past the window,
-// deletes the ids they list and range-deletes the buckets: never a scan of the live ids.
+// Days and integers are big endian, so a day's ids are one key range: expiry range-deletes it.
+// Stores written before the packed ids kept 'i' (user, id) and 'x' (day bucket) keys instead;
+// Legacy reports them, and the processor rebuilds such a store from the changelog.
 const (
 	kindConsent = 'c'
-	kindSeen    = 'i'
-	kindDay     = 'x'
+	kindID      = 'h'
+	kindFilter  = 'f'
 	kindOffset  = 'o'
+
+	kindLegacySeen = 'i'
+	kindLegacyDay  = 'x'
 )
 
 const day = 24 * time.Hour
-
-// Seen is what the store remembers of an event id.
-type Seen struct {
-	FirstMs, LastMs int64
-	Resends         uint32 // copies absorbed after the first
-}
 
 // Store is one partition's state. It is safe for concurrent readers and one writer.
 type Store struct {
 	db     *pebble.DB
 	window time.Duration
-	// bottom is set once the store has tables in its bottom level (L6). From then on lookups are
-	// prefix seeks: pebble's Get never reads L6 bloom filters, so a miss (a new id, the common
-	// case) there costs a data-block read. Before, Get is cheaper (no iterator to set up).
+	// bottom is set once the store has tables in its bottom level (L6). From then on consent
+	// lookups are prefix seeks: pebble's Get never reads L6 bloom filters, so a miss there costs a
+	// data-block read. Before, Get is cheaper (no iterator to set up).
 	bottom atomic.Bool
+	legacy bool
+
+	mu   sync.RWMutex // guards segs; the writer holds it only to swap filters in
+	segs []*segment   // by day, oldest first
 }
 
 // Memory of one store (one partition): its block cache holds blockCacheSize of blocks on top of
@@ -64,16 +70,25 @@ type Store struct {
 // and 0.7 KB with the blocks cached). So each store has its own cache, sized for blocks plus the
 // memtables it will reserve (the mutable one, one being flushed, the spare).
 //
-// blockCacheSize holds the filter and index blocks of every table of a store of a few million
-// ids (10 bits of filter per key), and the data blocks of the consent reads.
+// blockCacheSize holds the filter and index blocks of the consent keys and of the id tables, and
+// the data blocks of the consent reads.
 const (
 	memTableSize   = 8 << 20
 	blockCacheSize = 32 << 20
 	cacheSize      = blockCacheSize + 3*memTableSize
 )
 
-// Open opens (creating it if needed) the store in dir; ids are remembered for window.
-func Open(dir string, window time.Duration) (*Store, error) {
+// Option changes how a store is opened.
+type Option func(*pebble.Options)
+
+// WithFS opens the store on fs instead of the OS's file system (tests simulate crashes on a
+// crashable in-memory one).
+func WithFS(fs vfs.FS) Option { return func(o *pebble.Options) { o.FS = fs } }
+
+// Open opens (creating it if needed) the store in dir; ids are remembered for window. It loads
+// the id segments' saved filters and rebuilds those that were not saved (after a crash) from the
+// ids on disk.
+func Open(dir string, window time.Duration, options ...Option) (*Store, error) {
 	s := &Store{window: window}
 	cache := pebble.NewCache(cacheSize)
 	defer cache.Unref() // the store holds its own reference until it is closed
@@ -81,6 +96,14 @@ func Open(dir string, window time.Duration) (*Store, error) {
 		Cache:        cache,
 		MemTableSize: memTableSize,
 		Logger:       quiet{},
+		// No write-ahead log: the changelog topics are the truth and each batch carries the
+		// offsets it brings the store to, so after a crash the store is as of its last flush
+		// (pebble flushes memtables in order: a prefix of the batches) and the restore reads the
+		// changelog from there. Kafka Streams runs RocksDB the same way. Close flushes.
+		DisableWAL: true,
+	}
+	for _, o := range options {
+		o(opts)
 	}
 	bottomLevel := len(opts.Levels) - 1
 	opts.EventListener = &pebble.EventListener{CompactionEnd: func(info pebble.CompactionInfo) {
@@ -89,10 +112,11 @@ func Open(dir string, window time.Duration) (*Store, error) {
 		}
 	}}
 	for i := range opts.Levels {
-		// Most dedup checks are misses across the window's day buckets: bloom filters answer
-		// them without reading data blocks.
+		// Consent lookups of users with no recorded choice are misses: bloom filters answer them
+		// without reading data blocks. (Id lookups are answered by the segments' own filters.)
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-		opts.Levels[i].BlockSize = 16 << 10
+		// Small blocks: an id lookup that passes its segment's filter reads one random block.
+		opts.Levels[i].BlockSize = 4 << 10
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
@@ -102,11 +126,15 @@ func Open(dir string, window time.Duration) (*Store, error) {
 	if db.Metrics().Levels[bottomLevel].TablesCount > 0 {
 		s.bottom.Store(true)
 	}
+	if err := s.openSegments(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
-// quiet keeps pebble's routine log lines (WAL replay, compactions) out of tollgate's log; errors
-// reach the caller as returned errors.
+// quiet keeps pebble's routine log lines (compactions) out of tollgate's log; errors reach the
+// caller as returned errors.
 type quiet struct{}
 
 func (quiet) Infof(string, ...any)  {}
@@ -115,16 +143,44 @@ func (quiet) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf("pebble: "+format, args...))
 }
 
-// Close closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+// Checkpoint saves the segments' filters and flushes everything applied so far to disk, so a
+// crash after it loses nothing and the next open loads the filters instead of rebuilding them.
+func (s *Store) Checkpoint() error {
+	if err := s.saveFilters(); err != nil {
+		return err
+	}
+	if err := s.db.Flush(); err != nil {
+		return fmt.Errorf("state store flush: %w", err)
+	}
+	return nil
+}
+
+// Close checkpoints and closes the store.
+func (s *Store) Close() error {
+	err := s.Checkpoint()
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
 
 // Window is how long ids are remembered.
 func (s *Store) Window() time.Duration { return s.window }
+
+// Legacy reports that the store was written before remembered ids were packed: it must be
+// rebuilt from the changelog.
+func (s *Store) Legacy() bool { return s.legacy }
 
 func (s *Store) get(key []byte) ([]byte, bool, error) {
 	if s.bottom.Load() {
 		return s.seek(key)
 	}
+	return s.point(key)
+}
+
+// point is a Get: it reads the filters of every level but L6, then one data block per level
+// whose tables may hold key.
+func (s *Store) point(key []byte) ([]byte, bool, error) {
 	v, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
@@ -180,115 +236,21 @@ func consentKey(user string) []byte {
 	return append(append(k, kindConsent), user...)
 }
 
-func dayOf(ms int64) uint32 { return uint32(ms / int64(day/time.Millisecond)) }
-
-func seenKey(buf []byte, user, id string) []byte {
-	buf = append(buf[:0], kindSeen)
-	buf = binary.AppendUvarint(buf, uint64(len(user)))
-	buf = append(buf, user...)
-	return append(buf, id...)
-}
-
-// dayKey is the id's entry in the bucket of day d: the seen key's body after the day.
-func dayKey(buf []byte, d uint32, seen []byte) []byte {
-	buf = append(buf[:0], kindDay)
-	buf = binary.BigEndian.AppendUint32(buf, d)
-	return append(buf, seen[1:]...)
-}
-
-// Seen looks the id up; an id first seen before the window at nowMs is forgotten, even while
-// expiry has not removed it yet.
-func (s *Store) Seen(user, id string, nowMs int64) (Seen, bool, error) {
-	var key [96]byte
-	v, ok, err := s.get(seenKey(key[:0], user, id))
-	if !ok || err != nil {
-		return Seen{}, false, err
-	}
-	seen, err := decodeSeen(v)
-	if err != nil {
-		return Seen{}, false, err
-	}
-	return seen, seen.FirstMs >= nowMs-s.window.Milliseconds(), nil
-}
-
-func encodeSeen(v Seen) []byte {
-	b := make([]byte, 0, 20)
-	b = binary.BigEndian.AppendUint64(b, uint64(v.FirstMs))
-	b = binary.BigEndian.AppendUint64(b, uint64(v.LastMs))
-	return binary.BigEndian.AppendUint32(b, v.Resends)
-}
-
-func decodeSeen(b []byte) (Seen, error) {
-	if len(b) != 20 {
-		return Seen{}, fmt.Errorf("state store seen value: %d bytes", len(b))
-	}
-	return Seen{FirstMs: int64(binary.BigEndian.Uint64(b)), LastMs: int64(binary.BigEndian.Uint64(b[8:])),
-		Resends: binary.BigEndian.Uint32(b[16:])}, nil
-}
-
-// Expire drops the ids whose day bucket lies wholly before the window at nowMs: it reads those
-// buckets only, deletes the ids they list (unless a later first sighting, after an expiry that
-// had not run yet, refiled the id under a newer day), and range-deletes the buckets.
-func (s *Store) Expire(nowMs int64) error {
-	cut := dayOf(nowMs - s.window.Milliseconds())
-	lo := []byte{kindDay}
-	hi := binary.BigEndian.AppendUint32([]byte{kindDay}, cut)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		return fmt.Errorf("state store expire: %w", err)
-	}
-	b := s.db.NewBatch()
-	var seen []byte
-	for it.First(); it.Valid(); it.Next() {
-		k := it.Key()
-		if len(k) < 5 {
-			continue
-		}
-		seen = append(append(seen[:0], kindSeen), k[5:]...)
-		v, closer, err := s.db.Get(seen)
-		if err == nil {
-			cur, derr := decodeSeen(v)
-			_ = closer.Close()
-			if derr == nil && dayOf(cur.FirstMs) == binary.BigEndian.Uint32(k[1:5]) {
-				_ = b.Delete(seen, nil)
-			}
-		} else if !errors.Is(err, pebble.ErrNotFound) {
-			_ = it.Close()
-			_ = b.Close()
-			return fmt.Errorf("state store expire: %w", err)
-		}
-	}
-	if err := it.Close(); err != nil {
-		_ = b.Close()
-		return fmt.Errorf("state store expire: %w", err)
-	}
-	_ = b.DeleteRange(lo, hi, nil)
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("state store expire: %w", err)
-	}
-	return nil
-}
-
 // Batch is a set of changes applied atomically, together with the changelog offsets they bring
 // the store to.
 type Batch struct {
-	b        *pebble.Batch
-	key, day []byte
+	s     *Store
+	b     *pebble.Batch
+	added []added // ids put, for the segments' filters once the batch is applied
+	key   [idKeyLen]byte
+	value [seenLen]byte
 }
 
 // NewBatch starts a batch.
-func (s *Store) NewBatch() *Batch { return &Batch{b: s.db.NewBatch()} }
+func (s *Store) NewBatch() *Batch { return &Batch{s: s, b: s.db.NewBatch()} }
 
 // PutConsent replaces the user's consent with v (a full state).
 func (b *Batch) PutConsent(user string, v []byte) { _ = b.b.Set(consentKey(user), v, nil) }
-
-// PutSeen replaces what is remembered of (user, id), in the bucket of its first sighting.
-func (b *Batch) PutSeen(user, id string, v Seen) {
-	b.key = seenKey(b.key, user, id)
-	b.day = dayKey(b.day, dayOf(v.FirstMs), b.key)
-	_ = b.b.Set(b.key, encodeSeen(v), nil)
-	_ = b.b.Set(b.day, nil, nil)
-}
 
 // SetOffset records that the batch brings the store up to offset off of the changelog topic.
 func (b *Batch) SetOffset(topic string, off int64) {
@@ -298,13 +260,15 @@ func (b *Batch) SetOffset(topic string, off int64) {
 // Len is the number of changes in the batch.
 func (b *Batch) Len() int { return int(b.b.Count()) }
 
-// Commit applies the batch. It is not fsynced: after a crash the store may be behind, never
-// ahead, of what the offsets say (they are in the same batch), and the tail is read again.
+// Commit applies the batch. It is not written ahead or synced: after a crash the store is as of
+// its last flush, behind (never ahead of) what the offsets say, as they are in the same batch.
 func (b *Batch) Commit() error {
 	defer b.b.Close()
+	b.s.unsave(b)
 	if err := b.b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("state store commit: %w", err)
 	}
+	b.s.remember(b.added)
 	return nil
 }
 

@@ -1,67 +1,85 @@
 package statestore
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/require"
 )
 
 const hourMs = int64(time.Hour / time.Millisecond)
 
-func TestSeenWithinWindowAndExpiry(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(dir, 48*time.Hour)
+func seen(t *testing.T, s *Store, user, id string, nowMs int64) (Seen, bool) {
+	t.Helper()
+	v, ok, err := s.Seen(IDOf(user, id), nowMs)
 	require.NoError(t, err)
-	defer s.Close()
-	t0 := int64(1795000000000)
+	return v, ok
+}
+
+func put(t *testing.T, s *Store, user, id string, v Seen) {
+	t.Helper()
 	b := s.NewBatch()
-	b.PutSeen("u1", "e1", Seen{FirstMs: t0, LastMs: t0})
-	b.PutSeen("u1", "e2", Seen{FirstMs: t0 + 30*hourMs, LastMs: t0 + 30*hourMs})
+	b.PutSeen(IDOf(user, id), v)
 	require.NoError(t, b.Commit())
+}
 
-	got, ok, err := s.Seen("u1", "e1", t0+47*hourMs)
-	require.NoError(t, err)
-	require.True(t, ok)
-	require.Equal(t, t0, got.FirstMs)
-	_, ok, err = s.Seen("u2", "e1", t0+hourMs) // another user's id is another key
-	require.NoError(t, err)
-	require.False(t, ok)
-	_, ok, err = s.Seen("u1", "e1", t0+49*hourMs) // past the window: forgotten
-	require.NoError(t, err)
-	require.False(t, ok)
-
-	// Expiry removes whole day buckets older than the window, and only those.
-	require.NoError(t, s.Expire(t0+100*hourMs))
-	n := 0
+// countIDs is the number of id keys on disk.
+func countIDs(t *testing.T, s *Store) int {
 	it, err := s.db.NewIter(nil)
 	require.NoError(t, err)
+	defer it.Close()
+	n := 0
 	for it.First(); it.Valid(); it.Next() {
-		if k := it.Key()[0]; k == kindSeen || k == kindDay {
+		if it.Key()[0] == kindID {
 			n++
 		}
 	}
-	require.NoError(t, it.Close())
-	require.Equal(t, 0, n, "both ids (and their day entries) are older than the window at t0+100h")
+	return n
 }
 
-func TestExpireKeepsBucketsInsideWindow(t *testing.T) {
+func TestSeenWithinWindowAndExpiry(t *testing.T) {
 	s, err := Open(t.TempDir(), 48*time.Hour)
 	require.NoError(t, err)
 	defer s.Close()
 	t0 := int64(1795000000000)
 	b := s.NewBatch()
-	b.PutSeen("u", "old", Seen{FirstMs: t0, LastMs: t0})
-	b.PutSeen("u", "new", Seen{FirstMs: t0 + 72*hourMs, LastMs: t0 + 72*hourMs, Resends: 2})
+	b.PutSeen(IDOf("u1", "e1"), Seen{FirstMs: t0, LastMs: t0})
+	b.PutSeen(IDOf("u1", "e2"), Seen{FirstMs: t0 + 30*hourMs, LastMs: t0 + 30*hourMs})
 	require.NoError(t, b.Commit())
-	require.NoError(t, s.Expire(t0+96*hourMs))
-	got, ok, err := s.Seen("u", "new", t0+96*hourMs)
-	require.NoError(t, err)
+
+	got, ok := seen(t, s, "u1", "e1", t0+47*hourMs)
 	require.True(t, ok)
-	require.Equal(t, uint32(2), got.Resends)
-	_, ok, err = s.Seen("u", "old", t0+1*hourMs) // even asked at its own time, the id is gone
-	require.NoError(t, err)
+	require.Equal(t, t0, got.FirstMs)
+	_, ok = seen(t, s, "u2", "e1", t0+hourMs) // another user's id is another id
 	require.False(t, ok)
+	_, ok = seen(t, s, "u", "1e1", t0+hourMs) // the user key is length-prefixed in the hash
+	require.False(t, ok)
+	_, ok = seen(t, s, "u1", "e1", t0+49*hourMs) // past the window: forgotten
+	require.False(t, ok)
+
+	// Expiry drops whole day segments older than the window, and only those.
+	require.NoError(t, s.Expire(t0+100*hourMs))
+	require.Equal(t, 0, countIDs(t, s), "both ids are older than the window at t0+100h")
+	require.Empty(t, s.segs)
+}
+
+func TestExpireKeepsSegmentsInsideWindow(t *testing.T) {
+	s, err := Open(t.TempDir(), 48*time.Hour)
+	require.NoError(t, err)
+	defer s.Close()
+	t0 := int64(1795000000000)
+	put(t, s, "u", "old", Seen{FirstMs: t0, LastMs: t0})
+	put(t, s, "u", "new", Seen{FirstMs: t0 + 72*hourMs, LastMs: t0 + 80*hourMs, Resends: 2})
+	require.NoError(t, s.Expire(t0+96*hourMs))
+	got, ok := seen(t, s, "u", "new", t0+96*hourMs)
+	require.True(t, ok)
+	require.Equal(t, Seen{FirstMs: t0 + 72*hourMs, LastMs: t0 + 80*hourMs, Resends: 2}, got)
+	_, ok = seen(t, s, "u", "old", t0+1*hourMs) // even asked at its own time, the id is gone
+	require.False(t, ok)
+	require.Equal(t, 1, countIDs(t, s))
 }
 
 // An id seen again after the window (before expiry ran) starts over under its new day; the
@@ -71,19 +89,13 @@ func TestExpireKeepsAnIdRefiledUnderANewerDay(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	t0 := int64(1795000000000)
-	b := s.NewBatch()
-	b.PutSeen("u", "e", Seen{FirstMs: t0, LastMs: t0})
-	require.NoError(t, b.Commit())
+	put(t, s, "u", "e", Seen{FirstMs: t0, LastMs: t0})
 	later := t0 + 72*hourMs
-	_, ok, err := s.Seen("u", "e", later)
-	require.NoError(t, err)
+	_, ok := seen(t, s, "u", "e", later)
 	require.False(t, ok, "past the window")
-	b = s.NewBatch()
-	b.PutSeen("u", "e", Seen{FirstMs: later, LastMs: later})
-	require.NoError(t, b.Commit())
+	put(t, s, "u", "e", Seen{FirstMs: later, LastMs: later})
 	require.NoError(t, s.Expire(later))
-	got, ok, err := s.Seen("u", "e", later+hourMs)
-	require.NoError(t, err)
+	got, ok := seen(t, s, "u", "e", later+hourMs)
 	require.True(t, ok)
 	require.Equal(t, later, got.FirstMs)
 }
@@ -117,28 +129,18 @@ func TestOffsetCheckpointSurvivesReopen(t *testing.T) {
 	require.Equal(t, "state-1", string(v))
 }
 
-// Lookups are point reads until the store has bottom-level tables, then prefix seeks (so bloom
-// filters answer misses at every level, L6 included): either way a key that is a prefix of a
-// stored one, or that a stored one is a prefix of, is a miss.
+// Consent lookups are point reads until the store has bottom-level tables, then prefix seeks (so
+// bloom filters answer misses at every level, L6 included): either way a key that is a prefix of
+// a stored one, or that a stored one is a prefix of, is a miss.
 func TestLookupsMatchWholeKeysOnly(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(dir, 48*time.Hour)
 	require.NoError(t, err)
 	defer func() { s.Close() }()
-	now := int64(1795000000000)
 	b := s.NewBatch()
-	b.PutSeen("u1", "e12", Seen{FirstMs: now, LastMs: now})
 	b.PutConsent("u12", []byte("c"))
 	require.NoError(t, b.Commit())
 	check := func() {
-		_, ok, err := s.Seen("u1", "e12", now)
-		require.NoError(t, err)
-		require.True(t, ok)
-		for _, id := range []string{"e1", "e123"} {
-			_, ok, err = s.Seen("u1", id, now)
-			require.NoError(t, err)
-			require.False(t, ok, id)
-		}
 		v, ok, err := s.Consent("u12")
 		require.NoError(t, err)
 		require.True(t, ok)
@@ -159,4 +161,104 @@ func TestLookupsMatchWholeKeysOnly(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, s.bottom.Load(), "reopened with L6 tables: prefix seeks")
 	check()
+}
+
+// A closed store saves its segments' filters and the next open loads them; a store that was not
+// closed (a crash) rebuilds them from its ids. Either way every id is found again.
+func TestFiltersSavedOrRebuilt(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	t0 := int64(1795000000000)
+	s, err := Open("st", 7*24*time.Hour, WithFS(fs))
+	require.NoError(t, err)
+	const n = 3000
+	b := s.NewBatch()
+	for i := range n {
+		first := t0 + int64(i%3)*24*hourMs // three days
+		b.PutSeen(IDOf("u", string(rune('a'+i%26))+strconv.Itoa(i)), Seen{FirstMs: first, LastMs: first})
+	}
+	require.NoError(t, b.Commit())
+	require.NoError(t, s.Close())
+
+	check := func(s *Store) {
+		for i := range n {
+			_, ok := seen(t, s, "u", string(rune('a'+i%26))+strconv.Itoa(i), t0+3*24*hourMs)
+			require.True(t, ok, i)
+		}
+	}
+	s, err = Open("st", 7*24*time.Hour, WithFS(fs))
+	require.NoError(t, err)
+	require.Len(t, s.segs, 3)
+	for _, g := range s.segs {
+		require.True(t, g.saved, "loaded, not rebuilt")
+		require.Equal(t, uint64(n/3), g.ids())
+	}
+	check(s)
+
+	// New ids on the last day, flushed but the process dies before Close: that day's saved filter
+	// was deleted with the batch that added them, so the open rebuilds it; the others load.
+	b = s.NewBatch()
+	b.PutSeen(IDOf("u", "late"), Seen{FirstMs: t0 + 2*24*hourMs + 1, LastMs: t0 + 2*24*hourMs + 1})
+	require.NoError(t, b.Commit())
+	require.NoError(t, s.db.Flush())
+	crashed := fs.CrashClone(vfs.CrashCloneCfg{})
+	s2, err := Open("st", 7*24*time.Hour, WithFS(crashed))
+	require.NoError(t, err)
+	defer s2.Close()
+	require.Equal(t, []bool{true, true, false}, []bool{s2.segs[0].saved, s2.segs[1].saved, s2.segs[2].saved})
+	check(s2)
+	_, ok := seen(t, s2, "u", "late", t0+3*24*hourMs)
+	require.True(t, ok)
+	require.NoError(t, s.db.Close())
+}
+
+// Without a write-ahead log, a crash loses the batches applied since the last flush, and only
+// whole batches from the end: the offset stored says exactly which changelog records to read again.
+func TestCrashLosesOnlyAnUnflushedTail(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	t0 := int64(1795000000000)
+	s, err := Open("st", 7*24*time.Hour, WithFS(fs))
+	require.NoError(t, err)
+	apply := func(off int64) {
+		b := s.NewBatch()
+		b.PutSeen(IDOf("u", strconv.FormatInt(off, 10)), Seen{FirstMs: t0, LastMs: t0})
+		b.PutConsent("u", []byte(strconv.FormatInt(off, 10)))
+		b.SetOffset("dedup", off)
+		require.NoError(t, b.Commit())
+	}
+	for off := range int64(10) {
+		apply(off)
+	}
+	require.NoError(t, s.Checkpoint())
+	for off := int64(10); off < 20; off++ {
+		apply(off)
+	}
+	s2, err := Open("st", 7*24*time.Hour, WithFS(fs.CrashClone(vfs.CrashCloneCfg{})))
+	require.NoError(t, err)
+	defer s2.Close()
+	off, ok, err := s2.Offset("dedup")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, int64(9), off, "as of the checkpoint")
+	v, _, err := s2.Consent("u")
+	require.NoError(t, err)
+	require.Equal(t, "9", string(v), "the data matches its offset")
+	for i := range 20 {
+		_, ok := seen(t, s2, "u", strconv.Itoa(i), t0)
+		require.Equal(t, i < 10, ok, i)
+	}
+	require.NoError(t, s.db.Close())
+}
+
+// A store of before the packed ids (per-id keys) says so, and the processor rebuilds it.
+func TestLegacyStoreIsReported(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, time.Hour)
+	require.NoError(t, err)
+	require.False(t, s.Legacy())
+	require.NoError(t, s.db.Set([]byte("x\x00\x00\x4e\x20\x01ue"), nil, pebble.NoSync))
+	require.NoError(t, s.Close())
+	s, err = Open(dir, time.Hour)
+	require.NoError(t, err)
+	defer s.Close()
+	require.True(t, s.Legacy())
 }

@@ -55,7 +55,7 @@ func BenchmarkSeenWhileWriting(b *testing.B) {
 	commit := func(p, from, to int) {
 		batch := stores[p].NewBatch()
 		for i := from; i < to; i += parts {
-			batch.PutSeen(randUser(i, users), randID(i), Seen{FirstMs: now, LastMs: now})
+			batch.PutSeen(IDOf(randUser(i, users), randID(i)), Seen{FirstMs: now, LastMs: now})
 		}
 		if err := batch.Commit(); err != nil {
 			b.Error(err)
@@ -79,7 +79,7 @@ func BenchmarkSeenWhileWriting(b *testing.B) {
 	before := stats(stores)
 	next, from := n, n
 	for b.Loop() {
-		if _, ok, err := stores[next%parts].Seen(randUser(next, users), randID(next), now); err != nil || ok {
+		if _, ok, err := stores[next%parts].Seen(IDOf(randUser(next, users), randID(next)), now); err != nil || ok {
 			b.Fatal("unexpected hit", err)
 		}
 		next++

@@ -67,12 +67,11 @@ func BenchmarkProcessPerEvent(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for _, o := range out {
-				if o.Topic == cfg.Topic(config.TopicDedupIDs) {
-					batch.produced(o.Topic, r.Partition, int64(outs))
-				}
-				outs++
-			}
+			outs += len(out)
+		}
+		for _, o := range batch.changelog(cfg.Topic(config.TopicDedupIDs)) {
+			batch.produced(o.Topic, o.Partition, int64(outs))
+			outs++
 		}
 		if err := p.state.commit(batch); err != nil {
 			b.Fatal(err)

@@ -230,6 +230,11 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 		}
 		n++
 	})
+	if stateErr == nil {
+		for _, rec := range batch.changelog(dedupTopic) {
+			sess.Produce(ctx, rec, promise)
+		}
+	}
 	if stateErr != nil {
 		// The store cannot be read: deciding without it could forward a refused or resent event.
 		if err := p.abort(ctx, sess); err != nil {
@@ -316,7 +321,8 @@ func (p *Processor) handle(r *kgo.Record, batch *stagedState) ([]*kgo.Record, er
 
 // event decides an event, unless its (user key, event id) was seen inside the dedup window: a
 // resend gets no decision and no filtered record, only a duplicates record. Either way the id's
-// new sighting goes to the dedup changelog in the same transaction.
+// new sighting goes to the dedup changelog in the same transaction (one record per partition,
+// produced by processBatch).
 func (p *Processor) event(r *kgo.Record, ev *schemas.Event, batch *stagedState) ([]*kgo.Record, error) {
 	user := ev.UserKey()
 	if ev.EventID == "" {
@@ -327,17 +333,16 @@ func (p *Processor) event(r *kgo.Record, ev *schemas.Event, batch *stagedState) 
 	if err != nil {
 		return nil, err
 	}
-	d := &schemas.Duplicate{EventID: ev.EventID, UserKey: user, FirstSeenMs: seen.FirstMs, LastSeenMs: seen.LastMs, Resends: int(seen.Resends)}
 	key := []byte(user) // shared by the event's records: the producer only reads keys
-	changelog := encodeRecord(p.topics.dedupIDs, key, schemas.Duplicates, d)
 	if dup {
-		return []*kgo.Record{changelog, encodeRecord(p.topics.duplicates, key, schemas.Duplicates, d)}, nil
+		d := &schemas.Duplicate{EventID: ev.EventID, UserKey: user, FirstSeenMs: seen.FirstMs, LastSeenMs: seen.LastMs, Resends: int(seen.Resends)}
+		return []*kgo.Record{encodeRecord(p.topics.duplicates, key, schemas.Duplicates, d)}, nil
 	}
 	st, err := p.stateAt(batch, r, user)
 	if err != nil {
 		return nil, err
 	}
-	return append(p.decideKeyed(ev, st, key), changelog), nil
+	return p.decideKeyed(ev, st, key), nil
 }
 
 // expireEvery is how often the stores drop whole day buckets past the dedup window.

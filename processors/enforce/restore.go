@@ -105,8 +105,8 @@ func (p *Processor) plan(ctx context.Context, cl *kgo.Client, topic string) (cha
 
 // restore opens each partition's store and reads both changelogs (consent state, remembered
 // ids) from just after the offset the store has applied to their end. A store that is ahead of
-// a changelog (the topic was recreated) or behind the consent log's start (records it never saw
-// are gone) is deleted and rebuilt from the start. It returns the changelog records read.
+// a changelog (the topic was recreated), behind the consent log's start (records it never saw
+// are gone) or of the layout before packed ids is deleted and rebuilt from the start. It returns the changelog records read.
 func (p *Processor) restore(ctx context.Context, cl *kgo.Client, parts []int32) (int, error) {
 	consentLog, err := p.plan(ctx, cl, p.cfg.Topic(config.TopicState))
 	if err != nil {
@@ -122,7 +122,8 @@ func (p *Processor) restore(ctx context.Context, cl *kgo.Client, parts []int32) 
 		if err != nil {
 			return 0, err
 		}
-		stale := false
+		// A store of before the packed ids keys them by user and event id: rebuilt.
+		stale := db.Legacy()
 		for i, c := range []changelog{consentLog, dedupLog} {
 			off, ok, err := db.Offset(c.topic)
 			if err != nil {
@@ -152,6 +153,15 @@ func (p *Processor) restore(ctx context.Context, cl *kgo.Client, parts []int32) 
 		n += got
 		if err != nil {
 			return n, err
+		}
+	}
+	// The stores keep no write-ahead log: flush what was restored (and save the id filters), so
+	// a crash from here on reads the changelog from this point, not from the start again.
+	for _, part := range parts {
+		if db := p.state.store(part); db != nil {
+			if err := db.Checkpoint(); err != nil {
+				return n, err
+			}
 		}
 	}
 	return n, nil
@@ -200,13 +210,8 @@ func (p *Processor) readChangelog(ctx context.Context, c changelog, parts []int3
 			} else {
 				b.PutConsent(u.UserKey, r.Value) // a full state: it replaces
 			}
-		} else {
-			d, err := schemas.Duplicates.Decode(r.Value)
-			if err != nil {
-				p.log.Warn("skipping undecodable dedup record", zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset), zap.Error(err))
-			} else if d.FirstSeenMs >= oldest {
-				b.PutSeen(d.UserKey, d.EventID, statestore.Seen{FirstMs: d.FirstSeenMs, LastMs: d.LastSeenMs, Resends: uint32(d.Resends)})
-			}
+		} else if err := putIDs(b, r.Value, oldest); err != nil {
+			p.log.Warn("skipping undecodable dedup record", zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset), zap.Error(err))
 		}
 		b.SetOffset(c.topic, r.Offset)
 		if b.Len() >= restoreBatch {
@@ -220,4 +225,26 @@ func (p *Processor) readChangelog(ctx context.Context, c changelog, parts []int3
 		return n, fmt.Errorf("restore from %s: %w", c.topic, err)
 	}
 	return n, applyErr
+}
+
+// putIDs applies a dedup changelog record to b: a transaction's packed ids, or (written before
+// they were packed, and still on the topic for a window after an upgrade) one id's Duplicate.
+// Ids first seen before oldest are past the window and skipped.
+func putIDs(b *statestore.Batch, v []byte, oldest int64) error {
+	if !schemas.DedupIDsCodec.Is(v) {
+		d, err := schemas.Duplicates.Decode(v)
+		if err == nil && d.FirstSeenMs >= oldest {
+			b.PutSeen(statestore.IDOf(d.UserKey, d.EventID), statestore.Seen{FirstMs: d.FirstSeenMs, LastMs: d.LastSeenMs, Resends: uint32(d.Resends)})
+		}
+		return err
+	}
+	d, err := schemas.DedupIDsCodec.Decode(v)
+	if err != nil {
+		return err
+	}
+	return d.Each(func(e schemas.DedupEntry) {
+		if e.FirstMs >= oldest {
+			b.PutSeen(e.ID, statestore.Seen{FirstMs: e.FirstMs, LastMs: e.LastMs, Resends: e.Resends})
+		}
+	})
 }

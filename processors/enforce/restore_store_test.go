@@ -16,6 +16,7 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/internal/policy"
+	"github.com/tollgate-dev/tollgate/internal/statestore"
 	"github.com/tollgate-dev/tollgate/internal/testenv"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
@@ -75,7 +76,7 @@ func TestRestoreReadsOnlyTheChangelogTail(t *testing.T) {
 			for _, part := range parts {
 				st, err := p.state.state(part, user)
 				require.NoError(t, err)
-				_, seen, err := p.state.seen(part, user, fmt.Sprint("e", i), now)
+				_, seen, err := p.state.seen(part, statestore.IDOf(user, fmt.Sprint("e", i)), now)
 				require.NoError(t, err)
 				if st != nil {
 					found++

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/tollgate-dev/tollgate/internal/statestore"
 	"github.com/tollgate-dev/tollgate/processors/consent"
 	"github.com/tollgate-dev/tollgate/schemas"
@@ -109,13 +111,13 @@ func (s *stateStore) lookup(partition int32, user string) (userState, bool, erro
 	return s.book.merge(userState{}, &u), true, nil
 }
 
-// seen is what the partition's store remembers of (user, id) inside the window at nowMs.
-func (s *stateStore) seen(partition int32, user, id string, nowMs int64) (statestore.Seen, bool, error) {
+// seen is what the partition's store remembers of id inside the window at nowMs.
+func (s *stateStore) seen(partition int32, id statestore.ID, nowMs int64) (statestore.Seen, bool, error) {
 	db := s.store(partition)
 	if db == nil {
 		return statestore.Seen{}, false, nil
 	}
-	return db.Seen(user, id, nowMs)
+	return db.Seen(id, nowMs)
 }
 
 // apply merges a consent update into the partition's store at once (replay, which has no
@@ -150,6 +152,9 @@ type stagedState struct {
 	changed map[stagedKey]*schemas.ConsentUpdate // the changelog record of the user's new state
 	users   map[stagedKey]userState
 	ids     map[seenKey]statestore.Seen
+	// keys holds a user key of each partition with ids: the key of its dedup changelog record,
+	// which the producer's partitioner sends to that partition like the user's other records.
+	keys map[int32]string
 	// offsets are the highest changelog offsets produced per topic and partition (set by the
 	// produce promises, read after the transaction ended).
 	mu      sync.Mutex
@@ -164,12 +169,12 @@ type stagedKey struct {
 
 type seenKey struct {
 	partition int32
-	user, id  string
+	id        statestore.ID
 }
 
 func (s *stateStore) begin() *stagedState {
 	return &stagedState{store: s, changed: map[stagedKey]*schemas.ConsentUpdate{}, users: map[stagedKey]userState{},
-		ids: map[seenKey]statestore.Seen{}, offsets: map[string]map[int32]int64{}}
+		ids: map[seenKey]statestore.Seen{}, keys: map[int32]string{}, offsets: map[string]map[int32]int64{}}
 }
 
 // lookup returns the user's state as of this point of the batch.
@@ -197,12 +202,15 @@ func (b *stagedState) apply(partition int32, u *schemas.ConsentUpdate) (*schemas
 // sighting records (user, id) seen at nowMs and returns what is now remembered of it; dup says
 // it was already seen inside the window (in this batch or before).
 func (b *stagedState) sighting(partition int32, user, id string, nowMs int64) (v statestore.Seen, dup bool, err error) {
-	k := seenKey{partition, user, id}
+	k := seenKey{partition, statestore.IDOf(user, id)}
 	prev, ok := b.ids[k]
 	if !ok {
-		if prev, ok, err = b.store.seen(partition, user, id, nowMs); err != nil {
+		if prev, ok, err = b.store.seen(partition, k.id, nowMs); err != nil {
 			return v, false, err
 		}
+	}
+	if _, known := b.keys[partition]; !known {
+		b.keys[partition] = user
 	}
 	if ok {
 		v = statestore.Seen{FirstMs: prev.FirstMs, LastMs: max(prev.LastMs, nowMs), Resends: prev.Resends + 1}
@@ -212,6 +220,41 @@ func (b *stagedState) sighting(partition int32, user, id string, nowMs int64) (v
 	}
 	b.ids[k] = v
 	return v, ok, nil
+}
+
+// maxIDsPerRecord bounds the ids of one dedup changelog record (36 bytes each at most): a
+// transaction's ids of a partition go in one record up to it, far below Kafka's 1 MiB record
+// limit and hamba/avro's 1 MiB bound on a bytes field.
+const maxIDsPerRecord = 20_000
+
+// changelog is the batch's dedup changelog: one record per partition with the ids it saw
+// (more only past maxIDsPerRecord), rather than a record per event.
+func (b *stagedState) changelog(topic string) []*kgo.Record {
+	packed := map[int32]*schemas.DedupIDs{}
+	var recs []*kgo.Record
+	emit := func(p int32, d *schemas.DedupIDs) {
+		rec := encodeRecord(topic, []byte(b.keys[p]), schemas.DedupIDsCodec, d)
+		rec.Partition = p // what the key's partitioner picks; set for readers of the batch
+		recs = append(recs, rec)
+	}
+	for k, v := range b.ids {
+		d := packed[k.partition]
+		if d == nil {
+			d = &schemas.DedupIDs{}
+			packed[k.partition] = d
+		}
+		d.Add(schemas.DedupEntry{ID: k.id, FirstMs: v.FirstMs, LastMs: v.LastMs, Resends: v.Resends})
+		if d.Len() == maxIDsPerRecord {
+			emit(k.partition, d)
+			packed[k.partition] = nil
+		}
+	}
+	for p, d := range packed {
+		if d != nil {
+			emit(p, d)
+		}
+	}
+	return recs
 }
 
 // produced notes a changelog record's offset (from a produce promise).
@@ -250,7 +293,7 @@ func (s *stateStore) commit(b *stagedState) error {
 	}
 	for k, v := range b.ids {
 		if bb := batch(k.partition); bb != nil {
-			bb.PutSeen(k.user, k.id, v)
+			bb.PutSeen(k.id, v)
 		}
 	}
 	for topic, parts := range b.offsets {

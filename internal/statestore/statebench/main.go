@@ -85,7 +85,7 @@ func run(users, ids, checks int, dir string) error {
 	span := window.Milliseconds()
 	for i := range ids {
 		first := now - int64(i)*span/int64(max(ids, 1))
-		b.PutSeen(userKey(i%max(users, 1)), eventID(i), statestore.Seen{FirstMs: first, LastMs: first})
+		b.PutSeen(statestore.IDOf(userKey(i%max(users, 1)), eventID(i)), statestore.Seen{FirstMs: first, LastMs: first})
 		off++
 		if err := flush("dedup.ids", false); err != nil {
 			return err
@@ -118,7 +118,7 @@ func run(users, ids, checks int, dir string) error {
 	hits := 0
 	for range checks {
 		i := rng.IntN(max(ids, 1))
-		if _, ok, err := st.Seen(userKey(i%max(users, 1)), eventID(i), now); err != nil {
+		if _, ok, err := st.Seen(statestore.IDOf(userKey(i%max(users, 1)), eventID(i)), now); err != nil {
 			return err
 		} else if ok {
 			hits++
@@ -128,7 +128,7 @@ func run(users, ids, checks int, dir string) error {
 	start = time.Now()
 	for range checks {
 		i := rng.IntN(max(users, 1))
-		if _, _, err := st.Seen(userKey(i), eventID(ids+i), now); err != nil {
+		if _, _, err := st.Seen(statestore.IDOf(userKey(i), eventID(ids+i)), now); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,323 @@
+package statestore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/greatroar/blobloom"
+)
+
+// A segment is the ids first seen on one day, with a filter of them in memory. Filters are
+// blocked Bloom filters (one cache line per lookup, so a miss across a week of segments costs
+// about eight memory reads), sized for the day's ids; a day that outgrows its filter gets another,
+// twice as large. Close and Checkpoint save the filters beside the ids ('f' keys) so an open
+// loads them; a batch that adds ids to a saved segment deletes its saved filters in the same
+// batch, so a saved filter always holds every id of its day on disk (after a crash too), and a
+// segment with none is rebuilt from its ids on open.
+type segment struct {
+	day   uint32
+	parts []*filter // the last one takes new ids
+	saved bool      // parts are saved under the day's 'f' keys
+}
+
+type filter struct {
+	f           *blobloom.Filter
+	n, capacity uint64 // ids added, ids it was sized for
+}
+
+// fpRate is each filter's false positive rate when full: about 10 bits (1.3 bytes) per id. A new
+// event passes the filters of a week's segments with ~8%, each costing a point read.
+const fpRate = 0.01
+
+// minCapacity is the first filter of a new day when no day is known to size it by.
+const minCapacity = 1 << 16
+
+func newFilter(capacity uint64) *filter {
+	return &filter{f: blobloom.NewOptimized(blobloom.Config{Capacity: capacity, FPRate: fpRate}), capacity: capacity}
+}
+
+func (g *segment) has(h uint64) bool {
+	for _, p := range g.parts {
+		if p.f.Has(h) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *segment) add(h uint64) {
+	last := g.parts[len(g.parts)-1]
+	if last.n >= last.capacity {
+		last = newFilter(2 * last.capacity)
+		g.parts = append(g.parts, last)
+	}
+	last.f.Add(h)
+	last.n++
+}
+
+func (g *segment) ids() uint64 {
+	var n uint64
+	for _, p := range g.parts {
+		n += p.n
+	}
+	return n
+}
+
+// added is an id a batch put, for its segment's filter.
+type added struct {
+	day  uint32
+	hash uint64
+}
+
+// candidates appends the days from cut on whose filters hold h, newest first.
+func (s *Store) candidates(h uint64, cut uint32, out []uint32) []uint32 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for i := len(s.segs) - 1; i >= 0 && s.segs[i].day >= cut; i-- {
+		if s.segs[i].has(h) {
+			out = append(out, s.segs[i].day)
+		}
+	}
+	return out
+}
+
+// segment returns day d's segment, creating it (sized like the largest day) if create is set.
+// The caller holds mu (for writing if create is set).
+func (s *Store) segment(d uint32, create bool) *segment {
+	i := len(s.segs)
+	for i > 0 && s.segs[i-1].day >= d {
+		i--
+	}
+	if i < len(s.segs) && s.segs[i].day == d {
+		return s.segs[i]
+	}
+	if !create {
+		return nil
+	}
+	capacity := uint64(minCapacity)
+	for _, g := range s.segs {
+		capacity = max(capacity, g.ids())
+	}
+	return s.insert(i, &segment{day: d, parts: []*filter{newFilter(capacity)}})
+}
+
+// insert puts g at index i of segs.
+func (s *Store) insert(i int, g *segment) *segment {
+	s.segs = append(s.segs, nil)
+	copy(s.segs[i+1:], s.segs[i:])
+	s.segs[i] = g
+	return g
+}
+
+// setParts gives day d's segment (made if missing) the filters parts. The caller holds mu.
+func (s *Store) setParts(d uint32, parts []*filter, saved bool) {
+	if g := s.segment(d, false); g != nil {
+		g.parts, g.saved = parts, saved
+		return
+	}
+	i := len(s.segs)
+	for i > 0 && s.segs[i-1].day > d {
+		i--
+	}
+	s.insert(i, &segment{day: d, parts: parts, saved: saved})
+}
+
+// unsave adds to b the deletion of the saved filters of the segments it adds ids to (remember
+// marks them unsaved once b is applied).
+func (s *Store) unsave(b *Batch) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	last := ^uint32(0)
+	for _, a := range b.added {
+		if a.day == last {
+			continue
+		}
+		last = a.day
+		if g := s.segment(a.day, false); g != nil && g.saved {
+			_ = b.b.DeleteRange(dayPrefix(kindFilter, a.day), dayPrefix(kindFilter, a.day+1), nil)
+		}
+	}
+}
+
+// remember adds a committed batch's ids to their segments' filters.
+func (s *Store) remember(ids []added) {
+	if len(ids) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var g *segment
+	for _, a := range ids {
+		if g == nil || g.day != a.day {
+			g = s.segment(a.day, true)
+			g.saved = false
+		}
+		g.add(a.hash)
+	}
+}
+
+// dropBefore forgets the segments of days before cut.
+func (s *Store) dropBefore(cut uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := 0
+	for i < len(s.segs) && s.segs[i].day < cut {
+		i++
+	}
+	s.segs = append([]*segment(nil), s.segs[i:]...)
+}
+
+// openSegments loads the saved filters, rebuilds the segments that have none from their ids,
+// and notes ids in the layout of before (Legacy).
+func (s *Store) openSegments() error {
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return fmt.Errorf("state store open segments: %w", err)
+	}
+	defer it.Close()
+	for _, k := range []byte{kindLegacySeen, kindLegacyDay} {
+		if it.SeekGE([]byte{k}) && it.Key()[0] == k {
+			s.legacy = true
+		}
+	}
+	if err := s.loadFilters(it); err != nil {
+		return err
+	}
+	for ok := it.SeekGE([]byte{kindID}); ok && it.Key()[0] == kindID; {
+		k := it.Key()
+		if len(k) != idKeyLen {
+			return fmt.Errorf("state store id key of %d bytes", len(k))
+		}
+		d := binary.BigEndian.Uint32(k[1:])
+		if g := s.segment(d, false); g == nil || !g.saved {
+			f, err := scan(it, d)
+			if err != nil {
+				return err
+			}
+			s.setParts(d, []*filter{f}, false)
+		}
+		ok = it.SeekGE(dayPrefix(kindID, d+1))
+	}
+	return it.Error()
+}
+
+// loadFilters reads the saved filters into segments.
+func (s *Store) loadFilters(it *pebble.Iterator) error {
+	for ok := it.SeekGE([]byte{kindFilter}); ok && it.Key()[0] == kindFilter; ok = it.Next() {
+		k := it.Key()
+		if len(k) != 1+4+2 {
+			return fmt.Errorf("state store filter key of %d bytes", len(k))
+		}
+		l, err := blobloom.NewLoader(bytes.NewReader(it.Value()))
+		if err != nil {
+			return fmt.Errorf("state store filter: %w", err)
+		}
+		f := &filter{}
+		if _, err := fmt.Sscanf(l.Comment, "n=%d cap=%d", &f.n, &f.capacity); err != nil {
+			return fmt.Errorf("state store filter header %q: %w", l.Comment, err)
+		}
+		if f.f, err = l.Load(nil); err != nil {
+			return fmt.Errorf("state store filter: %w", err)
+		}
+		d := binary.BigEndian.Uint32(k[1:])
+		var parts []*filter
+		if g := s.segment(d, false); g != nil {
+			parts = g.parts
+		}
+		s.setParts(d, append(parts, f), true)
+	}
+	return it.Error()
+}
+
+// scan makes day d's filter from its ids on disk, sized for them (two passes: count, then add).
+func scan(it *pebble.Iterator, d uint32) (*filter, error) {
+	lo, hi := dayPrefix(kindID, d), dayPrefix(kindID, d+1)
+	var n uint64
+	for ok := it.SeekGE(lo); ok && bytes.Compare(it.Key(), hi) < 0; ok = it.Next() {
+		n++
+	}
+	f := newFilter(max(n, 1))
+	for ok := it.SeekGE(lo); ok && bytes.Compare(it.Key(), hi) < 0; ok = it.Next() {
+		f.f.Add(binary.BigEndian.Uint64(it.Key()[1+4+8:]))
+		f.n++
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("state store rebuild filter: %w", err)
+	}
+	return f, nil
+}
+
+// saveFilters writes the filters of the segments changed since they were last saved, in one
+// batch. A day that grew several filters is rebuilt into one first, so lookups ask one per day.
+func (s *Store) saveFilters() error {
+	s.mu.RLock()
+	var dirty []*segment
+	for _, g := range s.segs {
+		if !g.saved {
+			dirty = append(dirty, g)
+		}
+	}
+	s.mu.RUnlock()
+	if len(dirty) == 0 {
+		return nil
+	}
+	if err := s.compactFilters(dirty); err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	var buf bytes.Buffer
+	s.mu.RLock()
+	for _, g := range dirty {
+		_ = b.DeleteRange(dayPrefix(kindFilter, g.day), dayPrefix(kindFilter, g.day+1), nil)
+		for i, p := range g.parts {
+			buf.Reset()
+			if _, err := blobloom.Dump(&buf, p.f, fmt.Sprintf("n=%d cap=%d", p.n, p.capacity)); err != nil {
+				s.mu.RUnlock()
+				return fmt.Errorf("state store save filter: %w", err)
+			}
+			_ = b.Set(binary.BigEndian.AppendUint16(dayPrefix(kindFilter, g.day), uint16(i)), buf.Bytes(), nil)
+		}
+	}
+	s.mu.RUnlock()
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("state store save filters: %w", err)
+	}
+	s.mu.Lock()
+	for _, g := range dirty {
+		g.saved = true
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// compactFilters rebuilds, from their ids on disk, the segments that grew more than one filter.
+func (s *Store) compactFilters(segs []*segment) error {
+	var it *pebble.Iterator
+	for _, g := range segs {
+		s.mu.RLock()
+		parts := len(g.parts)
+		s.mu.RUnlock()
+		if parts < 2 {
+			continue
+		}
+		if it == nil {
+			var err error
+			if it, err = s.db.NewIter(nil); err != nil {
+				return fmt.Errorf("state store compact filters: %w", err)
+			}
+			defer it.Close()
+		}
+		// Built aside and swapped in under the lock: lookups go on meanwhile.
+		f, err := scan(it, g.day)
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		g.parts = []*filter{f}
+		s.mu.Unlock()
+	}
+	return nil
+}
