@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
@@ -106,4 +107,82 @@ func TestRestoreReadsOnlyTheChangelogTail(t *testing.T) {
 	check(p, 110)
 	require.NoError(t, p.state.closeAll())
 	require.True(t, strings.HasPrefix(p.state.dir, filepath.Dir(cfg.File)), "the state lives next to the config by default")
+}
+
+// The stores keep no write-ahead log: a crash (kill -9) loses what was applied since the last
+// flush. A committed transaction's ids are in the dedup changelog, so the restore after the
+// crash reads them again from the offset the store had flushed, and none is forgotten. The
+// crash is a crash clone of an in-memory file system: exactly what was synced survives.
+func TestRestoreAfterCrashReadsUnflushedIDsFromTheChangelog(t *testing.T) {
+	cfg := restoreConfig(t)
+	ctx := context.Background()
+	cl, err := kafka.NewClient(cfg, zap.NewNop())
+	require.NoError(t, err)
+	defer cl.Close()
+	require.NoError(t, kafka.EnsureTopics(ctx, cfg, cl))
+	now := time.Now().UnixMilli()
+	produceChangelog(t, cl, cfg, 0, 10, now) // per-id records, as written before the upgrade
+	parts := []int32{0, 1}
+	fs := vfs.NewCrashableMem()
+	start := func(fs vfs.FS) *Processor {
+		p := New(cfg, zap.NewNop())
+		p.state.options = []statestore.Option{statestore.WithFS(fs)}
+		return p
+	}
+	p := start(fs)
+	n, err := p.restore(ctx, cl, parts)
+	require.NoError(t, err)
+	require.Equal(t, 20, n)
+
+	// A committed transaction: ids 10..19 sighted, its changelog records produced (one per
+	// partition), then applied to the stores, which do not flush.
+	partitioner := kgo.StickyKeyPartitioner(nil).ForTopic(cfg.Topic(config.TopicDedupIDs))
+	partOf := func(user string) int32 {
+		return int32(partitioner.Partition(&kgo.Record{Key: []byte(user)}, len(parts)))
+	}
+	batch := p.state.begin()
+	for i := 10; i < 20; i++ {
+		user := fmt.Sprintf("u%d", i)
+		_, dup, err := batch.sighting(partOf(user), user, fmt.Sprint("e", i), now)
+		require.NoError(t, err)
+		require.False(t, dup)
+	}
+	recs := batch.changelog(cfg.Topic(config.TopicDedupIDs))
+	require.Len(t, recs, len(parts), "one record per partition")
+	for _, r := range cl.ProduceSync(ctx, recs...) {
+		require.NoError(t, r.Err)
+		require.Equal(t, r.Record.Partition, partOf(string(r.Record.Key)))
+		batch.produced(r.Record.Topic, r.Record.Partition, r.Record.Offset)
+	}
+	require.NoError(t, p.state.commit(batch))
+	seen := func(p *Processor, i int) bool {
+		user := fmt.Sprintf("u%d", i)
+		_, ok, err := p.state.seen(partOf(user), statestore.IDOf(user, fmt.Sprint("e", i)), now)
+		require.NoError(t, err)
+		return ok
+	}
+	for i := range 20 {
+		require.True(t, seen(p, i), i)
+	}
+
+	// kill -9: the crash clone holds what was flushed, the restore's checkpoint.
+	lost := start(fs.CrashClone(vfs.CrashCloneCfg{}))
+	for _, part := range parts {
+		_, err := lost.state.open(part, false)
+		require.NoError(t, err)
+	}
+	for i := 10; i < 20; i++ {
+		require.False(t, seen(lost, i), "the unflushed id %d is not in the crashed store", i)
+	}
+	require.NoError(t, lost.state.closeAll())
+
+	p2 := start(fs.CrashClone(vfs.CrashCloneCfg{}))
+	n, err = p2.restore(ctx, cl, parts)
+	require.NoError(t, err)
+	require.Equal(t, len(parts), n, "the tail: the transaction's two dedup records")
+	for i := range 20 {
+		require.True(t, seen(p2, i), "id %d is remembered after the crash", i)
+	}
+	require.NoError(t, p2.state.closeAll())
+	require.NoError(t, p.state.closeAll())
 }

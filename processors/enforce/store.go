@@ -25,6 +25,8 @@ type stateStore struct {
 	window time.Duration
 	mu     sync.RWMutex
 	parts  map[int32]*statestore.Store
+	// options open the stores (tests put them on a crashable in-memory file system).
+	options []statestore.Option
 }
 
 func newStateStore(dir string, window time.Duration) *stateStore {
@@ -53,7 +55,7 @@ func (s *stateStore) open(partition int32, wipe bool) (*statestore.Store, error)
 			return nil, fmt.Errorf("wipe state of partition %d: %w", partition, err)
 		}
 	}
-	db, err := statestore.Open(s.partDir(partition), s.window)
+	db, err := statestore.Open(s.partDir(partition), s.window, s.options...)
 	if err != nil {
 		return nil, err
 	}
