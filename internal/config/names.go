@@ -13,8 +13,9 @@ const (
 	TopicDecisions  = "audit.decisions"
 	TopicDeliveries = "audit.deliveries"
 	TopicState      = "consent.state"
-	// TopicDedupIDs is the changelog of the event ids the processor remembers (schema Duplicate,
-	// keyed by user like the raw topic); Kafka's time retention drops ids past dedup.window.
+	// TopicDedupIDs is the changelog of the event ids the processor remembers (schema DedupIDs,
+	// one record per transaction and partition, keyed by a user of that partition; a Duplicate
+	// per sighting before, still read); Kafka's time retention drops ids past dedup.window.
 	TopicDedupIDs = "dedup.ids"
 	// TopicDuplicates receives one Duplicate per resend the processor absorbed.
 	TopicDuplicates = "audit.duplicates"
