@@ -27,7 +27,7 @@ type filter struct {
 	n, capacity uint64 // ids added, ids it was sized for
 }
 
-// fpRate is each filter's false positive rate when full: about 10 bits (1.3 bytes) per id. A new
+// fpRate is each filter's false positive rate when full: 11 bits (1.4 bytes) per id (blobloom.Optimize). A new
 // event passes the filters of a week's segments with ~8%, each costing a point read.
 const fpRate = 0.01
 

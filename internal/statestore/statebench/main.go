@@ -4,7 +4,7 @@
 // store as a warm restart does, and times dedup checks on the full store: resends of ids from
 // anywhere in the window, new ids, and resends of ids first seen within the hour (an SDK's
 // retry), by the wall clock and by CPU time. It reports the process's peak and current RSS: it
-// must not grow with users; ids cost their filters' ~1.3 bytes each.
+// must not grow with users; ids cost their filters' ~1.4 bytes each.
 //
 //	go run ./internal/statestore/statebench -users 10000000 -ids 50000000 -dir /tmp/statebench
 //
