@@ -7,7 +7,7 @@
 // Remembered ids are 128-bit hashes kept in day segments (ids.go), each with an in-memory
 // blocked Bloom filter (segments.go): a new id, nearly every event, is answered by the filters
 // alone, a likely resend by one point read, and expiry drops whole segments. Memory is pebble's
-// bounded memtables and block cache plus about 1.4 bytes of filter per remembered id.
+// bounded memtables and block cache plus about 1.6 bytes of filter per remembered id.
 package statestore
 
 import (
