@@ -91,6 +91,10 @@ type Destination struct {
 	// jurisdiction for the vendor's limited data use (docs/vendors.md "Consent fields").
 	// Default: off (the adapter's own setting decides, and that is off too).
 	LDU string `yaml:"ldu"`
+	// OnDoubt is what happens to events of a request whose outcome is unknown (CONTRACT §9,
+	// ondoubt.go): OnDoubtSkip or OnDoubtResend. Vendors that dedup by event id always resend.
+	// Default: skip.
+	OnDoubt string `yaml:"on_doubt"`
 
 	hashed      map[string]bool
 	maxEventAge time.Duration // webhook config.max_event_age; 0: the default
@@ -234,6 +238,9 @@ func (p *Policy) validateDestination(d *Destination) error {
 			return fieldErr(at+".hash", "%q is not one of the destination's fields", f)
 		}
 		d.hashed[f] = true
+	}
+	if err := checkOnDoubt(at, d); err != nil {
+		return err
 	}
 	return d.validateMaxEventAge(at)
 }
