@@ -27,6 +27,7 @@ type JournalEvent struct {
 	Attempt   int    `avro:"attempt"`
 	Status    string `avro:"status"`
 	Error     string `avro:"error"`
+	RunID     string `avro:"run_id"` // a repair's replay run; "" for live traffic
 }
 
 // Kinds of journal records.
@@ -42,3 +43,21 @@ const JournalStatusUnsent = "unsent"
 // Journal is the codec of JournalRecord. A journal topic also holds the LedgerEntry records
 // written before the journal (one per delivered event): readers tell them apart with Is.
 var Journal = newCodec[JournalRecord](journalSchema)
+
+// Deliveries are the deliveries audit rows of an outcome: one per event the request carried
+// (none for an intent, nor for events recorded unsent). Each row's delivery_id is the request's
+// id and the event's, so a row read twice is the same row, and two requests are two rows.
+func (r *JournalRecord) Deliveries() []Delivery {
+	if r.Kind != JournalOutcome {
+		return nil
+	}
+	out := make([]Delivery, 0, len(r.Events))
+	for _, e := range r.Events {
+		if e.Status == JournalStatusUnsent || e.Status == "" {
+			continue
+		}
+		out = append(out, Delivery{EventID: e.EventID, Destination: r.Destination, Attempt: e.Attempt, Status: e.Status,
+			HTTPStatus: r.HTTPStatus, Error: e.Error, LatencyMs: r.LatencyMs, AtMs: r.AtMs, DeliveryID: r.RequestID + "/" + e.EventID, RunID: e.RunID})
+	}
+	return out
+}

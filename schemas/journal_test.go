@@ -21,3 +21,12 @@ func TestJournalRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, Journal.Is(old))
 }
+
+func TestJournalDeliveries(t *testing.T) {
+	r := JournalRecord{Kind: JournalOutcome, RequestID: "r1", Destination: "ga4", AtMs: 9, HTTPStatus: 0, LatencyMs: 30000,
+		Events: []JournalEvent{{EventID: "e1", Attempt: 2, Status: "in_doubt", Error: "timeout"}, {EventID: "e2", Attempt: 1, Status: JournalStatusUnsent}}}
+	require.Equal(t, []Delivery{{EventID: "e1", Destination: "ga4", Attempt: 2, Status: "in_doubt", Error: "timeout", LatencyMs: 30000, AtMs: 9, DeliveryID: "r1/e1"}},
+		r.Deliveries())
+	r.Kind = JournalIntent
+	require.Empty(t, r.Deliveries())
+}

@@ -4,21 +4,25 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/tollgate-dev/tollgate/internal/backoff"
 	"github.com/tollgate-dev/tollgate/internal/config"
 )
 
 // Follower reads chosen partitions of one topic as records are committed, hands each data
 // record to a callback, and offers a catch-up barrier: CatchUp returns once every record
 // committed before the call has been handed over. Three readers rely on that barrier: the
-// processor's lookahead over the raw topic and the sinks' send-time re-check over the
-// consent-state topic, to honour a withdrawal acknowledged a moment ago, and the sinks' delivery
-// ledger over its ledger topic, so an event another sink delivered a moment ago is not sent again.
+// processor's lookahead over the raw topic (per partition, as the group assigns them), to honour a
+// withdrawal acknowledged a moment ago; and the sinks' followed views, the send-time re-check over
+// the consent-state topic and the delivery journal (so an event another sink delivered a moment
+// ago is not sent again), which follow a whole topic with Start and Sync (below): the start-up
+// retry, and a catch-up shared among concurrent requests.
 //
 // It reads read_committed and keeps control records (transaction markers take offsets too), so
 // its position reaches a partition's last stable offset even when the partition ends in a marker.
@@ -32,6 +36,9 @@ type Follower struct {
 	mu      sync.Mutex
 	next    map[int32]int64 // next offset to hand over, per followed partition
 	changed chan struct{}   // closed and replaced whenever a position advances
+
+	ready  chan struct{} // closed once Start has placed every partition
+	synced sharedSync    // Sync's catch-ups
 }
 
 // NewFollower returns a follower of topic with no partitions yet (Follow adds them). handle is
@@ -49,7 +56,7 @@ func NewFollower(cfg *config.Config, log *zap.Logger, topic string, handle func(
 		return nil, err
 	}
 	return &Follower{topic: topic, cl: cl, log: log, handle: handle,
-		next: map[int32]int64{}, changed: make(chan struct{})}, nil
+		next: map[int32]int64{}, changed: make(chan struct{}), ready: make(chan struct{})}, nil
 }
 
 // Batched makes the follower call flush after each partition's fetched records are handed over
@@ -207,3 +214,103 @@ func (f *Follower) behindLocked(parts []int32, ends map[int32]int64) string {
 
 // Close stops the follower's client; Run returns.
 func (f *Follower) Close() { f.cl.Close() }
+
+// startRetry is how long Start waits between attempts: a topic created a moment ago may not be
+// known to every broker yet, and a broker may be restarting.
+const startRetry = 500 * time.Millisecond
+
+// Start follows every partition of the topic from the offsets starts returns (given the
+// follower's client, for its admin requests), retrying until that succeeds or ctx ends (then it
+// returns ctx's error). Sync waits for it. Call Run afterwards.
+func (f *Follower) Start(ctx context.Context, starts func(context.Context, *kgo.Client) (map[int32]int64, error)) error {
+	for tries := 1; ; tries++ {
+		s, err := starts(ctx, f.cl)
+		if err == nil {
+			err = f.Follow(ctx, s)
+		}
+		if err == nil {
+			close(f.ready)
+			return nil
+		}
+		if tries%10 == 0 {
+			f.log.Warn("cannot place the follower; retrying", zap.String("topic", f.topic), zap.Error(err))
+		}
+		if err := backoff.Sleep(ctx, startRetry); err != nil {
+			return err
+		}
+	}
+}
+
+// Sync returns once every record committed to the topic before the call has been handed over
+// (after Start). A catch-up that started less than reuse ago counts, whether it has ended or is
+// still in flight (then Sync waits for it rather than listing the end offsets again: every lane
+// of a poll asks at the same moment). It waits through broker errors until ctx ends.
+func (f *Follower) Sync(ctx context.Context, reuse time.Duration) error {
+	select {
+	case <-f.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return f.synced.do(ctx, reuse, time.Now(), func() error {
+		for {
+			err := f.CatchUp(ctx, nil)
+			if err == nil || ctx.Err() != nil {
+				return err
+			}
+			f.log.Warn("cannot list end offsets; holding the callers", zap.String("topic", f.topic), zap.Error(err))
+			if err := backoff.Sleep(ctx, time.Second); err != nil {
+				return err
+			}
+		}
+	})
+}
+
+// sharedSync lets concurrent callers share one catch-up: a caller that finds one in flight or
+// finished that started less than reuse ago takes its result.
+type sharedSync struct {
+	mu   sync.Mutex
+	last *syncCall // the latest catch-up, in flight or done
+	// waiting counts callers waiting for another's catch-up (read by the test).
+	waiting atomic.Int32
+}
+
+type syncCall struct {
+	started time.Time
+	done    chan struct{}
+	err     error
+}
+
+// do runs sync, or takes the result of the latest one if it started less than reuse ago.
+func (s *sharedSync) do(ctx context.Context, reuse time.Duration, now time.Time, sync func() error) error {
+	s.mu.Lock()
+	if c := s.last; c != nil && now.Sub(c.started) < reuse {
+		s.mu.Unlock()
+		if err := s.wait(ctx, c); err == nil || ctx.Err() != nil {
+			return err
+		}
+		s.mu.Lock() // its caller's ctx ended, not ours: catch up ourselves
+	}
+	c := &syncCall{started: now, done: make(chan struct{})}
+	s.last = c
+	s.mu.Unlock()
+	c.err = sync()
+	close(c.done)
+	return c.err
+}
+
+// wait returns c's result once it has one.
+func (s *sharedSync) wait(ctx context.Context, c *syncCall) error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+	}
+	s.waiting.Add(1)
+	defer s.waiting.Add(-1)
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

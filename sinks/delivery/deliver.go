@@ -2,6 +2,8 @@ package delivery
 
 import (
 	"context"
+	"net/http/httptrace"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -27,6 +29,11 @@ type outcome struct {
 	latency   time.Duration
 	notBefore time.Time // retrying and deferred: when the event is due again
 	failed    string    // a sent attempt that failed: "retry" or "permanent" (the verdict's class)
+	// journaled: the attempt's row is its request's journal outcome, not an audit record.
+	journaled bool
+	// again and parked, for StatusInDoubt: the event is sent again (a retry record, due at
+	// notBefore), or dead-lettered, its attempts spent; neither: never sent again (on_doubt skip).
+	again, parked bool
 }
 
 // Outcomes of events not sent, with no audit row: nothing was sent.
@@ -45,9 +52,11 @@ type cycle struct {
 	// reqCtx, when set, is what the cycle's requests are made under: its ctx's end delayed by
 	// shutdownGrace (graceContext), made once for a flight rather than once per request.
 	reqCtx context.Context
+	// source is the consumer whose events these are (sourceMain, …), for the journal.
+	source string
 }
 
-func newCycle() *cycle { return &cycle{counts: make(map[string]int, 5)} }
+func newCycle(source string) *cycle { return &cycle{counts: make(map[string]int, 5), source: source} }
 
 func (c *cycle) add(o outcome) {
 	c.outcomes = append(c.outcomes, o)
@@ -57,7 +66,7 @@ func (c *cycle) add(o outcome) {
 // later returns the events to try again (retrying or deferred) and when the last of them is due.
 func (c *cycle) later() (items []*item, due time.Time) {
 	for _, o := range c.outcomes {
-		if o.status == StatusRetrying || o.status == statusDeferred {
+		if o.status == StatusRetrying || o.status == statusDeferred || o.again {
 			items = append(items, o.it)
 			if o.notBefore.After(due) {
 				due = o.notBefore
@@ -73,8 +82,8 @@ func (c *cycle) later() (items []*item, due time.Time) {
 // batches sent in order, each admitted by the circuit breaker and the rate limiter. waitBreaker
 // makes an open breaker wait instead of deferring. Once ctx ends, unsent events are deferred
 // (due at once), so the caller can still hand them over durably and commit.
-func (r *Runner) deliver(ctx context.Context, items []*item, waitBreaker bool) *cycle {
-	return r.launch(ctx, items, waitBreaker, nil, r.retrySlots).wait()
+func (r *Runner) deliver(ctx context.Context, source string, items []*item, waitBreaker bool) *cycle {
+	return r.launch(ctx, source, items, waitBreaker, nil, r.retrySlots).wait()
 }
 
 // sendLane sends one lane's events in request-sized batches, one request after the other.
@@ -153,14 +162,17 @@ func events(items []*item) []*schemas.FilteredEvent {
 	return evs
 }
 
-// sendBatch makes one attempt for a batch (splitting it further when the vendor asks).
+// sendBatch makes one attempt for a batch (splitting it further when the vendor asks): the
+// send-time checks, the breaker and the rate limit, the journal's intent, the request, and what
+// came of it.
 func (r *Runner) sendBatch(ctx context.Context, c *cycle, batch []*item, waitBreaker bool) {
 	if ctx.Err() != nil {
 		r.deferAll(c, batch, r.now())
 		return
 	}
 	batch = r.recheck(ctx, c, batch)
-	batch = r.skipDelivered(ctx, c, batch)
+	batch, claimed := r.skipDelivered(ctx, c, batch)
+	defer r.inflight.release(claimed)
 	if len(batch) == 0 {
 		return
 	}
@@ -184,26 +196,44 @@ func (r *Runner) sendBatch(ctx context.Context, c *cycle, batch []*item, waitBre
 		reqCtx, cancel = graceContext(ctx, shutdownGrace)
 		defer cancel()
 	}
+	req := newRequest(c.source, batch)
+	if err := r.journal.intend(reqCtx, req, r.now()); err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("delivery journal: intent not stored; the batch waits", zap.Error(err))
+		}
+		r.journal.unsent(req, r.now())
+		done(errExcluded)
+		r.deferAll(c, batch, r.now())
+		return
+	}
+	var wrote atomic.Bool // the request went out whole: without an answer, it is in doubt
+	traced := httptrace.WithClientTrace(reqCtx, &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+		if i.Err == nil {
+			wrote.Store(true)
+		}
+	}})
 	start := r.now()
-	v, err := sdk.Send(reqCtx, r.http, r.adapter, events(batch))
+	v, err := sdk.Send(traced, r.http, r.adapter, events(batch))
 	if err != nil {
 		r.log.Warn("cannot build request", zap.Error(err))
 	}
 	latency := r.now().Sub(start)
-	if v.Class == sdk.Retry && ctx.Err() != nil && reqCtx.Err() != nil {
-		// Cut short by shutdown: not the vendor's fault, and not an attempt worth counting.
+	doubt := inDoubt(v, wrote.Load())
+	if v.Class == sdk.Retry && ctx.Err() != nil && reqCtx.Err() != nil && !doubt {
+		// Cut short by shutdown before it went out: not the vendor's fault, and not an attempt.
 		done(errExcluded)
+		r.journal.unsent(req, r.now())
 		r.deferAll(c, batch, r.now())
 		return
 	}
 	done(breakerResult(v))
 	requestSeconds.WithLabelValues(r.dest.Name, v.Class.String()).Observe(latency.Seconds())
-	r.apply(ctx, c, batch, v, latency, waitBreaker)
+	r.apply(ctx, c, batch, req, v, doubt, latency, waitBreaker)
 }
 
 // recheck applies the send-time consent re-check to a batch about to go.
 func (r *Runner) recheck(ctx context.Context, c *cycle, batch []*item) []*item {
-	if err := r.consentSync.do(ctx, consentSyncReuse, r.now(), func() error { return r.consent.Sync(ctx, consentSyncReuse, r.log) }); err != nil {
+	if err := r.consent.Sync(ctx, consentSyncReuse); err != nil {
 		return batch // ctx ended: the caller defers the batch unsent
 	}
 	kept := batch[:0:0]
@@ -221,37 +251,57 @@ func (r *Runner) recheck(ctx context.Context, c *cycle, batch []*item) []*item {
 // ledger): they were sent by an earlier attempt whose offsets never got committed, or by another
 // process. A second copy of an event within the batch goes too: the first one carries it. No
 // request is made for them, so they get no deliveries row: the request that delivers the event
-// has (or had) its own.
-func (r *Runner) skipDelivered(ctx context.Context, c *cycle, batch []*item) []*item {
-	if len(batch) == 0 || r.ledgerSync.do(ctx, consentSyncReuse, r.now(), func() error { return r.ledger.ledger.sync(ctx, consentSyncReuse) }) != nil {
-		return batch // ctx ended: the caller defers the batch unsent
+// has (or had) its own. The others are claimed (inflight; claimed lists the claims made here, to
+// release once the batch is done): an event another flight of this runner is sending right now
+// is deferred, and comes round again once that flight's outcome is in the ledger.
+func (r *Runner) skipDelivered(ctx context.Context, c *cycle, batch []*item) (kept, claimed []*item) {
+	if len(batch) == 0 || r.journal.store.sync(ctx, consentSyncReuse) != nil {
+		return batch, nil // ctx ended: the caller defers the batch unsent
 	}
-	kept := batch[:0:0]
+	kept = batch[:0:0]
 	inBatch := make(map[string]bool, len(batch))
 	for _, it := range batch {
-		if inBatch[it.ev.EventID] || r.ledger.ledger.delivered(it.ev) {
+		if inBatch[it.ev.EventID] || r.journal.store.delivered(it.ev) {
 			c.add(outcome{it: it, status: statusAlreadyDelivered, attempt: it.attempts})
 			continue
+		}
+		if !it.claimed { // a half of a split batch holds its parent's claim
+			if !r.inflight.claim(it.ev.EventID) {
+				c.add(outcome{it: it, status: statusDeferred, attempt: it.attempts, notBefore: r.now().Add(inflightWait)})
+				continue
+			}
+			it.claimed = true
+			claimed = append(claimed, it)
 		}
 		inBatch[it.ev.EventID] = true
 		kept = append(kept, it)
 	}
-	return kept
+	return kept, claimed
 }
 
+// inflightWait is how long an event another flight is sending waits before it comes round again.
+const inflightWait = time.Second
+
 // apply records the vendor's verdict on one attempt of a batch: each event's outcome as judge
-// decides it, then what the verdict asks to send again (each half of a batch to split, or the
-// rest of a request refused only because of some of its events).
-func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, v sdk.Verdict, latency time.Duration, waitBreaker bool) {
+// decides it (in_doubt when the request's outcome is unknown), in the journal and in the cycle,
+// then what the verdict asks to send again (each half of a batch to split, or the rest of a
+// request refused only because of some of its events).
+func (r *Runner) apply(ctx context.Context, c *cycle, batch []*item, req *request, v sdk.Verdict, doubt bool, latency time.Duration, waitBreaker bool) {
 	if v.Class == sdk.Permanent && v.Split && len(v.Failed) == 0 && len(batch) > 1 {
+		r.journal.unsent(req, r.now()) // the halves are requests of their own, with their rows
 		h := len(batch) / 2
 		r.sendBatch(ctx, c, batch[:h:h], waitBreaker)
 		r.sendBatch(ctx, c, batch[h:], waitBreaker)
 		return
 	}
 	outs, rest := judge(batch, v, latency, r.now(), r.cfg.Delivery.MaxAttempts, r.backoff)
-	r.ledger.accepted(outs, r.now(), r.deliveredRecord)
+	resend := r.dest.ResendInDoubt()
+	if doubt {
+		doubtful(outs, resend)
+	}
+	r.journal.outcome(req, outs, v.Status, latency, resend, r.now())
 	for _, o := range outs {
+		o.journaled = true
 		r.settle(c, o)
 	}
 	if len(rest) > 0 { // strictly smaller than batch: Failed was not empty

@@ -138,10 +138,15 @@ func TestChaosEveryEventEndsDeliveredOrDeadLettered(t *testing.T) {
 	for _, name := range e.cfg.Policy.Names {
 		term := d.terminal(name)
 		var delivered []string
+		doubt := map[string]bool{} // in doubt and not sent again (GA4's on_doubt: skip)
 		for id, status := range term {
 			want := delivery.StatusDelivered
 			if id == bad[name] {
 				want = delivery.StatusDeadLettered
+			}
+			if status == delivery.StatusInDoubt && name == "ga4" {
+				doubt[id] = true
+				continue
 			}
 			require.Equal(t, want, status, "%s %s", name, id)
 			if status == delivery.StatusDelivered {
@@ -166,9 +171,11 @@ func TestChaosEveryEventEndsDeliveredOrDeadLettered(t *testing.T) {
 		}
 		got := make([]string, 0, len(accepted))
 		for id, n := range accepted {
-			got = append(got, id)
 			if name == "ga4" {
 				require.Equal(t, 1, n, "GA4 has no dedup key: %s accepted %d times", id, n)
+			}
+			if !doubt[id] { // the audit says in_doubt: the stand-in may or may not have it
+				got = append(got, id)
 			}
 		}
 		slices.Sort(got)

@@ -26,12 +26,13 @@ func (f *flight) wait() *cycle {
 	return f.c
 }
 
-// launch starts delivering items (see deliver) and returns at once. after is the flight started
+// launch starts delivering items (see deliver) and returns at once. source is the consumer that
+// read them (sourceMain, …: their journal lines say so). after is the flight started
 // before this one that may still be going (nil if none): a lane waits for after's lanes of its
 // users before it takes one of slots (delivery.concurrency of them, shared by the consumer's
 // flights, so the consumer never has more requests in flight than that) and sends.
-func (r *Runner) launch(ctx context.Context, items []*item, waitBreaker bool, after *flight, slots chan struct{}) *flight {
-	f := &flight{c: newCycle(), done: make(chan struct{})}
+func (r *Runner) launch(ctx context.Context, source string, items []*item, waitBreaker bool, after *flight, slots chan struct{}) *flight {
+	f := &flight{c: newCycle(source), done: make(chan struct{})}
 	ready := r.screen(f.c, items)
 	lanes := splitLanes(ready, r.adapter.MaxBatch(), r.concurrency)
 	f.laneDone = make(map[string]chan struct{}, min(len(ready), 4*len(lanes)))
@@ -65,7 +66,7 @@ func (r *Runner) launch(ctx context.Context, items []*item, waitBreaker bool, af
 			}
 			slots <- struct{}{}
 			defer func() { <-slots }()
-			lc := newCycle()
+			lc := newCycle(source)
 			lc.reqCtx = reqCtx
 			lc.outcomes = make([]outcome, 0, len(lane))
 			r.sendLane(ctx, lc, lane, waitBreaker)

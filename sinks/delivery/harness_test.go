@@ -102,19 +102,30 @@ func (e *brokerEnv) produceConsent(u *schemas.ConsentUpdate) time.Time {
 // attempt is one deliveries audit record.
 type attempt = schemas.Delivery
 
-// deliveries follows the deliveries topic from its start.
+// deliveries follows the deliveries topic and the destinations' journals (whose outcomes are
+// deliveries rows) from their start, as the audit writer does.
 type deliveries struct {
 	mu   sync.Mutex
 	all  []attempt
 	stop func()
+	// settledInDoubt are the destinations that do not send events in doubt again: for them an
+	// in_doubt row is an end.
+	settledInDoubt map[string]bool
 }
 
 func (e *brokerEnv) followDeliveries() *deliveries {
-	cl, err := kafka.NewClient(e.cfg, e.log, kgo.ConsumeTopics(e.cfg.Topic(config.TopicDeliveries)),
+	topics := []string{e.cfg.Topic(config.TopicDeliveries)}
+	for _, name := range e.cfg.Policy.Names {
+		topics = append(topics, e.cfg.Topic(config.LedgerTopic(name)))
+	}
+	cl, err := kafka.NewClient(e.cfg, e.log, kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	require.NoError(e.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &deliveries{}
+	d := &deliveries{settledInDoubt: map[string]bool{}}
+	for name, dest := range e.cfg.Policy.Destinations {
+		d.settledInDoubt[name] = !dest.ResendInDoubt()
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -124,6 +135,14 @@ func (e *brokerEnv) followDeliveries() *deliveries {
 				return
 			}
 			f.EachRecord(func(r *kgo.Record) {
+				if schemas.Journal.Is(r.Value) {
+					j, err := schemas.Journal.Decode(r.Value)
+					require.NoError(e.t, err)
+					d.mu.Lock()
+					d.all = append(d.all, j.Deliveries()...)
+					d.mu.Unlock()
+					return
+				}
 				a, err := schemas.Deliveries.Decode(r.Value)
 				if err != nil {
 					e.t.Errorf("undecodable deliveries record: %v", err)
@@ -153,12 +172,13 @@ func (d *deliveries) byEvent(dest string) map[string][]attempt {
 	return out
 }
 
-// terminal returns each event's final status (delivered, dead_lettered, blocked), if it has one.
+// terminal returns each event's final status (delivered, dead_lettered, blocked, or in_doubt
+// where events in doubt are not sent again), if it has one.
 func (d *deliveries) terminal(dest string) map[string]string {
 	out := map[string]string{}
 	for id, as := range d.byEvent(dest) {
 		for _, a := range as {
-			if a.Status != delivery.StatusRetrying {
+			if a.Status != delivery.StatusRetrying && (a.Status != delivery.StatusInDoubt || d.settledInDoubt[dest]) {
 				if prev, ok := out[id]; ok && prev != a.Status {
 					out[id] = prev + "+" + a.Status // two different ends: the test reports it
 					continue

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/tollgate-dev/tollgate/schemas"
@@ -36,41 +37,68 @@ func TestLedgerCheckMatchesWholeEntriesOnly(t *testing.T) {
 	check()
 }
 
-// Reading the ledger topic back writes only the offset for the entries this store's process
-// produced (remember stored them already), and the entry itself for another process's; either
-// way the partition's next offset is stored once per fetch.
-func TestLedgerReadBackSkipsOwnEntries(t *testing.T) {
+// Reading the journal back: an intent is kept open until its outcome; an outcome of this store's
+// process writes no entry again (remember stored them), another process's enters the events it
+// settled (delivered, or in doubt and not to be resent); an old per-event LedgerEntry still
+// enters its event. The partition's next offset is stored once per fetch.
+func TestLedgerReadBackOfTheJournal(t *testing.T) {
 	l := &ledgerStore{log: zap.NewNop(), writer: newWriterID()}
 	db, err := openStore(t.TempDir(), &l.bottom)
 	require.NoError(t, err)
 	l.db = db
 	defer db.Close()
 	decided := time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC).UnixMilli()
-	own := l.entry(&schemas.LedgerEntry{EventID: "own", DecidedMs: decided, DeliveredMs: decided + 1, Attempt: 1})
-	other := (&ledgerStore{writer: newWriterID()}).entry(&schemas.LedgerEntry{EventID: "other", DecidedMs: decided, DeliveredMs: decided + 1, Attempt: 1})
-	own.Partition, own.Offset = 2, 7
-	other.Partition, other.Offset = 2, 8
-	l.apply(own)
-	l.apply(other)
+	offset := int64(7)
+	read := func(v any) {
+		var b []byte
+		switch v := v.(type) {
+		case *schemas.JournalRecord:
+			b, err = schemas.Journal.Encode(v)
+		case *schemas.LedgerEntry:
+			b, err = schemas.LedgerEntries.Encode(v)
+		}
+		require.NoError(t, err)
+		l.apply(&kgo.Record{Partition: 2, Offset: offset, Value: b})
+		offset++
+	}
+	ev := func(id, status string) schemas.JournalEvent {
+		return schemas.JournalEvent{EventID: id, DecidedMs: decided, Attempt: 1, Status: status}
+	}
+	other := "another-process"
+	read(&schemas.JournalRecord{Kind: schemas.JournalIntent, RequestID: "r1", Writer: other, Source: sourceMain, Events: []schemas.JournalEvent{ev("a", ""), ev("b", "")}})
+	read(&schemas.JournalRecord{Kind: schemas.JournalIntent, RequestID: "r2", Writer: other, Source: sourceMain, Events: []schemas.JournalEvent{ev("c", "")}})
+	read(&schemas.JournalRecord{Kind: schemas.JournalOutcome, RequestID: "r1", Writer: other, Events: []schemas.JournalEvent{ev("a", StatusDelivered), ev("b", StatusRetrying)}})
+	read(&schemas.JournalRecord{Kind: schemas.JournalOutcome, RequestID: "r3", Writer: other, Events: []schemas.JournalEvent{ev("skip", StatusInDoubt)}})
+	read(&schemas.JournalRecord{Kind: schemas.JournalOutcome, RequestID: "r4", Writer: other, Resend: true, Events: []schemas.JournalEvent{ev("resend", StatusInDoubt)}})
+	read(&schemas.JournalRecord{Kind: schemas.JournalOutcome, RequestID: "r5", Writer: l.writer, Events: []schemas.JournalEvent{ev("own", StatusDelivered)}})
+	read(&schemas.LedgerEntry{EventID: "old", DecidedMs: decided, DeliveredMs: decided + 1, Attempt: 1})
 	l.commit()
-	require.False(t, l.delivered(&schemas.FilteredEvent{EventID: "own", DecidedMs: decided}), "an own entry is not written again (remember wrote it)")
-	require.True(t, l.delivered(&schemas.FilteredEvent{EventID: "other", DecidedMs: decided}), "another process's entry is stored")
+	for id, want := range map[string]bool{"a": true, "b": false, "c": false, "skip": true, "resend": false, "own": false, "old": true} {
+		require.Equal(t, want, l.delivered(&schemas.FilteredEvent{EventID: id, DecidedMs: decided}), id)
+	}
+	open, err := l.openIntents(2)
+	require.NoError(t, err)
+	require.Len(t, open, 1)
+	require.Equal(t, "r2", open[0].RequestID)
+	none, err := l.openIntents(3)
+	require.NoError(t, err)
+	require.Empty(t, none)
 	v, closer, err := db.Get(offsetKey(2))
 	require.NoError(t, err)
 	defer closer.Close()
-	require.Equal(t, uint64(9), binary.BigEndian.Uint64(v), "the next offset after the fetch")
+	require.Equal(t, uint64(offset), binary.BigEndian.Uint64(v), "the next offset after the fetch")
 }
 
-// The runner stops overlapping polls only while ledger entries wait for Kafka's acknowledgement
-// longer than ledgerStall.
-func TestLedgerWriterStalled(t *testing.T) {
-	var w ledgerWriter
+// The runner stops overlapping polls only while journal outcomes wait for Kafka's
+// acknowledgement longer than ledgerStall.
+func TestJournalStalled(t *testing.T) {
+	var w journal
 	require.False(t, w.stalled(), "nothing outstanding")
 	w.unacked.Store(3)
 	w.since.Store(time.Now().UnixNano())
-	require.False(t, w.stalled(), "entries outstanding for a moment")
+	require.False(t, w.stalled(), "outcomes outstanding for a moment")
 	w.since.Store(time.Now().Add(-2 * ledgerStall).UnixNano())
-	require.True(t, w.stalled(), "entries outstanding for longer than ledgerStall")
+	require.True(t, w.stalled(), "outcomes outstanding for longer than ledgerStall")
 	w.unacked.Store(0)
 	require.False(t, w.stalled(), "all acknowledged")
 }

@@ -37,6 +37,10 @@ var (
 		Help:    "Time from a vendor's 2xx to the acknowledgement of the event's delivery-ledger entry: the only window in which a crash can make an event go out twice (harmless where the vendor dedups by event id; GA4 has no such key).",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"destination"})
+	inDoubtEvents = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_sink_in_doubt_events_total",
+		Help: "Events of requests whose outcome is unknown (a timeout or a lost connection after sending, or no outcome recorded before a crash): each has an in_doubt deliveries row.",
+	}, []string{"destination"})
 	breakerOpen = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "tollgate_sink_breaker_open", Help: "1 while the destination's circuit breaker is open or half-open.",
 	}, []string{"destination"})
@@ -45,7 +49,7 @@ var (
 // passCounters are a destination's per-pass counters, resolved once: a pass adds each status's
 // count once instead of looking a vector's child up per event.
 type passCounters struct {
-	sent, sentStage, retried, deadLettered, discardedDL, deferred, discardedAlready prometheus.Counter
+	sent, sentStage, retried, deadLettered, discardedDL, deferred, discardedAlready, inDoubt prometheus.Counter
 }
 
 func newPassCounters(name string) passCounters {
@@ -54,6 +58,7 @@ func newPassCounters(name string) passCounters {
 		retried: retriedEvents.WithLabelValues(name), deadLettered: deadLetteredEvents.WithLabelValues(name),
 		discardedDL: metrics.Discarded.WithLabelValues(metrics.StageSink, "dead_lettered"), deferred: deferredEvents.WithLabelValues(name),
 		discardedAlready: metrics.Discarded.WithLabelValues(metrics.StageSink, statusAlreadyDelivered),
+		inDoubt:          inDoubtEvents.WithLabelValues(name),
 	}
 }
 
@@ -71,6 +76,7 @@ func (r *Runner) observe(c *cycle) {
 	add(m.deadLettered, c.counts[StatusDeadLettered])
 	add(m.discardedDL, c.counts[StatusDeadLettered])
 	add(m.deferred, c.counts[statusDeferred])
+	add(m.inDoubt, c.counts[StatusInDoubt])
 	add(m.discardedAlready, c.counts[statusAlreadyDelivered])
 	if c.counts[StatusBlocked] == 0 {
 		return

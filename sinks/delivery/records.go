@@ -42,7 +42,9 @@ type item struct {
 	firstFailure time.Time
 	lastError    string
 	origin       string // topic it was read from
+	part         int32  // partition it was read from: its journal lines go there
 	limit        int    // attempts allowed in all; 0: delivery.max_attempts
+	claimed      bool   // holds the runner's in-flight claim on the event (inflight)
 }
 
 // itemFromRecord decodes a record of a destination, retry or dead-letter topic.
@@ -51,7 +53,7 @@ func itemFromRecord(rec *kgo.Record) (*item, error) {
 	if err != nil {
 		return nil, err
 	}
-	it := &item{ev: &ev, value: rec.Value, origin: rec.Topic,
+	it := &item{ev: &ev, value: rec.Value, origin: rec.Topic, part: rec.Partition,
 		firstFailure: ParseHeaderTime(kafka.Header(rec, config.HeaderFirstFailure)), lastError: kafka.Header(rec, config.HeaderError)}
 	it.attempts, _ = strconv.Atoi(kafka.Header(rec, config.HeaderAttempts))
 	if o := kafka.Header(rec, config.HeaderOriginalTopic); o != "" {
@@ -66,30 +68,24 @@ func NotBefore(rec *kgo.Record) time.Time {
 }
 
 // records turns a delivery pass's outcomes into the records to store: an audit row for every
-// failed attempt and every event blocked or dead-lettered (a delivered attempt's row is stored
-// with its ledger entry, ledgerWriter.accepted), a dead-letter record for every event that
-// ends there, and — when toRetryTopic — a retry record for every event due again (dlq replay keeps
-// those in process instead).
+// event blocked or dead-lettered unsent (the rows of a request made are its journal outcome,
+// journal.outcome), a dead-letter record for every event that ends there, and — when
+// toRetryTopic — a retry record for every event due again (dlq replay keeps those in process
+// instead).
 func (r *Runner) records(c *cycle, toRetryTopic bool) []*kgo.Record {
-	out := make([]*kgo.Record, 0, len(c.outcomes)+len(c.outcomes)/4)
+	out := make([]*kgo.Record, 0, len(c.outcomes)/4)
 	for _, o := range c.outcomes {
-		// A delivered event's row went out with its ledger entry (ledgerWriter.accepted).
-		if o.status != statusDeferred && o.status != statusAlreadyDelivered && o.status != StatusDelivered {
+		if o.status != statusDeferred && o.status != statusAlreadyDelivered && !o.journaled {
 			out = append(out, r.auditRecord(o.it.ev, o.attempt, o.status, o.http, o.reason, o.latency))
 		}
 		switch {
-		case o.status == StatusDeadLettered:
+		case o.status == StatusDeadLettered || o.parked:
 			out = append(out, r.deadLetterRecord(o.it, o.http))
-		case (o.status == StatusRetrying || o.status == statusDeferred) && toRetryTopic:
+		case (o.status == StatusRetrying || o.status == statusDeferred || o.again) && toRetryTopic:
 			out = append(out, r.retryRecord(o.it, o.notBefore))
 		}
 	}
 	return out
-}
-
-// deliveredRecord is the deliveries audit row of an attempt the vendor accepted.
-func (r *Runner) deliveredRecord(o outcome) *kgo.Record {
-	return r.auditRecord(o.it.ev, o.attempt, o.status, o.http, o.reason, o.latency)
 }
 
 func (r *Runner) auditRecord(ev *schemas.FilteredEvent, attempt int, status string, httpStatus int, reason string, latency time.Duration) *kgo.Record {

@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
 	"github.com/tollgate-dev/tollgate/internal/backoff"
 	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/schemas"
 	"github.com/tollgate-dev/tollgate/sinks/sdk"
@@ -25,7 +27,13 @@ const (
 	RepairSent             = "sent"
 	RepairAlreadyDelivered = statusAlreadyDelivered
 	RepairFailed           = "failed" // refused by the vendor or out of attempts: on the dead-letter topic
+	// RepairInDoubt: sent, outcome unknown, and not sent again (on_doubt skip; CONTRACT §9).
+	RepairInDoubt = StatusInDoubt
 )
+
+// repairPartition is the journal partition of a repair's requests: its events are read from no
+// topic, and one partition lets the next repair find the requests a stopped one left in doubt.
+const repairPartition = 0
 
 // RepairOptions are a repair's share of the destination: it runs beside live delivery (another
 // process, often the same vendor account), so it takes little.
@@ -46,7 +54,8 @@ type RepairOptions struct {
 // its concurrency and rate are its own small share (RepairOptions), and its ledger store is
 // private and never expires, since repaired events may have been decided days ago.
 type Repairer struct {
-	r *Runner
+	r  *Runner
+	cl *kgo.Client // stores the records of events not sent, retry and dead-letter records
 }
 
 // NewRepairer returns the repairer of one destination.
@@ -72,16 +81,24 @@ func (rp *Repairer) Start(ctx context.Context) (stop func() error, err error) {
 	r := rp.r
 	g, gctx := errgroup.WithContext(ctx)
 	followCtx, stopFollow := context.WithCancel(gctx)
-	stopLedger, err := r.startLedger(followCtx, g)
+	cl, err := kafka.NewClient(r.cfg, r.log)
 	if err != nil {
 		stopFollow()
 		return nil, err
 	}
+	stopLedger, err := r.startLedger(followCtx, g)
+	if err != nil {
+		stopFollow()
+		cl.Close()
+		return nil, err
+	}
+	rp.cl = cl
 	g.Go(func() error { return r.consent.Follow(followCtx, r.cfg, r.log) })
 	return func() error {
 		stopFollow()
 		err := g.Wait()
 		stopLedger()
+		cl.Close()
 		return err
 	}, nil
 }
@@ -91,16 +108,16 @@ func (rp *Repairer) Start(ctx context.Context) (stop func() error, err error) {
 // A dry run counts with it.
 func (rp *Repairer) Screen(ctx context.Context, ev *schemas.FilteredEvent) (string, error) {
 	r := rp.r
-	if err := r.consentSync.do(ctx, consentSyncReuse, r.now(), func() error { return r.consent.Sync(ctx, consentSyncReuse, r.log) }); err != nil {
+	if err := r.consent.Sync(ctx, consentSyncReuse); err != nil {
 		return "", err
 	}
 	if why := r.consent.Check(ev, r.dest.Purpose); why != "" {
 		return why, nil
 	}
-	if err := r.ledgerSync.do(ctx, consentSyncReuse, r.now(), func() error { return r.ledger.ledger.sync(ctx, consentSyncReuse) }); err != nil {
+	if err := r.journal.store.sync(ctx, consentSyncReuse); err != nil {
 		return "", err
 	}
-	if r.ledger.ledger.delivered(ev) {
+	if r.journal.store.delivered(ev) {
 		return RepairAlreadyDelivered, nil
 	}
 	return "", nil
@@ -119,14 +136,19 @@ func (rp *Repairer) Deliver(ctx context.Context, evs []*schemas.FilteredEvent) (
 		if err != nil {
 			return counts, fmt.Errorf("encode repaired event: %w", err)
 		}
-		items = append(items, &item{ev: ev, value: b, origin: r.cfg.Topic(config.DestTopic(r.dest.Name))})
+		// Read from no partition: its journal lines all go to partition 0 (repairPartition).
+		items = append(items, &item{ev: ev, value: b, origin: r.cfg.Topic(config.DestTopic(r.dest.Name)), part: repairPartition})
+	}
+	// A repair stopped mid-request leaves intents without outcome: in doubt, settled here.
+	if err := r.settleDoubts(ctx, sourceRepair, []int32{repairPartition}); err != nil {
+		return counts, err
 	}
 	for len(items) > 0 {
-		c := r.deliver(ctx, items, true)
-		if err := r.ledger.flush(context.WithoutCancel(ctx)); err != nil {
+		c := r.deliver(ctx, sourceRepair, items, true)
+		if err := r.journal.flush(context.WithoutCancel(ctx)); err != nil {
 			return counts, err
 		}
-		if err := r.ledger.cl.ProduceSync(context.WithoutCancel(ctx), r.records(c, false)...).FirstErr(); err != nil {
+		if err := rp.cl.ProduceSync(context.WithoutCancel(ctx), r.records(c, false)...).FirstErr(); err != nil {
 			return counts, fmt.Errorf("store delivery records: %w", err)
 		}
 		for _, o := range c.outcomes {
@@ -139,6 +161,10 @@ func (rp *Repairer) Deliver(ctx context.Context, evs []*schemas.FilteredEvent) (
 				counts[RepairAlreadyDelivered]++
 			case StatusDeadLettered:
 				counts[RepairFailed]++
+			case StatusInDoubt:
+				if !o.again {
+					counts[RepairInDoubt]++
+				}
 			}
 		}
 		var due time.Time
@@ -171,7 +197,7 @@ func openPrivateLedgerStore(cfg *config.Config, dest string, log *zap.Logger) (*
 	// The expiry's cutoff day is computed from now - horizon: a century puts it before day 0,
 	// so nothing is dropped.
 	l := &ledgerStore{topic: cfg.Topic(config.LedgerTopic(dest)), horizon: 100 * 365 * 24 * time.Hour,
-		ready: make(chan struct{}), log: log, writer: newWriterID(), temp: true, dir: dir}
+		placed: make(chan struct{}), log: log, writer: newWriterID(), temp: true, dir: dir}
 	if l.db, err = openStore(dir, &l.bottom); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("delivery ledger %s: %w", dir, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -116,9 +117,19 @@ func (rp *Replayer) Replay(ctx context.Context, since time.Time, progress func(R
 }
 
 func replayItems(r *Runner, ctx context.Context, cl *kgo.Client, items []*item, p *ReplayProgress, progress func(ReplayProgress)) error {
+	parts := make([]int32, 0, len(items))
+	for _, it := range items {
+		if !slices.Contains(parts, it.part) {
+			parts = append(parts, it.part)
+		}
+	}
+	// An earlier replay stopped mid-request leaves intents without outcome: in doubt.
+	if err := r.settleDoubts(ctx, sourceReplay, parts); err != nil {
+		return err
+	}
 	for len(items) > 0 {
-		c := r.deliver(ctx, items, true)
-		if err := r.ledger.flush(context.WithoutCancel(ctx)); err != nil {
+		c := r.deliver(ctx, sourceReplay, items, true)
+		if err := r.journal.flush(context.WithoutCancel(ctx)); err != nil {
 			return err
 		}
 		if err := cl.ProduceSync(context.WithoutCancel(ctx), r.records(c, false)...).FirstErr(); err != nil {

@@ -18,7 +18,7 @@ import (
 // earlier one.
 func (r *Runner) runRetries(ctx context.Context) error {
 	topic := r.cfg.Topic(config.RetryTopic(r.dest.Name))
-	cl, closeClient, _, err := r.groupConsumer(r.cfg.SinkRetryGroup(r.dest.Name), topic)
+	cl, closeClient, _, err := r.groupConsumer(r.cfg.SinkRetryGroup(r.dest.Name), topic, sourceRetry)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -24,6 +25,9 @@ const (
 	StatusRetrying     = "retrying"
 	StatusDeadLettered = "dead_lettered"
 	StatusBlocked      = "blocked"
+	// StatusInDoubt: the request was sent (or may have been) and its outcome is unknown
+	// (CONTRACT §9, doubt.go).
+	StatusInDoubt = "in_doubt"
 )
 
 const (
@@ -45,8 +49,9 @@ const (
 //     is due, and sends again (with the same hand-off after a failure);
 //   - the consent follower keeps the users' withdrawals and erasures (Withdrawals), checked
 //     right before every request;
-//   - the ledger follower keeps the events the vendor already accepted (ledger.go), also checked
-//     right before every request, so no event is sent twice.
+//   - the journal follower keeps the events the vendor already accepted (ledger.go), also
+//     checked right before every request, so no event is sent twice; each request is written
+//     to the destination's delivery journal before it is sent and after it is answered.
 //
 // Offsets are committed only once each event of a poll is delivered, blocked, dead-lettered or
 // stored on the retry topic, and its audit records are stored.
@@ -61,9 +66,13 @@ type Runner struct {
 	limiter *rate.Limiter
 	breaker *breaker
 	consent *Withdrawals
-	ledger  *ledgerWriter // the delivery ledger; set by Run (or the replayer) before any send
+	journal *journal // the delivery journal and ledger; set by Run (or the replayer) before any send
 	// privateLedger gives the runner a ledger store of its own that never expires (a repair's).
 	privateLedger bool
+	// inflight is the events being sent now, by any of the runner's flights; doubts the
+	// partitions whose requests in doubt are settled.
+	inflight inflight
+	doubts   doubts
 	// concurrency is how many requests may be in flight at once (delivery.concurrency).
 	concurrency int
 	// mainSlots and retrySlots hold a token per lane sending, at most concurrency each: the
@@ -72,8 +81,6 @@ type Runner struct {
 	// events to the retry topic meanwhile.
 	mainSlots, retrySlots chan struct{}
 	counters              passCounters
-	// consentSync and ledgerSync share a catch-up among concurrent requests (syncshare.go).
-	consentSync, ledgerSync sharedSync
 }
 
 // NewRunner returns the runner of one destination.
@@ -131,14 +138,19 @@ func (r *Runner) Run(ctx context.Context) error {
 // stored) and keeps a rebalance waiting while polled records are handled; rebalanceWanted is
 // signalled when a rebalance is waiting for AllowRebalance. close allows the rebalance first:
 // with BlockRebalanceOnPoll, leaving the group waits for it.
-func (r *Runner) groupConsumer(group, topic string) (cl *kgo.Client, close func(), rebalanceWanted <-chan struct{}, err error) {
+func (r *Runner) groupConsumer(group, topic, source string) (cl *kgo.Client, close func(), rebalanceWanted <-chan struct{}, err error) {
 	wanted := make(chan struct{}, 1)
+	// A partition that leaves has its requests in doubt searched again when it comes back:
+	// another sink may have written intents of it meanwhile.
+	gone := func(_ context.Context, _ *kgo.Client, parts map[string][]int32) { r.doubts.forget(source, parts[topic]) }
 	cl, err = kafka.NewClient(r.cfg, r.log,
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsRevoked(gone),
+		kgo.OnPartitionsLost(gone),
 		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) {
 			select {
 			case wanted <- struct{}{}:
@@ -159,7 +171,7 @@ func (r *Runner) groupConsumer(group, topic string) (cl *kgo.Client, close func(
 // as soon as one is waiting (the in-flight polls are then finished first).
 func (r *Runner) runMain(ctx context.Context) error {
 	topic := r.cfg.Topic(config.DestTopic(r.dest.Name))
-	cl, closeClient, rebalanceWanted, err := r.groupConsumer(r.cfg.SinkGroup(r.dest.Name), topic)
+	cl, closeClient, rebalanceWanted, err := r.groupConsumer(r.cfg.SinkGroup(r.dest.Name), topic, sourceMain)
 	if err != nil {
 		return err
 	}
@@ -196,9 +208,9 @@ func (r *Runner) runMain(ctx context.Context) error {
 		r.logFetchErrors(fetches)
 		var cur *polled
 		if recs := fetches.Records(); len(recs) > 0 {
-			if prev != nil && r.ledger.stalled() {
-				// Kafka is slow to take ledger entries: let the poll before settle first, so
-				// no more events are delivered-but-unrecorded than one poll's.
+			if prev != nil && r.journal.stalled() {
+				// Kafka is slow to take journal outcomes: let the poll before settle first, so
+				// no more events are in doubt should the sink crash than one poll's.
 				if err := finish(); err != nil {
 					return err
 				}
@@ -207,7 +219,7 @@ func (r *Runner) runMain(ctx context.Context) error {
 			if prev != nil {
 				after = prev.f
 			}
-			cur = r.begin(sendCtx, recs, false, after, r.mainSlots)
+			cur = r.begin(sendCtx, sourceMain, recs, false, after, r.mainSlots)
 		}
 		if err := finish(); err != nil {
 			if cur != nil {
@@ -251,12 +263,16 @@ type polled struct {
 
 // handle delivers one poll's records, stores what came of them, and commits their offsets.
 func (r *Runner) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, waitBreaker bool) error {
-	return r.finish(ctx, cl, r.begin(ctx, recs, waitBreaker, nil, r.retrySlots))
+	return r.finish(ctx, cl, r.begin(ctx, sourceRetry, recs, waitBreaker, nil, r.retrySlots))
 }
 
-// begin decodes a poll's records and launches their delivery (after, slots: see launch).
-func (r *Runner) begin(ctx context.Context, recs []*kgo.Record, waitBreaker bool, after *flight, slots chan struct{}) *polled {
+// begin decodes a poll's records and launches their delivery (source, after, slots: see
+// launch), once the requests in doubt of the partitions they come from are settled.
+func (r *Runner) begin(ctx context.Context, source string, recs []*kgo.Record, waitBreaker bool, after *flight, slots chan struct{}) *polled {
 	p := &polled{recs: recs}
+	if err := r.settleDoubts(ctx, source, partitions(recs)); err != nil && ctx.Err() == nil {
+		r.log.Warn("delivery journal: cannot search for requests in doubt", zap.Error(err))
+	}
 	items := make([]*item, 0, len(recs))
 	metrics.Received.WithLabelValues(metrics.StageSink).Add(float64(len(recs)))
 	for _, rec := range recs {
@@ -268,8 +284,19 @@ func (r *Runner) begin(ctx context.Context, recs []*kgo.Record, waitBreaker bool
 		}
 		items = append(items, it)
 	}
-	p.f = r.launch(ctx, items, waitBreaker, after, slots)
+	p.f = r.launch(ctx, source, items, waitBreaker, after, slots)
 	return p
+}
+
+// partitions lists the partitions records come from.
+func partitions(recs []*kgo.Record) []int32 {
+	var out []int32
+	for _, rec := range recs {
+		if !slices.Contains(out, rec.Partition) {
+			out = append(out, rec.Partition)
+		}
+	}
+	return out
 }
 
 // finish waits until every event of a poll has an outcome, stores the outcomes' records and
@@ -280,7 +307,7 @@ func (r *Runner) finish(ctx context.Context, cl *kgo.Client, p *polled) error {
 	out := append(r.records(c, true), p.bad...)
 	storeCtx, cancel := graceContext(ctx, shutdownGrace)
 	defer cancel()
-	err := r.ledger.flush(storeCtx)
+	err := r.journal.flush(storeCtx)
 	if err == nil {
 		err = cl.ProduceSync(storeCtx, out...).FirstErr()
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
-	"github.com/tollgate-dev/tollgate/internal/backoff"
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/processors/consent"
@@ -38,12 +37,11 @@ type Withdrawals struct {
 	horizon time.Duration // 0: remember everything (dlq replay reads the whole topic)
 	now     func() time.Time
 
-	follow *kafka.Follower // reads the consent-state topic; set before ready is closed
-	ready  chan struct{}   // closed once the follower knows where each partition starts
+	follow *kafka.Follower // reads the consent-state topic; set before placed is closed
+	placed chan struct{}
 
 	mu      sync.Mutex
 	users   map[string]*withdrawal
-	synced  time.Time // when the last Sync that caught up started
 	applied int
 }
 
@@ -55,7 +53,7 @@ type withdrawal struct {
 
 // NewWithdrawals returns an empty view remembering withdrawals for horizon (0: forever).
 func NewWithdrawals(horizon time.Duration) *Withdrawals {
-	return &Withdrawals{horizon: horizon, now: time.Now, users: map[string]*withdrawal{}, ready: make(chan struct{})}
+	return &Withdrawals{horizon: horizon, now: time.Now, users: map[string]*withdrawal{}, placed: make(chan struct{})}
 }
 
 // Apply records a user's state written at atMs. States granting everything create no entry.
@@ -148,25 +146,13 @@ func (w *Withdrawals) Follow(ctx context.Context, cfg *config.Config, log *zap.L
 		return err
 	}
 	defer f.Close()
-	for tries := 1; ; tries++ {
-		starts, err := w.startOffsets(ctx, f.Client(), topic)
-		if err == nil {
-			err = f.Follow(ctx, starts)
-		}
-		if err == nil {
-			break
-		}
-		// A topic created a moment ago may not be known to every broker yet; a broker may be
-		// restarting. Sends wait (Sync) until this succeeds.
-		if tries%10 == 0 {
-			log.Warn("consent state: cannot list start offsets; retrying", zap.Error(err))
-		}
-		if backoff.Sleep(ctx, 500*time.Millisecond) != nil {
-			return nil // stopped before it started
-		}
-	}
 	w.follow = f
-	close(w.ready)
+	close(w.placed)
+	if f.Start(ctx, func(ctx context.Context, cl *kgo.Client) (map[int32]int64, error) {
+		return w.startOffsets(ctx, cl, topic)
+	}) != nil {
+		return nil // stopped before it started
+	}
 	f.Run(ctx)
 	return nil
 }
@@ -193,37 +179,14 @@ func (w *Withdrawals) startOffsets(ctx context.Context, cl *kgo.Client, topic st
 }
 
 // Sync returns once every consent-state record committed before the call is applied, so a
-// withdrawal the processor wrote before a request starts is honoured by it. A Sync that started
-// less than reuse ago counts (reuse bounds the broker round trips when requests follow each other
-// quickly). It waits through broker errors until ctx ends.
-func (w *Withdrawals) Sync(ctx context.Context, reuse time.Duration, log *zap.Logger) error {
+// withdrawal the processor wrote before a request starts is honoured by it. A catch-up that
+// started less than reuse ago counts (kafka.Follower.Sync). It waits through broker errors until
+// ctx ends.
+func (w *Withdrawals) Sync(ctx context.Context, reuse time.Duration) error {
 	select {
-	case <-w.ready:
+	case <-w.placed:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	w.mu.Lock()
-	fresh := !w.synced.IsZero() && w.now().Sub(w.synced) < reuse
-	w.mu.Unlock()
-	if fresh {
-		return nil
-	}
-	started := w.now()
-	for {
-		err := w.follow.CatchUp(ctx, nil)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		log.Warn("consent state: cannot list end offsets; holding sends", zap.Error(err))
-		if err := backoff.Sleep(ctx, time.Second); err != nil {
-			return err
-		}
-	}
-	w.mu.Lock()
-	w.synced = started
-	w.mu.Unlock()
-	return nil
+	return w.follow.Sync(ctx, reuse)
 }
