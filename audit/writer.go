@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -48,6 +50,9 @@ type Writer struct {
 	duplicates    string
 	state         string
 	parked        string // where rows ClickHouse refuses for good go (park.go)
+	// journals are the destinations' delivery journals (dest.<name>.ledger): each request's
+	// outcome there is its deliveries rows.
+	journals map[string]bool
 
 	// erased holds the SHA-256 of every erased user key this writer knows of (see
 	// filterErased); erasedSince is the server time to read new erasures from.
@@ -155,6 +160,12 @@ func New(cfg *config.Config, log *zap.Logger) *Writer {
 		state:         cfg.Topic(config.TopicState),
 		parked:        cfg.Topic(config.TopicAuditParked),
 		erased:        map[[32]byte]struct{}{},
+		journals:      map[string]bool{},
+	}
+	if cfg.Policy != nil {
+		for _, name := range cfg.Policy.Names {
+			w.journals[cfg.Topic(config.LedgerTopic(name))] = true
+		}
 	}
 	if w.batchSize <= 0 {
 		w.batchSize = 50000
@@ -197,7 +208,7 @@ func (w *Writer) Run(ctx context.Context) error {
 
 	cl, err := kafka.NewClient(w.cfg, w.log, append([]kgo.Opt{
 		kgo.ConsumerGroup(w.group),
-		kgo.ConsumeTopics(w.decisions, w.deliveries, w.duplicates, w.state),
+		kgo.ConsumeTopics(append([]string{w.decisions, w.deliveries, w.duplicates, w.state}, slices.Collect(maps.Keys(w.journals))...)...),
 		// A new group starts at the beginning: the audit trail must hold every decision.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -352,7 +363,11 @@ func (w *Writer) add(r *kgo.Record) {
 			w.buf.erasureSrc = append(w.buf.erasureSrc, src)
 		}
 	default:
-		err = errors.New("not an audit topic")
+		if !w.journals[r.Topic] {
+			err = errors.New("not an audit topic")
+			break
+		}
+		err = w.addOutcome(r, src)
 	}
 	if err != nil {
 		// Skipped, and committed with the batch: a poison record must never stall a partition.
@@ -362,6 +377,21 @@ func (w *Writer) add(r *kgo.Record) {
 		w.log.Warn("skipping an audit record that does not decode", zap.String("topic", r.Topic),
 			zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset), zap.Error(err))
 	}
+}
+
+// addOutcome buffers the deliveries rows of a journal record (one per event of a request's
+// outcome; none for an intent, nor for a LedgerEntry from before the journal, whose row came
+// through the deliveries topic). The caller holds mu.
+func (w *Writer) addOutcome(r *kgo.Record, src source) error {
+	if r.Value == nil || !schemas.Journal.Is(r.Value) {
+		return nil
+	}
+	j, err := schemas.Journal.Decode(r.Value)
+	for _, d := range j.Deliveries() {
+		w.buf.deliveries = append(w.buf.deliveries, d)
+		w.buf.deliverySrc = append(w.buf.deliverySrc, src)
+	}
+	return err
 }
 
 // flushRetrying flushes until it succeeds or ctx ends. While ClickHouse fails it keeps the batch

@@ -142,7 +142,9 @@ func (r *Runner) groupConsumer(group, topic, source string) (cl *kgo.Client, clo
 	wanted := make(chan struct{}, 1)
 	// A partition that leaves has its requests in doubt searched again when it comes back:
 	// another sink may have written intents of it meanwhile.
-	gone := func(_ context.Context, _ *kgo.Client, parts map[string][]int32) { r.doubts.forget(source, parts[topic]) }
+	gone := func(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+		r.doubts.forget(source, parts[topic])
+	}
 	cl, err = kafka.NewClient(r.cfg, r.log,
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic),
