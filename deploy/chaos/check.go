@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -109,14 +110,19 @@ func collect(ctx context.Context, ch chClient, db string, accepted map[string]bo
 			r.decisions[pair{row[0], row[1]}] = row[2]
 		}
 	}
-	rows, err = ch.rows(ctx, fmt.Sprintf("SELECT DISTINCT event_id, destination, status FROM `%s`.deliveries WHERE status IN ('delivered', 'dead_lettered', 'blocked')", db))
+	// in_doubt ends an event that is not sent again (GA4's on_doubt skip); an event in doubt
+	// that is sent again ends with that attempt's status, which wins.
+	rows, err = ch.rows(ctx, fmt.Sprintf("SELECT DISTINCT event_id, destination, status FROM `%s`.deliveries WHERE status IN ('delivered', 'dead_lettered', 'blocked', 'in_doubt')", db))
 	if err != nil {
 		return nil, err
 	}
 	for _, row := range rows {
 		if len(row) == 3 {
 			p := pair{row[0], row[1]}
-			if r.final[p] != "delivered" { // delivered wins over an earlier dead letter of a replay
+			switch prev := r.final[p]; {
+			case prev == "delivered": // delivered wins over an earlier dead letter of a replay
+			case row[2] == "in_doubt" && prev != "":
+			default:
 				r.final[p] = row[2]
 			}
 		}
@@ -198,6 +204,7 @@ func printTable(w *os.File, r *result, comps map[string]*harness.Proc, seed uint
 	fmt.Fprintf(tw, "  vendor request with raw e-mail/phone/IP\t%d\t\n", r.rawPII)
 	_ = tw.Flush()
 	printOnce(w, r)
+	printDoubt(w, r)
 	names := make([]string, 0, len(comps))
 	for n := range comps {
 		names = append(names, n)
@@ -209,6 +216,75 @@ func printTable(w *os.File, r *result, comps map[string]*harness.Proc, seed uint
 	for _, n := range names {
 		k, c := comps[n].Counts()
 		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", n, k, c)
+	}
+	_ = tw.Flush()
+}
+
+// doubtCheck compares what each vendor received with the audit's delivered and in_doubt rows
+// (deliveries FINAL). A request in doubt (CONTRACT §9) may or may not have reached the vendor,
+// so an event with d delivered and q in_doubt rows was received between d and d+q times: more is
+// a copy the audit does not explain (unexplained, must be 0), fewer than d a delivered row the
+// vendor never got (disagree, must be 0). GA4 events carry no id: its totals are compared, and
+// its doubles are explained by at most as many in_doubt rows.
+func (r *result) doubtCheck(ctx context.Context, ch chClient, db string, vendors map[string]*standin.Server) error {
+	rows, err := ch.rows(ctx, fmt.Sprintf("SELECT destination, event_id, countIf(status = 'delivered'), countIf(status = 'in_doubt') FROM `%s`.deliveries FINAL GROUP BY destination, event_id", db))
+	if err != nil {
+		return err
+	}
+	type counts struct{ delivered, inDoubt int }
+	audited := map[pair]counts{}
+	for _, row := range rows {
+		if len(row) == 4 {
+			d, _ := strconv.Atoi(row[2])
+			q, _ := strconv.Atoi(row[3])
+			audited[pair{row[1], row[0]}] = counts{d, q}
+		}
+	}
+	for dest, v := range vendors {
+		o := r.once[dest]
+		o.disagree, o.unexplained, o.inDoubt = 0, 0, 0
+		ids := map[string]int{}
+		for _, id := range v.EventIDs() {
+			ids[id]++
+		}
+		var delivered int
+		for p, c := range audited {
+			if p.dest != dest {
+				continue
+			}
+			delivered += c.delivered
+			o.inDoubt += c.inDoubt
+			if len(ids) > 0 && ids[p.event] < c.delivered {
+				o.disagree++
+			}
+		}
+		if len(ids) == 0 { // GA4
+			o.unexplained = max(o.twice-o.inDoubt, 0, o.received-delivered-o.inDoubt)
+			o.disagree = max(delivered-o.received, 0)
+			continue
+		}
+		for id, n := range ids {
+			c := audited[pair{id, dest}]
+			if n > c.delivered+c.inDoubt {
+				o.unexplained += n - c.delivered - c.inDoubt
+			}
+		}
+	}
+	return nil
+}
+
+func printDoubt(w *os.File, r *result) {
+	fmt.Fprintln(w, "\nin doubt (requests whose outcome the sink could not know: each event has an in_doubt row)")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "vendor\tin_doubt rows\treceived twice\tcopies the audit does not explain\t")
+	dests := make([]string, 0, len(r.once))
+	for d := range r.once {
+		dests = append(dests, d)
+	}
+	sort.Strings(dests)
+	for _, d := range dests {
+		o := r.once[d]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d (must be 0)\t\n", d, o.inDoubt, o.twice, o.unexplained)
 	}
 	_ = tw.Flush()
 }
