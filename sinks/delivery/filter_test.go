@@ -1,0 +1,32 @@
+package delivery
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The filter never says no for an id it holds (the ledger would send a delivered event again),
+// says no for nearly every other id (so the store is rarely read), keeps days apart, and grows
+// past one filter's capacity without losing its rate.
+func TestDayFilters(t *testing.T) {
+	var f dayFilters
+	const n = 3 * bloomCap / 2 // two filters for day 1
+	for i := range n {
+		f.add(1, fmt.Sprintf("held-%d", i))
+	}
+	for i := range n {
+		require.True(t, f.mayHold(1, fmt.Sprintf("held-%d", i)))
+	}
+	require.False(t, f.mayHold(2, "held-1"), "another day")
+	maybe := 0
+	for i := range 100_000 {
+		if f.mayHold(1, fmt.Sprintf("new-%d", i)) {
+			maybe++
+		}
+	}
+	require.Less(t, maybe, 3_000, "false positives over 3%% with two filters")
+	f.dropBefore(2)
+	require.False(t, f.mayHold(1, "held-1"), "dropped with its day")
+}
