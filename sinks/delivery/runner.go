@@ -53,8 +53,9 @@ const (
 //     checked right before every request, so no event is sent twice; each request is written
 //     to the destination's delivery journal before it is sent and after it is answered.
 //
-// Offsets are committed only once each event of a poll is delivered, blocked, dead-lettered or
-// stored on the retry topic, and its audit records are stored.
+// Offsets are committed only once each event of a poll is delivered, blocked, dead-lettered,
+// settled in doubt or stored on the retry topic, and its journal outcomes and audit records are
+// stored.
 type Runner struct {
 	cfg     *config.Config
 	dest    *policy.Destination
