@@ -109,9 +109,9 @@ func printOnce(w *os.File, r *result) {
 	sort.Strings(dests)
 	for _, d := range dests {
 		o := r.once[d]
-		must := " (must be 0)"
+		must := " (each in doubt: see below)"
 		if d == "ga4" {
-			must = " (no dedup key; the ledger window)"
+			must = " (no dedup key; each in doubt: see below)"
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d%s\t%d\t%d (must be 0)\t\n", d, o.received, o.twice, must, o.auditRows, o.disagree)
 	}
