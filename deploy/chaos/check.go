@@ -110,8 +110,9 @@ func collect(ctx context.Context, ch chClient, db string, accepted map[string]bo
 			r.decisions[pair{row[0], row[1]}] = row[2]
 		}
 	}
-	// in_doubt ends an event that is not sent again (GA4's on_doubt skip); an event in doubt
-	// that is sent again ends with that attempt's status, which wins.
+	// in_doubt ends an event that is not sent again (GA4, on_doubt skip: the one destination
+	// here without a dedup key); an event in doubt that is sent again (Meta, ops) ends only with
+	// a later attempt's status.
 	rows, err = ch.rows(ctx, fmt.Sprintf("SELECT DISTINCT event_id, destination, status FROM `%s`.deliveries WHERE status IN ('delivered', 'dead_lettered', 'blocked', 'in_doubt')", db))
 	if err != nil {
 		return nil, err
@@ -121,7 +122,7 @@ func collect(ctx context.Context, ch chClient, db string, accepted map[string]bo
 			p := pair{row[0], row[1]}
 			switch prev := r.final[p]; {
 			case prev == "delivered": // delivered wins over an earlier dead letter of a replay
-			case row[2] == "in_doubt" && prev != "":
+			case row[2] == "in_doubt" && (prev != "" || p.dest != "ga4"):
 			default:
 				r.final[p] = row[2]
 			}
