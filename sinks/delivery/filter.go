@@ -3,30 +3,31 @@ package delivery
 import (
 	"hash/maphash"
 	"sync"
+
+	"github.com/greatroar/blobloom"
 )
 
-// dayFilters is the in-memory filter in front of the ledger store: per decision day, bloom
-// filters of the event ids the store holds. Nearly every check is for a new event, which the
-// filters answer without reading pebble; a "maybe" is confirmed in the store. Days are dropped
-// with the store's (expire), and a filter that fills up gets a fresh one beside it, so the false
-// positive rate stays near 1% however many events a day has.
+// dayFilters is the in-memory filter in front of the ledger store: per decision day, blocked
+// Bloom filters (blobloom, as the processor's id store uses) of the event ids the store holds.
+// Nearly every check is for a new event, which the filters answer without reading pebble; a
+// "maybe" is confirmed in the store. Days are dropped with the store's (expire), and a filter
+// that fills up gets a fresh one beside it, so the false positive rate stays near 1% however
+// many events a day has.
 type dayFilters struct {
 	mu   sync.RWMutex
-	days map[uint32][]*bloomFilter
+	days map[uint32][]*dayFilter
 }
 
-// bloomCap events per filter at bloomBitsPerEvent bits and bloomHashes probes: about 1% false
-// positives when full, 80 KiB each.
+type dayFilter struct {
+	f *blobloom.Filter
+	n int
+}
+
+// bloomCap events per filter, at bloomFPRate false positives when full.
 const (
-	bloomCap          = 1 << 16
-	bloomBitsPerEvent = 10
-	bloomHashes       = 7
+	bloomCap    = 1 << 16
+	bloomFPRate = 0.01
 )
-
-type bloomFilter struct {
-	bits []uint64
-	n    int
-}
 
 var filterSeed = maphash.MakeSeed()
 
@@ -35,21 +36,16 @@ func (f *dayFilters) add(d uint32, id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.days == nil {
-		f.days = map[uint32][]*bloomFilter{}
+		f.days = map[uint32][]*dayFilter{}
 	}
-	bs := f.days[d]
-	if len(bs) == 0 || bs[len(bs)-1].n >= bloomCap {
-		bs = append(bs, &bloomFilter{bits: make([]uint64, bloomCap*bloomBitsPerEvent/64)})
-		f.days[d] = bs
+	fs := f.days[d]
+	if len(fs) == 0 || fs[len(fs)-1].n >= bloomCap {
+		fs = append(fs, &dayFilter{f: blobloom.NewOptimized(blobloom.Config{Capacity: bloomCap, FPRate: bloomFPRate})})
+		f.days[d] = fs
 	}
-	b := bs[len(bs)-1]
-	m := uint64(len(b.bits) * 64)
-	h1, h2 := h, h>>32|h<<32|1
-	for i := range uint64(bloomHashes) {
-		bit := (h1 + i*h2) % m
-		b.bits[bit/64] |= 1 << (bit % 64)
-	}
-	b.n++
+	last := fs[len(fs)-1]
+	last.f.Add(h)
+	last.n++
 }
 
 // mayHold reports whether the store may hold id for day d (false: it surely does not).
@@ -57,18 +53,8 @@ func (f *dayFilters) mayHold(d uint32, id string) bool {
 	h := maphash.String(filterSeed, id)
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	for _, b := range f.days[d] {
-		m := uint64(len(b.bits) * 64)
-		h1, h2 := h, h>>32|h<<32|1
-		hit := true
-		for i := range uint64(bloomHashes) {
-			bit := (h1 + i*h2) % m
-			if b.bits[bit/64]&(1<<(bit%64)) == 0 {
-				hit = false
-				break
-			}
-		}
-		if hit {
+	for _, x := range f.days[d] {
+		if x.f.Has(h) {
 			return true
 		}
 	}
