@@ -71,7 +71,7 @@ type Writer struct {
 	mu  sync.Mutex
 	buf buffer
 	// fanout is the most rows one record has given so far (a decision set gives a row per
-	// destination): a poll asks for as many records as leave the batch within batchSize rows.
+	// destination, a journal outcome a row per event of its request): a poll asks for as many records as leave the batch within batchSize rows.
 	fanout int
 }
 
@@ -387,10 +387,12 @@ func (w *Writer) addOutcome(r *kgo.Record, src source) error {
 		return nil
 	}
 	j, err := schemas.Journal.Decode(r.Value)
-	for _, d := range j.Deliveries() {
+	rows := j.Deliveries()
+	for _, d := range rows {
 		w.buf.deliveries = append(w.buf.deliveries, d)
 		w.buf.deliverySrc = append(w.buf.deliverySrc, src)
 	}
+	w.fanout = max(w.fanout, len(rows)) // an outcome is a row per event of its request
 	return err
 }
 
