@@ -71,7 +71,8 @@ type Writer struct {
 	mu  sync.Mutex
 	buf buffer
 	// fanout is the most rows one record has given so far (a decision set gives a row per
-	// destination, a journal outcome a row per event of its request): a poll asks for as many records as leave the batch within batchSize rows.
+	// destination, a journal outcome a row per event of its request): a poll asks for as many
+	// records as leave the batch within batchSize rows.
 	fanout int
 }
 
