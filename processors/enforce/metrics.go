@@ -21,6 +21,8 @@ type metrics struct {
 	duplicates prometheus.Counter
 	// restored counts changelog records read by restores (a warm restart reads only the tail).
 	restored prometheus.Counter
+	// recoveries counts failed sessions replaced in-process, by reason (session.go).
+	recoveries *prometheus.CounterVec
 }
 
 var defaultMetrics = &metrics{
@@ -45,6 +47,9 @@ var defaultMetrics = &metrics{
 	restored: promauto.NewCounter(prometheus.CounterOpts{
 		Name: "tollgate_processor_restored_records_total", Help: "Changelog records (consent state, remembered ids) read to bring the partitions' state stores up to date.",
 	}),
+	recoveries: promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_processor_recoveries_total", Help: "Failed processor sessions (fenced producer, restore or state failure, ...) replaced in-process by a new transactional client.",
+	}, []string{"reason"}),
 	duplicates: promauto.NewCounter(prometheus.CounterOpts{
 		Name: "tollgate_duplicates_total", Help: "Resent events (same user key and event_id inside dedup.window) the processor absorbed: no second decision or filtered record.",
 	}),

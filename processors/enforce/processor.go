@@ -17,7 +17,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate-dev/tollgate/internal/config"
-	"github.com/tollgate-dev/tollgate/internal/kafka"
 	stagemetrics "github.com/tollgate-dev/tollgate/internal/metrics"
 	"github.com/tollgate-dev/tollgate/processors/consent"
 	"github.com/tollgate-dev/tollgate/schemas"
@@ -38,6 +37,8 @@ type Processor struct {
 	now            func() time.Time
 	// expired is when the stores last dropped their day buckets past the dedup window.
 	expired time.Time
+	// instance names this member: its static group membership and its transactional id.
+	instance string
 	// stopErr is set by a partition callback that could not prepare its partitions: franz-go's
 	// callbacks return nothing, so Run checks it after each poll, before deciding any record.
 	stopErr atomic.Pointer[error]
@@ -57,7 +58,7 @@ func New(cfg *config.Config, log *zap.Logger) *Processor {
 }
 
 func newProcessor(cfg *config.Config, log *zap.Logger, state *stateStore) *Processor {
-	return &Processor{cfg: cfg, log: log, state: state, metrics: defaultMetrics, now: time.Now,
+	return &Processor{cfg: cfg, log: log, state: state, metrics: defaultMetrics, now: time.Now, instance: instance(),
 		topics: newTopics(cfg), decisionCounts: map[decisionLabels]prometheus.Counter{}}
 }
 
@@ -103,7 +104,9 @@ func (p *Processor) countDecision(d *schemas.Decision) {
 // instance so that a restarted processor fences and aborts the transaction its predecessor left
 // open (a new id would leave that transaction blocking read_committed readers until it times out).
 // Several processes on one host set TOLLGATE_PROCESSOR_INSTANCE to tell themselves apart.
-func transactionalID(cfg *config.Config) string { return cfg.ProcessorGroup() + "-" + instance() }
+func transactionalID(cfg *config.Config, instance string) string {
+	return cfg.ProcessorGroup() + "-" + instance
+}
 
 func instance() string {
 	id := os.Getenv("TOLLGATE_PROCESSOR_INSTANCE")
@@ -117,9 +120,9 @@ func instance() string {
 // to the others: the longest a killed processor's partitions stand still.
 const sessionTimeout = 10 * time.Second
 
-// Run consumes until ctx ends, then finishes the open transaction and leaves the group.
+// Run consumes until ctx ends, then finishes the open transaction and leaves the group. A session
+// that fails (a fenced producer, a restore that cannot finish) is replaced in-process (session.go).
 func (p *Processor) Run(ctx context.Context) error {
-	raw := p.cfg.Topic(config.TopicRaw)
 	ahead, err := newLookahead(p.cfg, p.log, p.state.book)
 	if err != nil {
 		return err
@@ -129,52 +132,13 @@ func (p *Processor) Run(ctx context.Context) error {
 	aheadCtx, stopAhead := context.WithCancel(ctx)
 	defer stopAhead()
 	go ahead.run(aheadCtx)
-	sess, err := kafka.NewTransactSession(p.cfg, p.log,
-		kgo.TransactionalID(transactionalID(p.cfg)),
-		kgo.TransactionTimeout(10*time.Second),
-		kgo.ConsumerGroup(p.cfg.ProcessorGroup()),
-		// Static membership: a restarted instance takes its predecessor's place and partitions
-		// at once, without a rebalance of the whole group.
-		kgo.InstanceID(instance()),
-		kgo.SessionTimeout(sessionTimeout),
-		kgo.ConsumeTopics(raw),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
-		kgo.OnPartitionsAssigned(p.onAssigned),
-		kgo.OnPartitionsRevoked(p.onRevoked),
-		kgo.OnPartitionsLost(p.onRevoked),
-	)
-	if err != nil {
-		return err
-	}
-	defer sess.Close()
 	defer func() {
 		if err := p.state.closeAll(); err != nil {
 			p.log.Warn("closing state stores", zap.Error(err))
 		}
 	}()
-	p.log.Info("consent processor started", zap.String("topic", raw), zap.String("policy_version", p.cfg.Policy.Version))
-	for {
-		fetches := sess.PollRecords(ctx, maxPollRecords)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if fetches.IsClientClosed() {
-			return nil
-		}
-		if err := p.stopErr.Load(); err != nil {
-			return *err
-		}
-		fetches.EachError(func(t string, part int32, err error) {
-			p.log.Warn("fetch error", zap.String("topic", t), zap.Int32("partition", part), zap.Error(err))
-		})
-		if fetches.NumRecords() == 0 {
-			continue
-		}
-		if err := p.processBatch(ctx, sess, fetches); err != nil {
-			return err
-		}
-	}
+	p.log.Info("consent processor started", zap.String("topic", p.cfg.Topic(config.TopicRaw)), zap.String("policy_version", p.cfg.Policy.Version))
+	return p.runSessions(ctx)
 }
 
 // maxPollRecords bounds one transaction's records. A poll of a large backlog held 73,000 events,
@@ -192,17 +156,19 @@ const endTimeout = time.Minute
 
 // processBatch handles one poll's records in one transaction. Consent changes made while
 // processing are staged and applied to the local state only if the transaction commits, so an
-// aborted batch (rebalance, broker error) is re-read against the state it started from.
-func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches) error {
+// aborted batch (rebalance, broker error) is re-read against the state it started from. It
+// returns whether the transaction committed; an error means the session cannot go on.
+func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches) (bool, error) {
 	if err := sess.Begin(); err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+		return false, fmt.Errorf("begin transaction: %w", err)
 	}
 	batch := p.state.begin()
+	defer p.release(batch)
 	p.tally.reset()
 	parts := batchPartitions(fetches)
 	if err := p.ahead.catchUp(ctx, parts, catchUpTimeout); err != nil {
 		p.log.Warn("batch aborted: withdrawals ahead unknown", zap.Error(err))
-		return p.abort(ctx, sess)
+		return false, p.abort(ctx, sess)
 	}
 	var produceErr error
 	stateTopic, dedupTopic := p.topics.state, p.topics.dedupIDs
@@ -238,9 +204,9 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 	if stateErr != nil {
 		// The store cannot be read: deciding without it could forward a refused or resent event.
 		if err := p.abort(ctx, sess); err != nil {
-			return err
+			return false, err
 		}
-		return fmt.Errorf("read state: %w", stateErr)
+		return false, fmt.Errorf("%w: read: %w", errState, stateErr)
 	}
 	// Use a fresh context for End: a shutdown must still commit or abort the batch it started.
 	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
@@ -248,17 +214,17 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 	commit := kgo.TransactionEndTry(produceErr == nil)
 	committed, err := sess.End(endCtx, commit)
 	if err != nil {
-		return fmt.Errorf("end transaction: %w", err)
+		return false, fmt.Errorf("end transaction: %w", err)
 	}
 	if !committed {
 		p.metrics.aborted.Inc()
 		stagemetrics.Errors.WithLabelValues(stagemetrics.StageProcessor, "aborted_transaction").Inc()
 		p.log.Warn("transaction aborted; the batch will be processed again", zap.Int("records", n), zap.NamedError("produce_error", produceErr))
-		return nil
+		return false, nil
 	}
 	if err := p.state.commit(batch); err != nil {
-		// The transaction is committed and the changelog has it: a restart restores it.
-		return fmt.Errorf("apply committed state: %w", err)
+		// The transaction is committed and the changelog has it: the next session restores it.
+		return true, fmt.Errorf("%w: apply committed changes: %w", errState, err)
 	}
 	p.metrics.duplicates.Add(float64(batch.dups))
 	stagemetrics.Discarded.WithLabelValues(stagemetrics.StageProcessor, "duplicate").Add(float64(batch.dups))
@@ -270,7 +236,7 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 	})
 	p.metrics.processed.Add(float64(n))
 	p.tally.committed(n)
-	return nil
+	return true, nil
 }
 
 // abort ends the open transaction without committing: the session rewinds to the last committed

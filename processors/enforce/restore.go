@@ -32,7 +32,7 @@ func (p *Processor) onAssigned(ctx context.Context, cl *kgo.Client, assigned map
 		// Processing without the users' recorded withdrawals or the ids already seen could
 		// forward what they refused or a resend: stop the processor instead (Run returns this
 		// before deciding any record), and let another member (or a restart) take over.
-		p.stop(fmt.Errorf("restore consent state: %w", err))
+		p.stop(fmt.Errorf("%w: %w", errRestore, err))
 		return
 	}
 	if err := p.ahead.add(ctx, p.cfg.ProcessorGroup(), parts); err != nil {

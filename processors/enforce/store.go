@@ -27,6 +27,8 @@ type stateStore struct {
 	parts  map[int32]*statestore.Store
 	// options open the stores (tests put them on a crashable in-memory file system).
 	options []statestore.Option
+	// refs keeps a store given up while a batch reads it open until the batch ends (revoke.go).
+	refs storeRefs
 }
 
 func newStateStore(dir string, window time.Duration) *stateStore {
@@ -41,12 +43,15 @@ func (s *stateStore) partDir(partition int32) string {
 func (s *stateStore) open(partition int32, wipe bool) (*statestore.Store, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if db := s.refs.reclaim(partition); db != nil && s.parts[partition] == nil {
+		s.parts[partition] = db
+	}
 	if db := s.parts[partition]; db != nil {
 		if !wipe {
 			return db, nil
 		}
 		delete(s.parts, partition)
-		if err := db.Close(); err != nil {
+		if err := s.refs.close(partition, db); err != nil {
 			return nil, fmt.Errorf("close state of partition %d: %w", partition, err)
 		}
 	}
@@ -78,7 +83,7 @@ func (s *stateStore) closePartitions(parts []int32) error {
 	for _, p := range parts {
 		if db := s.parts[p]; db != nil {
 			delete(s.parts, p)
-			if err := db.Close(); err != nil && first == nil {
+			if err := s.refs.close(p, db); err != nil && first == nil {
 				first = fmt.Errorf("close state of partition %d: %w", p, err)
 			}
 		}
@@ -98,7 +103,11 @@ func (s *stateStore) closeAll() error {
 
 // lookup is the user's committed state. A partition that is not open has no users.
 func (s *stateStore) lookup(partition int32, user string) (userState, bool, error) {
-	db := s.store(partition)
+	return s.lookupIn(s.store(partition), user)
+}
+
+// lookupIn is the user's committed state in db (nil: none).
+func (s *stateStore) lookupIn(db *statestore.Store, user string) (userState, bool, error) {
 	if db == nil {
 		return userState{}, false, nil
 	}
@@ -115,7 +124,11 @@ func (s *stateStore) lookup(partition int32, user string) (userState, bool, erro
 
 // seen is what the partition's store remembers of id inside the window at nowMs.
 func (s *stateStore) seen(partition int32, id statestore.ID, nowMs int64) (statestore.Seen, bool, error) {
-	db := s.store(partition)
+	return seenIn(s.store(partition), id, nowMs)
+}
+
+// seenIn is what db (nil: none) remembers of id inside the window at nowMs.
+func seenIn(db *statestore.Store, id statestore.ID, nowMs int64) (statestore.Seen, bool, error) {
 	if db == nil {
 		return statestore.Seen{}, false, nil
 	}
@@ -157,6 +170,8 @@ type stagedState struct {
 	// keys holds a user key of each partition with ids: the key of its dedup changelog record,
 	// which the producer's partitioner sends to that partition like the user's other records.
 	keys map[int32]string
+	// pinned are the stores the batch read, held open until it ends (revoke.go).
+	pinned map[int32]*statestore.Store
 	// offsets are the highest changelog offsets produced per topic and partition (set by the
 	// produce promises, read after the transaction ended).
 	mu      sync.Mutex
@@ -184,7 +199,7 @@ func (b *stagedState) lookup(partition int32, user string) (userState, bool, err
 	if u, ok := b.users[stagedKey{partition, user}]; ok {
 		return u, true, nil
 	}
-	return b.store.lookup(partition, user)
+	return b.store.lookupIn(b.db(partition), user)
 }
 
 // apply stages a consent update and returns the changelog record of the user's new state.
@@ -207,7 +222,7 @@ func (b *stagedState) sighting(partition int32, user, id string, nowMs int64) (v
 	k := seenKey{partition, statestore.IDOf(user, id)}
 	prev, ok := b.ids[k]
 	if !ok {
-		if prev, ok, err = b.store.seen(partition, k.id, nowMs); err != nil {
+		if prev, ok, err = seenIn(b.db(partition), k.id, nowMs); err != nil {
 			return v, false, err
 		}
 	}
@@ -281,9 +296,9 @@ func (s *stateStore) commit(b *stagedState) error {
 		if bb := batches[p]; bb != nil {
 			return bb
 		}
-		db := s.store(p)
+		db := b.db(p)
 		if db == nil {
-			return nil // revoked meanwhile: the changelog has it for the next owner
+			return nil // not open: the changelog has it for the next owner
 		}
 		batches[p] = db.NewBatch()
 		return batches[p]
