@@ -1,0 +1,289 @@
+package enforce
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/tollgate-dev/tollgate/ingest"
+	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/kafka"
+	"github.com/tollgate-dev/tollgate/internal/policy"
+	"github.com/tollgate-dev/tollgate/internal/sample"
+	"github.com/tollgate-dev/tollgate/schemas"
+)
+
+// groupConfig is a deployment of its own (topic prefix, state folders) with the demo policy, on
+// the broker at brokers.
+func groupConfig(t *testing.T, brokers string, partitions int) *config.Config {
+	dir := t.TempDir()
+	yaml := fmt.Sprintf("kafka:\n  brokers: [%s]\n  topic_prefix: group%d.\n  partitions: %d\ningest:\n  write_keys: [k]\n",
+		brokers, time.Now().UnixNano(), partitions)
+	cfg, err := config.Parse(filepath.Join(dir, "config.yaml"), []byte(yaml), func(string) (string, bool) { return "", false })
+	require.NoError(t, err)
+	cfg.Policy, err = policy.Load(filepath.Join("..", "..", "deploy", "demo", "policy.yaml"))
+	require.NoError(t, err)
+	return cfg
+}
+
+// testBroker is the Kafka broker of the integration tests.
+func testBroker(t *testing.T) string {
+	if testing.Short() {
+		t.Skip("needs the Kafka broker; skipped by -short")
+	}
+	brokers := os.Getenv("TOLLGATE_TEST_KAFKA")
+	if brokers == "" {
+		t.Fatal("set TOLLGATE_TEST_KAFKA (make test does) or run make services-up")
+	}
+	return brokers
+}
+
+// member is one processor of the group running in this process, with a state folder and
+// instance name of its own (as on a host of its own).
+type member struct {
+	name   string
+	p      *Processor
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startMember(t *testing.T, cfg *config.Config, name string) *member {
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).With(zap.String("member", name))
+	p := newProcessor(cfg, log, newStateStore(filepath.Join(t.TempDir(), name), cfg.Dedup.Window))
+	p.instance = name
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &member{name: name, p: p, cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				m.done <- fmt.Errorf("processor %s panicked: %v\n%s", name, v, debug.Stack())
+			}
+		}()
+		m.done <- p.Run(ctx)
+	}()
+	return m
+}
+
+// stop ends the member and returns what Run returned (or its panic).
+func (m *member) stop(t *testing.T) error {
+	m.cancel()
+	select {
+	case err := <-m.done:
+		return err
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("processor %s did not stop", m.name)
+		return nil
+	}
+}
+
+// failed is Run's early end (an error or a panic) while the member should still be running.
+func (m *member) failed() error {
+	select {
+	case err := <-m.done:
+		if err == nil {
+			err = fmt.Errorf("processor %s returned early", m.name)
+		}
+		m.done <- err
+		return err
+	default:
+		return nil
+	}
+}
+
+// feed writes events to the raw topic as ingest does (keyed by user), every resendEvery-th one
+// a second time later on (same user and event id: a resend).
+type feed struct {
+	cl         *kgo.Client
+	cfg        *config.Config
+	mu         sync.Mutex
+	ids        map[string]bool // event ids written
+	resends    int
+	resendNext []*kgo.Record
+	seed       uint64
+}
+
+const resendEvery = 20
+
+func newFeed(t *testing.T, cfg *config.Config) *feed {
+	cl, err := kafka.NewClient(cfg, zap.NewNop())
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	require.NoError(t, kafka.EnsureTopics(context.Background(), cfg, cl))
+	return &feed{cl: cl, cfg: cfg, ids: map[string]bool{}}
+}
+
+// write produces n new events over users users, and the resends held back from the last call.
+func (f *feed) write(t *testing.T, n, users int) {
+	f.mu.Lock()
+	f.seed++
+	seed := f.seed
+	f.mu.Unlock()
+	recs := make([]*kgo.Record, 0, n+n/resendEvery)
+	var held []*kgo.Record
+	for i, s := range sample.Events(seed, n, users, time.Now()) {
+		body, err := json.Marshal(s)
+		require.NoError(t, err)
+		ev, err := ingest.DecodeEvent(body, time.Now())
+		require.NoError(t, err)
+		v, err := schemas.Events.Encode(ev)
+		require.NoError(t, err)
+		r := &kgo.Record{Topic: f.cfg.Topic(config.TopicRaw), Key: []byte(ev.UserKey()), Value: v}
+		recs = append(recs, r)
+		if i%resendEvery == 0 {
+			held = append(held, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: v})
+		}
+		f.mu.Lock()
+		f.ids[ev.EventID] = true
+		f.mu.Unlock()
+	}
+	f.mu.Lock()
+	recs = append(recs, f.resendNext...)
+	f.resends += len(f.resendNext)
+	f.resendNext = held
+	f.mu.Unlock()
+	require.NoError(t, f.cl.ProduceSync(context.Background(), recs...).FirstErr())
+}
+
+// flush writes the resends still held back.
+func (f *feed) flush(t *testing.T) {
+	f.mu.Lock()
+	recs := f.resendNext
+	f.resends += len(recs)
+	f.resendNext = nil
+	f.mu.Unlock()
+	require.NoError(t, f.cl.ProduceSync(context.Background(), recs...).FirstErr())
+}
+
+// consumed is how many raw records the group has committed past, and how many there are (-1
+// when the broker did not say: the callers poll again).
+func consumed(cl *kgo.Client, cfg *config.Config) (committed, end int64) {
+	ctx := context.Background()
+	adm := kadm.NewClient(cl)
+	raw := cfg.Topic(config.TopicRaw)
+	ends, err := adm.ListEndOffsets(ctx, raw)
+	if err != nil {
+		return -1, -1
+	}
+	offs, err := adm.FetchOffsetsForTopics(ctx, cfg.ProcessorGroup(), raw)
+	if err != nil {
+		return -1, -1
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		end += o.Offset
+		if c, ok := offs.Lookup(raw, o.Partition); ok && c.At > 0 {
+			committed += c.At
+		}
+	})
+	return committed, end
+}
+
+// assigned is how many raw partitions the group has given the member named instance.
+func assigned(cl *kgo.Client, cfg *config.Config, instance string) int {
+	groups, err := kadm.NewClient(cl).DescribeGroups(context.Background(), cfg.ProcessorGroup())
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, m := range groups[cfg.ProcessorGroup()].Members {
+		if m.InstanceID != nil && *m.InstanceID == instance {
+			if a, ok := m.Assigned.AsConsumer(); ok {
+				for _, topic := range a.Topics {
+					n += len(topic.Partitions)
+				}
+			}
+		}
+	}
+	return n
+}
+
+// checkExactlyOnce reads the decisions and duplicates topics: every event written has exactly
+// one decision per destination (no decision id twice), and every resend one duplicates record.
+func checkExactlyOnce(t *testing.T, cfg *config.Config, f *feed) {
+	ctx := context.Background()
+	read := func(name string, fn func(*kgo.Record)) {
+		topic := cfg.Topic(name)
+		ends, err := kafka.EndOffsets(ctx, f.cl, topic)
+		require.NoError(t, err)
+		require.NoError(t, kafka.ReadToEnd(ctx, cfg, zap.NewNop(), topic, ends, fn))
+	}
+	ids := map[string]bool{}
+	perEvent := map[string]int{}
+	read(config.TopicDecisions, func(r *kgo.Record) {
+		d, err := schemas.Decisions.Decode(r.Value)
+		require.NoError(t, err)
+		if ids[d.DecisionID] {
+			t.Errorf("decision %s (%s/%s) written twice", d.DecisionID, d.EventID, d.Destination)
+		}
+		ids[d.DecisionID] = true
+		perEvent[d.EventID]++
+	})
+	dests := len(cfg.Policy.Names)
+	lost := 0
+	for id := range f.ids {
+		if perEvent[id] != dests {
+			lost++
+		}
+	}
+	require.Zero(t, lost, "events without one decision per destination (of %d)", len(f.ids))
+	require.Len(t, perEvent, len(f.ids), "decisions only for the events written")
+	dups := 0
+	read(config.TopicDuplicates, func(*kgo.Record) { dups++ })
+	require.Equal(t, f.resends, dups, "one duplicates record per resend")
+}
+
+// TestRebalanceMidBatchUnderLoad: while processor a works through a large backlog (batches of
+// thousands of records, stores read all the time), other members join the group one after the
+// other and stop, so a's revoke callbacks run in the middle of its batches, and their stores are
+// given up while the batch reads and commits them. Nothing panics (pebble panics on a read or a
+// commit after Close), no event is lost and none is decided twice.
+func TestRebalanceMidBatchUnderLoad(t *testing.T) {
+	cfg := groupConfig(t, testBroker(t), 6)
+	f := newFeed(t, cfg)
+	const users = 3000
+	for range 10 {
+		f.write(t, 5000, users)
+	}
+	a := startMember(t, cfg, "a")
+	require.Eventually(t, func() bool {
+		c, _ := consumed(f.cl, cfg)
+		return c > 0 || a.failed() != nil
+	}, time.Minute, 100*time.Millisecond, "a commits its first batch")
+	require.NoError(t, a.failed())
+
+	const joins = 6
+	for i := range joins {
+		b := startMember(t, cfg, fmt.Sprintf("b%d", i))
+		require.Eventually(t, func() bool {
+			return assigned(f.cl, cfg, b.name) > 0 || b.failed() != nil || a.failed() != nil
+		}, 2*time.Minute, 100*time.Millisecond, "%s gets partitions", b.name)
+		before, _ := consumed(f.cl, cfg)
+		f.write(t, 5000, users) // keep a busy while b works
+		require.Eventually(t, func() bool {
+			c, _ := consumed(f.cl, cfg)
+			return c > before || b.failed() != nil || a.failed() != nil
+		}, 2*time.Minute, 100*time.Millisecond, "the group goes on with %s", b.name)
+		require.NoError(t, a.failed())
+		require.NoError(t, b.stop(t))
+		t.Logf("%s joined, took partitions from a and left", b.name)
+	}
+	f.flush(t)
+	require.Eventually(t, func() bool {
+		c, end := consumed(f.cl, cfg)
+		return c >= 0 && c == end || a.failed() != nil
+	}, 5*time.Minute, 200*time.Millisecond, "a takes every partition back and finishes the backlog")
+	require.NoError(t, a.stop(t))
+	checkExactlyOnce(t, cfg, f)
+	t.Logf("%d events, %d resends, %d rebalances by joining members", len(f.ids), f.resends, joins)
+}
