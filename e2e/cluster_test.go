@@ -129,8 +129,9 @@ func TestClusterFaults(t *testing.T) {
 
 	exits := restarts()
 	// Reported, not failed: a processor whose transaction the coordinator aborted while the broker
-	// was away (INVALID_PRODUCER_EPOCH) is fenced and exits, and its supervisor starts it again;
-	// what matters is that nothing is lost or doubled meanwhile, which the checks below prove.
+	// was away (INVALID_PRODUCER_EPOCH) is fenced and replaces its producer in-process, exiting
+	// for its supervisor only if that keeps failing; what matters is that nothing is lost or
+	// doubled meanwhile, which the checks below prove.
 	t.Logf("components that exited and were restarted: %d %v", len(exits), exits)
 	t.Logf("broker %d SIGKILLed, back after %s; ingest meanwhile: %s", victim, down.Round(time.Second), brokerFig)
 	t.Logf("ClickHouse replica 1 stopped 60 s, ingest meanwhile: %s", chFig)
