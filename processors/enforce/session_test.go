@@ -98,6 +98,7 @@ func TestFencedBySecondProducerRecovers(t *testing.T) {
 // TestFencedBySecondProducerOnTheBroker is TestFencedBySecondProducerRecovers on the real broker.
 func TestFencedBySecondProducerOnTheBroker(t *testing.T) {
 	fencedOn(t, testBroker(t), defaultMetrics.recoveries.WithLabelValues("fenced"), func(cfg *config.Config) {
+		dropTopicsAfter(t, cfg)
 		fenceWithSecondProducer(t, cfg)
 	})
 }
