@@ -284,14 +284,18 @@ func checkExactlyOnce(t *testing.T, cfg *config.Config, f *feed) {
 	}
 	ids := map[string]bool{}
 	perEvent := map[string]int{}
+	var ds []schemas.Decision
 	read(config.TopicDecisions, func(r *kgo.Record) {
-		d, err := schemas.Decisions.Decode(r.Value)
+		var err error
+		ds, err = schemas.DecodeDecisions(ds[:0], r.Value)
 		require.NoError(t, err)
-		if ids[d.DecisionID] {
-			t.Errorf("decision %s (%s/%s) written twice", d.DecisionID, d.EventID, d.Destination)
+		for _, d := range ds {
+			if ids[d.DecisionID] {
+				t.Errorf("decision %s (%s/%s) written twice", d.DecisionID, d.EventID, d.Destination)
+			}
+			ids[d.DecisionID] = true
+			perEvent[d.EventID]++
 		}
-		ids[d.DecisionID] = true
-		perEvent[d.EventID]++
 	})
 	dests := len(cfg.Policy.Names)
 	lost := 0
