@@ -40,7 +40,8 @@ type Processor struct {
 	// instance names this member: its static group membership and its transactional id.
 	instance string
 	// stopErr is set by a partition callback that could not prepare its partitions: franz-go's
-	// callbacks return nothing, so Run checks it after each poll, before deciding any record.
+	// callbacks return nothing, so the session checks it after each poll, before deciding any
+	// record, and ends (session.go: the next session assigns and restores again).
 	stopErr atomic.Pointer[error]
 }
 
