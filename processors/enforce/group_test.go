@@ -332,7 +332,7 @@ func TestRebalanceMidBatchUnderLoad(t *testing.T) {
 	}, time.Minute, 100*time.Millisecond, "a commits its first batch")
 	require.NoError(t, a.failed())
 
-	const joins, churns = 3, 6
+	const joins, churns = 3, 10
 	for i := range joins {
 		b := startMember(t, cfg, fmt.Sprintf("b%d", i))
 		require.Eventually(t, func() bool {
