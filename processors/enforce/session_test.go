@@ -22,9 +22,9 @@ import (
 
 // fencedRun runs processor a on an in-process Kafka (kfake) over a stream of events, lets fence
 // break its producer once it has committed, and checks that a recovered in-process (Run goes
-// on, and counted goes up: the recoveries with the reason, or the aborted transactions where
-// franz-go mends the producer itself) and that every event was decided exactly once.
-func fencedRun(t *testing.T, counted prometheus.Counter, fence func(c *kfake.Cluster, cfg *config.Config)) {
+// on, and one of counted goes up: the recoveries with the reason, or the aborted transactions
+// where franz-go mends the producer itself) and that every event was decided exactly once.
+func fencedRun(t *testing.T, counted []prometheus.Counter, fence func(c *kfake.Cluster, cfg *config.Config)) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	require.NoError(t, err)
 	defer c.Close()
@@ -32,11 +32,17 @@ func fencedRun(t *testing.T, counted prometheus.Counter, fence func(c *kfake.Clu
 }
 
 // fencedOn is fencedRun on the brokers given.
-func fencedOn(t *testing.T, brokers string, counted prometheus.Counter, fence func(cfg *config.Config)) {
+func fencedOn(t *testing.T, brokers string, counted []prometheus.Counter, fence func(cfg *config.Config)) {
 	cfg := groupConfig(t, brokers, 3)
 	f := newFeed(t, cfg)
 	f.write(t, 300, 50)
-	before := testutil.ToFloat64(counted)
+	sum := func() (n float64) {
+		for _, c := range counted {
+			n += testutil.ToFloat64(c)
+		}
+		return n
+	}
+	before := sum()
 
 	a := startMember(t, cfg, "a")
 	require.Eventually(t, func() bool {
@@ -51,18 +57,21 @@ func fencedOn(t *testing.T, brokers string, counted prometheus.Counter, fence fu
 	f.flush(t)
 	require.Eventually(t, func() bool {
 		committed, end := consumed(f.cl, cfg)
-		return committed >= 0 && committed == end && testutil.ToFloat64(counted) > before || a.failed() != nil
+		return committed >= 0 && committed == end && sum() > before || a.failed() != nil
 	}, 2*time.Minute, 50*time.Millisecond, "a recovers and finishes the stream")
 	require.NoError(t, a.failed(), "the processor recovers in-process, it does not exit")
 	require.NoError(t, a.stop(t))
 	checkExactlyOnce(t, cfg, f)
-	t.Logf("%d events, %d resends, counted %v", len(f.ids), f.resends, testutil.ToFloat64(counted)-before)
+	t.Logf("%d events, %d resends, counted %v", len(f.ids), f.resends, sum()-before)
 }
+
+// fenced are the recoveries of fenced producers.
+var fenced = []prometheus.Counter{defaultMetrics.recoveries.WithLabelValues("fenced")}
 
 // TestFencedOnEndTxnRecovers: the commit of a transaction answered PRODUCER_FENCED (the
 // coordinator gave the transactional id a newer epoch, as after a broker failover).
 func TestFencedOnEndTxnRecovers(t *testing.T) {
-	fencedRun(t, defaultMetrics.recoveries.WithLabelValues("fenced"), func(c *kfake.Cluster, _ *config.Config) {
+	fencedRun(t, fenced, func(c *kfake.Cluster, _ *config.Config) {
 		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.ProducerFenced})
 	})
 }
@@ -71,16 +80,17 @@ func TestFencedOnEndTxnRecovers(t *testing.T) {
 // aborted the transaction on timeout while a broker failed over, and bumped the epoch: the
 // cluster run's case).
 func TestInvalidEpochOnEndTxnRecovers(t *testing.T) {
-	fencedRun(t, defaultMetrics.recoveries.WithLabelValues("fenced"), func(c *kfake.Cluster, _ *config.Config) {
+	fencedRun(t, fenced, func(c *kfake.Cluster, _ *config.Config) {
 		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.InvalidProducerEpoch})
 	})
 }
 
 // TestInvalidEpochOnProduceRecovers: produces of the decisions answered INVALID_PRODUCER_EPOCH.
-// franz-go mends that one in the same client (it aborts and bumps the epoch); the batch's
-// transaction aborts and the batch is decided again, once.
+// franz-go mends that one in the same client when it can (it aborts and bumps the epoch: the
+// batch's transaction aborts), else the session is replaced; either way the batch is decided
+// again, once.
 func TestInvalidEpochOnProduceRecovers(t *testing.T) {
-	fencedRun(t, defaultMetrics.aborted, func(c *kfake.Cluster, cfg *config.Config) {
+	fencedRun(t, []prometheus.Counter{fenced[0], defaultMetrics.aborted}, func(c *kfake.Cluster, cfg *config.Config) {
 		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: cfg.Topic(config.TopicDecisions),
 			Err: kerr.InvalidProducerEpoch, Count: 3})
 	})
@@ -90,14 +100,14 @@ func TestInvalidEpochOnProduceRecovers(t *testing.T) {
 // id (a new instance on the same name), which fences the processor's producer on the broker.
 // The processor's new client fences that one in turn and goes on.
 func TestFencedBySecondProducerRecovers(t *testing.T) {
-	fencedRun(t, defaultMetrics.recoveries.WithLabelValues("fenced"), func(c *kfake.Cluster, cfg *config.Config) {
+	fencedRun(t, fenced, func(c *kfake.Cluster, cfg *config.Config) {
 		fenceWithSecondProducer(t, cfg)
 	})
 }
 
 // TestFencedBySecondProducerOnTheBroker is TestFencedBySecondProducerRecovers on the real broker.
 func TestFencedBySecondProducerOnTheBroker(t *testing.T) {
-	fencedOn(t, testBroker(t), defaultMetrics.recoveries.WithLabelValues("fenced"), func(cfg *config.Config) {
+	fencedOn(t, testBroker(t), fenced, func(cfg *config.Config) {
 		dropTopicsAfter(t, cfg)
 		fenceWithSecondProducer(t, cfg)
 	})
