@@ -322,12 +322,16 @@ func checkExactlyOnce(t *testing.T, cfg *config.Config, f *feed) {
 // about one run in three on the broker and one in two on kfake (it needs that exact moment);
 // TestRevokedStoreStaysOpenForTheBatch fails every time without it.
 func TestRebalanceMidBatchUnderLoad(t *testing.T) {
+	// The two runs share nothing (their own topics, groups and stores) and together were a third
+	// of make test's wall time one after the other.
 	t.Run("broker", func(t *testing.T) {
+		t.Parallel()
 		cfg := groupConfig(t, testBroker(t), 6)
 		dropTopicsAfter(t, cfg)
 		rebalanceUnderLoad(t, cfg)
 	})
 	t.Run("kfake", func(t *testing.T) {
+		t.Parallel()
 		c, err := kfake.NewCluster(kfake.NumBrokers(1))
 		require.NoError(t, err)
 		defer c.Close()
@@ -338,7 +342,7 @@ func TestRebalanceMidBatchUnderLoad(t *testing.T) {
 func rebalanceUnderLoad(t *testing.T, cfg *config.Config) {
 	f := newFeed(t, cfg)
 	const users = 3000
-	for range 10 {
+	for range 5 { // a backlog that outlasts the joins below: batches of thousands all along
 		f.write(t, 5000, users)
 	}
 	a := startMember(t, cfg, "a")
