@@ -187,6 +187,9 @@ const maxNesting = 10000
 
 // members checks the members of the object at b[i]; its keys go on c.keys from base on. fn, if
 // not nil, is called with each member once its value is checked.
+// It walks the object like walkObject (json.go) but by itself, not through walkObject's value
+// callback: it runs for every object of every event, and a closure capturing the checker would
+// be one heap allocation per object on the hot path.
 func (c *checker) members(b []byte, i, base int, fn func(key, val []byte) error) (int, *badMember) {
 	var many map[string]struct{}
 	i = skipSpace(b, i+1)
