@@ -110,14 +110,7 @@ func (p *repairProgress) update(done, total int) {
 
 // repairProgressLine is one progress line; the estimate assumes the rate so far holds.
 func repairProgressLine(label string, done, total int, elapsed time.Duration) string {
-	pct := 100.0
-	if total > 0 {
-		pct = 100 * float64(done) / float64(total)
-	}
-	rate := 0.0
-	if s := elapsed.Seconds(); s > 0 {
-		rate = float64(done) / s
-	}
+	pct, rate := progressRate(float64(done), float64(total), elapsed)
 	eta := "estimate pending"
 	switch {
 	case done >= total:

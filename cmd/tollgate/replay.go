@@ -118,19 +118,25 @@ func (p *progress) update(read, total int64) {
 }
 
 func (p *progress) line(read, total int64, elapsed time.Duration) string {
-	pct := 100.0
-	if total > 0 {
-		pct = 100 * float64(read) / float64(total)
-	}
-	rate := 0.0
-	if s := elapsed.Seconds(); s > 0 {
-		rate = float64(read) / s
-	}
+	pct, rate := progressRate(float64(read), float64(total), elapsed)
 	s := fmt.Sprintf("%s: %d/%d records (%.1f%%), %.0f records/s", p.label, read, total, pct, rate)
 	if p.tty {
 		return "\r" + s + "\x1b[K" // clear what a longer previous line left
 	}
 	return s + "\n"
+}
+
+// progressRate is a long command's share done (percent; 100 when there is nothing to do) and
+// its rate so far per second.
+func progressRate(done, total float64, elapsed time.Duration) (pct, rate float64) {
+	pct = 100.0
+	if total > 0 {
+		pct = 100 * done / total
+	}
+	if s := elapsed.Seconds(); s > 0 {
+		rate = done / s
+	}
+	return pct, rate
 }
 
 // done ends the in-place line on a terminal.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -278,12 +280,7 @@ func printDoubt(w *os.File, r *result) {
 	fmt.Fprintln(w, "\nin doubt (requests whose outcome the sink could not know: each event has an in_doubt row)")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "vendor\tin_doubt rows\treceived twice\tcopies the audit does not explain\t")
-	dests := make([]string, 0, len(r.once))
-	for d := range r.once {
-		dests = append(dests, d)
-	}
-	sort.Strings(dests)
-	for _, d := range dests {
+	for _, d := range slices.Sorted(maps.Keys(r.once)) {
 		o := r.once[d]
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d (must be 0)\t\n", d, o.inDoubt, o.twice, o.unexplained)
 	}

@@ -3,8 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"text/tabwriter"
 
@@ -102,12 +103,7 @@ func printOnce(w *os.File, r *result) {
 	fmt.Fprintf(w, "\none event, once (resent by clients after a lost answer: %d events; absorbed by the processor: %s)\n", r.resent, absorbed(r.absorbed))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "vendor\treceived\treceived twice\taudit delivered rows\taudit disagrees\t")
-	dests := make([]string, 0, len(r.once))
-	for d := range r.once {
-		dests = append(dests, d)
-	}
-	sort.Strings(dests)
-	for _, d := range dests {
+	for _, d := range slices.Sorted(maps.Keys(r.once)) {
 		o := r.once[d]
 		must := " (each in doubt: see below)"
 		if d == "ga4" {
