@@ -64,6 +64,8 @@ type Policy struct {
 	ConsentSources    ConsentSources          `yaml:"consent_sources"`
 	// Labels name field paths in words for the HTML reports (labels.go); optional.
 	Labels map[string]string `yaml:"labels"`
+	// Hold holds events before the user's choice (hold.go); nil: no hold.
+	Hold *Hold `yaml:"hold"`
 
 	// File is the path the policy was read from, for error messages.
 	File string `yaml:"-"`
@@ -211,6 +213,9 @@ func (p *Policy) validate() error {
 		}
 	}
 	if err := p.validateLabels(); err != nil {
+		return err
+	}
+	if err := p.validateHold(); err != nil {
 		return err
 	}
 	return p.validateSources()
