@@ -45,6 +45,7 @@ func (db *DB) InsertDecisions(ctx context.Context, ds []schemas.Decision) error 
 		runID          = make([]string, n)
 		consentSource  = make([]string, n)
 		consentProof   = make([]string, n)
+		heldMs         = make([]uint32, n)
 	)
 	for i := range ds {
 		d := &ds[i]
@@ -68,10 +69,11 @@ func (db *DB) InsertDecisions(ctx context.Context, ds []schemas.Decision) error 
 		runID[i] = d.RunID
 		consentSource[i] = d.ConsentSource
 		consentProof[i] = d.ConsentProof
+		heldMs[i] = uint32(min(max(d.HeldMs, 0), math.MaxUint32)) // a hold lasts at most a day (policy)
 	}
 	for i, col := range []any{decisionID, eventID, userKey, destination, eventName, eventTime, decidedAt,
 		outcome, reason, purpose, jurisdiction, gpc, fieldsSent, fieldsStripped, policyVersion, runID,
-		consentSource, consentProof} {
+		consentSource, consentProof, heldMs} {
 		if err := batch.Column(i).Append(col); err != nil {
 			return fmt.Errorf("insert decisions: column %s: %w", decisionsColumns[i].name, err)
 		}

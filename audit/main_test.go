@@ -228,11 +228,11 @@ func produce(t testing.TB, cl *kgo.Client, recs ...*kgo.Record) {
 	require.NoError(t, cl.ProduceSync(ctx, recs...).FirstErr())
 }
 
+// decisionRecord is d as the processor writes it: a DecisionSet of one destination (the
+// per-destination Decision records of before are TestWriterDecisionSetsMatchPerDestinationRecords').
 func decisionRecord(t testing.TB, cfg *config.Config, partition int32, d schemas.Decision) *kgo.Record {
 	t.Helper()
-	b, err := schemas.Decisions.Encode(&d)
-	require.NoError(t, err)
-	return &kgo.Record{Topic: cfg.Topic(config.TopicDecisions), Partition: partition, Key: []byte(d.UserKey), Value: b}
+	return decisionSetRecord(t, cfg, partition, []schemas.Decision{d})
 }
 
 func deliveryRecord(t testing.TB, cfg *config.Config, partition int32, d schemas.Delivery) *kgo.Record {
@@ -266,6 +266,7 @@ func testDecision(i int) schemas.Decision {
 		FieldsSent:     []string{"context.page_url", fmt.Sprintf("properties.p%d", i%5)},
 		FieldsStripped: []string{"properties.email"},
 		PolicyVersion:  "2026-11-01",
+		HeldMs:         int64(i%4) * 1_250, // every fourth was not held
 	}
 }
 
@@ -302,11 +303,12 @@ func readDecisions(t testing.TB, db *DB, table string) map[string]schemas.Decisi
 			d                  schemas.Decision
 			eventTime, decided time.Time
 			gpc                uint8
+			held               uint32
 		)
 		require.NoError(t, rows.Scan(&d.DecisionID, &d.EventID, &d.UserKey, &d.Destination, &d.EventName, &eventTime, &decided,
 			&d.Outcome, &d.Reason, &d.Purpose, &d.Jurisdiction, &gpc, &d.FieldsSent, &d.FieldsStripped, &d.PolicyVersion, &d.RunID,
-			&d.ConsentSource, &d.ConsentProof))
-		d.EventTimeMs, d.DecidedMs, d.GPC = eventTime.UnixMilli(), decided.UnixMilli(), gpc == 1
+			&d.ConsentSource, &d.ConsentProof, &held))
+		d.EventTimeMs, d.DecidedMs, d.GPC, d.HeldMs = eventTime.UnixMilli(), decided.UnixMilli(), gpc == 1, int64(held)
 		require.NotContains(t, out, d.DecisionID, "duplicate under FINAL")
 		out[d.DecisionID] = d
 	}

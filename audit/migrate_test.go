@@ -32,7 +32,7 @@ func TestMigrateCreatesContractTables(t *testing.T) {
 		{"event_name", "String"}, {"event_time", "DateTime"}, {"decided_at", "DateTime"}, {"outcome", "String"},
 		{"reason", "String"}, {"purpose", "String"}, {"jurisdiction", "String"}, {"gpc", "UInt8"},
 		{"fields_sent", "Array(String)"}, {"fields_stripped", "Array(String)"}, {"policy_version", "String"},
-		{"run_id", "String"}, {"consent_source", "String"}, {"consent_proof", "String"},
+		{"run_id", "String"}, {"consent_source", "String"}, {"consent_proof", "String"}, {"held_ms", "UInt32"},
 	}, decisionsColumns, "docs/audit.md decisions")
 	require.Equal(t, []column{
 		{"event_id", "String"}, {"destination", "String"}, {"attempt", "UInt16"}, {"status", "String"},
@@ -79,6 +79,7 @@ func TestMigrateUpgradesVersion2(t *testing.T) {
 	require.Equal(t, "toDate(decided_at)", key)
 	want := map[string]schemas.Decision{}
 	for _, d := range ds {
+		d.HeldMs = 0 // rows of before version 8
 		want[d.DecisionID] = truncated(d)
 	}
 	require.Equal(t, want, readDecisions(t, db, "decisions"))
@@ -94,7 +95,7 @@ func TestMigrateUpgradesVersion2(t *testing.T) {
 	}
 	applied, err := appliedVersions(ctx, db, db.Database)
 	require.NoError(t, err)
-	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true}, applied)
+	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true}, applied)
 
 	// An interrupted upgrade is re-run from where it stopped: running the step again is harmless.
 	require.NoError(t, upgrade(ctx, db, target{database: db.Database, shape: shapeClassic}, 3))
@@ -132,7 +133,7 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 	require.Equal(t, uint64(SchemaVersion), countRaw(t, db, "schema_migrations"), "one row per version, none added by the reruns")
 	applied, err := appliedVersions(ctx, db, db.Database)
 	require.NoError(t, err)
-	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true}, applied)
+	require.Equal(t, map[uint32]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true}, applied)
 	require.Equal(t, uint64(1), countRaw(t, db, "decisions"), "data kept")
 	require.Equal(t, uint64(1), countRaw(t, db, "decisions_by_user"), "the by-user copy is not redone")
 }

@@ -220,6 +220,9 @@ var versions = [][]change{
 	// 7: the replay run a delivery attempt belongs to: '' for live traffic, the run id for an
 	// attempt of `tollgate repair` (CONTRACT §9), so `audit summary --run` counts a repair's.
 	{add("deliveries", withDefault(lowStr("run_id"), "''"))},
+	// 8: how long an event waited for the user's choice under the policy's hold (CONTRACT §9
+	// "Pre-consent hold"): 0 when it was not held, and for every row from before.
+	{add("decisions", withDefault(typed("held_ms", "UInt32"), "0"))},
 }
 
 // SchemaVersion is the newest schema version Migrate applies.

@@ -90,9 +90,9 @@ func TestWriterParksRowsClickHouseRefuses(t *testing.T) {
 	for _, r := range parked { // once, or again if a flush was retried after parking
 		require.Equal(t, poisonRec.Key, r.Key)
 		require.Equal(t, poisonRec.Value, r.Value)
-		d, err := schemas.Decisions.Decode(r.Value)
+		d, err := schemas.DecodeDecisions(nil, r.Value)
 		require.NoError(t, err)
-		require.Equal(t, poison.DecisionID, d.DecisionID)
+		require.Equal(t, poison.DecisionID, d[0].DecisionID)
 		require.Contains(t, kafka.Header(r, config.HeaderError), "code: 395")
 		require.Equal(t, poisonRec.Topic, kafka.Header(r, config.HeaderOriginalTopic))
 		require.Equal(t, strconv.Itoa(int(poisonRec.Partition)), kafka.Header(r, config.HeaderOriginalPartition))

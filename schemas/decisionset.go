@@ -14,8 +14,12 @@ import (
 // produced, fetched and decoded on its own; those records stay readable (DecodeDecisions tells
 // the two apart by the single-object fingerprint).
 
-//go:embed decision_set.avsc
-var decisionSetSchema string
+var (
+	//go:embed decision_set.avsc
+	decisionSetSchema string
+	//go:embed previous/decision_set.1.avsc
+	decisionSetSchemaV1 string
+)
 
 // DecisionSet is every destination's consent decision for one event (decision_set.avsc): the
 // fields all of them share once, and per destination the fields that differ.
@@ -43,11 +47,12 @@ type DestinationDecision struct {
 	FieldsSent     []string `avro:"fields_sent"`
 	FieldsStripped []string `avro:"fields_stripped"`
 	ConsentSource  string   `avro:"consent_source"`
+	HeldMs         int64    `avro:"held_ms"` // version 2: how long the event waited for the choice
 }
 
 // DecisionSets is the codec of DecisionSet, encoded and decoded by hand (decisionsetavro.go).
 var DecisionSets = func() *Codec[DecisionSet] {
-	c := newCodec[DecisionSet](decisionSetSchema)
+	c := newCodec[DecisionSet](decisionSetSchema, decisionSetSchemaV1)
 	c.appendBody, c.size, c.readBody = appendDecisionSet, decisionSetSize, readDecisionSet
 	return c
 }()
@@ -70,7 +75,7 @@ func (s *DecisionSet) Add(d *Decision) error {
 	}
 	s.Destinations = append(s.Destinations, DestinationDecision{
 		DecisionID: d.DecisionID, Destination: d.Destination, Outcome: d.Outcome, Reason: d.Reason, Purpose: d.Purpose,
-		FieldsSent: d.FieldsSent, FieldsStripped: d.FieldsStripped, ConsentSource: d.ConsentSource,
+		FieldsSent: d.FieldsSent, FieldsStripped: d.FieldsStripped, ConsentSource: d.ConsentSource, HeldMs: d.HeldMs,
 	})
 	return nil
 }
@@ -92,13 +97,13 @@ func (s *DecisionSet) decision(e *DestinationDecision) Decision {
 		EventName: s.EventName, EventTimeMs: s.EventTimeMs, DecidedMs: s.DecidedMs, Outcome: e.Outcome,
 		Reason: e.Reason, Purpose: e.Purpose, Jurisdiction: s.Jurisdiction, GPC: s.GPC,
 		FieldsSent: e.FieldsSent, FieldsStripped: e.FieldsStripped, PolicyVersion: s.PolicyVersion,
-		RunID: s.RunID, ConsentSource: e.ConsentSource, ConsentProof: s.ConsentProof,
+		RunID: s.RunID, ConsentSource: e.ConsentSource, ConsentProof: s.ConsentProof, HeldMs: e.HeldMs,
 	}
 }
 
 // DecodeDecisions appends the decisions of one record of the decisions topic to dst: every
-// entry of a DecisionSet, or the one Decision of a record written before decision sets (either
-// version of it). It returns dst unchanged and an error for anything else.
+// entry of a DecisionSet (either version), or the one Decision of a record written before
+// decision sets (either version of it). It returns dst unchanged and an error for anything else.
 func DecodeDecisions(dst []Decision, data []byte) ([]Decision, error) {
 	if bytes.HasPrefix(data, DecisionSets.header) {
 		out, err := appendSetDecisions(dst, data[len(DecisionSets.header):])
@@ -106,6 +111,13 @@ func DecodeDecisions(dst []Decision, data []byte) ([]Decision, error) {
 			return out, fmt.Errorf("decode DecisionSet: %w", err)
 		}
 		return out, nil
+	}
+	if DecisionSets.Is(data) { // a set of before held_ms: read by schema resolution
+		s, err := DecisionSets.Decode(data)
+		if err != nil {
+			return dst, err
+		}
+		return s.AppendDecisions(dst), nil
 	}
 	d, err := Decisions.Decode(data)
 	if err != nil {

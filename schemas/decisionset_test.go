@@ -16,11 +16,11 @@ func decisionSetCases() []DecisionSet {
 		Jurisdiction: "US-CA", GPC: true, PolicyVersion: "v", RunID: "r", ConsentProof: strings.Repeat("ab", 32),
 		Destinations: []DestinationDecision{
 			{DecisionID: "d1", Destination: "ga4", Outcome: "forwarded", Reason: "consented", Purpose: "analytics",
-				FieldsSent: []string{"context.page_url", strings.Repeat("p", 200)}, FieldsStripped: []string{"properties.email"}, ConsentSource: "gcm,tcf"},
+				FieldsSent: []string{"context.page_url", strings.Repeat("p", 200)}, FieldsStripped: []string{"properties.email"}, ConsentSource: "gcm,tcf", HeldMs: 1200},
 			{DecisionID: "d2", Destination: "meta", Outcome: "blocked", Reason: "gpc", Purpose: "marketing",
 				FieldsSent: []string{}, FieldsStripped: []string{"context.page_url", "properties.email"}, ConsentSource: "gpc"},
 			{DecisionID: "d3", Destination: "ops", Outcome: "forwarded", Reason: "necessary", Purpose: "necessary",
-				FieldsSent: []string{}, FieldsStripped: []string{}},
+				FieldsSent: []string{}, FieldsStripped: []string{}, HeldMs: math.MaxInt64},
 		}}
 	many := full
 	many.Destinations = nil

@@ -38,13 +38,14 @@ func appendDestinationDecision(b []byte, e *DestinationDecision) []byte {
 	b = appendString(b, e.Purpose)
 	b = appendStrings(b, e.FieldsSent)
 	b = appendStrings(b, e.FieldsStripped)
-	return appendString(b, e.ConsentSource)
+	b = appendString(b, e.ConsentSource)
+	return appendLong(b, e.HeldMs)
 }
 
 // destinationDecisionLen is the exact encoded length of an entry: the array block's size.
 func destinationDecisionLen(e *DestinationDecision) int {
 	return stringSize(e.DecisionID) + stringSize(e.Destination) + stringSize(e.Outcome) + stringSize(e.Reason) +
-		stringSize(e.Purpose) + stringsLen(e.FieldsSent) + stringsLen(e.FieldsStripped) + stringSize(e.ConsentSource)
+		stringSize(e.Purpose) + stringsLen(e.FieldsSent) + stringsLen(e.FieldsStripped) + stringSize(e.ConsentSource) + longSize(e.HeldMs)
 }
 
 // stringsLen is the exact encoded length of appendStrings(ss).
@@ -124,5 +125,6 @@ func readDestinationDecision(r *reader) DestinationDecision {
 	e.FieldsSent = r.strings()
 	e.FieldsStripped = r.strings()
 	e.ConsentSource = r.str()
+	e.HeldMs = r.long()
 	return e
 }

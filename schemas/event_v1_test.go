@@ -73,3 +73,23 @@ func TestFilteredEventsReadVersion1(t *testing.T) {
 	require.Equal(t, map[string]bool{"marketing": true}, f.Consent)
 	require.Empty(t, f.VendorConsent, "version 1 has no vendor_consent; what the writer's struct held must not appear")
 }
+
+// A decision set written before held_ms (version 1, on tg.audit.decisions during an upgrade)
+// decodes with HeldMs 0, through the codec and the audit writer's DecodeDecisions.
+func TestDecisionSetsReadVersion1(t *testing.T) {
+	v1 := newCodec[DecisionSet](decisionSetSchemaV1) // hamba/avro writes only the fields version 1 has
+	b, err := v1.Encode(&DecisionSet{EventID: "e", UserKey: "u", Destinations: []DestinationDecision{
+		{DecisionID: "d", Destination: "ga4", Outcome: "forwarded", FieldsSent: []string{"user_id"}, FieldsStripped: []string{}, HeldMs: 7}}})
+	require.NoError(t, err)
+	require.True(t, DecisionSets.Is(b))
+	s, err := DecisionSets.Decode(b)
+	require.NoError(t, err)
+	require.Equal(t, "d", s.Destinations[0].DecisionID)
+	require.Zero(t, s.Destinations[0].HeldMs, "version 1 has no held_ms")
+	ds, err := DecodeDecisions(nil, b)
+	require.NoError(t, err)
+	require.Len(t, ds, 1)
+	require.Equal(t, "ga4", ds[0].Destination)
+	require.Equal(t, "u", ds[0].UserKey)
+	require.Zero(t, ds[0].HeldMs)
+}

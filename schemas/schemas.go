@@ -141,6 +141,9 @@ type Decision struct {
 	RunID          string   `avro:"run_id"`
 	ConsentSource  string   `avro:"consent_source"` // which signals made the choice (docs/consent.md)
 	ConsentProof   string   `avro:"consent_proof"`  // SHA-256 of the TC and GPP strings
+	// HeldMs is how long the event waited for the user's choice (the policy's hold); carried in
+	// a DecisionSet's entry (decision_set.avsc version 2), not in decision.avsc.
+	HeldMs int64 `avro:"held_ms"`
 }
 
 // Delivery is one delivery attempt to a vendor.

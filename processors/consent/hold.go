@@ -1,0 +1,83 @@
+package consent
+
+import (
+	"maps"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/internal/policy"
+	"github.com/tollgate-dev/tollgate/internal/signals"
+	"github.com/tollgate-dev/tollgate/schemas"
+)
+
+// The pre-consent hold (CONTRACT §9, docs/consent.md "Events before the choice"): the engine
+// says which destinations of an event would wait for the user's choice, and what a later event
+// chooses; the processor keeps the held events and decides them when the choice arrives.
+
+// Pending lists the destinations (in pol.Names order) whose decision of ev waits under the
+// policy's hold: in an opt_in jurisdiction, the one rule that blocks is "event_consent" for want
+// of any choice: the user recorded none for the purpose, and neither the event's consent nor its
+// CMP signals choose it. Anything else (a refusal, GPC, erasure) is decided at once. Nil when the
+// policy holds nothing.
+func Pending(ev *schemas.Event, st *State, pol *policy.Policy) []string {
+	if ev == nil || pol == nil || !pol.Holds() {
+		return nil
+	}
+	d := newDecider(ev, st, pol, time.Time{}, "")
+	if d.model != policy.OptIn {
+		return nil
+	}
+	var out []string
+	for _, name := range pol.Names {
+		dest := pol.Destinations[name]
+		if dest != nil && d.undecided(dest) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// undecided reports whether dest's decision is "no choice yet": the deciding rule is
+// event_consent and nothing chose the purpose.
+func (d *decider) undecided(dest *policy.Destination) bool {
+	for i, name := range rules {
+		if _, ok := d.check(i, dest); ok {
+			if name != "event_consent" {
+				return false
+			}
+			break
+		}
+	}
+	if d.st != nil {
+		if _, recorded := d.st.Consent[dest.Purpose]; recorded {
+			return false
+		}
+	}
+	return d.choose(dest.Purpose, dest).state == signals.Unknown
+}
+
+// ChoiceFor is what ev chooses for dest's purpose (its own consent and its CMP signals, as the
+// engine reads them for dest): ok is false when it makes no choice.
+func ChoiceFor(ev *schemas.Event, pol *policy.Policy, dest string) (granted, ok bool) {
+	d := pol.Destinations[dest]
+	if ev == nil || d == nil {
+		return false, false
+	}
+	dc := newDecider(ev, nil, pol, time.Time{}, "")
+	switch dc.choose(d.Purpose, d).state {
+	case signals.Granted:
+		return true, true
+	case signals.Denied:
+		return false, true
+	}
+	return false, false
+}
+
+// WithChoices is ev as if it had carried choices (purpose → granted) in its own consent: how a
+// held event is decided under the choice that released it. ev is not changed.
+func WithChoices(ev *schemas.Event, choices map[string]bool) *schemas.Event {
+	out := *ev
+	out.Consent = make(map[string]bool, len(ev.Consent)+len(choices))
+	maps.Copy(out.Consent, ev.Consent)
+	maps.Copy(out.Consent, choices)
+	return &out
+}
