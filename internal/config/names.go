@@ -17,6 +17,9 @@ const (
 	// one record per transaction and partition, keyed by a user of that partition; a Duplicate
 	// per sighting before, still read); Kafka's time retention drops ids past dedup.window.
 	TopicDedupIDs = "dedup.ids"
+	// TopicHeld is the changelog of the events held for their user's consent choice (the
+	// policy's hold; schema HeldEvents, compacted, keyed by user: raw offsets, not events).
+	TopicHeld = "consent.held"
 	// TopicDuplicates receives one Duplicate per resend the processor absorbed.
 	TopicDuplicates = "audit.duplicates"
 	// TopicRawDLQ receives raw records no tollgate schema wrote (poison records), with headers

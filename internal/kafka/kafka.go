@@ -87,7 +87,7 @@ func codec(name string) kgo.CompressionCodec {
 
 // Topics returns every topic tollgate needs, with its config: the raw topic, one filtered, one retry and
 // one dead-letter topic and one delivery ledger per destination, the audit topics, the
-// compacted consent-state changelog and the processor's dedup changelog.
+// compacted consent-state and held-events changelogs and the processor's dedup changelog.
 func Topics(cfg *config.Config) map[string]map[string]*string {
 	compact, compactDelete, del := "compact", "compact,delete", "delete"
 	ledgerRetention := strconv.FormatInt((cfg.Delivery.RetryHorizon + 24*time.Hour).Milliseconds(), 10)
@@ -97,6 +97,7 @@ func Topics(cfg *config.Config) map[string]map[string]*string {
 		cfg.Topic(config.TopicDecisions):   nil,
 		cfg.Topic(config.TopicDeliveries):  nil,
 		cfg.Topic(config.TopicState):       {"cleanup.policy": &compact},
+		cfg.Topic(config.TopicHeld):        {"cleanup.policy": &compact},
 		cfg.Topic(config.TopicRawDLQ):      nil,
 		cfg.Topic(config.TopicAuditParked): nil,
 		cfg.Topic(config.TopicDuplicates):  nil,

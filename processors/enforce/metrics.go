@@ -23,6 +23,10 @@ type metrics struct {
 	restored prometheus.Counter
 	// recoveries counts failed sessions replaced in-process, by reason (session.go).
 	recoveries *prometheus.CounterVec
+	// The pre-consent hold (hold.go): events held now, releases by cause, the oldest hold's age.
+	held       prometheus.Gauge
+	releases   *prometheus.CounterVec
+	oldestHold prometheus.Gauge
 }
 
 var defaultMetrics = &metrics{
@@ -50,6 +54,15 @@ var defaultMetrics = &metrics{
 	recoveries: promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "tollgate_processor_recoveries_total", Help: "Failed processor sessions (fenced producer, restore or state failure, ...) replaced in-process by a new transactional client.",
 	}, []string{"reason"}),
+	releases: promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_processor_hold_releases_total", Help: "Held events decided, by cause: choice (granted), withdrawal (refused), erasure, window (no choice in time), cap (past max_events_per_user).",
+	}, []string{"cause"}),
+	held: promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "tollgate_processor_held_events", Help: "Events held for their user's consent choice (the policy's hold) in the partitions this process owns.",
+	}),
+	oldestHold: promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "tollgate_processor_oldest_hold_seconds", Help: "Age of the oldest event held for its user's choice (0: none held).",
+	}),
 	duplicates: promauto.NewCounter(prometheus.CounterOpts{
 		Name: "tollgate_duplicates_total", Help: "Resent events (same user key and event_id inside dedup.window) the processor absorbed: no second decision or filtered record.",
 	}),

@@ -37,6 +37,8 @@ type Processor struct {
 	now            func() time.Time
 	// expired is when the stores last dropped their day buckets past the dedup window.
 	expired time.Time
+	// nextHoldScan is when the hold's window timer next looks for held events past the window.
+	nextHoldScan time.Time
 	// instance names this member: its static group membership and its transactional id.
 	instance string
 	// stopErr is set by a partition callback that could not prepare its partitions: franz-go's
@@ -65,13 +67,14 @@ func newProcessor(cfg *config.Config, log *zap.Logger, state *stateStore) *Proce
 
 // topics are the names of the topics the processor writes, built once rather than per record.
 type topics struct {
-	decisions, duplicates, dedupIDs, state string
-	dest                                   map[string]string // per destination
+	decisions, duplicates, dedupIDs, state, held string
+	dest                                         map[string]string // per destination
 }
 
 func newTopics(cfg *config.Config) topics {
 	t := topics{decisions: cfg.Topic(config.TopicDecisions), duplicates: cfg.Topic(config.TopicDuplicates),
-		dedupIDs: cfg.Topic(config.TopicDedupIDs), state: cfg.Topic(config.TopicState), dest: map[string]string{}}
+		dedupIDs: cfg.Topic(config.TopicDedupIDs), state: cfg.Topic(config.TopicState), held: cfg.Topic(config.TopicHeld),
+		dest: map[string]string{}}
 	if cfg.Policy != nil {
 		for _, name := range cfg.Policy.Names {
 			t.dest[name] = cfg.Topic(config.DestTopic(name))
@@ -172,12 +175,12 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 		return false, p.abort(ctx, sess)
 	}
 	var produceErr error
-	stateTopic, dedupTopic := p.topics.state, p.topics.dedupIDs
+	stateTopic, dedupTopic, heldTopic := p.topics.state, p.topics.dedupIDs, p.topics.held
 	promise := func(r *kgo.Record, err error) {
 		if err != nil && produceErr == nil {
 			produceErr = err
 		}
-		if err == nil && (r.Topic == stateTopic || r.Topic == dedupTopic) {
+		if err == nil && (r.Topic == stateTopic || r.Topic == dedupTopic || r.Topic == heldTopic) {
 			batch.produced(r.Topic, r.Partition, r.Offset)
 		}
 	}
@@ -198,7 +201,17 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 		n++
 	})
 	if stateErr == nil {
+		released, err := p.releaseDue(batch, n == 0)
+		for _, rec := range released {
+			sess.Produce(ctx, rec, promise)
+		}
+		stateErr = err
+	}
+	if stateErr == nil {
 		for _, rec := range batch.changelog(dedupTopic) {
+			sess.Produce(ctx, rec, promise)
+		}
+		for _, rec := range batch.heldChangelog(heldTopic) {
 			sess.Produce(ctx, rec, promise)
 		}
 	}
@@ -228,6 +241,7 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 		return true, fmt.Errorf("%w: apply committed changes: %w", errState, err)
 	}
 	p.metrics.duplicates.Add(float64(batch.dups))
+	p.metrics.held.Set(float64(p.state.holds.held()))
 	stagemetrics.Discarded.WithLabelValues(stagemetrics.StageProcessor, "duplicate").Add(float64(batch.dups))
 	p.expire()
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
@@ -294,7 +308,10 @@ func (p *Processor) event(r *kgo.Record, ev *schemas.Event, batch *stagedState) 
 	user := ev.UserKey()
 	if ev.EventID == "" {
 		st, err := p.stateAt(batch, r, user)
-		return p.decide(ev, st), err
+		if err != nil || !p.holding() {
+			return p.decide(ev, st), err
+		}
+		return p.eventWithHold(r, ev, st, []byte(user), batch)
 	}
 	seen, dup, err := batch.sighting(r.Partition, user, ev.EventID, p.now().UnixMilli())
 	if err != nil {
@@ -308,6 +325,9 @@ func (p *Processor) event(r *kgo.Record, ev *schemas.Event, batch *stagedState) 
 	st, err := p.stateAt(batch, r, user)
 	if err != nil {
 		return nil, err
+	}
+	if p.holding() {
+		return p.eventWithHold(r, ev, st, key, batch)
 	}
 	return p.decideKeyed(ev, st, key), nil
 }
@@ -355,10 +375,25 @@ func (p *Processor) decide(ev *schemas.Event, st *consent.State) []*kgo.Record {
 // for the caller's dedup changelog record.
 func (p *Processor) decideKeyed(ev *schemas.Event, st *consent.State, key []byte) []*kgo.Record {
 	outs := consent.Decide(ev, st, p.cfg.Policy, p.now(), "")
-	recs := make([]*kgo.Record, 0, len(outs)+2)
+	return p.appendDecided(make([]*kgo.Record, 0, len(outs)+2), outs, key, nil, 0)
+}
+
+// decideFor appends the records of ev's decisions for the destinations only accepts (the
+// pre-consent hold decides the rest later), each with heldMs (how long it waited; 0: not held).
+func (p *Processor) decideFor(recs []*kgo.Record, ev *schemas.Event, st *consent.State, key []byte, only func(dest string) bool, heldMs int64) []*kgo.Record {
+	return p.appendDecided(recs, consent.Decide(ev, st, p.cfg.Policy, p.now(), ""), key, only, heldMs)
+}
+
+// appendDecided appends the decisions record of outs (those only accepts; nil: all) and a
+// filtered event per forwarded destination.
+func (p *Processor) appendDecided(recs []*kgo.Record, outs []consent.Outcome, key []byte, only func(string) bool, heldMs int64) []*kgo.Record {
 	set := newDecisionRecord(p.topics.decisions, key, len(outs))
 	for i := range outs {
 		o := &outs[i]
+		if only != nil && !only(o.Decision.Destination) {
+			continue
+		}
+		o.Decision.HeldMs = heldMs
 		p.countDecision(&o.Decision)
 		p.tally.decided(&o.Decision)
 		set.add(&o.Decision)
@@ -412,7 +447,12 @@ func (p *Processor) recordConsent(u *schemas.ConsentUpdate, batch *stagedState, 
 		return nil, err
 	}
 	p.metrics.consentUpdates.Inc()
-	return []*kgo.Record{encodeRecord(p.topics.state, []byte(u.UserKey), schemas.ConsentUpdates, rec)}, nil
+	recs := []*kgo.Record{encodeRecord(p.topics.state, []byte(u.UserKey), schemas.ConsentUpdates, rec)}
+	if !p.holding() {
+		return recs, nil
+	}
+	released, err := p.releaseByUpdate(batch, partition, u)
+	return append(recs, released...), err
 }
 
 func (p *Processor) deadLetter(r *kgo.Record, cause error) []*kgo.Record {

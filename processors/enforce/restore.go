@@ -116,7 +116,12 @@ func (p *Processor) restore(ctx context.Context, cl *kgo.Client, parts []int32) 
 	if err != nil {
 		return 0, err
 	}
-	from := map[string]map[int32]int64{consentLog.topic: {}, dedupLog.topic: {}}
+	heldLog, err := p.plan(ctx, cl, p.cfg.Topic(config.TopicHeld))
+	if err != nil {
+		return 0, err
+	}
+	logs := []changelog{consentLog, dedupLog, heldLog}
+	from := map[string]map[int32]int64{consentLog.topic: {}, dedupLog.topic: {}, heldLog.topic: {}}
 	for _, part := range parts {
 		db, err := p.state.open(part, false)
 		if err != nil {
@@ -124,12 +129,13 @@ func (p *Processor) restore(ctx context.Context, cl *kgo.Client, parts []int32) 
 		}
 		// A store of before the packed ids keys them by user and event id: rebuilt.
 		stale := db.Legacy()
-		for i, c := range []changelog{consentLog, dedupLog} {
+		for _, c := range logs {
 			off, ok, err := db.Offset(c.topic)
 			if err != nil {
 				return 0, err
 			}
-			behind := i == 0 && ok && off+1 < c.starts[part]
+			// The compacted logs hold full states: a store behind their start missed some.
+			behind := c.topic != dedupLog.topic && ok && off+1 < c.starts[part]
 			if ok && off >= c.ends[part] || behind {
 				stale = true
 			}
@@ -143,17 +149,21 @@ func (p *Processor) restore(ctx context.Context, cl *kgo.Client, parts []int32) 
 			if _, err := p.state.open(part, true); err != nil {
 				return 0, err
 			}
-			delete(from[consentLog.topic], part)
-			delete(from[dedupLog.topic], part)
+			for _, c := range logs {
+				delete(from[c.topic], part)
+			}
 		}
 	}
 	n := 0
-	for _, c := range []changelog{consentLog, dedupLog} {
+	for _, c := range logs {
 		got, err := p.readChangelog(ctx, c, parts, from[c.topic])
 		n += got
 		if err != nil {
 			return n, err
 		}
+	}
+	if err := p.restoreHolds(ctx, parts); err != nil {
+		return n, err
 	}
 	// The stores keep no write-ahead log: flush what was restored (and save the id filters), so
 	// a crash from here on reads the changelog from this point, not from the start again.
@@ -179,7 +189,7 @@ func (p *Processor) readChangelog(ctx context.Context, c changelog, parts []int3
 			ends[part] = end
 		}
 	}
-	consentLog := c.topic == p.cfg.Topic(config.TopicState)
+	consentLog, heldLog := c.topic == p.cfg.Topic(config.TopicState), c.topic == p.cfg.Topic(config.TopicHeld)
 	oldest := p.now().Add(-p.cfg.Dedup.Window).UnixMilli()
 	batches := map[int32]*statestore.Batch{}
 	var applyErr error
@@ -203,7 +213,9 @@ func (p *Processor) readChangelog(ctx context.Context, c changelog, parts []int3
 			batches[r.Partition] = b
 		}
 		n++
-		if consentLog {
+		if heldLog {
+			putHeld(b, r)
+		} else if consentLog {
 			u, err := schemas.ConsentUpdates.Decode(r.Value)
 			if err != nil {
 				p.log.Warn("skipping undecodable consent-state record", zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset), zap.Error(err))
@@ -247,4 +259,14 @@ func putIDs(b *statestore.Batch, v []byte, oldest int64) error {
 			b.PutSeen(e.ID, statestore.Seen{FirstMs: e.FirstMs, LastMs: e.LastMs, Resends: e.Resends})
 		}
 	})
+}
+
+// putHeld applies a held-events changelog record: the user's list, or a tombstone when none is
+// held any more.
+func putHeld(b *statestore.Batch, r *kgo.Record) {
+	if r.Value == nil {
+		b.DeleteHeld(string(r.Key))
+	} else {
+		b.PutHeld(string(r.Key), r.Value)
+	}
 }

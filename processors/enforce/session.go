@@ -103,7 +103,7 @@ func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
 // transaction committed in this session.
 func (p *Processor) consume(ctx context.Context, sess *kgo.GroupTransactSession) (committed bool, err error) {
 	for {
-		fetches := sess.PollRecords(ctx, maxPollRecords)
+		fetches := p.poll(ctx, sess)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return committed, nil
 		}
@@ -111,9 +111,11 @@ func (p *Processor) consume(ctx context.Context, sess *kgo.GroupTransactSession)
 			return committed, *err
 		}
 		fetches.EachError(func(t string, part int32, err error) {
-			p.log.Warn("fetch error", zap.String("topic", t), zap.Int32("partition", part), zap.Error(err))
+			if !errors.Is(err, context.DeadlineExceeded) { // the hold's tick (poll)
+				p.log.Warn("fetch error", zap.String("topic", t), zap.Int32("partition", part), zap.Error(err))
+			}
 		})
-		if fetches.NumRecords() == 0 {
+		if fetches.NumRecords() == 0 && !p.holdsDue() {
 			continue
 		}
 		ok, err := p.processBatch(ctx, sess, fetches)
@@ -122,6 +124,17 @@ func (p *Processor) consume(ctx context.Context, sess *kgo.GroupTransactSession)
 		}
 		committed = committed || ok
 	}
+}
+
+// poll fetches the next batch. While the policy holds events it waits at most holdScanEvery,
+// so the window's timer releases held events on a partition that receives nothing more.
+func (p *Processor) poll(ctx context.Context, sess *kgo.GroupTransactSession) kgo.Fetches {
+	if !p.holding() {
+		return sess.PollRecords(ctx, maxPollRecords)
+	}
+	tick, cancel := context.WithTimeout(ctx, holdScanEvery)
+	defer cancel()
+	return sess.PollRecords(tick, maxPollRecords)
 }
 
 // endSession aborts what the session left open and closes it, which leaves the group (a static

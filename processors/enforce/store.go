@@ -29,6 +29,8 @@ type stateStore struct {
 	options []statestore.Option
 	// refs keeps a store given up while a batch reads it open until the batch ends (revoke.go).
 	refs storeRefs
+	// holds indexes the users with held events of the open partitions (holdstate.go).
+	holds holdIndex
 }
 
 func newStateStore(dir string, window time.Duration) *stateStore {
@@ -56,6 +58,7 @@ func (s *stateStore) open(partition int32, wipe bool) (*statestore.Store, error)
 		}
 	}
 	if wipe {
+		s.holds.drop(partition)
 		if err := os.RemoveAll(s.partDir(partition)); err != nil {
 			return nil, fmt.Errorf("wipe state of partition %d: %w", partition, err)
 		}
@@ -81,6 +84,7 @@ func (s *stateStore) closePartitions(parts []int32) error {
 	defer s.mu.Unlock()
 	var first error
 	for _, p := range parts {
+		s.holds.drop(p)
 		if db := s.parts[p]; db != nil {
 			delete(s.parts, p)
 			if err := s.refs.close(p, db); err != nil && first == nil {
@@ -177,6 +181,8 @@ type stagedState struct {
 	mu      sync.Mutex
 	offsets map[string]map[int32]int64
 	dups    int
+	// holds are the batch's changes to held events (holdstate.go).
+	holds heldChanges
 }
 
 type stagedKey struct {
@@ -313,6 +319,7 @@ func (s *stateStore) commit(b *stagedState) error {
 			bb.PutSeen(k.id, v)
 		}
 	}
+	b.commitHeld(batch)
 	for topic, parts := range b.offsets {
 		for p, off := range parts {
 			if bb := batch(p); bb != nil {
@@ -325,6 +332,9 @@ func (s *stateStore) commit(b *stagedState) error {
 		if err := bb.Commit(); err != nil && first == nil {
 			first = err
 		}
+	}
+	if first == nil {
+		b.indexHeld()
 	}
 	return first
 }

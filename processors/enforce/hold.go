@@ -1,0 +1,269 @@
+package enforce
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tollgate-dev/tollgate/processors/consent"
+	"github.com/tollgate-dev/tollgate/schemas"
+)
+
+// The pre-consent hold (CONTRACT §9; docs/consent.md "Events before the choice"). Under the
+// policy's `hold`, an event whose destinations wait for a choice the user has not made yet
+// (consent.Pending) is decided for the other destinations at once and held for those, per user
+// in arrival order, in the partition's store with its changelog (holdstate.go). It is decided
+// when the choice arrives (a later event that chooses, decided after the held ones; a consent
+// update), when the user is erased, when the window passes, or when the user holds more than
+// the cap (the oldest goes). Every step is part of the batch's transaction, so a crash neither
+// loses a held event nor decides one twice.
+
+// Causes of a release (the releases metric's label).
+const (
+	releaseChoice     = "choice"     // a later event, or a consent update, chose
+	releaseWithdrawal = "withdrawal" // a consent update refused
+	releaseErasure    = "erasure"
+	releaseWindow     = "window"
+	releaseCap        = "cap"
+)
+
+// holdScanEvery is how often the window's timer looks for held events past the window; an idle
+// processor polls at this pace while it holds anything (session.go), so a release never waits
+// for traffic on its partition.
+const holdScanEvery = time.Second
+
+// holding reports whether the policy holds events.
+func (p *Processor) holding() bool { return p.cfg.Policy != nil && p.cfg.Policy.Holds() }
+
+// eventWithHold decides an event under the hold: first the held events this event chooses for
+// (in their order, before it), then the event itself, holding it for the destinations that wait.
+func (p *Processor) eventWithHold(r *kgo.Record, ev *schemas.Event, st *consent.State, key []byte, batch *stagedState) ([]*kgo.Record, error) {
+	var recs []*kgo.Record
+	user := ev.UserKey()
+	if batch.hasHeld(r.Partition, user) {
+		released, err := p.releaseChosen(batch, r.Partition, user, st, func(dest string) (bool, bool) {
+			return consent.ChoiceFor(ev, p.cfg.Policy, dest)
+		}, releaseChoice)
+		if err != nil {
+			return nil, err
+		}
+		recs = released
+	}
+	pending := consent.Pending(ev, st, p.cfg.Policy)
+	if len(pending) == 0 {
+		return append(recs, p.decideKeyed(ev, st, key)...), nil
+	}
+	recs = p.decideFor(recs, ev, st, key, func(dest string) bool { return !slices.Contains(pending, dest) }, 0)
+	held, err := p.hold(batch, r, user, pending, st)
+	return append(recs, held...), err
+}
+
+// hold adds the event to the user's held events; past the cap the oldest is decided at once.
+func (p *Processor) hold(batch *stagedState, r *kgo.Record, user string, dests []string, st *consent.State) ([]*kgo.Record, error) {
+	h, err := batch.heldOf(r.Partition, user)
+	if err != nil {
+		return nil, err
+	}
+	h.Events = append(h.Events, schemas.HeldEvent{Offset: r.Offset, ArrivedMs: p.now().UnixMilli(), Destinations: dests})
+	batch.keepBody(r.Partition, r.Offset, r.Value)
+	var recs []*kgo.Record
+	for len(h.Events) > p.cfg.Policy.Hold.MaxEventsPerUser {
+		if recs, err = p.decideHeld(recs, batch, r.Partition, h.Events[0], st, nil, releaseCap); err != nil {
+			return nil, err
+		}
+		batch.dropBody(r.Partition, h.Events[0].Offset)
+		h.Events = h.Events[1:]
+	}
+	batch.setHeld(r.Partition, h)
+	return recs, nil
+}
+
+// chooser says what a release's source chooses for a destination: granted, and whether it
+// chooses at all.
+type chooser func(dest string) (granted, ok bool)
+
+// releaseChosen decides, in arrival order, the user's held destinations that choose answers;
+// the others stay held. cause labels a grant; a refusal of a consent update counts as a
+// withdrawal.
+func (p *Processor) releaseChosen(batch *stagedState, partition int32, user string, st *consent.State, choose chooser, cause string) ([]*kgo.Record, error) {
+	h, err := batch.heldOf(partition, user)
+	if err != nil {
+		return nil, err
+	}
+	var recs []*kgo.Record
+	kept := h.Events[:0:0]
+	for _, e := range h.Events {
+		choices := map[string]bool{}
+		var rest []string
+		for _, dest := range e.Destinations {
+			if granted, ok := choose(dest); ok {
+				choices[dest] = granted
+			} else {
+				rest = append(rest, dest)
+			}
+		}
+		if len(choices) > 0 {
+			released := e
+			released.Destinations = slices.DeleteFunc(slices.Clone(e.Destinations), func(d string) bool { return slices.Contains(rest, d) })
+			if recs, err = p.decideHeld(recs, batch, partition, released, st, choices, cause); err != nil {
+				return nil, err
+			}
+		}
+		if len(rest) == 0 {
+			batch.dropBody(partition, e.Offset)
+			continue
+		}
+		e.Destinations = rest
+		kept = append(kept, e)
+	}
+	h.Events = kept
+	batch.setHeld(partition, h)
+	return recs, nil
+}
+
+// releaseAll decides every held event of the user as without a hold (erasure, a user whose
+// every held purpose a consent update chose is handled by releaseChosen).
+func (p *Processor) releaseAll(batch *stagedState, partition int32, user string, st *consent.State, cause string, due func(schemas.HeldEvent) bool) ([]*kgo.Record, error) {
+	h, err := batch.heldOf(partition, user)
+	if err != nil {
+		return nil, err
+	}
+	var recs []*kgo.Record
+	kept := h.Events[:0:0]
+	for _, e := range h.Events {
+		if !due(e) {
+			kept = append(kept, e)
+			continue
+		}
+		if recs, err = p.decideHeld(recs, batch, partition, e, st, nil, cause); err != nil {
+			return nil, err
+		}
+		batch.dropBody(partition, e.Offset)
+	}
+	h.Events = kept
+	batch.setHeld(partition, h)
+	return recs, nil
+}
+
+// releaseByUpdate decides the user's held events a consent update covers: an erasure all of
+// them, a choice those of the purposes it names.
+func (p *Processor) releaseByUpdate(batch *stagedState, partition int32, u *schemas.ConsentUpdate) ([]*kgo.Record, error) {
+	if !batch.hasHeld(partition, u.UserKey) {
+		return nil, nil
+	}
+	st, err := p.committedState(batch, partition, u.UserKey)
+	if err != nil {
+		return nil, err
+	}
+	if st != nil && st.Erased {
+		return p.releaseAll(batch, partition, u.UserKey, st, releaseErasure, func(schemas.HeldEvent) bool { return true })
+	}
+	return p.releaseChosen(batch, partition, u.UserKey, st, func(dest string) (bool, bool) {
+		d := p.cfg.Policy.Destinations[dest]
+		if d == nil {
+			return false, false
+		}
+		granted, ok := u.Consent[d.Purpose]
+		return granted, ok
+	}, releaseChoice)
+}
+
+// committedState is the user's state as of this point of the batch, for the engine.
+func (p *Processor) committedState(batch *stagedState, partition int32, user string) (*consent.State, error) {
+	u, known, err := batch.lookup(partition, user)
+	if err != nil || !known {
+		return nil, err
+	}
+	return p.state.book.decisionState(u.refused(), u.erased), nil
+}
+
+// releaseDue decides the held events past the window, at most every holdScanEvery (and on
+// every call with force): the window's timer.
+func (p *Processor) releaseDue(batch *stagedState, force bool) ([]*kgo.Record, error) {
+	now := p.now()
+	if !p.holding() || (!force && now.Before(p.nextHoldScan)) {
+		return nil, nil
+	}
+	p.nextHoldScan = now.Add(holdScanEvery)
+	cutoff := now.Add(-p.cfg.Policy.Hold.Window).UnixMilli()
+	due, oldest := p.state.holds.due(cutoff)
+	p.metrics.oldestHold.Set(ageSeconds(now, oldest))
+	var recs []*kgo.Record
+	for partition, users := range due {
+		for _, user := range users {
+			st, err := p.committedState(batch, partition, user)
+			if err != nil {
+				return nil, err
+			}
+			more, err := p.releaseAll(batch, partition, user, st, releaseWindow, func(e schemas.HeldEvent) bool { return e.ArrivedMs <= cutoff })
+			if err != nil {
+				return nil, err
+			}
+			recs = append(recs, more...)
+		}
+	}
+	return recs, nil
+}
+
+// holdsDue reports whether the window's timer has anything to release now.
+func (p *Processor) holdsDue() bool {
+	if !p.holding() || p.now().Before(p.nextHoldScan) {
+		return false
+	}
+	due, _ := p.state.holds.due(p.now().Add(-p.cfg.Policy.Hold.Window).UnixMilli())
+	return len(due) > 0
+}
+
+func ageSeconds(now time.Time, sinceMs int64) float64 {
+	if sinceMs == 0 {
+		return 0
+	}
+	return max(0, now.Sub(time.UnixMilli(sinceMs)).Seconds())
+}
+
+// decideHeld decides a held event for its waiting destinations and appends the records: with
+// choices (destination → granted) as if the event had carried them, or as without a hold when
+// choices is nil. held_ms is how long it waited.
+func (p *Processor) decideHeld(recs []*kgo.Record, batch *stagedState, partition int32, e schemas.HeldEvent, st *consent.State, choices map[string]bool, cause string) ([]*kgo.Record, error) {
+	raw, err := batch.body(partition, e.Offset)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errState, err)
+	}
+	ev, err := schemas.Events.Decode(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: held event at offset %d: %w", errState, e.Offset, err)
+	}
+	heldMs := max(1, p.now().UnixMilli()-e.ArrivedMs)
+	key := []byte(ev.UserKey())
+	waiting := func(dest string) bool { return slices.Contains(e.Destinations, dest) }
+	if choices == nil {
+		recs = p.decideFor(recs, &ev, st, key, waiting, heldMs)
+	} else {
+		// One decision per group of destinations the choice treats alike (granted or not).
+		for _, granted := range []bool{true, false} {
+			purposes := map[string]bool{}
+			for dest, g := range choices {
+				if g == granted {
+					purposes[p.cfg.Policy.Destinations[dest].Purpose] = granted
+				}
+			}
+			if len(purposes) == 0 {
+				continue
+			}
+			chosen := consent.WithChoices(&ev, purposes)
+			recs = p.decideFor(recs, chosen, st, key, func(dest string) bool {
+				g, ok := choices[dest]
+				return ok && g == granted
+			}, heldMs)
+		}
+		for _, granted := range choices {
+			if !granted && cause == releaseChoice {
+				cause = releaseWithdrawal // a refusal, of the update or of a later event
+			}
+		}
+	}
+	p.metrics.releases.WithLabelValues(cause).Inc()
+	return recs, nil
+}
