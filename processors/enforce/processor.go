@@ -57,7 +57,28 @@ const catchUpTimeout = 30 * time.Second
 // New returns a processor for the configured policy.
 func New(cfg *config.Config, log *zap.Logger) *Processor {
 	state := newStateStore(filepath.Join(cfg.StatePath(), instance()), cfg.Dedup.Window)
-	return newProcessor(cfg, log.Named("processor"), state)
+	p := newProcessor(cfg, log.Named("processor"), state)
+	if skew, ok := testClockSkew(p.log); ok {
+		p.now = func() time.Time { return time.Now().Add(skew) }
+	}
+	return p
+}
+
+// testClockSkew is TOLLGATE_TEST_CLOCK_SKEW (a Go duration), the end-to-end tests' way to move
+// a processor's clock past a hold's window without waiting for it (docs/testing.md). It is for
+// tests only: every decision time moves with it.
+func testClockSkew(log *zap.Logger) (time.Duration, bool) {
+	v := os.Getenv("TOLLGATE_TEST_CLOCK_SKEW")
+	if v == "" {
+		return 0, false
+	}
+	skew, err := time.ParseDuration(v)
+	if err != nil {
+		log.Warn("TOLLGATE_TEST_CLOCK_SKEW is not a duration; ignored", zap.String("value", v))
+		return 0, false
+	}
+	log.Warn("the processor's clock is moved for a test", zap.Duration("skew", skew))
+	return skew, true
 }
 
 func newProcessor(cfg *config.Config, log *zap.Logger, state *stateStore) *Processor {
