@@ -19,7 +19,7 @@ import (
 // CMP signals choose it. Anything else (a refusal, GPC, erasure) is decided at once. Nil when the
 // policy holds nothing.
 func Pending(ev *schemas.Event, st *State, pol *policy.Policy) []string {
-	if ev == nil || pol == nil || !pol.Holds() {
+	if ev == nil || pol == nil || !pol.Holds() || !mayWait(ev, pol) {
 		return nil
 	}
 	d := newDecider(ev, st, pol, time.Time{}, "")
@@ -34,6 +34,21 @@ func Pending(ev *schemas.Event, st *State, pol *policy.Policy) []string {
 		}
 	}
 	return out
+}
+
+// mayWait is Pending's fast answer for nearly every event: false when the event's own consent
+// chooses every purpose a destination needs (nothing can wait), without building a decider.
+func mayWait(ev *schemas.Event, pol *policy.Policy) bool {
+	for _, name := range pol.Names {
+		d := pol.Destinations[name]
+		if d == nil || d.Purpose == policy.Necessary {
+			continue
+		}
+		if _, chosen := ev.Consent[d.Purpose]; !chosen {
+			return true
+		}
+	}
+	return false
 }
 
 // undecided reports whether dest's decision is "no choice yet": the deciding rule is

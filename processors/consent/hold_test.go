@@ -1,0 +1,42 @@
+package consent
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate-dev/tollgate/internal/policy"
+	"github.com/tollgate-dev/tollgate/schemas"
+)
+
+func TestPending(t *testing.T) {
+	pol := loadPolicy(t)
+	pol.Hold = &policy.Hold{Window: time.Minute, MaxEventsPerUser: 10}
+	ev := func(j string, c map[string]bool) *schemas.Event {
+		return &schemas.Event{EventID: "e", UserID: "u", Jurisdiction: j, Consent: c}
+	}
+	for _, tc := range []struct {
+		name string
+		ev   *schemas.Event
+		st   *State
+		want []string
+	}{
+		{"opt_in, no choice: every purpose but necessary waits", ev("EU", nil), nil, []string{"ga4", "gads", "meta", "tiktok"}},
+		{"a choice for one purpose", ev("EU", map[string]bool{"analytics": true}), nil, []string{"gads", "meta", "tiktok"}},
+		{"a refusal is a choice", ev("EU", map[string]bool{"analytics": false, "marketing": false}), nil, nil},
+		{"opt_out never waits", ev("US-CA", nil), nil, nil},
+		{"a recorded choice", ev("EU", nil), &State{Consent: map[string]bool{"marketing": false}}, []string{"ga4"}},
+		{"erased: decided at once", ev("EU", nil), &State{Erased: true}, nil},
+	} {
+		require.Equal(t, tc.want, Pending(tc.ev, tc.st, pol), tc.name)
+	}
+	pol.Hold = nil
+	require.Nil(t, Pending(ev("EU", nil), nil, pol), "no hold in the policy")
+
+	g, ok := ChoiceFor(ev("EU", map[string]bool{"marketing": true}), pol, "meta")
+	require.True(t, ok)
+	require.True(t, g)
+	_, ok = ChoiceFor(ev("EU", map[string]bool{"marketing": true}), pol, "ga4")
+	require.False(t, ok)
+}
