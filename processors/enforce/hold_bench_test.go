@@ -1,0 +1,81 @@
+package enforce
+
+import (
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tollgate-dev/tollgate/internal/policy"
+	"github.com/tollgate-dev/tollgate/schemas"
+)
+
+// BenchmarkHoldMillion measures what held events cost: it holds 1,000,000 events (five per user,
+// 200,000 users, one partition, in polls of 5,000) and reports the heap the index keeps and the
+// store's bytes on disk, per held event, after a checkpoint. Run it once:
+//
+//	go test -run '^$' -bench HoldMillion -benchtime 1x ./processors/enforce/
+func BenchmarkHoldMillion(b *testing.B) {
+	const users, perUser, poll = 200_000, 5, 5000
+	for range b.N {
+		p := newTestProcessor(b, 1)
+		p.cfg.Policy.Hold = &policy.Hold{Window: time.Hour, MaxEventsPerUser: 100}
+		ev := schemas.Event{Event: "page_view", Jurisdiction: "EU", TimestampMs: 1,
+			Context:    map[string]string{"page_url": `"https://shop.example/products/shoes?utm_source=news"`, "user_agent": `"Mozilla/5.0 (X11; Linux x86_64)"`},
+			Properties: map[string]string{"session_id": `"s-0123456789"`}}
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		offset := int64(0)
+		for start := 0; start < users*perUser; start += poll {
+			batch := p.state.begin()
+			p.tally.reset()
+			for i := start; i < start+poll; i++ {
+				ev.UserID, ev.EventID = fmt.Sprintf("user-%06d", i%users), fmt.Sprintf("ev-%07d", i)
+				r := &kgo.Record{Partition: 0, Offset: offset, Value: schemas.Events.MustEncode(&ev)}
+				offset++
+				if _, err := p.handle(r, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := p.state.commit(batch); err != nil {
+				b.Fatal(err)
+			}
+			p.release(batch)
+		}
+		if held := p.state.holds.held(); held != users*perUser {
+			b.Fatalf("held %d", held)
+		}
+		if err := p.state.store(0).Checkpoint(); err != nil {
+			b.Fatal(err)
+		}
+		debug.FreeOSMemory()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(users*perUser), "heap-B/held")
+		b.ReportMetric(float64(dirSize(b, p.state.partDir(0)))/float64(users*perUser), "disk-B/held")
+	}
+}
+
+func dirSize(b *testing.B, dir string) int64 {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil {
+			n += info.Size()
+		}
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
