@@ -118,8 +118,10 @@ func (p *Processor) releaseChosen(batch *stagedState, partition int32, user stri
 		e.Destinations = rest
 		kept = append(kept, e)
 	}
-	h.Events = kept
-	batch.setHeld(partition, h)
+	if len(recs) > 0 { // unchanged lists write no changelog record
+		h.Events = kept
+		batch.setHeld(partition, h)
+	}
 	return recs, nil
 }
 
@@ -142,8 +144,10 @@ func (p *Processor) releaseAll(batch *stagedState, partition int32, user string,
 		}
 		batch.dropBody(partition, e.Offset)
 	}
-	h.Events = kept
-	batch.setHeld(partition, h)
+	if len(kept) < len(h.Events) { // unchanged lists write no changelog record
+		h.Events = kept
+		batch.setHeld(partition, h)
+	}
 	return recs, nil
 }
 
@@ -192,6 +196,9 @@ func (p *Processor) releaseDue(batch *stagedState, force bool) ([]*kgo.Record, e
 	p.metrics.oldestHold.Set(ageSeconds(now, oldest))
 	var recs []*kgo.Record
 	for partition, users := range due {
+		if p.state.store(partition) == nil {
+			continue // given up since the scan
+		}
 		for _, user := range users {
 			st, err := p.committedState(batch, partition, user)
 			if err != nil {
