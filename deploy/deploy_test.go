@@ -366,7 +366,8 @@ func TestGrafanaDashboard(t *testing.T) {
 	}
 	for _, m := range []string{"tollgate_consumer_group_lag", "tollgate_ingest_accepted_events_total", "tollgate_processor_decisions_total",
 		"tollgate_received_events_total", "tollgate_sent_events_total", "tollgate_errors_total", "tollgate_discarded_events_total",
-		"tollgate_sink_sent_events_total", "tollgate_audit_rows_written_total", "tollgate_kafka_buffered_produce_records_total"} {
+		"tollgate_sink_sent_events_total", "tollgate_audit_rows_written_total", "tollgate_kafka_buffered_produce_records_total",
+		"tollgate_processor_held_events", "tollgate_processor_hold_releases_total", "tollgate_processor_oldest_hold_seconds"} {
 		require.True(t, charted[m], "the dashboard charts %s", m)
 	}
 }
