@@ -28,9 +28,20 @@ type template struct{ body []byte }
 // health pages). Event j's id is <prefix><seq>-<j>; with sampled, event 0's id starts with "s"
 // instead, which the end-to-end latency poller looks for.
 func newTemplate(prefix string, n int, sampled bool) template {
-	evs := sample.Events(7, n, max(n/2, 1), time.Now().Add(-time.Minute))
+	return templateOf(sampleEvents(n), prefix, 0, sampled)
+}
+
+// sampleEvents are n sample events over n/2 users (seed 7, so their user ids are u-7-N/a-7-N,
+// which templateOf makes fresh per request).
+func sampleEvents(n int) []sample.Event {
+	return sample.Events(7, n, max(n/2, 1), time.Now().Add(-time.Minute))
+}
+
+// templateOf turns events into a request body template: event j's id is
+// <prefix><seq>-<first+j>, and the users' ids carry the request's sequence number.
+func templateOf(evs []sample.Event, prefix string, first int, sampled bool) template {
 	for j := range evs {
-		evs[j].EventID = fmt.Sprintf("%s%s-%04d", prefix, placeholder, j)
+		evs[j].EventID = fmt.Sprintf("%s%s-%04d", prefix, placeholder, first+j)
 		if sampled && j == 0 {
 			evs[j].EventID = "s" + placeholder
 		}
@@ -42,7 +53,7 @@ func newTemplate(prefix string, n int, sampled bool) template {
 		}
 	}
 	var v any = evs[0]
-	if n > 1 {
+	if len(evs) > 1 {
 		v = map[string]any{"batch": evs}
 	}
 	b, err := json.Marshal(v)

@@ -11,6 +11,8 @@
 //     at a fixed event rate, for 1 event in each 100-event batch (polled every 100 ms);
 //   - components: peak RSS (VmHWM) and CPU seconds (utime+stime) of each process, and CPU
 //     seconds per 1,000 events;
+//   - late_choice (with -late-choice or -hold, hold.go): the batched phase's users answer the
+//     banner late, with or without the policy's hold;
 //   - kafka_records_per_event, clickhouse_rows_per_event: what the run left in its topics (from
 //     their offsets, per topic) and tables, per event (records.go).
 //
@@ -43,12 +45,12 @@ type options struct {
 	bin, brokers, chNative, chHTTP, policy, profileDir string
 	profilePhase, servicesDir, comparePath             string
 	kafkaGCLog                                         string
-	batchDur, latDur, e2eDur, oneLatency               time.Duration
+	batchDur, latDur, e2eDur, oneLatency, lateChoice   time.Duration
 	conns, batchSize, partitions                       int
 	oneEvents, oneConcurrency                          int
 	workerNice, clickhouseNice                         int
 	latRate, e2eRate                                   float64
-	keep, onlyOneByOne, repair                         bool
+	keep, onlyOneByOne, repair, hold                   bool
 }
 
 func main() {
@@ -77,11 +79,17 @@ func main() {
 	flag.Float64Var(&o.e2eRate, "e2e-rate", 20000, "events per second in the end-to-end latency phase (100-event batches)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run's topics and database")
 	flag.BoolVar(&o.repair, "repair", false, "run a `tollgate repair` of the batched phase's traffic through the latency phases (repair.go); compare with a run without it")
+	flag.DurationVar(&o.lateChoice, "late-choice", 0, "batched phase as behind an opt-in banner (hold.go): each user's first events carry no choice and "+
+		"the choice follows this long after (0: off); compare -hold with a run of the same traffic without it")
+	flag.BoolVar(&o.hold, "hold", false, "hold events before the choice (policy hold: window "+holdWindow+"; CONTRACT §9); sets -late-choice 1s unless given")
 	flag.IntVar(&o.workerNice, "worker-nice", 10, "CPU niceness of the processor, sink and audit processes (ingest keeps 0), so that "+
 		"a draining backlog yields the cores to ingest's requests, as docs/operations.md advises; 0 runs all alike")
 	flag.IntVar(&o.clickhouseNice, "clickhouse-nice", 10, "CPU niceness of the running ClickHouse server (found by its pid file under -services-dir) for the "+
 		"bench's duration, put back at the end: it is the audit writer's backlog too, and at 0 it takes the cores from ingest; 0 leaves it alone")
 	flag.Parse()
+	if o.hold && o.lateChoice == 0 {
+		o.lateChoice = time.Second
+	}
 	if o.kafkaGCLog == "" {
 		o.kafkaGCLog = filepath.Join(o.servicesDir, "kafka", "logs", "gc.log")
 	}
@@ -195,7 +203,7 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 
 	// Warm up: connections, consumer groups joined, the audit tables created.
 	logf("warming up")
-	warm := newTemplate("w", 100, false)
+	warm := o.template("w", 100, false)
 	wp := newPoster(base, "wk_bench", 2)
 	acc, st := closedLoop(ctx, wp, warm, 100, 2, 3*time.Second, &seq)
 	if st.errors() > 0 || acc == 0 {
@@ -246,7 +254,15 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	profile("batched")
 	bp := newPoster(base, "wk_bench", o.conns)
 	t0 := time.Now()
-	accepted, bst := closedLoop(ctx, bp, newTemplate("b", o.batchSize, false), o.batchSize, o.conns, o.batchDur, &seq)
+	var accepted int64
+	var bst *statuses
+	if o.lateChoice > 0 {
+		var unanswered int64
+		accepted, unanswered, bst = closedLoopLate(ctx, bp, newLateTraffic("b", o.batchSize), o.batchSize, o.conns, o.batchDur, o.lateChoice, &seq)
+		report["late_choice"] = lateChoiceReport(o, unanswered)
+	} else {
+		accepted, bst = closedLoop(ctx, bp, newTemplate("b", o.batchSize, false), o.batchSize, o.conns, o.batchDur, &seq)
+	}
 	tIngest := time.Since(t0)
 	profile("drain")
 	report["ingest_batched"] = map[string]any{
@@ -358,7 +374,7 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 // send time, how late the load generator began them, and the broker's pauses meanwhile.
 func singleEvents(ctx context.Context, o options, base, idPrefix string, seq *atomic.Int64) (map[string]any, int64) {
 	p := newPoster(base, "wk_bench", 256)
-	single := newTemplate(idPrefix, 1, false)
+	single := o.template(idPrefix, 1, false)
 	from := time.Now()
 	var lags sendLags
 	lat, st, sent := openLoop(ctx, o.latRate, o.latDur, 256, func(_ int64, intended time.Time) int {
@@ -379,7 +395,7 @@ func singleEvents(ctx context.Context, o options, base, idPrefix string, seq *at
 func e2eLatency(ctx context.Context, o options, ch chClient, db, base string, seq *atomic.Int64) map[string]any {
 	logf("end-to-end latency: %.0f events/s in 100-event batches for %s", o.e2eRate, o.e2eDur)
 	const per = 100
-	tpl := newTemplate("e", per, true)
+	tpl := o.template("e", per, true)
 	p := newPoster(base, "wk_bench", 128)
 	var mu sync.Mutex
 	intended := map[string]time.Time{}
@@ -481,6 +497,7 @@ func writeConfig(dir string, o options, prefix, db, ingestAddr string, stand map
 		return err
 	}
 	p := strings.NewReplacer("127.0.0.1:9101", stand["ga4"], "127.0.0.1:9102", stand["meta"], "127.0.0.1:9103", stand["webhook"]).Replace(string(pol))
+	p = setHold(p, o.hold)
 	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(p), 0o600); err != nil {
 		return err
 	}
