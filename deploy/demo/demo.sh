@@ -15,7 +15,7 @@ export TOLLGATE_CLICKHOUSE_DATABASE="tollgate_demo"
 # Demo secrets: the policy names the variables, never the values.
 export GA4_API_SECRET=demo-ga4-secret META_TOKEN=demo-meta-token OPS_HOOK_SECRET=whsec_ZGVtby1vcHMtc2VjcmV0
 
-STEPS=6
+STEPS=8
 step_n=0
 t0=$SECONDS
 step() { step_n=$((step_n + 1)); printf '\n==> [%d/%d %3ds] %s\n' "$step_n" "$STEPS" "$((SECONDS - t0))" "$*"; }
@@ -47,9 +47,18 @@ printf '\r    ingest is ready%40s\n' ""
 
 step "sending sample traffic through POST /v1/events"
 go run ./deploy/demo/traffic -events 300 -users 40
-expected=$((300 * 3))
+
+# The banner: three visitors browse before answering it. The policy's hold (hold: in
+# policy.yaml, CONTRACT §9) keeps their first events until the choice instead of blocking them.
+step "three visitors browse before answering the consent banner (the policy holds their events)"
+VISITORS="visitor-$RUN"
+banner=$(go run ./deploy/demo/traffic -banner "$VISITORS" | tee /dev/stderr | awk '/events accepted/ {print $2}')
+expected=$(((300 + banner) * 3))
 
 step "waiting for $expected decisions in ClickHouse"
+# Events of users who never chose are decided (blocked, no_consent) when the hold's window
+# passes: 30 s in the demo policy, so the count ends about that long after the traffic.
+echo "    events of users who never chose wait out the hold's 30 s window"
 count() { curl -fsS 'http://127.0.0.1:8123/' --data-binary "SELECT count() FROM $TOLLGATE_CLICKHOUSE_DATABASE.decisions FINAL" 2>/dev/null || echo 0; }
 for i in $(seq 1 120); do
   n=$(count)
@@ -68,9 +77,26 @@ for i in $(seq 1 30); do
 done
 end=$(date +%s.%N)
 
+step "the banner: events sent before the click reached the vendors after it"
+ch() { curl -fsS 'http://127.0.0.1:8123/' --data-binary "$1"; }
+ch "SELECT user_key AS visitor, event_name AS event, formatDateTime(event_time, '%T') AS sent, destination, outcome, reason,
+    round(held_ms / 1000, 1) AS held_s, delivered
+  FROM (SELECT user_key, event_id, event_name, destination, outcome, reason, held_ms, event_time
+    FROM $TOLLGATE_CLICKHOUSE_DATABASE.decisions FINAL WHERE user_key LIKE '$VISITORS-%' AND destination != 'ops')
+  ANY LEFT JOIN (SELECT event_id, destination, formatDateTime(max(at), '%T') AS delivered
+    FROM $TOLLGATE_CLICKHOUSE_DATABASE.deliveries WHERE status = 'delivered' GROUP BY event_id, destination)
+  USING (event_id, destination)
+  ORDER BY user_key, event_time, event_id, destination FORMAT PrettyCompactNoEscapes"
+cat <<EOT
+$VISITORS-accepts: the five events sent before "Accept all" were held (held_s) and then
+delivered to ga4 and meta, before the purchase sent after the click. -rejects: blocked with the
+refusal's reason. -never-answers: blocked, no_consent, once the 30 s window passed. See one
+visitor as the privacy team would: $BIN audit user --config $CONFIG --id $VISITORS-accepts
+EOT
+
 step "report (read back from ClickHouse)"
 $BIN audit summary --config "$CONFIG"
-printf '\n300 events in, %s decisions, %s final deliveries, %.1f s from start to report\n' "$(count)" "$d" "$(awk "BEGIN{print $end - $start}")"
+printf '\n%s events in, %s decisions, %s final deliveries, %.1f s from start to report\n' "$((300 + banner))" "$(count)" "$d" "$(awk "BEGIN{print $end - $start}")"
 
 cat <<EOT
 
