@@ -139,6 +139,9 @@ type UserDecision struct {
 	RunID          string    `json:"run_id"`
 	ConsentSource  string    `json:"consent_source"`
 	ConsentProof   string    `json:"consent_proof"`
+	// HeldMs is how long the event waited for the user's choice under the policy's hold (0:
+	// not held; decided_at is when the hold released it).
+	HeldMs uint32 `json:"held_ms"`
 }
 
 // UserDecisions answers "what did we send where about this user, and under what consent": the
@@ -146,7 +149,7 @@ type UserDecision struct {
 // (0: no limit).
 func (db *DB) UserDecisions(ctx context.Context, userKey string, limit int) ([]UserDecision, error) {
 	q := db.userLive(`event_time, decided_at, event_id, event_name, destination, outcome, reason, purpose,
-			jurisdiction, gpc, fields_sent, fields_stripped, policy_version, run_id, consent_source, consent_proof`, `
+			jurisdiction, gpc, fields_sent, fields_stripped, policy_version, run_id, consent_source, consent_proof, held_ms`, `
 		ORDER BY event_time, event_id, destination`)
 	if limit > 0 {
 		q += " LIMIT " + strconv.Itoa(limit)
@@ -155,7 +158,7 @@ func (db *DB) UserDecisions(ctx context.Context, userKey string, limit int) ([]U
 		var gpc uint8
 		if err := rows.Scan(&d.EventTime, &d.DecidedAt, &d.EventID, &d.EventName, &d.Destination, &d.Outcome,
 			&d.Reason, &d.Purpose, &d.Jurisdiction, &gpc, &d.FieldsSent, &d.FieldsStripped, &d.PolicyVersion, &d.RunID,
-			&d.ConsentSource, &d.ConsentProof); err != nil {
+			&d.ConsentSource, &d.ConsentProof, &d.HeldMs); err != nil {
 			return err
 		}
 		d.GPC = gpc == 1

@@ -17,6 +17,10 @@ type AccessGroup struct {
 	// PolicyVersions and FieldsSent are the distinct policy versions and field paths (never
 	// values) of the group's decisions.
 	PolicyVersions, FieldsSent []string
+	// Held counts the group's decisions whose event waited for the user's choice under the
+	// policy's hold; HeldMaxMs is the longest wait.
+	Held      uint64
+	HeldMaxMs uint32
 }
 
 // AccessDeliveries counts a user's forwarded events of one destination by the status of their
@@ -42,13 +46,13 @@ func (db *DB) UserAccess(ctx context.Context, user string) (*UserAccess, error) 
 	var err error
 	a.Decisions, err = readRows(ctx, db, "access report decisions", func(rows driver.Rows, g *AccessGroup) error {
 		if err := rows.Scan(&g.Destination, &g.Outcome, &g.Reason, &g.Purpose, &g.Count, &g.First, &g.Last,
-			&g.PolicyVersions, &g.FieldsSent); err != nil {
+			&g.PolicyVersions, &g.FieldsSent, &g.Held, &g.HeldMaxMs); err != nil {
 			return err
 		}
 		g.First, g.Last = g.First.UTC(), g.Last.UTC()
 		return nil
 	}, db.userLive(`destination, outcome, reason, purpose, count(), min(event_time), max(event_time),
-			groupUniqArray(policy_version), groupUniqArrayArray(fields_sent)`, `
+			groupUniqArray(policy_version), groupUniqArrayArray(fields_sent), countIf(held_ms > 0), max(held_ms)`, `
 		GROUP BY destination, outcome, reason, purpose`), user)
 	if err != nil {
 		return nil, err

@@ -16,13 +16,19 @@ func reportDecision(id, user, dest, outcome, reason, run string, decided time.Ti
 		Purpose: "marketing", Jurisdiction: "EU", FieldsSent: fields, FieldsStripped: []string{}, PolicyVersion: "v1", RunID: run}
 }
 
+// held is d as the hold released it after ms milliseconds.
+func held(d schemas.Decision, ms int64) schemas.Decision {
+	d.HeldMs = ms
+	return d
+}
+
 func TestUserReportAndBlocked(t *testing.T) {
 	t.Parallel()
 	db := openDB(t, testConfig(t))
 	ctx := context.Background()
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	ds := []schemas.Decision{
-		reportDecision("1", "ann", "meta", "forwarded", "consented", "", now.Add(-3*time.Hour), "context.page_url"),
+		held(reportDecision("1", "ann", "meta", "forwarded", "consented", "", now.Add(-3*time.Hour), "context.page_url"), 2400),
 		reportDecision("1", "ann", "ga4", "blocked", "no_consent", "", now.Add(-3*time.Hour)),
 		reportDecision("2", "ann", "meta", "blocked", "gpc", "", now.Add(-2*time.Hour)),
 		reportDecision("3", "bob", "meta", "blocked", "gpc", "", now.Add(-time.Hour)),
@@ -43,6 +49,8 @@ func TestUserReportAndBlocked(t *testing.T) {
 	require.Nil(t, rep[0].Delivery, "blocked: never attempted")
 	require.Equal(t, &UserDelivery{Attempts: 2, Status: "delivered", HTTPStatus: 200, At: now.Add(-160 * time.Minute)}, rep[1].Delivery)
 	require.Equal(t, []string{"context.page_url"}, rep[1].FieldsSent)
+	require.Equal(t, uint32(2400), rep[1].HeldMs, "held 2.4 s for the choice")
+	require.Zero(t, rep[0].HeldMs)
 	require.Equal(t, "gpc", rep[2].Reason)
 	require.Nil(t, rep[2].Delivery)
 

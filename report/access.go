@@ -57,6 +57,12 @@ type AccessDestination struct {
 	BlockedBy      map[string]uint64 `json:"blocked_by_reason"`
 	Deliveries     map[string]uint64 `json:"deliveries"` // events by the status of their last attempt
 	PolicyVersions []string          `json:"policy_versions"`
+	// EventsHeld counts the events that waited for the user's choice under the policy's hold
+	// (docs/consent.md "Events before the choice"), EventsHeldSent those of them sent once the
+	// choice allowed it; HeldMaxMs is the longest wait.
+	EventsHeld     uint64 `json:"events_held"`
+	EventsHeldSent uint64 `json:"events_held_sent"`
+	HeldMaxMs      uint32 `json:"held_max_ms"`
 }
 
 // BuildAccess reads what the audit trail holds about user (user_id, or anonymous_id for an
@@ -87,8 +93,11 @@ func BuildAccess(ctx context.Context, db *audit.DB, pol *policy.Policy, user str
 	versions := map[string]bool{}
 	for _, g := range ua.Decisions {
 		d := dest(g.Destination)
+		d.EventsHeld += g.Held
+		d.HeldMaxMs = max(d.HeldMaxMs, g.HeldMaxMs)
 		if g.Outcome == "forwarded" {
 			d.EventsSent += g.Count
+			d.EventsHeldSent += g.Held
 		} else {
 			d.EventsBlocked += g.Count
 			d.BlockedBy[g.Reason] += g.Count

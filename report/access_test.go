@@ -67,14 +67,20 @@ type decision struct {
 // insertDecision writes one live decision (INSERT ... SELECT: 18.16 hangs on inline VALUES).
 func insertDecision(t testing.TB, db *audit.DB, d decision) {
 	t.Helper()
+	insertHeld(t, db, d, 0)
+}
+
+// insertHeld writes one live decision whose event waited heldMs for the user's choice.
+func insertHeld(t testing.TB, db *audit.DB, d decision, heldMs uint32) {
+	t.Helper()
 	if d.fields == nil {
 		d.fields = []string{}
 	}
 	require.NoError(t, db.Exec(context.Background(), "INSERT INTO `"+db.Database+"`.decisions "+
 		"(decision_id, event_id, user_key, destination, event_name, event_time, decided_at, outcome, reason, purpose, "+
-		"jurisdiction, gpc, fields_sent, fields_stripped, policy_version, run_id) "+
-		"SELECT ?, ?, ?, ?, 'purchase', toDateTime(?), toDateTime(?), ?, ?, ?, 'EU', 0, ?, [], ?, ''",
-		d.event+"/"+d.dest, d.event, d.user, d.dest, d.at.Unix(), d.at.Unix(), d.outcome, d.reason, d.purpose, d.fields, d.version))
+		"jurisdiction, gpc, fields_sent, fields_stripped, policy_version, run_id, held_ms) "+
+		"SELECT ?, ?, ?, ?, 'purchase', toDateTime(?), toDateTime(?), ?, ?, ?, 'EU', 0, ?, [], ?, '', toUInt32(?)",
+		d.event+"/"+d.dest, d.event, d.user, d.dest, d.at.Unix(), d.at.Unix(), d.outcome, d.reason, d.purpose, d.fields, d.version, heldMs))
 }
 
 func insertDelivery(t testing.TB, db *audit.DB, event, dest, status string, attempt int, at time.Time) {
@@ -145,6 +151,35 @@ func TestAccessReportFieldByField(t *testing.T) {
 		"properties.email": "e-mail address"}, a.Labels)
 	require.Contains(t, html.String(), `page address <small class="path"><code>context.page_url</code></small>`)
 	require.Contains(t, html.String(), `e-mail address <small class="path"><code>properties.email</code></small>`)
+	require.NotContains(t, html.String(), "waited for your choice", "no event was held")
+}
+
+// Events held for the user's choice (CONTRACT §9): counted per destination with the longest
+// wait and what became of them, in the JSON and in words in the HTML.
+func TestAccessReportHeldEvents(t *testing.T) {
+	db := openTestDB(t)
+	t0 := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	ga4 := func(event, outcome, reason string) decision {
+		return decision{event, "a-visitor", "ga4", outcome, reason, "analytics", "2026-11-01", t0, []string{"context.page_url"}}
+	}
+	insertHeld(t, db, ga4("e1", "forwarded", "consented"), 2400)
+	insertHeld(t, db, ga4("e2", "forwarded", "consented"), 1200)
+	insertHeld(t, db, ga4("e3", "blocked", "no_consent"), 30_000) // the window passed
+	insertDecision(t, db, ga4("e4", "forwarded", "consented"))    // carried its choice: not held
+
+	a, err := BuildAccess(context.Background(), db, testPolicy(t), "a-visitor", t0.Add(time.Hour))
+	require.NoError(t, err)
+	d := a.Destinations[0]
+	require.Equal(t, "ga4", d.Name)
+	require.Equal(t, uint64(3), d.EventsSent)
+	require.Equal(t, uint64(3), d.EventsHeld)
+	require.Equal(t, uint64(2), d.EventsHeldSent)
+	require.Equal(t, uint32(30_000), d.HeldMaxMs)
+	require.Zero(t, a.Destinations[1].EventsHeld, "meta had no decision")
+	var html bytes.Buffer
+	require.NoError(t, a.WriteHTML(&html))
+	require.Contains(t, html.String(), "<th>Events that waited for your choice</th><td>3, for up to 30.0 s; 2 sent once you chose, 1 withheld</td>")
+	require.Equal(t, 1, strings.Count(html.String(), "waited for your choice"), "only ga4 held events")
 }
 
 func TestAccessReportErasedUser(t *testing.T) {

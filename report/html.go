@@ -56,6 +56,8 @@ type accessDestView struct {
 	AccessDestination
 	Blocked  []string
 	Delivery []string
+	// Held says in words how the user's events waited for their choice ("" when none did).
+	Held string
 	// Sent and Hashed are FieldsSent and FieldsHashed in words (labels.go).
 	Sent, Hashed []fieldView
 }
@@ -75,6 +77,7 @@ func (a *Access) WriteHTML(w io.Writer) error {
 		for _, s := range sortedKeys(d.Deliveries) {
 			v.Delivery = append(v.Delivery, fmt.Sprintf("%s: %d", s, d.Deliveries[s]))
 		}
+		v.Held = heldText(d)
 		dests[i] = v
 	}
 	return pages.ExecuteTemplate(w, "access.html", map[string]any{
@@ -90,6 +93,25 @@ func (p *Processing) WriteHTML(w io.Writer) error {
 		"Purposes": p.Purposes, "Jurisdictions": p.Jurisdictions, "Sensitive": p.Sensitive, "Retention": p.Retention,
 		"Destinations": p.Destinations,
 	})
+}
+
+// heldText says how many of a destination's events waited for the user's choice, how long at
+// most, and what became of them; "" when none waited.
+func heldText(d AccessDestination) string {
+	if d.EventsHeld == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d, for up to %s; %d sent once you chose, %d withheld", d.EventsHeld, HeldDuration(d.HeldMaxMs),
+		d.EventsHeldSent, d.EventsHeld-d.EventsHeldSent)
+}
+
+// HeldDuration is a hold's length for a person (the access report, `tollgate audit user`):
+// seconds with one decimal below a minute, else rounded to the second ("2m30s").
+func HeldDuration(ms uint32) string {
+	if ms < 60_000 {
+		return fmt.Sprintf("%.1f s", float64(ms)/1000)
+	}
+	return (time.Duration(ms) * time.Millisecond).Round(time.Second).String()
 }
 
 func sortedKeys(m map[string]uint64) []string {

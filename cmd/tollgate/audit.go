@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tollgate-dev/tollgate/audit"
+	"github.com/tollgate-dev/tollgate/report"
 )
 
 func newAuditCmd() *cobra.Command {
@@ -153,7 +154,7 @@ func newAuditUserCmd() *cobra.Command {
 			if format == formatJSON {
 				return writeJSON(out, map[string]any{"user": id, "received_data": nonNil(recipients), "decisions": nonNil(rows)})
 			}
-			t := table{header: []string{"destination", "event_time", "event", "event_id", "outcome", "reason", "purpose",
+			t := table{header: []string{"destination", "event_time", "event", "event_id", "outcome", "reason", "held", "purpose",
 				"jurisdiction", "gpc", "consent_source", "consent_proof", "fields_sent", "policy_version", "delivery", "attempts"}}
 			for _, r := range rows {
 				status, attempts := "-", ""
@@ -163,18 +164,41 @@ func newAuditUserCmd() *cobra.Command {
 						status += " (" + strconv.Itoa(int(d.HTTPStatus)) + ")"
 					}
 				}
-				t.add(r.Destination, r.EventTime.Format(time.RFC3339), r.EventName, r.EventID, r.Outcome, r.Reason, r.Purpose,
+				t.add(r.Destination, r.EventTime.Format(time.RFC3339), r.EventName, r.EventID, r.Outcome, r.Reason, held(r.HeldMs), r.Purpose,
 					r.Jurisdiction, strconv.FormatBool(r.GPC), orDash(r.ConsentSource), orDash(r.ConsentProof), list(r.FieldsSent), r.PolicyVersion, status, attempts)
 			}
 			if format == formatCSV {
 				return t.writeCSV(out)
 			}
-			fmt.Fprintf(out, "User %s: %d decisions (live traffic); data delivered to: %s\n\n", id, len(rows), list(recipients))
+			fmt.Fprintf(out, "User %s: %d decisions (live traffic)%s; data delivered to: %s\n\n", id, len(rows), heldSummary(rows), list(recipients))
 			return t.writeText(out)
 		})
 	cmd.Flags().StringVar(&id, "id", "", "the user key: user_id, or anonymous_id for an anonymous user (required)")
 	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many decisions, oldest first (0: all)")
 	return cmd
+}
+
+// held is the user table's held column: how long the event waited for the user's choice under
+// the policy's hold (docs/consent.md "Events before the choice"), "-" when it did not.
+func held(ms uint32) string {
+	if ms == 0 {
+		return "-"
+	}
+	return report.HeldDuration(ms)
+}
+
+// heldSummary is ", N held until the choice" when some of the user's decisions were held.
+func heldSummary(rows []audit.UserReportRow) string {
+	n := 0
+	for _, r := range rows {
+		if r.HeldMs > 0 {
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d held until the choice or the hold's window", n)
 }
 
 func newAuditBlockedCmd() *cobra.Command {

@@ -99,3 +99,14 @@ func TestWriteSummaryText(t *testing.T) {
 		"DESTINATION  STATUS  ATTEMPTS\n"+
 		"total                       0\n", b.String())
 }
+
+// `audit user` shows how long each held event waited for the choice, and counts them.
+func TestAuditUserHeldColumn(t *testing.T) {
+	require.Equal(t, "-", held(0))
+	require.Equal(t, "1.2 s", held(1234))
+	require.Equal(t, "30.0 s", held(30_000))
+	require.Equal(t, "10m0s", held(600_000))
+	rows := []audit.UserReportRow{{UserDecision: audit.UserDecision{HeldMs: 2400}}, {}, {UserDecision: audit.UserDecision{HeldMs: 1}}}
+	require.Equal(t, ", 2 held until the choice or the hold's window", heldSummary(rows))
+	require.Empty(t, heldSummary(rows[1:2]))
+}
