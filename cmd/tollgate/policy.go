@@ -141,6 +141,10 @@ func writeExplanation(out io.Writer, version string, ex []consent.Explanation) e
 	fmt.Fprintf(out, "policy version %s\n", version)
 	for _, e := range ex {
 		fmt.Fprintf(out, "\n%s (purpose %s, jurisdiction %s, model %s): %s, %s\n", e.Destination, e.Purpose, e.Jurisdiction, e.Model, e.Outcome, e.Reason)
+		if e.Held {
+			fmt.Fprintf(out, "  HELD: the user has made no choice about %s yet; the policy's hold keeps the event up to %s for it,\n"+
+				"  then decides it under the choice, or as above (%s, %s) if none arrives\n", e.Purpose, e.HoldWindow, e.Outcome, e.Reason)
+		}
 		for i, s := range e.Rules {
 			mark := "no"
 			switch {

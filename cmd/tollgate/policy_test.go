@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -58,6 +60,44 @@ func TestPolicyExplainEveryReason(t *testing.T) {
 		require.Contains(t, out.String(), tc.want)
 		require.Contains(t, out.String(), "DECIDES")
 	}
+}
+
+// The demo policy holds (hold: window 30s): explain says which destinations would wait for the
+// choice, in the text and in the JSON; an event that carries a choice is not held.
+func TestPolicyExplainSaysWhenHeld(t *testing.T) {
+	explain := func(event string, format string) string {
+		root := newRootCmd()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		f := t.TempDir() + "/e.json"
+		require.NoError(t, writeFile(f, event))
+		root.SetArgs([]string{"policy", "explain", "--config", "../../deploy/demo/config.yaml", "--event", f, "--format", format})
+		require.NoError(t, root.Execute())
+		return out.String()
+	}
+	text := explain(`{"event":"page","anonymous_id":"a","jurisdiction":"EU"}`, "text")
+	require.Contains(t, text, "ga4 (purpose analytics, jurisdiction EU, model opt_in): blocked, no_consent\n"+
+		"  HELD: the user has made no choice about analytics yet; the policy's hold keeps the event up to 30s for it,\n"+
+		"  then decides it under the choice, or as above (blocked, no_consent) if none arrives\n")
+	require.Equal(t, 2, strings.Count(text, "HELD:"), "ga4 and meta, not the necessary ops")
+
+	var js struct {
+		Destinations []struct {
+			Destination string
+			HoldWindow  string `json:"hold_window"`
+			Held        bool
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(explain(`{"event":"page","anonymous_id":"a","jurisdiction":"EU"}`, "json")), &js))
+	held := map[string]string{}
+	for _, d := range js.Destinations {
+		if d.Held {
+			held[d.Destination] = d.HoldWindow
+		}
+	}
+	require.Equal(t, map[string]string{"ga4": "30s", "meta": "30s"}, held)
+
+	require.NotContains(t, explain(`{"event":"page","anonymous_id":"a","jurisdiction":"EU","consent":{"analytics":true,"marketing":false}}`, "text"), "HELD")
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }

@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"slices"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/internal/policy"
@@ -99,6 +100,12 @@ type Explanation struct {
 	FieldsKept     []string `json:"fields_kept"`
 	FieldsStripped []string `json:"fields_stripped"`
 	FieldsHashed   []string `json:"fields_hashed"`
+	// Held is set when the processor would hold the event for this destination under the
+	// policy's hold (Pending: no choice about the purpose yet, opt_in) instead of deciding it
+	// now: Outcome and Reason are then what the event is decided as if no choice arrives
+	// within HoldWindow; a choice that does arrive decides it anew.
+	Held       bool   `json:"held"`
+	HoldWindow string `json:"hold_window,omitempty"`
 }
 
 // RuleNames lists the rules in decision order.
@@ -115,6 +122,7 @@ func Explain(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time) []
 		return nil
 	}
 	d := newDecider(ev, st, pol, now, "")
+	pending := Pending(ev, st, pol)
 	out := make([]Explanation, 0, len(outs))
 	for _, o := range outs {
 		dest := pol.Destinations[o.Decision.Destination]
@@ -132,6 +140,11 @@ func Explain(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time) []
 				hashed = append(hashed, p)
 			}
 		}
+		held := slices.Contains(pending, dest.Name)
+		window := ""
+		if held {
+			window = pol.Hold.WindowText
+		}
 		out = append(out, Explanation{
 			Destination:    dest.Name,
 			Purpose:        dest.Purpose,
@@ -143,6 +156,8 @@ func Explain(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time) []
 			FieldsKept:     o.Decision.FieldsSent,
 			FieldsStripped: o.Decision.FieldsStripped,
 			FieldsHashed:   hashed,
+			Held:           held,
+			HoldWindow:     window,
 		})
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
@@ -70,4 +71,39 @@ func TestExplainMatchesDecide(t *testing.T) {
 			require.Contains(t, e.FieldsHashed, "properties.email")
 		}
 	}
+}
+
+// Under the policy's hold, Explain marks the destinations whose decision would wait for the
+// user's choice (Pending's), with the window, and keeps the outcome the window's end gives.
+func TestExplainShowsHeldDestinations(t *testing.T) {
+	held := func(pol *policy.Policy, ev *schemas.Event, st *State) map[string]string {
+		out := map[string]string{}
+		for _, e := range Explain(ev, st, pol, decidedAt) {
+			if e.Held {
+				out[e.Destination] = e.HoldWindow + " " + e.Outcome + "/" + e.Reason
+			} else {
+				require.Empty(t, e.HoldWindow, e.Destination)
+			}
+		}
+		return out
+	}
+	pol := loadPolicy(t, "purposes:", "hold: {window: 2m}\npurposes:")
+	ev := baseEvent() // EU, no choice
+	got := held(pol, ev, nil)
+	require.Equal(t, "2m blocked/no_consent", got["ga4"])
+	require.Equal(t, "2m blocked/no_consent", got["meta"])
+	require.NotContains(t, got, "ops", "necessary is never held")
+	for dest := range got {
+		require.Contains(t, Pending(ev, nil, pol), dest, "Explain and Pending agree")
+	}
+	require.Len(t, got, len(Pending(ev, nil, pol)))
+
+	require.Empty(t, held(loadPolicy(t), ev, nil), "no hold in the policy: nothing held")
+	chose := baseEvent()
+	chose.Consent = map[string]bool{"analytics": true, "marketing": false}
+	require.Empty(t, held(pol, chose, nil), "an event carrying a choice is decided at once")
+	require.Empty(t, held(pol, ev, &State{Consent: map[string]bool{"analytics": false, "marketing": false}}), "a recorded refusal decides at once")
+	optOut := baseEvent()
+	optOut.Jurisdiction = "US-CA"
+	require.Empty(t, held(pol, optOut, nil), "opt_out jurisdictions hold nothing")
 }
