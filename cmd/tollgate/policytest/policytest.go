@@ -26,11 +26,14 @@ import (
 )
 
 // Expect is the decision a case expects for one destination. Fields, when given, is the exact set
-// of field paths sent.
+// of field paths sent. Held, when given, says whether the policy's hold keeps the event for the
+// user's choice (consent.Pending); Outcome and Reason are then what it is decided as when no
+// choice arrives in the window.
 type Expect struct {
 	Outcome string    `yaml:"outcome"`
 	Reason  string    `yaml:"reason"`
 	Fields  *[]string `yaml:"fields"`
+	Held    *bool     `yaml:"held"`
 }
 
 // Case is one test case file.
@@ -140,7 +143,7 @@ func LoadCase(file string, pol *policy.Policy) (*Case, error) {
 		return nil, caseError(file, eventNode, "event", "%v", err)
 	}
 	if expectNode == nil || expectNode.Kind != yaml.MappingNode || len(expectNode.Content) == 0 {
-		return nil, caseError(file, orNode(expectNode, root), "expect", "is required: a mapping of destination to {outcome, reason, fields}")
+		return nil, caseError(file, orNode(expectNode, root), "expect", "is required: a mapping of destination to {outcome, reason, fields, held}")
 	}
 	for i := 0; i+1 < len(expectNode.Content); i += 2 {
 		k, v := expectNode.Content[i], expectNode.Content[i+1]
@@ -148,7 +151,7 @@ func LoadCase(file string, pol *policy.Policy) (*Case, error) {
 			return nil, caseError(file, k, "expect."+k.Value, "not a destination of the policy (%s)", strings.Join(pol.Names, ", "))
 		}
 		var e Expect
-		if err := checkKeys(v, "outcome", "reason", "fields"); err != nil {
+		if err := checkKeys(v, "outcome", "reason", "fields", "held"); err != nil {
 			return nil, caseError(file, v, "expect."+k.Value, "%v", err)
 		}
 		if err := v.Decode(&e); err != nil {
@@ -237,11 +240,15 @@ func (c *Case) Run(pol *policy.Policy) Result {
 	for _, o := range consent.Decide(c.Event, c.State(), pol, now, "") {
 		got[o.Decision.Destination] = o.Decision
 	}
+	pending := consent.Pending(c.Event, c.State(), pol)
 	for _, dest := range c.expectOrder {
 		want, have := c.Expect[dest], got[dest]
 		if have.Outcome != want.Outcome || have.Reason != want.Reason {
 			res.Failures = append(res.Failures, fmt.Sprintf("%s: want %s/%s, got %s/%s", dest, want.Outcome, want.Reason, have.Outcome, have.Reason))
 			continue
+		}
+		if held := slices.Contains(pending, dest); want.Held != nil && *want.Held != held {
+			res.Failures = append(res.Failures, fmt.Sprintf("%s: want held %t, got %t", dest, *want.Held, held))
 		}
 		if want.Fields != nil {
 			w := slices.Clone(*want.Fields)

@@ -43,3 +43,18 @@ func TestEmptyDirIsAnError(t *testing.T) {
 	_, err := Load(t.TempDir(), demoPolicy(t))
 	require.ErrorContains(t, err, "no *.yaml case files")
 }
+
+// A case's held: says whether the policy's hold keeps the event for the destination; a wrong
+// one fails with both sides named, and it is checked only where given.
+func TestHeldExpectation(t *testing.T) {
+	pol := demoPolicy(t)
+	require.True(t, pol.Holds(), "the demo policy holds")
+	f := filepath.Join(t.TempDir(), "case.yaml")
+	require.NoError(t, os.WriteFile(f, []byte("event: {event: page, anonymous_id: a, jurisdiction: EU}\nexpect:\n"+
+		"  ga4: {outcome: blocked, reason: no_consent, held: false}\n"+
+		"  meta: {outcome: blocked, reason: no_consent}\n"+
+		"  ops: {outcome: forwarded, reason: necessary, held: true}\n"), 0o600))
+	c, err := LoadCase(f, pol)
+	require.NoError(t, err)
+	require.Equal(t, []string{"ga4: want held false, got true", "ops: want held true, got false"}, c.Run(pol).Failures)
+}
