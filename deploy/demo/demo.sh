@@ -50,9 +50,26 @@ go run ./deploy/demo/traffic -events 300 -users 40
 
 # The banner: three visitors browse before answering it. The policy's hold (hold: in
 # policy.yaml, CONTRACT §9) keeps their first events until the choice instead of blocking them.
+# The processor holds an event when it reads it, and held_ms counts from then: let it catch up
+# with the sample traffic first, so the visitors' events are held as they arrive (a processor
+# still joining its group would read events and choice in one batch, and hold them for 0 ms).
+caught_up() {
+  curl -fsS http://127.0.0.1:8080/metrics 2>/dev/null | awk -v g="group=\"${TOLLGATE_KAFKA_TOPIC_PREFIX}processor\"" '
+    index($0, "tollgate_consumer_group_lag{") == 1 && index($0, g) { seen = 1; lag += $NF }
+    END { exit !(seen && lag == 0) }'
+}
+for i in $(seq 1 120); do
+  caught_up && break
+  printf '\r    waiting for the consent processor to catch up %ds' "$((i / 2))"
+  sleep 0.5
+done
+printf '\r%60s\r' ""
 step "three visitors browse before answering the consent banner (the policy holds their events)"
 VISITORS="visitor-$RUN"
-banner=$(go run ./deploy/demo/traffic -banner "$VISITORS" | tee /dev/stderr | awk '/events accepted/ {print $2}')
+# (Not tee /dev/stderr: with the output sent to a file, that would reopen and truncate it.)
+banner_out=$(go run ./deploy/demo/traffic -banner "$VISITORS")
+echo "$banner_out"
+banner=$(awk '/events accepted/ {print $2}' <<<"$banner_out")
 expected=$(((300 + banner) * 3))
 
 step "waiting for $expected decisions in ClickHouse"
@@ -88,10 +105,11 @@ ch "SELECT user_key AS visitor, event_name AS event, formatDateTime(event_time, 
   USING (event_id, destination)
   ORDER BY user_key, event_time, event_id, destination FORMAT PrettyCompactNoEscapes"
 cat <<EOT
-$VISITORS-accepts: the five events sent before "Accept all" were held (held_s) and then
-delivered to ga4 and meta, before the purchase sent after the click. -rejects: blocked with the
-refusal's reason. -never-answers: blocked, no_consent, once the 30 s window passed. See one
-visitor as the privacy team would: $BIN audit user --config $CONFIG --id $VISITORS-accepts
+$VISITORS-accepts: the five events sent before "Accept all" were held (held_s) until the
+click, then decided under it, in their order and before the purchase sent after it, and
+delivered to ga4 and meta. -rejects: held, then blocked with the refusal's reason (withdrawn).
+-never-answers: blocked, no_consent, once the 30 s window passed. See one visitor as the privacy
+team would: $BIN audit user --config $CONFIG --id $VISITORS-accepts
 EOT
 
 step "report (read back from ClickHouse)"
