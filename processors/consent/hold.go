@@ -52,15 +52,24 @@ func mayWait(ev *schemas.Event, pol *policy.Policy) bool {
 }
 
 // undecided reports whether dest's decision is "no choice yet": the deciding rule is
-// event_consent and nothing chose the purpose.
+// event_consent, no later rule but the last would block it (a GPC signal, a GPP opt-out or
+// sensitive data block it whatever the choice: decided at once), and nothing chose the purpose.
 func (d *decider) undecided(dest *policy.Destination) bool {
+	waits := false
 	for i, name := range rules {
-		if _, ok := d.check(i, dest); ok {
-			if name != "event_consent" {
+		if _, ok := d.check(i, dest); !ok {
+			continue
+		}
+		if !waits && name != "event_consent" {
+			return false
+		}
+		if waits {
+			if name != "consented" {
 				return false
 			}
 			break
 		}
+		waits = true
 	}
 	if d.st != nil {
 		if _, recorded := d.st.Consent[dest.Purpose]; recorded {

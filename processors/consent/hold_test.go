@@ -28,6 +28,7 @@ func TestPending(t *testing.T) {
 		{"opt_out never waits", ev("US-CA", nil), nil, nil},
 		{"a recorded choice", ev("EU", nil), &State{Consent: map[string]bool{"marketing": false}}, []string{"ga4"}},
 		{"erased: decided at once", ev("EU", nil), &State{Erased: true}, nil},
+		{"GPC blocks sale destinations whatever the choice", func() *schemas.Event { e := ev("EU", nil); e.GPC = true; return e }(), nil, []string{"ga4", "gads"}},
 	} {
 		require.Equal(t, tc.want, Pending(tc.ev, tc.st, pol), tc.name)
 	}

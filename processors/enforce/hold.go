@@ -45,7 +45,7 @@ func (p *Processor) eventWithHold(r *kgo.Record, ev *schemas.Event, st *consent.
 	if batch.hasHeld(r.Partition, user) {
 		released, err := p.releaseChosen(batch, r.Partition, user, st, func(dest string) (bool, bool) {
 			return consent.ChoiceFor(ev, p.cfg.Policy, dest)
-		}, releaseChoice)
+		}, releaseChoice, "")
 		if err != nil {
 			return nil, err
 		}
@@ -56,21 +56,27 @@ func (p *Processor) eventWithHold(r *kgo.Record, ev *schemas.Event, st *consent.
 		return append(recs, p.decideKeyed(ev, st, key)...), nil
 	}
 	recs = p.decideFor(recs, ev, st, key, func(dest string) bool { return !slices.Contains(pending, dest) }, 0)
-	held, err := p.hold(batch, r, user, pending, st)
+	held, err := p.hold(batch, r, user, pending, st, ev.ReceivedMs)
 	return append(recs, held...), err
 }
 
 // hold adds the event to the user's held events; past the cap the oldest is decided at once.
-func (p *Processor) hold(batch *stagedState, r *kgo.Record, user string, dests []string, st *consent.State) ([]*kgo.Record, error) {
+// Its wait (held_ms, the window) counts from ingest's receipt, receivedMs, so time queued before
+// the processor counts too; from now when ingest did not record it.
+func (p *Processor) hold(batch *stagedState, r *kgo.Record, user string, dests []string, st *consent.State, receivedMs int64) ([]*kgo.Record, error) {
 	h, err := batch.heldOf(r.Partition, user)
 	if err != nil {
 		return nil, err
 	}
-	h.Events = append(h.Events, schemas.HeldEvent{Offset: r.Offset, ArrivedMs: p.now().UnixMilli(), Destinations: dests})
+	arrived := p.now().UnixMilli()
+	if receivedMs > 0 {
+		arrived = min(arrived, receivedMs)
+	}
+	h.Events = append(h.Events, schemas.HeldEvent{Offset: r.Offset, ArrivedMs: arrived, Destinations: dests})
 	batch.keepBody(r.Partition, r.Offset, r.Value)
 	var recs []*kgo.Record
 	for len(h.Events) > p.cfg.Policy.Hold.MaxEventsPerUser {
-		if recs, err = p.decideHeld(recs, batch, r.Partition, h.Events[0], st, nil, releaseCap); err != nil {
+		if recs, err = p.decideHeld(recs, batch, r.Partition, h.Events[0], st, nil, releaseCap, ""); err != nil {
 			return nil, err
 		}
 		batch.dropBody(r.Partition, h.Events[0].Offset)
@@ -87,7 +93,10 @@ type chooser func(dest string) (granted, ok bool)
 // releaseChosen decides, in arrival order, the user's held destinations that choose answers;
 // the others stay held. cause labels a grant; a refusal of a consent update counts as a
 // withdrawal.
-func (p *Processor) releaseChosen(batch *stagedState, partition int32, user string, st *consent.State, choose chooser, cause string) ([]*kgo.Record, error) {
+//
+// source, when set, is where the choice came from for the decisions' consent_source (a consent
+// update: consent_api); a later event's choice is the event's own, as the engine reads it.
+func (p *Processor) releaseChosen(batch *stagedState, partition int32, user string, st *consent.State, choose chooser, cause, source string) ([]*kgo.Record, error) {
 	h, err := batch.heldOf(partition, user)
 	if err != nil {
 		return nil, err
@@ -107,7 +116,7 @@ func (p *Processor) releaseChosen(batch *stagedState, partition int32, user stri
 		if len(choices) > 0 {
 			released := e
 			released.Destinations = slices.DeleteFunc(slices.Clone(e.Destinations), func(d string) bool { return slices.Contains(rest, d) })
-			if recs, err = p.decideHeld(recs, batch, partition, released, st, choices, cause); err != nil {
+			if recs, err = p.decideHeld(recs, batch, partition, released, st, choices, cause, source); err != nil {
 				return nil, err
 			}
 		}
@@ -139,7 +148,7 @@ func (p *Processor) releaseAll(batch *stagedState, partition int32, user string,
 			kept = append(kept, e)
 			continue
 		}
-		if recs, err = p.decideHeld(recs, batch, partition, e, st, nil, cause); err != nil {
+		if recs, err = p.decideHeld(recs, batch, partition, e, st, nil, cause, ""); err != nil {
 			return nil, err
 		}
 		batch.dropBody(partition, e.Offset)
@@ -171,7 +180,7 @@ func (p *Processor) releaseByUpdate(batch *stagedState, partition int32, u *sche
 		}
 		granted, ok := u.Consent[d.Purpose]
 		return granted, ok
-	}, releaseChoice)
+	}, releaseChoice, consent.SourceConsentAPI)
 }
 
 // committedState is the user's state as of this point of the batch, for the engine.
@@ -233,7 +242,7 @@ func ageSeconds(now time.Time, sinceMs int64) float64 {
 // decideHeld decides a held event for its waiting destinations and appends the records: with
 // choices (destination → granted) as if the event had carried them, or as without a hold when
 // choices is nil. held_ms is how long it waited.
-func (p *Processor) decideHeld(recs []*kgo.Record, batch *stagedState, partition int32, e schemas.HeldEvent, st *consent.State, choices map[string]bool, cause string) ([]*kgo.Record, error) {
+func (p *Processor) decideHeld(recs []*kgo.Record, batch *stagedState, partition int32, e schemas.HeldEvent, st *consent.State, choices map[string]bool, cause, source string) ([]*kgo.Record, error) {
 	raw, err := batch.body(partition, e.Offset)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errState, err)
@@ -259,8 +268,15 @@ func (p *Processor) decideHeld(recs []*kgo.Record, batch *stagedState, partition
 			if len(purposes) == 0 {
 				continue
 			}
-			chosen := consent.WithChoices(&ev, purposes)
-			recs = p.decideFor(recs, chosen, st, key, func(dest string) bool {
+			outs := consent.Decide(consent.WithChoices(&ev, purposes), st, p.cfg.Policy, p.now(), "")
+			if source != "" {
+				for i := range outs {
+					if _, chosen := choices[outs[i].Decision.Destination]; chosen && outs[i].Decision.ConsentSource != "" {
+						outs[i].Decision.ConsentSource = source
+					}
+				}
+			}
+			recs = p.appendDecided(recs, outs, key, func(dest string) bool {
 				g, ok := choices[dest]
 				return ok && g == granted
 			}, heldMs)

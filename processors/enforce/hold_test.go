@@ -159,6 +159,9 @@ func TestHoldReleasedByConsentUpdate(t *testing.T) {
 	holdRun(t, p, false, holdEvent(t, "u3", "a", nil), holdEvent(t, "u3", "b", nil))
 	got := holdRun(t, p, false, consentRecord(t, "u3", map[string]bool{"analytics": true}, false))
 	require.Equal(t, []string{"a", "b"}, got.filtered["ga4"])
+	for _, d := range decisionsOf(got.decisions, "ga4") {
+		require.Equal(t, "consent_api", d.ConsentSource, "the choice came from /v1/consent")
+	}
 	require.Empty(t, decisionsOf(got.decisions, "meta"), "marketing still waits")
 	require.Equal(t, 2, p.state.holds.held())
 	got = holdRun(t, p, false, consentRecord(t, "u3", map[string]bool{"marketing": false}, false))
