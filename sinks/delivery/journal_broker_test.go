@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,7 +30,9 @@ func TestJournalRecordsPerEvent(t *testing.T) {
 	slow := standin.Fault{Hang: 10 * time.Millisecond, Count: -1}
 	ga4.SetFailures(slow)
 	meta.SetFailures(slow)
-	e := newBrokerEnv(t, "  max_attempts: 3", fmt.Sprintf(ga4AndMetaPolicy, ga4.URL, meta.URL))
+	// A timeout far above the stand-ins' 10 ms: a request in doubt would make the counts moot.
+	policy := strings.ReplaceAll(fmt.Sprintf(ga4AndMetaPolicy, ga4.URL, meta.URL), "timeout: 300ms", "timeout: 10s")
+	e := newBrokerEnv(t, "  max_attempts: 3", policy)
 	d := e.followDeliveries()
 	var evs []*schemas.FilteredEvent
 	for i := range perUser {
