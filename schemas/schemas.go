@@ -260,7 +260,11 @@ var decodeAPI = avro.Config{MaxSliceAllocSize: MaxArrayItems}.Freeze()
 // newCodec returns the codec of a schema; previous are the texts of its earlier versions, oldest
 // first, which it keeps reading. The embedded schemas are fixed: any failure here is a build bug.
 func newCodec[T any](text string, previous ...string) *Codec[T] {
-	s := avro.MustParse(text)
+	return codecOf[T](avro.MustParse(text), previous...)
+}
+
+// codecOf is newCodec of a parsed schema.
+func codecOf[T any](s avro.Schema, previous ...string) *Codec[T] {
 	c, err := soe.NewCodecWithAPI(s, decodeAPI)
 	if err != nil {
 		panic(fmt.Sprintf("schemas: %v", err))

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/tollgate-dev/tollgate/schemas"
@@ -133,16 +132,16 @@ func (r *Runner) settleDoubts(ctx context.Context, source string, parts []int32)
 }
 
 // noOutcome closes an intent found without an outcome: its events in doubt.
-func (j *journal) noOutcome(in *schemas.JournalRecord, p int32, resend bool, now time.Time) {
-	rec := &schemas.JournalRecord{Kind: schemas.JournalOutcome, RequestID: in.RequestID, Destination: j.dest, Source: in.Source,
-		Writer: j.store.writer, AtMs: now.UnixMilli(), Resend: resend, Events: make([]schemas.JournalEvent, len(in.Events))}
+func (j *journal) noOutcome(in *schemas.JournalRequest, p int32, resend bool, now time.Time) {
+	q := schemas.JournalRequest{Kind: schemas.JournalOutcome, RequestID: in.RequestID, Source: in.Source, Partition: p,
+		AtMs: now.UnixMilli(), Resend: resend, Events: make([]schemas.JournalEvent, len(in.Events))}
 	var entries []schemas.LedgerEntry
 	for i, e := range in.Events {
-		rec.Events[i] = schemas.JournalEvent{EventID: e.EventID, DecidedMs: e.DecidedMs, Attempt: e.Attempt, Status: StatusInDoubt, Error: errNoOutcome, RunID: e.RunID}
+		q.Events[i] = schemas.JournalEvent{EventID: e.EventID, DecidedMs: e.DecidedMs, Attempt: e.Attempt, Status: StatusInDoubt, Error: errNoOutcome, RunID: e.RunID}
 		if !resend {
 			entries = append(entries, schemas.LedgerEntry{EventID: e.EventID, DecidedMs: e.DecidedMs, DeliveredMs: now.UnixMilli(), Attempt: e.Attempt})
 		}
 	}
 	j.store.remember(entries)
-	j.produce([]*kgo.Record{j.record(requestPart{id: in.RequestID, part: p}, rec)}, now, false)
+	j.enqueueOutcomes([]line{{req: q, answered: now}})
 }

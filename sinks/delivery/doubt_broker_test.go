@@ -76,10 +76,11 @@ func TestIntentWithoutOutcomeIsInDoubtAfterRestart(t *testing.T) {
 		require.NoError(t, err)
 		rec := &kgo.Record{Topic: e.cfg.Topic(config.DestTopic(dest)), Key: []byte(crashed.UserKey), Value: b}
 		require.NoError(t, e.cl.ProduceSync(context.Background(), rec).FirstErr())
-		intent := schemas.JournalRecord{Kind: schemas.JournalIntent, RequestID: "dead-" + dest, Destination: dest, Source: "main",
+		// A version 1 intent (an older sink's): read as one request of its record's partition.
+		intent := schemas.JournalRecordV1{Kind: schemas.JournalIntent, RequestID: "dead-" + dest, Destination: dest, Source: "main",
 			Writer: "a-dead-sink", AtMs: time.Now().UnixMilli(),
 			Events: []schemas.JournalEvent{{EventID: crashed.EventID, DecidedMs: crashed.DecidedMs, Attempt: 1}}}
-		jb, err := schemas.Journal.Encode(&intent)
+		jb, err := schemas.JournalV1.Encode(&intent)
 		require.NoError(t, err)
 		require.NoError(t, manual.ProduceSync(context.Background(), &kgo.Record{Topic: e.cfg.Topic(config.LedgerTopic(dest)),
 			Partition: rec.Partition, Key: []byte(intent.RequestID), Value: jb}).FirstErr())

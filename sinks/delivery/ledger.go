@@ -12,7 +12,8 @@ import (
 
 // The delivery ledger and journal of a destination, in four files by job:
 //
-//   - journal.go writes the journal: an intent before each request, its outcome after;
+//   - journal.go writes the journal: an intent before each request, its outcome after, the
+//     lines of the same moment in one record;
 //   - ledgerstore.go is the local store (pebble, with an in-memory filter, filter.go) of the
 //     events never to be sent again and of the intents still open;
 //   - ledgerfollow.go reads the journal topic into the store, and offers the catch-up a request
@@ -37,17 +38,18 @@ func (r *Runner) startLedger(ctx context.Context, g *errgroup.Group) (stop func(
 	if err != nil {
 		return nil, err
 	}
-	// No linger: an intent holds its request until Kafka has it, and the intents that arrive
-	// while one produce is in flight go together in the next (group commit).
+	// No linger: the journal's rounds are its own group commit (journal.go).
 	cl, err := kafka.NewClient(r.cfg, r.log, kgo.DefaultProduceTopic(l.topic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
 	if err != nil {
 		_ = l.close()
 		return nil, err
 	}
-	r.journal = &journal{store: l, cl: cl, dest: r.dest.Name, window: ledgerWindow.WithLabelValues(r.dest.Name)}
+	j := newJournal(l, cl, r.dest.Name, ledgerWindow.WithLabelValues(r.dest.Name))
+	r.journal = j
 	g.Go(func() error { return l.run(ctx, r.cfg) })
 	return func() {
+		j.closeWriter(shutdownGrace)
 		cl.Close()
 		if err := l.close(); err != nil {
 			r.log.Warn("delivery ledger: close", zap.Error(err))

@@ -40,7 +40,9 @@ func TestLedgerCheckMatchesWholeEntriesOnly(t *testing.T) {
 // Reading the journal back: an intent is kept open until its outcome; an outcome of this store's
 // process writes no entry again (remember stored them), another process's enters the events it
 // settled (delivered, or in doubt and not to be resent); an old per-event LedgerEntry still
-// enters its event. The partition's next offset is stored once per fetch.
+// enters its event. A record holds the requests of a moment, each naming its source partition
+// (not the record's); a version 1 record is one request of the record's own partition. The
+// partition's next offset is stored once per fetch.
 func TestLedgerReadBackOfTheJournal(t *testing.T) {
 	l := &ledgerStore{log: zap.NewNop(), writer: newWriterID()}
 	db, err := openStore(t.TempDir(), &l.bottom)
@@ -54,36 +56,54 @@ func TestLedgerReadBackOfTheJournal(t *testing.T) {
 		switch v := v.(type) {
 		case *schemas.JournalRecord:
 			b, err = schemas.Journal.Encode(v)
+		case *schemas.JournalRecordV1:
+			b, err = schemas.JournalV1.Encode(v)
 		case *schemas.LedgerEntry:
 			b, err = schemas.LedgerEntries.Encode(v)
 		}
 		require.NoError(t, err)
-		l.apply(&kgo.Record{Partition: 2, Offset: offset, Value: b})
+		l.apply(&kgo.Record{Partition: 1, Offset: offset, Value: b})
 		offset++
 	}
 	ev := func(id, status string) schemas.JournalEvent {
 		return schemas.JournalEvent{EventID: id, DecidedMs: decided, Attempt: 1, Status: status}
 	}
+	intent := func(id string, part int32, evs ...schemas.JournalEvent) schemas.JournalRequest {
+		return schemas.JournalRequest{Kind: schemas.JournalIntent, RequestID: id, Source: sourceMain, Partition: part, Events: evs}
+	}
+	outcome := func(id string, part int32, resend bool, evs ...schemas.JournalEvent) schemas.JournalRequest {
+		return schemas.JournalRequest{Kind: schemas.JournalOutcome, RequestID: id, Source: sourceMain, Partition: part, Resend: resend, Events: evs}
+	}
 	other := "another-process"
-	read(&schemas.JournalRecord{Kind: schemas.JournalIntent, RequestID: "r1", Writer: other, Source: sourceMain, Events: []schemas.JournalEvent{ev("a", ""), ev("b", "")}})
-	read(&schemas.JournalRecord{Kind: schemas.JournalIntent, RequestID: "r2", Writer: other, Source: sourceMain, Events: []schemas.JournalEvent{ev("c", "")}})
-	read(&schemas.JournalRecord{Kind: schemas.JournalOutcome, RequestID: "r1", Writer: other, Events: []schemas.JournalEvent{ev("a", StatusDelivered), ev("b", StatusRetrying)}})
-	read(&schemas.JournalRecord{Kind: schemas.JournalOutcome, RequestID: "r3", Writer: other, Events: []schemas.JournalEvent{ev("skip", StatusInDoubt)}})
-	read(&schemas.JournalRecord{Kind: schemas.JournalOutcome, RequestID: "r4", Writer: other, Resend: true, Events: []schemas.JournalEvent{ev("resend", StatusInDoubt)}})
-	read(&schemas.JournalRecord{Kind: schemas.JournalOutcome, RequestID: "r5", Writer: l.writer, Events: []schemas.JournalEvent{ev("own", StatusDelivered)}})
+	read(&schemas.JournalRecord{Writer: other, Requests: []schemas.JournalRequest{
+		intent("r1", 2, ev("a", ""), ev("b", "")), intent("r2", 2, ev("c", "")), intent("r6", 3, ev("d", ""))}})
+	read(&schemas.JournalRecord{Writer: other, Requests: []schemas.JournalRequest{
+		outcome("r1", 2, false, ev("a", StatusDelivered), ev("b", StatusRetrying)), outcome("r3", 2, false, ev("skip", StatusInDoubt)),
+		outcome("r4", 2, true, ev("resend", StatusInDoubt)), intent("r7", 2, ev("e", "")), outcome("r6", 3, false, ev("d", StatusDelivered))}})
+	read(&schemas.JournalRecord{Writer: l.writer, Requests: []schemas.JournalRequest{outcome("r5", 2, false, ev("own", StatusDelivered))}})
+	read(&schemas.JournalRecordV1{Kind: schemas.JournalIntent, RequestID: "v1-open", Writer: other, Source: sourceMain, Events: []schemas.JournalEvent{ev("f", "")}})
+	read(&schemas.JournalRecordV1{Kind: schemas.JournalIntent, RequestID: "v1-closed", Writer: other, Source: sourceMain, Events: []schemas.JournalEvent{ev("g", "")}})
+	read(&schemas.JournalRecordV1{Kind: schemas.JournalOutcome, RequestID: "v1-closed", Writer: other, Events: []schemas.JournalEvent{ev("g", StatusDelivered)}})
 	read(&schemas.LedgerEntry{EventID: "old", DecidedMs: decided, DeliveredMs: decided + 1, Attempt: 1})
 	l.commit()
-	for id, want := range map[string]bool{"a": true, "b": false, "c": false, "skip": true, "resend": false, "own": false, "old": true} {
+	for id, want := range map[string]bool{"a": true, "b": false, "c": false, "d": true, "e": false, "f": false, "g": true,
+		"skip": true, "resend": false, "own": false, "old": true} {
 		require.Equal(t, want, l.delivered(&schemas.FilteredEvent{EventID: id, DecidedMs: decided}), id)
 	}
-	open, err := l.openIntents(2)
-	require.NoError(t, err)
-	require.Len(t, open, 1)
-	require.Equal(t, "r2", open[0].RequestID)
-	none, err := l.openIntents(3)
-	require.NoError(t, err)
-	require.Empty(t, none)
-	v, closer, err := db.Get(offsetKey(2))
+	ids := func(p int32) []string {
+		open, err := l.openIntents(p)
+		require.NoError(t, err)
+		var out []string
+		for _, q := range open {
+			require.Equal(t, p, q.Partition)
+			out = append(out, q.RequestID+":"+q.Events[0].EventID)
+		}
+		return out
+	}
+	require.ElementsMatch(t, []string{"r2:c", "r7:e"}, ids(2))
+	require.Equal(t, []string{"v1-open:f"}, ids(1), "a version 1 intent is of the record's partition")
+	require.Empty(t, ids(3))
+	v, closer, err := db.Get(offsetKey(1))
 	require.NoError(t, err)
 	defer closer.Close()
 	require.Equal(t, uint64(offset), binary.BigEndian.Uint64(v), "the next offset after the fetch")

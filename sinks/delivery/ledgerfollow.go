@@ -66,6 +66,7 @@ func (l *ledgerStore) starts(ctx context.Context, cl *kgo.Client) (map[int32]int
 		return nil, fmt.Errorf("list offsets of %s: %w", l.topic, err)
 	}
 	starts := map[int32]int64{}
+	l.parts.Store(int32(len(first[l.topic])))
 	first.Each(func(o kadm.ListedOffset) {
 		starts[o.Partition] = o.Offset
 		v, closer, err := l.db.Get(offsetKey(o.Partition))
@@ -82,8 +83,8 @@ func (l *ledgerStore) starts(ctx context.Context, cl *kgo.Client) (map[int32]int
 	return starts, nil
 }
 
-// apply stages one journal record read from the topic: an intent is kept as open, an outcome
-// closes its intent and enters the events the vendor took (or may have, not to be sent again)
+// apply stages one journal record read from the topic: each intent in it is kept as open, each
+// outcome closes its intent and enters the events the vendor took (or may have, not to be sent again)
 // in the ledger. A LedgerEntry (one per delivered event, written before the journal) enters its
 // event. commit writes the staged records of a fetch, with their partition's next offset, in one
 // batch (the follower calls it before it counts them read).
@@ -113,20 +114,32 @@ func (l *ledgerStore) apply(r *kgo.Record) {
 }
 
 func (l *ledgerStore) applyJournal(r *kgo.Record, j *schemas.JournalRecord) {
-	key := intentKey(r.Partition, j.RequestID)
-	if j.Kind == schemas.JournalIntent {
-		_ = l.pending.Set(key, r.Value, nil)
-		return
-	}
-	_ = l.pending.Delete(key, nil)
-	if j.Writer == l.writer {
-		// Our own outcome: remember stored its entries before it was produced, and earlier in
-		// the store's log than this fetch's offset, so no crash can keep the offset and lose them.
-		return
-	}
-	for _, e := range j.Events {
-		if settled(e.Status, j.Resend) {
-			l.stageEntry(e.DecidedMs, e.EventID, j.AtMs)
+	for i := range j.Requests {
+		q := &j.Requests[i]
+		part := q.Partition
+		if part == schemas.PartitionOfRecord {
+			part = r.Partition // version 1: written to its events' partition
+		}
+		key := intentKey(part, q.RequestID)
+		if q.Kind == schemas.JournalIntent {
+			// Kept alone, so settling it reads just its own request.
+			one := schemas.JournalRecord{Destination: j.Destination, Writer: j.Writer, AtMs: j.AtMs, Requests: []schemas.JournalRequest{*q}}
+			one.Requests[0].Partition = part
+			if v, err := schemas.Journal.Encode(&one); err == nil {
+				_ = l.pending.Set(key, v, nil)
+			}
+			continue
+		}
+		_ = l.pending.Delete(key, nil)
+		if j.Writer == l.writer {
+			// Our own outcome: remember stored its entries before it was produced, and earlier in
+			// the store's log than this fetch's offset, so no crash can keep the offset and lose them.
+			continue
+		}
+		for _, e := range q.Events {
+			if settled(e.Status, q.Resend) {
+				l.stageEntry(e.DecidedMs, e.EventID, q.AtMs)
+			}
 		}
 	}
 }

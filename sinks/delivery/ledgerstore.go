@@ -62,7 +62,13 @@ type ledgerStore struct {
 	// writer names this store's process in the journal records it writes: their delivered
 	// events are in the store already (remember), so reading them back writes no entry again.
 	writer string
+	// parts is the journal topic's partition count, as the follower found it (0 until then).
+	parts atomic.Int32
 }
+
+// homePartition is the journal partition this process writes to (journal.go): one of the
+// topic's partitions chosen by the writer id, or 0 while the count is not known.
+func (l *ledgerStore) homePartition() int32 { return homeOf(l.writer, int(l.parts.Load())) }
 
 // newWriterID is a random id for one ledger store's lifetime.
 func newWriterID() string {
@@ -72,7 +78,7 @@ func newWriterID() string {
 }
 
 // Keys in the store: "e" + decision day (4 bytes) + event id → delivered at (8 bytes);
-// "i" + partition (4 bytes) + request id → an open intent (the journal record);
+// "i" + source partition (4 bytes) + request id → an open intent (a journal record of it alone);
 // "o" + partition (4 bytes) → the next topic offset to apply.
 const (
 	entryPrefix  = 'e'
@@ -221,18 +227,19 @@ func (l *ledgerStore) delivered(ev *schemas.FilteredEvent) bool {
 // entryIterOptions reads the filters of every level, L6 included (pebble skips those by default).
 var entryIterOptions = pebble.IterOptions{UseL6Filters: true}
 
-// openIntents returns the journal's intents of a partition that have no outcome yet.
-func (l *ledgerStore) openIntents(p int32) ([]schemas.JournalRecord, error) {
+// openIntents returns the journal's intents of a source partition that have no outcome yet.
+func (l *ledgerStore) openIntents(p int32) ([]schemas.JournalRequest, error) {
 	lo := intentKey(p, "")
 	hi := intentKey(p+1, "")
 	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return nil, err
 	}
-	var out []schemas.JournalRecord
+	var out []schemas.JournalRequest
 	for ok := it.First(); ok; ok = it.Next() {
-		if rec, err := schemas.Journal.Decode(it.Value()); err == nil {
-			out = append(out, rec)
+		// A version 1 record as it was read, or a record of the one request (applyJournal).
+		if rec, err := schemas.Journal.Decode(it.Value()); err == nil && len(rec.Requests) == 1 {
+			out = append(out, rec.Requests[0])
 		}
 	}
 	return out, it.Close()

@@ -31,8 +31,9 @@ const (
 	RepairInDoubt = StatusInDoubt
 )
 
-// repairPartition is the journal partition of a repair's requests: its events are read from no
-// topic, and one partition lets the next repair find the requests a stopped one left in doubt.
+// repairPartition is the source partition a repair's requests name in the journal: its events
+// are read from no topic, and one partition lets the next repair find the requests a stopped one
+// left in doubt.
 const repairPartition = 0
 
 // RepairOptions are a repair's share of the destination: it runs beside live delivery (another
@@ -136,7 +137,7 @@ func (rp *Repairer) Deliver(ctx context.Context, evs []*schemas.FilteredEvent) (
 		if err != nil {
 			return counts, fmt.Errorf("encode repaired event: %w", err)
 		}
-		// Read from no partition: its journal lines all go to partition 0 (repairPartition).
+		// Read from no partition: its journal lines all name partition 0 (repairPartition).
 		items = append(items, &item{ev: ev, value: b, origin: r.cfg.Topic(config.DestTopic(r.dest.Name)), part: repairPartition})
 	}
 	// A repair stopped mid-request leaves intents without outcome: in doubt, settled here.
