@@ -134,8 +134,8 @@ func (p *Processor) releaseChosen(batch *stagedState, partition int32, user stri
 	return recs, nil
 }
 
-// releaseAll decides every held event of the user as without a hold (erasure, a user whose
-// every held purpose a consent update chose is handled by releaseChosen).
+// releaseAll decides the user's held events that due accepts as without a hold, under st: an
+// erasure (all of them, blocked erased) or the window (those past it, blocked no_consent).
 func (p *Processor) releaseAll(batch *stagedState, partition int32, user string, st *consent.State, cause string, due func(schemas.HeldEvent) bool) ([]*kgo.Record, error) {
 	h, err := batch.heldOf(partition, user)
 	if err != nil {
