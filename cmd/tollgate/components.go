@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/audit"
 	"github.com/tollgate-dev/tollgate/ingest"
+	"github.com/tollgate-dev/tollgate/internal/backoff"
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/internal/lag"
@@ -124,12 +126,30 @@ func ensureTopics(ctx context.Context, a *app) error {
 		return err
 	}
 	defer cl.Close()
-	if err := kafka.EnsureTopics(ctx, a.cfg, cl); err != nil {
-		return fmt.Errorf("kafka at %v: %w", a.cfg.Kafka.Brokers, err)
+	deadline := time.Now().Add(brokerWait)
+	for attempt := 1; ; attempt++ {
+		err := kafka.EnsureTopics(ctx, a.cfg, cl)
+		if err == nil {
+			break
+		}
+		if !kafka.Unreachable(err) || time.Now().After(deadline) {
+			return fmt.Errorf("kafka at %v: %w", a.cfg.Kafka.Brokers, err)
+		}
+		a.log.Warn("kafka is not reachable yet; retrying", zap.Strings("brokers", a.cfg.Kafka.Brokers), zap.Error(err))
+		if backoff.Sleep(ctx, brokerBackoff.Equal(attempt)) != nil {
+			return ctx.Err()
+		}
 	}
 	kafka.WarnWeakTopics(ctx, a.cfg, cl, a.log)
 	return nil
 }
+
+// brokerWait is how long a component starting while Kafka is unreachable (a broker restarting,
+// a cluster still coming up) waits for it before it exits with the error: longer than a broker
+// restart, so a supervisor's restart of a component does not turn into a crash loop.
+const brokerWait = 2 * time.Minute
+
+var brokerBackoff = backoff.Policy{Initial: 250 * time.Millisecond, Max: 5 * time.Second}
 
 func runIngest(ctx context.Context, a *app) error {
 	cl, err := kafka.NewClient(a.cfg, a.log,

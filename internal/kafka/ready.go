@@ -3,10 +3,13 @@ package kafka
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/tollgate-dev/tollgate/internal/backoff"
 )
@@ -35,3 +38,11 @@ func waitServable(ctx context.Context, adm *kadm.Client, topics []string, timeou
 // servableBackoff: the broker applies new metadata within a few hundred ms, so the waits start
 // short; they grow to 1 s so a slow controller is not asked ten times a second for long.
 var servableBackoff = backoff.Policy{Initial: 100 * time.Millisecond, Max: time.Second}
+
+// Unreachable reports whether err says the cluster could not be reached or was not ready (a
+// broker restarting, no controller yet), rather than that it refused the request: worth
+// trying again a little later.
+func Unreachable(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) || kerr.IsRetriable(err)
+}
