@@ -113,10 +113,8 @@ func (p *Processor) releaseChosen(batch *stagedState, partition int32, user stri
 				rest = append(rest, dest)
 			}
 		}
-		if len(choices) > 0 {
-			released := e
-			released.Destinations = slices.DeleteFunc(slices.Clone(e.Destinations), func(d string) bool { return slices.Contains(rest, d) })
-			if recs, err = p.decideHeld(recs, batch, partition, released, st, choices, cause, source); err != nil {
+		if len(choices) > 0 { // decideHeld decides exactly the destinations choices names
+			if recs, err = p.decideHeld(recs, batch, partition, e, st, choices, cause, source); err != nil {
 				return nil, err
 			}
 		}
