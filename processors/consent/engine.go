@@ -66,6 +66,12 @@ type Outcome struct {
 // run id), so reprocessing an event yields the same ids and the audit table can deduplicate.
 // Decide returns nil when ev or pol is nil.
 func Decide(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time, runID string) []Outcome {
+	return DecideOnly(ev, st, pol, now, runID, nil)
+}
+
+// DecideOnly is Decide for the destinations only accepts (nil: all): the pre-consent hold
+// decides an event's other destinations at another time.
+func DecideOnly(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time, runID string, only func(dest string) bool) []Outcome {
 	if ev == nil || pol == nil {
 		return nil
 	}
@@ -73,7 +79,7 @@ func Decide(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time, run
 	out := make([]Outcome, 0, len(pol.Names))
 	for _, name := range pol.Names {
 		dest := pol.Destinations[name]
-		if dest == nil {
+		if dest == nil || (only != nil && !only(name)) {
 			continue
 		}
 		out = append(out, d.decide(dest))

@@ -79,21 +79,24 @@ func (d *decider) undecided(dest *policy.Destination) bool {
 	return d.choose(dest.Purpose, dest).state == signals.Unknown
 }
 
-// ChoiceFor is what ev chooses for dest's purpose (its own consent and its CMP signals, as the
-// engine reads them for dest): ok is false when it makes no choice.
-func ChoiceFor(ev *schemas.Event, pol *policy.Policy, dest string) (granted, ok bool) {
-	d := pol.Destinations[dest]
-	if ev == nil || d == nil {
+// Choices returns what ev chooses for a destination's purpose (its own consent and its CMP
+// signals, as the engine reads them for that destination): ok is false when it makes no choice
+// (or names no destination of pol). The event's signals are read once for every destination.
+func Choices(ev *schemas.Event, pol *policy.Policy) func(dest string) (granted, ok bool) {
+	dc := newDecider(ev, nil, pol, time.Time{}, "")
+	return func(dest string) (bool, bool) {
+		d := pol.Destinations[dest]
+		if d == nil {
+			return false, false
+		}
+		switch dc.choose(d.Purpose, d).state {
+		case signals.Granted:
+			return true, true
+		case signals.Denied:
+			return false, true
+		}
 		return false, false
 	}
-	dc := newDecider(ev, nil, pol, time.Time{}, "")
-	switch dc.choose(d.Purpose, d).state {
-	case signals.Granted:
-		return true, true
-	case signals.Denied:
-		return false, true
-	}
-	return false, false
 }
 
 // WithChoices is ev as if it had carried choices (purpose → granted) in its own consent: how a

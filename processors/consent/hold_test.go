@@ -35,9 +35,12 @@ func TestPending(t *testing.T) {
 	pol.Hold = nil
 	require.Nil(t, Pending(ev("EU", nil), nil, pol), "no hold in the policy")
 
-	g, ok := ChoiceFor(ev("EU", map[string]bool{"marketing": true}), pol, "meta")
+	choose := Choices(ev("EU", map[string]bool{"marketing": true}), pol)
+	g, ok := choose("meta")
 	require.True(t, ok)
 	require.True(t, g)
-	_, ok = ChoiceFor(ev("EU", map[string]bool{"marketing": true}), pol, "ga4")
+	_, ok = choose("ga4")
+	require.False(t, ok)
+	_, ok = choose("nowhere")
 	require.False(t, ok)
 }

@@ -23,6 +23,7 @@ import (
 func newTestProcessor(tb testing.TB, parts int32) *Processor {
 	pol, err := policy.Load(filepath.Join("..", "..", "deploy", "demo", "policy.yaml"))
 	require.NoError(tb, err)
+	pol.Hold = nil // the demo policy holds events before the choice; the tests of the hold set their own
 	cfg := &config.Config{Policy: pol}
 	cfg.Kafka.TopicPrefix = "t."
 	cfg.Dedup.Window = 7 * 24 * time.Hour

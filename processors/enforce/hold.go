@@ -43,9 +43,7 @@ func (p *Processor) eventWithHold(r *kgo.Record, ev *schemas.Event, st *consent.
 	var recs []*kgo.Record
 	user := ev.UserKey()
 	if batch.hasHeld(r.Partition, user) {
-		released, err := p.releaseChosen(batch, r.Partition, user, st, func(dest string) (bool, bool) {
-			return consent.ChoiceFor(ev, p.cfg.Policy, dest)
-		}, releaseChoice, "")
+		released, err := p.releaseChosen(batch, r.Partition, user, st, consent.Choices(ev, p.cfg.Policy), releaseChoice, "")
 		if err != nil {
 			return nil, err
 		}
@@ -266,18 +264,17 @@ func (p *Processor) decideHeld(recs []*kgo.Record, batch *stagedState, partition
 			if len(purposes) == 0 {
 				continue
 			}
-			outs := consent.Decide(consent.WithChoices(&ev, purposes), st, p.cfg.Policy, p.now(), "")
-			if source != "" {
-				for i := range outs {
-					if _, chosen := choices[outs[i].Decision.Destination]; chosen && outs[i].Decision.ConsentSource != "" {
-						outs[i].Decision.ConsentSource = source
-					}
-				}
-			}
-			recs = p.appendDecided(recs, outs, key, func(dest string) bool {
+			alike := func(dest string) bool {
 				g, ok := choices[dest]
 				return ok && g == granted
-			}, heldMs)
+			}
+			outs := consent.DecideOnly(consent.WithChoices(&ev, purposes), st, p.cfg.Policy, p.now(), "", alike)
+			for i := range outs {
+				if source != "" && outs[i].Decision.ConsentSource != "" {
+					outs[i].Decision.ConsentSource = source
+				}
+			}
+			recs = p.appendDecided(recs, outs, key, nil, heldMs)
 		}
 		for _, granted := range choices {
 			if !granted && cause == releaseChoice {

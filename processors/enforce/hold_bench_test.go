@@ -79,3 +79,54 @@ func dirSize(b *testing.B, dir string) int64 {
 	}
 	return n
 }
+
+// BenchmarkLateChoice is the processor's work per event for traffic behind an opt-in banner, as
+// `make bench -late-choice` sends it: each poll brings 500 fresh users' first events without a
+// choice and the previous poll's users' next events with their grant. Sub-benchmarks with the
+// hold off (blocked at once) and on (held, then released by the grant). b.N counts events.
+func BenchmarkLateChoice(b *testing.B) {
+	for _, hold := range []bool{false, true} {
+		b.Run(fmt.Sprintf("hold=%v", hold), func(b *testing.B) {
+			const users = 500
+			p := newTestProcessor(b, 1)
+			if hold {
+				p.cfg.Policy.Hold = &policy.Hold{Window: time.Hour, MaxEventsPerUser: 100}
+			}
+			ev := schemas.Event{Event: "page_view", Jurisdiction: "EU", TimestampMs: 1,
+				Context:    map[string]string{"page_url": `"https://shop.example/products/shoes"`, "user_agent": `"Mozilla/5.0"`},
+				Properties: map[string]string{"order_value": "12.5", "currency": `"EUR"`, "email": `"a@example.com"`}}
+			grant := map[string]bool{"analytics": true, "marketing": true}
+			offset := int64(0)
+			record := func(user, poll int, choice map[string]bool) *kgo.Record {
+				ev.UserID, ev.EventID, ev.Consent = fmt.Sprintf("user-%d-%d", poll, user), fmt.Sprintf("ev-%d-%d-%t", poll, user, choice != nil), choice
+				offset++
+				return &kgo.Record{Partition: 0, Offset: offset, Value: schemas.Events.MustEncode(&ev)}
+			}
+			b.ResetTimer()
+			for poll, done := 0, 0; done < b.N; poll, done = poll+1, done+2*users {
+				b.StopTimer()
+				recs := make([]*kgo.Record, 0, 2*users)
+				for u := range users {
+					recs = append(recs, record(u, poll, nil))
+					if poll > 0 {
+						recs = append(recs, record(u, poll-1, grant))
+					}
+				}
+				b.StartTimer()
+				batch := p.state.begin()
+				p.tally.reset()
+				for _, r := range recs {
+					if _, err := p.handle(r, batch); err != nil {
+						b.Fatal(err)
+					}
+				}
+				batch.heldChangelog("held")
+				if err := p.state.commit(batch); err != nil {
+					b.Fatal(err)
+				}
+				p.release(batch)
+			}
+			b.ReportMetric(float64(p.state.holds.held()), "held-at-end")
+		})
+	}
+}

@@ -402,11 +402,11 @@ func (p *Processor) decideKeyed(ev *schemas.Event, st *consent.State, key []byte
 // decideFor appends the records of ev's decisions for the destinations only accepts (the
 // pre-consent hold decides the rest later), each with heldMs (how long it waited; 0: not held).
 func (p *Processor) decideFor(recs []*kgo.Record, ev *schemas.Event, st *consent.State, key []byte, only func(dest string) bool, heldMs int64) []*kgo.Record {
-	return p.appendDecided(recs, consent.Decide(ev, st, p.cfg.Policy, p.now(), ""), key, only, heldMs)
+	return p.appendDecided(recs, consent.DecideOnly(ev, st, p.cfg.Policy, p.now(), "", only), key, nil, heldMs)
 }
 
 // appendDecided appends the decisions record of outs (those only accepts; nil: all) and a
-// filtered event per forwarded destination.
+// filtered event per forwarded destination, each decision with heldMs.
 func (p *Processor) appendDecided(recs []*kgo.Record, outs []consent.Outcome, key []byte, only func(string) bool, heldMs int64) []*kgo.Record {
 	set := newDecisionRecord(p.topics.decisions, key, len(outs))
 	for i := range outs {
