@@ -81,25 +81,27 @@ func decodeSeen(b []byte) (Seen, error) {
 	return Seen{}, fmt.Errorf("state store seen value: %d bytes", len(b))
 }
 
-// maxSegments bounds the segments a lookup asks: the days of a window of a week and the day in
-// progress, with room for longer windows before it allocates.
-const maxSegments = 16
-
 // Seen looks the id up; an id first seen before the window at nowMs is forgotten, even while
 // expiry has not removed it yet. The segments' filters answer a new id alone; an id a filter
-// holds (a resend, or a false positive: about 1% per segment) costs one point read.
+// holds (a resend, or a false positive: about 0.5% per segment) costs one point read. Segments
+// are asked newest first, and a resend found stops the search: an SDK's retry, minutes after
+// the first copy, asks one filter, not the week's eight.
 func (s *Store) Seen(id ID, nowMs int64) (Seen, bool, error) {
 	oldest := nowMs - s.window.Milliseconds()
-	var days [maxSegments]uint32
-	candidates := s.candidates(id.filterHash(), dayOf(oldest), days[:0])
+	cut, h := dayOf(oldest), id.filterHash()
 	var key [idKeyLen]byte
-	for _, d := range candidates { // newest first: an id seen again after the window is refiled
+	for below := ^uint32(0); ; { // an id seen again after the window is refiled: newest wins
+		d, ok := s.candidate(h, cut, below)
+		if !ok {
+			return Seen{}, false, nil
+		}
+		below = d
 		v, ok, err := s.point(idKey(&key, d, id))
 		if err != nil {
 			return Seen{}, false, err
 		}
 		if !ok {
-			continue
+			continue // a false positive of d's filter
 		}
 		seen, err := decodeSeen(v)
 		if err != nil {
@@ -107,7 +109,6 @@ func (s *Store) Seen(id ID, nowMs int64) (Seen, bool, error) {
 		}
 		return seen, seen.FirstMs >= oldest, nil
 	}
-	return Seen{}, false, nil
 }
 
 // PutSeen replaces what is remembered of id, in the segment of the day of its first sighting.

@@ -72,16 +72,17 @@ type added struct {
 	hash uint64
 }
 
-// candidates appends the days from cut on whose filters hold h, newest first.
-func (s *Store) candidates(h uint64, cut uint32, out []uint32) []uint32 {
+// candidate returns the newest day from cut on and before below whose filter holds h. The
+// filters are asked under the read lock, the store after it is released.
+func (s *Store) candidate(h uint64, cut, below uint32) (uint32, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for i := len(s.segs) - 1; i >= 0 && s.segs[i].day >= cut; i-- {
-		if s.segs[i].has(h) {
-			out = append(out, s.segs[i].day)
+		if g := s.segs[i]; g.day < below && g.has(h) {
+			return g.day, true
 		}
 	}
-	return out
+	return 0, false
 }
 
 // segment returns day d's segment, creating it (sized like the largest day) if create is set.
@@ -277,15 +278,25 @@ func (s *Store) saveFilter(g *segment) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.DeleteRange(dayPrefix(kindFilter, g.day), dayPrefix(kindFilter, g.day+1), nil)
-	var buf bytes.Buffer
 	s.mu.RLock()
 	for i, p := range g.parts {
-		buf.Reset()
-		if _, err := blobloom.Dump(&buf, p.f, fmt.Sprintf("n=%d cap=%d", p.n, p.capacity)); err != nil {
+		// Dumped straight into the batch (its size counted first): a buffer in between was
+		// another filter-sized allocation per save, garbage the GC's pacing then kept as memory.
+		comment := fmt.Sprintf("n=%d cap=%d", p.n, p.capacity)
+		var size byteCounter
+		if _, err := blobloom.Dump(&size, p.f, comment); err != nil {
 			s.mu.RUnlock()
 			return fmt.Errorf("state store save filter: %w", err)
 		}
-		_ = b.Set(binary.BigEndian.AppendUint16(dayPrefix(kindFilter, g.day), uint16(i)), buf.Bytes(), nil)
+		key := binary.BigEndian.AppendUint16(dayPrefix(kindFilter, g.day), uint16(i))
+		op := b.SetDeferred(len(key), int(size))
+		copy(op.Key, key)
+		w := &sliceWriter{b: op.Value}
+		if _, err := blobloom.Dump(w, p.f, comment); err != nil || len(w.b) != 0 {
+			s.mu.RUnlock()
+			return fmt.Errorf("state store save filter: %w (%d bytes short)", err, len(w.b))
+		}
+		_ = op.Finish()
 	}
 	s.mu.RUnlock()
 	if err := b.Commit(pebble.NoSync); err != nil {
@@ -324,4 +335,20 @@ func (s *Store) compactFilters(segs []*segment) error {
 		s.mu.Unlock()
 	}
 	return nil
+}
+
+// byteCounter counts the bytes written to it.
+type byteCounter int
+
+func (c *byteCounter) Write(p []byte) (int, error) { *c += byteCounter(len(p)); return len(p), nil }
+
+// sliceWriter fills b, a slice of the exact size of what is written.
+type sliceWriter struct{ b []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	if len(p) > len(w.b) {
+		return 0, fmt.Errorf("state store save filter: %d bytes more than counted", len(p)-len(w.b))
+	}
+	w.b = w.b[copy(w.b, p):]
+	return len(p), nil
 }

@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/tollgate-dev/tollgate/internal/statestore"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
@@ -33,7 +35,7 @@ func main() {
 	ids := flag.Int("ids", 5_000_000, "remembered event ids")
 	dir := flag.String("dir", "", "store folder (default: a new temporary one, removed at the end)")
 	checks := flag.Int("checks", 1_000_000, "dedup checks timed")
-	profile := flag.String("cpuprofile", "", "write a CPU profile of the dedup checks to this file")
+	profile := flag.String("cpuprofile", "", "write CPU profiles of the dedup checks: FILE.resend, FILE.new and FILE.fresh")
 	flag.Parse()
 	if err := run(*users, *ids, *checks, *dir, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "statebench:", err)
@@ -119,27 +121,22 @@ func run(users, ids, checks int, dir, profile string) error {
 	fmt.Printf("warm restart: store reopened and offsets read in %s (then only the changelog tail is read)\n", time.Since(start).Round(time.Millisecond))
 	defer st.Close()
 
-	if profile != "" {
-		f, err := os.Create(profile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	seen := func(user, id int) (bool, error) {
 		_, ok, err := st.Seen(statestore.IDOf(userKey(user%max(users, 1)), eventID(id)), now)
 		return ok, err
 	}
-	hit, err := timeChecks(checks, func() (bool, error) { i := rng.IntN(max(ids, 1)); return seen(i, i) })
+	suffixed := func(phase string) string {
+		if profile == "" {
+			return ""
+		}
+		return profile + "." + phase
+	}
+	hit, err := timeChecks(st, suffixed("resend"), checks, func() (bool, error) { i := rng.IntN(max(ids, 1)); return seen(i, i) })
 	if err != nil {
 		return err
 	}
-	miss, err := timeChecks(checks, func() (bool, error) { i := rng.IntN(max(users, 1)); return seen(i, ids+i) })
+	miss, err := timeChecks(st, suffixed("new"), checks, func() (bool, error) { i := rng.IntN(max(users, 1)); return seen(i, ids+i) })
 	if err != nil {
 		return err
 	}
@@ -159,7 +156,7 @@ func run(users, ids, checks int, dir, profile string) error {
 		}
 	}
 	b.Discard()
-	fresh, err := timeChecks(checks, func() (bool, error) { i := ids + users + rng.IntN(recent); return seen(i, i) })
+	fresh, err := timeChecks(st, suffixed("fresh"), checks, func() (bool, error) { i := ids + users + rng.IntN(recent); return seen(i, i) })
 	if err != nil {
 		return err
 	}
@@ -167,17 +164,33 @@ func run(users, ids, checks int, dir, profile string) error {
 		hit.wall, hit.found, checks, miss.wall, miss.found, fresh.wall, fresh.found)
 	// On a shared machine the wall clock also counts the time other processes had the cores.
 	fmt.Printf("dedup check, CPU time of the process: resend %s/op, new event %s/op, resend within the hour %s/op\n", hit.cpu, miss.cpu, fresh.cpu)
+	fmt.Printf("dedup check, block cache misses per check: resend %.2f, new event %.2f, resend within the hour %.2f\n", hit.misses, miss.misses, fresh.misses)
 	fmt.Printf("rss at end: %s\n", rss())
+	m := st.Metrics()
+	fmt.Printf("pebble: block cache %d MB in use, tables per level %v\n", m.BlockCache.Size>>20, tablesPerLevel(m))
 	return nil
 }
 
 type timing struct {
 	wall, cpu time.Duration // per check
 	found     int
+	misses    float64 // block cache misses per check
 }
 
 // timeChecks runs check n times and times it, by the wall clock and by the process's CPU time.
-func timeChecks(n int, check func() (bool, error)) (timing, error) {
+func timeChecks(st *statestore.Store, profile string, n int, check func() (bool, error)) (timing, error) {
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return timing{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return timing{}, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	misses := st.Metrics().BlockCache.Misses
 	start, cpu := time.Now(), cpuTime()
 	t := timing{}
 	for range n {
@@ -190,6 +203,7 @@ func timeChecks(n int, check func() (bool, error)) (timing, error) {
 		}
 	}
 	t.wall, t.cpu = time.Since(start)/time.Duration(n), (cpuTime()-cpu)/time.Duration(n)
+	t.misses = float64(st.Metrics().BlockCache.Misses-misses) / float64(n)
 	return t, nil
 }
 
@@ -221,4 +235,12 @@ func rss() string {
 	runtime.ReadMemStats(&m)
 	out = append(out, fmt.Sprintf("Go heap in use %d kB (of which the Go runtime holds %d kB from the OS)", m.HeapInuse>>10, m.Sys>>10))
 	return strings.Join(out, ", ")
+}
+
+func tablesPerLevel(m *pebble.Metrics) []int64 {
+	out := make([]int64, len(m.Levels))
+	for i, l := range m.Levels {
+		out[i] = l.TablesCount
+	}
+	return out
 }
