@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/greatroar/blobloom"
@@ -205,32 +206,112 @@ func (s *Store) openSegments() error {
 	return it.Error()
 }
 
-// loadFilters reads the saved filters into segments.
+// loadFilters reads the saved filters into segments. A day's filters count only when complete:
+// saved in chunks, their day's marker follows them (saveFilter writes it last); saved whole (the
+// layout before chunks, one batch), always. A day without is rebuilt from its ids (openSegments).
 func (s *Store) loadFilters(it *pebble.Iterator) error {
-	for ok := it.SeekGE([]byte{kindFilter}); ok && it.Key()[0] == kindFilter; ok = it.Next() {
+	var (
+		day             uint32
+		parts           []*filter
+		chunked, broken bool // broken: a part did not read whole; the day is rebuilt
+	)
+	for ok := it.SeekGE([]byte{kindFilter}); ok && it.Key()[0] == kindFilter; {
 		k := it.Key()
-		if len(k) != 1+4+2 {
+		if len(k) != filterKeyLen && len(k) != filterKeyLen+2 {
 			return fmt.Errorf("state store filter key of %d bytes", len(k))
 		}
-		l, err := blobloom.NewLoader(bytes.NewReader(it.Value()))
+		d, part := binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint16(k[5:])
+		if d != day || parts == nil {
+			if parts != nil && !chunked && !broken {
+				s.setParts(day, parts, true) // saved whole, before chunks
+			}
+			day, parts, chunked, broken = d, []*filter{}, false, false
+		}
+		if part == completePart {
+			if !broken {
+				s.setParts(day, parts, true)
+			}
+			parts = nil
+			ok = it.Next()
+			continue
+		}
+		chunked = chunked || len(k) > filterKeyLen
+		f, next, err := loadFilter(it)
 		if err != nil {
-			return fmt.Errorf("state store filter: %w", err)
+			return err
 		}
-		f := &filter{}
-		if _, err := fmt.Sscanf(l.Comment, "n=%d cap=%d", &f.n, &f.capacity); err != nil {
-			return fmt.Errorf("state store filter header %q: %w", l.Comment, err)
+		ok = next
+		if f == nil {
+			broken = true
+			continue
 		}
-		if f.f, err = l.Load(nil); err != nil {
-			return fmt.Errorf("state store filter: %w", err)
-		}
-		d := binary.BigEndian.Uint32(k[1:])
-		var parts []*filter
-		if g := s.segment(d, false); g != nil {
-			parts = g.parts
-		}
-		s.setParts(d, append(parts, f), true)
+		parts = append(parts, f)
+	}
+	if parts != nil && !chunked && !broken {
+		s.setParts(day, parts, true)
 	}
 	return it.Error()
+}
+
+// loadFilter reads the filter whose first key the iterator is at, streaming its chunks, and
+// leaves the iterator after them. A filter that does not read whole is nil.
+func loadFilter(it *pebble.Iterator) (*filter, bool, error) {
+	r := &chunkReader{it: it, prefix: append([]byte(nil), it.Key()[:filterKeyLen]...), value: it.Value()}
+	l, err := blobloom.NewLoader(r)
+	var f *filter
+	if err == nil {
+		f = &filter{}
+		if _, err = fmt.Sscanf(l.Comment, "n=%d cap=%d", &f.n, &f.capacity); err != nil {
+			return nil, false, fmt.Errorf("state store filter header %q: %w", l.Comment, err)
+		}
+		f.f, err = l.Load(nil)
+	}
+	if err != nil {
+		f = nil
+	}
+	ok := r.skip()
+	return f, ok, it.Error()
+}
+
+// chunkReader reads the values of consecutive keys that share prefix (a filter's chunks).
+type chunkReader struct {
+	it     *pebble.Iterator
+	prefix []byte
+	value  []byte
+	done   bool // the iterator is past the chunks
+	ok     bool // ... and at a valid key
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	for len(r.value) == 0 {
+		if !r.nextChunk() {
+			return 0, io.EOF
+		}
+	}
+	n := copy(p, r.value)
+	r.value = r.value[n:]
+	return n, nil
+}
+
+// nextChunk moves to the next key, reporting whether it is a chunk of the same filter.
+func (r *chunkReader) nextChunk() bool {
+	if r.done {
+		return false
+	}
+	r.ok = r.it.Next()
+	if !r.ok || !bytes.HasPrefix(r.it.Key(), r.prefix) {
+		r.done = true
+		return false
+	}
+	r.value = r.it.Value()
+	return true
+}
+
+// skip moves past the filter's remaining chunks; it reports whether the iterator is then at a key.
+func (r *chunkReader) skip() bool {
+	for r.nextChunk() {
+	}
+	return r.ok
 }
 
 // scan makes day d's filter from its ids on disk, sized for them (two passes: count, then add).
@@ -274,37 +355,94 @@ func (s *Store) saveFilters() error {
 	return nil
 }
 
+// Saved filters: 'f' day(4) part(2) chunk(2) -> up to filterChunk bytes of the part's dump, and
+// 'f' day(4) completePart -> nothing, written last: the day's filters are whole. Stores from before
+// chunks hold each part whole under 'f' day(4) part(2), written in one batch.
+const (
+	filterKeyLen = 1 + 4 + 2
+	completePart = 0xffff
+	// filterChunk bounds a saved value. A day's filter is megabytes, and pebble made a copy of a
+	// value that size at each step (the batch, kept as a memtable of its own, the table writer's
+	// block, the block cache on reading it back): at 50M ids those copies, garbage once written,
+	// held the process at twice its filters' size.
+	filterChunk = 256 << 10
+	// filterBatch is when a save commits and starts another batch: below half a memtable, so a
+	// batch is copied into the memtable and not kept as one of its own.
+	filterBatch = 2 << 20
+)
+
+// saveFilter writes a segment's filters in chunks, in batches of filterBatch, then the day's
+// marker. The first batch deletes the filters saved before: a crash midway leaves chunks with no
+// marker, and the day is rebuilt from its ids at open.
 func (s *Store) saveFilter(g *segment) error {
-	b := s.db.NewBatch()
-	defer b.Close()
-	_ = b.DeleteRange(dayPrefix(kindFilter, g.day), dayPrefix(kindFilter, g.day+1), nil)
+	w := &chunkWriter{db: s.db, b: s.db.NewBatch(), buf: make([]byte, 0, filterChunk)}
+	_ = w.b.DeleteRange(dayPrefix(kindFilter, g.day), dayPrefix(kindFilter, g.day+1), nil)
 	s.mu.RLock()
 	for i, p := range g.parts {
-		// Dumped straight into the batch (its size counted first): a buffer in between was
-		// another filter-sized allocation per save, garbage the GC's pacing then kept as memory.
-		comment := fmt.Sprintf("n=%d cap=%d", p.n, p.capacity)
-		var size byteCounter
-		if _, err := blobloom.Dump(&size, p.f, comment); err != nil {
+		w.key = binary.BigEndian.AppendUint16(dayPrefix(kindFilter, g.day), uint16(i))
+		w.chunk = 0
+		_, err := blobloom.Dump(w, p.f, fmt.Sprintf("n=%d cap=%d", p.n, p.capacity))
+		if err == nil {
+			err = w.emit()
+		}
+		if err != nil {
 			s.mu.RUnlock()
+			w.b.Close()
 			return fmt.Errorf("state store save filter: %w", err)
 		}
-		key := binary.BigEndian.AppendUint16(dayPrefix(kindFilter, g.day), uint16(i))
-		op := b.SetDeferred(len(key), int(size))
-		copy(op.Key, key)
-		w := &sliceWriter{b: op.Value}
-		if _, err := blobloom.Dump(w, p.f, comment); err != nil || len(w.b) != 0 {
-			s.mu.RUnlock()
-			return fmt.Errorf("state store save filter: %w (%d bytes short)", err, len(w.b))
-		}
-		_ = op.Finish()
 	}
 	s.mu.RUnlock()
-	if err := b.Commit(pebble.NoSync); err != nil {
+	_ = w.b.Set(binary.BigEndian.AppendUint16(dayPrefix(kindFilter, g.day), completePart), nil, nil)
+	err := w.b.Commit(pebble.NoSync)
+	w.b.Close()
+	if err != nil {
 		return fmt.Errorf("state store save filter: %w", err)
 	}
 	s.mu.Lock()
 	g.saved = true
 	s.mu.Unlock()
+	return nil
+}
+
+// chunkWriter cuts a filter's dump into chunks of filterChunk and puts them in batches.
+type chunkWriter struct {
+	db    *pebble.DB
+	b     *pebble.Batch
+	key   []byte // 'f' day part
+	chunk uint16
+	buf   []byte
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		k := copy(w.buf[len(w.buf):cap(w.buf)], p)
+		w.buf, p = w.buf[:len(w.buf)+k], p[k:]
+		if len(w.buf) == cap(w.buf) {
+			if err := w.emit(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// emit puts the chunk so far in the batch, committing the batch once it is filterBatch.
+func (w *chunkWriter) emit() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_ = w.b.Set(binary.BigEndian.AppendUint16(append([]byte(nil), w.key...), w.chunk), w.buf, nil)
+	w.chunk++
+	w.buf = w.buf[:0]
+	if w.b.Len() < filterBatch {
+		return nil
+	}
+	if err := w.b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	w.b.Close()
+	w.b = w.db.NewBatch()
 	return nil
 }
 
@@ -335,20 +473,4 @@ func (s *Store) compactFilters(segs []*segment) error {
 		s.mu.Unlock()
 	}
 	return nil
-}
-
-// byteCounter counts the bytes written to it.
-type byteCounter int
-
-func (c *byteCounter) Write(p []byte) (int, error) { *c += byteCounter(len(p)); return len(p), nil }
-
-// sliceWriter fills b, a slice of the exact size of what is written.
-type sliceWriter struct{ b []byte }
-
-func (w *sliceWriter) Write(p []byte) (int, error) {
-	if len(p) > len(w.b) {
-		return 0, fmt.Errorf("state store save filter: %d bytes more than counted", len(p)-len(w.b))
-	}
-	w.b = w.b[copy(w.b, p):]
-	return len(p), nil
 }

@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,6 +135,7 @@ func Open(dir string, window time.Duration, options ...Option) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	releaseMemory()
 	return s, nil
 }
 
@@ -156,8 +158,16 @@ func (s *Store) Checkpoint() error {
 	if err := s.db.Flush(); err != nil {
 		return fmt.Errorf("state store flush: %w", err)
 	}
+	releaseMemory()
 	return nil
 }
+
+// releaseMemory returns the garbage of a filter load or save to the OS at once. Both handle
+// filter-sized buffers (the save batches, a rebuilt day, a restore's outgrown filters: as much
+// as the filters again), and the Go runtime otherwise keeps the heap's high-water mark for
+// minutes: at 50M ids the process held 490 MB for 81 MB of filters (statebench). One collection
+// per open, restore and close.
+func releaseMemory() { debug.FreeOSMemory() }
 
 // Close checkpoints and closes the store.
 func (s *Store) Close() error {

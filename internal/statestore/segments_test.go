@@ -1,0 +1,76 @@
+package statestore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/greatroar/blobloom"
+	"github.com/stretchr/testify/require"
+)
+
+// Saved filters are chunked (a day's filter here is three chunks) and count only with their
+// day's marker: a save cut short (chunks, no marker) rebuilds that day from its ids, and a filter
+// saved whole, as stores before chunks hold them, still loads.
+func TestSavedFiltersInChunks(t *testing.T) {
+	dir := t.TempDir()
+	t0 := int64(1795000000000)
+	const perDay = 200_000 // ~330 KB of filter a day: two chunks
+	id := func(d, i int) ID { return IDOf("u"+strconv.Itoa(i%97), fmt.Sprintf("e%d-%d", d, i)) }
+	s, err := Open(dir, 7*24*time.Hour)
+	require.NoError(t, err)
+	b := s.NewBatch()
+	for d := range 3 {
+		for i := range perDay {
+			first := t0 + int64(d)*24*hourMs
+			b.PutSeen(id(d, i), Seen{FirstMs: first, LastMs: first})
+		}
+	}
+	require.NoError(t, b.Commit())
+	require.NoError(t, s.Close())
+
+	chunks := 0
+	s, err = Open(dir, 7*24*time.Hour)
+	require.NoError(t, err)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: dayPrefix(kindFilter, s.segs[0].day), UpperBound: dayPrefix(kindFilter, s.segs[0].day+1)})
+	require.NoError(t, err)
+	for ok := it.First(); ok; ok = it.Next() {
+		if len(it.Key()) == filterKeyLen+2 {
+			chunks++
+		}
+	}
+	require.NoError(t, it.Close())
+	require.Equal(t, 2, chunks, "one day's filter")
+	for _, g := range s.segs {
+		require.True(t, g.saved)
+	}
+
+	// Day 0 loses its marker (a save cut short); day 1's filter is rewritten whole, the old way.
+	days := []uint32{s.segs[0].day, s.segs[1].day}
+	require.NoError(t, s.db.Delete(binary.BigEndian.AppendUint16(dayPrefix(kindFilter, days[0]), completePart), pebble.NoSync))
+	var whole bytes.Buffer
+	p := s.segs[1].parts[0]
+	_, err = blobloom.Dump(&whole, p.f, fmt.Sprintf("n=%d cap=%d", p.n, p.capacity))
+	require.NoError(t, err)
+	require.NoError(t, s.db.DeleteRange(dayPrefix(kindFilter, days[1]), dayPrefix(kindFilter, days[1]+1), pebble.NoSync))
+	require.NoError(t, s.db.Set(binary.BigEndian.AppendUint16(dayPrefix(kindFilter, days[1]), 0), whole.Bytes(), pebble.NoSync))
+	require.NoError(t, s.db.Flush())
+	require.NoError(t, s.db.Close()) // no checkpoint: the filters stay as they were left
+
+	s, err = Open(dir, 7*24*time.Hour)
+	require.NoError(t, err)
+	defer s.Close()
+	require.Equal(t, []bool{false, true, true}, []bool{s.segs[0].saved, s.segs[1].saved, s.segs[2].saved},
+		"day 0 rebuilt, day 1 loaded whole, day 2 loaded from chunks")
+	for d := range 3 {
+		for i := 0; i < perDay; i += 1000 {
+			_, ok, err := s.Seen(id(d, i), t0+3*24*hourMs)
+			require.NoError(t, err)
+			require.True(t, ok, "day %d id %d", d, i)
+		}
+	}
+}
