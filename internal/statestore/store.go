@@ -169,12 +169,16 @@ func (s *Store) Checkpoint() error {
 // per open, restore and close.
 func releaseMemory() { debug.FreeOSMemory() }
 
-// Close checkpoints and closes the store.
+// Close checkpoints and closes the store. It drops the filters: a closed store held by a caller
+// (a restart in the same process) does not keep them alive.
 func (s *Store) Close() error {
 	err := s.Checkpoint()
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
 	}
+	s.mu.Lock()
+	s.segs = nil
+	s.mu.Unlock()
 	return err
 }
 
