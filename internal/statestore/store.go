@@ -29,7 +29,8 @@ import (
 //
 //	'c' user                   -> the user's consent, as its changelog value
 //	'h' day(4) id(16)          -> first seen ms (8) [, last seen ms (8), resends (4)]
-//	'f' day(4) part(2)         -> a saved filter of the day's segment (segments.go)
+//	'f' day(4) part(2) chunk(2) -> a chunk of a saved filter of the day's segment, and
+//	'f' day(4) ffff            -> the day's filters are whole (segments.go)
 //	'o' changelog topic        -> last applied offset (8, big endian)
 //
 // Days and integers are big endian, so a day's ids are one key range: expiry range-deletes it.
