@@ -97,6 +97,14 @@ func (f *Follower) Follow(ctx context.Context, starts map[int32]int64) error {
 		parts[p] = kgo.NewOffset().At(o)
 	}
 	f.mu.Unlock()
+	// franz-go's AddConsumePartitions ignores a partition the client still consumes, and the
+	// client would go on from where it was while the position starts over: stuck short of the
+	// end once nothing new arrives. Removing it first makes the new start offset hold.
+	ids := make([]int32, 0, len(parts))
+	for p := range parts {
+		ids = append(ids, p)
+	}
+	f.cl.RemoveConsumePartitions(map[string][]int32{f.topic: ids})
 	f.cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{f.topic: parts})
 	return nil
 }

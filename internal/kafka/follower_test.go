@@ -92,3 +92,40 @@ func TestFollowerCatchUpSeesEverythingCommittedBefore(t *testing.T) {
 	defer mu.Unlock()
 	require.Len(t, seen[0], 15+10, "started over at offset 5: the records from there are handed over again")
 }
+
+// A partition followed again without Forget starts over where Follow says: the client drops it
+// and reads it again from there, so the position never stays behind what the client already
+// read (make test saw the lookahead stuck short of a partition's end after a rebalance).
+func TestFollowAgainStartsOver(t *testing.T) {
+	cfg := testKafka(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	topic := fmt.Sprintf("follower-again-%d", time.Now().UnixNano())
+	admin, err := NewClient(cfg, zap.NewNop(), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	require.NoError(t, err)
+	defer admin.Close()
+	_, err = kadm.NewClient(admin).CreateTopic(ctx, 1, 1, nil, topic)
+	require.NoError(t, err)
+	defer kadm.NewClient(admin).DeleteTopics(context.Background(), topic)
+	for i := range 10 {
+		require.NoError(t, admin.ProduceSync(ctx, &kgo.Record{Partition: 0, Value: fmt.Appendf(nil, "%d", i)}).FirstErr())
+	}
+
+	var mu sync.Mutex
+	var seen []string
+	f, err := NewFollower(cfg, zap.NewNop(), topic, func(r *kgo.Record) {
+		mu.Lock()
+		seen = append(seen, string(r.Value))
+		mu.Unlock()
+	})
+	require.NoError(t, err)
+	defer f.Close()
+	go f.Run(ctx)
+	require.NoError(t, f.Follow(ctx, map[int32]int64{0: 0}))
+	require.NoError(t, f.CatchUp(ctx, nil))
+	require.NoError(t, f.Follow(ctx, map[int32]int64{0: 4})) // no Forget in between
+	require.NoError(t, f.CatchUp(ctx, nil), "the position must reach the end again")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "4", "5", "6", "7", "8", "9"}, seen)
+}
