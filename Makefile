@@ -44,9 +44,15 @@ demo: services-up build
 	@deploy/demo/demo.sh
 
 # Every test, unit and integration, against the real Kafka and ClickHouse started here.
+# -p and -parallel default to GOMAXPROCS (2 on the project's machine): the integration packages
+# (e2e, processors/enforce, audit, sinks/delivery) spend most of their time waiting on the
+# broker, ClickHouse and their own processes, so two at a time left the cores idle and put
+# them one after another (make test's wall was the sum of the longest two chains). Four at a
+# time, and four parallel tests in each (e2e asks for as many itself: e2e/main_test.go).
+TEST_PARALLEL ?= 4
 test: services-up chdb-venv tidy-check
 	$(GO) vet ./...
-	$(GO) test -race -shuffle=on -count=1 -timeout 30m ./...
+	$(GO) test -race -shuffle=on -count=1 -p $(TEST_PARALLEL) -parallel $(TEST_PARALLEL) -timeout 30m ./...
 
 # The tests against Kafka and ClickHouse containers that testcontainers-go starts from the
 # offline images (make images) instead of services-up: starts dockerd if it is installed but not

@@ -52,21 +52,72 @@ func clusterConfig(t testing.TB) *config.Config {
 // per replica, each connected to that replica alone. The database is dropped ON CLUSTER at the end.
 func replicaDBs(t testing.TB, cfg *config.Config) []*DB {
 	t.Helper()
-	ctx := context.Background()
+	dbs := openReplicas(t, cfg)
+	require.NoError(t, dbs[0].Migrate(context.Background()))
+	dropOnClusterAfter(t, dbs[0], cfg.ClickHouse.Database)
+	return dbs
+}
+
+// openReplicas returns one handle per replica, each connected to that replica alone.
+func openReplicas(t testing.TB, cfg *config.Config) []*DB {
+	t.Helper()
 	var dbs []*DB
 	for _, addr := range clusterReplicas(t) {
 		c := *cfg
 		c.ClickHouse.Addr = addr
-		db, err := Open(ctx, &c)
+		db, err := Open(context.Background(), &c)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = db.Close() })
 		dbs = append(dbs, db)
 	}
-	require.NoError(t, dbs[0].Migrate(ctx))
-	t.Cleanup(func() {
-		_ = dbs[0].Exec(context.Background(), "DROP DATABASE IF EXISTS `"+cfg.ClickHouse.Database+"` ON CLUSTER `"+testClusterName+"`")
-	})
 	return dbs
+}
+
+// dropOnClusterAfter drops database ON CLUSTER when the test ends.
+func dropOnClusterAfter(t testing.TB, db *DB, database string) {
+	t.Cleanup(func() {
+		_ = db.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+database+"` ON CLUSTER `"+testClusterName+"`")
+	})
+}
+
+// migrateClusterTo is migrateTo in the cluster shape: database, ON CLUSTER, at version upTo.
+func migrateClusterTo(ctx context.Context, db *DB, database string, upTo uint32) error {
+	found, err := inspect(ctx, db, database)
+	if err != nil {
+		return err
+	}
+	return migrate(ctx, db, clusterTarget(database), found, upTo)
+}
+
+func clusterTarget(database string) target {
+	return target{database: database, shape: shapeCluster, cluster: testClusterName}
+}
+
+// TestClusterSchemaRenderedIsMigrated is TestSchemaRenderedIsMigrated's cluster shape on the
+// replicas themselves: at every version of the shape (modernBase on: no cluster database is
+// older), the model rendered for the cluster at that version has, table by table (system.columns
+// and create_table_query) and on each replica, what a cluster database built at modernBase and
+// upgraded version by version has.
+func TestClusterSchemaRenderedIsMigrated(t *testing.T) {
+	cfg := clusterConfig(t)
+	dbs := openReplicas(t, cfg)
+	ctx := context.Background()
+	migrated := cfg.ClickHouse.Database
+	dropOnClusterAfter(t, dbs[0], migrated)
+	for v := uint32(modernBase); v <= SchemaVersion; v++ {
+		require.NoError(t, migrateClusterTo(ctx, dbs[0], migrated, v), "upgrade to version %d", v)
+		rendered := clusterTarget(fmt.Sprintf("%s_v%d", migrated, v))
+		dropOnClusterAfter(t, dbs[0], rendered.database)
+		require.NoError(t, createMigrations(ctx, dbs[0], rendered))
+		for _, stmt := range rendered.create(schemaAt(v)) {
+			require.NoError(t, dbs[0].Exec(ctx, stmt), "version %d rendered: %s", v, stmt)
+		}
+		for i, db := range dbs {
+			want := schemaShapes(t, db, migrated)
+			require.NotEmpty(t, want, "replica %d, version %d", i+1, v)
+			assert.Equal(t, want, schemaShapes(t, db, rendered.database), "replica %d, version %d", i+1, v)
+		}
+	}
 }
 
 // finalCount counts a table's rows under FINAL on one replica.

@@ -57,9 +57,9 @@ func schemaShapes(t testing.TB, db *DB, database string) map[string]tableShape {
 // a database built at version v from the model has, table by table (system.columns and
 // create_table_query), what a database built at the shape's first version and upgraded version
 // by version has. On the test server (18.16) for the classic shape; on ClickHouse 26.x (chdb) for
-// the classic and modern shapes; the cluster shape by rendering, its statements being the
-// classic ones ON CLUSTER with Replicated* engines (the replicas themselves: make test-cluster,
-// TestClusterMigrations).
+// the classic and modern shapes; the cluster shape here by rendering, its statements being the
+// classic ones ON CLUSTER with Replicated* engines, and on the replicas themselves (18.16) by
+// make test-cluster: TestClusterSchemaRenderedIsMigrated, the same comparison.
 func TestSchemaRenderedIsMigrated(t *testing.T) {
 	t.Parallel()
 	t.Run("cluster", func(t *testing.T) {

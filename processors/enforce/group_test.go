@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/internal/sample"
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
@@ -41,17 +41,9 @@ func groupConfig(t *testing.T, brokers string, partitions int) *config.Config {
 	return cfg
 }
 
-// testBroker is the Kafka broker of the integration tests.
-func testBroker(t *testing.T) string {
-	if testing.Short() {
-		t.Skip("needs the Kafka broker; skipped by -short")
-	}
-	brokers := os.Getenv("TOLLGATE_TEST_KAFKA")
-	if brokers == "" {
-		t.Fatal("set TOLLGATE_TEST_KAFKA (make test does) or run make services-up")
-	}
-	return brokers
-}
+// testBroker is the Kafka broker of the integration tests: internal/testenv's (TOLLGATE_TEST_KAFKA
+// when set, else a container; skipped by -short).
+func testBroker(t *testing.T) string { return testenv.Kafka(t) }
 
 // dropTopicsAfter deletes the test's topics when it ends: a broker holds several open files per
 // partition, and the topics of every test run add up (the shared broker here died of "Too many
@@ -96,6 +88,7 @@ func startMember(t *testing.T, cfg *config.Config, name string) *member {
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).With(zap.String("member", name))
 	p := newProcessor(cfg, log, newStateStore(filepath.Join(t.TempDir(), name), cfg.Dedup.Window))
 	p.instance = name
+	p.metrics = newMetrics() // its own counts, whatever runs beside it
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &member{name: name, p: p, cancel: cancel, done: make(chan error, 1)}
 	go func() {
@@ -323,6 +316,7 @@ func checkExactlyOnce(t *testing.T, cfg *config.Config, f *feed) {
 // about one run in three on the broker and one in two on kfake (it needs that exact moment);
 // TestRevokedStoreStaysOpenForTheBatch fails every time without it.
 func TestRebalanceMidBatchUnderLoad(t *testing.T) {
+	t.Parallel() // beside the fenced runs of session_test.go, which share nothing with it either
 	// The two runs share nothing (their own topics, groups and stores) and together were a third
 	// of make test's wall time one after the other.
 	t.Run("broker", func(t *testing.T) {

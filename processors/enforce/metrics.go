@@ -2,7 +2,6 @@ package enforce
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	stagemetrics "github.com/tollgate-dev/tollgate/internal/metrics"
 	"github.com/tollgate-dev/tollgate/processors/consent"
@@ -29,43 +28,57 @@ type metrics struct {
 	oldestHold prometheus.Gauge
 }
 
-var defaultMetrics = &metrics{
-	processed: promauto.NewCounter(prometheus.CounterOpts{
-		Name: "tollgate_processor_records_total", Help: "Raw records processed in committed transactions.",
-	}),
-	decisions: promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "tollgate_processor_decisions_total", Help: "Consent decisions by destination, outcome and reason (aborted transactions included).",
-	}, []string{"destination", "outcome", "reason"}),
-	consentUpdates: promauto.NewCounter(prometheus.CounterOpts{
-		Name: "tollgate_processor_consent_updates_total", Help: "Consent updates and erasures applied.",
-	}),
-	deadLettered: promauto.NewCounter(prometheus.CounterOpts{
-		Name: "tollgate_processor_dead_lettered_total", Help: "Raw records no tollgate schema wrote, sent to the raw dead-letter topic.",
-	}),
-	aborted: promauto.NewCounter(prometheus.CounterOpts{
-		Name: "tollgate_processor_aborted_transactions_total", Help: "Transactions aborted (rebalance or produce error); their batch is processed again.",
-	}),
-	restrictedAhead: promauto.NewCounter(prometheus.CounterOpts{
-		Name: "tollgate_processor_restricted_ahead_total", Help: "Events decided under a withdrawal or erasure acknowledged before them but later in the raw log.",
-	}),
-	restored: promauto.NewCounter(prometheus.CounterOpts{
-		Name: "tollgate_processor_restored_records_total", Help: "Changelog records (consent state, remembered ids) read to bring the partitions' state stores up to date.",
-	}),
-	recoveries: promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "tollgate_processor_recoveries_total", Help: "Failed processor sessions (fenced producer, restore or state failure, ...) replaced in-process by a new transactional client.",
-	}, []string{"reason"}),
-	releases: promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "tollgate_processor_hold_releases_total", Help: "Held events decided, by cause: choice (granted), withdrawal (refused), erasure, window (no choice in time), cap (past max_events_per_user).",
-	}, []string{"cause"}),
-	held: promauto.NewGauge(prometheus.GaugeOpts{
-		Name: "tollgate_processor_held_events", Help: "Events held for their user's consent choice (the policy's hold) in the partitions this process owns.",
-	}),
-	oldestHold: promauto.NewGauge(prometheus.GaugeOpts{
-		Name: "tollgate_processor_oldest_hold_seconds", Help: "Age of the oldest event held for its user's choice (0: none held).",
-	}),
-	duplicates: promauto.NewCounter(prometheus.CounterOpts{
-		Name: "tollgate_duplicates_total", Help: "Resent events (same user key and event_id inside dedup.window) the processor absorbed: no second decision or filtered record.",
-	}),
+// defaultMetrics are the process's, registered with Prometheus' default registerer.
+var defaultMetrics = newMetrics().register(prometheus.DefaultRegisterer)
+
+// newMetrics returns the processor's metrics, registered nowhere: a test gives each processor
+// its own, so that parallel tests do not count each other's recoveries.
+func newMetrics() *metrics {
+	return &metrics{
+		processed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_processor_records_total", Help: "Raw records processed in committed transactions.",
+		}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_processor_decisions_total", Help: "Consent decisions by destination, outcome and reason (aborted transactions included).",
+		}, []string{"destination", "outcome", "reason"}),
+		consentUpdates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_processor_consent_updates_total", Help: "Consent updates and erasures applied.",
+		}),
+		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_processor_dead_lettered_total", Help: "Raw records no tollgate schema wrote, sent to the raw dead-letter topic.",
+		}),
+		aborted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_processor_aborted_transactions_total", Help: "Transactions aborted (rebalance or produce error); their batch is processed again.",
+		}),
+		restrictedAhead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_processor_restricted_ahead_total", Help: "Events decided under a withdrawal or erasure acknowledged before them but later in the raw log.",
+		}),
+		restored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_processor_restored_records_total", Help: "Changelog records (consent state, remembered ids) read to bring the partitions' state stores up to date.",
+		}),
+		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_processor_recoveries_total", Help: "Failed processor sessions (fenced producer, restore or state failure, ...) replaced in-process by a new transactional client.",
+		}, []string{"reason"}),
+		releases: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_processor_hold_releases_total", Help: "Held events decided, by cause: choice (granted), withdrawal (refused), erasure, window (no choice in time), cap (past max_events_per_user).",
+		}, []string{"cause"}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tollgate_processor_held_events", Help: "Events held for their user's consent choice (the policy's hold) in the partitions this process owns.",
+		}),
+		oldestHold: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tollgate_processor_oldest_hold_seconds", Help: "Age of the oldest event held for its user's choice (0: none held).",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_duplicates_total", Help: "Resent events (same user key and event_id inside dedup.window) the processor absorbed: no second decision or filtered record.",
+		}),
+	}
+}
+
+// register registers every metric with r and returns m.
+func (m *metrics) register(r prometheus.Registerer) *metrics {
+	r.MustRegister(m.processed, m.decisions, m.consentUpdates, m.deadLettered, m.aborted,
+		m.restrictedAhead, m.duplicates, m.restored, m.recoveries, m.releases, m.held, m.oldestHold)
+	return m
 }
 
 // tally counts what one transaction decided. The shared stage metrics (received, sent,

@@ -23,8 +23,9 @@ import (
 // fencedRun runs processor a on an in-process Kafka (kfake) over a stream of events, lets fence
 // break its producer once it has committed, and checks that a recovered in-process (Run goes
 // on, and one of counted goes up: the recoveries with the reason, or the aborted transactions
-// where franz-go mends the producer itself) and that every event was decided exactly once.
-func fencedRun(t *testing.T, counted []prometheus.Counter, fence func(c *kfake.Cluster, cfg *config.Config)) {
+// where franz-go mends the producer itself) and that every event was decided exactly once. Each
+// run has its cluster, topics and metrics (startMember) to itself: the runs go in parallel.
+func fencedRun(t *testing.T, counted func(*metrics) []prometheus.Counter, fence func(c *kfake.Cluster, cfg *config.Config)) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	require.NoError(t, err)
 	defer c.Close()
@@ -32,19 +33,18 @@ func fencedRun(t *testing.T, counted []prometheus.Counter, fence func(c *kfake.C
 }
 
 // fencedOn is fencedRun on the brokers given.
-func fencedOn(t *testing.T, brokers string, counted []prometheus.Counter, fence func(cfg *config.Config)) {
+func fencedOn(t *testing.T, brokers string, counted func(*metrics) []prometheus.Counter, fence func(cfg *config.Config)) {
 	cfg := groupConfig(t, brokers, 3)
 	f := newFeed(t, cfg)
 	f.write(t, 300, 50)
+	a := startMember(t, cfg, "a")
 	sum := func() (n float64) {
-		for _, c := range counted {
+		for _, c := range counted(a.p.metrics) {
 			n += testutil.ToFloat64(c)
 		}
 		return n
 	}
 	before := sum()
-
-	a := startMember(t, cfg, "a")
 	require.Eventually(t, func() bool {
 		committed, _ := consumed(f.cl, cfg)
 		return committed > 0 || a.failed() != nil
@@ -66,11 +66,14 @@ func fencedOn(t *testing.T, brokers string, counted []prometheus.Counter, fence 
 }
 
 // fenced are the recoveries of fenced producers.
-var fenced = []prometheus.Counter{defaultMetrics.recoveries.WithLabelValues("fenced")}
+func fenced(m *metrics) []prometheus.Counter {
+	return []prometheus.Counter{m.recoveries.WithLabelValues("fenced")}
+}
 
 // TestFencedOnEndTxnRecovers: the commit of a transaction answered PRODUCER_FENCED (the
 // coordinator gave the transactional id a newer epoch, as after a broker failover).
 func TestFencedOnEndTxnRecovers(t *testing.T) {
+	t.Parallel()
 	fencedRun(t, fenced, func(c *kfake.Cluster, _ *config.Config) {
 		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.ProducerFenced})
 	})
@@ -80,6 +83,7 @@ func TestFencedOnEndTxnRecovers(t *testing.T) {
 // aborted the transaction on timeout while a broker failed over, and bumped the epoch: the
 // cluster run's case).
 func TestInvalidEpochOnEndTxnRecovers(t *testing.T) {
+	t.Parallel()
 	fencedRun(t, fenced, func(c *kfake.Cluster, _ *config.Config) {
 		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.InvalidProducerEpoch})
 	})
@@ -90,7 +94,8 @@ func TestInvalidEpochOnEndTxnRecovers(t *testing.T) {
 // batch's transaction aborts), else the session is replaced; either way the batch is decided
 // again, once.
 func TestInvalidEpochOnProduceRecovers(t *testing.T) {
-	fencedRun(t, []prometheus.Counter{fenced[0], defaultMetrics.aborted}, func(c *kfake.Cluster, cfg *config.Config) {
+	t.Parallel()
+	fencedRun(t, func(m *metrics) []prometheus.Counter { return append(fenced(m), m.aborted) }, func(c *kfake.Cluster, cfg *config.Config) {
 		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: cfg.Topic(config.TopicDecisions),
 			Err: kerr.InvalidProducerEpoch, Count: 3})
 	})
@@ -100,6 +105,7 @@ func TestInvalidEpochOnProduceRecovers(t *testing.T) {
 // id (a new instance on the same name), which fences the processor's producer on the broker.
 // The processor's new client fences that one in turn and goes on.
 func TestFencedBySecondProducerRecovers(t *testing.T) {
+	t.Parallel()
 	fencedRun(t, fenced, func(c *kfake.Cluster, cfg *config.Config) {
 		fenceWithSecondProducer(t, cfg)
 	})
@@ -107,6 +113,7 @@ func TestFencedBySecondProducerRecovers(t *testing.T) {
 
 // TestFencedBySecondProducerOnTheBroker is TestFencedBySecondProducerRecovers on the real broker.
 func TestFencedBySecondProducerOnTheBroker(t *testing.T) {
+	t.Parallel()
 	fencedOn(t, testBroker(t), fenced, func(cfg *config.Config) {
 		dropTopicsAfter(t, cfg)
 		fenceWithSecondProducer(t, cfg)
@@ -137,6 +144,8 @@ func fenceWithSecondProducer(t *testing.T, cfg *config.Config) {
 // TestRecoveryGivesUpWhenItKeepsFailing: when every new session fails too (here the broker
 // refuses the transactional id), Run returns the error after maxRecoveries attempts, for the
 // supervisor, instead of retrying forever in silence.
+//
+// Not parallel: it shortens the package's recoverPolicy, which the other runs read.
 func TestRecoveryGivesUpWhenItKeepsFailing(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	require.NoError(t, err)
@@ -148,15 +157,14 @@ func TestRecoveryGivesUpWhenItKeepsFailing(t *testing.T) {
 	recoverPolicy.Initial, recoverPolicy.Max = time.Millisecond, 10*time.Millisecond
 	defer func() { recoverPolicy = saved }()
 	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.InitProducerID}, Err: kerr.TransactionalIDAuthorizationFailed, Count: -1})
-	recovered := defaultMetrics.recoveries.WithLabelValues("authorization")
-	before := testutil.ToFloat64(recovered)
 
 	a := startMember(t, cfg, "a")
+	recovered := a.p.metrics.recoveries.WithLabelValues("authorization")
 	var runErr error
 	require.Eventually(t, func() bool { runErr = a.failed(); return runErr != nil }, 2*time.Minute, 20*time.Millisecond)
 	require.ErrorIs(t, runErr, kerr.TransactionalIDAuthorizationFailed)
 	require.ErrorContains(t, runErr, fmt.Sprintf("failed %d times in a row", maxRecoveries+1))
-	require.Equal(t, float64(maxRecoveries), testutil.ToFloat64(recovered)-before, "each recovery counted once")
+	require.Equal(t, float64(maxRecoveries), testutil.ToFloat64(recovered), "each recovery counted once")
 }
 
 // TestRecoveryReasons: the recoveries metric's reason label is one of a small fixed set.
