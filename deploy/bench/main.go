@@ -50,7 +50,8 @@ type options struct {
 	oneEvents, oneConcurrency                          int
 	workerNice, clickhouseNice                         int
 	latRate, e2eRate                                   float64
-	keep, onlyOneByOne, repair, hold                   bool
+	keep, onlyOneByOne, replay, repair, hold           bool
+	repairArgs                                         []string
 }
 
 func main() {
@@ -78,7 +79,10 @@ func main() {
 	flag.Float64Var(&o.latRate, "latency-rate", 2000, "single-event requests per second in the latency phase")
 	flag.Float64Var(&o.e2eRate, "e2e-rate", 20000, "events per second in the end-to-end latency phase (100-event batches)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run's topics and database")
-	flag.BoolVar(&o.repair, "repair", false, "run a `tollgate repair` of the batched phase's traffic through the latency phases (repair.go); compare with a run without it")
+	flag.BoolVar(&o.replay, "replay", false, "before the latency phases, replay the batched phase's traffic under a fixed policy and let the pipeline settle "+
+		"(repair.go): the baseline of a -repair run")
+	flag.BoolVar(&o.repair, "repair", false, "as -replay, then run a `tollgate repair` of the replay through the latency phases (repair.go); compare with a -replay run")
+	repairArgs := flag.String("repair-args", "", "further flags of the -repair run's `tollgate repair`, space-separated (e.g. \"--rate 500 --yield-lag 0\")")
 	flag.DurationVar(&o.lateChoice, "late-choice", 0, "batched phase as behind an opt-in banner (hold.go): each user's first events carry no choice and "+
 		"the choice follows this long after (0: off); compare -hold with a run of the same traffic without it")
 	flag.BoolVar(&o.hold, "hold", false, "hold events before the choice (policy hold: window "+holdWindow+"; CONTRACT §9); sets -late-choice 1s unless given")
@@ -90,6 +94,7 @@ func main() {
 	if o.hold && o.lateChoice == 0 {
 		o.lateChoice = time.Second
 	}
+	o.repairArgs = strings.Fields(*repairArgs)
 	if o.kafkaGCLog == "" {
 		o.kafkaGCLog = filepath.Join(o.servicesDir, "kafka", "logs", "gc.log")
 	}
@@ -296,12 +301,20 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	logf("end-to-end: %v", e2e)
 
 	var repairing *benchRepair
-	if o.repair {
-		if repairing, err = startRepair(ctx, o, dir, env, ch, db, t0.Add(-time.Minute)); err != nil {
+	if o.replay || o.repair {
+		run, err := prepareReplay(ctx, o, dir, env, ch, db, t0.Add(-time.Minute))
+		if err != nil {
 			return nil, err
 		}
-		defer repairing.proc.stop()
+		report["replay"] = run.report
+		if o.repair {
+			if repairing, err = startRepair(ctx, o, dir, env, run); err != nil {
+				return nil, err
+			}
+			defer repairing.proc.stop()
+		}
 	}
+	phasesFrom := time.Now()
 
 	// Phase 3: ingest latency at a fixed request rate, single events.
 	logf("ingest latency: %.0f single-event requests/s for %s", o.latRate, o.latDur)
@@ -312,12 +325,13 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	// Phase 4: end-to-end latency at a fixed event rate.
 	profile("e2e")
 	report["e2e_latency"] = e2eLatency(ctx, o, ch, db, base, &seq)
+	phasesTo := time.Now()
 	profWG.Wait()
+	sampleAll()
 	if repairing != nil {
-		report["repair_during_latency"] = repairing.finish()
+		report["repair_during_latency"] = repairing.finish(ctx, ch, db, phasesFrom, phasesTo)
 	}
 
-	sampleAll()
 	comps := map[string]any{}
 	perK := map[string]any{}
 	var cpuTotal float64

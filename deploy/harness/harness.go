@@ -177,6 +177,21 @@ func (p *Proc) Stop() error {
 	}
 }
 
+// ExitCPU is the CPU time (user + system) of the current incarnation once it has exited, from
+// its rusage (/proc no longer has it then); false while it runs.
+func (p *Proc) ExitCPU() (time.Duration, bool) {
+	cmd, done := p.current()
+	select {
+	case <-done:
+	default:
+		return 0, false
+	}
+	if cmd.ProcessState == nil {
+		return 0, false
+	}
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), true
+}
+
 func (p *Proc) exitStatus() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

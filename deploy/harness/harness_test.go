@@ -59,3 +59,16 @@ func TestWaitReady(t *testing.T) {
 	p.Kill9()
 	require.ErrorContains(t, WaitReady(context.Background(), srv.URL, 10*time.Second, p), "sleeper exited during start")
 }
+
+// ExitCPU reads the rusage of an exited process (the bench's figure for a repair that finished
+// during its phases, gone from /proc by then), and nothing while it runs.
+func TestExitCPU(t *testing.T) {
+	p, err := Start("spinner", "sh", nil, io.Discard, "-c", "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done")
+	require.NoError(t, err)
+	_, ok := p.ExitCPU()
+	require.False(t, ok, "running (the loop takes a good part of a second)")
+	<-p.Done()
+	cpu, ok := p.ExitCPU()
+	require.True(t, ok)
+	require.Positive(t, cpu)
+}

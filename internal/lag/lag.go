@@ -9,6 +9,7 @@ package lag
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
@@ -97,4 +98,31 @@ func Serve(ctx context.Context, addr string, g prometheus.Gatherer) error {
 		return err
 	}
 	return nil
+}
+
+// Total reads the groups' lag once and returns the records they have not committed yet, summed
+// over groups, topics and partitions. A group that does not exist yet lags 0; one Kafka could
+// not describe is an error. `tollgate repair` waits while live traffic's groups lag, and the
+// bench waits for them to drain before it measures.
+func Total(ctx context.Context, adm *kadm.Client, groups ...string) (int64, error) {
+	// A copy: kadm's Lag reuses the slice it is given as scratch space.
+	lags, err := adm.Lag(ctx, slices.Clone(groups)...)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, g := range groups {
+		l, ok := lags[g]
+		if ok && errors.Is(l.DescribeErr, kerr.GroupIDNotFound) {
+			continue
+		}
+		if !ok {
+			return 0, fmt.Errorf("lag of group %s: not described", g)
+		}
+		if err := l.Error(); err != nil {
+			return 0, fmt.Errorf("lag of group %s: %w", g, err)
+		}
+		total += l.Lag.Total()
+	}
+	return total, nil
 }

@@ -62,6 +62,10 @@ tollgate_consumer_group_lag_up{group=%[1]q} 1
 tollgate_consumer_group_lag_up{group=%[3]q} 1
 `, group, topic, idle)
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want)))
+
+	total, err := Total(ctx, adm, group, idle)
+	require.NoError(t, err)
+	require.Equal(t, int64(6), total, "the idle group adds nothing")
 }
 
 // TestLagWithoutKafka: an unreachable broker gives up 0 within the timeout, not a hung scrape.
