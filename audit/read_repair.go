@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
@@ -16,11 +17,19 @@ import (
 // read with FINAL; the live side of each join is read only for the run's events, so its size
 // follows the run's, not the table's.
 
+// background marks the queries `tollgate repair` makes while live traffic runs: one server
+// thread each (max_threads), so a repair's scans of the decisions table — minutes on a large one
+// — leave ClickHouse's other cores to the audit writer's inserts. (A priority of its own needs
+// os_thread_priority, which ClickHouse 18.16 lacks.)
+func background(ctx context.Context) context.Context {
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_threads": 1}))
+}
+
 // RunPolicyVersions returns the policy versions the decisions of a replay run were made under
 // (one, unless several replays shared the id); none when the run has no decisions.
 func (db *DB) RunPolicyVersions(ctx context.Context, runID string) ([]string, error) {
 	var versions []string
-	if err := db.QueryRow(ctx, `SELECT groupUniqArray(policy_version) FROM `+db.final("decisions")+` WHERE run_id = ?`,
+	if err := db.QueryRow(background(ctx), `SELECT groupUniqArray(policy_version) FROM `+db.final("decisions")+` WHERE run_id = ?`,
 		runID).Scan(&versions); err != nil {
 		return nil, fmt.Errorf("run policy versions: %w", err)
 	}
@@ -45,7 +54,7 @@ func (db *DB) RepairCandidates(ctx context.Context, runID, dest string, fn func(
 	if dest != "" {
 		destCond, args = " AND destination = ?", []any{runID, dest, runID, dest}
 	}
-	rows, err := db.Query(ctx, `SELECT destination, event_id, live_decided, live_reason
+	rows, err := db.Query(background(ctx), `SELECT destination, event_id, live_decided, live_reason
 		FROM (SELECT destination, event_id FROM `+db.final("decisions")+`
 			WHERE run_id = ? AND outcome = 'forwarded'`+destCond+`) AS replay
 		ANY INNER JOIN (SELECT destination, event_id, decided_at AS live_decided, reason AS live_reason FROM `+db.final("decisions")+`

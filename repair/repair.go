@@ -38,8 +38,15 @@ type Options struct {
 	// delivery.rate_limit) the repair may use on its own (default 0.25); no limit when the
 	// destination has none.
 	RateShare float64
-	// BatchSize is how many events are handed to a destination's engine at once (default 1000).
+	// BatchSize is how many events are handed to a destination's engine at once (default 1000;
+	// less with a Rate: a tenth of a second's budget).
 	BatchSize int
+	// Rate is the most events per second the repair hands on, over all destinations (0: no
+	// budget). Each costs the broker, the audit writer and ClickHouse beside live traffic (gate).
+	Rate float64
+	// YieldLag pauses the repair while live traffic's consumer groups (processor, sinks, audit
+	// writer) lag more than this many records in all (0: never pause).
+	YieldLag int64
 	// Progress, if set, is called now and then with the events handled so far.
 	Progress func(done, total int)
 }
@@ -101,6 +108,12 @@ func Run(ctx context.Context, cfg *config.Config, adapters map[string]sdk.Adapte
 		return counts, nil
 	}
 	s := &session{cfg: cfg, log: log, opt: opt, cands: cands, counts: &counts, pending: map[string][]*schemas.FilteredEvent{}}
+	g, closeGate, err := newGate(cfg, log, opt)
+	if err != nil {
+		return counts, err
+	}
+	defer closeGate()
+	s.gate = g
 	stop, err := s.startRepairers(ctx, adapters)
 	if err != nil {
 		return counts, err
@@ -218,6 +231,7 @@ type session struct {
 	cands     *candidates
 	counts    *Counts
 	repairers map[string]*delivery.Repairer
+	gate      *gate
 	pending   map[string][]*schemas.FilteredEvent
 	lastShown time.Time
 }
@@ -315,18 +329,26 @@ func (s *session) repairEvent(ctx context.Context, o consent.Outcome, liveMs int
 	return nil
 }
 
-// flush delivers a destination's queued events.
+// flush delivers a destination's queued events, a chunk at a time as the gate lets them.
 func (s *session) flush(ctx context.Context, name string) error {
 	evs := s.pending[name]
-	if len(evs) == 0 {
-		return nil
-	}
 	s.pending[name] = nil
-	got, err := s.repairers[name].Deliver(ctx, evs)
-	for status, n := range got {
-		s.counts.add(status, n)
+	for len(evs) > 0 {
+		chunk := evs[:min(len(evs), s.gate.chunk)]
+		evs = evs[len(chunk):]
+		if err := s.gate.wait(ctx, len(chunk)); err != nil {
+			return err
+		}
+		got, err := s.repairers[name].Deliver(ctx, chunk)
+		for status, n := range got {
+			s.counts.add(status, n)
+		}
+		if err != nil {
+			return err
+		}
+		s.progress(false)
 	}
-	return err
+	return nil
 }
 
 func (s *session) flushAll(ctx context.Context) error {

@@ -16,7 +16,7 @@ func newRepairCmd() *cobra.Command {
 		runID, dest string
 		dryRun      bool
 		opt         repair.Options
-		nice        int
+		prio        repair.Priority
 	)
 	cmd := &cobra.Command{
 		Use:   "repair --config FILE --run ID [--destination NAME] [--dry-run]",
@@ -30,10 +30,12 @@ withdrawn the purpose or been erased (withdrawn, erased), never one older than t
 The policy configured must be the one the run was decided under. Progress goes to stderr; the
 counts to stdout:
   repaired N: sent S, too_old T, withdrawn W, erased E, already_delivered A, failed F
---dry-run counts the same way and sends nothing. Live traffic comes first: the repair runs at a
-lower CPU priority (--nice), one request at a time per destination (--concurrency) and a quarter of
-the destination's rate limit (--rate-share). Its deliveries rows carry the run id:
-tollgate audit summary --run ID.`,
+--dry-run counts the same way and sends nothing. Live traffic comes first: the repair takes a core
+only when nothing else wants it (--idle: SCHED_IDLE; --idle=false --nice N instead) and the disk
+likewise (--idle-io), hands on at most --rate events per second, pauses while the live pipeline's
+consumer groups lag more than --yield-lag records, and sends one request at a time per destination
+(--concurrency) within a quarter of the destination's rate limit (--rate-share). Its deliveries
+rows carry the run id: tollgate audit summary --run ID.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runID == "" {
@@ -50,7 +52,10 @@ tollgate audit summary --run ID.`,
 			if dest != "" && a.cfg.Policy.Destinations[dest] == nil {
 				return usageError{fmt.Errorf("--destination %q: no such destination in %s", dest, a.cfg.Policy.File)}
 			}
-			if err := repair.LowerPriority(nice); err != nil {
+			if opt.Rate < 0 || opt.YieldLag < 0 {
+				return usageError{fmt.Errorf("--rate and --yield-lag: 0 (off) or more")}
+			}
+			if err := repair.Lower(prio); err != nil {
 				a.log.Warn(err.Error())
 			}
 			if err := ensureTopics(cmd.Context(), a); err != nil {
@@ -82,7 +87,11 @@ tollgate audit summary --run ID.`,
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "count what would be sent, send nothing")
 	cmd.Flags().IntVar(&opt.Concurrency, "concurrency", 1, "requests in flight per destination")
 	cmd.Flags().Float64Var(&opt.RateShare, "rate-share", 0.25, "share of the destination's rate limit the repair may use (none when it has no limit)")
-	cmd.Flags().IntVar(&nice, "nice", 10, "CPU niceness of the repair process (0: unchanged), so live traffic on the same machine comes first")
+	cmd.Flags().Float64Var(&opt.Rate, "rate", 1000, "events per second handed on, over all destinations (0: no budget); each costs Kafka, the audit writer and ClickHouse beside live traffic")
+	cmd.Flags().Int64Var(&opt.YieldLag, "yield-lag", 20000, "pause while live traffic's consumer groups lag more than this many records in all (0: never pause)")
+	cmd.Flags().BoolVar(&prio.Idle, "idle", true, "run in the SCHED_IDLE CPU class: a core only when nothing else wants it")
+	cmd.Flags().IntVar(&prio.Nice, "nice", 10, "CPU niceness with --idle=false (0: unchanged)")
+	cmd.Flags().BoolVar(&prio.IdleIO, "idle-io", true, "idle I/O class for the repair's disk use (honoured by BFQ)")
 	return cmd
 }
 

@@ -1,0 +1,117 @@
+package repair
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/kafka"
+	"github.com/tollgate-dev/tollgate/internal/lag"
+)
+
+// lagCheckEvery is how often the gate reads the live groups' lag: one ListOffsets and one
+// OffsetFetch per group, nothing beside the repair's own traffic.
+const lagCheckEvery = time.Second
+
+// gate keeps a repair behind live traffic. The repair's cost is not only its own CPU (which
+// Priority takes care of): each event it sends is a raw record read and decoded, a vendor
+// request, journal and ledger records and a deliveries row in Kafka, and an insert the audit
+// writer makes into ClickHouse — work done by the same broker, audit writer and server as live
+// traffic, at their priority. So the gate holds each chunk of events back:
+//   - to a budget of events per second over all destinations (Options.Rate);
+//   - while the live pipeline's consumer groups (processor, sinks, audit writer) lag more than
+//     Options.YieldLag records: a backlog means live traffic needs every resource it can get,
+//     and the repair's own deliveries rows count in the audit writer's lag, so it also never
+//     outruns what the writer stores.
+type gate struct {
+	limiter  *rate.Limiter // nil: no budget
+	chunk    int           // events handed on at once
+	yieldLag int64         // 0: never pause
+	lagOf    func(context.Context) (int64, error)
+	every    time.Duration // lagCheckEvery
+	log      *zap.Logger
+
+	checked time.Time
+	paused  time.Duration // in all, for the log
+}
+
+// newGate builds the gate of opt; the lag is read through a client of its own (close the
+// returned function's client with it).
+func newGate(cfg *config.Config, log *zap.Logger, opt Options) (*gate, func(), error) {
+	g := &gate{chunk: opt.BatchSize, yieldLag: opt.YieldLag, every: lagCheckEvery, log: log}
+	if opt.Rate > 0 {
+		// Chunks of a tenth of a second's budget: the vendor requests and the audit rows come
+		// in a steady trickle rather than a burst each second.
+		g.chunk = min(opt.BatchSize, max(1, int(opt.Rate/10)))
+		g.limiter = rate.NewLimiter(rate.Limit(opt.Rate), g.chunk)
+	}
+	if opt.YieldLag <= 0 {
+		return g, func() {}, nil
+	}
+	cl, err := kafka.NewClient(cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	adm := kadm.NewClient(cl)
+	groups := []string{cfg.ProcessorGroup(), cfg.AuditGroup()}
+	for _, name := range cfg.Policy.Names {
+		groups = append(groups, cfg.SinkGroup(name))
+	}
+	g.lagOf = func(ctx context.Context) (int64, error) {
+		ctx, cancel := context.WithTimeout(ctx, lag.DefaultTimeout)
+		defer cancel()
+		return lag.Total(ctx, adm, groups...)
+	}
+	return g, cl.Close, nil
+}
+
+// wait returns when n events (at most chunk) may be handed on.
+func (g *gate) wait(ctx context.Context, n int) error {
+	if err := g.waitForLive(ctx); err != nil {
+		return err
+	}
+	if g.limiter == nil {
+		return nil
+	}
+	return g.limiter.WaitN(ctx, n)
+}
+
+// waitForLive waits while the live groups lag more than yieldLag, reading their lag at most
+// once a lagCheckEvery. A lag that cannot be read counts as a lag: the repair waits rather
+// than guess.
+func (g *gate) waitForLive(ctx context.Context) error {
+	if g.lagOf == nil || time.Since(g.checked) < g.every {
+		return nil
+	}
+	var since time.Time
+	for {
+		behind, err := g.lagOf(ctx)
+		g.checked = time.Now()
+		if err == nil && behind <= g.yieldLag {
+			if !since.IsZero() {
+				g.paused += time.Since(since)
+				g.log.Info("repair: live traffic caught up, resuming", zap.Duration("paused", time.Since(since).Round(time.Second)),
+					zap.Duration("paused_in_all", g.paused.Round(time.Second)))
+			}
+			return nil
+		}
+		if since.IsZero() {
+			since = time.Now()
+			fields := []zap.Field{zap.Int64("lag", behind), zap.Int64("yield_lag", g.yieldLag)}
+			if err != nil {
+				fields = []zap.Field{zap.Error(err)}
+			}
+			g.log.Info("repair: pausing while live traffic lags", fields...)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("repair paused for live traffic: %w", ctx.Err())
+		case <-time.After(g.every):
+		}
+	}
+}
