@@ -323,13 +323,15 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	report["ingest_latency"], sent = singleEvents(ctx, o, base, "l", &seq)
 
 	// Phase 4: end-to-end latency at a fixed event rate.
+	e2eFrom := time.Now()
 	profile("e2e")
 	report["e2e_latency"] = e2eLatency(ctx, o, ch, db, base, &seq)
 	phasesTo := time.Now()
 	profWG.Wait()
 	sampleAll()
 	if repairing != nil {
-		report["repair_during_latency"] = repairing.finish(ctx, ch, db, phasesFrom, phasesTo)
+		report["repair_during_latency"] = repairing.finish(ctx, ch, db, []phase{
+			{"ingest_latency", phasesFrom, e2eFrom}, {"e2e_latency", e2eFrom, phasesTo}})
 	}
 
 	comps := map[string]any{}

@@ -225,10 +225,16 @@ func fixPolicy(pol string) string {
 
 var topVersion = regexp.MustCompile(`(?m)^version:.*$`)
 
-// finish reports the repair at the end of the phases (from, to): whether it ran throughout them,
-// its CPU seconds during them, and the events it sent during them per second (deliveries rows of
-// its run, read once the audit writer has stored them); then stops it if it still runs.
-func (r *benchRepair) finish(ctx context.Context, ch chClient, db string, from, to time.Time) map[string]any {
+// phase is a latency phase's time span.
+type phase struct {
+	name     string
+	from, to time.Time
+}
+
+// finish reports the repair at the end of the phases: whether it ran throughout them, its CPU
+// seconds during them, and per phase the events it sent and their rate (deliveries rows of its
+// run, read once the audit writer has stored them); then stops it if it still runs.
+func (r *benchRepair) finish(ctx context.Context, ch chClient, db string, phases []phase) map[string]any {
 	r.proc.sample()
 	running := r.proc.alive()
 	cpuEnd := r.proc.cpuSeconds()
@@ -248,23 +254,30 @@ func (r *benchRepair) finish(ctx context.Context, ch chClient, db string, from, 
 			if strings.HasPrefix(l, "repaired ") {
 				out["counts"] = l
 			}
+			if strings.Contains(l, "pausing while live traffic lags") {
+				out["pauses"] = toInt(out["pauses"]) + 1
+			}
 		}
 	}
-	// deliveries.at has whole seconds: count the phases' whole seconds.
-	lo, hi := from.Unix()+1, to.Unix()
-	q := fmt.Sprintf("SELECT uniqExact(event_id) FROM `%s`.deliveries WHERE run_id = '%s' AND status = 'delivered' AND at >= toDateTime(%d) AND at < toDateTime(%d)",
-		db, r.runID, lo, hi)
-	sent, err := stableCount(ctx, ch, q)
-	if err != nil {
-		logf("repair: its deliveries: %v", err)
-		return out
-	}
-	out["sent_during_phases"] = sent
-	if hi > lo {
-		out["events_per_s_during_phases"] = round(float64(sent)/float64(hi-lo), 0)
+	for _, p := range phases {
+		// deliveries.at has whole seconds: count the phase's whole seconds.
+		lo, hi := p.from.Unix()+1, p.to.Unix()
+		q := fmt.Sprintf("SELECT uniqExact(event_id) FROM `%s`.deliveries WHERE run_id = '%s' AND status = 'delivered' AND at >= toDateTime(%d) AND at < toDateTime(%d)",
+			db, r.runID, lo, hi)
+		sent, err := stableCount(ctx, ch, q)
+		if err != nil {
+			logf("repair: its deliveries: %v", err)
+			return out
+		}
+		out["sent_during_"+p.name] = sent
+		if hi > lo {
+			out["events_per_s_during_"+p.name] = round(float64(sent)/float64(hi-lo), 0)
+		}
 	}
 	return out
 }
+
+func toInt(v any) int { n, _ := v.(int); return n }
 
 // stableCount polls the count q until it has not changed for 5 s (the audit writer has stored
 // what it will), at most 2 minutes.

@@ -25,3 +25,20 @@ func TestFixPolicy(t *testing.T) {
 	require.NotContains(t, fixPolicy(string(b)), "opt_in")
 	require.Equal(t, 1, strings.Count(fixPolicy(string(b)), "version:"))
 }
+
+// The bench reads the repair's progress from its log: the last progress line, among zap's JSON
+// lines, counts.
+func TestRepairProgressFromLog(t *testing.T) {
+	dir := t.TempDir()
+	r := &benchRepair{runID: "r1", log: dir + "/repair.log"}
+	n, _ := r.progress()
+	require.Zero(t, n, "no log yet")
+	require.NoError(t, os.WriteFile(r.log, []byte(`{"level":"info","msg":"repair: pausing while live traffic lags"}
+repair r1: 0/500 events (0.0%), 0 events/s, estimate pending
+repair r1: 120/500 events (24.0%), 24 events/s, about 16s left
+{"level":"info","msg":"repair: live traffic caught up, resuming"}
+`), 0o600))
+	n, line := r.progress()
+	require.Equal(t, int64(120), n)
+	require.Equal(t, "120/500 events (24.0%), 24 events/s, about 16s left", line)
+}
