@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -195,11 +196,20 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 		p.log.Warn("batch aborted: withdrawals ahead unknown", zap.Error(err))
 		return false, p.abort(ctx, sess)
 	}
-	var produceErr error
+	// produceErr is set by the produce promises, which run on franz-go's goroutines while this
+	// one reads it: behind a mutex. A failure after the read still aborts: End does.
+	var (
+		produceMu  sync.Mutex
+		produceErr error
+	)
 	stateTopic, dedupTopic, heldTopic := p.topics.state, p.topics.dedupIDs, p.topics.held
 	promise := func(r *kgo.Record, err error) {
-		if err != nil && produceErr == nil {
-			produceErr = err
+		if err != nil {
+			produceMu.Lock()
+			if produceErr == nil {
+				produceErr = err
+			}
+			produceMu.Unlock()
 		}
 		if err == nil && (r.Topic == stateTopic || r.Topic == dedupTopic || r.Topic == heldTopic) {
 			batch.produced(r.Topic, r.Partition, r.Offset)
@@ -246,15 +256,17 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 	// Use a fresh context for End: a shutdown must still commit or abort the batch it started.
 	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 	defer cancel()
-	commit := kgo.TransactionEndTry(produceErr == nil)
-	committed, err := sess.End(endCtx, commit)
+	produceMu.Lock()
+	failed := produceErr
+	produceMu.Unlock()
+	committed, err := sess.End(endCtx, kgo.TransactionEndTry(failed == nil))
 	if err != nil {
 		return false, fmt.Errorf("end transaction: %w", err)
 	}
 	if !committed {
 		p.metrics.aborted.Inc()
 		stagemetrics.Errors.WithLabelValues(stagemetrics.StageProcessor, "aborted_transaction").Inc()
-		p.log.Warn("transaction aborted; the batch will be processed again", zap.Int("records", n), zap.NamedError("produce_error", produceErr))
+		p.log.Warn("transaction aborted; the batch will be processed again", zap.Int("records", n), zap.NamedError("produce_error", failed))
 		return false, nil
 	}
 	if err := p.state.commit(batch); err != nil {
