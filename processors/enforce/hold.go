@@ -43,7 +43,7 @@ func (p *Processor) eventWithHold(r *kgo.Record, ev *schemas.Event, st *consent.
 	var recs []*kgo.Record
 	user := ev.UserKey()
 	if batch.hasHeld(r.Partition, user) {
-		released, err := p.releaseChosen(batch, r.Partition, user, st, consent.Choices(ev, p.cfg.Policy), releaseChoice, "")
+		released, err := p.releaseHeld(batch, r.Partition, user, st, chosen(consent.Choices(ev, p.cfg.Policy)), releaseChoice, "")
 		if err != nil {
 			return nil, err
 		}
@@ -88,51 +88,39 @@ func (p *Processor) hold(batch *stagedState, r *kgo.Record, user string, dests [
 // chooses at all.
 type chooser func(dest string) (granted, ok bool)
 
-// releaseChosen decides, in arrival order, the user's held destinations that choose answers;
-// the others stay held. cause labels a grant; a refusal of a consent update counts as a
-// withdrawal.
-//
-// source, when set, is where the choice came from for the decisions' consent_source (a consent
-// update: consent_api); a later event's choice is the event's own, as the engine reads it.
-func (p *Processor) releaseChosen(batch *stagedState, partition int32, user string, st *consent.State, choose chooser, cause, source string) ([]*kgo.Record, error) {
-	h, err := batch.heldOf(partition, user)
-	if err != nil {
-		return nil, err
-	}
-	var recs []*kgo.Record
-	kept := h.Events[:0:0]
-	for _, e := range h.Events {
-		choices := map[string]bool{}
-		var rest []string
+// picker says what of a held event is decided now: all of it as without a hold (all), or the
+// destinations choices names, under those choices; the rest stays held.
+type picker func(e schemas.HeldEvent) (choices map[string]bool, all bool)
+
+// chosen is the picker of a choice (a later event, a consent update): the destinations choose
+// answers for.
+func chosen(choose chooser) picker {
+	return func(e schemas.HeldEvent) (map[string]bool, bool) {
+		var choices map[string]bool
 		for _, dest := range e.Destinations {
 			if granted, ok := choose(dest); ok {
+				if choices == nil {
+					choices = map[string]bool{}
+				}
 				choices[dest] = granted
-			} else {
-				rest = append(rest, dest)
 			}
 		}
-		if len(choices) > 0 { // decideHeld decides exactly the destinations choices names
-			if recs, err = p.decideHeld(recs, batch, partition, e, st, choices, cause, source); err != nil {
-				return nil, err
-			}
-		}
-		if len(rest) == 0 {
-			batch.dropBody(partition, e.Offset)
-			continue
-		}
-		e.Destinations = rest
-		kept = append(kept, e)
+		return choices, false
 	}
-	if len(recs) > 0 { // unchanged lists write no changelog record
-		h.Events = kept
-		batch.setHeld(partition, h)
-	}
-	return recs, nil
 }
 
-// releaseAll decides the user's held events that due accepts as without a hold, under st: an
-// erasure (all of them, blocked erased) or the window (those past it, blocked no_consent).
-func (p *Processor) releaseAll(batch *stagedState, partition int32, user string, st *consent.State, cause string, due func(schemas.HeldEvent) bool) ([]*kgo.Record, error) {
+// whole is the picker of a release as without a hold (an erasure, the window): the held events
+// due accepts, every destination.
+func whole(due func(schemas.HeldEvent) bool) picker {
+	return func(e schemas.HeldEvent) (map[string]bool, bool) { return nil, due(e) }
+}
+
+// releaseHeld decides, in arrival order, what pick picks of the user's held events, under st; the
+// rest stays held. cause labels the release (a refusal among the choices counts as a
+// withdrawal). source, when set, is where the choice came from for the decisions'
+// consent_source (a consent update: consent_api); a later event's choice is the event's own, as
+// the engine reads it.
+func (p *Processor) releaseHeld(batch *stagedState, partition int32, user string, st *consent.State, pick picker, cause, source string) ([]*kgo.Record, error) {
 	h, err := batch.heldOf(partition, user)
 	if err != nil {
 		return nil, err
@@ -140,16 +128,26 @@ func (p *Processor) releaseAll(batch *stagedState, partition int32, user string,
 	var recs []*kgo.Record
 	kept := h.Events[:0:0]
 	for _, e := range h.Events {
-		if !due(e) {
+		choices, all := pick(e)
+		if !all && len(choices) == 0 {
 			kept = append(kept, e)
 			continue
 		}
-		if recs, err = p.decideHeld(recs, batch, partition, e, st, nil, cause, ""); err != nil {
+		// decideHeld decides exactly the destinations choices names, or all of them without.
+		if recs, err = p.decideHeld(recs, batch, partition, e, st, choices, cause, source); err != nil {
 			return nil, err
 		}
-		batch.dropBody(partition, e.Offset)
+		e.Destinations = slices.DeleteFunc(slices.Clone(e.Destinations), func(d string) bool {
+			_, decided := choices[d]
+			return all || decided
+		})
+		if len(e.Destinations) == 0 {
+			batch.dropBody(partition, e.Offset)
+			continue
+		}
+		kept = append(kept, e)
 	}
-	if len(kept) < len(h.Events) { // unchanged lists write no changelog record
+	if len(recs) > 0 { // a list nothing was decided from writes no changelog record
 		h.Events = kept
 		batch.setHeld(partition, h)
 	}
@@ -167,16 +165,16 @@ func (p *Processor) releaseByUpdate(batch *stagedState, partition int32, u *sche
 		return nil, err
 	}
 	if st != nil && st.Erased {
-		return p.releaseAll(batch, partition, u.UserKey, st, releaseErasure, func(schemas.HeldEvent) bool { return true })
+		return p.releaseHeld(batch, partition, u.UserKey, st, whole(func(schemas.HeldEvent) bool { return true }), releaseErasure, "")
 	}
-	return p.releaseChosen(batch, partition, u.UserKey, st, func(dest string) (bool, bool) {
+	return p.releaseHeld(batch, partition, u.UserKey, st, chosen(func(dest string) (bool, bool) {
 		d := p.cfg.Policy.Destinations[dest]
 		if d == nil {
 			return false, false
 		}
 		granted, ok := u.Consent[d.Purpose]
 		return granted, ok
-	}, releaseChoice, consent.SourceConsentAPI)
+	}), releaseChoice, consent.SourceConsentAPI)
 }
 
 // committedState is the user's state as of this point of the batch, for the engine.
@@ -209,7 +207,7 @@ func (p *Processor) releaseDue(batch *stagedState, force bool) ([]*kgo.Record, e
 			if err != nil {
 				return nil, err
 			}
-			more, err := p.releaseAll(batch, partition, user, st, releaseWindow, func(e schemas.HeldEvent) bool { return e.ArrivedMs <= cutoff })
+			more, err := p.releaseHeld(batch, partition, user, st, whole(func(e schemas.HeldEvent) bool { return e.ArrivedMs <= cutoff }), releaseWindow, "")
 			if err != nil {
 				return nil, err
 			}
