@@ -59,6 +59,7 @@ func caEvents(user, tag string, n int, age time.Duration) []sample.Event {
 // too_old; a user who withdrew in between is not sent; a second repair sends nothing; the
 // exposure report names GA4, the field and the users.
 func TestRepairAfterPolicyFix(t *testing.T) {
+	t.Parallel()
 	p := startPipelineWithPolicy(t, wrongPolicy)
 	const n = 4
 	recent := append(caEvents("ca1", "recent", n, time.Hour), caEvents("ca2", "recent", n, 2*time.Hour)...)
