@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 export TOLLGATE_TEST_KAFKA      ?= 127.0.0.1:9092
 export TOLLGATE_TEST_CLICKHOUSE ?= 127.0.0.1:9000
 
-.PHONY: build chdb-venv test test-static test-unit test-containers images demo bench chaos fmt lint tidy-check services-up services-down cluster-up cluster-down test-cluster test-cluster-restart clean
+.PHONY: build chdb-venv test test-static test-binary test-unit test-containers images demo bench chaos fmt lint tidy-check services-up services-down cluster-up cluster-down test-cluster test-cluster-restart clean
 
 # One static binary with every component.
 build:
@@ -44,21 +44,25 @@ demo: services-up build
 	@deploy/demo/demo.sh
 
 # Every test, unit and integration, against the real Kafka and ClickHouse started here.
-# The services, the chdb venv and the static checks (tidy, gofmt, vet) are independent: they run
-# at once (-O keeps each one's output together). -p: packages at once; -parallel: tests at once
-# in each. The integration packages (e2e, processors/enforce, audit, sinks/delivery) spend most
+# The services, the chdb venv, the static checks (tidy, gofmt, vet) and the binary e2e drives
+# (TOLLGATE_E2E_BINARY) are independent: they run at once (-O keeps each one's output
+# together; go.mod is tidied before the build and vet read it). -p: packages at once;
+# -parallel: tests at once in each. The integration packages (e2e, processors/enforce, audit, sinks/delivery) spend most
 # of their time waiting on the broker, ClickHouse and their own processes, so more of them than
 # cores fit: with -p 4 the longest packages waited for a free slot and ended one after another
 # (quiet: 185 s of go test with -p 4, 159 s with -p 8; -parallel 6 gained nothing more).
 TEST_PACKAGES ?= 8
 TEST_PARALLEL ?= 4
 test:
-	@$(MAKE) --no-print-directory -j 3 -O services-up chdb-venv test-static
-	$(GO) test -race -shuffle=on -count=1 -p $(TEST_PACKAGES) -parallel $(TEST_PARALLEL) -timeout 30m ./...
+	@$(MAKE) --no-print-directory -j 4 -O services-up chdb-venv test-static test-binary
+	TOLLGATE_E2E_BINARY=$(CURDIR)/bin/tollgate $(GO) test -race -shuffle=on -count=1 -p $(TEST_PACKAGES) -parallel $(TEST_PARALLEL) -timeout 30m ./...
 
 # The checks that need no service: go.mod tidy, gofmt, go vet.
 test-static: tidy-check
 	$(GO) vet ./...
+
+test-binary: tidy-check
+	@$(MAKE) --no-print-directory build
 
 # The tests against Kafka and ClickHouse containers that testcontainers-go starts from the
 # offline images (make images) instead of services-up: starts dockerd if it is installed but not

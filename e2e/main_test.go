@@ -39,11 +39,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "tollgate")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/tollgate")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: build tollgate:", err)
+	if binary, err = tollgateBinary(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 		testenv.Stop()
 		os.Exit(1)
 	}
@@ -51,6 +48,25 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(dir)
 	testenv.Stop()
 	os.Exit(code)
+}
+
+// tollgateBinary is the binary the scenarios drive: $TOLLGATE_E2E_BINARY when set (make test
+// builds it while the services start, so the scenarios need not wait for a build of their own),
+// else one built into dir from this checkout.
+func tollgateBinary(dir string) (string, error) {
+	if path := os.Getenv("TOLLGATE_E2E_BINARY"); path != "" {
+		if _, err := os.Stat(path); err != nil {
+			return "", fmt.Errorf("TOLLGATE_E2E_BINARY: %w", err)
+		}
+		return path, nil
+	}
+	path := filepath.Join(dir, "tollgate")
+	build := exec.Command("go", "build", "-o", path, "../cmd/tollgate")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("build tollgate: %w", err)
+	}
+	return path, nil
 }
 
 // scenariosAtOnce is how many scenarios run at once unless -test.parallel says otherwise. Each
