@@ -346,9 +346,11 @@ func TestRebalanceMidBatchUnderLoad(t *testing.T) {
 
 func rebalanceUnderLoad(t *testing.T, cfg *config.Config) {
 	f := newFeed(t, cfg)
-	const users = 3000
+	// perWrite: enough that a batch in flight holds thousands of events at each join (a poll
+	// takes at most maxPollRecords); the whole run decides 8 of them.
+	const users, perWrite = 3000, 3000
 	for range 5 { // a backlog that outlasts the joins below: batches of thousands all along
-		f.write(t, 5000, users)
+		f.write(t, perWrite, users)
 	}
 	a := startMember(t, cfg, "a")
 	require.Eventually(t, func() bool {
@@ -364,7 +366,7 @@ func rebalanceUnderLoad(t *testing.T, cfg *config.Config) {
 			return assigned(f.cl, cfg, b.name) > 0 || b.failed() != nil || a.failed() != nil
 		}, 2*time.Minute, 100*time.Millisecond, "%s gets partitions", b.name)
 		before, _ := consumed(f.cl, cfg)
-		f.write(t, 5000, users) // keep a busy while b works
+		f.write(t, perWrite, users) // keep a busy while b works
 		churn(t, cfg, churns, func() error {
 			if err := a.failed(); err != nil {
 				return err
