@@ -101,7 +101,8 @@ func TestFollowAgainStartsOver(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	topic := fmt.Sprintf("follower-again-%d", time.Now().UnixNano())
-	admin, err := NewClient(cfg, zap.NewNop(), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	admin, err := NewClient(cfg, zap.NewNop(), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.UnknownTopicRetries(-1)) // until ctx ends: a busy broker serves a new topic a moment after creating it
 	require.NoError(t, err)
 	defer admin.Close()
 	_, err = kadm.NewClient(admin).CreateTopic(ctx, 1, 1, nil, topic)

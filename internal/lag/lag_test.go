@@ -30,7 +30,8 @@ func TestLagOfGroups(t *testing.T) {
 	brokers := testenv.Kafka(t) // TOLLGATE_TEST_KAFKA, or a container
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.UnknownTopicRetries(-1)) // until ctx ends: a busy broker serves a new topic a moment after creating it
 	require.NoError(t, err)
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
