@@ -178,6 +178,10 @@ const configYAML = `
 kafka:
   brokers: [%q]
   topic_prefix: %q
+  # Three, not the default six: every scenario creates its own topics and each processor opens a
+  # store per partition; three still spread users over several partitions and processors, at
+  # half the broker's and the processes' work.
+  partitions: 3
 clickhouse:
   addr: %q
   database: %q

@@ -129,7 +129,7 @@ func waitRestored(t *testing.T, c *proc, nth int) (time.Duration, int) {
 				parts, took, read = parts+len(line.Partitions), took+d, read+line.Records
 			}
 		}
-		return starts == nth && parts == 6
+		return starts == nth && parts == c.p.cfg.Kafka.Partitions
 	}, 5*time.Minute, 200*time.Millisecond, "the processor never restored all partitions; logs:\n%s", c.logs)
 	return took, read
 }

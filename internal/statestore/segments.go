@@ -361,15 +361,16 @@ func (s *Store) saveFilters() error {
 const (
 	filterKeyLen = 1 + 4 + 2
 	completePart = 0xffff
-	// filterChunk bounds a saved value. A day's filter is megabytes, and pebble made a copy of a
-	// value that size at each step (the batch, kept as a memtable of its own, the table writer's
-	// block, the block cache on reading it back): at 50M ids those copies, garbage once written,
-	// held the process at twice its filters' size.
-	filterChunk = 256 << 10
 	// filterBatch is when a save commits and starts another batch: below half a memtable, so a
 	// batch is copied into the memtable and not kept as one of its own.
 	filterBatch = 2 << 20
 )
+
+// filterChunk bounds a saved value. A day's filter is megabytes, and pebble made a copy of a
+// value that size at each step (the batch, kept as a memtable of its own, the table writer's
+// block, the block cache on reading it back): at 50M ids those copies, garbage once written, held
+// the process at twice its filters' size. A variable so a test can cut a small filter in chunks.
+var filterChunk = 256 << 10
 
 // saveFilter writes a segment's filters in chunks, in batches of filterBatch, then the day's
 // marker. The first batch deletes the filters saved before: a crash midway leaves chunks with no

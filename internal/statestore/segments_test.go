@@ -19,7 +19,10 @@ import (
 func TestSavedFiltersInChunks(t *testing.T) {
 	dir := t.TempDir()
 	t0 := int64(1795000000000)
-	const perDay = 200_000 // ~330 KB of filter a day: two chunks
+	saved := filterChunk
+	filterChunk = 64 << 10 // the chunking of a production-size filter, on an eighth of its ids
+	defer func() { filterChunk = saved }()
+	const perDay = 25_000 // a filter of the minimum capacity a day (~100 KB): two chunks
 	id := func(d, i int) ID { return IDOf("u"+strconv.Itoa(i%97), fmt.Sprintf("e%d-%d", d, i)) }
 	s, err := Open(dir, 7*24*time.Hour)
 	require.NoError(t, err)
