@@ -253,12 +253,17 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 		}
 		return false, fmt.Errorf("%w: read: %w", errState, stateErr)
 	}
-	// Use a fresh context for End: a shutdown must still commit or abort the batch it started.
-	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
-	defer cancel()
 	produceMu.Lock()
 	failed := produceErr
 	produceMu.Unlock()
+	if fenced(failed) {
+		// Ending the transaction would wait on a producer the broker no longer knows (up to
+		// endTimeout): the session is replaced at once, and the new producer's epoch aborts it.
+		return false, fmt.Errorf("produce: %w", failed)
+	}
+	// Use a fresh context for End: a shutdown must still commit or abort the batch it started.
+	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
+	defer cancel()
 	committed, err := sess.End(endCtx, kgo.TransactionEndTry(failed == nil))
 	if err != nil {
 		return false, fmt.Errorf("end transaction: %w", err)

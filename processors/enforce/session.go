@@ -152,11 +152,17 @@ func (p *Processor) endSession(sess *kgo.GroupTransactSession) {
 	}
 }
 
+// fenced reports whether err says the producer's epoch is no longer the transactional id's: its
+// transaction cannot commit, nor be aborted by it; only a new session's producer can.
+func fenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
+		errors.Is(err, kerr.InvalidProducerIDMapping) || errors.Is(err, kerr.UnknownProducerID)
+}
+
 // recoveryReason is the failure's label for the recoveries metric and the log: a small fixed set.
 func recoveryReason(err error) string {
 	switch {
-	case errors.Is(err, kerr.ProducerFenced), errors.Is(err, kerr.InvalidProducerEpoch),
-		errors.Is(err, kerr.InvalidProducerIDMapping), errors.Is(err, kerr.UnknownProducerID):
+	case fenced(err):
 		return "fenced"
 	case errors.Is(err, kerr.TransactionalIDAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed),
 		errors.Is(err, kerr.GroupAuthorizationFailed), errors.Is(err, kerr.TopicAuthorizationFailed):

@@ -65,8 +65,8 @@ func fencedOn(t *testing.T, brokers string, counted func(*metrics) []prometheus.
 	t.Logf("%d events, %d resends, counted %v", len(f.ids), f.resends, sum()-before)
 }
 
-// fenced are the recoveries of fenced producers.
-func fenced(m *metrics) []prometheus.Counter {
+// fencedRecoveries are the recoveries of fenced producers.
+func fencedRecoveries(m *metrics) []prometheus.Counter {
 	return []prometheus.Counter{m.recoveries.WithLabelValues("fenced")}
 }
 
@@ -74,7 +74,7 @@ func fenced(m *metrics) []prometheus.Counter {
 // coordinator gave the transactional id a newer epoch, as after a broker failover).
 func TestFencedOnEndTxnRecovers(t *testing.T) {
 	t.Parallel()
-	fencedRun(t, fenced, func(c *kfake.Cluster, _ *config.Config) {
+	fencedRun(t, fencedRecoveries, func(c *kfake.Cluster, _ *config.Config) {
 		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.ProducerFenced})
 	})
 }
@@ -84,7 +84,7 @@ func TestFencedOnEndTxnRecovers(t *testing.T) {
 // cluster run's case).
 func TestInvalidEpochOnEndTxnRecovers(t *testing.T) {
 	t.Parallel()
-	fencedRun(t, fenced, func(c *kfake.Cluster, _ *config.Config) {
+	fencedRun(t, fencedRecoveries, func(c *kfake.Cluster, _ *config.Config) {
 		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.InvalidProducerEpoch})
 	})
 }
@@ -95,7 +95,7 @@ func TestInvalidEpochOnEndTxnRecovers(t *testing.T) {
 // again, once.
 func TestInvalidEpochOnProduceRecovers(t *testing.T) {
 	t.Parallel()
-	fencedRun(t, func(m *metrics) []prometheus.Counter { return append(fenced(m), m.aborted) }, func(c *kfake.Cluster, cfg *config.Config) {
+	fencedRun(t, func(m *metrics) []prometheus.Counter { return append(fencedRecoveries(m), m.aborted) }, func(c *kfake.Cluster, cfg *config.Config) {
 		c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: cfg.Topic(config.TopicDecisions),
 			Err: kerr.InvalidProducerEpoch, Count: 3})
 	})
@@ -106,7 +106,7 @@ func TestInvalidEpochOnProduceRecovers(t *testing.T) {
 // The processor's new client fences that one in turn and goes on.
 func TestFencedBySecondProducerRecovers(t *testing.T) {
 	t.Parallel()
-	fencedRun(t, fenced, func(c *kfake.Cluster, cfg *config.Config) {
+	fencedRun(t, fencedRecoveries, func(c *kfake.Cluster, cfg *config.Config) {
 		fenceWithSecondProducer(t, cfg)
 	})
 }
@@ -114,7 +114,7 @@ func TestFencedBySecondProducerRecovers(t *testing.T) {
 // TestFencedBySecondProducerOnTheBroker is TestFencedBySecondProducerRecovers on the real broker.
 func TestFencedBySecondProducerOnTheBroker(t *testing.T) {
 	t.Parallel()
-	fencedOn(t, testBroker(t), fenced, func(cfg *config.Config) {
+	fencedOn(t, testBroker(t), fencedRecoveries, func(cfg *config.Config) {
 		dropTopicsAfter(t, cfg)
 		fenceWithSecondProducer(t, cfg)
 	})
