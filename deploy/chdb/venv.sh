@@ -17,7 +17,9 @@ fi
 command -v python3 >/dev/null || { echo "chdb venv: python3 is not installed" >&2; exit 1; }
 mkdir -p "$(dirname "$dir")"
 python3 -m venv "$dir" >&2 || { echo "chdb venv: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
-"$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" >&2 \
+# --no-compile: Python compiles the few modules a check imports when it first runs; compiling
+# all of chdb up front was half the install's CPU.
+"$dir/bin/python" -m pip install --quiet --no-compile --disable-pip-version-check -r "$req" >&2 \
   || { echo "chdb venv: pip install -r $req failed" >&2; exit 1; }
 cp "$req" "$stamp"
 echo "$dir/bin/python"
