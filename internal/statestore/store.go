@@ -20,9 +20,10 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/tollgate-dev/tollgate/internal/pebbledb"
 )
 
 // Key layout (one byte of kind, then):
@@ -63,22 +64,16 @@ type Store struct {
 }
 
 // Memory of one store (one partition): its block cache holds blockCacheSize of blocks on top of
-// its memtables, at most 56 MiB in all (336 MiB for the six partitions of the bench).
-//
-// Pebble counts memtables against the block cache: each one reserves its size in the cache until
-// it is flushed, and one spare is kept for reuse, so the cache keeps only what is left. A cache
-// shared by the partitions (64 MiB before) was wholly reserved by six stores' memtables (2 x 8 MiB
-// each): it held no block at all, and every dedup check read its filter and index blocks from
-// disk (BenchmarkSeenWhileWriting: 2.2 block reads and 141 KB allocated per check, 114 µs; 12 µs
-// and 0.7 KB with the blocks cached). So each store has its own cache, sized for blocks plus the
-// memtables it will reserve (the mutable one, one being flushed, the spare).
+// its memtables, at most 56 MiB in all (336 MiB for the six partitions of the bench). Each store
+// has its own cache: one shared by the partitions (64 MiB before) was wholly reserved by six
+// stores' memtables (2 x 8 MiB each) and held no block at all (BenchmarkSeenWhileWriting: 114 µs
+// a check instead of 12; internal/pebbledb says why).
 //
 // blockCacheSize holds the filter and index blocks of the consent keys and of the id tables, and
 // the data blocks of the consent reads.
 const (
 	memTableSize   = 8 << 20
 	blockCacheSize = 32 << 20
-	cacheSize      = blockCacheSize + 3*memTableSize
 )
 
 // Option changes how a store is opened.
@@ -93,61 +88,34 @@ func WithFS(fs vfs.FS) Option { return func(o *pebble.Options) { o.FS = fs } }
 // ids on disk.
 func Open(dir string, window time.Duration, options ...Option) (*Store, error) {
 	s := &Store{window: window}
-	cache := pebble.NewCache(cacheSize)
-	defer cache.Unref() // the store holds its own reference until it is closed
-	opts := &pebble.Options{
-		Cache:        cache,
-		MemTableSize: memTableSize,
-		Logger:       quiet{},
-		// No write-ahead log: the changelog topics are the truth and each batch carries the
-		// offsets it brings the store to, so after a crash the store is as of its last flush
-		// (pebble flushes memtables in order: a prefix of the batches) and the restore reads the
-		// changelog from there. Kafka Streams runs RocksDB the same way. Close flushes.
-		DisableWAL: true,
-	}
-	for _, o := range options {
-		o(opts)
-	}
-	bottomLevel := len(opts.Levels) - 1
-	opts.EventListener = &pebble.EventListener{CompactionEnd: func(info pebble.CompactionInfo) {
-		if info.Output.Level == bottomLevel && len(info.Output.Tables) > 0 {
-			s.bottom.Store(true)
-		}
-	}}
-	for i := range opts.Levels {
-		// Consent lookups of users with no recorded choice are misses: bloom filters answer them
-		// without reading data blocks. (Id lookups are answered by the segments' own filters.)
-		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-		// Small blocks: an id lookup that passes its segment's filter reads one random block.
-		opts.Levels[i].BlockSize = 4 << 10
-		// Uncompressed: ids are random bytes, and a block read is then a copy and a checksum
-		// (snappy's decode was a fifth of a resend's lookup).
-		opts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
-	}
-	db, err := pebble.Open(dir, opts)
+	db, err := pebbledb.Open(dir, pebbledb.Config{MemTableSize: memTableSize, BlockCacheSize: blockCacheSize,
+		Bottom: &s.bottom, Adjust: func(opts *pebble.Options) {
+			// No write-ahead log: the changelog topics are the truth and each batch carries the
+			// offsets it brings the store to, so after a crash the store is as of its last flush
+			// (pebble flushes memtables in order: a prefix of the batches) and the restore reads
+			// the changelog from there. Kafka Streams runs RocksDB the same way. Close flushes.
+			opts.DisableWAL = true
+			for i := range opts.Levels {
+				// Small blocks: an id lookup that passes its segment's filter reads one random
+				// block. Uncompressed: ids are random bytes, and a block read is then a copy and
+				// a checksum (snappy's decode was a fifth of a resend's lookup).
+				opts.Levels[i].BlockSize = 4 << 10
+				opts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
+			}
+			for _, o := range options {
+				o(opts)
+			}
+		}})
 	if err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", dir, err)
 	}
 	s.db = db
-	if db.Metrics().Levels[bottomLevel].TablesCount > 0 {
-		s.bottom.Store(true)
-	}
 	if err := s.openSegments(); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
 	releaseMemory()
 	return s, nil
-}
-
-// quiet keeps pebble's routine log lines (compactions) out of tollgate's log; errors reach the
-// caller as returned errors.
-type quiet struct{}
-
-func (quiet) Infof(string, ...any)  {}
-func (quiet) Errorf(string, ...any) {}
-func (quiet) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("pebble: "+format, args...))
 }
 
 // Checkpoint saves the segments' filters and flushes everything applied so far to disk, so a
