@@ -212,15 +212,38 @@ func verifyCluster(t *testing.T, p *pipeline, tr *clusterTraffic, replicas []str
 	}
 	require.Positive(t, blockedMarketing, "the traffic has events whose marketing forward is forbidden")
 
-	// Each vendor received each forwarded event once, and nothing else.
+	// Each vendor received each forwarded event once, and nothing else. GA4 takes no event id to
+	// deduplicate by, so a request whose outcome the sink could not know (a timeout on the
+	// starved cores while the broker was away) is not sent again (on_doubt skip, CONTRACT §9):
+	// an event it never got must then have an in_doubt row, so the audit does not claim it.
 	vendors := map[string]interface{ Keys() []string }{"ga4": p.ga4, "meta": p.meta, "ops": p.ops}
 	for dest, v := range vendors {
 		want := map[string]string{} // vendor key → event id
 		for id, f := range filtered[dest] {
 			want[vendorKey(dest, f)] = id
 		}
-		require.Eventually(t, func() bool { return len(v.Keys()) >= len(want) }, 5*time.Minute, 250*time.Millisecond,
-			"%s received %d of %d forwarded events", dest, len(v.Keys()), len(want))
+		accounted := func() (missing []string) {
+			seen := map[string]bool{}
+			for _, k := range v.Keys() {
+				seen[k] = true
+			}
+			var st map[string][]string
+			for k, id := range want {
+				if seen[k] {
+					continue
+				}
+				if st == nil && dest == "ga4" {
+					st = statuses(t, p, dest)
+				}
+				if !has(st[id], "in_doubt") {
+					missing = append(missing, id)
+				}
+			}
+			return missing
+		}
+		var missing []string
+		require.Eventually(t, func() bool { missing = accounted(); return len(missing) == 0 }, 5*time.Minute, 250*time.Millisecond,
+			"%s received %d of %d forwarded events; not received and not in doubt: %v", dest, len(v.Keys()), len(want), missing)
 		got := map[string]int{}
 		for _, k := range v.Keys() {
 			id, ok := want[k]
@@ -228,7 +251,9 @@ func verifyCluster(t *testing.T, p *pipeline, tr *clusterTraffic, replicas []str
 			got[id]++
 			require.Equal(t, 1, got[id], "%s received %s twice", dest, id)
 		}
-		require.Len(t, got, len(want), "%s received every forwarded event", dest)
+		if skipped := len(want) - len(got); skipped > 0 {
+			t.Logf("%s: %d events in doubt and not received (on_doubt skip)", dest, skipped)
+		}
 	}
 
 	// Both replicas hold every decision, each read on its own.
