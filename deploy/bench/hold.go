@@ -40,13 +40,17 @@ var choices = []map[string]bool{
 
 // newLateTraffic returns n first events (n/2 users, two each, EU, no consent) and n answering
 // events of the same users (a choice each); their ids are <prefix><seq>-0000..n-1 and n..2n-1.
-func newLateTraffic(prefix string, n int) lateTraffic {
+// With choiceFirst the first events carry their user's choice too (-choice-first).
+func newLateTraffic(prefix string, n int, choiceFirst bool) lateTraffic {
 	first, answer := sampleEvents(n), sampleEvents(n)
 	users := max(n/2, 1)
 	for j := range first {
 		first[j].Jurisdiction, first[j].Consent, first[j].GPC = "EU", nil, false
 		answer[j].Jurisdiction, answer[j].GPC = "EU", false
 		answer[j].Consent = choices[(j%users)%len(choices)]
+		if choiceFirst {
+			first[j].Consent = answer[j].Consent
+		}
 	}
 	return lateTraffic{first: templateOf(first, prefix, 0, false), answer: templateOf(answer, prefix, n, false)}
 }
@@ -163,7 +167,7 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // delay, and the first requests whose answer ingest refused (their events wait for the window,
 // so the end-to-end figure would not be reached).
 func lateChoiceReport(o options, unanswered int64) map[string]any {
-	out := map[string]any{"hold": o.hold, "choice_after_s": o.lateChoice.Seconds(), "unanswered_requests": unanswered}
+	out := map[string]any{"hold": o.hold, "choice_first": o.choiceFirst, "choice_after_s": o.lateChoice.Seconds(), "unanswered_requests": unanswered}
 	if o.hold {
 		out["hold_window"] = holdWindow
 	}

@@ -29,7 +29,7 @@ func decodeBatch(t *testing.T, body []byte) []sample.Event {
 // The first events are what a hold would hold (opt_in, no choice); the answer carries a choice
 // for every purpose for each of the same users, and no id repeats.
 func TestLateTrafficFirstEventsThenTheSameUsersChoice(t *testing.T) {
-	tr := newLateTraffic("b", 500)
+	tr := newLateTraffic("b", 500, false)
 	first, answer := decodeBatch(t, tr.first.render(42)), decodeBatch(t, tr.answer.render(42))
 	require.Len(t, first, 500)
 	require.Len(t, answer, 500)
@@ -60,6 +60,21 @@ func TestLateTrafficFirstEventsThenTheSameUsersChoice(t *testing.T) {
 		require.True(t, id >= "b" && id < "c", id)
 	}
 	require.NotContains(t, string(tr.first.render(43)), "-0000000042-", "each request brings fresh users")
+}
+
+// With -choice-first, each first event carries the choice its user's answer brings: the
+// decisions a hold makes after the choice, made at once.
+func TestChoiceFirstGivesTheFirstEventsTheirUsersAnswer(t *testing.T) {
+	tr := newLateTraffic("b", 500, true)
+	chose := map[string]map[string]bool{}
+	for _, e := range decodeBatch(t, tr.answer.render(7)) {
+		chose[e.UserKey()] = e.Consent
+	}
+	for _, e := range decodeBatch(t, tr.first.render(7)) {
+		require.Contains(t, chose, e.UserKey())
+		require.Equal(t, chose[e.UserKey()], e.Consent, e.EventID)
+	}
+	require.Len(t, chose, 250)
 }
 
 // The other phases of a late-choice run leave no event without a choice (none would wait out
@@ -103,7 +118,7 @@ func TestClosedLoopLateAnswersEveryFirstRequest(t *testing.T) {
 	defer srv.Close()
 	var seq atomic.Int64
 	const after = 30 * time.Millisecond
-	acc, unanswered, st := closedLoopLate(context.Background(), newPoster(srv.URL, "k", 2), newLateTraffic("b", 4), 4, 2, 200*time.Millisecond, after, &seq)
+	acc, unanswered, st := closedLoopLate(context.Background(), newPoster(srv.URL, "k", 2), newLateTraffic("b", 4, false), 4, 2, 200*time.Millisecond, after, &seq)
 	require.Zero(t, unanswered)
 	require.Equal(t, 1, st.errors())
 	require.NotEmpty(t, firstAt)

@@ -51,6 +51,7 @@ type options struct {
 	workerNice, clickhouseNice                         int
 	latRate, e2eRate                                   float64
 	keep, onlyOneByOne, replay, repair, hold           bool
+	choiceFirst                                        bool
 	repairArgs                                         []string
 }
 
@@ -86,6 +87,8 @@ func main() {
 	flag.DurationVar(&o.lateChoice, "late-choice", 0, "batched phase as behind an opt-in banner (hold.go): each user's first events carry no choice and "+
 		"the choice follows this long after (0: off); compare -hold with a run of the same traffic without it")
 	flag.BoolVar(&o.hold, "hold", false, "hold events before the choice (policy hold: window "+holdWindow+"; CONTRACT §9); sets -late-choice 1s unless given")
+	flag.BoolVar(&o.choiceFirst, "choice-first", false, "with -late-choice: the first events carry the choice their answer brings, so they are decided at once "+
+		"as a hold would decide them after the choice (the same decisions and deliveries, nothing held): the cost of what the hold forwards, apart from holding it")
 	flag.IntVar(&o.workerNice, "worker-nice", 10, "CPU niceness of the processor, sink and audit processes (ingest keeps 0), so that "+
 		"a draining backlog yields the cores to ingest's requests, as docs/operations.md advises; 0 runs all alike")
 	flag.IntVar(&o.clickhouseNice, "clickhouse-nice", 10, "CPU niceness of the running ClickHouse server (found by its pid file under -services-dir) for the "+
@@ -93,6 +96,10 @@ func main() {
 	flag.Parse()
 	if o.hold && o.lateChoice == 0 {
 		o.lateChoice = time.Second
+	}
+	if o.choiceFirst && (o.hold || o.lateChoice == 0) {
+		fmt.Fprintln(os.Stderr, "bench: -choice-first needs -late-choice and no -hold")
+		os.Exit(2)
 	}
 	o.repairArgs = strings.Fields(*repairArgs)
 	if o.kafkaGCLog == "" {
@@ -263,7 +270,7 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	var bst *statuses
 	if o.lateChoice > 0 {
 		var unanswered int64
-		accepted, unanswered, bst = closedLoopLate(ctx, bp, newLateTraffic("b", o.batchSize), o.batchSize, o.conns, o.batchDur, o.lateChoice, &seq)
+		accepted, unanswered, bst = closedLoopLate(ctx, bp, newLateTraffic("b", o.batchSize, o.choiceFirst), o.batchSize, o.conns, o.batchDur, o.lateChoice, &seq)
 		report["late_choice"] = lateChoiceReport(o, unanswered)
 	} else {
 		accepted, bst = closedLoop(ctx, bp, newTemplate("b", o.batchSize, false), o.batchSize, o.conns, o.batchDur, &seq)

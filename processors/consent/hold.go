@@ -36,6 +36,29 @@ func Pending(ev *schemas.Event, st *State, pol *policy.Policy) []string {
 	return out
 }
 
+// DecideOrHold is Decide and Pending from one reading of the event (the processor's path for
+// every event under a hold): the outcomes of the destinations decided now, in pol.Names order,
+// and the destinations that wait for the user's choice.
+func DecideOrHold(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time, runID string) (outs []Outcome, pending []string) {
+	if ev == nil || pol == nil {
+		return nil, nil
+	}
+	d := newDecider(ev, st, pol, now, runID)
+	holds := pol.Holds() && mayWait(ev, pol) && d.model == policy.OptIn
+	outs = make([]Outcome, 0, len(pol.Names))
+	for _, name := range pol.Names {
+		dest := pol.Destinations[name]
+		switch {
+		case dest == nil:
+		case holds && d.undecided(dest):
+			pending = append(pending, name)
+		default:
+			outs = append(outs, d.decide(dest))
+		}
+	}
+	return outs, pending
+}
+
 // mayWait is Pending's fast answer for nearly every event: false when the event's own consent
 // chooses every purpose a destination needs (nothing can wait), without building a decider.
 func mayWait(ev *schemas.Event, pol *policy.Policy) bool {

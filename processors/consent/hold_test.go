@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -31,6 +32,14 @@ func TestPending(t *testing.T) {
 		{"GPC blocks sale destinations whatever the choice", func() *schemas.Event { e := ev("EU", nil); e.GPC = true; return e }(), nil, []string{"ga4", "gads"}},
 	} {
 		require.Equal(t, tc.want, Pending(tc.ev, tc.st, pol), tc.name)
+		// DecideOrHold, the processor's one pass: the same pending destinations, and the others
+		// decided as DecideOnly decides them.
+		now := time.UnixMilli(1_790_000_000_000)
+		outs, pending := DecideOrHold(tc.ev, tc.st, pol, now, "")
+		require.Equal(t, tc.want, pending, tc.name)
+		rest := DecideOnly(tc.ev, tc.st, pol, now, "", func(d string) bool { return !slices.Contains(tc.want, d) })
+		require.Equal(t, rest, outs, tc.name)
+		require.Len(t, outs, len(pol.Names)-len(tc.want), tc.name)
 	}
 	pol.Hold = nil
 	require.Nil(t, Pending(ev("EU", nil), nil, pol), "no hold in the policy")

@@ -49,11 +49,11 @@ func (p *Processor) eventWithHold(r *kgo.Record, ev *schemas.Event, st *consent.
 		}
 		recs = released
 	}
-	pending := consent.Pending(ev, st, p.cfg.Policy)
+	outs, pending := consent.DecideOrHold(ev, st, p.cfg.Policy, p.now(), "")
+	recs = p.appendDecided(recs, outs, key, nil, 0)
 	if len(pending) == 0 {
-		return append(recs, p.decideKeyed(ev, st, key)...), nil
+		return recs, nil
 	}
-	recs = p.decideFor(recs, ev, st, key, func(dest string) bool { return !slices.Contains(pending, dest) }, 0)
 	held, err := p.hold(batch, r, user, pending, st, ev.ReceivedMs)
 	return append(recs, held...), err
 }
