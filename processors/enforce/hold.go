@@ -13,7 +13,7 @@ import (
 
 // The pre-consent hold (CONTRACT §9; docs/consent.md "Events before the choice"). Under the
 // policy's `hold`, an event whose destinations wait for a choice the user has not made yet
-// (consent.Pending) is decided for the other destinations at once and held for those, per user
+// (consent.DecideOrHold) is decided for the other destinations at once and held for those, per user
 // in arrival order, in the partition's store with its changelog (holdstate.go). It is decided
 // when the choice arrives (a later event that chooses, decided after the held ones; a consent
 // update), when the user is erased, when the window passes, or when the user holds more than
