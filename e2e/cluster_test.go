@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"go.uber.org/zap"
@@ -242,8 +243,17 @@ func verifyCluster(t *testing.T, p *pipeline, tr *clusterTraffic, replicas []str
 			return missing
 		}
 		var missing []string
-		require.Eventually(t, func() bool { missing = accounted(); return len(missing) == 0 }, 5*time.Minute, 250*time.Millisecond,
-			"%s received %d of %d forwarded events; not received and not in doubt: %v", dest, len(v.Keys()), len(want), missing)
+		if !assert.Eventually(t, func() bool { missing = accounted(); return len(missing) == 0 }, 5*time.Minute, 250*time.Millisecond) {
+			// Name each event and what the audit says of it (its deliveries statuses), so a
+			// failure can be read without the run's database, which the test drops.
+			st := statuses(t, p, dest)
+			said := make([]string, 0, len(missing))
+			for _, id := range missing {
+				said = append(said, fmt.Sprintf("%s [%s]", id, strings.Join(st[id], ",")))
+			}
+			require.FailNow(t, fmt.Sprintf("%s received %d of %d forwarded events; not received and not in doubt: %v",
+				dest, len(v.Keys()), len(want), said))
+		}
 		got := map[string]int{}
 		for _, k := range v.Keys() {
 			id, ok := want[k]
