@@ -51,7 +51,7 @@ type options struct {
 	workerNice, clickhouseNice                         int
 	latRate, e2eRate                                   float64
 	keep, onlyOneByOne, replay, repair, hold           bool
-	choiceFirst                                        bool
+	choiceFirst                                        bool // -choice-first (hold.go)
 	repairArgs                                         []string
 }
 

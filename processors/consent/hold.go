@@ -19,21 +19,8 @@ import (
 // CMP signals choose it. Anything else (a refusal, GPC, erasure) is decided at once. Nil when the
 // policy holds nothing.
 func Pending(ev *schemas.Event, st *State, pol *policy.Policy) []string {
-	if ev == nil || pol == nil || !pol.Holds() || !mayWait(ev, pol) {
-		return nil
-	}
-	d := newDecider(ev, st, pol, time.Time{}, "")
-	if d.model != policy.OptIn {
-		return nil
-	}
-	var out []string
-	for _, name := range pol.Names {
-		dest := pol.Destinations[name]
-		if dest != nil && d.undecided(dest) {
-			out = append(out, name)
-		}
-	}
-	return out
+	_, pending := DecideOrHold(ev, st, pol, time.Time{}, "")
+	return pending
 }
 
 // DecideOrHold is Decide and Pending from one reading of the event (the processor's path for
@@ -59,8 +46,8 @@ func DecideOrHold(ev *schemas.Event, st *State, pol *policy.Policy, now time.Tim
 	return outs, pending
 }
 
-// mayWait is Pending's fast answer for nearly every event: false when the event's own consent
-// chooses every purpose a destination needs (nothing can wait), without building a decider.
+// mayWait is the fast answer for nearly every event: false when the event's own consent
+// chooses every purpose a destination needs (nothing can wait), before any rule is checked.
 func mayWait(ev *schemas.Event, pol *policy.Policy) bool {
 	for _, name := range pol.Names {
 		d := pol.Destinations[name]
