@@ -46,6 +46,7 @@ type options struct {
 	profilePhase, servicesDir, comparePath             string
 	kafkaGCLog                                         string
 	batchDur, latDur, e2eDur, oneLatency, lateChoice   time.Duration
+	repairInterleave                                   time.Duration // interleave.go
 	conns, batchSize, partitions                       int
 	oneEvents, oneConcurrency                          int
 	workerNice, clickhouseNice                         int
@@ -83,6 +84,8 @@ func main() {
 	flag.BoolVar(&o.replay, "replay", false, "before the latency phases, replay the batched phase's traffic under a fixed policy and let the pipeline settle "+
 		"(repair.go): the baseline of a -repair run")
 	flag.BoolVar(&o.repair, "repair", false, "as -replay, then run a `tollgate repair` of the replay through the latency phases (repair.go); compare with a -replay run")
+	flag.DurationVar(&o.repairInterleave, "repair-interleave", 0, "with -repair: stop and resume the repair in turns this long through the ingest latency "+
+		"phase and report its latencies per state (interleave.go); 0: the repair runs throughout")
 	repairArgs := flag.String("repair-args", "", "further flags of the -repair run's `tollgate repair`, space-separated (e.g. \"--rate 500 --yield-lag 0\")")
 	flag.DurationVar(&o.lateChoice, "late-choice", 0, "batched phase as behind an opt-in banner (hold.go): each user's first events carry no choice and "+
 		"the choice follows this long after (0: off); compare -hold with a run of the same traffic without it")
@@ -288,7 +291,7 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	drainDone := make(chan struct{})
 	go func() {
 		defer close(drainDone)
-		drainLat, drainSent = singleEvents(ctx, o, base, "d", &seq)
+		drainLat, drainSent = singleEvents(ctx, o, base, "d", &seq, nil)
 	}()
 	tDone, n := ch.waitCount(ctx, decisions("b", "c"), accepted, 100*time.Millisecond, 10*time.Minute)
 	<-drainDone
@@ -327,7 +330,14 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	logf("ingest latency: %.0f single-event requests/s for %s", o.latRate, o.latDur)
 	profile("latency")
 	var sent int64
-	report["ingest_latency"], sent = singleEvents(ctx, o, base, "l", &seq)
+	var iv *interleave
+	if repairing != nil && o.repairInterleave > 0 {
+		iv = startInterleave(repairing.proc, svc, o.repairInterleave)
+	}
+	report["ingest_latency"], sent = singleEvents(ctx, o, base, "l", &seq, iv)
+	if iv != nil {
+		report["ingest_latency_interleaved"] = iv.finish()
+	}
 
 	// Phase 4: end-to-end latency at a fixed event rate.
 	e2eFrom := time.Now()
@@ -394,15 +404,20 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 
 // singleEvents sends o.latRate single-event requests/s for o.latDur (event ids prefixed by
 // idPrefix) and returns the figures of the phase: latency quantiles from each request's intended
-// send time, how late the load generator began them, and the broker's pauses meanwhile.
-func singleEvents(ctx context.Context, o options, base, idPrefix string, seq *atomic.Int64) (map[string]any, int64) {
+// send time, how late the load generator began them, and the broker's pauses meanwhile; each
+// latency also goes to iv, if set.
+func singleEvents(ctx context.Context, o options, base, idPrefix string, seq *atomic.Int64, iv *interleave) (map[string]any, int64) {
 	p := newPoster(base, "wk_bench", 256)
 	single := o.template(idPrefix, 1, false)
 	from := time.Now()
 	var lags sendLags
 	lat, st, sent := openLoop(ctx, o.latRate, o.latDur, 256, func(_ int64, intended time.Time) int {
 		lags.add(intended)
-		return p.post(ctx, single.render(seq.Add(1)), false)
+		code := p.post(ctx, single.render(seq.Add(1)), false)
+		if iv != nil {
+			iv.add(intended, time.Since(intended))
+		}
+		return code
 	})
 	q := quantiles(lat, 0.5, 0.99, 0.999, 1)
 	out := map[string]any{"rate_rps": o.latRate, "duration_s": o.latDur.Seconds(), "requests": sent,
