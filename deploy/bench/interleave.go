@@ -1,6 +1,9 @@
 package main
 
 import (
+	"math"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -10,10 +13,11 @@ import (
 // (-replay, then -repair) compare different machines in effect: fresh services each time, a
 // different number of candidates, ClickHouse merges and other tenants at different moments, and
 // on two shared cores their ingest p99 differs by tens of percent with no repair at all. Here the
-// repair is stopped (SIGSTOP) and resumed (SIGCONT) in turns of a few seconds through the ingest
-// latency phase, so every request falls in a window with the repair running or one with it
-// stopped, on the same state in the same minute; the phase's latencies are reported per state
-// and per window, with the broker's and ClickHouse's CPU per second in each state.
+// repair is stopped (SIGSTOP) and resumed (SIGCONT) in turns of a few seconds through the latency
+// phases, so every request (and every end-to-end sample) falls in a window with the repair
+// running or one with it stopped, on the same state in the same minutes; each phase's latencies
+// are reported per state and per window, with the broker's and ClickHouse's CPU per second in
+// each state.
 //
 // Stopping is the harsher test: a resumed repair catches up with what its followers missed in a
 // burst, so a running window carries its whole cost.
@@ -28,14 +32,14 @@ type interleave struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	windows map[int][]time.Duration // ingest latencies by the window of their intended time
-	svcCPU  [2]map[string]float64   // [stopped, running]: CPU seconds of each service
-	secs    [2]float64              // wall seconds in each state
+	series  map[string]map[int][]time.Duration // latencies per phase, by the window of their intended time
+	svcCPU  [2]map[string]float64              // [stopped, running]: CPU seconds of each service
+	secs    [2]float64                         // wall seconds in each state
 }
 
 func startInterleave(target *proc, svc []*proc, every time.Duration) *interleave {
 	iv := &interleave{target: target, svc: svc, from: time.Now(), every: every, stopC: make(chan struct{}),
-		windows: map[int][]time.Duration{}, svcCPU: [2]map[string]float64{{}, {}}}
+		series: map[string]map[int][]time.Duration{}, svcCPU: [2]map[string]float64{{}, {}}}
 	iv.wg.Add(1)
 	go iv.toggle()
 	return iv
@@ -87,42 +91,100 @@ func (iv *interleave) cpu() map[string]float64 {
 	return out
 }
 
-// add books one request's latency to the window of its intended send time.
-func (iv *interleave) add(intended time.Time, lat time.Duration) {
+// add books one latency of a phase to the window of its intended send time. A nil iv books
+// nothing.
+func (iv *interleave) add(phase string, intended time.Time, lat time.Duration) {
+	if iv == nil {
+		return
+	}
 	w := iv.window(intended)
 	iv.mu.Lock()
-	iv.windows[w] = append(iv.windows[w], lat)
+	if iv.series[phase] == nil {
+		iv.series[phase] = map[int][]time.Duration{}
+	}
+	iv.series[phase][w] = append(iv.series[phase][w], lat)
 	iv.mu.Unlock()
 }
 
-// finish resumes the target for good and reports: per state the latency quantiles, each
-// window's p99, and the services' CPU per second.
+// finish resumes the target for good and reports, per phase and state, the latency quantiles
+// and each window's p50 and p99, with how likely differences of the windows' mean p50 and p99
+// as large as those seen are by chance (permutationP); and per state the services' CPU per
+// second. A window with fewer than half the latencies of the phase's fullest (one the phase cut
+// short) counts in the quantiles only.
 func (iv *interleave) finish() map[string]any {
 	close(iv.stopC)
 	iv.wg.Wait()
 	iv.mu.Lock()
 	defer iv.mu.Unlock()
-	var all [2][]time.Duration
-	var p99s [2][]float64
-	for w := 0; w <= iv.window(time.Now()); w++ {
-		lat := iv.windows[w]
-		if len(lat) == 0 {
-			continue
-		}
-		all[running(w)] = append(all[running(w)], lat...)
-		p99s[running(w)] = append(p99s[running(w)], quantiles(lat, 0.99)[0])
-	}
 	out := map[string]any{"window_s": iv.every.Seconds()}
+	for phase, windows := range iv.series {
+		out[phase] = windowStats(windows)
+	}
 	for state, name := range []string{"repair_stopped", "repair_running"} {
-		q := quantiles(all[state], 0.5, 0.99, 0.999, 1)
 		cpu := map[string]float64{}
 		for svc, c := range iv.svcCPU[state] {
 			if iv.secs[state] > 0 {
 				cpu[svc] = round(c/iv.secs[state], 3)
 			}
 		}
-		out[name] = map[string]any{"requests": len(all[state]), "p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3],
-			"window_p99_ms": p99s[state], "service_cpu_s_per_s": cpu, "seconds": round(iv.secs[state], 1)}
+		out["service_cpu_s_per_s_"+name] = cpu
+		out["seconds_"+name] = round(iv.secs[state], 1)
 	}
 	return out
+}
+
+// windowStats are one phase's figures per state (windows: latencies by window number).
+func windowStats(windows map[int][]time.Duration) map[string]any {
+	var all [2][]time.Duration
+	var p50s, p99s [2][]float64
+	fullest, last := 0, 0
+	for w, lat := range windows {
+		fullest, last = max(fullest, len(lat)), max(last, w)
+	}
+	for w := 0; w <= last; w++ {
+		lat := windows[w]
+		all[running(w)] = append(all[running(w)], lat...)
+		if len(lat) > 0 && 2*len(lat) >= fullest {
+			q := quantiles(lat, 0.5, 0.99)
+			p50s[running(w)] = append(p50s[running(w)], q[0])
+			p99s[running(w)] = append(p99s[running(w)], q[1])
+		}
+	}
+	out := map[string]any{"window_p50_difference_p": round(permutationP(p50s[1], p50s[0]), 3),
+		"window_p99_difference_p": round(permutationP(p99s[1], p99s[0]), 3)}
+	for state, name := range []string{"repair_stopped", "repair_running"} {
+		q := quantiles(all[state], 0.5, 0.99, 0.999, 1)
+		out[name] = map[string]any{"samples": len(all[state]), "p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3],
+			"window_p50_ms": p50s[state], "window_p99_ms": p99s[state]}
+	}
+	return out
+}
+
+// permutationP is the two-sided p-value of the difference of the means of a and b under
+// shuffles of their union (20,000, seeded): the chance that windows labelled at random differ
+// as much as the running and stopped ones did. Window p99s are few and not normal; this
+// assumes neither.
+func permutationP(a, b []float64) float64 {
+	if len(a) == 0 || len(b) == 0 {
+		return 1
+	}
+	mean := func(xs []float64) float64 {
+		s := 0.0
+		for _, x := range xs {
+			s += x
+		}
+		return s / float64(len(xs))
+	}
+	observed := math.Abs(mean(a) - mean(b))
+	all := append(slices.Clone(a), b...)
+	rng := rand.New(rand.NewPCG(1, 2))
+	const shuffles = 20000
+	extreme := 0
+	for range shuffles {
+		rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+		if math.Abs(mean(all[:len(a)])-mean(all[len(a):])) >= observed-1e-9 {
+			extreme++
+		}
+	}
+	return float64(extreme+1) / float64(shuffles+1)
 }

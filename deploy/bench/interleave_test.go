@@ -27,14 +27,22 @@ func TestInterleaveStopsAndResumesInTurns(t *testing.T) {
 	iv := startInterleave(p, nil, 50*time.Millisecond)
 	require.Eventually(t, func() bool { return procState(t, p.pid) == "T" }, 10*time.Second, 5*time.Millisecond, "stopped in an odd window")
 	require.Eventually(t, func() bool { return procState(t, p.pid) != "T" }, 10*time.Second, 5*time.Millisecond, "resumed in the next")
-	iv.add(iv.from.Add(10*time.Millisecond), 3*time.Millisecond) // window 0: running
-	iv.add(iv.from.Add(60*time.Millisecond), 7*time.Millisecond) // window 1: stopped
+	iv.add("ingest", iv.from.Add(10*time.Millisecond), 3*time.Millisecond) // window 0: running
+	iv.add("ingest", iv.from.Add(60*time.Millisecond), 7*time.Millisecond) // window 1: stopped
 	out := iv.finish()
 	require.NotEqual(t, "T", procState(t, p.pid), "left running")
 
-	run, stopped := out["repair_running"].(map[string]any), out["repair_stopped"].(map[string]any)
-	require.Equal(t, 1, run["requests"])
+	ingest := out["ingest"].(map[string]any)
+	run, stopped := ingest["repair_running"].(map[string]any), ingest["repair_stopped"].(map[string]any)
+	require.Equal(t, 1, run["samples"])
 	require.Equal(t, 3.0, run["p99_ms"])
-	require.Equal(t, 1, stopped["requests"])
+	require.Equal(t, 1, stopped["samples"])
 	require.Equal(t, []float64{7}, stopped["window_p99_ms"])
+}
+
+func TestPermutationP(t *testing.T) {
+	same := permutationP([]float64{10, 12, 11, 13}, []float64{11, 12, 10, 13})
+	require.Greater(t, same, 0.5, "alike samples")
+	apart := permutationP([]float64{100, 101, 102, 103, 104, 105}, []float64{10, 11, 12, 13, 14, 15})
+	require.Less(t, apart, 0.01, "separate samples")
 }

@@ -84,8 +84,8 @@ func main() {
 	flag.BoolVar(&o.replay, "replay", false, "before the latency phases, replay the batched phase's traffic under a fixed policy and let the pipeline settle "+
 		"(repair.go): the baseline of a -repair run")
 	flag.BoolVar(&o.repair, "repair", false, "as -replay, then run a `tollgate repair` of the replay through the latency phases (repair.go); compare with a -replay run")
-	flag.DurationVar(&o.repairInterleave, "repair-interleave", 0, "with -repair: stop and resume the repair in turns this long through the ingest latency "+
-		"phase and report its latencies per state (interleave.go); 0: the repair runs throughout")
+	flag.DurationVar(&o.repairInterleave, "repair-interleave", 0, "with -repair: stop and resume the repair in turns this long through the latency "+
+		"phases and report their latencies per state (interleave.go); 0: the repair runs throughout")
 	repairArgs := flag.String("repair-args", "", "further flags of the -repair run's `tollgate repair`, space-separated (e.g. \"--rate 500 --yield-lag 0\")")
 	flag.DurationVar(&o.lateChoice, "late-choice", 0, "batched phase as behind an opt-in banner (hold.go): each user's first events carry no choice and "+
 		"the choice follows this long after (0: off); compare -hold with a run of the same traffic without it")
@@ -335,15 +335,15 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		iv = startInterleave(repairing.proc, svc, o.repairInterleave)
 	}
 	report["ingest_latency"], sent = singleEvents(ctx, o, base, "l", &seq, iv)
-	if iv != nil {
-		report["ingest_latency_interleaved"] = iv.finish()
-	}
 
 	// Phase 4: end-to-end latency at a fixed event rate.
 	e2eFrom := time.Now()
 	profile("e2e")
-	report["e2e_latency"] = e2eLatency(ctx, o, ch, db, base, &seq)
+	report["e2e_latency"] = e2eLatency(ctx, o, ch, db, base, &seq, iv)
 	phasesTo := time.Now()
+	if iv != nil {
+		report["latency_interleaved"] = iv.finish()
+	}
 	profWG.Wait()
 	sampleAll()
 	if repairing != nil {
@@ -414,9 +414,7 @@ func singleEvents(ctx context.Context, o options, base, idPrefix string, seq *at
 	lat, st, sent := openLoop(ctx, o.latRate, o.latDur, 256, func(_ int64, intended time.Time) int {
 		lags.add(intended)
 		code := p.post(ctx, single.render(seq.Add(1)), false)
-		if iv != nil {
-			iv.add(intended, time.Since(intended))
-		}
+		iv.add("ingest", intended, time.Since(intended))
 		return code
 	})
 	q := quantiles(lat, 0.5, 0.99, 0.999, 1)
@@ -430,7 +428,7 @@ func singleEvents(ctx context.Context, o options, base, idPrefix string, seq *at
 
 // e2eLatency sends e2eRate events/s in 100-event batches, one sampled event per batch, and
 // polls ClickHouse every 100 ms for the sampled events' decision rows.
-func e2eLatency(ctx context.Context, o options, ch chClient, db, base string, seq *atomic.Int64) map[string]any {
+func e2eLatency(ctx context.Context, o options, ch chClient, db, base string, seq *atomic.Int64, iv *interleave) map[string]any {
 	logf("end-to-end latency: %.0f events/s in 100-event batches for %s", o.e2eRate, o.e2eDur)
 	const per = 100
 	tpl := o.template("e", per, true)
@@ -497,6 +495,7 @@ func e2eLatency(ctx context.Context, o options, ch chClient, db, base string, se
 	for id, at := range intended {
 		if t, ok := seen[id]; ok {
 			lat = append(lat, t.Sub(at))
+			iv.add("e2e", at, t.Sub(at))
 		} else {
 			missing++
 		}
