@@ -31,10 +31,10 @@ type interleave struct {
 	stopC  chan struct{}
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	series  map[string]map[int][]time.Duration // latencies per phase, by the window of their intended time
-	svcCPU  [2]map[string]float64              // [stopped, running]: CPU seconds of each service
-	secs    [2]float64                         // wall seconds in each state
+	mu     sync.Mutex
+	series map[string]map[int][]time.Duration // latencies per phase, by the window of their intended time
+	svcCPU [2]map[string]float64              // [stopped, running]: CPU seconds of each service
+	secs   [2]float64                         // wall seconds in each state
 }
 
 func startInterleave(target *proc, svc []*proc, every time.Duration) *interleave {
