@@ -239,13 +239,20 @@ type session struct {
 // startRepairers starts the engine of each destination with candidates.
 func (s *session) startRepairers(ctx context.Context, adapters map[string]sdk.Adapter) (stop func() error, err error) {
 	s.repairers = map[string]*delivery.Repairer{}
+	// One view of the consent state for every destination's send-time re-check: the topic is
+	// read from its start once, not once per destination.
+	consent := delivery.NewWithdrawals(0)
+	followCtx, stopFollow := context.WithCancel(ctx)
+	followed := make(chan error, 1)
+	go func() { followed <- consent.Follow(followCtx, s.cfg, s.log) }()
 	var stops []func() error
 	stop = func() error {
 		var errs []error
 		for _, f := range stops {
 			errs = append(errs, f())
 		}
-		return errors.Join(errs...)
+		stopFollow() // last: a repairer stopping may still re-check
+		return errors.Join(append(errs, <-followed)...)
 	}
 	for name := range s.cands.byDest {
 		dest := s.cfg.Policy.Destinations[name]
@@ -253,7 +260,7 @@ func (s *session) startRepairers(ctx context.Context, adapters map[string]sdk.Ad
 			return stop, fmt.Errorf("run %s repairs destination %q, which the policy no longer has", s.opt.RunID, name)
 		}
 		rp := delivery.NewRepairer(s.cfg, dest, adapters[name], s.log, delivery.RepairOptions{
-			Concurrency: s.opt.Concurrency, RateLimit: s.rateOf(name), Now: s.opt.Now})
+			Concurrency: s.opt.Concurrency, RateLimit: s.rateOf(name), Now: s.opt.Now, Consent: consent})
 		f, err := rp.Start(ctx)
 		if err != nil {
 			return stop, err

@@ -45,6 +45,10 @@ type RepairOptions struct {
 	RateLimit float64
 	// Now is the clock (default time.Now): the vendor's age limit (Validate) is checked against it.
 	Now func() time.Time
+	// Consent is the send-time re-check's view, shared by the repair's destinations and followed
+	// by the caller (the whole consent-state topic read once, not once per destination); nil: a
+	// view of its own, followed by Start.
+	Consent *Withdrawals
 }
 
 // Repairer delivers the events a replay newly allows (tollgate repair) through the destination's
@@ -55,15 +59,19 @@ type RepairOptions struct {
 // its concurrency and rate are its own small share (RepairOptions), and its ledger store is
 // private and never expires, since repaired events may have been decided days ago.
 type Repairer struct {
-	r  *Runner
-	cl *kgo.Client // stores the records of events not sent, retry and dead-letter records
+	r          *Runner
+	cl         *kgo.Client // stores the records of events not sent, retry and dead-letter records
+	ownConsent bool        // Start follows r.consent
 }
 
 // NewRepairer returns the repairer of one destination.
 func NewRepairer(cfg *config.Config, dest *policy.Destination, adapter sdk.Adapter, log *zap.Logger, opt RepairOptions) *Repairer {
 	r := NewRunner(cfg, dest, adapter, log.Named("repair"))
 	r.horizon = math.MaxInt64
-	r.consent = NewWithdrawals(0)
+	r.consent = opt.Consent
+	if r.consent == nil {
+		r.consent = NewWithdrawals(0)
+	}
 	r.privateLedger = true
 	r.concurrency = max(opt.Concurrency, 1)
 	r.mainSlots, r.retrySlots = make(chan struct{}, r.concurrency), make(chan struct{}, r.concurrency)
@@ -73,11 +81,11 @@ func NewRepairer(cfg *config.Config, dest *policy.Destination, adapter sdk.Adapt
 	if opt.Now != nil {
 		r.now = opt.Now
 	}
-	return &Repairer{r: r}
+	return &Repairer{r: r, ownConsent: opt.Consent == nil}
 }
 
-// Start follows the consent state and the ledger until ctx ends or stop is called; every other
-// method needs it started.
+// Start follows the ledger (and the consent state, unless shared) until ctx ends or stop is
+// called; every other method needs it started.
 func (rp *Repairer) Start(ctx context.Context) (stop func() error, err error) {
 	r := rp.r
 	g, gctx := errgroup.WithContext(ctx)
@@ -94,7 +102,9 @@ func (rp *Repairer) Start(ctx context.Context) (stop func() error, err error) {
 		return nil, err
 	}
 	rp.cl = cl
-	g.Go(func() error { return r.consent.Follow(followCtx, r.cfg, r.log) })
+	if rp.ownConsent {
+		g.Go(func() error { return r.consent.Follow(followCtx, r.cfg, r.log) })
+	}
 	return func() error {
 		stopFollow()
 		err := g.Wait()
