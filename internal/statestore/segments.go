@@ -8,24 +8,20 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/greatroar/blobloom"
+
+	"github.com/tollgate-dev/tollgate/internal/growbloom"
 )
 
-// A segment is the ids first seen on one day, with a filter of them in memory. Filters are
-// blocked Bloom filters (one cache line per lookup, so a miss across a week of segments costs
-// about eight memory reads), sized for the day's ids; a day that outgrows its filter gets another,
-// twice as large. Close and Checkpoint save the filters beside the ids ('f' keys) so an open
-// loads them; a batch that adds ids to a saved segment deletes its saved filters in the same
-// batch, so a saved filter always holds every id of its day on disk (after a crash too), and a
-// segment with none is rebuilt from its ids on open.
+// A segment is the ids first seen on one day, with a filter of them in memory (growbloom: a
+// blocked Bloom filter sized for the day's ids, and a day that outgrows it gets another, twice as
+// large). Close and Checkpoint save the filters beside the ids ('f' keys) so an open loads them;
+// a batch that adds ids to a saved segment deletes its saved filters in the same batch, so a
+// saved filter always holds every id of its day on disk (after a crash too), and a segment with
+// none is rebuilt from its ids on open.
 type segment struct {
 	day   uint32
-	parts []*filter // the last one takes new ids
-	saved bool      // parts are saved under the day's 'f' keys
-}
-
-type filter struct {
-	f           *blobloom.Filter
-	n, capacity uint64 // ids added, ids it was sized for
+	f     *growbloom.Filter
+	saved bool // f's parts are saved under the day's 'f' keys
 }
 
 // fpRate is each filter's false positive rate when full: 13 bits (1.6 bytes) per id
@@ -35,37 +31,6 @@ const fpRate = 0.005
 
 // minCapacity is the first filter of a new day when no day is known to size it by.
 const minCapacity = 1 << 16
-
-func newFilter(capacity uint64) *filter {
-	return &filter{f: blobloom.NewOptimized(blobloom.Config{Capacity: capacity, FPRate: fpRate}), capacity: capacity}
-}
-
-func (g *segment) has(h uint64) bool {
-	for _, p := range g.parts {
-		if p.f.Has(h) {
-			return true
-		}
-	}
-	return false
-}
-
-func (g *segment) add(h uint64) {
-	last := g.parts[len(g.parts)-1]
-	if last.n >= last.capacity {
-		last = newFilter(2 * last.capacity)
-		g.parts = append(g.parts, last)
-	}
-	last.f.Add(h)
-	last.n++
-}
-
-func (g *segment) ids() uint64 {
-	var n uint64
-	for _, p := range g.parts {
-		n += p.n
-	}
-	return n
-}
 
 // added is an id a batch put, for its segment's filter.
 type added struct {
@@ -79,7 +44,7 @@ func (s *Store) candidate(h uint64, cut, below uint32) (uint32, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for i := len(s.segs) - 1; i >= 0 && s.segs[i].day >= cut; i-- {
-		if g := s.segs[i]; g.day < below && g.has(h) {
+		if g := s.segs[i]; g.day < below && g.f.Has(h) {
 			return g.day, true
 		}
 	}
@@ -101,9 +66,9 @@ func (s *Store) segment(d uint32, create bool) *segment {
 	}
 	capacity := uint64(minCapacity)
 	for _, g := range s.segs {
-		capacity = max(capacity, g.ids())
+		capacity = max(capacity, g.f.N())
 	}
-	return s.insert(i, &segment{day: d, parts: []*filter{newFilter(capacity)}})
+	return s.insert(i, &segment{day: d, f: growbloom.New(capacity, fpRate)})
 }
 
 // insert puts g at index i of segs.
@@ -114,17 +79,18 @@ func (s *Store) insert(i int, g *segment) *segment {
 	return g
 }
 
-// setParts gives day d's segment (made if missing) the filters parts. The caller holds mu.
-func (s *Store) setParts(d uint32, parts []*filter, saved bool) {
+// setParts gives day d's segment (made if missing) the filter of parts. The caller holds mu.
+func (s *Store) setParts(d uint32, parts []*growbloom.Part, saved bool) {
+	f := growbloom.FromParts(fpRate, parts...)
 	if g := s.segment(d, false); g != nil {
-		g.parts, g.saved = parts, saved
+		g.f, g.saved = f, saved
 		return
 	}
 	i := len(s.segs)
 	for i > 0 && s.segs[i-1].day > d {
 		i--
 	}
-	s.insert(i, &segment{day: d, parts: parts, saved: saved})
+	s.insert(i, &segment{day: d, f: f, saved: saved})
 }
 
 // unsave adds to b the deletion of the saved filters of the segments it adds ids to (remember
@@ -157,7 +123,7 @@ func (s *Store) remember(ids []added) {
 			g = s.segment(a.day, true)
 			g.saved = false
 		}
-		g.add(a.hash)
+		g.f.Add(a.hash)
 	}
 }
 
@@ -199,7 +165,7 @@ func (s *Store) openSegments() error {
 			if err != nil {
 				return err
 			}
-			s.setParts(d, []*filter{f}, false)
+			s.setParts(d, []*growbloom.Part{f}, false)
 		}
 		ok = it.SeekGE(dayPrefix(kindID, d+1))
 	}
@@ -212,7 +178,7 @@ func (s *Store) openSegments() error {
 func (s *Store) loadFilters(it *pebble.Iterator) error {
 	var (
 		day             uint32
-		parts           []*filter
+		parts           []*growbloom.Part
 		chunked, broken bool // broken: a part did not read whole; the day is rebuilt
 	)
 	for ok := it.SeekGE([]byte{kindFilter}); ok && it.Key()[0] == kindFilter; {
@@ -225,7 +191,7 @@ func (s *Store) loadFilters(it *pebble.Iterator) error {
 			if parts != nil && !chunked && !broken {
 				s.setParts(day, parts, true) // saved whole, before chunks
 			}
-			day, parts, chunked, broken = d, []*filter{}, false, false
+			day, parts, chunked, broken = d, []*growbloom.Part{}, false, false
 		}
 		if part == completePart {
 			if !broken {
@@ -255,16 +221,16 @@ func (s *Store) loadFilters(it *pebble.Iterator) error {
 
 // loadFilter reads the filter whose first key the iterator is at, streaming its chunks, and
 // leaves the iterator after them. A filter that does not read whole is nil.
-func loadFilter(it *pebble.Iterator) (*filter, bool, error) {
+func loadFilter(it *pebble.Iterator) (*growbloom.Part, bool, error) {
 	r := &chunkReader{it: it, prefix: append([]byte(nil), it.Key()[:filterKeyLen]...), value: it.Value()}
 	l, err := blobloom.NewLoader(r)
-	var f *filter
+	var f *growbloom.Part
 	if err == nil {
-		f = &filter{}
-		if _, err = fmt.Sscanf(l.Comment, "n=%d cap=%d", &f.n, &f.capacity); err != nil {
+		f = &growbloom.Part{}
+		if _, err = fmt.Sscanf(l.Comment, "n=%d cap=%d", &f.N, &f.Capacity); err != nil {
 			return nil, false, fmt.Errorf("state store filter header %q: %w", l.Comment, err)
 		}
-		f.f, err = l.Load(nil)
+		f.Bloom, err = l.Load(nil)
 	}
 	if err != nil {
 		f = nil
@@ -315,16 +281,15 @@ func (r *chunkReader) skip() bool {
 }
 
 // scan makes day d's filter from its ids on disk, sized for them (two passes: count, then add).
-func scan(it *pebble.Iterator, d uint32) (*filter, error) {
+func scan(it *pebble.Iterator, d uint32) (*growbloom.Part, error) {
 	lo, hi := dayPrefix(kindID, d), dayPrefix(kindID, d+1)
 	var n uint64
 	for ok := it.SeekGE(lo); ok && bytes.Compare(it.Key(), hi) < 0; ok = it.Next() {
 		n++
 	}
-	f := newFilter(max(n, 1))
+	f := growbloom.NewPart(n, fpRate)
 	for ok := it.SeekGE(lo); ok && bytes.Compare(it.Key(), hi) < 0; ok = it.Next() {
-		f.f.Add(binary.BigEndian.Uint64(it.Key()[1+4+8:]))
-		f.n++
+		f.Add(binary.BigEndian.Uint64(it.Key()[1+4+8:]))
 	}
 	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("state store rebuild filter: %w", err)
@@ -379,10 +344,10 @@ func (s *Store) saveFilter(g *segment) error {
 	w := &chunkWriter{db: s.db, b: s.db.NewBatch(), buf: make([]byte, 0, filterChunk)}
 	_ = w.b.DeleteRange(dayPrefix(kindFilter, g.day), dayPrefix(kindFilter, g.day+1), nil)
 	s.mu.RLock()
-	for i, p := range g.parts {
+	for i, p := range g.f.Parts() {
 		w.key = binary.BigEndian.AppendUint16(dayPrefix(kindFilter, g.day), uint16(i))
 		w.chunk = 0
-		_, err := blobloom.Dump(w, p.f, fmt.Sprintf("n=%d cap=%d", p.n, p.capacity))
+		_, err := blobloom.Dump(w, p.Bloom, fmt.Sprintf("n=%d cap=%d", p.N, p.Capacity))
 		if err == nil {
 			err = w.emit()
 		}
@@ -452,7 +417,7 @@ func (s *Store) compactFilters(segs []*segment) error {
 	var it *pebble.Iterator
 	for _, g := range segs {
 		s.mu.RLock()
-		parts := len(g.parts)
+		parts := len(g.f.Parts())
 		s.mu.RUnlock()
 		if parts < 2 {
 			continue
@@ -470,7 +435,7 @@ func (s *Store) compactFilters(segs []*segment) error {
 			return err
 		}
 		s.mu.Lock()
-		g.parts = []*filter{f}
+		g.f = growbloom.FromParts(fpRate, f)
 		s.mu.Unlock()
 	}
 	return nil

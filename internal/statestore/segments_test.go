@@ -56,8 +56,8 @@ func TestSavedFiltersInChunks(t *testing.T) {
 	days := []uint32{s.segs[0].day, s.segs[1].day}
 	require.NoError(t, s.db.Delete(binary.BigEndian.AppendUint16(dayPrefix(kindFilter, days[0]), completePart), pebble.NoSync))
 	var whole bytes.Buffer
-	p := s.segs[1].parts[0]
-	_, err = blobloom.Dump(&whole, p.f, fmt.Sprintf("n=%d cap=%d", p.n, p.capacity))
+	p := s.segs[1].f.Parts()[0]
+	_, err = blobloom.Dump(&whole, p.Bloom, fmt.Sprintf("n=%d cap=%d", p.N, p.Capacity))
 	require.NoError(t, err)
 	require.NoError(t, s.db.DeleteRange(dayPrefix(kindFilter, days[1]), dayPrefix(kindFilter, days[1]+1), pebble.NoSync))
 	require.NoError(t, s.db.Set(binary.BigEndian.AppendUint16(dayPrefix(kindFilter, days[1]), 0), whole.Bytes(), pebble.NoSync))

@@ -190,7 +190,7 @@ func TestFiltersSavedOrRebuilt(t *testing.T) {
 	require.Len(t, s.segs, 3)
 	for _, g := range s.segs {
 		require.True(t, g.saved, "loaded, not rebuilt")
-		require.Equal(t, uint64(n/3), g.ids())
+		require.Equal(t, uint64(n/3), g.f.N())
 	}
 	check(s)
 

@@ -9,7 +9,7 @@ import (
 
 // The filter never says no for an id it holds (the ledger would send a delivered event again),
 // says no for nearly every other id (so the store is rarely read), keeps days apart, and grows
-// past one filter's capacity without losing its rate.
+// past one filter's capacity without losing its rate, by doubling.
 func TestDayFilters(t *testing.T) {
 	var f dayFilters
 	const n = 3 * bloomCap / 2 // two filters for day 1
@@ -27,6 +27,9 @@ func TestDayFilters(t *testing.T) {
 		}
 	}
 	require.Less(t, maybe, 3_000, "false positives over 3%% with two filters")
+	require.Len(t, f.days[1].Parts(), 2, "the second filter twice the first")
+	f.add(3, "next-day")
+	require.Equal(t, uint64(n), f.days[3].Parts()[0].Capacity, "a new day sized like the largest")
 	f.dropBefore(2)
 	require.False(t, f.mayHold(1, "held-1"), "dropped with its day")
 }
