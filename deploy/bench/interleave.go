@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// The -repair-interleave flag: a repair's cost to live ingest, measured inside one run. Two runs
+// The -repair-interleave flag: a repair's cost to live traffic, measured inside one run. Two runs
 // (-replay, then -repair) compare different machines in effect: fresh services each time, a
 // different number of candidates, ClickHouse merges and other tenants at different moments, and
 // on two shared cores their ingest p99 differs by tens of percent with no repair at all. Here the

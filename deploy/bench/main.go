@@ -104,6 +104,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -choice-first needs -late-choice and no -hold")
 		os.Exit(2)
 	}
+	if o.repairInterleave > 0 && !o.repair {
+		fmt.Fprintln(os.Stderr, "bench: -repair-interleave needs -repair")
+		os.Exit(2)
+	}
 	o.repairArgs = strings.Fields(*repairArgs)
 	if o.kafkaGCLog == "" {
 		o.kafkaGCLog = filepath.Join(o.servicesDir, "kafka", "logs", "gc.log")
