@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"time"
 
@@ -166,10 +167,23 @@ func checkRun(ctx context.Context, cfg *config.Config, db *audit.DB, runID strin
 }
 
 // candidates are a run's events to repair: per destination, event id → live decision time (ms).
+// Event ids are kept as 128-bit hashes: a map without pointers, which the garbage collector does
+// not scan. Millions of string keys made every collection mark hundreds of megabytes, on a
+// repair that runs for hours beside live traffic.
 type candidates struct {
-	byDest map[string]map[string]int64
+	byDest map[string]map[eventKey]int64
 	total  int
 	left   int // not yet met on the raw topic
+}
+
+// eventKey is an event id's 128-bit hash (two maphash seeds): a collision among a few million ids
+// has a chance of about 10^-26, and the process's random seeds make it no input's to choose.
+type eventKey [2]uint64
+
+var keySeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+
+func keyOf(eventID string) eventKey {
+	return eventKey{maphash.String(keySeeds[0], eventID), maphash.String(keySeeds[1], eventID)}
 }
 
 // loadCandidates reads the run's candidates. One that live traffic blocked because its user had
@@ -177,7 +191,7 @@ type candidates struct {
 // the replay, judging each event by the log up to it, did not) is counted withdrawn or erased at
 // once: no policy fix lifts a person's own refusal.
 func loadCandidates(ctx context.Context, db *audit.DB, opt Options, counts *Counts) (*candidates, error) {
-	c := &candidates{byDest: map[string]map[string]int64{}}
+	c := &candidates{byDest: map[string]map[eventKey]int64{}}
 	err := db.RepairCandidates(ctx, opt.RunID, opt.Destination, func(rc audit.RepairCandidate) error {
 		switch rc.LiveReason {
 		case delivery.BlockedWithdrawn:
@@ -191,11 +205,12 @@ func loadCandidates(ctx context.Context, db *audit.DB, opt Options, counts *Coun
 		}
 		m := c.byDest[rc.Destination]
 		if m == nil {
-			m = map[string]int64{}
+			m = map[eventKey]int64{}
 			c.byDest[rc.Destination] = m
 		}
-		if _, dup := m[rc.EventID]; !dup {
-			m[rc.EventID] = rc.LiveDecided.UnixMilli()
+		k := keyOf(rc.EventID)
+		if _, dup := m[k]; !dup {
+			m[k] = rc.LiveDecided.UnixMilli()
 			c.total++
 		}
 		return nil
@@ -206,17 +221,19 @@ func loadCandidates(ctx context.Context, db *audit.DB, opt Options, counts *Coun
 
 // take removes and returns an event's live decision time for dest, if it is a candidate.
 func (c *candidates) take(dest, eventID string) (int64, bool) {
-	ms, ok := c.byDest[dest][eventID]
+	k := keyOf(eventID)
+	ms, ok := c.byDest[dest][k]
 	if ok {
-		delete(c.byDest[dest], eventID)
+		delete(c.byDest[dest], k)
 		c.left--
 	}
 	return ms, ok
 }
 
 func (c *candidates) wants(eventID string) bool {
+	k := keyOf(eventID)
 	for _, m := range c.byDest {
-		if _, ok := m[eventID]; ok {
+		if _, ok := m[k]; ok {
 			return true
 		}
 	}
