@@ -13,8 +13,8 @@ import (
 )
 
 // servePprof serves net/http/pprof on debug.pprof_listen (config validation allows loopback
-// addresses only) while the components run. Off by default. Its own mux, so the profiles never
-// appear on ingest's public listener.
+// addresses only) while the components (or a repair) run. Off by default. Its own mux, so the
+// profiles never appear on ingest's public listener.
 func servePprof(ctx context.Context, g *errgroup.Group, a *app) error {
 	addr := a.cfg.Debug.PprofListen
 	if addr == "" {

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tollgate-dev/tollgate/repair"
 )
@@ -65,9 +67,17 @@ rows carry the run id: tollgate audit summary --run ID.`,
 			if dryRun {
 				label += " (dry run)"
 			}
+			// A repair runs for hours beside live traffic: debug.pprof_listen profiles it as it
+			// does the components.
+			ctx, cancel := context.WithCancel(cmd.Context())
+			var g errgroup.Group
+			defer func() { cancel(); _ = g.Wait() }()
+			if err := servePprof(ctx, &g, a); err != nil {
+				return fmt.Errorf("debug.pprof_listen: %w", err)
+			}
 			p := newRepairProgress(cmd.ErrOrStderr(), label)
 			opt.RunID, opt.Destination, opt.DryRun, opt.Progress = runID, dest, dryRun, p.update
-			counts, err := repair.Run(cmd.Context(), a.cfg, a.adapters, db, a.log, opt)
+			counts, err := repair.Run(ctx, a.cfg, a.adapters, db, a.log, opt)
 			if errors.Is(err, repair.ErrNoRun) {
 				return usageError{err}
 			}

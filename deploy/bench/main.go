@@ -63,7 +63,7 @@ func main() {
 	flag.StringVar(&o.chNative, "clickhouse", envOr("TOLLGATE_TEST_CLICKHOUSE", "127.0.0.1:9000"), "ClickHouse native address")
 	flag.StringVar(&o.chHTTP, "clickhouse-http", "http://127.0.0.1:8123", "ClickHouse HTTP URL (for the bench's own reads)")
 	flag.StringVar(&o.policy, "policy", "deploy/demo/policy.yaml", "policy file (stand-in addresses are rewritten)")
-	flag.StringVar(&o.profileDir, "profile-dir", "", "if set, save 10 s CPU profiles and heap profiles of every component here (see -profile-phase)")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "if set, save 10 s CPU profiles and heap profiles of every component (and of a -repair run's repair) here (see -profile-phase)")
 	flag.StringVar(&o.profilePhase, "profile-phase", "batched", "phase the profiles cover: batched, drain (after batched, while its backlog drains), latency, e2e or onebyone")
 	flag.StringVar(&o.servicesDir, "services-dir", envOr("TOLLGATE_SERVICES_DIR", ".services"), "pid files of Kafka and ClickHouse (make services-up), for their CPU")
 	flag.StringVar(&o.comparePath, "compare", "", "a previous run's JSON: print each figure's change to stderr")
@@ -322,7 +322,12 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		}
 		report["replay"] = run.report
 		if o.repair {
-			if repairing, err = startRepair(ctx, o, dir, env, run); err != nil {
+			renv := env
+			if o.profileDir != "" {
+				pprofAddrs["repair"] = harness.FreeAddr()
+				renv = append(append([]string{}, env...), "TOLLGATE_DEBUG_PPROF_LISTEN="+pprofAddrs["repair"])
+			}
+			if repairing, err = startRepair(ctx, o, dir, renv, run); err != nil {
 				return nil, err
 			}
 			defer repairing.proc.stop()
