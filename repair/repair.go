@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"slices"
 	"time"
 
@@ -166,80 +165,6 @@ func checkRun(ctx context.Context, cfg *config.Config, db *audit.DB, runID strin
 	return nil
 }
 
-// candidates are a run's events to repair: per destination, event id → live decision time (ms).
-// Event ids are kept as 128-bit hashes: a map without pointers, which the garbage collector does
-// not scan. Millions of string keys made every collection mark hundreds of megabytes, on a
-// repair that runs for hours beside live traffic.
-type candidates struct {
-	byDest map[string]map[eventKey]int64
-	total  int
-	left   int // not yet met on the raw topic
-}
-
-// eventKey is an event id's 128-bit hash (two maphash seeds): a collision among a few million ids
-// has a chance of about 10^-26, and the process's random seeds make it no input's to choose.
-type eventKey [2]uint64
-
-var keySeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
-
-func keyOf(eventID string) eventKey {
-	return eventKey{maphash.String(keySeeds[0], eventID), maphash.String(keySeeds[1], eventID)}
-}
-
-// loadCandidates reads the run's candidates. One that live traffic blocked because its user had
-// withdrawn the purpose or been erased (the lookahead saw a refusal queued after the event, which
-// the replay, judging each event by the log up to it, did not) is counted withdrawn or erased at
-// once: no policy fix lifts a person's own refusal.
-func loadCandidates(ctx context.Context, db *audit.DB, opt Options, counts *Counts) (*candidates, error) {
-	c := &candidates{byDest: map[string]map[eventKey]int64{}}
-	err := db.RepairCandidates(ctx, opt.RunID, opt.Destination, func(rc audit.RepairCandidate) error {
-		switch rc.LiveReason {
-		case delivery.BlockedWithdrawn:
-			counts.Withdrawn++
-			counts.Candidates++
-			return nil
-		case delivery.BlockedErased:
-			counts.Erased++
-			counts.Candidates++
-			return nil
-		}
-		m := c.byDest[rc.Destination]
-		if m == nil {
-			m = map[eventKey]int64{}
-			c.byDest[rc.Destination] = m
-		}
-		k := keyOf(rc.EventID)
-		if _, dup := m[k]; !dup {
-			m[k] = rc.LiveDecided.UnixMilli()
-			c.total++
-		}
-		return nil
-	})
-	c.left = c.total
-	return c, err
-}
-
-// take removes and returns an event's live decision time for dest, if it is a candidate.
-func (c *candidates) take(dest, eventID string) (int64, bool) {
-	k := keyOf(eventID)
-	ms, ok := c.byDest[dest][k]
-	if ok {
-		delete(c.byDest[dest], k)
-		c.left--
-	}
-	return ms, ok
-}
-
-func (c *candidates) wants(eventID string) bool {
-	k := keyOf(eventID)
-	for _, m := range c.byDest {
-		if _, ok := m[k]; ok {
-			return true
-		}
-	}
-	return false
-}
-
 // session is one repair under way.
 type session struct {
 	cfg       *config.Config
@@ -277,7 +202,8 @@ func (s *session) startRepairers(ctx context.Context, adapters map[string]sdk.Ad
 			return stop, fmt.Errorf("run %s repairs destination %q, which the policy no longer has", s.opt.RunID, name)
 		}
 		rp := delivery.NewRepairer(s.cfg, dest, adapters[name], s.log, delivery.RepairOptions{
-			Concurrency: s.opt.Concurrency, RateLimit: s.rateOf(name), Now: s.opt.Now, Consent: consent})
+			Concurrency: s.opt.Concurrency, RateLimit: s.rateOf(name), Now: s.opt.Now, Consent: consent,
+			Candidate: func(eventID string) bool { return s.cands.was(name, eventID) }})
 		f, err := rp.Start(ctx)
 		if err != nil {
 			return stop, err

@@ -30,11 +30,12 @@ import (
 // startLedger opens the destination's ledger store, follows its journal and starts the journal
 // writer; stop undoes it all. Both the runner and the DLQ replayer deliver through it.
 func (r *Runner) startLedger(ctx context.Context, g *errgroup.Group) (stop func(), err error) {
-	open := openLedgerStore
-	if r.privateLedger {
-		open = openPrivateLedgerStore // a repair's (repair.go)
+	var l *ledgerStore
+	if r.privateLedger != nil {
+		l, err = openPrivateLedgerStore(r.cfg, r.dest.Name, r.log, r.privateLedger) // a repair's (repair.go)
+	} else {
+		l, err = openLedgerStore(r.cfg, r.dest.Name, r.log)
 	}
-	l, err := open(r.cfg, r.dest.Name, r.log)
 	if err != nil {
 		return nil, err
 	}

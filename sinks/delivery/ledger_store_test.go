@@ -122,3 +122,39 @@ func TestJournalStalled(t *testing.T) {
 	w.unacked.Store(0)
 	require.False(t, w.stalled(), "all acknowledged")
 }
+
+// A repair's private store keeps only its own: the intents of its source (it alone settles
+// them) and the entries of the events it may send; live traffic's intents and deliveries are
+// read past without a write, and an outcome of a live request deletes nothing.
+func TestPrivateStoreKeepsOnlyTheRepairsOwn(t *testing.T) {
+	candidates := map[string]bool{"cand": true, "cand-doubt": true}
+	l := &ledgerStore{log: zap.NewNop(), writer: newWriterID(),
+		only: &storeScope{source: sourceRepair, event: func(id string) bool { return candidates[id] }}}
+	db, err := openStore(t.TempDir(), &l.bottom)
+	require.NoError(t, err)
+	l.db = db
+	defer db.Close()
+	decided := time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC).UnixMilli()
+	req := func(kind, id, source, evID, status string) schemas.JournalRequest {
+		return schemas.JournalRequest{Kind: kind, RequestID: id, Source: source, Partition: 0,
+			Events: []schemas.JournalEvent{{EventID: evID, DecidedMs: decided, Attempt: 1, Status: status}}}
+	}
+	rec := &schemas.JournalRecord{Writer: "another-repair", Requests: []schemas.JournalRequest{
+		req(schemas.JournalIntent, "live-open", sourceMain, "live", ""),
+		req(schemas.JournalIntent, "repair-open", sourceRepair, "cand-doubt", ""),
+		req(schemas.JournalOutcome, "live-done", sourceMain, "live", StatusDelivered),
+		req(schemas.JournalOutcome, "repair-done", sourceRepair, "cand", StatusDelivered),
+		req(schemas.JournalOutcome, "live-cand", sourceMain, "cand-doubt", StatusDelivered),
+	}}
+	b, err := schemas.Journal.Encode(rec)
+	require.NoError(t, err)
+	l.apply(&kgo.Record{Partition: 0, Offset: 0, Value: b})
+	l.commit()
+	for id, want := range map[string]bool{"cand": true, "cand-doubt": true, "live": false} {
+		require.Equal(t, want, l.delivered(&schemas.FilteredEvent{EventID: id, DecidedMs: decided}), id)
+	}
+	open, err := l.openIntents(0)
+	require.NoError(t, err)
+	require.Len(t, open, 1)
+	require.Equal(t, "repair-open", open[0].RequestID, "only the repair's own intent is kept")
+}

@@ -109,8 +109,22 @@ func (l *ledgerStore) apply(r *kgo.Record) {
 			l.skip(r, err)
 			return
 		}
-		l.stageEntry(e.DecidedMs, e.EventID, e.DeliveredMs)
+		if l.keeps(e.EventID) {
+			l.stageEntry(e.DecidedMs, e.EventID, e.DeliveredMs)
+		}
 	}
+}
+
+// storeScope narrows a private store (a repair's) to its own: the intents of one source, which
+// it alone settles, and the entries of the events it may send. The rest of the topic is live
+// traffic's, hours of it while a repair runs: read past, not written to pebble.
+type storeScope struct {
+	source string
+	event  func(eventID string) bool // nil: every event
+}
+
+func (l *ledgerStore) keeps(eventID string) bool {
+	return l.only == nil || l.only.event == nil || l.only.event(eventID)
 }
 
 func (l *ledgerStore) applyJournal(r *kgo.Record, j *schemas.JournalRecord) {
@@ -121,7 +135,11 @@ func (l *ledgerStore) applyJournal(r *kgo.Record, j *schemas.JournalRecord) {
 			part = r.Partition // version 1: written to its events' partition
 		}
 		key := intentKey(part, q.RequestID)
+		ours := l.only == nil || q.Source == l.only.source
 		if q.Kind == schemas.JournalIntent {
+			if !ours {
+				continue
+			}
 			// Kept alone, so settling it reads just its own request.
 			one := schemas.JournalRecord{Destination: j.Destination, Writer: j.Writer, AtMs: j.AtMs, Requests: []schemas.JournalRequest{*q}}
 			one.Requests[0].Partition = part
@@ -130,14 +148,16 @@ func (l *ledgerStore) applyJournal(r *kgo.Record, j *schemas.JournalRecord) {
 			}
 			continue
 		}
-		_ = l.pending.Delete(key, nil)
+		if ours {
+			_ = l.pending.Delete(key, nil)
+		}
 		if j.Writer == l.writer {
 			// Our own outcome: remember stored its entries before it was produced, and earlier in
 			// the store's log than this fetch's offset, so no crash can keep the offset and lose them.
 			continue
 		}
 		for _, e := range q.Events {
-			if settled(e.Status, q.Resend) {
+			if settled(e.Status, q.Resend) && l.keeps(e.EventID) {
 				l.stageEntry(e.DecidedMs, e.EventID, q.AtMs)
 			}
 		}

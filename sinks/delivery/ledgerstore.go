@@ -47,6 +47,7 @@ type ledgerStore struct {
 	placed  chan struct{}
 	log     *zap.Logger
 	filter  dayFilters
+	only    *storeScope // nil: everything on the topic
 
 	// bottom is set once the store has tables in its bottom level (L6): from then on the check
 	// is a prefix seek, since pebble's Get never reads L6 bloom filters. Before, Get is cheaper

@@ -49,6 +49,10 @@ type RepairOptions struct {
 	// by the caller (the whole consent-state topic read once, not once per destination); nil: a
 	// view of its own, followed by Start.
 	Consent *Withdrawals
+	// Candidate, if set, reports whether an event id is one the repair may send to this
+	// destination (whether or not it has been handed over yet): the private ledger keeps the
+	// entries of these only, and reads live traffic's past without a write.
+	Candidate func(eventID string) bool
 }
 
 // Repairer delivers the events a replay newly allows (tollgate repair) through the destination's
@@ -72,7 +76,7 @@ func NewRepairer(cfg *config.Config, dest *policy.Destination, adapter sdk.Adapt
 	if r.consent == nil {
 		r.consent = NewWithdrawals(0)
 	}
-	r.privateLedger = true
+	r.privateLedger = &storeScope{source: sourceRepair, event: opt.Candidate}
 	r.concurrency = max(opt.Concurrency, 1)
 	r.mainSlots, r.retrySlots = make(chan struct{}, r.concurrency), make(chan struct{}, r.concurrency)
 	if opt.RateLimit > 0 {
@@ -193,7 +197,7 @@ func (rp *Repairer) Deliver(ctx context.Context, evs []*schemas.FilteredEvent) (
 // openPrivateLedgerStore is a ledger store of this process alone, in a fresh folder removed at
 // close, built from the whole ledger topic and never expired: a repair sends events decided
 // days ago, whose entries a shared store (kept for the retry horizon) may have dropped.
-func openPrivateLedgerStore(cfg *config.Config, dest string, log *zap.Logger) (*ledgerStore, error) {
+func openPrivateLedgerStore(cfg *config.Config, dest string, log *zap.Logger, scope *storeScope) (*ledgerStore, error) {
 	base := cfg.Delivery.LedgerDir
 	if base == "" {
 		base = filepath.Join(os.TempDir(), "tollgate-ledger")
@@ -208,7 +212,7 @@ func openPrivateLedgerStore(cfg *config.Config, dest string, log *zap.Logger) (*
 	// The expiry's cutoff day is computed from now - horizon: a century puts it before day 0,
 	// so nothing is dropped.
 	l := &ledgerStore{topic: cfg.Topic(config.LedgerTopic(dest)), horizon: 100 * 365 * 24 * time.Hour,
-		placed: make(chan struct{}), log: log, writer: newWriterID(), temp: true, dir: dir}
+		placed: make(chan struct{}), log: log, writer: newWriterID(), temp: true, dir: dir, only: scope}
 	if l.db, err = openStore(dir, &l.bottom); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("delivery ledger %s: %w", dir, err)

@@ -68,8 +68,9 @@ type Runner struct {
 	breaker *breaker
 	consent *Withdrawals
 	journal *journal // the delivery journal and ledger; set by Run (or the replayer) before any send
-	// privateLedger gives the runner a ledger store of its own that never expires (a repair's).
-	privateLedger bool
+	// privateLedger, if set, gives the runner a ledger store of its own that never expires and
+	// keeps only what the scope names (a repair's).
+	privateLedger *storeScope
 	// inflight is the events being sent now, by any of the runner's flights; doubts the
 	// partitions whose requests in doubt are settled.
 	inflight inflight
