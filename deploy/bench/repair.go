@@ -144,8 +144,9 @@ type benchRepair struct {
 }
 
 // startRepair starts the repair of run and returns once it has counted its first events (its
-// candidates are loaded from ClickHouse and its walk of the raw topic reached them), so the
-// phases measure a repair under way, not its start-up; that start-up is reported as setup_s.
+// candidates are loaded from ClickHouse and its walk of the raw topic reached them) and sent for
+// repairWarmup more, so the phases measure a repair under way, not its start-up; the time to its
+// first events is reported as setup_s.
 func startRepair(ctx context.Context, o options, dir string, env []string, run *replayRun) (*benchRepair, error) {
 	logf("repair: starting the repair of run %s (%d events)", run.runID, run.candidates)
 	args := append([]string{"repair", "--config", run.fixedCfg, "--run", run.runID}, o.repairArgs...)
@@ -174,11 +175,23 @@ func startRepair(ctx context.Context, o options, dir string, env []string, run *
 		}
 	}
 	r.sending = time.Now()
+	logf("repair: sending after %.0fs of setup; %s more before the phases", r.sending.Sub(r.started).Seconds(), repairWarmup)
+	// Its first moments of sending (the doubts of an earlier repair settled, the first chunks
+	// while its followers catch up) are a start-up, not the repair under way: with the phases
+	// begun at once, they fell in the first window of every interleaved run, always a running one.
+	select {
+	case <-ctx.Done():
+		p.stop()
+		return nil, ctx.Err()
+	case <-time.After(repairWarmup):
+	}
 	p.sample()
 	r.cpuAtPhases = p.cpuSeconds()
-	logf("repair: sending after %.0fs of setup", r.sending.Sub(r.started).Seconds())
 	return r, nil
 }
+
+// repairWarmup is how long the repair sends before the latency phases begin.
+const repairWarmup = 20 * time.Second
 
 // progressLine matches the repair's progress lines ("repair ID: done/total events ...").
 var progressLine = regexp.MustCompile(`^repair \S+: (\d+)/(\d+) events`)
