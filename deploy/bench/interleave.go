@@ -1,8 +1,12 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sync"
 	"syscall"
@@ -165,8 +169,23 @@ func windowStats(windows map[int][]time.Duration) map[string]any {
 // as much as the running and stopped ones did. Window p99s are few and not normal; this
 // assumes neither.
 func permutationP(a, b []float64) float64 {
-	if len(a) == 0 || len(b) == 0 {
-		return 1
+	_, p := pooledPermutation([][2][]float64{{a, b}})
+	return p
+}
+
+// pooledPermutation tests several runs' windows at once: the statistic is the mean over runs of
+// (mean of a − mean of b), and labels are shuffled within each run only (runs differ in level,
+// so windows are compared with windows of their own run). It returns the statistic and its
+// two-sided p-value (20,000 seeded shuffles).
+func pooledPermutation(runs [][2][]float64) (diff, p float64) {
+	var use [][2][]float64
+	for _, r := range runs {
+		if len(r[0]) > 0 && len(r[1]) > 0 {
+			use = append(use, r)
+		}
+	}
+	if len(use) == 0 {
+		return 0, 1
 	}
 	mean := func(xs []float64) float64 {
 		s := 0.0
@@ -175,16 +194,86 @@ func permutationP(a, b []float64) float64 {
 		}
 		return s / float64(len(xs))
 	}
-	observed := math.Abs(mean(a) - mean(b))
-	all := append(slices.Clone(a), b...)
+	stat := func(split func(i int) ([]float64, []float64)) float64 {
+		d := 0.0
+		for i := range use {
+			a, b := split(i)
+			d += mean(a) - mean(b)
+		}
+		return d / float64(len(use))
+	}
+	diff = stat(func(i int) ([]float64, []float64) { return use[i][0], use[i][1] })
+	all := make([][]float64, len(use))
+	for i, r := range use {
+		all[i] = append(slices.Clone(r[0]), r[1]...)
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	const shuffles = 20000
 	extreme := 0
 	for range shuffles {
-		rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
-		if math.Abs(mean(all[:len(a)])-mean(all[len(a):])) >= observed-1e-9 {
+		for _, v := range all {
+			rng.Shuffle(len(v), func(i, j int) { v[i], v[j] = v[j], v[i] })
+		}
+		d := stat(func(i int) ([]float64, []float64) { return all[i][:len(use[i][0])], all[i][len(use[i][0]):] })
+		if math.Abs(d) >= math.Abs(diff)-1e-9 {
 			extreme++
 		}
 	}
-	return float64(extreme+1) / float64(shuffles+1)
+	return diff, float64(extreme+1) / float64(shuffles+1)
+}
+
+// poolInterleaved prints, for several -repair-interleave reports, each phase's window p50 and
+// p99 tested together (pooledPermutation): `go run ./deploy/bench -pool-interleaved A.json,B.json`.
+func poolInterleaved(w io.Writer, paths []string) error {
+	type windows struct{ Running, Stopped map[string][]float64 }
+	byPhase := map[string][]windows{}
+	for _, path := range paths {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		var r struct {
+			Interleaved map[string]json.RawMessage `json:"latency_interleaved"`
+		}
+		if err := json.Unmarshal(b, &r); err != nil || r.Interleaved == nil {
+			return fmt.Errorf("%s: no latency_interleaved (a -repair -repair-interleave report): %v", path, err)
+		}
+		for _, phase := range []string{"ingest", "e2e"} {
+			var ph struct {
+				Running map[string]any `json:"repair_running"`
+				Stopped map[string]any `json:"repair_stopped"`
+			}
+			if raw, ok := r.Interleaved[phase]; !ok || json.Unmarshal(raw, &ph) != nil {
+				continue
+			}
+			byPhase[phase] = append(byPhase[phase], windows{floats(ph.Running), floats(ph.Stopped)})
+		}
+	}
+	fmt.Fprintf(w, "%d runs; running minus stopped, windows compared within their run:\n", len(paths))
+	for _, phase := range []string{"ingest", "e2e"} {
+		for _, q := range []string{"window_p50_ms", "window_p99_ms"} {
+			var runs [][2][]float64
+			for _, r := range byPhase[phase] {
+				runs = append(runs, [2][]float64{r.Running[q], r.Stopped[q]})
+			}
+			d, p := pooledPermutation(runs)
+			fmt.Fprintf(w, "  %-6s %-13s %+9.1f ms  p %.3f\n", phase, q, d, p)
+		}
+	}
+	return nil
+}
+
+// floats picks the number lists of a state's figures.
+func floats(m map[string]any) map[string][]float64 {
+	out := map[string][]float64{}
+	for k, v := range m {
+		if xs, ok := v.([]any); ok {
+			for _, x := range xs {
+				if f, ok := x.(float64); ok {
+					out[k] = append(out[k], f)
+				}
+			}
+		}
+	}
+	return out
 }

@@ -46,3 +46,13 @@ func TestPermutationP(t *testing.T) {
 	apart := permutationP([]float64{100, 101, 102, 103, 104, 105}, []float64{10, 11, 12, 13, 14, 15})
 	require.Less(t, apart, 0.01, "separate samples")
 }
+
+// Runs of different levels are pooled by comparing windows within their own run: a shift of 10
+// in each run is found as 10, and is unlikely by chance; the runs' levels do not count.
+func TestPooledPermutation(t *testing.T) {
+	low := [2][]float64{{20, 21, 22, 23, 24}, {10, 11, 12, 13, 14}}
+	high := [2][]float64{{210, 211, 212, 213, 214}, {200, 201, 202, 203, 204}}
+	d, p := pooledPermutation([][2][]float64{low, high})
+	require.InDelta(t, 10, d, 1e-9)
+	require.Less(t, p, 0.01)
+}

@@ -96,7 +96,15 @@ func main() {
 		"a draining backlog yields the cores to ingest's requests, as docs/operations.md advises; 0 runs all alike")
 	flag.IntVar(&o.clickhouseNice, "clickhouse-nice", 10, "CPU niceness of the running ClickHouse server (found by its pid file under -services-dir) for the "+
 		"bench's duration, put back at the end: it is the audit writer's backlog too, and at 0 it takes the cores from ingest; 0 leaves it alone")
+	pool := flag.String("pool-interleaved", "", "comma-separated -repair -repair-interleave reports: test their windows together and exit (interleave.go)")
 	flag.Parse()
+	if *pool != "" {
+		if err := poolInterleaved(os.Stdout, strings.Split(*pool, ",")); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if o.hold && o.lateChoice == 0 {
 		o.lateChoice = time.Second
 	}
