@@ -61,7 +61,8 @@ type RepairOptions struct {
 // sent. It differs from a runner the way the DLQ Replayer does — the whole consent-state topic is
 // read, no retry horizon applies, temporary failures are retried in process — and in two more:
 // its concurrency and rate are its own small share (RepairOptions), and its ledger store is
-// private and never expires, since repaired events may have been decided days ago.
+// private and never expires, since repaired events may have been decided days ago (and keeps
+// only the repair's own: RepairOptions.Candidate).
 type Repairer struct {
 	r          *Runner
 	cl         *kgo.Client // stores the records of events not sent, retry and dead-letter records
@@ -196,7 +197,8 @@ func (rp *Repairer) Deliver(ctx context.Context, evs []*schemas.FilteredEvent) (
 
 // openPrivateLedgerStore is a ledger store of this process alone, in a fresh folder removed at
 // close, built from the whole ledger topic and never expired: a repair sends events decided
-// days ago, whose entries a shared store (kept for the retry horizon) may have dropped.
+// days ago, whose entries a shared store (kept for the retry horizon) may have dropped. scope
+// narrows what it keeps to the repair's own (storeScope).
 func openPrivateLedgerStore(cfg *config.Config, dest string, log *zap.Logger, scope *storeScope) (*ledgerStore, error) {
 	base := cfg.Delivery.LedgerDir
 	if base == "" {
