@@ -194,19 +194,20 @@ func pooledPermutation(runs [][2][]float64) (diff, p float64) {
 		}
 		return s / float64(len(xs))
 	}
-	stat := func(split func(i int) ([]float64, []float64)) float64 {
-		d := 0.0
-		for i := range use {
-			a, b := split(i)
-			d += mean(a) - mean(b)
-		}
-		return d / float64(len(use))
-	}
-	diff = stat(func(i int) ([]float64, []float64) { return use[i][0], use[i][1] })
+	// Each run's windows, a's first: the statistic of the labels as they are, then of shuffles.
 	all := make([][]float64, len(use))
 	for i, r := range use {
 		all[i] = append(slices.Clone(r[0]), r[1]...)
 	}
+	stat := func() float64 {
+		d := 0.0
+		for i, v := range all {
+			n := len(use[i][0])
+			d += mean(v[:n]) - mean(v[n:])
+		}
+		return d / float64(len(all))
+	}
+	diff = stat()
 	rng := rand.New(rand.NewPCG(1, 2))
 	const shuffles = 20000
 	extreme := 0
@@ -214,8 +215,7 @@ func pooledPermutation(runs [][2][]float64) (diff, p float64) {
 		for _, v := range all {
 			rng.Shuffle(len(v), func(i, j int) { v[i], v[j] = v[j], v[i] })
 		}
-		d := stat(func(i int) ([]float64, []float64) { return all[i][:len(use[i][0])], all[i][len(use[i][0]):] })
-		if math.Abs(d) >= math.Abs(diff)-1e-9 {
+		if math.Abs(stat()) >= math.Abs(diff)-1e-9 {
 			extreme++
 		}
 	}
@@ -225,8 +225,15 @@ func pooledPermutation(runs [][2][]float64) (diff, p float64) {
 // poolInterleaved prints, for several -repair-interleave reports, each phase's window p50 and
 // p99 tested together (pooledPermutation): `go run ./deploy/bench -pool-interleaved A.json,B.json`.
 func poolInterleaved(w io.Writer, paths []string) error {
-	type windows struct{ Running, Stopped map[string][]float64 }
-	byPhase := map[string][]windows{}
+	type state struct {
+		P50 []float64 `json:"window_p50_ms"`
+		P99 []float64 `json:"window_p99_ms"`
+	}
+	type phase struct {
+		Running state `json:"repair_running"`
+		Stopped state `json:"repair_stopped"`
+	}
+	byPhase := map[string][]phase{}
 	for _, path := range paths {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -238,42 +245,27 @@ func poolInterleaved(w io.Writer, paths []string) error {
 		if err := json.Unmarshal(b, &r); err != nil || r.Interleaved == nil {
 			return fmt.Errorf("%s: no latency_interleaved (a -repair -repair-interleave report): %v", path, err)
 		}
-		for _, phase := range []string{"ingest", "e2e"} {
-			var ph struct {
-				Running map[string]any `json:"repair_running"`
-				Stopped map[string]any `json:"repair_stopped"`
+		for _, name := range []string{"ingest", "e2e"} {
+			var ph phase
+			if raw, ok := r.Interleaved[name]; ok && json.Unmarshal(raw, &ph) == nil {
+				byPhase[name] = append(byPhase[name], ph)
 			}
-			if raw, ok := r.Interleaved[phase]; !ok || json.Unmarshal(raw, &ph) != nil {
-				continue
-			}
-			byPhase[phase] = append(byPhase[phase], windows{floats(ph.Running), floats(ph.Stopped)})
 		}
 	}
 	fmt.Fprintf(w, "%d runs; running minus stopped, windows compared within their run:\n", len(paths))
-	for _, phase := range []string{"ingest", "e2e"} {
-		for _, q := range []string{"window_p50_ms", "window_p99_ms"} {
+	for _, name := range []string{"ingest", "e2e"} {
+		for _, q := range []string{"p50", "p99"} {
 			var runs [][2][]float64
-			for _, r := range byPhase[phase] {
-				runs = append(runs, [2][]float64{r.Running[q], r.Stopped[q]})
+			for _, ph := range byPhase[name] {
+				if q == "p50" {
+					runs = append(runs, [2][]float64{ph.Running.P50, ph.Stopped.P50})
+				} else {
+					runs = append(runs, [2][]float64{ph.Running.P99, ph.Stopped.P99})
+				}
 			}
 			d, p := pooledPermutation(runs)
-			fmt.Fprintf(w, "  %-6s %-13s %+9.1f ms  p %.3f\n", phase, q, d, p)
+			fmt.Fprintf(w, "  %-6s window_%s_ms %+9.1f ms  p %.3f\n", name, q, d, p)
 		}
 	}
 	return nil
-}
-
-// floats picks the number lists of a state's figures.
-func floats(m map[string]any) map[string][]float64 {
-	out := map[string][]float64{}
-	for k, v := range m {
-		if xs, ok := v.([]any); ok {
-			for _, x := range xs {
-				if f, ok := x.(float64); ok {
-					out[k] = append(out[k], f)
-				}
-			}
-		}
-	}
-	return out
 }
