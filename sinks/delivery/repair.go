@@ -45,9 +45,9 @@ type RepairOptions struct {
 	RateLimit float64
 	// Now is the clock (default time.Now): the vendor's age limit (Validate) is checked against it.
 	Now func() time.Time
-	// Consent is the send-time re-check's view, shared by the repair's destinations and followed
-	// by the caller (the whole consent-state topic read once, not once per destination); nil: a
-	// view of its own, followed by Start.
+	// Consent is the send-time re-check's view (required), shared by the repair's destinations
+	// and followed by the caller: the whole consent-state topic read once, not once per
+	// destination (NewWithdrawals(0), Follow).
 	Consent *Withdrawals
 	// Candidate, if set, reports whether an event id is one the repair may send to this
 	// destination (whether or not it has been handed over yet): the private ledger keeps the
@@ -64,9 +64,8 @@ type RepairOptions struct {
 // private and never expires, since repaired events may have been decided days ago (and keeps
 // only the repair's own: RepairOptions.Candidate).
 type Repairer struct {
-	r          *Runner
-	cl         *kgo.Client // stores the records of events not sent, retry and dead-letter records
-	ownConsent bool        // Start follows r.consent
+	r  *Runner
+	cl *kgo.Client // stores the records of events not sent, retry and dead-letter records
 }
 
 // NewRepairer returns the repairer of one destination.
@@ -74,9 +73,6 @@ func NewRepairer(cfg *config.Config, dest *policy.Destination, adapter sdk.Adapt
 	r := NewRunner(cfg, dest, adapter, log.Named("repair"))
 	r.horizon = math.MaxInt64
 	r.consent = opt.Consent
-	if r.consent == nil {
-		r.consent = NewWithdrawals(0)
-	}
 	r.privateLedger = &storeScope{source: sourceRepair, event: opt.Candidate}
 	r.concurrency = max(opt.Concurrency, 1)
 	r.mainSlots, r.retrySlots = make(chan struct{}, r.concurrency), make(chan struct{}, r.concurrency)
@@ -86,11 +82,11 @@ func NewRepairer(cfg *config.Config, dest *policy.Destination, adapter sdk.Adapt
 	if opt.Now != nil {
 		r.now = opt.Now
 	}
-	return &Repairer{r: r, ownConsent: opt.Consent == nil}
+	return &Repairer{r: r}
 }
 
-// Start follows the ledger (and the consent state, unless shared) until ctx ends or stop is
-// called; every other method needs it started.
+// Start follows the ledger until ctx ends or stop is called (the consent view is the caller's
+// to follow); every other method needs it started.
 func (rp *Repairer) Start(ctx context.Context) (stop func() error, err error) {
 	r := rp.r
 	g, gctx := errgroup.WithContext(ctx)
@@ -107,9 +103,6 @@ func (rp *Repairer) Start(ctx context.Context) (stop func() error, err error) {
 		return nil, err
 	}
 	rp.cl = cl
-	if rp.ownConsent {
-		g.Go(func() error { return r.consent.Follow(followCtx, r.cfg, r.log) })
-	}
 	return func() error {
 		stopFollow()
 		err := g.Wait()
