@@ -19,6 +19,9 @@ import (
 // CMP signals choose it. Anything else (a refusal, GPC, erasure) is decided at once. Nil when the
 // policy holds nothing.
 func Pending(ev *schemas.Event, st *State, pol *policy.Policy) []string {
+	if ev == nil || pol == nil || !pol.Holds() || !mayWait(ev, pol) {
+		return nil // nothing can wait: no decision to make for it
+	}
 	_, pending := DecideOrHold(ev, st, pol, time.Time{}, "")
 	return pending
 }
