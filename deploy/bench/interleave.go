@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -25,13 +24,22 @@ import (
 //
 // Stopping is the harsher test: a resumed repair catches up with what its followers missed in a
 // burst, so a running window carries its whole cost.
+//
+// Windows go in pairs (2j, 2j+1), and which of the two has the repair running is a coin toss per
+// pair (seeded; the seed is in the report). Latency drifts through a phase (the pipeline
+// settling, ClickHouse merging what the last minutes wrote): with the repair always first in its
+// pair, as until session 11, a falling drift counted against it. Each pair's difference (running
+// minus stopped) is then tested by flipping its sign at random (signFlipP): under "the repair
+// changes nothing" either order was as likely, so this is the randomization test of the design
+// itself, with no assumption about the latencies' distribution or drift.
 
-// interleave toggles a process in turns of every from `from` on: running in even windows.
+// interleave toggles a process in turns of every from `from` on.
 type interleave struct {
 	target *proc
 	svc    []*proc // Kafka and ClickHouse: their CPU per state
 	from   time.Time
 	every  time.Duration
+	seed   uint64 // of the pairs' coin tosses
 	stopC  chan struct{}
 	wg     sync.WaitGroup
 
@@ -41,15 +49,36 @@ type interleave struct {
 	secs   [2]float64                         // wall seconds in each state
 }
 
-func startInterleave(target *proc, svc []*proc, every time.Duration) *interleave {
-	iv := &interleave{target: target, svc: svc, from: time.Now(), every: every, stopC: make(chan struct{}),
+func startInterleave(target *proc, svc []*proc, every time.Duration, seed uint64) *interleave {
+	iv := &interleave{target: target, svc: svc, from: time.Now(), every: every, seed: seed, stopC: make(chan struct{}),
 		series: map[string]map[int][]time.Duration{}, svcCPU: [2]map[string]float64{{}, {}}}
+	iv.signal(0)
 	iv.wg.Add(1)
 	go iv.toggle()
 	return iv
 }
 
-func running(window int) int { return 1 - window%2 }
+// runningFirst is the coin toss of pair j: whether the repair runs in its first window.
+func runningFirst(seed uint64, j int) bool {
+	return rand.New(rand.NewPCG(seed, uint64(j))).IntN(2) == 1
+}
+
+// running is 1 in a window with the repair running, 0 in one with it stopped.
+func (iv *interleave) running(window int) int {
+	if runningFirst(iv.seed, window/2) == (window%2 == 0) {
+		return 1
+	}
+	return 0
+}
+
+// signal puts the target in the state of window w.
+func (iv *interleave) signal(w int) {
+	sig := syscall.SIGCONT
+	if iv.running(w) == 0 {
+		sig = syscall.SIGSTOP
+	}
+	_ = syscall.Kill(iv.target.pid, sig)
+}
 
 func (iv *interleave) window(t time.Time) int { return int(t.Sub(iv.from) / iv.every) }
 
@@ -63,9 +92,9 @@ func (iv *interleave) toggle() {
 		now, at := iv.cpu(), time.Now()
 		iv.mu.Lock()
 		for name, c := range now {
-			iv.svcCPU[running(w)][name] += c - last[name]
+			iv.svcCPU[iv.running(w)][name] += c - last[name]
 		}
-		iv.secs[running(w)] += at.Sub(lastAt).Seconds()
+		iv.secs[iv.running(w)] += at.Sub(lastAt).Seconds()
 		iv.mu.Unlock()
 		last, lastAt = now, at
 	}
@@ -78,11 +107,7 @@ func (iv *interleave) toggle() {
 		case <-time.After(time.Until(iv.from.Add(time.Duration(k) * iv.every))):
 		}
 		book(k - 1)
-		sig := syscall.SIGCONT
-		if running(k) == 0 {
-			sig = syscall.SIGSTOP
-		}
-		_ = syscall.Kill(iv.target.pid, sig)
+		iv.signal(k)
 	}
 }
 
@@ -111,18 +136,19 @@ func (iv *interleave) add(phase string, intended time.Time, lat time.Duration) {
 }
 
 // finish resumes the target for good and reports, per phase and state, the latency quantiles
-// and each window's p50 and p99, with how likely differences of the windows' mean p50 and p99
-// as large as those seen are by chance (permutationP); and per state the services' CPU per
-// second. A window with fewer than half the latencies of the phase's fullest (one the phase cut
-// short) counts in the quantiles only.
+// and each whole pair's window p50 and p99 (index-aligned: the running and stopped windows of a
+// pair have the same index), with how likely mean pair differences as large as those seen are
+// by chance (signFlipP); per state the services' CPU per second; and each window's start, state
+// and quantiles (to set beside system samples). A window with fewer than half the latencies of
+// the phase's fullest (one the phase cut short) counts in the quantiles only.
 func (iv *interleave) finish() map[string]any {
 	close(iv.stopC)
 	iv.wg.Wait()
 	iv.mu.Lock()
 	defer iv.mu.Unlock()
-	out := map[string]any{"window_s": iv.every.Seconds()}
+	out := map[string]any{"window_s": iv.every.Seconds(), "seed": iv.seed, "from_unix_s": round(float64(iv.from.UnixMilli())/1000, 1)}
 	for phase, windows := range iv.series {
-		out[phase] = windowStats(windows)
+		out[phase] = iv.windowStats(windows)
 	}
 	for state, name := range []string{"repair_stopped", "repair_running"} {
 		cpu := map[string]float64{}
@@ -138,24 +164,35 @@ func (iv *interleave) finish() map[string]any {
 }
 
 // windowStats are one phase's figures per state (windows: latencies by window number).
-func windowStats(windows map[int][]time.Duration) map[string]any {
+func (iv *interleave) windowStats(windows map[int][]time.Duration) map[string]any {
 	var all [2][]time.Duration
 	var p50s, p99s [2][]float64
+	var timeline [][]float64 // window, running, samples, p50, p99
 	fullest, last := 0, 0
 	for w, lat := range windows {
 		fullest, last = max(fullest, len(lat)), max(last, w)
 	}
+	whole := func(w int) bool { return len(windows[w]) > 0 && 2*len(windows[w]) >= fullest }
 	for w := 0; w <= last; w++ {
 		lat := windows[w]
-		all[running(w)] = append(all[running(w)], lat...)
-		if len(lat) > 0 && 2*len(lat) >= fullest {
+		all[iv.running(w)] = append(all[iv.running(w)], lat...)
+		if len(lat) > 0 {
 			q := quantiles(lat, 0.5, 0.99)
-			p50s[running(w)] = append(p50s[running(w)], q[0])
-			p99s[running(w)] = append(p99s[running(w)], q[1])
+			timeline = append(timeline, []float64{float64(w), float64(iv.running(w)), float64(len(lat)), q[0], q[1]})
+		}
+		if w%2 == 1 && whole(w-1) && whole(w) {
+			for _, v := range []int{w - 1, w} {
+				q := quantiles(windows[v], 0.5, 0.99)
+				p50s[iv.running(v)] = append(p50s[iv.running(v)], q[0])
+				p99s[iv.running(v)] = append(p99s[iv.running(v)], q[1])
+			}
 		}
 	}
-	out := map[string]any{"window_p50_difference_p": round(permutationP(p50s[1], p50s[0]), 3),
-		"window_p99_difference_p": round(permutationP(p99s[1], p99s[0]), 3)}
+	d50, p50 := signFlipP([][2][]float64{{p50s[1], p50s[0]}})
+	d99, p99 := signFlipP([][2][]float64{{p99s[1], p99s[0]}})
+	out := map[string]any{"pairs": len(p50s[0]), "pair_p50_difference_ms": round(d50, 2), "pair_p50_difference_p": round(p50, 3),
+		"pair_p99_difference_ms": round(d99, 2), "pair_p99_difference_p": round(p99, 3),
+		"windows": timeline}
 	for state, name := range []string{"repair_stopped", "repair_running"} {
 		q := quantiles(all[state], 0.5, 0.99, 0.999, 1)
 		out[name] = map[string]any{"samples": len(all[state]), "p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3],
@@ -164,66 +201,46 @@ func windowStats(windows map[int][]time.Duration) map[string]any {
 	return out
 }
 
-// permutationP is the two-sided p-value of the difference of the means of a and b under
-// shuffles of their union (20,000, seeded): the chance that windows labelled at random differ
-// as much as the running and stopped ones did. Window p99s are few and not normal; this
-// assumes neither.
-func permutationP(a, b []float64) float64 {
-	_, p := pooledPermutation([][2][]float64{{a, b}})
-	return p
-}
-
-// pooledPermutation tests several runs' windows at once: the statistic is the mean over runs of
-// (mean of a − mean of b), and labels are shuffled within each run only (runs differ in level,
-// so windows are compared with windows of their own run). It returns the statistic and its
-// two-sided p-value (20,000 seeded shuffles).
-func pooledPermutation(runs [][2][]float64) (diff, p float64) {
-	var use [][2][]float64
+// signFlipP tests pairs of windows (runs: each run's running and stopped windows, index-aligned
+// by pair): the statistic is the mean of all pairs' differences (running minus stopped), and its
+// two-sided p-value is how often flipping each pair's sign at random (20,000 seeded draws) gives
+// a mean as far from zero. Pairs keep drift out (each is compared within its own 20 s), and runs
+// of different levels pool without weighting one by its level.
+func signFlipP(runs [][2][]float64) (diff, p float64) {
+	var d []float64
 	for _, r := range runs {
-		if len(r[0]) > 0 && len(r[1]) > 0 {
-			use = append(use, r)
+		for i := range min(len(r[0]), len(r[1])) {
+			d = append(d, r[0][i]-r[1][i])
 		}
 	}
-	if len(use) == 0 {
+	if len(d) == 0 {
 		return 0, 1
 	}
-	mean := func(xs []float64) float64 {
+	sum := 0.0
+	for _, x := range d {
+		sum += x
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	const draws = 20000
+	extreme := 0
+	for range draws {
 		s := 0.0
-		for _, x := range xs {
+		for _, x := range d {
+			if rng.IntN(2) == 1 {
+				x = -x
+			}
 			s += x
 		}
-		return s / float64(len(xs))
-	}
-	// Each run's windows, a's first: the statistic of the labels as they are, then of shuffles.
-	all := make([][]float64, len(use))
-	for i, r := range use {
-		all[i] = append(slices.Clone(r[0]), r[1]...)
-	}
-	stat := func() float64 {
-		d := 0.0
-		for i, v := range all {
-			n := len(use[i][0])
-			d += mean(v[:n]) - mean(v[n:])
-		}
-		return d / float64(len(all))
-	}
-	diff = stat()
-	rng := rand.New(rand.NewPCG(1, 2))
-	const shuffles = 20000
-	extreme := 0
-	for range shuffles {
-		for _, v := range all {
-			rng.Shuffle(len(v), func(i, j int) { v[i], v[j] = v[j], v[i] })
-		}
-		if math.Abs(stat()) >= math.Abs(diff)-1e-9 {
+		if math.Abs(s) >= math.Abs(sum)-1e-9 {
 			extreme++
 		}
 	}
-	return diff, float64(extreme+1) / float64(shuffles+1)
+	return sum / float64(len(d)), float64(extreme+1) / float64(draws+1)
 }
 
-// poolInterleaved prints, for several -repair-interleave reports, each phase's window p50 and
-// p99 tested together (pooledPermutation): `go run ./deploy/bench -pool-interleaved A.json,B.json`.
+// poolInterleaved prints, for several -repair-interleave reports, each phase's pairs of window
+// p50 and p99 tested together (signFlipP). Reports from before the coin tosses (the repair ran
+// first in every pair) pair their windows the same way, index by index: `go run ./deploy/bench -pool-interleaved A.json,B.json`.
 func poolInterleaved(w io.Writer, paths []string) error {
 	type state struct {
 		P50 []float64 `json:"window_p50_ms"`
@@ -252,7 +269,7 @@ func poolInterleaved(w io.Writer, paths []string) error {
 			}
 		}
 	}
-	fmt.Fprintf(w, "%d runs; running minus stopped, windows compared within their run:\n", len(paths))
+	fmt.Fprintf(w, "%d runs; running minus stopped, mean of the pairs of windows:\n", len(paths))
 	for _, name := range []string{"ingest", "e2e"} {
 		for _, q := range []string{"p50", "p99"} {
 			var runs [][2][]float64
@@ -263,7 +280,7 @@ func poolInterleaved(w io.Writer, paths []string) error {
 					runs = append(runs, [2][]float64{ph.Running.P99, ph.Stopped.P99})
 				}
 			}
-			d, p := pooledPermutation(runs)
+			d, p := signFlipP(runs)
 			fmt.Fprintf(w, "  %-6s window_%s_ms %+9.1f ms  p %.3f\n", name, q, d, p)
 		}
 	}

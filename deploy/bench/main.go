@@ -47,6 +47,7 @@ type options struct {
 	kafkaGCLog                                         string
 	batchDur, latDur, e2eDur, oneLatency, lateChoice   time.Duration
 	repairInterleave                                   time.Duration // interleave.go
+	interleaveSeed                                     uint64        // interleave.go: the pairs' coin tosses
 	conns, batchSize, partitions                       int
 	oneEvents, oneConcurrency                          int
 	workerNice, clickhouseNice                         int
@@ -86,6 +87,7 @@ func main() {
 	flag.BoolVar(&o.repair, "repair", false, "as -replay, then run a `tollgate repair` of the replay through the latency phases (repair.go); compare with a -replay run")
 	flag.DurationVar(&o.repairInterleave, "repair-interleave", 0, "with -repair: stop and resume the repair in turns this long through the latency "+
 		"phases and report their latencies per state (interleave.go); 0: the repair runs throughout")
+	flag.Uint64Var(&o.interleaveSeed, "repair-interleave-seed", 0, "seed of which window of each pair has the repair running (0: from the clock; the report gives it)")
 	repairArgs := flag.String("repair-args", "", "further flags of the -repair run's `tollgate repair`, space-separated (e.g. \"--rate 500 --yield-lag 0\")")
 	flag.DurationVar(&o.lateChoice, "late-choice", 0, "batched phase as behind an opt-in banner (hold.go): each user's first events carry no choice and "+
 		"the choice follows this long after (0: off); compare -hold with a run of the same traffic without it")
@@ -349,7 +351,11 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	var sent int64
 	var iv *interleave
 	if repairing != nil && o.repairInterleave > 0 {
-		iv = startInterleave(repairing.proc, svc, o.repairInterleave)
+		seed := o.interleaveSeed
+		if seed == 0 {
+			seed = uint64(time.Now().UnixNano())
+		}
+		iv = startInterleave(repairing.proc, svc, o.repairInterleave, seed)
 	}
 	report["ingest_latency"], sent = singleEvents(ctx, o, base, "l", &seq, iv)
 
