@@ -193,6 +193,11 @@ func (iv *interleave) windowStats(windows map[int][]time.Duration) map[string]an
 	out := map[string]any{"pairs": len(p50s[0]), "pair_p50_difference_ms": round(d50, 2), "pair_p50_difference_p": round(p50, 3),
 		"pair_p99_difference_ms": round(d99, 2), "pair_p99_difference_p": round(p99, 3),
 		"windows": timeline}
+	for q, d := range map[string][]float64{"p50": pairDiffs([][2][]float64{{p50s[1], p50s[0]}}), "p99": pairDiffs([][2][]float64{{p99s[1], p99s[0]}})} {
+		if lo, hi := signFlipCI(d); !math.IsInf(lo, 0) {
+			out["pair_"+q+"_interval_ms"] = []float64{round(lo, 2), round(hi, 2)}
+		}
+	}
 	for state, name := range []string{"repair_stopped", "repair_running"} {
 		q := quantiles(all[state], 0.5, 0.99, 0.999, 1)
 		out[name] = map[string]any{"samples": len(all[state]), "p50_ms": q[0], "p99_ms": q[1], "p999_ms": q[2], "max_ms": q[3],
@@ -207,18 +212,40 @@ func (iv *interleave) windowStats(windows map[int][]time.Duration) map[string]an
 // a mean as far from zero. Pairs keep drift out (each is compared within its own 20 s), and runs
 // of different levels pool without weighting one by its level.
 func signFlipP(runs [][2][]float64) (diff, p float64) {
+	d := pairDiffs(runs)
+	return mean(d), signFlip(d, 0)
+}
+
+func pairDiffs(runs [][2][]float64) []float64 {
 	var d []float64
 	for _, r := range runs {
 		for i := range min(len(r[0]), len(r[1])) {
 			d = append(d, r[0][i]-r[1][i])
 		}
 	}
+	return d
+}
+
+func mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := 0.0
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}
+
+// signFlip is the two-sided p-value of "the pairs' differences d are shift plus noise symmetric
+// about zero".
+func signFlip(d []float64, shift float64) float64 {
 	if len(d) == 0 {
-		return 0, 1
+		return 1
 	}
 	sum := 0.0
 	for _, x := range d {
-		sum += x
+		sum += x - shift
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	const draws = 20000
@@ -227,15 +254,42 @@ func signFlipP(runs [][2][]float64) (diff, p float64) {
 		s := 0.0
 		for _, x := range d {
 			if rng.IntN(2) == 1 {
-				x = -x
+				s -= x - shift
+			} else {
+				s += x - shift
 			}
-			s += x
 		}
 		if math.Abs(s) >= math.Abs(sum)-1e-9 {
 			extreme++
 		}
 	}
-	return sum / float64(len(d)), float64(extreme+1) / float64(draws+1)
+	return float64(extreme+1) / float64(draws+1)
+}
+
+// signFlipCI is the 95 % interval of the mean shift the pairs' differences are consistent with:
+// the shifts the sign-flip test does not reject at 0.05 (found by bisection on each side). It is
+// what "not measurable" can claim: a difference larger than its ends would have been seen.
+func signFlipCI(d []float64) (lo, hi float64) {
+	if len(d) < 6 { // 2/2^5: fewer pairs cannot reject anything at 0.05
+		return math.Inf(-1), math.Inf(1)
+	}
+	m, spread := mean(d), 0.0
+	for _, x := range d {
+		spread = max(spread, math.Abs(x-m))
+	}
+	edge := func(outward float64) float64 {
+		in, out := m, m+outward*(spread+1)
+		for range 40 {
+			mid := (in + out) / 2
+			if signFlip(d, mid) >= 0.05 {
+				in = mid
+			} else {
+				out = mid
+			}
+		}
+		return in
+	}
+	return edge(-1), edge(1)
 }
 
 // poolInterleaved prints, for several -repair-interleave reports, each phase's pairs of window
@@ -281,7 +335,9 @@ func poolInterleaved(w io.Writer, paths []string) error {
 				}
 			}
 			d, p := signFlipP(runs)
-			fmt.Fprintf(w, "  %-6s window_%s_ms %+9.1f ms  p %.3f\n", name, q, d, p)
+			lo, hi := signFlipCI(pairDiffs(runs))
+			fmt.Fprintf(w, "  %-6s window_%s_ms %+9.1f ms  p %.3f  95%% interval %+.1f to %+.1f ms (%d pairs)\n",
+				name, q, d, p, lo, hi, len(pairDiffs(runs)))
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"strings"
@@ -71,4 +72,16 @@ func TestSignFlipPoolsRuns(t *testing.T) {
 	d, p := signFlipP([][2][]float64{low, high})
 	require.InDelta(t, 10, d, 1e-9)
 	require.Less(t, p, 0.01)
+}
+
+// The interval holds the shifts the pairs are consistent with: a shift of 10 with noise of ±1
+// gives an interval around 10 that leaves 0 out; too few pairs give no interval.
+func TestSignFlipCI(t *testing.T) {
+	lo, hi := signFlipCI([]float64{9, 11, 10.5, 9.5, 10, 11, 9, 10})
+	require.Less(t, lo, 10.0)
+	require.Greater(t, hi, 10.0)
+	require.Greater(t, lo, 8.0)
+	require.Less(t, hi, 12.0)
+	lo, hi = signFlipCI([]float64{1, 2, 3})
+	require.True(t, math.IsInf(lo, -1) && math.IsInf(hi, 1))
 }
