@@ -27,13 +27,17 @@ const lagCheckEvery = time.Second
 //   - while the live pipeline's consumer groups (processor, sinks, audit writer) lag more than
 //     Options.YieldLag records: a backlog means live traffic needs every resource it can get,
 //     and the repair's own deliveries rows count in the audit writer's lag, so it also never
-//     outruns what the writer stores.
+//     outruns what the writer stores;
+//   - while the other processes of this machine keep more than Options.YieldCPU of its CPUs
+//     busy (cpuMeter): the pipeline shares the machine and has no core to spare.
 type gate struct {
 	limiter  *rate.Limiter // nil: no budget
 	chunk    int           // events handed on at once
 	yieldLag int64         // 0: never pause
 	lagOf    func(context.Context) (int64, error)
-	every    time.Duration // lagCheckEvery
+	yieldCPU float64                       // 0: never pause
+	cpuOf    func() (float64, bool, error) // the others' share of the CPUs since the last call
+	every    time.Duration                 // lagCheckEvery
 	log      *zap.Logger
 
 	checked time.Time
@@ -43,7 +47,14 @@ type gate struct {
 // newGate builds the gate of opt; the lag is read through a client of its own (close the
 // returned function's client with it).
 func newGate(cfg *config.Config, log *zap.Logger, opt Options) (*gate, func(), error) {
-	g := &gate{chunk: opt.BatchSize, yieldLag: opt.YieldLag, every: lagCheckEvery, log: log}
+	g := &gate{chunk: opt.BatchSize, yieldLag: opt.YieldLag, yieldCPU: opt.YieldCPU, every: lagCheckEvery, log: log}
+	if opt.YieldCPU > 0 {
+		m, err := newCPUMeter()
+		if err != nil {
+			return nil, nil, err
+		}
+		g.cpuOf = m.othersShare
+	}
 	if opt.Rate > 0 {
 		// Chunks of a tenth of a second's budget: the vendor requests and the audit rows come
 		// in a steady trickle rather than a burst each second.
@@ -81,32 +92,27 @@ func (g *gate) wait(ctx context.Context, n int) error {
 	return g.limiter.WaitN(ctx, n)
 }
 
-// waitForLive waits while the live groups lag more than yieldLag, reading their lag at most
-// once a lagCheckEvery. A lag that cannot be read counts as a lag: the repair waits rather
-// than guess.
+// waitForLive waits while live traffic needs the room (busy), looking at most once a
+// lagCheckEvery.
 func (g *gate) waitForLive(ctx context.Context) error {
-	if g.lagOf == nil || time.Since(g.checked) < g.every {
+	if (g.lagOf == nil && g.cpuOf == nil) || time.Since(g.checked) < g.every {
 		return nil
 	}
 	var since time.Time
 	for {
-		behind, err := g.lagOf(ctx)
+		why := g.busy(ctx)
 		g.checked = time.Now()
-		if err == nil && behind <= g.yieldLag {
+		if why == nil {
 			if !since.IsZero() {
 				g.paused += time.Since(since)
-				g.log.Info("repair: live traffic caught up, resuming", zap.Duration("paused", time.Since(since).Round(time.Second)),
+				g.log.Info("repair: live traffic leaves room again, resuming", zap.Duration("paused", time.Since(since).Round(time.Second)),
 					zap.Duration("paused_in_all", g.paused.Round(time.Second)))
 			}
 			return nil
 		}
 		if since.IsZero() {
 			since = time.Now()
-			fields := []zap.Field{zap.Int64("lag", behind), zap.Int64("yield_lag", g.yieldLag)}
-			if err != nil {
-				fields = []zap.Field{zap.Error(err)}
-			}
-			g.log.Info("repair: pausing while live traffic lags", fields...)
+			g.log.Info("repair: pausing for live traffic", why...)
 		}
 		select {
 		case <-ctx.Done():
@@ -114,4 +120,30 @@ func (g *gate) waitForLive(ctx context.Context) error {
 		case <-time.After(g.every):
 		}
 	}
+}
+
+// busy says why live traffic needs the room now (nil: it does not): its groups lag more than
+// yieldLag, or their lag cannot be read (the repair waits rather than guess), or the other
+// processes keep more than yieldCPU of the CPUs busy. A CPU reading that fails does not hold
+// the repair: the lag still does.
+func (g *gate) busy(ctx context.Context) []zap.Field {
+	if g.lagOf != nil {
+		behind, err := g.lagOf(ctx)
+		if err != nil {
+			return []zap.Field{zap.Error(err)}
+		}
+		if behind > g.yieldLag {
+			return []zap.Field{zap.Int64("lag", behind), zap.Int64("yield_lag", g.yieldLag)}
+		}
+	}
+	if g.cpuOf != nil {
+		share, ok, err := g.cpuOf()
+		if err != nil {
+			g.log.Warn("repair: reading the machine's CPU", zap.Error(err))
+		}
+		if ok && share > g.yieldCPU {
+			return []zap.Field{zap.Float64("cpu_others", share), zap.Float64("yield_cpu", g.yieldCPU)}
+		}
+	}
+	return nil
 }

@@ -47,6 +47,9 @@ type Options struct {
 	// YieldLag pauses the repair while live traffic's consumer groups (processor, sinks, audit
 	// writer) lag more than this many records in all (0: never pause).
 	YieldLag int64
+	// YieldCPU pauses the repair while the other processes of this machine keep more than this
+	// share (0 to 1) of its CPUs busy (0: never pause).
+	YieldCPU float64
 	// Progress, if set, is called now and then with the events handled so far.
 	Progress func(done, total int)
 }

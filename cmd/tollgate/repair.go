@@ -35,7 +35,8 @@ counts to stdout:
 --dry-run counts the same way and sends nothing. Live traffic comes first: the repair takes a core
 only when nothing else wants it (--idle: SCHED_IDLE; --idle=false --nice N instead) and the disk
 likewise (--idle-io), hands on at most --rate events per second, pauses while the live pipeline's
-consumer groups lag more than --yield-lag records, and sends one request at a time per destination
+consumer groups lag more than --yield-lag records or the machine's other processes keep more
+than --yield-cpu of its CPUs busy, and sends one request at a time per destination
 (--concurrency) within a quarter of the destination's rate limit (--rate-share). Its deliveries
 rows carry the run id: tollgate audit summary --run ID.`,
 		Args: cobra.NoArgs,
@@ -56,6 +57,9 @@ rows carry the run id: tollgate audit summary --run ID.`,
 			}
 			if opt.Rate < 0 || opt.YieldLag < 0 {
 				return usageError{fmt.Errorf("--rate and --yield-lag: 0 (off) or more")}
+			}
+			if opt.YieldCPU < 0 || opt.YieldCPU > 1 {
+				return usageError{fmt.Errorf("--yield-cpu %v: a share between 0 and 1 (0: off)", opt.YieldCPU)}
 			}
 			if err := repair.Lower(prio); err != nil {
 				a.log.Warn(err.Error())
@@ -99,6 +103,7 @@ rows carry the run id: tollgate audit summary --run ID.`,
 	cmd.Flags().Float64Var(&opt.RateShare, "rate-share", 0.25, "share of the destination's rate limit the repair may use (none when it has no limit)")
 	cmd.Flags().Float64Var(&opt.Rate, "rate", 1000, "events per second handed on, over all destinations (0: no budget); each costs Kafka, the audit writer and ClickHouse beside live traffic")
 	cmd.Flags().Int64Var(&opt.YieldLag, "yield-lag", 20000, "pause while live traffic's consumer groups lag more than this many records in all (0: never pause)")
+	cmd.Flags().Float64Var(&opt.YieldCPU, "yield-cpu", 0.9, "pause while the machine's other processes keep more than this share of its CPUs busy (0: never pause); SCHED_IDLE alone still takes a little from saturated cores")
 	cmd.Flags().BoolVar(&prio.Idle, "idle", true, "run in the SCHED_IDLE CPU class: a core only when nothing else wants it")
 	cmd.Flags().IntVar(&prio.Nice, "nice", 10, "CPU niceness with --idle=false (0: unchanged)")
 	cmd.Flags().BoolVar(&prio.IdleIO, "idle-io", true, "idle I/O class for the repair's disk use (honoured by BFQ)")

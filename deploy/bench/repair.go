@@ -267,7 +267,8 @@ func (r *benchRepair) finish(ctx context.Context, ch chClient, db string, phases
 			if strings.HasPrefix(l, "repaired ") {
 				out["counts"] = l
 			}
-			if strings.Contains(l, "pausing while live traffic lags") {
+			// "pausing while live traffic lags": the repair's log before it also yielded the CPU.
+			if strings.Contains(l, "pausing for live traffic") || strings.Contains(l, "pausing while live traffic lags") {
 				out["pauses"] = toInt(out["pauses"]) + 1
 			}
 		}

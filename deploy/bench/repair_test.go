@@ -33,10 +33,10 @@ func TestRepairProgressFromLog(t *testing.T) {
 	r := &benchRepair{runID: "r1", log: dir + "/repair.log"}
 	n, _ := r.progress()
 	require.Zero(t, n, "no log yet")
-	require.NoError(t, os.WriteFile(r.log, []byte(`{"level":"info","msg":"repair: pausing while live traffic lags"}
+	require.NoError(t, os.WriteFile(r.log, []byte(`{"level":"info","msg":"repair: pausing for live traffic","cpu_others":0.95}
 repair r1: 0/500 events (0.0%), 0 events/s, estimate pending
 repair r1: 120/500 events (24.0%), 24 events/s, about 16s left
-{"level":"info","msg":"repair: live traffic caught up, resuming"}
+{"level":"info","msg":"repair: live traffic leaves room again, resuming"}
 `), 0o600))
 	n, line := r.progress()
 	require.Equal(t, int64(120), n)
