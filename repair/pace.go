@@ -39,6 +39,9 @@ type gate struct {
 	cpuOf    func() (float64, bool, error) // the others' share of the CPUs since the last call
 	every    time.Duration                 // lagCheckEvery
 	log      *zap.Logger
+	// onPause and onResume (optional) run as a pause begins and ends: the repair's followed
+	// views stop reading live traffic's topics while it waits, and catch up once it goes on.
+	onPause, onResume func()
 
 	checked time.Time
 	paused  time.Duration // in all, for the log
@@ -104,6 +107,9 @@ func (g *gate) waitForLive(ctx context.Context) error {
 		g.checked = time.Now()
 		if why == nil {
 			if !since.IsZero() {
+				if g.onResume != nil {
+					g.onResume()
+				}
 				g.paused += time.Since(since)
 				g.log.Info("repair: live traffic leaves room again, resuming", zap.Duration("paused", time.Since(since).Round(time.Second)),
 					zap.Duration("paused_in_all", g.paused.Round(time.Second)))
@@ -113,9 +119,15 @@ func (g *gate) waitForLive(ctx context.Context) error {
 		if since.IsZero() {
 			since = time.Now()
 			g.log.Info("repair: pausing for live traffic", why...)
+			if g.onPause != nil {
+				g.onPause()
+			}
 		}
 		select {
 		case <-ctx.Done():
+			if g.onResume != nil {
+				g.onResume() // the views serve the repair's stop
+			}
 			return fmt.Errorf("repair paused for live traffic: %w", ctx.Err())
 		case <-time.After(g.every):
 		}

@@ -79,16 +79,20 @@ func TestGateYieldsTheCPU(t *testing.T) {
 		{"first reading", []reading{{0, false, nil}}, 1},
 		{"unreadable", []reading{{0, false, os.ErrNotExist}}, 1},
 	} {
-		reads := 0
+		reads, pauses, resumes := 0, 0, 0
 		g := &gate{chunk: 10, yieldCPU: 0.9, every: time.Millisecond, log: zap.NewNop(),
 			cpuOf: func() (float64, bool, error) {
 				r := tc.readings[min(reads, len(tc.readings)-1)]
 				reads++
 				return r.share, r.ok, r.err
-			}}
+			},
+			onPause: func() { pauses++ }, onResume: func() { resumes++ }}
 		require.NoError(t, g.wait(context.Background(), 10), tc.name)
 		require.Equal(t, tc.reads, reads, tc.name)
-		require.Equal(t, tc.reads > 1, g.paused > 0, tc.name)
+		held := tc.reads > 1
+		require.Equal(t, held, g.paused > 0, tc.name)
+		require.Equal(t, map[bool]int{true: 1}[held], pauses, "%s: the views stop once as the pause begins", tc.name)
+		require.Equal(t, pauses, resumes, "%s: and go on as it ends", tc.name)
 	}
 }
 

@@ -121,6 +121,7 @@ func Run(ctx context.Context, cfg *config.Config, adapters map[string]sdk.Adapte
 	if err != nil {
 		return counts, err
 	}
+	g.onPause, g.onResume = s.pauseViews, s.resumeViews
 	err = s.walk(ctx)
 	if err == nil {
 		err = s.flushAll(ctx)
@@ -176,6 +177,7 @@ type session struct {
 	cands     *candidates
 	counts    *Counts
 	repairers map[string]*delivery.Repairer
+	consent   *delivery.Withdrawals // the consent-state view the repairers share
 	gate      *gate
 	pending   map[string][]*schemas.FilteredEvent
 	lastShown time.Time
@@ -187,6 +189,7 @@ func (s *session) startRepairers(ctx context.Context, adapters map[string]sdk.Ad
 	// One view of the consent state for every destination's send-time re-check: the topic is
 	// read from its start once, not once per destination.
 	consent := delivery.NewWithdrawals(0)
+	s.consent = consent
 	followCtx, stopFollow := context.WithCancel(ctx)
 	followed := make(chan error, 1)
 	go func() { followed <- consent.Follow(followCtx, s.cfg, s.log) }()
@@ -215,6 +218,24 @@ func (s *session) startRepairers(ctx context.Context, adapters map[string]sdk.Ad
 		s.repairers[name] = rp
 	}
 	return stop, nil
+}
+
+// pauseViews stops the consent view and the private ledgers following live traffic's topics
+// while the gate holds the repair: beside saturated live traffic they were most of its CPU
+// (reading every ledger record to keep the few it needs). resumeViews lets them go on; each
+// delivery catches them up first (Sync), so what they skipped is read once there is room.
+func (s *session) pauseViews() {
+	s.consent.Pause()
+	for _, rp := range s.repairers {
+		rp.Pause()
+	}
+}
+
+func (s *session) resumeViews() {
+	s.consent.Resume()
+	for _, rp := range s.repairers {
+		rp.Resume()
+	}
 }
 
 // rateOf is the repair's share of a destination's rate limit (0: none).

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -222,6 +223,17 @@ func (f *Follower) behindLocked(parts []int32, ends map[int32]int64) string {
 
 // Close stops the follower's client; Run returns.
 func (f *Follower) Close() { f.cl.Close() }
+
+// Pause stops fetching until Resume: an owner that reads its view only now and then (a repair
+// waiting for live traffic to leave room) need not follow the topic meanwhile; the records wait
+// in Kafka. CatchUp and Sync wait on a paused follower: Resume first.
+func (f *Follower) Pause() { f.cl.PauseFetchTopics(f.topic) }
+
+// Resume fetches again after Pause, from where the follower stopped.
+func (f *Follower) Resume() { f.cl.ResumeFetchTopics(f.topic) }
+
+// Paused says whether Pause holds the follower.
+func (f *Follower) Paused() bool { return slices.Contains(f.cl.PauseFetchTopics(), f.topic) }
 
 // startRetry is how long Start waits between attempts: a topic created a moment ago may not be
 // known to every broker yet, and a broker may be restarting.

@@ -130,3 +130,48 @@ func TestFollowAgainStartsOver(t *testing.T) {
 	defer mu.Unlock()
 	require.Equal(t, []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "4", "5", "6", "7", "8", "9"}, seen)
 }
+
+// A paused follower's client fetches nothing for its topic until Resume; then it reads on from
+// where it stopped: what was produced meanwhile is handed over, in order, and CatchUp returns.
+func TestFollowerPauseAndResume(t *testing.T) {
+	cfg := testKafka(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	topic := fmt.Sprintf("follower-pause-%d", time.Now().UnixNano())
+	admin, err := NewClient(cfg, zap.NewNop(), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.UnknownTopicRetries(-1))
+	require.NoError(t, err)
+	defer admin.Close()
+	_, err = kadm.NewClient(admin).CreateTopic(ctx, 1, 1, nil, topic)
+	require.NoError(t, err)
+	defer kadm.NewClient(admin).DeleteTopics(context.Background(), topic)
+	produce := func(from, to int) {
+		for i := from; i < to; i++ {
+			require.NoError(t, admin.ProduceSync(ctx, &kgo.Record{Partition: 0, Value: fmt.Appendf(nil, "%d", i)}).FirstErr())
+		}
+	}
+
+	var mu sync.Mutex
+	var seen []string
+	f, err := NewFollower(cfg, zap.NewNop(), topic, func(r *kgo.Record) {
+		mu.Lock()
+		seen = append(seen, string(r.Value))
+		mu.Unlock()
+	})
+	require.NoError(t, err)
+	defer f.Close()
+	go f.Run(ctx)
+	produce(0, 3)
+	require.NoError(t, f.Follow(ctx, map[int32]int64{0: 0}))
+	require.NoError(t, f.CatchUp(ctx, nil))
+
+	f.Pause()
+	require.True(t, f.Paused())
+	produce(3, 6)
+	f.Resume()
+	require.False(t, f.Paused())
+	require.NoError(t, f.CatchUp(ctx, nil), "resumed, it reaches the end")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"0", "1", "2", "3", "4", "5"}, seen)
+}

@@ -112,6 +112,14 @@ func (rp *Repairer) Start(ctx context.Context) (stop func() error, err error) {
 	}, nil
 }
 
+// Pause stops its private ledger following the journal until Resume: a repair waiting for live
+// traffic to leave room reads nothing beside it (the consent view is the caller's to pause).
+// Deliver and Screen wait while paused: Resume before them.
+func (rp *Repairer) Pause() { rp.r.journal.store.pause() }
+
+// Resume follows the journal again after Pause; the next Deliver or Screen catches up first.
+func (rp *Repairer) Resume() { rp.r.journal.store.resume() }
+
 // Screen says what the repair would do with ev now, without sending it: BlockedWithdrawn or
 // BlockedErased (the send-time re-check), RepairAlreadyDelivered (the ledger), or "" to send.
 // A dry run counts with it.

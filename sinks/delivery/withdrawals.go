@@ -178,6 +178,32 @@ func (w *Withdrawals) startOffsets(ctx context.Context, cl *kgo.Client, topic st
 	return out, nil
 }
 
+// Pause stops following the consent-state topic until Resume (kafka.Follower.Pause); Check
+// answers as of the pause, and Sync waits: Resume before it. Not yet placed, there is nothing
+// to stop.
+func (w *Withdrawals) Pause() {
+	if f := w.placedFollower(); f != nil {
+		f.Pause()
+	}
+}
+
+// Resume follows again after Pause.
+func (w *Withdrawals) Resume() {
+	if f := w.placedFollower(); f != nil {
+		f.Resume()
+	}
+}
+
+// placedFollower is the follower once placed (it is set before placed is closed), nil before.
+func (w *Withdrawals) placedFollower() *kafka.Follower {
+	select {
+	case <-w.placed:
+		return w.follow
+	default:
+		return nil
+	}
+}
+
 // Sync returns once every consent-state record committed before the call is applied, so a
 // withdrawal the processor wrote before a request starts is honoured by it. A catch-up that
 // started less than reuse ago counts (kafka.Follower.Sync). It waits through broker errors until
