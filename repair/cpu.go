@@ -11,8 +11,8 @@ import (
 //
 // Why the repair needs it besides SCHED_IDLE: that class is the lowest Linux has, not "only
 // when idle". Its weight is 3 against a nice-10 process's 110, so on cores saturated by live
-// traffic the repair still took ~5 % of a core, mostly from the pipeline's workers, and live
-// end-to-end latency rose with it (docs/performance.md, "A repair beside live traffic").
+// traffic the repair still took 3-7 % of a core, mostly from the pipeline's workers
+// (docs/performance.md, "A repair beside live traffic").
 type cpuMeter struct {
 	fs         procfs.FS
 	busy, self float64 // seconds at the last reading

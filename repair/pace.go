@@ -125,9 +125,6 @@ func (g *gate) waitForLive(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			if g.onResume != nil {
-				g.onResume() // the views serve the repair's stop
-			}
 			return fmt.Errorf("repair paused for live traffic: %w", ctx.Err())
 		case <-time.After(g.every):
 		}
