@@ -42,6 +42,9 @@ type gate struct {
 	// onPause and onResume (optional) run as a pause begins and ends: the repair's followed
 	// views stop reading live traffic's topics while it waits, and catch up once it goes on.
 	onPause, onResume func()
+	// onWait (optional) is told at each look during a pause why the repair waits and since
+	// when: a repair paused for an hour says so on its progress line.
+	onWait func(reason string, waited time.Duration)
 
 	checked time.Time
 	paused  time.Duration // in all, for the log
@@ -103,9 +106,9 @@ func (g *gate) waitForLive(ctx context.Context) error {
 	}
 	var since time.Time
 	for {
-		why := g.busy(ctx)
+		reason, why := g.busy(ctx)
 		g.checked = time.Now()
-		if why == nil {
+		if reason == "" {
 			if !since.IsZero() {
 				if g.onResume != nil {
 					g.onResume()
@@ -123,6 +126,9 @@ func (g *gate) waitForLive(ctx context.Context) error {
 				g.onPause()
 			}
 		}
+		if g.onWait != nil {
+			g.onWait(reason, time.Since(since))
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("repair paused for live traffic: %w", ctx.Err())
@@ -131,18 +137,19 @@ func (g *gate) waitForLive(ctx context.Context) error {
 	}
 }
 
-// busy says why live traffic needs the room now (nil: it does not): its groups lag more than
-// yieldLag, or their lag cannot be read (the repair waits rather than guess), or the other
-// processes keep more than yieldCPU of the CPUs busy. A CPU reading that fails does not hold
-// the repair: the lag still does.
-func (g *gate) busy(ctx context.Context) []zap.Field {
+// busy says why live traffic needs the room now, in words and as log fields ("": it does not):
+// its groups lag more than yieldLag, or their lag cannot be read (the repair waits rather than
+// guess), or the other processes keep more than yieldCPU of the CPUs busy. A CPU reading that
+// fails does not hold the repair: the lag still does.
+func (g *gate) busy(ctx context.Context) (string, []zap.Field) {
 	if g.lagOf != nil {
 		behind, err := g.lagOf(ctx)
 		if err != nil {
-			return []zap.Field{zap.Error(err)}
+			return "live traffic's lag cannot be read: " + err.Error(), []zap.Field{zap.Error(err)}
 		}
 		if behind > g.yieldLag {
-			return []zap.Field{zap.Int64("lag", behind), zap.Int64("yield_lag", g.yieldLag)}
+			return fmt.Sprintf("live traffic lags %d records (yield-lag %d)", behind, g.yieldLag),
+				[]zap.Field{zap.Int64("lag", behind), zap.Int64("yield_lag", g.yieldLag)}
 		}
 	}
 	if g.cpuOf != nil {
@@ -151,8 +158,9 @@ func (g *gate) busy(ctx context.Context) []zap.Field {
 			g.log.Warn("repair: reading the machine's CPU", zap.Error(err))
 		}
 		if ok && share > g.yieldCPU {
-			return []zap.Field{zap.Float64("cpu_others", share), zap.Float64("yield_cpu", g.yieldCPU)}
+			return fmt.Sprintf("the machine's other processes keep %.0f%% of its CPUs busy (yield-cpu %g)", 100*share, g.yieldCPU),
+				[]zap.Field{zap.Float64("cpu_others", share), zap.Float64("yield_cpu", g.yieldCPU)}
 		}
 	}
-	return nil
+	return "", nil
 }

@@ -80,19 +80,27 @@ func TestGateYieldsTheCPU(t *testing.T) {
 		{"unreadable", []reading{{0, false, os.ErrNotExist}}, 1},
 	} {
 		reads, pauses, resumes := 0, 0, 0
+		var reasons []string
 		g := &gate{chunk: 10, yieldCPU: 0.9, every: time.Millisecond, log: zap.NewNop(),
 			cpuOf: func() (float64, bool, error) {
 				r := tc.readings[min(reads, len(tc.readings)-1)]
 				reads++
 				return r.share, r.ok, r.err
 			},
-			onPause: func() { pauses++ }, onResume: func() { resumes++ }}
+			onPause: func() { pauses++ }, onResume: func() { resumes++ },
+			onWait: func(reason string, _ time.Duration) { reasons = append(reasons, reason) }}
 		require.NoError(t, g.wait(context.Background(), 10), tc.name)
 		require.Equal(t, tc.reads, reads, tc.name)
 		held := tc.reads > 1
 		require.Equal(t, held, g.paused > 0, tc.name)
 		require.Equal(t, map[bool]int{true: 1}[held], pauses, "%s: the views stop once as the pause begins", tc.name)
 		require.Equal(t, pauses, resumes, "%s: and go on as it ends", tc.name)
+		if held {
+			require.Equal(t, []string{"the machine's other processes keep 97% of its CPUs busy (yield-cpu 0.9)",
+				"the machine's other processes keep 95% of its CPUs busy (yield-cpu 0.9)"}, reasons, "why, at each look")
+		} else {
+			require.Empty(t, reasons, tc.name)
+		}
 	}
 }
 

@@ -52,6 +52,9 @@ type Options struct {
 	YieldCPU float64
 	// Progress, if set, is called now and then with the events handled so far.
 	Progress func(done, total int)
+	// Waiting, if set, is called about once a second while the repair pauses for live traffic:
+	// why, and for how long so far.
+	Waiting func(reason string, waited time.Duration)
 }
 
 // Counts is what became of a repair's events (CONTRACT §9's stdout line). Every candidate ends
@@ -121,7 +124,7 @@ func Run(ctx context.Context, cfg *config.Config, adapters map[string]sdk.Adapte
 	if err != nil {
 		return counts, err
 	}
-	g.onPause, g.onResume = s.pauseViews, s.resumeViews
+	g.onPause, g.onResume, g.onWait = s.pauseViews, s.resumeViews, opt.Waiting
 	err = s.walk(ctx)
 	if err == nil {
 		err = s.flushAll(ctx)

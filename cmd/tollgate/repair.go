@@ -80,7 +80,7 @@ rows carry the run id: tollgate audit summary --run ID.`,
 				return fmt.Errorf("debug.pprof_listen: %w", err)
 			}
 			p := newRepairProgress(cmd.ErrOrStderr(), label)
-			opt.RunID, opt.Destination, opt.DryRun, opt.Progress = runID, dest, dryRun, p.update
+			opt.RunID, opt.Destination, opt.DryRun, opt.Progress, opt.Waiting = runID, dest, dryRun, p.update, p.waiting
 			counts, err := repair.Run(ctx, a.cfg, a.adapters, db, a.log, opt)
 			if errors.Is(err, repair.ErrNoRun) {
 				return usageError{err}
@@ -113,11 +113,12 @@ rows carry the run id: tollgate audit summary --run ID.`,
 // repairProgress prints "<label>: done/total events (pct%), rate events/s, about D left" to w,
 // a line every 5 s and at the end (stderr is usually a log or a terminal kept scrolling).
 type repairProgress struct {
-	w     io.Writer
-	label string
-	start time.Time
-	last  time.Time
-	ended bool // the 100% line is printed
+	w           io.Writer
+	label       string
+	start       time.Time
+	last        time.Time
+	ended       bool // the 100% line is printed
+	done, total int  // as of the last update
 }
 
 func newRepairProgress(w io.Writer, label string) *repairProgress {
@@ -125,11 +126,27 @@ func newRepairProgress(w io.Writer, label string) *repairProgress {
 }
 
 func (p *repairProgress) update(done, total int) {
+	p.done, p.total = done, total
 	if p.ended || (time.Since(p.last) < 5*time.Second && done != total) {
 		return
 	}
 	p.last, p.ended = time.Now(), done == total
 	fmt.Fprintln(p.w, repairProgressLine(p.label, done, total, time.Since(p.start)))
+}
+
+// waiting prints, every 5 s while the repair pauses for live traffic, where it stands and why
+// it waits (a rate and an estimate mean little then).
+func (p *repairProgress) waiting(reason string, waited time.Duration) {
+	if time.Since(p.last) < 5*time.Second {
+		return
+	}
+	p.last = time.Now()
+	fmt.Fprintln(p.w, repairWaitingLine(p.label, p.done, p.total, reason, waited))
+}
+
+func repairWaitingLine(label string, done, total int, reason string, waited time.Duration) string {
+	pct, _ := progressRate(float64(done), float64(total), time.Second)
+	return fmt.Sprintf("%s: %d/%d events (%.1f%%), paused %s for live traffic: %s", label, done, total, pct, waited.Round(time.Second), reason)
 }
 
 // repairProgressLine is one progress line; the estimate assumes the rate so far holds.

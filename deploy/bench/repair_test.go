@@ -37,8 +37,10 @@ func TestRepairProgressFromLog(t *testing.T) {
 repair r1: 0/500 events (0.0%), 0 events/s, estimate pending
 repair r1: 120/500 events (24.0%), 24 events/s, about 16s left
 {"level":"info","msg":"repair: live traffic leaves room again, resuming"}
+repair r1: 130/500 events (26.0%), paused 5s for live traffic: the machine's other processes keep 95% of its CPUs busy (yield-cpu 0.9)
 `), 0o600))
 	n, line := r.progress()
-	require.Equal(t, int64(120), n)
-	require.Equal(t, "120/500 events (24.0%), 24 events/s, about 16s left", line)
+	require.Equal(t, int64(130), n)
+	require.Equal(t, "130/500 events (26.0%), paused 5s for live traffic: the machine's other processes keep 95% of its CPUs busy (yield-cpu 0.9)", line,
+		"a paused repair's line counts too")
 }
