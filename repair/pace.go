@@ -138,20 +138,12 @@ func (g *gate) waitForLive(ctx context.Context) error {
 }
 
 // busy says why live traffic needs the room now, in words and as log fields ("": it does not):
-// its groups lag more than yieldLag, or their lag cannot be read (the repair waits rather than
-// guess), or the other processes keep more than yieldCPU of the CPUs busy. A CPU reading that
-// fails does not hold the repair: the lag still does.
+// the other processes keep more than yieldCPU of the CPUs busy, or live traffic's groups lag more
+// than yieldLag, or their lag cannot be read (the repair waits rather than guess). The CPU is
+// looked at first: it costs a read of /proc, the lag a round of requests to the broker live
+// traffic uses, which a repair holding back for the CPU need not make each second. A CPU reading
+// that fails does not hold the repair: the lag still does.
 func (g *gate) busy(ctx context.Context) (string, []zap.Field) {
-	if g.lagOf != nil {
-		behind, err := g.lagOf(ctx)
-		if err != nil {
-			return "live traffic's lag cannot be read: " + err.Error(), []zap.Field{zap.Error(err)}
-		}
-		if behind > g.yieldLag {
-			return fmt.Sprintf("live traffic lags %d records (yield-lag %d)", behind, g.yieldLag),
-				[]zap.Field{zap.Int64("lag", behind), zap.Int64("yield_lag", g.yieldLag)}
-		}
-	}
 	if g.cpuOf != nil {
 		share, ok, err := g.cpuOf()
 		if err != nil {
@@ -160,6 +152,16 @@ func (g *gate) busy(ctx context.Context) (string, []zap.Field) {
 		if ok && share > g.yieldCPU {
 			return fmt.Sprintf("the machine's other processes keep %.0f%% of its CPUs busy (yield-cpu %g)", 100*share, g.yieldCPU),
 				[]zap.Field{zap.Float64("cpu_others", share), zap.Float64("yield_cpu", g.yieldCPU)}
+		}
+	}
+	if g.lagOf != nil {
+		behind, err := g.lagOf(ctx)
+		if err != nil {
+			return "live traffic's lag cannot be read: " + err.Error(), []zap.Field{zap.Error(err)}
+		}
+		if behind > g.yieldLag {
+			return fmt.Sprintf("live traffic lags %d records (yield-lag %d)", behind, g.yieldLag),
+				[]zap.Field{zap.Int64("lag", behind), zap.Int64("yield_lag", g.yieldLag)}
 		}
 	}
 	return "", nil

@@ -79,7 +79,7 @@ func TestGateYieldsTheCPU(t *testing.T) {
 		{"first reading", []reading{{0, false, nil}}, 1},
 		{"unreadable", []reading{{0, false, os.ErrNotExist}}, 1},
 	} {
-		reads, pauses, resumes := 0, 0, 0
+		reads, pauses, resumes, lagReads := 0, 0, 0, 0
 		var reasons []string
 		g := &gate{chunk: 10, yieldCPU: 0.9, every: time.Millisecond, log: zap.NewNop(),
 			cpuOf: func() (float64, bool, error) {
@@ -88,13 +88,15 @@ func TestGateYieldsTheCPU(t *testing.T) {
 				return r.share, r.ok, r.err
 			},
 			onPause: func() { pauses++ }, onResume: func() { resumes++ },
-			onWait: func(reason string, _ time.Duration) { reasons = append(reasons, reason) }}
+			onWait:   func(reason string, _ time.Duration) { reasons = append(reasons, reason) },
+			yieldLag: 20_000, lagOf: func(context.Context) (int64, error) { lagReads++; return 0, nil }}
 		require.NoError(t, g.wait(context.Background(), 10), tc.name)
 		require.Equal(t, tc.reads, reads, tc.name)
 		held := tc.reads > 1
 		require.Equal(t, held, g.paused > 0, tc.name)
 		require.Equal(t, map[bool]int{true: 1}[held], pauses, "%s: the views stop once as the pause begins", tc.name)
 		require.Equal(t, pauses, resumes, "%s: and go on as it ends", tc.name)
+		require.Equal(t, 1, lagReads, "%s: the broker is asked only once the CPU leaves room", tc.name)
 		if held {
 			require.Equal(t, []string{"the machine's other processes keep 97% of its CPUs busy (yield-cpu 0.9)",
 				"the machine's other processes keep 95% of its CPUs busy (yield-cpu 0.9)"}, reasons, "why, at each look")
