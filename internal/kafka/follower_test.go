@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -100,35 +101,13 @@ func TestFollowAgainStartsOver(t *testing.T) {
 	cfg := testKafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	topic := fmt.Sprintf("follower-again-%d", time.Now().UnixNano())
-	admin, err := NewClient(cfg, zap.NewNop(), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.UnknownTopicRetries(-1)) // until ctx ends: a busy broker serves a new topic a moment after creating it
-	require.NoError(t, err)
-	defer admin.Close()
-	_, err = kadm.NewClient(admin).CreateTopic(ctx, 1, 1, nil, topic)
-	require.NoError(t, err)
-	defer kadm.NewClient(admin).DeleteTopics(context.Background(), topic)
-	for i := range 10 {
-		require.NoError(t, admin.ProduceSync(ctx, &kgo.Record{Partition: 0, Value: fmt.Appendf(nil, "%d", i)}).FirstErr())
-	}
-
-	var mu sync.Mutex
-	var seen []string
-	f, err := NewFollower(cfg, zap.NewNop(), topic, func(r *kgo.Record) {
-		mu.Lock()
-		seen = append(seen, string(r.Value))
-		mu.Unlock()
-	})
-	require.NoError(t, err)
-	defer f.Close()
-	go f.Run(ctx)
+	produce, f, seen := onePartition(ctx, t, cfg, "follower-again")
+	produce("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
 	require.NoError(t, f.Follow(ctx, map[int32]int64{0: 0}))
 	require.NoError(t, f.CatchUp(ctx, nil))
 	require.NoError(t, f.Follow(ctx, map[int32]int64{0: 4})) // no Forget in between
 	require.NoError(t, f.CatchUp(ctx, nil), "the position must reach the end again")
-	mu.Lock()
-	defer mu.Unlock()
-	require.Equal(t, []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "4", "5", "6", "7", "8", "9"}, seen)
+	require.Equal(t, []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "4", "5", "6", "7", "8", "9"}, seen())
 }
 
 // A paused follower's client fetches nothing for its topic until Resume; then it reads on from
@@ -137,41 +116,52 @@ func TestFollowerPauseAndResume(t *testing.T) {
 	cfg := testKafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	topic := fmt.Sprintf("follower-pause-%d", time.Now().UnixNano())
-	admin, err := NewClient(cfg, zap.NewNop(), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.UnknownTopicRetries(-1))
-	require.NoError(t, err)
-	defer admin.Close()
-	_, err = kadm.NewClient(admin).CreateTopic(ctx, 1, 1, nil, topic)
-	require.NoError(t, err)
-	defer kadm.NewClient(admin).DeleteTopics(context.Background(), topic)
-	produce := func(from, to int) {
-		for i := from; i < to; i++ {
-			require.NoError(t, admin.ProduceSync(ctx, &kgo.Record{Partition: 0, Value: fmt.Appendf(nil, "%d", i)}).FirstErr())
-		}
-	}
-
-	var mu sync.Mutex
-	var seen []string
-	f, err := NewFollower(cfg, zap.NewNop(), topic, func(r *kgo.Record) {
-		mu.Lock()
-		seen = append(seen, string(r.Value))
-		mu.Unlock()
-	})
-	require.NoError(t, err)
-	defer f.Close()
-	go f.Run(ctx)
-	produce(0, 3)
+	produce, f, seen := onePartition(ctx, t, cfg, "follower-pause")
+	produce("0", "1", "2")
 	require.NoError(t, f.Follow(ctx, map[int32]int64{0: 0}))
 	require.NoError(t, f.CatchUp(ctx, nil))
 
 	f.Pause()
 	require.True(t, f.Paused())
-	produce(3, 6)
+	produce("3", "4", "5")
 	f.Resume()
 	require.False(t, f.Paused())
 	require.NoError(t, f.CatchUp(ctx, nil), "resumed, it reaches the end")
-	mu.Lock()
-	defer mu.Unlock()
-	require.Equal(t, []string{"0", "1", "2", "3", "4", "5"}, seen)
+	require.Equal(t, []string{"0", "1", "2", "3", "4", "5"}, seen())
+}
+
+// onePartition creates a one-partition topic (deleted at the test's end) and returns a client
+// that produces to its partition 0, and a follower of it that records the values it is handed,
+// running until ctx ends.
+func onePartition(ctx context.Context, t *testing.T, cfg *config.Config, prefix string) (produce func(values ...string), f *Follower, seen func() []string) {
+	t.Helper()
+	topic := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
+	admin, err := NewClient(cfg, zap.NewNop(), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.UnknownTopicRetries(-1)) // until ctx ends: a busy broker serves a new topic a moment after creating it
+	require.NoError(t, err)
+	t.Cleanup(admin.Close)
+	_, err = kadm.NewClient(admin).CreateTopic(ctx, 1, 1, nil, topic)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = kadm.NewClient(admin).DeleteTopics(context.Background(), topic) })
+	produce = func(values ...string) {
+		for _, v := range values {
+			require.NoError(t, admin.ProduceSync(ctx, &kgo.Record{Partition: 0, Value: []byte(v)}).FirstErr())
+		}
+	}
+
+	var mu sync.Mutex
+	var got []string
+	f, err = NewFollower(cfg, zap.NewNop(), topic, func(r *kgo.Record) {
+		mu.Lock()
+		got = append(got, string(r.Value))
+		mu.Unlock()
+	})
+	require.NoError(t, err)
+	t.Cleanup(f.Close)
+	go f.Run(ctx)
+	return produce, f, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
 }

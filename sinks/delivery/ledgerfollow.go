@@ -27,8 +27,7 @@ func (l *ledgerStore) run(ctx context.Context, cfg *config.Config) error {
 	}
 	f.Batched(l.commit)
 	defer f.Close()
-	l.follow = f
-	close(l.placed)
+	l.view.place(f)
 	if f.Start(ctx, l.starts) != nil {
 		return nil // stopped before it started
 	}
@@ -37,39 +36,10 @@ func (l *ledgerStore) run(ctx context.Context, cfg *config.Config) error {
 	return nil
 }
 
-// pause stops following the journal until resume (kafka.Follower.Pause): the repair's private
-// ledger, while the repair waits for live traffic to leave room. sync waits: resume before it.
-func (l *ledgerStore) pause() {
-	if f := l.placedFollower(); f != nil {
-		f.Pause()
-	}
-}
-
-func (l *ledgerStore) resume() {
-	if f := l.placedFollower(); f != nil {
-		f.Resume()
-	}
-}
-
-// placedFollower is the follower once placed (it is set before placed is closed), nil before.
-func (l *ledgerStore) placedFollower() *kafka.Follower {
-	select {
-	case <-l.placed:
-		return l.follow
-	default:
-		return nil
-	}
-}
-
 // sync returns once every journal record committed before the call is in the store; a
 // catch-up that started less than reuse ago counts (kafka.Follower.Sync).
 func (l *ledgerStore) sync(ctx context.Context, reuse time.Duration) error {
-	select {
-	case <-l.placed:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return l.follow.Sync(ctx, reuse)
+	return l.view.sync(ctx, reuse)
 }
 
 // starts are the offsets to follow the topic from: the stored next offset, or the partition's

@@ -16,7 +16,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate-dev/tollgate/internal/config"
-	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/internal/pebbledb"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
@@ -43,8 +42,7 @@ type ledgerStore struct {
 	dir     string
 	temp    bool // dir is this process's own: removed at Close
 	horizon time.Duration
-	follow  *kafka.Follower // set by run before placed is closed
-	placed  chan struct{}
+	view    placed // the journal's follower, placed by run
 	log     *zap.Logger
 	filter  dayFilters
 	only    *storeScope // nil: everything on the topic
@@ -96,7 +94,7 @@ func openLedgerStore(cfg *config.Config, dest string, log *zap.Logger) (*ledgerS
 		dir = filepath.Join(os.TempDir(), "tollgate-ledger")
 	}
 	l := &ledgerStore{topic: cfg.Topic(config.LedgerTopic(dest)), horizon: cfg.Delivery.RetryHorizon,
-		placed: make(chan struct{}), log: log, writer: newWriterID()}
+		view: newPlaced(), log: log, writer: newWriterID()}
 	path := filepath.Join(dir, safeName(cfg.Topic(config.LedgerTopic(dest))))
 	db, err := openStore(path, &l.bottom)
 	if err != nil {

@@ -115,10 +115,10 @@ func (rp *Repairer) Start(ctx context.Context) (stop func() error, err error) {
 // Pause stops its private ledger following the journal until Resume: a repair waiting for live
 // traffic to leave room reads nothing beside it (the consent view is the caller's to pause).
 // Deliver and Screen wait while paused: Resume before them.
-func (rp *Repairer) Pause() { rp.r.journal.store.pause() }
+func (rp *Repairer) Pause() { rp.r.journal.store.view.pause() }
 
 // Resume follows the journal again after Pause; the next Deliver or Screen catches up first.
-func (rp *Repairer) Resume() { rp.r.journal.store.resume() }
+func (rp *Repairer) Resume() { rp.r.journal.store.view.resume() }
 
 // Screen says what the repair would do with ev now, without sending it: BlockedWithdrawn or
 // BlockedErased (the send-time re-check), RepairAlreadyDelivered (the ledger), or "" to send.
@@ -215,7 +215,7 @@ func openPrivateLedgerStore(cfg *config.Config, dest string, log *zap.Logger, sc
 	// The expiry's cutoff day is computed from now - horizon: a century puts it before day 0,
 	// so nothing is dropped.
 	l := &ledgerStore{topic: cfg.Topic(config.LedgerTopic(dest)), horizon: 100 * 365 * 24 * time.Hour,
-		placed: make(chan struct{}), log: log, writer: newWriterID(), temp: true, dir: dir, only: scope}
+		view: newPlaced(), log: log, writer: newWriterID(), temp: true, dir: dir, only: scope}
 	if l.db, err = openStore(dir, &l.bottom); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("delivery ledger %s: %w", dir, err)

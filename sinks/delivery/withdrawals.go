@@ -37,8 +37,7 @@ type Withdrawals struct {
 	horizon time.Duration // 0: remember everything (dlq replay reads the whole topic)
 	now     func() time.Time
 
-	follow *kafka.Follower // reads the consent-state topic; set before placed is closed
-	placed chan struct{}
+	view placed // the follower of the consent-state topic
 
 	mu      sync.Mutex
 	users   map[string]*withdrawal
@@ -53,7 +52,7 @@ type withdrawal struct {
 
 // NewWithdrawals returns an empty view remembering withdrawals for horizon (0: forever).
 func NewWithdrawals(horizon time.Duration) *Withdrawals {
-	return &Withdrawals{horizon: horizon, now: time.Now, users: map[string]*withdrawal{}, placed: make(chan struct{})}
+	return &Withdrawals{horizon: horizon, now: time.Now, users: map[string]*withdrawal{}, view: newPlaced()}
 }
 
 // Apply records a user's state written at atMs. States granting everything create no entry.
@@ -146,8 +145,7 @@ func (w *Withdrawals) Follow(ctx context.Context, cfg *config.Config, log *zap.L
 		return err
 	}
 	defer f.Close()
-	w.follow = f
-	close(w.placed)
+	w.view.place(f)
 	if f.Start(ctx, func(ctx context.Context, cl *kgo.Client) (map[int32]int64, error) {
 		return w.startOffsets(ctx, cl, topic)
 	}) != nil {
@@ -179,40 +177,16 @@ func (w *Withdrawals) startOffsets(ctx context.Context, cl *kgo.Client, topic st
 }
 
 // Pause stops following the consent-state topic until Resume (kafka.Follower.Pause); Check
-// answers as of the pause, and Sync waits: Resume before it. Not yet placed, there is nothing
-// to stop.
-func (w *Withdrawals) Pause() {
-	if f := w.placedFollower(); f != nil {
-		f.Pause()
-	}
-}
+// answers as of the pause, and Sync waits: Resume before it.
+func (w *Withdrawals) Pause() { w.view.pause() }
 
 // Resume follows again after Pause.
-func (w *Withdrawals) Resume() {
-	if f := w.placedFollower(); f != nil {
-		f.Resume()
-	}
-}
-
-// placedFollower is the follower once placed (it is set before placed is closed), nil before.
-func (w *Withdrawals) placedFollower() *kafka.Follower {
-	select {
-	case <-w.placed:
-		return w.follow
-	default:
-		return nil
-	}
-}
+func (w *Withdrawals) Resume() { w.view.resume() }
 
 // Sync returns once every consent-state record committed before the call is applied, so a
 // withdrawal the processor wrote before a request starts is honoured by it. A catch-up that
 // started less than reuse ago counts (kafka.Follower.Sync). It waits through broker errors until
 // ctx ends.
 func (w *Withdrawals) Sync(ctx context.Context, reuse time.Duration) error {
-	select {
-	case <-w.placed:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return w.follow.Sync(ctx, reuse)
+	return w.view.sync(ctx, reuse)
 }
