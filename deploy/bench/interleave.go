@@ -29,7 +29,7 @@ import (
 // pair (seeded; the seed is in the report). Latency drifts through a phase (the pipeline
 // settling, ClickHouse merging what the last minutes wrote): with the repair always first in its
 // pair, as until session 11, a falling drift counted against it. Each pair's difference (running
-// minus stopped) is then tested by flipping its sign at random (signFlipP): under "the repair
+// minus stopped) is then tested by flipping its sign at random (signFlip): under "the repair
 // changes nothing" either order was as likely, so this is the randomization test of the design
 // itself, with no assumption about the latencies' distribution or drift.
 
@@ -138,7 +138,7 @@ func (iv *interleave) add(phase string, intended time.Time, lat time.Duration) {
 // finish resumes the target for good and reports, per phase and state, the latency quantiles
 // and each whole pair's window p50 and p99 (index-aligned: the running and stopped windows of a
 // pair have the same index), with how likely mean pair differences as large as those seen are
-// by chance (signFlipP); per state the services' CPU per second; and each window's start, state
+// by chance (signFlip); per state the services' CPU per second; and each window's start, state
 // and quantiles (to set beside system samples). A window with fewer than half the latencies of
 // the phase's fullest (one the phase cut short) counts in the quantiles only.
 func (iv *interleave) finish() map[string]any {
@@ -173,27 +173,26 @@ func (iv *interleave) windowStats(windows map[int][]time.Duration) map[string]an
 		fullest, last = max(fullest, len(lat)), max(last, w)
 	}
 	whole := func(w int) bool { return len(windows[w]) > 0 && 2*len(windows[w]) >= fullest }
+	qs := map[int][]float64{} // each window's p50 and p99
 	for w := 0; w <= last; w++ {
 		lat := windows[w]
 		all[iv.running(w)] = append(all[iv.running(w)], lat...)
 		if len(lat) > 0 {
-			q := quantiles(lat, 0.5, 0.99)
-			timeline = append(timeline, []float64{float64(w), float64(iv.running(w)), float64(len(lat)), q[0], q[1]})
+			qs[w] = quantiles(lat, 0.5, 0.99)
+			timeline = append(timeline, []float64{float64(w), float64(iv.running(w)), float64(len(lat)), qs[w][0], qs[w][1]})
 		}
 		if w%2 == 1 && whole(w-1) && whole(w) {
 			for _, v := range []int{w - 1, w} {
-				q := quantiles(windows[v], 0.5, 0.99)
-				p50s[iv.running(v)] = append(p50s[iv.running(v)], q[0])
-				p99s[iv.running(v)] = append(p99s[iv.running(v)], q[1])
+				p50s[iv.running(v)] = append(p50s[iv.running(v)], qs[v][0])
+				p99s[iv.running(v)] = append(p99s[iv.running(v)], qs[v][1])
 			}
 		}
 	}
-	d50, p50 := signFlipP([][2][]float64{{p50s[1], p50s[0]}})
-	d99, p99 := signFlipP([][2][]float64{{p99s[1], p99s[0]}})
-	out := map[string]any{"pairs": len(p50s[0]), "pair_p50_difference_ms": round(d50, 2), "pair_p50_difference_p": round(p50, 3),
-		"pair_p99_difference_ms": round(d99, 2), "pair_p99_difference_p": round(p99, 3),
-		"windows": timeline}
-	for q, d := range map[string][]float64{"p50": pairDiffs([][2][]float64{{p50s[1], p50s[0]}}), "p99": pairDiffs([][2][]float64{{p99s[1], p99s[0]}})} {
+	out := map[string]any{"pairs": len(p50s[0]), "windows": timeline}
+	for q, s := range map[string][2][]float64{"p50": p50s, "p99": p99s} {
+		d := pairDiffs([][2][]float64{{s[1], s[0]}})
+		out["pair_"+q+"_difference_ms"] = round(mean(d), 2)
+		out["pair_"+q+"_difference_p"] = round(signFlip(d, 0), 3)
 		if lo, hi := signFlipCI(d); !math.IsInf(lo, 0) {
 			out["pair_"+q+"_interval_ms"] = []float64{round(lo, 2), round(hi, 2)}
 		}
@@ -206,16 +205,10 @@ func (iv *interleave) windowStats(windows map[int][]time.Duration) map[string]an
 	return out
 }
 
-// signFlipP tests pairs of windows (runs: each run's running and stopped windows, index-aligned
-// by pair): the statistic is the mean of all pairs' differences (running minus stopped), and its
-// two-sided p-value is how often flipping each pair's sign at random (20,000 seeded draws) gives
-// a mean as far from zero. Pairs keep drift out (each is compared within its own 20 s), and runs
-// of different levels pool without weighting one by its level.
-func signFlipP(runs [][2][]float64) (diff, p float64) {
-	d := pairDiffs(runs)
-	return mean(d), signFlip(d, 0)
-}
-
+// pairDiffs are the pairs' differences of runs (each run's running and stopped windows,
+// index-aligned by pair): running minus stopped. Tested by random sign flips (signFlip): pairs
+// keep drift out (each is compared within its own 20 s), and runs of different levels pool
+// without weighting one by its level.
 func pairDiffs(runs [][2][]float64) []float64 {
 	var d []float64
 	for _, r := range runs {
@@ -293,7 +286,7 @@ func signFlipCI(d []float64) (lo, hi float64) {
 }
 
 // poolInterleaved prints, for several -repair-interleave reports, each phase's pairs of window
-// p50 and p99 tested together (signFlipP). Reports from before the coin tosses (the repair ran
+// p50 and p99 tested together (signFlip). Reports from before the coin tosses (the repair ran
 // first in every pair) pair their windows the same way, index by index: `go run ./deploy/bench -pool-interleaved A.json,B.json`.
 func poolInterleaved(w io.Writer, paths []string) error {
 	type state struct {
@@ -334,10 +327,10 @@ func poolInterleaved(w io.Writer, paths []string) error {
 					runs = append(runs, [2][]float64{ph.Running.P99, ph.Stopped.P99})
 				}
 			}
-			d, p := signFlipP(runs)
-			lo, hi := signFlipCI(pairDiffs(runs))
+			d := pairDiffs(runs)
+			lo, hi := signFlipCI(d)
 			fmt.Fprintf(w, "  %-6s window_%s_ms %+9.1f ms  p %.3f  95%% interval %+.1f to %+.1f ms (%d pairs)\n",
-				name, q, d, p, lo, hi, len(pairDiffs(runs)))
+				name, q, mean(d), signFlip(d, 0), lo, hi, len(d))
 		}
 	}
 	return nil

@@ -85,3 +85,10 @@ func TestSignFlipCI(t *testing.T) {
 	lo, hi = signFlipCI([]float64{1, 2, 3})
 	require.True(t, math.IsInf(lo, -1) && math.IsInf(hi, 1))
 }
+
+// signFlipP is the sign-flip test as the report gives it: the mean of the runs' pair
+// differences and its two-sided p-value.
+func signFlipP(runs [][2][]float64) (diff, p float64) {
+	d := pairDiffs(runs)
+	return mean(d), signFlip(d, 0)
+}
