@@ -226,8 +226,8 @@ func (s *session) startRepairers(ctx context.Context, adapters map[string]sdk.Ad
 // pauseViews stops the consent view and the private ledgers following live traffic's topics
 // while the gate holds the repair: beside saturated live traffic they were most of its CPU
 // (a private ledger reads every record of live traffic's journal to keep the few it needs).
-// resumeViews lets them go on; each
-// delivery catches them up first (Sync), so what they skipped is read once there is room.
+// resumeViews lets them go on; each delivery catches them up first (Sync), so what they skipped
+// is read once there is room.
 func (s *session) pauseViews() {
 	s.consent.Pause()
 	for _, rp := range s.repairers {
