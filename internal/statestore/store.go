@@ -102,6 +102,12 @@ func Open(dir string, window time.Duration, options ...Option) (*Store, error) {
 				opts.Levels[i].BlockSize = 4 << 10
 				opts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 			}
+			// No tombstone-density compactions: they exist to speed iterators through deleted
+			// keys, and the deletes here (held events released, BenchmarkLateChoice) are in key
+			// ranges that only point reads and the open's scan of the held lists visit. With them
+			// on, a banner's held events cost the processor ~3 µs each in compactions rewriting
+			// tables for their tombstones; the level compactions still drop those tombstones.
+			opts.Experimental.TombstoneDenseCompactionThreshold = -1
 			for _, o := range options {
 				o(opts)
 			}
