@@ -1,8 +1,10 @@
 package statestore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -14,6 +16,13 @@ import (
 //
 // The changelog holds only the offsets; the raw records are a local copy of the raw topic's,
 // which a store rebuilt elsewhere fetches from the raw topic again (restore.go).
+//
+// Most held events are released seconds later (a banner answered), so their raw copies are kept
+// in memory, up to bodyMemory per store, and written to pebble only past that or at a
+// checkpoint (and so at close). In pebble, each copy filled the memtable with a value deleted a
+// moment later: the flushes came four to five times as often, and their tables were compacted
+// again (BenchmarkLateChoice). A crash loses the copies in memory as it loses an unflushed
+// memtable: the restore fetches the missing ones from the raw topic.
 const (
 	kindHeld = 'w'
 	kindBody = 'e'
@@ -32,7 +41,88 @@ func bodyKey(offset int64) []byte {
 func (s *Store) Held(user string) (v []byte, ok bool, err error) { return s.point(heldKey(user)) }
 
 // Body is the raw record of the held event at offset, ok false when the store has no copy.
-func (s *Store) Body(offset int64) (v []byte, ok bool, err error) { return s.point(bodyKey(offset)) }
+func (s *Store) Body(offset int64) (v []byte, ok bool, err error) {
+	if v, ok := s.bodies.get(offset); ok {
+		return v, true, nil
+	}
+	return s.point(bodyKey(offset))
+}
+
+// bodyMemory is how many bytes of held events' raw copies a store keeps in memory: a million
+// held events of ~200 bytes are 200 MB, so past this they go to pebble.
+const bodyMemory = 16 << 20
+
+// bodyCache is the raw copies a store keeps in memory (none of them is also in pebble).
+type bodyCache struct {
+	mu    sync.Mutex
+	byOff map[int64][]byte
+	size  int
+}
+
+func (c *bodyCache) get(offset int64) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.byOff[offset]
+	return v, ok
+}
+
+// room reports whether n more bytes fit.
+func (c *bodyCache) room(n int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size+n <= bodyMemory
+}
+
+// apply makes a committed batch's changes: a copy kept (v set) or dropped.
+func (c *bodyCache) apply(ops []bodyOp) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, op := range ops {
+		if old, ok := c.byOff[op.offset]; ok {
+			c.size -= len(old)
+			delete(c.byOff, op.offset)
+		}
+		if op.v != nil {
+			if c.byOff == nil {
+				c.byOff = map[int64][]byte{}
+			}
+			c.byOff[op.offset] = op.v
+			c.size += len(op.v)
+		}
+	}
+}
+
+// take empties the cache and returns what it held.
+func (c *bodyCache) take() map[int64][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	all := c.byOff
+	c.byOff, c.size = nil, 0
+	return all
+}
+
+// bodyOp is a batch's change to the copies in memory, applied when the batch commits.
+type bodyOp struct {
+	offset int64
+	v      []byte // nil: dropped
+}
+
+// spillBodies writes the copies in memory to pebble (a checkpoint's, so a restart finds them).
+func (s *Store) spillBodies() error {
+	all := s.bodies.take()
+	if len(all) == 0 {
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for off, v := range all {
+		_ = b.Set(bodyKey(off), v, nil)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("state store held events' copies: %w", err)
+	}
+	return nil
+}
 
 // EachHeld calls fn with every user who has held events and their changelog value (fn must not
 // keep v), in key order: how the processor rebuilds its index of holds when a store opens.
@@ -59,8 +149,32 @@ func (b *Batch) PutHeld(user string, v []byte) { _ = b.b.Set(heldKey(user), v, n
 // DeleteHeld records that the user has no held events any more.
 func (b *Batch) DeleteHeld(user string) { _ = b.b.Delete(heldKey(user), nil) }
 
-// PutBody keeps the raw record of a held event.
-func (b *Batch) PutBody(offset int64, v []byte) { _ = b.b.Set(bodyKey(offset), v, nil) }
+// PutBody keeps the raw record of a held event: in memory while the store's share has room (a
+// copy, so the fetch buffer v came from is not pinned), else in pebble.
+func (b *Batch) PutBody(offset int64, v []byte) {
+	if b.s.bodies.room(b.bodyBytes + len(v)) {
+		b.bodies = append(b.bodies, bodyOp{offset: offset, v: bytes.Clone(v)})
+		b.bodyBytes += len(v)
+		return
+	}
+	_ = b.b.Set(bodyKey(offset), v, nil)
+}
 
-// DeleteBody drops the raw record of a released event.
-func (b *Batch) DeleteBody(offset int64) { _ = b.b.Delete(bodyKey(offset), nil) }
+// DeleteBody drops the raw record of a released event, from where PutBody put it.
+func (b *Batch) DeleteBody(offset int64) {
+	if _, ok := b.s.bodies.get(offset); ok || b.putsBody(offset) {
+		b.bodies = append(b.bodies, bodyOp{offset: offset})
+		return
+	}
+	_ = b.b.Delete(bodyKey(offset), nil)
+}
+
+// putsBody reports whether the batch keeps the copy at offset in memory.
+func (b *Batch) putsBody(offset int64) bool {
+	for _, op := range b.bodies {
+		if op.offset == offset && op.v != nil {
+			return true
+		}
+	}
+	return false
+}

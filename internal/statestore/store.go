@@ -61,6 +61,8 @@ type Store struct {
 
 	mu   sync.RWMutex // guards segs; the writer holds it only to swap filters in
 	segs []*segment   // by day, oldest first
+
+	bodies bodyCache // held events' raw copies kept in memory (held.go)
 }
 
 // Memory of one store (one partition): its block cache holds blockCacheSize of blocks on top of
@@ -124,10 +126,14 @@ func Open(dir string, window time.Duration, options ...Option) (*Store, error) {
 	return s, nil
 }
 
-// Checkpoint saves the segments' filters and flushes everything applied so far to disk, so a
-// crash after it loses nothing and the next open loads the filters instead of rebuilding them.
+// Checkpoint saves the segments' filters and the held events' copies kept in memory, and flushes
+// everything applied so far to disk, so a crash after it loses nothing and the next open loads
+// the filters instead of rebuilding them.
 func (s *Store) Checkpoint() error {
 	if err := s.saveFilters(); err != nil {
+		return err
+	}
+	if err := s.spillBodies(); err != nil {
 		return err
 	}
 	if err := s.db.Flush(); err != nil {
@@ -235,8 +241,11 @@ type Batch struct {
 	s     *Store
 	b     *pebble.Batch
 	added []added // ids put, for the segments' filters once the batch is applied
-	key   [idKeyLen]byte
-	value [seenLen]byte
+	// bodies are the held events' copies kept in memory, bodyBytes their size (held.go).
+	bodies    []bodyOp
+	bodyBytes int
+	key       [idKeyLen]byte
+	value     [seenLen]byte
 }
 
 // NewBatch starts a batch.
@@ -262,6 +271,7 @@ func (b *Batch) Commit() error {
 		return fmt.Errorf("state store commit: %w", err)
 	}
 	b.s.remember(b.added)
+	b.s.bodies.apply(b.bodies)
 	return nil
 }
 
