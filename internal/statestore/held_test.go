@@ -18,7 +18,7 @@ func TestHeldCopiesInMemoryUntilACheckpoint(t *testing.T) {
 	s, err := Open("st", time.Hour, WithFS(fs))
 	require.NoError(t, err)
 	body := func(off int64) []byte { return bytes.Repeat([]byte{byte(off)}, 1<<20) } // 1 MiB each
-	const n = bodyMemory/(1<<20) + 4                                                  // four too many
+	const n = bodyMemory/(1<<20) + 4                                                 // four too many
 	b := s.NewBatch()
 	for off := range int64(n) {
 		b.PutBody(off, body(off))
