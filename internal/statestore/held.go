@@ -20,8 +20,8 @@ import (
 // Most held events are released seconds later (a banner answered), so their raw copies are kept
 // in memory, up to bodyMemory per store, and written to pebble only past that or at a
 // checkpoint (and so at close). In pebble, each copy filled the memtable with a value deleted a
-// moment later: the flushes came four to five times as often, and their tables were compacted
-// again (BenchmarkLateChoice). A crash loses the copies in memory as it loses an unflushed
+// moment later: the flushes came twice as often, and their tables were compacted again
+// (BenchmarkLateChoice). A crash loses the copies in memory as it loses an unflushed
 // memtable: the restore fetches the missing ones from the raw topic.
 const (
 	kindHeld = 'w'
@@ -73,21 +73,21 @@ func (c *bodyCache) room(n int) bool {
 	return c.size+n <= bodyMemory
 }
 
-// apply makes a committed batch's changes: a copy kept (v set) or dropped.
-func (c *bodyCache) apply(ops []bodyOp) {
+// apply makes a committed batch's changes: a copy kept (set) or dropped (nil).
+func (c *bodyCache) apply(ops map[int64][]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, op := range ops {
-		if old, ok := c.byOff[op.offset]; ok {
+	for off, v := range ops {
+		if old, ok := c.byOff[off]; ok {
 			c.size -= len(old)
-			delete(c.byOff, op.offset)
+			delete(c.byOff, off)
 		}
-		if op.v != nil {
+		if v != nil {
 			if c.byOff == nil {
 				c.byOff = map[int64][]byte{}
 			}
-			c.byOff[op.offset] = op.v
-			c.size += len(op.v)
+			c.byOff[off] = v
+			c.size += len(v)
 		}
 	}
 }
@@ -99,12 +99,6 @@ func (c *bodyCache) take() map[int64][]byte {
 	all := c.byOff
 	c.byOff, c.size = nil, 0
 	return all
-}
-
-// bodyOp is a batch's change to the copies in memory, applied when the batch commits.
-type bodyOp struct {
-	offset int64
-	v      []byte // nil: dropped
 }
 
 // spillBodies writes the copies in memory to pebble (a checkpoint's, so a restart finds them),
@@ -167,7 +161,7 @@ func (b *Batch) DeleteHeld(user string) { _ = b.b.Delete(heldKey(user), nil) }
 // copy, so the fetch buffer v came from is not pinned), else in pebble.
 func (b *Batch) PutBody(offset int64, v []byte) {
 	if b.s.bodies.room(b.bodyBytes + len(v)) {
-		b.bodies = append(b.bodies, bodyOp{offset: offset, v: bytes.Clone(v)})
+		b.keepBody(offset, bytes.Clone(v))
 		b.bodyBytes += len(v)
 		return
 	}
@@ -176,19 +170,17 @@ func (b *Batch) PutBody(offset int64, v []byte) {
 
 // DeleteBody drops the raw record of a released event, from where PutBody put it.
 func (b *Batch) DeleteBody(offset int64) {
-	if _, ok := b.s.bodies.get(offset); ok || b.putsBody(offset) {
-		b.bodies = append(b.bodies, bodyOp{offset: offset})
+	if _, ok := b.s.bodies.get(offset); ok || b.bodies[offset] != nil {
+		b.keepBody(offset, nil)
 		return
 	}
 	_ = b.b.Delete(bodyKey(offset), nil)
 }
 
-// putsBody reports whether the batch keeps the copy at offset in memory.
-func (b *Batch) putsBody(offset int64) bool {
-	for _, op := range b.bodies {
-		if op.offset == offset && op.v != nil {
-			return true
-		}
+// keepBody records the batch's change to the copy at offset in memory (nil: dropped).
+func (b *Batch) keepBody(offset int64, v []byte) {
+	if b.bodies == nil {
+		b.bodies = map[int64][]byte{}
 	}
-	return false
+	b.bodies[offset] = v
 }

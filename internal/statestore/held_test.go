@@ -48,6 +48,15 @@ func TestHeldCopiesInMemoryUntilACheckpoint(t *testing.T) {
 		require.False(t, ok, off)
 	}
 
+	// Held and released in one batch: kept nowhere.
+	b = s.NewBatch()
+	b.PutBody(1000, body(1))
+	b.DeleteBody(1000)
+	require.NoError(t, b.Commit())
+	_, ok, err := s.Body(1000)
+	require.NoError(t, err)
+	require.False(t, ok)
+
 	// A crash before any checkpoint keeps only what went to pebble (once flushed).
 	require.NoError(t, s.db.Flush())
 	crashed, err := Open("st", time.Hour, WithFS(fs.CrashClone(vfs.CrashCloneCfg{})))
