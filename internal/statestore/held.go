@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -92,20 +93,31 @@ func (c *bodyCache) apply(ops map[int64][]byte) {
 	}
 }
 
-// take empties the cache and returns what it held.
-func (c *bodyCache) take() map[int64][]byte {
+// snapshot is the copies in memory, for a spill.
+func (c *bodyCache) snapshot() map[int64][]byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	all := c.byOff
-	c.byOff, c.size = nil, 0
-	return all
+	return maps.Clone(c.byOff)
+}
+
+// forget drops the copies a spill wrote to pebble.
+func (c *bodyCache) forget(spilled map[int64][]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for off := range spilled {
+		c.size -= len(c.byOff[off])
+		delete(c.byOff, off)
+	}
+	if len(c.byOff) == 0 {
+		c.byOff = nil // a map keeps its buckets once emptied
+	}
 }
 
 // spillBodies writes the copies in memory to pebble (a checkpoint's, so a restart finds them),
 // in batches of at most spillBatch bytes: a batch over half a memtable becomes a memtable of its
 // own, kept after the flush (BenchmarkHoldMillion's heap doubled with one 16 MiB batch).
 func (s *Store) spillBodies() error {
-	all := s.bodies.take()
+	all := s.bodies.snapshot() // kept in memory until pebble has them: a failed spill loses none
 	b := s.db.NewBatch()
 	for off, v := range all {
 		_ = b.Set(bodyKey(off), v, nil)
@@ -116,7 +128,11 @@ func (s *Store) spillBodies() error {
 			b = s.db.NewBatch()
 		}
 	}
-	return commitSpill(b)
+	if err := commitSpill(b); err != nil {
+		return err
+	}
+	s.bodies.forget(all)
+	return nil
 }
 
 const spillBatch = 2 << 20
