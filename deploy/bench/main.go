@@ -44,6 +44,7 @@ import (
 type options struct {
 	bin, brokers, chNative, chHTTP, policy, profileDir string
 	profilePhase, servicesDir, comparePath             string
+	profileFor                                         time.Duration
 	kafkaGCLog                                         string
 	batchDur, latDur, e2eDur, oneLatency, lateChoice   time.Duration
 	repairInterleave                                   time.Duration // interleave.go
@@ -64,7 +65,8 @@ func main() {
 	flag.StringVar(&o.chNative, "clickhouse", envOr("TOLLGATE_TEST_CLICKHOUSE", "127.0.0.1:9000"), "ClickHouse native address")
 	flag.StringVar(&o.chHTTP, "clickhouse-http", "http://127.0.0.1:8123", "ClickHouse HTTP URL (for the bench's own reads)")
 	flag.StringVar(&o.policy, "policy", "deploy/demo/policy.yaml", "policy file (stand-in addresses are rewritten)")
-	flag.StringVar(&o.profileDir, "profile-dir", "", "if set, save 10 s CPU profiles and heap profiles of every component (and of a -repair run's repair) here (see -profile-phase)")
+	flag.DurationVar(&o.profileFor, "profile-for", 10*time.Second, "how long each CPU profile of -profile-dir runs (a drain's is more telling over a minute)")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "if set, save CPU profiles (-profile-for long) and heap profiles of every component (and of a -repair run's repair) here (see -profile-phase)")
 	flag.StringVar(&o.profilePhase, "profile-phase", "batched", "phase the profiles cover: batched, drain (after batched, while its backlog drains), latency, e2e or onebyone")
 	flag.StringVar(&o.servicesDir, "services-dir", envOr("TOLLGATE_SERVICES_DIR", ".services"), "pid files of Kafka and ClickHouse (make services-up), for their CPU")
 	flag.StringVar(&o.comparePath, "compare", "", "a previous run's JSON: print each figure's change to stderr")
@@ -277,7 +279,7 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	profile := func(phase string) {
 		if o.profileDir != "" && o.profilePhase == phase {
 			profWG.Add(1)
-			go func() { defer profWG.Done(); saveProfiles(ctx, o.profileDir, pprofAddrs) }()
+			go func() { defer profWG.Done(); saveProfiles(ctx, o.profileDir, o.profileFor, pprofAddrs) }()
 		}
 	}
 	profile("batched")

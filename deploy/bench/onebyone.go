@@ -137,7 +137,7 @@ destinations:
 	var profWG sync.WaitGroup
 	if pprofAddr != nil {
 		profWG.Add(1)
-		go func() { defer profWG.Done(); saveProfiles(ctx, o.profileDir, pprofAddr) }()
+		go func() { defer profWG.Done(); saveProfiles(ctx, o.profileDir, o.profileFor, pprofAddr) }()
 	}
 	deadline := time.Now().Add(5 * time.Minute)
 	for rc.unique() < o.oneEvents && time.Now().Before(deadline) && ctx.Err() == nil && p.alive() {

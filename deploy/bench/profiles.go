@@ -11,11 +11,11 @@ import (
 	"time"
 )
 
-// saveProfiles fetches a 10 s CPU profile and then a heap profile from each component's pprof
+// saveProfiles fetches a CPU profile of cpuFor (-profile-for) and then a heap profile from each component's pprof
 // listener (debug.pprof_listen), starting 3 s into the phase so the load is steady, and beside
 // them a 3 s execution trace (`go tool trace -pprof=sync|net FILE` shows where goroutines wait:
 // what bounds a component that is not using its CPU).
-func saveProfiles(ctx context.Context, dir string, addrs map[string]string) {
+func saveProfiles(ctx context.Context, dir string, cpuFor time.Duration, addrs map[string]string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		logf("profiles: %v", err)
 		return
@@ -35,7 +35,7 @@ func saveProfiles(ctx context.Context, dir string, addrs map[string]string) {
 				defer close(done)
 				fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/trace?seconds=3", addr), filepath.Join(dir, name+".trace"))
 			}()
-			fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=10", addr), filepath.Join(dir, name+".cpu.pprof"))
+			fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(1, int(cpuFor.Seconds()))), filepath.Join(dir, name+".cpu.pprof"))
 			<-done
 			fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/heap", addr), filepath.Join(dir, name+".heap.pprof"))
 		}()
