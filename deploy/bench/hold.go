@@ -18,8 +18,12 @@ import (
 // choice. With -hold the policy holds (window holdWindow), so the first events wait in the
 // processor's store and are decided when the choice arrives; without it they are blocked
 // (no_consent) at once. The two runs send the same traffic: compare their e2e_throughput (the
-// target: within 10 % of each other). The other phases send events that all carry a choice,
-// so that none waits out the 10-minute window.
+// target: within 10 % of each other; -pool-pairs, pairs.go, judges it over several pairs). The
+// other phases send events that all carry a choice, so that none waits out the 10-minute window.
+// `-late-choice 1ms -choice-first` sends each user's first events, carrying the answer, right
+// before the answer itself: the hold run's decisions and deliveries (a released user's events go
+// out together, as after a release) with nothing held, i.e. what a hold that cost nothing would
+// reach.
 
 // holdWindow is the hold's window in the -hold bench: far longer than the choice's delay, so
 // every release is by the choice and none by the window.

@@ -101,7 +101,16 @@ func main() {
 	flag.IntVar(&o.clickhouseNice, "clickhouse-nice", 10, "CPU niceness of the running ClickHouse server (found by its pid file under -services-dir) for the "+
 		"bench's duration, put back at the end: it is the audit writer's backlog too, and at 0 it takes the cores from ingest; 0 leaves it alone")
 	pool := flag.String("pool-interleaved", "", "comma-separated -repair -repair-interleave reports: test their windows together and exit (interleave.go)")
+	pairs := flag.String("pool-pairs", "", "space-separated pairs OFF.json,ON.json of -late-choice runs without and with -hold: their end-to-end "+
+		"changes tested together against the 10 % target, and exit (pairs.go)")
 	flag.Parse()
+	if *pairs != "" {
+		if err := poolPairs(os.Stdout, strings.Fields(*pairs)); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *pool != "" {
 		if err := poolInterleaved(os.Stdout, strings.Split(*pool, ",")); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
