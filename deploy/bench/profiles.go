@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// saveProfiles fetches a CPU profile of cpuFor (-profile-for) and then a heap profile from each component's pprof
-// listener (debug.pprof_listen), starting 3 s into the phase so the load is steady, and beside
-// them a 3 s execution trace (`go tool trace -pprof=sync|net FILE` shows where goroutines wait:
+// saveProfiles fetches a CPU profile cpuFor long (-profile-for) and then a heap profile from each
+// component's pprof listener (debug.pprof_listen), starting 3 s into the phase so the load is
+// steady, and beside them a 3 s execution trace (`go tool trace -pprof=sync|net FILE` shows where goroutines wait:
 // what bounds a component that is not using its CPU).
 func saveProfiles(ctx context.Context, dir string, cpuFor time.Duration, addrs map[string]string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
