@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -77,7 +79,7 @@ func poolPairs(w io.Writer, pairs []string) error {
 	fmt.Fprintf(w, "%d pairs: end to end %+.1f %% on the mean (95 %% interval %+.1f to %+.1f %%; p %.3f that it is %.0f %%); CPU per event %+.1f %%\n",
 		len(changes), mean(changes), lo, hi, signFlip(changes, holdTargetEdge), holdTargetEdge, mean(cpu))
 	switch {
-	case len(changes) < 6:
+	case math.IsInf(lo, -1): // signFlipCI's answer for too few pairs
 		fmt.Fprintln(w, "target: not judged (fewer than 6 pairs cannot reject anything at 0.05)")
 	case lo > holdTargetEdge:
 		fmt.Fprintln(w, "target: met (the whole interval is within 10 %)")
@@ -89,8 +91,5 @@ func poolPairs(w io.Writer, pairs []string) error {
 	return nil
 }
 
-// shortPair names a pair by its files, without their common folder.
-func shortPair(paths []string) string {
-	name := func(p string) string { return p[strings.LastIndex(p, "/")+1:] }
-	return name(paths[0]) + " " + name(paths[1])
-}
+// shortPair names a pair by its files' base names.
+func shortPair(paths []string) string { return filepath.Base(paths[0]) + " " + filepath.Base(paths[1]) }
