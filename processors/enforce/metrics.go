@@ -20,6 +20,8 @@ type metrics struct {
 	duplicates prometheus.Counter
 	// restored counts changelog records read by restores (a warm restart reads only the tail).
 	restored prometheus.Counter
+	// settleWaits counts restores that waited for a previous owner's transaction (settle.go).
+	settleWaits prometheus.Counter
 	// recoveries counts failed sessions replaced in-process, by reason (session.go).
 	recoveries *prometheus.CounterVec
 	// The pre-consent hold (hold.go): events held now, releases by cause, the oldest hold's age.
@@ -56,6 +58,9 @@ func newMetrics() *metrics {
 		restored: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tollgate_processor_restored_records_total", Help: "Changelog records (consent state, remembered ids) read to bring the partitions' state stores up to date.",
 		}),
+		settleWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_processor_restore_settle_waits_total", Help: "Restores that waited for a transaction still open on a newly assigned changelog partition (the previous owner's) to end.",
+		}),
 		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_processor_recoveries_total", Help: "Failed processor sessions (fenced producer, restore or state failure, ...) replaced in-process by a new transactional client.",
 		}, []string{"reason"}),
@@ -77,7 +82,7 @@ func newMetrics() *metrics {
 // register registers every metric with r and returns m.
 func (m *metrics) register(r prometheus.Registerer) *metrics {
 	r.MustRegister(m.processed, m.decisions, m.consentUpdates, m.deadLettered, m.aborted,
-		m.restrictedAhead, m.duplicates, m.restored, m.recoveries, m.releases, m.held, m.oldestHold)
+		m.restrictedAhead, m.duplicates, m.restored, m.settleWaits, m.recoveries, m.releases, m.held, m.oldestHold)
 	return m
 }
 

@@ -85,10 +85,10 @@ type changelog struct {
 	ends, starts map[int32]int64 // starts: where the log begins (retention may have moved it)
 }
 
-func (p *Processor) plan(ctx context.Context, cl *kgo.Client, topic string) (changelog, error) {
+func (p *Processor) plan(ctx context.Context, cl *kgo.Client, topic string, parts []int32) (changelog, error) {
 	c := changelog{topic: topic, starts: map[int32]int64{}}
 	var err error
-	if c.ends, err = endOffsetsPatiently(ctx, p.log, cl, topic); err != nil {
+	if c.ends, err = p.settledEnds(ctx, cl, topic, parts); err != nil {
 		return c, err
 	}
 	starts, err := kadm.NewClient(cl).ListStartOffsets(ctx, topic)
@@ -108,15 +108,15 @@ func (p *Processor) plan(ctx context.Context, cl *kgo.Client, topic string) (cha
 // a changelog (the topic was recreated), behind the consent log's start (records it never saw
 // are gone) or of the layout before packed ids is deleted and rebuilt from the start. It returns the changelog records read.
 func (p *Processor) restore(ctx context.Context, cl *kgo.Client, parts []int32) (int, error) {
-	consentLog, err := p.plan(ctx, cl, p.cfg.Topic(config.TopicState))
+	consentLog, err := p.plan(ctx, cl, p.cfg.Topic(config.TopicState), parts)
 	if err != nil {
 		return 0, err
 	}
-	dedupLog, err := p.plan(ctx, cl, p.cfg.Topic(config.TopicDedupIDs))
+	dedupLog, err := p.plan(ctx, cl, p.cfg.Topic(config.TopicDedupIDs), parts)
 	if err != nil {
 		return 0, err
 	}
-	heldLog, err := p.plan(ctx, cl, p.cfg.Topic(config.TopicHeld))
+	heldLog, err := p.plan(ctx, cl, p.cfg.Topic(config.TopicHeld), parts)
 	if err != nil {
 		return 0, err
 	}

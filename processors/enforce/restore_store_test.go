@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
@@ -185,4 +186,67 @@ func TestRestoreAfterCrashReadsUnflushedIDsFromTheChangelog(t *testing.T) {
 	}
 	require.NoError(t, p2.state.closeAll())
 	require.NoError(t, p.state.closeAll())
+}
+
+// A partition's previous owner may still be ending a transaction when the partition is assigned
+// (franz-go commits one whose offsets went out even as a rebalance begins; a killed owner's stays
+// open until the broker aborts it), and the new owner's consumer resumes after that
+// transaction's events once it ends. The restore waits for it: a committed transaction's
+// refusal is in the restored store, an aborted one's is not.
+func TestRestoreWaitsForThePreviousOwnersOpenTransaction(t *testing.T) {
+	cfg := restoreConfig(t)
+	ctx := context.Background()
+	cl, err := kafka.NewClient(cfg, zap.NewNop())
+	require.NoError(t, err)
+	defer cl.Close()
+	require.NoError(t, kafka.EnsureTopics(ctx, cfg, cl))
+	produceChangelog(t, cl, cfg, 0, 10, time.Now().UnixMilli()) // committed before: not waited for
+	parts := []int32{0, 1}
+
+	for _, commit := range []bool{true, false} {
+		user := fmt.Sprintf("late-%v", commit)
+		owner, err := kafka.NewClient(cfg, zap.NewNop(), kgo.TransactionalID(cfg.Topic("previous-owner")), kgo.TransactionTimeout(time.Minute))
+		require.NoError(t, err)
+		require.NoError(t, owner.BeginTransaction())
+		v, err := schemas.ConsentUpdates.Encode(&schemas.ConsentUpdate{UserKey: user, Consent: map[string]bool{"marketing": false}})
+		require.NoError(t, err)
+		res := owner.ProduceSync(ctx, &kgo.Record{Topic: cfg.Topic(config.TopicState), Key: []byte(user), Value: v})
+		require.NoError(t, res.FirstErr())
+		part := res[0].Record.Partition
+
+		p := New(cfg, zap.NewNop())
+		p.metrics = newMetrics()
+		p.state.dir = t.TempDir()
+		done := make(chan error, 1)
+		go func() {
+			_, err := p.restore(ctx, cl, parts)
+			done <- err
+		}()
+		require.Eventually(t, func() bool { return testutil.ToFloat64(p.metrics.settleWaits) == 1 }, 30*time.Second, 20*time.Millisecond,
+			"the restore must notice the open transaction (commit=%v)", commit)
+		require.NoError(t, owner.EndTransaction(ctx, kgo.TransactionEndTry(commit)))
+		owner.Close()
+		require.NoError(t, <-done)
+
+		st, err := p.state.state(part, user)
+		require.NoError(t, err)
+		if commit {
+			require.NotNil(t, st, "the committed transaction's consent is restored")
+			require.Contains(t, st.Consent, "marketing", "and refuses marketing")
+		} else {
+			require.Nil(t, st, "the aborted transaction's consent is not")
+		}
+		for i := range 10 { // what was committed before is restored either way
+			st, err := p.state.state(partOfUser(cfg, fmt.Sprintf("u%d", i), len(parts)), fmt.Sprintf("u%d", i))
+			require.NoError(t, err)
+			require.NotNil(t, st)
+		}
+		require.NoError(t, p.state.closeAll())
+	}
+}
+
+// partOfUser is the changelog partition of a user's records (the producer's key partitioner).
+func partOfUser(cfg *config.Config, user string, parts int) int32 {
+	partitioner := kgo.StickyKeyPartitioner(nil).ForTopic(cfg.Topic(config.TopicState))
+	return int32(partitioner.Partition(&kgo.Record{Key: []byte(user)}, parts))
 }
