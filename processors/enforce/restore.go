@@ -27,6 +27,13 @@ func (p *Processor) onAssigned(ctx context.Context, cl *kgo.Client, assigned map
 		return
 	}
 	start := time.Now()
+	// Our own predecessor (this instance killed and restarted) may have left a transaction open:
+	// loading the producer id now fences it and has the broker abort it, so the restore's wait for
+	// open transactions (settle.go) does not last until the broker's timeout.
+	if _, _, err := cl.ProducerID(ctx); err != nil {
+		p.stop(fmt.Errorf("%w: load the producer id: %w", errRestore, err))
+		return
+	}
 	n, err := p.restore(ctx, cl, parts)
 	if err != nil {
 		// Processing without the users' recorded withdrawals or the ids already seen could
