@@ -35,6 +35,17 @@ func restoreConfig(t *testing.T) *config.Config {
 	return cfg
 }
 
+// restoreTopics is restoreConfig with the deployment's topics created, and a client (closed at
+// the test's end).
+func restoreTopics(t *testing.T) (*config.Config, *kgo.Client) {
+	cfg := restoreConfig(t)
+	cl, err := kafka.NewClient(cfg, zap.NewNop())
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	require.NoError(t, kafka.EnsureTopics(context.Background(), cfg, cl))
+	return cfg, cl
+}
+
 // produceChangelog writes consent states and remembered ids as a processor's transactions do
 // (keyed by user, so a user's records share a partition).
 func produceChangelog(t *testing.T, cl *kgo.Client, cfg *config.Config, from, to int, now int64) {
@@ -55,12 +66,8 @@ func produceChangelog(t *testing.T, cl *kgo.Client, cfg *config.Config, from, to
 // added since (the offsets are stored with the data); a deleted folder is rebuilt. Each time the
 // consent and the remembered ids are all there.
 func TestRestoreReadsOnlyTheChangelogTail(t *testing.T) {
-	cfg := restoreConfig(t)
+	cfg, cl := restoreTopics(t)
 	ctx := context.Background()
-	cl, err := kafka.NewClient(cfg, zap.NewNop())
-	require.NoError(t, err)
-	defer cl.Close()
-	require.NoError(t, kafka.EnsureTopics(ctx, cfg, cl))
 	now := time.Now().UnixMilli()
 	produceChangelog(t, cl, cfg, 0, 100, now)
 	parts := []int32{0, 1}
@@ -115,12 +122,8 @@ func TestRestoreReadsOnlyTheChangelogTail(t *testing.T) {
 // crash reads them again from the offset the store had flushed, and none is forgotten. The
 // crash is a crash clone of an in-memory file system: exactly what was synced survives.
 func TestRestoreAfterCrashReadsUnflushedIDsFromTheChangelog(t *testing.T) {
-	cfg := restoreConfig(t)
+	cfg, cl := restoreTopics(t)
 	ctx := context.Background()
-	cl, err := kafka.NewClient(cfg, zap.NewNop())
-	require.NoError(t, err)
-	defer cl.Close()
-	require.NoError(t, kafka.EnsureTopics(ctx, cfg, cl))
 	now := time.Now().UnixMilli()
 	produceChangelog(t, cl, cfg, 0, 10, now) // per-id records, as written before the upgrade
 	parts := []int32{0, 1}
@@ -194,12 +197,8 @@ func TestRestoreAfterCrashReadsUnflushedIDsFromTheChangelog(t *testing.T) {
 // transaction's events once it ends. The restore waits for it: a committed transaction's
 // refusal is in the restored store, an aborted one's is not.
 func TestRestoreWaitsForThePreviousOwnersOpenTransaction(t *testing.T) {
-	cfg := restoreConfig(t)
+	cfg, cl := restoreTopics(t)
 	ctx := context.Background()
-	cl, err := kafka.NewClient(cfg, zap.NewNop())
-	require.NoError(t, err)
-	defer cl.Close()
-	require.NoError(t, kafka.EnsureTopics(ctx, cfg, cl))
 	produceChangelog(t, cl, cfg, 0, 10, time.Now().UnixMilli()) // committed before: not waited for
 	parts := []int32{0, 1}
 
