@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
-	"github.com/tollgate-dev/tollgate/internal/backoff"
 	"github.com/tollgate-dev/tollgate/internal/config"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/internal/statestore"
@@ -66,25 +65,6 @@ func (p *Processor) onRevoked(_ context.Context, _ *kgo.Client, revoked map[stri
 		p.ahead.remove(parts)
 	}
 }
-
-// endOffsetsPatiently lists a topic's end offsets, retrying for up to 30 s: a topic created a
-// moment ago may not be known to every broker yet, and a broker may be restarting. Giving up
-// stops the processor (see onAssigned), so it is worth waiting a little first.
-func endOffsetsPatiently(ctx context.Context, log *zap.Logger, cl *kgo.Client, topic string) (map[int32]int64, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for attempt := 1; ; attempt++ {
-		ends, err := kafka.EndOffsets(ctx, cl, topic)
-		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
-			return ends, err
-		}
-		log.Warn("cannot list end offsets yet; retrying", zap.String("topic", topic), zap.Error(err))
-		_ = backoff.Sleep(ctx, endOffsetsBackoff.Equal(attempt)) // a cancelled ctx ends the loop above
-	}
-}
-
-// endOffsetsBackoff: the first retries come quickly (a new topic is usually known within a few
-// hundred ms), later ones at most every 2 s while a broker restarts.
-var endOffsetsBackoff = backoff.Policy{Initial: 250 * time.Millisecond, Max: 2 * time.Second}
 
 // changelog is one changelog topic's read plan for the partitions being restored.
 type changelog struct {

@@ -22,7 +22,7 @@ func TestRestoreFailureStopsTheProcessor(t *testing.T) {
 	require.NoError(t, err)
 	defer cl.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // a cancelled restore must not wait out endOffsetsPatiently's 30 s
+	cancel() // a cancelled restore must not wait out the changelog listing's retries (settle.go)
 	p.onAssigned(ctx, cl, map[string][]int32{cfg.Topic(config.TopicRaw): {0}})
 	stopped := p.stopErr.Load()
 	require.NotNil(t, stopped, "the failure must reach Run")

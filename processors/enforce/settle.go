@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate-dev/tollgate/internal/backoff"
+	"github.com/tollgate-dev/tollgate/internal/kafka"
 )
 
 // A newly assigned partition's previous owner may still have a transaction open on its
@@ -28,42 +29,50 @@ import (
 // default). Past it the restore fails, and the session is replaced (session.go).
 const settleTimeout = 2 * time.Minute
 
-var settleBackoff = backoff.Policy{Initial: 50 * time.Millisecond, Max: time.Second}
+// settleBackoff: the first checks come quickly (a commit's markers take milliseconds), later ones
+// at most every 2 s while a killed owner's transaction waits for the broker's timeout.
+var settleBackoff = backoff.Policy{Initial: 50 * time.Millisecond, Max: 2 * time.Second}
 
-// settledEnds returns the topic's end offsets once no transaction is open on any of parts.
+// settledEnds returns the topic's end offsets once no transaction is open on any of parts. A
+// listing that fails (a topic created a moment ago, a broker restarting) is tried again until
+// the same deadline.
 func (p *Processor) settledEnds(ctx context.Context, cl *kgo.Client, topic string, parts []int32) (map[int32]int64, error) {
 	adm := kadm.NewClient(cl)
 	deadline := time.Now().Add(settleTimeout)
+	waited := false
 	for attempt := 1; ; attempt++ {
-		stable, err := endOffsetsPatiently(ctx, p.log, cl, topic)
-		if err != nil {
-			return nil, err
-		}
-		high, err := adm.ListEndOffsets(ctx, topic)
+		stable, err := kafka.EndOffsets(ctx, cl, topic)
+		var high kadm.ListedOffsets
 		if err == nil {
-			err = high.Error()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
-		}
-		open := openTransactions(stable, high, topic, parts)
-		if len(open) == 0 {
-			if attempt > 1 {
-				p.log.Info("changelog settled", zap.String("topic", topic), zap.Int("checks", attempt))
+			if high, err = adm.ListEndOffsets(ctx, topic); err == nil {
+				err = high.Error()
 			}
-			return stable, nil
 		}
-		if time.Now().After(deadline) {
+		var open []int32
+		if err == nil {
+			if open = openTransactions(stable, high, topic, parts); len(open) == 0 {
+				if waited {
+					p.log.Info("changelog settled", zap.String("topic", topic), zap.Int("checks", attempt))
+				}
+				return stable, nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			if err != nil {
+				return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
+			}
 			return nil, fmt.Errorf("a transaction stayed open on %s partitions %v for %s", topic, open, settleTimeout)
 		}
-		if attempt == 1 {
+		switch {
+		case err != nil:
+			p.log.Warn("cannot list the changelog's offsets yet; retrying", zap.String("topic", topic), zap.Error(err))
+		case !waited:
+			waited = true
 			p.metrics.settleWaits.Inc()
 			p.log.Info("waiting for the previous owner's transaction on the changelog to end before restoring",
 				zap.String("topic", topic), zap.Int32s("partitions", open))
 		}
-		if err := backoff.Sleep(ctx, settleBackoff.Equal(attempt)); err != nil {
-			return nil, err
-		}
+		_ = backoff.Sleep(ctx, settleBackoff.Equal(attempt)) // a cancelled ctx ends the loop above
 	}
 }
 
