@@ -150,7 +150,6 @@ func openStore(path string, bottom *atomic.Bool) (*pebble.DB, error) {
 	return pebbledb.Open(path, pebbledb.Config{MemTableSize: ledgerMemTableSize, BlockCacheSize: ledgerBlockCacheSize, Bottom: bottom})
 }
 
-// run reads the ledger topic into the store until ctx ends: from each partition's stored
 // remember stores entries of events this process just had accepted, so its next request sees
 // them without waiting for the follower to read them back from the topic.
 func (l *ledgerStore) remember(entries []schemas.LedgerEntry) {
