@@ -140,11 +140,28 @@ destinations:
 		go func() { defer profWG.Done(); saveProfiles(ctx, o.profileDir, o.profileFor, pprofAddr) }()
 	}
 	deadline := time.Now().Add(5 * time.Minute)
+	// The machine's CPU is read from the first request on (within the loop's 100 ms), beside
+	// the span events_per_s is measured over.
+	svc := services(o.servicesDir)
+	var cpuBefore machineCPU
+	var kafkaBefore float64
+	cpuOK := false
 	for rc.unique() < o.oneEvents && time.Now().Before(deadline) && ctx.Err() == nil && p.alive() {
 		p.sample()
+		if !cpuOK && rc.requests.Load() > 0 {
+			for _, sp := range svc {
+				sp.sample()
+			}
+			kafkaBefore = serviceCPU(svc, "kafka")
+			cpuBefore, cpuOK = readMachineCPU()
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	p.sample()
+	cpuAfter, _ := readMachineCPU()
+	for _, sp := range svc {
+		sp.sample()
+	}
 	profWG.Wait()
 	rc.mu.Lock()
 	span := rc.last.Sub(rc.first)
@@ -161,9 +178,31 @@ destinations:
 		out["events_per_s"] = round(float64(unique)/span.Seconds(), 0)
 		out["seconds"] = round(span.Seconds(), 1)
 		out["sink_cpu_us_per_event"] = round(p.cpuSeconds()/float64(unique)*1e6, 1)
+		perEvent := func(s float64) float64 { return round(s/float64(unique)*1e6, 1) }
+		if cpuOK {
+			// The whole machine from the first request to the last answer: a share near 1 says
+			// more concurrency cannot raise events_per_s here, only less CPU per request.
+			share, busy, self := cpuAfter.since(cpuBefore)
+			out["machine_busy_share"] = round(share, 2)
+			out["machine_cpu_us_per_event"] = perEvent(busy)
+			out["receiver_cpu_us_per_event"] = perEvent(self) // the bench process: the receiver, and its polling
+		}
+		if cpuOK && len(svc) > 0 {
+			out["kafka_cpu_us_per_event"] = perEvent(serviceCPU(svc, "kafka") - kafkaBefore)
+		}
 	}
 	logf("one request per event: %v", out)
 	return out, nil
+}
+
+// serviceCPU is the named watched service's CPU seconds at its last sample (0 if not watched).
+func serviceCPU(svc []*proc, name string) float64 {
+	for _, sp := range svc {
+		if sp.name == name {
+			return sp.cpuSeconds()
+		}
+	}
+	return 0
 }
 
 // produceBacklog puts n decided events on the phase's destination topic, for 1,000 users.
