@@ -30,7 +30,7 @@ func newTestProcessor(tb testing.TB, parts int32) *Processor {
 	p := newProcessor(cfg, zap.NewNop(), newStateStore(tb.TempDir(), cfg.Dedup.Window))
 	p.ahead = &lookahead{book: p.state.book, pending: map[int32]map[string][]restriction{}}
 	for part := range parts {
-		_, err = p.state.open(part, false)
+		_, err = p.state.open(part)
 		require.NoError(tb, err)
 	}
 	tb.Cleanup(func() { _ = p.state.closeAll() })
@@ -136,7 +136,7 @@ func TestDecisionRecordKeepsDecisionsTheSetRefuses(t *testing.T) {
 func TestReplayWritesOneDecisionRecord(t *testing.T) {
 	_, cfg, _ := testProcessor(t)
 	store := newStateStore(t.TempDir(), cfg.Dedup.Window)
-	_, err := store.open(0, false)
+	_, err := store.open(0)
 	require.NoError(t, err)
 	defer store.closeAll()
 	recs, evs := rawEvents(t, 5)

@@ -215,7 +215,7 @@ func TestHoldSurvivesReopen(t *testing.T) {
 	holdRun(t, p, false, holdEvent(t, "u7", "a", nil))
 	require.NoError(t, p.state.closeAll())
 	require.Zero(t, p.state.holds.held())
-	db, err := p.state.open(0, false)
+	db, err := p.state.open(0)
 	require.NoError(t, err)
 	require.NoError(t, p.state.holds.index(0, db))
 	require.Equal(t, 1, p.state.holds.held())

@@ -110,7 +110,7 @@ func (p *Processor) restore(ctx context.Context, cl *kgo.Client, parts []int32) 
 	logs := []changelog{consentLog, dedupLog, heldLog}
 	from := map[string]map[int32]int64{consentLog.topic: {}, dedupLog.topic: {}, heldLog.topic: {}}
 	for _, part := range parts {
-		db, err := p.state.open(part, false)
+		db, err := p.state.open(part)
 		if err != nil {
 			return 0, err
 		}
@@ -133,7 +133,7 @@ func (p *Processor) restore(ctx context.Context, cl *kgo.Client, parts []int32) 
 		}
 		if stale {
 			p.log.Warn("state store does not match the changelog; rebuilding it", zap.Int32("partition", part))
-			if _, err := p.state.open(part, true); err != nil {
+			if _, err := p.state.rebuild(part); err != nil {
 				return 0, err
 			}
 			for _, c := range logs {

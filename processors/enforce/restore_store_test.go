@@ -172,7 +172,7 @@ func TestRestoreAfterCrashReadsUnflushedIDsFromTheChangelog(t *testing.T) {
 	// kill -9: the crash clone holds what was flushed, the restore's checkpoint.
 	lost := start(fs.CrashClone(vfs.CrashCloneCfg{}))
 	for _, part := range parts {
-		_, err := lost.state.open(part, false)
+		_, err := lost.state.open(part)
 		require.NoError(t, err)
 	}
 	for i := 10; i < 20; i++ {

@@ -62,7 +62,7 @@ func TestReassignedStoreIsTakenBack(t *testing.T) {
 	require.False(t, isDuplicate(t, p, recs[0], batch))
 	held := p.state.store(0)
 	require.NoError(t, p.state.closePartitions([]int32{0}))
-	db, err := p.state.open(0, false)
+	db, err := p.state.open(0)
 	require.NoError(t, err)
 	require.Same(t, held, db, "the held store is taken back")
 	p.release(batch)

@@ -43,7 +43,7 @@ func TestRecordRoundTrips(t *testing.T) {
 func TestStagedStateAppliesOnlyOnCommit(t *testing.T) {
 	store := newStateStore(t.TempDir(), time.Hour)
 	defer store.closeAll()
-	_, err := store.open(0, false)
+	_, err := store.open(0)
 	require.NoError(t, err)
 	withdraw := &schemas.ConsentUpdate{UserKey: "u", Consent: map[string]bool{"marketing": false}}
 
@@ -97,7 +97,7 @@ func TestClosedPartitionsHaveNoUsers(t *testing.T) {
 	_, ok, err = store.lookup(1, "u1")
 	require.NoError(t, err)
 	require.True(t, ok)
-	_, err = store.open(0, false) // reopened warm: the user is back from disk
+	_, err = store.open(0) // reopened warm: the user is back from disk
 	require.NoError(t, err)
 	_, ok, err = store.lookup(0, "u0")
 	require.NoError(t, err)

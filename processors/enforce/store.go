@@ -41,8 +41,18 @@ func (s *stateStore) partDir(partition int32) string {
 	return filepath.Join(s.dir, strconv.Itoa(int(partition)))
 }
 
-// open opens the partition's store (if it is not open yet); wipe first deletes what it held.
-func (s *stateStore) open(partition int32, wipe bool) (*statestore.Store, error) {
+// open opens the partition's store, if it is not open yet, with what it holds on disk.
+func (s *stateStore) open(partition int32) (*statestore.Store, error) {
+	return s.openWiping(partition, false)
+}
+
+// rebuild deletes what the partition's store held and opens it empty, for a restore from the
+// changelogs' start.
+func (s *stateStore) rebuild(partition int32) (*statestore.Store, error) {
+	return s.openWiping(partition, true)
+}
+
+func (s *stateStore) openWiping(partition int32, wipe bool) (*statestore.Store, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if db := s.refs.reclaim(partition); db != nil && s.parts[partition] == nil {
@@ -142,7 +152,7 @@ func seenIn(db *statestore.Store, id statestore.ID, nowMs int64) (statestore.See
 // apply merges a consent update into the partition's store at once (replay, which has no
 // transaction to wait for and no changelog).
 func (s *stateStore) apply(partition int32, u *schemas.ConsentUpdate) error {
-	db, err := s.open(partition, false)
+	db, err := s.open(partition)
 	if err != nil {
 		return err
 	}
