@@ -158,6 +158,16 @@ func TestEventOnMainAndRetryTopicIsSentOnce(t *testing.T) {
 	got := sent(t, meta)
 	require.Len(t, got, n)
 	for id, k := range got {
-		require.Equal(t, 1, k, "Meta received %s %d times", id, k)
+		// A request Meta's 1.5 s timeout cut short after it was written is in doubt, and Meta
+		// gets its events again (on_doubt resend): on a starved machine (make test runs the
+		// packages side by side under -race) that copy is explained by its in_doubt row. Any
+		// other copy is the double send this test is about.
+		inDoubt := 0
+		for _, st := range statuses(d, "meta", id) {
+			if st == delivery.StatusInDoubt {
+				inDoubt++
+			}
+		}
+		require.Equal(t, 1+inDoubt, k, "Meta received %s %d times (in doubt %d times): %v", id, k, inDoubt, statuses(d, "meta", id))
 	}
 }
