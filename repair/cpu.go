@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/procfs"
+
+	"github.com/tollgate-dev/tollgate/internal/cpustat"
 )
 
 // cpuMeter reads how much of the machine's CPU the other processes used between two readings:
@@ -14,10 +16,9 @@ import (
 // traffic the repair still took 3-7 % of a core, mostly from the pipeline's workers
 // (docs/performance.md, "A repair beside live traffic").
 type cpuMeter struct {
-	fs         procfs.FS
-	busy, self float64 // seconds at the last reading
-	total      float64 // all CPUs' seconds, idle included, at the last reading
-	read       bool
+	fs   procfs.FS
+	last cpustat.Reading
+	read bool
 }
 
 func newCPUMeter() (*cpuMeter, error) {
@@ -33,28 +34,14 @@ func newCPUMeter() (*cpuMeter, error) {
 // othersShare is the share of all CPUs (0 to 1) the other processes kept busy since the last
 // reading; ok is false on the first reading and when no time has passed.
 func (m *cpuMeter) othersShare() (share float64, ok bool, err error) {
-	st, err := m.fs.Stat()
+	now, err := cpustat.Read(m.fs)
 	if err != nil {
 		return 0, false, fmt.Errorf("cpu meter: %w", err)
 	}
-	me, err := m.fs.Self()
-	if err != nil {
-		return 0, false, fmt.Errorf("cpu meter: %w", err)
-	}
-	ps, err := me.Stat()
-	if err != nil {
-		return 0, false, fmt.Errorf("cpu meter: %w", err)
-	}
-	c := st.CPUTotal
-	// Steal is time the hypervisor gave another guest: not this machine's to use.
-	busy := c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ
-	total := busy + c.Idle + c.Iowait
-	self := ps.CPUTime()
-	prevBusy, prevSelf, prevTotal, wasRead := m.busy, m.self, m.total, m.read
-	m.busy, m.self, m.total, m.read = busy, self, total, true
-	if !wasRead || total <= prevTotal {
+	d, wasRead := now.Sub(m.last), m.read
+	m.last, m.read = now, true
+	if !wasRead || d.Total <= 0 {
 		return 0, false, nil
 	}
-	others := (busy - prevBusy) - (self - prevSelf)
-	return min(1, max(0, others/(total-prevTotal))), true, nil
+	return min(1, max(0, (d.Busy-d.Self)/d.Total)), true, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/deploy/harness"
 	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/cpustat"
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
@@ -143,7 +144,7 @@ destinations:
 	// The machine's CPU is read from the first request on (within the loop's 100 ms), beside
 	// the span events_per_s is measured over.
 	svc := services(o.servicesDir)
-	var cpuBefore machineCPU
+	var cpuBefore cpustat.Reading
 	var kafkaBefore float64
 	cpuOK := false
 	for rc.unique() < o.oneEvents && time.Now().Before(deadline) && ctx.Err() == nil && p.alive() {
@@ -153,12 +154,14 @@ destinations:
 				sp.sample()
 			}
 			kafkaBefore = serviceCPU(svc, "kafka")
-			cpuBefore, cpuOK = readMachineCPU()
+			var err error
+			cpuBefore, err = cpustat.ReadNow()
+			cpuOK = err == nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	p.sample()
-	cpuAfter, _ := readMachineCPU()
+	cpuAfter, _ := cpustat.ReadNow()
 	for _, sp := range svc {
 		sp.sample()
 	}
@@ -182,10 +185,10 @@ destinations:
 		if cpuOK {
 			// The whole machine from the first request to the last answer: a share near 1 says
 			// more concurrency cannot raise events_per_s here, only less CPU per request.
-			share, busy, self := cpuAfter.since(cpuBefore)
-			out["machine_busy_share"] = round(share, 2)
-			out["machine_cpu_us_per_event"] = perEvent(busy)
-			out["receiver_cpu_us_per_event"] = perEvent(self) // the bench process: the receiver, and its polling
+			d := cpuAfter.Sub(cpuBefore)
+			out["machine_busy_share"] = round(d.BusyShare(), 2)
+			out["machine_cpu_us_per_event"] = perEvent(d.Busy)
+			out["receiver_cpu_us_per_event"] = perEvent(d.Self) // the bench process: the receiver, and its polling
 		}
 		if cpuOK && len(svc) > 0 {
 			out["kafka_cpu_us_per_event"] = perEvent(serviceCPU(svc, "kafka") - kafkaBefore)
