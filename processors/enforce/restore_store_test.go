@@ -140,10 +140,7 @@ func TestRestoreAfterCrashReadsUnflushedIDsFromTheChangelog(t *testing.T) {
 
 	// A committed transaction: ids 10..19 sighted, its changelog records produced (one per
 	// partition), then applied to the stores, which do not flush.
-	partitioner := kgo.StickyKeyPartitioner(nil).ForTopic(cfg.Topic(config.TopicDedupIDs))
-	partOf := func(user string) int32 {
-		return int32(partitioner.Partition(&kgo.Record{Key: []byte(user)}, len(parts)))
-	}
+	partOf := func(user string) int32 { return partOfUser(user, len(parts)) }
 	batch := p.state.begin()
 	for i := 10; i < 20; i++ {
 		user := fmt.Sprintf("u%d", i)
@@ -236,7 +233,7 @@ func TestRestoreWaitsForThePreviousOwnersOpenTransaction(t *testing.T) {
 			require.Nil(t, st, "the aborted transaction's consent is not")
 		}
 		for i := range 10 { // what was committed before is restored either way
-			st, err := p.state.state(partOfUser(cfg, fmt.Sprintf("u%d", i), len(parts)), fmt.Sprintf("u%d", i))
+			st, err := p.state.state(partOfUser(fmt.Sprintf("u%d", i), len(parts)), fmt.Sprintf("u%d", i))
 			require.NoError(t, err)
 			require.NotNil(t, st)
 		}
@@ -244,8 +241,8 @@ func TestRestoreWaitsForThePreviousOwnersOpenTransaction(t *testing.T) {
 	}
 }
 
-// partOfUser is the changelog partition of a user's records (the producer's key partitioner).
-func partOfUser(cfg *config.Config, user string, parts int) int32 {
-	partitioner := kgo.StickyKeyPartitioner(nil).ForTopic(cfg.Topic(config.TopicState))
-	return int32(partitioner.Partition(&kgo.Record{Key: []byte(user)}, parts))
+// partOfUser is the partition of a user's records in every changelog: the producer's key
+// partitioner's (the topic plays no part in it for keyed records).
+func partOfUser(user string, parts int) int32 {
+	return int32(kgo.StickyKeyPartitioner(nil).ForTopic("").Partition(&kgo.Record{Key: []byte(user)}, parts))
 }
