@@ -38,8 +38,10 @@ type Follower struct {
 	next    map[int32]int64 // next offset to hand over, per followed partition
 	changed chan struct{}   // closed and replaced whenever a position advances
 
-	ready  chan struct{} // closed once Start has placed every partition
-	synced sharedSync    // Sync's catch-ups
+	ready        chan struct{} // closed once Start has placed every partition
+	synced       sharedSync    // Sync's catch-ups
+	syncedOthers sharedSync    // SyncOthers' catch-ups (ownwrites.go)
+	own          *OwnWrites    // nil: no record is the owner's own
 }
 
 // NewFollower returns a follower of topic with no partitions yet (Follow adds them). handle is
@@ -159,6 +161,9 @@ func (f *Follower) take(p int32, recs []*kgo.Record) {
 		f.flush()
 	}
 	if next > start {
+		if f.own != nil {
+			f.own.forget(p, next)
+		}
 		f.next[p] = next
 		close(f.changed)
 		f.changed = make(chan struct{})
@@ -177,30 +182,41 @@ func (f *Follower) Position(p int32) (int64, bool) {
 // the given partitions (every followed partition when parts is nil), or with ctx's error. The
 // ends are the partitions' last stable offsets, listed once at the start.
 func (f *Follower) CatchUp(ctx context.Context, parts []int32) error {
+	return f.catchUp(ctx, parts, false)
+}
+
+// catchUp is CatchUp; with others, the records of OwnWrites are not waited for.
+func (f *Follower) catchUp(ctx context.Context, parts []int32, others bool) error {
 	ends, err := EndOffsets(ctx, f.cl, f.topic)
 	if err != nil {
 		return err
 	}
 	for {
+		var added <-chan struct{} // taken before the check: an Add after it wakes the wait
+		if others {
+			added = f.own.next()
+		}
 		f.mu.Lock()
-		behind, ch := f.behindLocked(parts, ends), f.changed
+		behind, ch := f.behindLocked(parts, ends, others), f.changed
 		f.mu.Unlock()
 		if behind == "" {
 			return nil
 		}
 		select {
 		case <-ch:
+		case <-added:
 		case <-ctx.Done():
 			return fmt.Errorf("%s behind: %s: %w", f.topic, behind, ctx.Err())
 		}
 	}
 }
 
-// behindLocked names the first partition whose position is short of its end ("" if none).
-func (f *Follower) behindLocked(parts []int32, ends map[int32]int64) string {
+// behindLocked names the first partition whose position is short of its end ("" if none); with
+// others, a partition short only by the owner's own records (OwnWrites) is not.
+func (f *Follower) behindLocked(parts []int32, ends map[int32]int64, others bool) string {
 	check := func(p int32) string {
 		next, ok := f.next[p]
-		if end := ends[p]; ok && next < end {
+		if end := ends[p]; ok && next < end && !(others && f.own != nil && f.own.covers(p, next, end)) {
 			return fmt.Sprintf("partition %d at %d of %d", p, next, end)
 		}
 		return ""
@@ -266,14 +282,18 @@ func (f *Follower) Start(ctx context.Context, starts func(context.Context, *kgo.
 // still in flight (then Sync waits for it rather than listing the end offsets again: every lane
 // of a poll asks at the same moment). It waits through broker errors until ctx ends.
 func (f *Follower) Sync(ctx context.Context, reuse time.Duration) error {
+	return f.sync(ctx, reuse, &f.synced, false)
+}
+
+func (f *Follower) sync(ctx context.Context, reuse time.Duration, shared *sharedSync, others bool) error {
 	select {
 	case <-f.ready:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return f.synced.do(ctx, reuse, time.Now(), func() error {
+	return shared.do(ctx, reuse, time.Now(), func() error {
 		for {
-			err := f.CatchUp(ctx, nil)
+			err := f.catchUp(ctx, nil, others)
 			if err == nil || ctx.Err() != nil {
 				return err
 			}

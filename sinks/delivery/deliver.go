@@ -255,7 +255,7 @@ func (r *Runner) recheck(ctx context.Context, c *cycle, batch []*item) []*item {
 // release once the batch is done): an event another flight of this runner is sending right now
 // is deferred, and comes round again once that flight's outcome is in the ledger.
 func (r *Runner) skipDelivered(ctx context.Context, c *cycle, batch []*item) (kept, claimed []*item) {
-	if len(batch) == 0 || r.journal.store.sync(ctx, consentSyncReuse) != nil {
+	if len(batch) == 0 || r.journal.store.syncOthers(ctx, consentSyncReuse) != nil {
 		return batch, nil // ctx ended: the caller defers the batch unsent
 	}
 	kept = batch[:0:0]

@@ -269,7 +269,13 @@ func (j *journal) writeRound() bool {
 	if len(lines) == 0 {
 		return false
 	}
-	err := j.cl.ProduceSync(context.Background(), j.records(lines)...).FirstErr()
+	results := j.cl.ProduceSync(context.Background(), j.records(lines)...)
+	err := results.FirstErr()
+	for _, r := range results {
+		if r.Err == nil { // the ledger's catch-ups need not wait to read it back (SyncOthers)
+			j.store.own.Add(r.Record.Partition, r.Record.Offset)
+		}
+	}
 	outcomes := 0
 	for _, l := range lines {
 		if l.done != nil {

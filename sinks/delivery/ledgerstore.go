@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate-dev/tollgate/internal/config"
+	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/internal/pebbledb"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
@@ -63,6 +64,9 @@ type ledgerStore struct {
 	writer string
 	// parts is the journal topic's partition count, as the follower found it (0 until then).
 	parts atomic.Int32
+	// own are the journal records this process wrote: their entries are in the store already
+	// (remember), so a catch-up before a request does not wait to read them back (syncOthers).
+	own kafka.OwnWrites
 }
 
 // homePartition is the journal partition this process writes to (journal.go): one of the

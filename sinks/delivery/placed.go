@@ -37,12 +37,29 @@ func (p *placed) follower() *kafka.Follower {
 // (after the follower is placed); a catch-up that started less than reuse ago counts
 // (kafka.Follower.Sync).
 func (p *placed) sync(ctx context.Context, reuse time.Duration) error {
+	if err := p.wait(ctx); err != nil {
+		return err
+	}
+	return p.follow.Sync(ctx, reuse)
+}
+
+// syncOthers is sync that does not wait for the records the follower's owner wrote itself
+// (kafka.Follower.SyncOthers).
+func (p *placed) syncOthers(ctx context.Context, reuse time.Duration) error {
+	if err := p.wait(ctx); err != nil {
+		return err
+	}
+	return p.follow.SyncOthers(ctx, reuse)
+}
+
+// wait returns once the follower is placed, or with ctx's error.
+func (p *placed) wait(ctx context.Context) error {
 	select {
 	case <-p.ready:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return p.follow.Sync(ctx, reuse)
 }
 
 // pause stops following until resume (kafka.Follower.Pause): a repair waiting for live traffic
