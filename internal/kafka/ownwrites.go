@@ -17,8 +17,9 @@ import (
 type OwnWrites struct {
 	mu     sync.Mutex
 	ranges map[int32][]offsetRange // per partition, sorted, disjoint
-	// added is closed and replaced by each Add: a catch-up that listed the end offsets while the
-	// owner's latest write was acknowledged but not yet noted waits for the note, not a fetch.
+	// added is closed by each Add (a wait makes it anew): a catch-up that listed the end offsets
+	// while the owner's latest write was acknowledged but not yet noted waits for the note, not
+	// for a fetch.
 	added chan struct{}
 }
 
