@@ -158,9 +158,10 @@ func TestEventOnMainAndRetryTopicIsSentOnce(t *testing.T) {
 	got := sent(t, meta)
 	require.Len(t, got, n)
 	for id, k := range got {
-		// A request Meta's 1.5 s timeout cut short after it was written is in doubt, and Meta
-		// gets its events again (on_doubt resend): on a starved machine (make test runs the
-		// packages side by side under -race) that copy is explained by its in_doubt row. Any
+		// A request the policy's 300 ms timeout (150 ms hangs here) cut short after it was
+		// written is in doubt, and Meta gets its events again (on_doubt resend): on a starved
+		// machine (make test runs the packages side by side under -race) that copy is explained
+		// by its in_doubt row. Any
 		// other copy is the double send this test is about.
 		inDoubt := 0
 		for _, st := range statuses(d, "meta", id) {
