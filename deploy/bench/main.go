@@ -42,20 +42,20 @@ import (
 )
 
 type options struct {
-	bin, brokers, chNative, chHTTP, policy, profileDir string
-	profilePhase, servicesDir, comparePath             string
-	profileFor                                         time.Duration
-	kafkaGCLog                                         string
-	batchDur, latDur, e2eDur, oneLatency, lateChoice   time.Duration
-	repairInterleave                                   time.Duration // interleave.go
-	interleaveSeed                                     uint64        // interleave.go: the pairs' coin tosses
-	conns, batchSize, partitions                       int
-	oneEvents, oneConcurrency                          int
-	workerNice, clickhouseNice                         int
-	latRate, e2eRate                                   float64
-	keep, onlyOneByOne, replay, repair, hold           bool
-	choiceFirst                                        bool // -choice-first (hold.go)
-	repairArgs                                         []string
+	bin, brokers, chNative, chHTTP, policy, profileDir   string
+	profilePhase, servicesDir, comparePath               string
+	profileFor                                           time.Duration
+	kafkaGCLog                                           string
+	batchDur, latDur, e2eDur, oneLatency, lateChoice     time.Duration
+	repairInterleave                                     time.Duration // interleave.go
+	interleaveSeed                                       uint64        // interleave.go: the pairs' coin tosses
+	conns, batchSize, partitions                         int
+	oneEvents, oneConcurrency                            int
+	workerNice, clickhouseNice                           int
+	latRate, e2eRate                                     float64
+	keep, onlyOneByOne, onlyIngest, replay, repair, hold bool
+	choiceFirst                                          bool // -choice-first (hold.go)
+	repairArgs                                           []string
 }
 
 func main() {
@@ -72,6 +72,7 @@ func main() {
 	flag.StringVar(&o.comparePath, "compare", "", "a previous run's JSON: print each figure's change to stderr")
 	flag.StringVar(&o.kafkaGCLog, "kafka-gc-log", "", "the broker's GC log with safepoint lines, for its pauses during the latency phases (default: <services-dir>/kafka/logs/gc.log)")
 	flag.BoolVar(&o.onlyOneByOne, "only-onebyone", false, "run only the one-request-per-event phase (a quick look at delivery alone)")
+	flag.BoolVar(&o.onlyIngest, "only-ingest", false, "run only the ingest latency phase, with ingest the only tollgate process (ingestalone.go)")
 	flag.IntVar(&o.oneEvents, "onebyone-events", 30000, "events of the one-request-per-event delivery phase (0: skip it)")
 	flag.DurationVar(&o.oneLatency, "onebyone-latency", 20*time.Millisecond, "the webhook receiver's answer time in the one-request-per-event phase")
 	flag.IntVar(&o.oneConcurrency, "onebyone-concurrency", 0, "delivery.concurrency of the one-request-per-event phase (0: the default)")
@@ -190,6 +191,11 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 
 	env := []string{"GA4_API_SECRET=bench-ga4", "META_TOKEN=bench-meta", "OPS_HOOK_SECRET=whsec_YmVuY2gtb3BzLXNlY3JldA==",
 		"TOLLGATE_PROCESSOR_INSTANCE=bench" + stamp}
+	if o.onlyIngest {
+		lat, err := ingestAlone(ctx, o, dir, "http://"+ingestAddr, env)
+		report["ingest_latency_alone"] = lat
+		return report, err
+	}
 	if o.onlyOneByOne {
 		one, err := oneByOne(ctx, o, dir, prefix, env)
 		if err != nil {

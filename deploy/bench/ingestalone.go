@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/deploy/harness"
+)
+
+// ingestAlone is -only-ingest: the ingest latency phase with ingest the only tollgate process
+// (no processor, sinks or audit writer reading what it writes), against the running Kafka. Its
+// p99 beside make bench's ingest_latency tells what the rest of the pipeline sharing the cores
+// costs ingest's tail from what ingest and the broker cost by themselves.
+func ingestAlone(ctx context.Context, o options, dir, base string, env []string) (map[string]any, error) {
+	p, err := startProc("ingest", o.bin, env, dir, "ingest", "--config", dir+"/config.yaml")
+	if err != nil {
+		return nil, err
+	}
+	defer p.stop()
+	if err := harness.WaitReady(ctx, base, 90*time.Second, p.h); err != nil {
+		return nil, fmt.Errorf("%w (logs in %s)", err, dir)
+	}
+	var seq atomic.Int64
+	// Warm up the connections and the producer, as the full bench's warm-up does.
+	wp := newPoster(base, "wk_bench", 2)
+	if acc, st := closedLoop(ctx, wp, o.template("w", 100, false), 100, 2, 3*time.Second, &seq); st.errors() > 0 || acc == 0 {
+		return nil, fmt.Errorf("warm-up: %v", st.json())
+	}
+	p.sample()
+	cpu0 := p.cpuSeconds()
+	lat, sent := singleEvents(ctx, o, base, "l", &seq, nil)
+	p.sample()
+	lat["ingest_cpu_us_per_request"] = round((p.cpuSeconds()-cpu0)/float64(max(sent, 1))*1e6, 1)
+	return lat, nil
+}
