@@ -126,6 +126,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -choice-first needs -late-choice and no -hold")
 		os.Exit(2)
 	}
+	if o.onlyIngest && o.onlyOneByOne {
+		fmt.Fprintln(os.Stderr, "bench: -only-ingest and -only-onebyone each run one phase alone: choose one")
+		os.Exit(2)
+	}
 	if o.repairInterleave > 0 && !o.repair {
 		fmt.Fprintln(os.Stderr, "bench: -repair-interleave needs -repair")
 		os.Exit(2)
