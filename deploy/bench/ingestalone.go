@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 // p99 beside make bench's ingest_latency tells what the rest of the pipeline sharing the cores
 // costs ingest's tail from what ingest and the broker cost by themselves.
 func ingestAlone(ctx context.Context, o options, dir, base string, env []string) (map[string]any, error) {
-	p, err := startProc("ingest", o.bin, env, dir, "ingest", "--config", dir+"/config.yaml")
+	p, err := startProc("ingest", o.bin, env, dir, "ingest", "--config", filepath.Join(dir, "config.yaml"))
 	if err != nil {
 		return nil, err
 	}
