@@ -24,10 +24,8 @@ func ingestAlone(ctx context.Context, o options, dir, base string, env []string)
 		return nil, fmt.Errorf("%w (logs in %s)", err, dir)
 	}
 	var seq atomic.Int64
-	// Warm up the connections and the producer, as the full bench's warm-up does.
-	wp := newPoster(base, "wk_bench", 2)
-	if acc, st := closedLoop(ctx, wp, o.template("w", 100, false), 100, 2, 3*time.Second, &seq); st.errors() > 0 || acc == 0 {
-		return nil, fmt.Errorf("warm-up: %v", st.json())
+	if _, err := warmUp(ctx, o, base, &seq); err != nil {
+		return nil, err
 	}
 	p.sample()
 	cpu0 := p.cpuSeconds()
@@ -35,4 +33,15 @@ func ingestAlone(ctx context.Context, o options, dir, base string, env []string)
 	p.sample()
 	lat["ingest_cpu_us_per_request"] = round((p.cpuSeconds()-cpu0)/float64(max(sent, 1))*1e6, 1)
 	return lat, nil
+}
+
+// warmUp sends 3 s of 100-event batches on two connections (connections opened, ingest's
+// producer warm) and returns how many events ingest accepted; an error when any was refused or
+// none accepted.
+func warmUp(ctx context.Context, o options, base string, seq *atomic.Int64) (int64, error) {
+	acc, st := closedLoop(ctx, newPoster(base, "wk_bench", 2), o.template("w", 100, false), 100, 2, 3*time.Second, seq)
+	if st.errors() > 0 || acc == 0 {
+		return 0, fmt.Errorf("warm-up: %v", st.json())
+	}
+	return acc, nil
 }

@@ -253,11 +253,9 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 
 	// Warm up: connections, consumer groups joined, the audit tables created.
 	logf("warming up")
-	warm := o.template("w", 100, false)
-	wp := newPoster(base, "wk_bench", 2)
-	acc, st := closedLoop(ctx, wp, warm, 100, 2, 3*time.Second, &seq)
-	if st.errors() > 0 || acc == 0 {
-		return nil, fmt.Errorf("warm-up: %v", st.json())
+	acc, err := warmUp(ctx, o, base, &seq)
+	if err != nil {
+		return nil, err
 	}
 	if t, n := ch.waitCount(ctx, decisions("w", "x"), acc, 250*time.Millisecond, 120*time.Second); t.IsZero() {
 		return nil, fmt.Errorf("warm-up: %d of %d decisions reached ClickHouse in 120 s (logs in %s)", n, acc, dir)

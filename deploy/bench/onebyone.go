@@ -180,8 +180,8 @@ destinations:
 	if unique > 0 && span > 0 {
 		out["events_per_s"] = round(float64(unique)/span.Seconds(), 0)
 		out["seconds"] = round(span.Seconds(), 1)
-		out["sink_cpu_us_per_event"] = round(p.cpuSeconds()/float64(unique)*1e6, 1)
 		perEvent := func(s float64) float64 { return round(s/float64(unique)*1e6, 1) }
+		out["sink_cpu_us_per_event"] = perEvent(p.cpuSeconds())
 		if cpuOK {
 			// The whole machine from the first request to the last answer: a share near 1 says
 			// more concurrency cannot raise events_per_s here, only less CPU per request.

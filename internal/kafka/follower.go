@@ -157,10 +157,10 @@ func (f *Follower) take(p int32, recs []*kgo.Record) {
 		}
 		next = r.Offset + 1
 	}
-	if next > start && f.flush != nil {
-		f.flush()
-	}
 	if next > start {
+		if f.flush != nil {
+			f.flush()
+		}
 		if f.own != nil {
 			f.own.forget(p, next)
 		}
