@@ -99,7 +99,11 @@ type JournalCodec struct {
 var (
 	// Journal is the codec of JournalRecord. A journal topic also holds the LedgerEntry records
 	// written before the journal (one per delivered event): readers tell them apart with Is.
-	Journal = &JournalCodec{current: newCodec[JournalRecord](journalSchema), v1: JournalV1}
+	Journal = func() *JournalCodec {
+		c := newCodec[JournalRecord](journalSchema)
+		c.appendBody, c.size, c.readBody = appendJournal, journalSize, readJournal // journalavro.go
+		return &JournalCodec{current: c, v1: JournalV1}
+	}()
 	// JournalV1 writes version 1 records: tollgate no longer does; tests do, to show they are read.
 	JournalV1 = codecOf[JournalRecordV1](mustParseAlone(journalSchemaV1))
 )

@@ -37,6 +37,11 @@ func (r *reader) long() int64 { return r.varint(10) }
 
 // varint reads a zig-zag varint of at most max bytes (10 for a long, 5 for an int).
 func (r *reader) varint(max int) int64 {
+	if len(r.b) > 0 && r.b[0] < 0x80 { // one byte: most lengths, counts and small numbers
+		c := r.b[0]
+		r.b = r.b[1:]
+		return int64(c>>1) ^ -int64(c&1)
+	}
 	var u uint64
 	for i := 0; i < max; i++ {
 		if i >= len(r.b) {
@@ -80,7 +85,11 @@ func (r *reader) boolean() bool {
 
 // blocks reads the blocks of an Avro map (or array), calling entry for each item; an item takes
 // at least one byte, which bounds a block's count by the bytes left before anything is allocated.
-func (r *reader) blocks(entry func()) {
+func (r *reader) blocks(entry func()) { r.sizedBlocks(nil, entry) }
+
+// sizedBlocks is blocks that first tells grow, when not nil, each block's count: a decoder
+// appending the items to a slice grows it once per block.
+func (r *reader) sizedBlocks(grow func(n int), entry func()) {
 	for r.err == nil {
 		n := r.long()
 		if n == 0 {
@@ -90,9 +99,12 @@ func (r *reader) blocks(entry func()) {
 			n = -n
 			r.long() // the block's size in bytes: not needed when reading every item
 		}
-		if n > int64(len(r.b)) {
+		if n < 0 || n > int64(len(r.b)) { // n < 0: a count of -2⁶³, whose negation overflows
 			r.fail(fmt.Errorf("block of %d items with %d bytes left", n, len(r.b)))
 			return
+		}
+		if grow != nil {
+			grow(int(n))
 		}
 		for ; n > 0 && r.err == nil; n-- {
 			entry()
