@@ -180,3 +180,13 @@ func CPUTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// LoopCPU runs op in b's loop and reports, beside the wall clock's ns/op, the CPU time per op
+// as cpu-ns/op (CPUTime): the figure to compare on a shared machine.
+func LoopCPU(b *testing.B, op func()) {
+	cpu0 := CPUTime()
+	for b.Loop() {
+		op()
+	}
+	b.ReportMetric(float64(CPUTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}

@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -58,12 +59,14 @@ type config struct {
 	EngagementTimeMsec int `yaml:"engagement_time_msec"`
 }
 
+// param is one key of an event's params: the field at path, named name, or (path "")
+// engagement_time_msec, whose value is the config's.
 type param struct{ path, name string }
 
 type adapter struct {
-	url        string // includes the API secret: never log it
-	params     []param
-	engagement int
+	url        string  // includes the API secret: never log it
+	params     []param // sorted by name: the order of the body's params object
+	engagement string  // engagement_time_msec's value, formatted once
 	timeout    time.Duration
 	now        func() time.Time
 }
@@ -85,7 +88,7 @@ func New(dest *policy.Destination, env sdk.Env) (sdk.Adapter, error) {
 	return &adapter{
 		url:        base + "/mp/collect?" + q.Encode(),
 		params:     paramsFor(dest),
-		engagement: c.EngagementTimeMsec,
+		engagement: strconv.Itoa(c.EngagementTimeMsec),
 		timeout:    c.TimeoutOr(DefaultTimeout),
 		now:        time.Now,
 	}, nil
@@ -93,7 +96,8 @@ func New(dest *policy.Destination, env sdk.Env) (sdk.Adapter, error) {
 
 // paramsFor picks, once, the fields that may become params: the policy's fields minus anything
 // identifying, named by their path without the "context."/"properties." prefix. When two fields
-// sanitise to the same name the first listed wins.
+// sanitise to the same name the first listed wins. With engagement_time_msec they are sorted by
+// name, the order encoding/json gave the params map the body encoder replaced.
 func paramsFor(dest *policy.Destination) []param {
 	var out []param
 	seen := map[string]bool{engagementParam: true}
@@ -109,6 +113,8 @@ func paramsFor(dest *policy.Destination) []param {
 		seen[name] = true
 		out = append(out, param{path: path, name: name})
 	}
+	out = append(out, param{name: engagementParam})
+	slices.SortFunc(out, func(x, y param) int { return strings.Compare(x.name, y.name) })
 	return out
 }
 
@@ -157,75 +163,51 @@ func (a *adapter) Validate(ev *schemas.FilteredEvent, now time.Time) error {
 	return nil
 }
 
-type body struct {
-	ClientID        string  `json:"client_id"`
-	TimestampMicros int64   `json:"timestamp_micros"`
-	Consent         consent `json:"consent"`
-	Events          []event `json:"events"`
-}
-
-type consent struct {
-	AdUserData        string `json:"ad_user_data"`
-	AdPersonalization string `json:"ad_personalization"`
-}
-
-type event struct {
-	Name            string         `json:"name"`
-	Params          map[string]any `json:"params"`
-	TimestampMicros int64          `json:"timestamp_micros"` // overrides the request's for this event
-}
-
 // NewRequest builds one Measurement Protocol request. Every event of the batch must have the
 // same user key (sdk.SplitBatch does that with BatchKey).
 func (a *adapter) NewRequest(ctx context.Context, batch []*schemas.FilteredEvent) (*http.Request, error) {
 	if len(batch) == 0 {
 		return nil, fmt.Errorf("ga4: empty batch")
 	}
-	b := body{ClientID: batch[0].UserKey, TimestampMicros: batch[0].TimestampMs * 1000, Events: make([]event, len(batch))}
 	// One request has one consent block, from the vendor consent fields the processor derived
 	// (sdk.VendorConsent); a client's events in one batch are the same user's. If they
 	// disagree, DENIED wins.
 	adUserData, adPersonalization := true, true
-	for i, ev := range batch {
-		if ev.UserKey != b.ClientID {
+	for _, ev := range batch {
+		if ev.UserKey != batch[0].UserKey {
 			return nil, fmt.Errorf("ga4: batch mixes clients; split it with sdk.SplitBatch")
 		}
 		adUserData = adUserData && sdk.VendorConsent(ev, schemas.VendorAdUserData)
 		adPersonalization = adPersonalization && sdk.VendorConsent(ev, schemas.VendorAdPersonalization)
-		b.Events[i] = event{Name: sanitise(ev.Event), Params: a.paramValues(ev), TimestampMicros: ev.TimestampMs * 1000}
 	}
-	b.Consent.AdUserData, b.Consent.AdPersonalization = grant(adUserData), grant(adPersonalization)
-	req, err := sdk.PostJSON(ctx, "ga4", a.url, &b)
-	if err != nil {
-		return nil, err
+	data := a.appendBody(make([]byte, 0, 128+256*len(batch)), batch, grant(adUserData), grant(adPersonalization))
+	if len(data) > MaxBodyBytes {
+		return nil, fmt.Errorf("ga4: body of %d bytes exceeds GA4's %d", len(data), MaxBodyBytes)
 	}
-	if req.ContentLength > MaxBodyBytes {
-		return nil, fmt.Errorf("ga4: body of %d bytes exceeds GA4's %d", req.ContentLength, MaxBodyBytes)
-	}
-	return req, nil
+	return sdk.PostBody(ctx, "ga4", a.url, data)
 }
 
-func (a *adapter) paramValues(ev *schemas.FilteredEvent) map[string]any {
-	out := make(map[string]any, len(a.params)+1)
-	out[engagementParam] = a.engagement
-	for _, p := range a.params {
-		raw := strings.TrimSpace(ev.Fields[p.path])
-		if raw == "" {
-			continue
-		}
-		if c := raw[0]; c == '-' || (c >= '0' && c <= '9') {
-			if json.Valid([]byte(raw)) {
-				out[p.name] = json.Number(raw)
-				continue
-			}
-		}
-		s, ok := sdk.FieldString(ev, p.path)
-		if !ok || looksIdentifying(s) {
-			continue
-		}
-		out[p.name] = truncate(s, MaxValueLen)
+// paramValue is the value an event gives a param: a JSON number as is (number true), else a
+// string GA4 may see, truncated to MaxValueLen characters. ok is false when the param is left
+// out: the field is absent or empty, or its value looks identifying.
+func (a *adapter) paramValue(ev *schemas.FilteredEvent, p param) (v string, number, ok bool) {
+	if p.path == "" {
+		return a.engagement, true, true
 	}
-	return out
+	raw := strings.TrimSpace(ev.Fields[p.path])
+	if raw == "" {
+		return "", false, false
+	}
+	if c := raw[0]; c == '-' || (c >= '0' && c <= '9') {
+		if json.Valid([]byte(raw)) {
+			return raw, true, true
+		}
+	}
+	s, ok := sdk.FieldString(ev, p.path)
+	if !ok || looksIdentifying(s) {
+		return "", false, false
+	}
+	return truncate(s, MaxValueLen), false, true
 }
 
 func truncate(s string, n int) string {

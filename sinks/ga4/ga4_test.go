@@ -198,7 +198,9 @@ func TestValueTruncation(t *testing.T) {
 	a := newAdapter(t, testDest("http://127.0.0.1:1")).(*adapter)
 	ev := testEvent("1", "c", time.Now())
 	ev.Fields["context.page_url"] = `"https://shop.example/` + strings.Repeat("é", 200) + `"`
-	p := a.paramValues(ev)["page_url"].(string)
+	p, number, ok := a.paramValue(ev, param{path: "context.page_url", name: "page_url"})
+	require.True(t, ok)
+	require.False(t, number)
 	require.Equal(t, MaxValueLen, len([]rune(p)))
 }
 
@@ -263,19 +265,4 @@ func TestAgainstStandinFaults(t *testing.T) {
 	require.Equal(t, sdk.Verdict{Class: sdk.Retry, Reason: "http_503", RetryAfter: 3 * time.Second}, v)
 	v, _ = sinktest.Attempt(context.Background(), d, a, batch)
 	require.Equal(t, sdk.Delivered, v.Class)
-}
-
-func BenchmarkNewRequest(b *testing.B) {
-	a := newAdapter(b, testDest("http://127.0.0.1:1"))
-	batch := make([]*schemas.FilteredEvent, 25)
-	for i := range batch {
-		batch[i] = testEvent(strconv.Itoa(i), "c", time.Now())
-	}
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := a.NewRequest(ctx, batch); err != nil {
-			b.Fatal(err)
-		}
-	}
 }

@@ -70,7 +70,13 @@ func PostJSON(ctx context.Context, vendor, url string, body any) (*http.Request,
 	if err != nil {
 		return nil, fmt.Errorf("encode %s body: %w", vendor, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(data))
+	return PostBody(ctx, vendor, url, data)
+}
+
+// PostBody is PostJSON for a body the adapter has already encoded (with the AppendJSON…
+// functions, where json.Marshal costs too much): the same request, ContentLength included.
+func PostBody(ctx context.Context, vendor, url string, body []byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("%s request: %w", vendor, err)
 	}

@@ -50,20 +50,26 @@ func TestDecodeAPI(t *testing.T) {
 	})
 }
 
+// PostJSON and PostBody (the body already encoded) make the same request.
 func TestPostJSON(t *testing.T) {
-	req, err := sdk.PostJSON(context.Background(), "v", "https://api.example.com/events", map[string]int{"n": 1})
-	require.NoError(t, err)
-	require.Equal(t, http.MethodPost, req.Method)
-	require.Equal(t, "application/json", req.Header.Get("Content-Type"))
-	require.EqualValues(t, len(`{"n":1}`), req.ContentLength)
-	body, err := io.ReadAll(req.Body)
-	require.NoError(t, err)
-	require.JSONEq(t, `{"n":1}`, string(body))
-
-	_, err = sdk.PostJSON(context.Background(), "v", "https://api.example.com", math.Inf(1))
+	ctx := context.Background()
+	for name, post := range map[string]func(url string) (*http.Request, error){
+		"PostJSON": func(url string) (*http.Request, error) { return sdk.PostJSON(ctx, "v", url, map[string]int{"n": 1}) },
+		"PostBody": func(url string) (*http.Request, error) { return sdk.PostBody(ctx, "v", url, []byte(`{"n":1}`)) },
+	} {
+		req, err := post("https://api.example.com/events")
+		require.NoError(t, err, name)
+		require.Equal(t, http.MethodPost, req.Method)
+		require.Equal(t, "application/json", req.Header.Get("Content-Type"))
+		require.EqualValues(t, len(`{"n":1}`), req.ContentLength, name)
+		body, err := io.ReadAll(req.Body)
+		require.NoError(t, err)
+		require.Equal(t, `{"n":1}`, string(body), name)
+		_, err = post("://bad")
+		require.ErrorContains(t, err, "v request: ", name)
+	}
+	_, err := sdk.PostJSON(ctx, "v", "https://api.example.com", math.Inf(1))
 	require.ErrorContains(t, err, "encode v body: ")
-	_, err = sdk.PostJSON(context.Background(), "v", "://bad", nil)
-	require.ErrorContains(t, err, "v request: ")
 }
 
 func TestEventNames(t *testing.T) {

@@ -39,19 +39,19 @@ func appendBody(b []byte, batch []*schemas.FilteredEvent) []byte {
 			}
 		}
 		b = append(b, `{"event_id":`...)
-		b = appendString(b, ev.EventID)
+		b = sdk.AppendJSONString(b, ev.EventID)
 		b = append(b, `,"event":`...)
-		b = appendString(b, ev.Event)
+		b = sdk.AppendJSONString(b, ev.Event)
 		b = append(b, `,"timestamp":"`...)
 		b = sdk.EventTime(ev).UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
 		b = append(b, '"')
 		if len(user) > 0 {
 			b = append(b, `,"user_id":`...)
-			b = appendRaw(b, user)
+			b = sdk.AppendJSONRaw(b, user)
 		}
 		if len(anon) > 0 {
 			b = append(b, `,"anonymous_id":`...)
-			b = appendRaw(b, anon)
+			b = sdk.AppendJSONRaw(b, anon)
 		}
 		b = appendObject(b, `,"context":`, ctx)
 		b = appendObject(b, `,"properties":`, props)
@@ -77,45 +77,9 @@ func appendObject(b []byte, key string, fs []field) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, f.name)
+		b = sdk.AppendJSONString(b, f.name)
 		b = append(b, ':')
-		b = appendRaw(b, f.value)
+		b = sdk.AppendJSONRaw(b, f.value)
 	}
 	return append(b, '}')
-}
-
-// appendString appends s as encoding/json writes a string: quoted as is when it holds only
-// printable ASCII that needs no escape (HTML characters included, as json.Marshal escapes
-// them), else through json.Marshal.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if !plain(s[i]) || s[i] == '"' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-// appendRaw appends a valid JSON value as json.Marshal writes a json.RawMessage (compacted, with
-// HTML characters and U+2028/U+2029 escaped): as is when it has no byte that could change.
-func appendRaw(b []byte, v json.RawMessage) []byte {
-	for _, c := range v {
-		if !plain(c) || c == ' ' {
-			q, err := json.Marshal(v)
-			if err != nil { // unreachable: FieldJSON returns valid JSON only
-				return append(b, "null"...)
-			}
-			return append(b, q...)
-		}
-	}
-	return append(b, v...)
-}
-
-// plain reports whether encoding/json copies c unchanged: printable ASCII other than the
-// backslash and the HTML characters it escapes.
-func plain(c byte) bool {
-	return c >= 0x20 && c < 0x7f && c != '\\' && c != '<' && c != '>' && c != '&'
 }

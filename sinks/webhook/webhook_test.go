@@ -261,14 +261,11 @@ func BenchmarkNewRequest(b *testing.B) {
 	}
 	ctx := context.Background()
 	b.ReportAllocs()
-	cpu0 := testenv.CPUTime()
-	for b.Loop() {
+	testenv.LoopCPU(b, func() {
 		if _, err := a.NewRequest(ctx, batch); err != nil {
 			b.Fatal(err)
 		}
-	}
-	// CPU time, not wall time: on a shared machine the wall clock also counts other work.
-	b.ReportMetric(float64(testenv.CPUTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	})
 }
 
 // jsonEvent is the body's event as encoding/json writes it: the reference appendBody must match.
