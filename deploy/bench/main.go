@@ -367,7 +367,6 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	// Phase 3: ingest latency at a fixed request rate, single events.
 	logf("ingest latency: %.0f single-event requests/s for %s", o.latRate, o.latDur)
 	profile("latency")
-	var sent int64
 	var iv *interleave
 	if repairing != nil && o.repairInterleave > 0 {
 		seed := o.interleaveSeed
@@ -376,7 +375,10 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		}
 		iv = startInterleave(repairing.proc, svc, o.repairInterleave, seed)
 	}
-	report["ingest_latency"], sent = singleEvents(ctx, o, base, "l", &seq, iv)
+	latCPU, latFrom := cpuNow(watched), time.Now()
+	lat, sent := singleEvents(ctx, o, base, "l", &seq, iv)
+	lat["cores_used"] = coresUsed(latCPU, cpuNow(watched), time.Since(latFrom))
+	report["ingest_latency"] = lat
 
 	// Phase 4: end-to-end latency at a fixed event rate.
 	e2eFrom := time.Now()

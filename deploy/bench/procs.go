@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/deploy/harness"
 )
@@ -126,4 +127,29 @@ func machine() map[string]any {
 		m["kernel"] = strings.TrimSpace(string(b))
 	}
 	return m
+}
+
+// cpuNow samples every process and returns each one's CPU seconds so far.
+func cpuNow(ps []*proc) map[string]float64 {
+	out := make(map[string]float64, len(ps))
+	for _, p := range ps {
+		p.sample()
+		out[p.name] = p.cpuSeconds()
+	}
+	return out
+}
+
+// coresUsed is each process's CPU between two cpuNow readings, in cores (CPU seconds per
+// second of d), and their sum as "total": what a phase cost the machine, process by process.
+// The ingest latency phase reports it, since its p99 is set by what else runs on the cores.
+func coresUsed(before, after map[string]float64, d time.Duration) map[string]any {
+	out := make(map[string]any, len(after)+1)
+	total := 0.0
+	for name, c := range after {
+		used := (c - before[name]) / d.Seconds()
+		total += used
+		out[name] = round(used, 3)
+	}
+	out["total"] = round(total, 3)
+	return out
 }
