@@ -27,11 +27,12 @@ func ingestAlone(ctx context.Context, o options, dir, base string, env []string)
 	if _, err := warmUp(ctx, o, base, &seq); err != nil {
 		return nil, err
 	}
-	p.sample()
-	cpu0 := p.cpuSeconds()
+	watched := append([]*proc{p}, services(o.servicesDir)...)
+	before, from := cpuNow(watched), time.Now()
 	lat, sent := singleEvents(ctx, o, base, "l", &seq, nil)
-	p.sample()
-	lat["ingest_cpu_us_per_request"] = round((p.cpuSeconds()-cpu0)/float64(max(sent, 1))*1e6, 1)
+	after := cpuNow(watched)
+	lat["cores_used"] = coresUsed(before, after, time.Since(from))
+	lat["ingest_cpu_us_per_request"] = round((after["ingest"]-before["ingest"])/float64(max(sent, 1))*1e6, 1)
 	return lat, nil
 }
 
