@@ -31,6 +31,14 @@ const (
 	attemptTimeout = 30 * time.Second
 )
 
+// A fetch of the audit topics returns once fetchBytes are there or fetchWait has passed: a
+// quarter of the flush interval, at most 250 ms, at least 1 ms.
+const fetchBytes = 1 << 20
+
+func fetchWait(flush time.Duration) time.Duration {
+	return min(max(flush/4, time.Millisecond), 250*time.Millisecond)
+}
+
 // retryBackoff spaces the attempts while ClickHouse fails (connect and insert), with "equal"
 // jitter (backoff.Policy.Equal) so several writers do not retry in step and none hammers a
 // server that is down.
@@ -213,6 +221,11 @@ func (w *Writer) Run(ctx context.Context) error {
 		// A new group starts at the beginning: the audit trail must hold every decision.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Rows wait up to flush_interval for their insert anyway: a fetch may wait for a
+		// share of it too. Without the wait, at a trickle the broker answered a fetch for every
+		// transaction the processor and the sinks committed.
+		kgo.FetchMinBytes(fetchBytes),
+		kgo.FetchMaxWait(fetchWait(w.cfg.ClickHouse.FlushInterval)),
 		kgo.DisableAutoCommit(),
 		// Rebalance callbacks run only between our polls, never while a batch polled under the
 		// old assignment is being processed; see flushRetrying for how an outage lets them in.

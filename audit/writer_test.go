@@ -300,3 +300,16 @@ func TestWriterRebalanceLosesNothing(t *testing.T) {
 	require.Len(t, readDecisions(t, db, "decisions"), 1500)
 	require.Equal(t, endOffsets(t, cfg), committed(t, cfg, group))
 }
+
+// A fetch waits a quarter of the flush interval, within [1 ms, 250 ms]: rows never wait for a
+// fetch much past their insert's deadline, and a long interval does not make a fetch linger.
+func TestFetchWait(t *testing.T) {
+	for flush, want := range map[time.Duration]time.Duration{
+		time.Second: 250 * time.Millisecond, 10 * time.Second: 250 * time.Millisecond,
+		200 * time.Millisecond: 50 * time.Millisecond, time.Millisecond: time.Millisecond, 0: time.Millisecond,
+	} {
+		if got := fetchWait(flush); got != want {
+			t.Errorf("fetchWait(%s) = %s, want %s", flush, got, want)
+		}
+	}
+}

@@ -77,6 +77,18 @@ func (p *Processor) runSessions(ctx context.Context) error {
 	}
 }
 
+// The commit interval: a batch, and so a transaction, is what the broker has gathered once
+// commitBytes of raw events are there or commitInterval has passed, whichever comes first (the
+// broker holds the fetch). Under load a fetch fills at once and nothing waits; at a trickle
+// (2,000 single-event requests/s) a poll held a few events, and its transaction (markers on
+// every partition it wrote, the offsets, the end) cost more than deciding them: the processor
+// took 17 % of a core there, 86 µs per event against 19 under load, beside ingest on the same
+// two cores. Kafka Streams commits exactly-once work every 100 ms the same way.
+const (
+	commitInterval = 100 * time.Millisecond
+	commitBytes    = 1 << 20
+)
+
 // newSession builds the transactional group client. The transactional id and the static
 // instance id stay the same across sessions: the new producer's epoch fences the old one, and
 // the group hands the member its partitions back without a rebalance of the others.
@@ -92,6 +104,8 @@ func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
 		kgo.SessionTimeout(sessionTimeout),
 		kgo.ConsumeTopics(p.cfg.Topic(config.TopicRaw)),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMinBytes(commitBytes),
+		kgo.FetchMaxWait(commitInterval),
 		kgo.RequireStableFetchOffsets(),
 		kgo.OnPartitionsAssigned(p.onAssigned),
 		kgo.OnPartitionsRevoked(p.onRevoked),
