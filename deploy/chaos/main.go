@@ -77,7 +77,7 @@ func run(ctx context.Context, o options) (bool, error) {
 	}
 	svc := services{dir: abs, kafkaPort: 19092, kc: 19093, chTCP: 19000, chHTTP: 18123}
 	logf("seed %d; starting the private Kafka (%s) and ClickHouse (%s) in %s", o.seed, svc.kafka(), svc.chAddr(), abs)
-	if err := svc.up(); err != nil {
+	if err := svc.up(""); err != nil {
 		return false, err
 	}
 	if !o.keepServices {
@@ -211,7 +211,7 @@ func schedule(o options, svc services, comps map[string]*harness.Proc, vendors m
 			return err
 		}
 		time.Sleep(3 * time.Second)
-		return svc.up()
+		return svc.up("kafka")
 	}})
 	chAt := at(0.45, 0.55)
 	fs = append(fs, fault{at: chAt, name: fmt.Sprintf("ClickHouse kill -9, down for %s", o.chDown), do: func() error {
@@ -221,7 +221,7 @@ func schedule(o options, svc services, comps map[string]*harness.Proc, vendors m
 		go func() {
 			time.Sleep(o.chDown)
 			logf("fault: ClickHouse back up")
-			if err := svc.up(); err != nil {
+			if err := svc.up("clickhouse"); err != nil {
 				logf("restart ClickHouse: %v", err)
 			}
 		}()

@@ -33,10 +33,15 @@ func (s services) kafka() string  { return fmt.Sprintf("127.0.0.1:%d", s.kafkaPo
 func (s services) chAddr() string { return fmt.Sprintf("127.0.0.1:%d", s.chTCP) }
 func (s services) chURL() string  { return fmt.Sprintf("http://127.0.0.1:%d", s.chHTTP) }
 
-// up runs services-up.sh for the private pair (starting whichever is not running).
-func (s services) up() error {
+// up runs services-up.sh for the private pair (starting whichever is not running) and waits
+// for waitFor ("kafka" or "clickhouse": a restart of one while the schedule may be keeping the
+// other down), or for both when it is "".
+func (s services) up(waitFor string) error {
 	cmd := exec.Command("deploy/local/services-up.sh")
 	cmd.Env = append(os.Environ(), s.env()...)
+	if waitFor != "" {
+		cmd.Env = append(cmd.Env, "TOLLGATE_SERVICES_WAIT="+waitFor)
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("services-up: %v\n%s", err, out)

@@ -12,7 +12,8 @@
 #
 # Idempotent: if both services already answer it prints where they live and returns at once;
 # otherwise it starts whichever is missing and waits (TOLLGATE_SERVICES_TIMEOUT, default 90 s)
-# until both are ready. Stop them with deploy/local/services-down.sh (kills by pid file).
+# until both are ready (or only the one TOLLGATE_SERVICES_WAIT names: kafka or clickhouse). Stop
+# them with deploy/local/services-down.sh (kills by pid file).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -345,12 +346,17 @@ if ! clickhouse_ready && ! pid_alive "$CH_DIR/pid" clickhouse; then
   started_ch=1
 fi
 
+# TOLLGATE_SERVICES_WAIT=kafka or clickhouse waits for that one alone: make chaos restarts one
+# while its fault schedule may be keeping the other down on purpose.
+WAIT_FOR="${TOLLGATE_SERVICES_WAIT:-both}"
+[[ $WAIT_FOR == both || $WAIT_FOR == kafka || $WAIT_FOR == clickhouse ]] ||
+  die "TOLLGATE_SERVICES_WAIT must be kafka or clickhouse, not '$WAIT_FOR'"
 deadline=$((SECONDS + TIMEOUT))
 next_report=$((SECONDS + 5))
 while :; do
   k=starting c=starting
-  kafka_ready && k=ready
-  clickhouse_ready && c=ready
+  { [[ $WAIT_FOR == clickhouse ]] || kafka_ready; } && k=ready
+  { [[ $WAIT_FOR == kafka ]] || clickhouse_ready; } && c=ready
   [[ $k == ready && $c == ready ]] && break
 
   # A server we launched that has already exited will not come up: fail fast.
