@@ -3,6 +3,7 @@ package schemas
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 )
 
 // appendFilteredEvent appends a FilteredEvent's Avro binary encoding (after the single-object
@@ -141,4 +142,39 @@ func appendBool(b []byte, v bool) []byte {
 		return append(b, 1)
 	}
 	return append(b, 0)
+}
+
+// avroBlockLength is hamba/avro's default block length for arrays and maps.
+const avroBlockLength = 100
+
+// appendArray appends n items as hamba/avro writes an array: blocks of at most avroBlockLength
+// items, each headed by its negated count and its size in bytes, then the empty block that ends
+// the array. As hamba/avro does, a block's items are written first and its header put in front
+// of them, so no item's length is worked out twice (with the exact size reserved, the insertion
+// only moves the block's bytes along).
+func appendArray(b []byte, n int, item func(b []byte, i int) []byte) []byte {
+	var head [2 * binary.MaxVarintLen64]byte
+	for start := 0; start < n; start += avroBlockLength {
+		end := min(start+avroBlockLength, n)
+		at := len(b)
+		for i := start; i < end; i++ {
+			b = item(b, i)
+		}
+		b = slices.Insert(b, at, appendLong(appendLong(head[:0], -int64(end-start)), int64(len(b)-at))...)
+	}
+	return append(b, 0)
+}
+
+// arrayLen is the exact encoded length of appendArray's output, itemLen the length of an item.
+func arrayLen(n int, itemLen func(i int) int) int {
+	total := 1
+	for start := 0; start < n; start += avroBlockLength {
+		end := min(start+avroBlockLength, n)
+		size := 0
+		for i := start; i < end; i++ {
+			size += itemLen(i)
+		}
+		total += longSize(-int64(end-start)) + longSize(int64(size)) + size
+	}
+	return total
 }

@@ -16,18 +16,7 @@ func appendDecisionSet(b []byte, s *DecisionSet) []byte {
 	b = appendString(b, s.PolicyVersion)
 	b = appendString(b, s.RunID)
 	b = appendString(b, s.ConsentProof)
-	// One block with a negative count and its size in bytes, as hamba/avro writes an array.
-	if len(s.Destinations) > 0 {
-		size := 0
-		for i := range s.Destinations {
-			size += destinationDecisionLen(&s.Destinations[i])
-		}
-		b = appendLong(appendLong(b, -int64(len(s.Destinations))), int64(size))
-		for i := range s.Destinations {
-			b = appendDestinationDecision(b, &s.Destinations[i])
-		}
-	}
-	return append(b, 0)
+	return appendArray(b, len(s.Destinations), func(b []byte, i int) []byte { return appendDestinationDecision(b, &s.Destinations[i]) })
 }
 
 func appendDestinationDecision(b []byte, e *DestinationDecision) []byte {
@@ -62,17 +51,9 @@ func stringsLen(ss []string) int {
 
 // decisionSetSize is the encoded length, so the buffer is allocated once.
 func decisionSetSize(s *DecisionSet) int {
-	n := stringSize(s.EventID) + stringSize(s.UserKey) + stringSize(s.EventName) + longSize(s.EventTimeMs) +
+	return stringSize(s.EventID) + stringSize(s.UserKey) + stringSize(s.EventName) + longSize(s.EventTimeMs) +
 		longSize(s.DecidedMs) + stringSize(s.Jurisdiction) + 1 + stringSize(s.PolicyVersion) + stringSize(s.RunID) +
-		stringSize(s.ConsentProof) + 1
-	if len(s.Destinations) > 0 {
-		size := 0
-		for i := range s.Destinations {
-			size += destinationDecisionLen(&s.Destinations[i])
-		}
-		n += longSize(-int64(len(s.Destinations))) + longSize(int64(size)) + size
-	}
-	return n
+		stringSize(s.ConsentProof) + arrayLen(len(s.Destinations), func(i int) int { return destinationDecisionLen(&s.Destinations[i]) })
 }
 
 func readDecisionSet(b []byte, s *DecisionSet) error {
