@@ -279,16 +279,7 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		logf("Kafka's or ClickHouse's pid file is missing under %s: their CPU is not reported", o.servicesDir)
 	}
 	watched := append(append([]*proc{}, procs...), svc...)
-	sampleAll := func() {
-		for _, p := range watched {
-			p.sample()
-		}
-	}
-	sampleAll()
-	cpu0 := map[string]float64{}
-	for _, p := range watched {
-		cpu0[p.name] = p.cpuSeconds()
-	}
+	cpu0 := cpuNow(watched)
 
 	// Phase 1: batched ingest throughput; phase 2 (its tail): end-to-end throughput.
 	logf("batched ingest: %d connections, %d events per request, %s", o.conns, o.batchSize, o.batchDur)
@@ -389,7 +380,7 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		report["latency_interleaved"] = iv.finish()
 	}
 	profWG.Wait()
-	sampleAll()
+	cpuNow(watched) // the last reading of every process's CPU and peak RSS, while they run
 	if repairing != nil {
 		report["repair_during_latency"] = repairing.finish(ctx, ch, db, []phase{
 			{"ingest_latency", phasesFrom, e2eFrom}, {"e2e_latency", e2eFrom, phasesTo}})
