@@ -77,10 +77,10 @@ func newHarness(t testing.TB, ingestYAML string, opts ...Option) *harness {
 	cluster, err := kfake.NewCluster(kfake.SeedTopics(3, rawTopic))
 	require.NoError(t, err)
 	t.Cleanup(cluster.Close)
-	client, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
+	client, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ProducerLinger(time.Millisecond))
 	require.NoError(t, err)
 	t.Cleanup(client.Close)
-	h := newHarnessWith(t, ingestYAML, client, opts...)
+	h := newHarnessWith(t, ingestYAML, Gathering(client), opts...) // as runIngest serves
 	h.cluster, h.client = cluster, client
 	return h
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -72,6 +73,32 @@ func (s *Server) produce(ctx context.Context, recs []*kgo.Record) error {
 		return nil
 	}
 	return s.produceFailed(len(recs), failed, first)
+}
+
+// Gathering returns cl as a Producer whose ProduceSync lets concurrent requests' records share
+// produce requests: each record waits up to the client's kgo.ProducerLinger for others bound
+// for its partition. kgo's own ProduceSync ends that wait at once for the partitions it wrote
+// to, so at 2,000 single-event requests/s every event was a produce request of its own, and
+// the broker's per-request work (its request metrics alone were a sixth of its CPU in a
+// profile) was most of what ingest cost it (docs/performance.md, "Ingest's p99").
+func Gathering(cl *kgo.Client) Producer { return gathering{cl} }
+
+type gathering struct{ *kgo.Client }
+
+// ProduceSync produces rs and returns when each one's promise has been called, which franz-go
+// does exactly once per record: acknowledged, failed, or its context done before it was sent.
+func (g gathering) ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults {
+	out := make(kgo.ProduceResults, len(rs))
+	var wg sync.WaitGroup
+	wg.Add(len(rs))
+	for i, r := range rs {
+		g.Produce(ctx, r, func(r *kgo.Record, err error) {
+			out[i] = kgo.ProduceResult{Record: r, Err: err} // each promise its own index
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 func (s *Server) produceFailed(records, failed int, err error) error {

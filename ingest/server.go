@@ -29,16 +29,20 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/config"
 )
 
-// Producer writes records to Kafka. *kgo.Client satisfies it; configure it with franz-go's
-// defaults (acks=all, idempotent writes) so an acknowledged record is on every in-sync replica,
-// and with kgo.RecordDeliveryTimeout(ProduceTimeout) so a call the request stopped waiting for
-// ends soon after.
+// Producer writes records to Kafka. *kgo.Client satisfies it, and Gathering(client) is the one
+// to serve with (produce.go); configure the client with franz-go's defaults (acks=all,
+// idempotent writes) so an acknowledged record is on every in-sync replica, and with
+// kgo.RecordDeliveryTimeout(ProduceTimeout) so a call the request stopped waiting for ends soon
+// after.
 type Producer interface {
 	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
 	Ping(ctx context.Context) error
 }
 
-var _ Producer = (*kgo.Client)(nil)
+var (
+	_ Producer = (*kgo.Client)(nil)
+	_ Producer = gathering{}
+)
 
 // Defaults of a Server; see the Options.
 const (

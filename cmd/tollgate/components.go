@@ -155,13 +155,13 @@ func runIngest(ctx context.Context, a *app) error {
 	cl, err := kafka.NewClient(a.cfg, a.log,
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordDeliveryTimeout(ingest.ProduceTimeout),
-		kgo.ProducerLinger(0),
+		kgo.ProducerLinger(a.cfg.Ingest.ProduceLinger()),
 	)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	return ingest.New(a.cfg, cl, a.log).Run(ctx)
+	return ingest.New(a.cfg, ingest.Gathering(cl), a.log).Run(ctx)
 }
 
 func runProcessor(ctx context.Context, a *app) error {

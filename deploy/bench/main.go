@@ -408,6 +408,11 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		svcTotal += c
 		comps[p.name] = map[string]any{"cpu_s": round(c, 1)}
 		perK[p.name] = round(c/events*1000, 4)
+		if p.name == "clickhouse" {
+			m := float64(p.mergeTicks)/clockTick - cpu0[chMerges]
+			comps[p.name].(map[string]any)["merges_cpu_s"] = round(m, 1)
+			perK[chMerges] = round(m/events*1000, 4)
+		}
 	}
 	if len(svc) > 0 {
 		perK["total_with_services"] = round(svcTotal/events*1000, 4)

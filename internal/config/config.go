@@ -131,6 +131,11 @@ type Ingest struct {
 	// default max(rate_limit, 500) so a full batch always fits.
 	RateLimit int `yaml:"rate_limit"`
 	RateBurst int `yaml:"rate_burst"`
+	// Linger is how long a record ingest writes waits for others bound for its partition, so
+	// that concurrent requests share Kafka produce requests (franz-go's ProducerLinger). Default
+	// 1ms: at 2,000 single-event requests/s it halved ingest's and the broker's CPU for about a
+	// millisecond more per request. Negative: none, every request's records go at once.
+	Linger time.Duration `yaml:"linger"`
 	// CountryHeader and RegionHeader are trusted request headers set by the site's CDN or load
 	// balancer (e.g. CF-IPCountry); ingest derives an event's jurisdiction from them when the
 	// event names none. Default "": no header is trusted, since a browser can set any header.
@@ -143,6 +148,9 @@ type Ingest struct {
 	// in it (a browser key is public). Default false; `make demo` turns it on.
 	DemoPage bool `yaml:"demo_page"`
 }
+
+// ProduceLinger is Linger as franz-go's ProducerLinger takes it: 0 for none.
+func (i Ingest) ProduceLinger() time.Duration { return max(i.Linger, 0) }
 
 // Metrics configures the Prometheus endpoint of components without an HTTP server of their own.
 type Metrics struct {
@@ -312,6 +320,7 @@ func (c *Config) setDefaults() {
 	defDur(&c.ClickHouse.Retention.AnonymizeAfter, 90*24*time.Hour)
 	defDur(&c.ClickHouse.Retention.Interval, time.Hour)
 	def(&c.Ingest.Listen, "127.0.0.1:8080")
+	defDur(&c.Ingest.Linger, time.Millisecond)
 	if c.Ingest.Jurisdictions == nil {
 		c.Ingest.Jurisdictions = DefaultJurisdictions()
 	}
@@ -378,6 +387,9 @@ func (c *Config) validate() error {
 	}
 	if r := c.ClickHouse.Retention; r.DropAfter < 0 || (r.DropAfter > 0 && r.AnonymizeAfter > 0 && r.DropAfter <= r.AnonymizeAfter) {
 		return &policy.FieldError{Field: "clickhouse.retention.drop_after", Reason: fmt.Sprintf("%s: must be 0 (never) or longer than anonymize_after (%s)", r.DropAfter, r.AnonymizeAfter)}
+	}
+	if c.Ingest.Linger > time.Second {
+		return &policy.FieldError{Field: "ingest.linger", Reason: fmt.Sprintf("%s: must be at most 1s (every request waits for it; negative: none)", c.Ingest.Linger)}
 	}
 	if c.Delivery.MaxAttempts < 1 {
 		return &policy.FieldError{Field: "delivery.max_attempts", Reason: "must be at least 1"}

@@ -37,6 +37,7 @@ func TestSecurityKeyErrors(t *testing.T) {
 		{"kafka:\n  tls: {enabled: true, ca_file: " + bad + "}\n", "holds no PEM certificate"},
 		{"clickhouse:\n  tls: {enabled: true, cert_file: /x}\n", "clickhouse.tls: cert_file and key_file: set both or neither"},
 		{"ingest:\n  rate_limit: -1\n", "ingest.rate_limit: must not be negative"},
+		{"ingest:\n  linger: 2s\n", "ingest.linger: 2s: must be at most 1s"},
 		{"delivery:\n  allowed_hosts: [\"http://x\"]\n", `delivery.allowed_hosts[0]: "http://x" is not a host name`},
 		{"debug:\n  pprof_listen: 0.0.0.0:6060\n", "debug.pprof_listen: \"0.0.0.0:6060\" must be a loopback address"},
 	} {
