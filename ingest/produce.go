@@ -79,8 +79,8 @@ func (s *Server) produce(ctx context.Context, recs []*kgo.Record) error {
 // produce requests: each record waits up to the client's kgo.ProducerLinger for others bound
 // for its partition. kgo's own ProduceSync ends that wait at once for the partitions it wrote
 // to, so at 2,000 single-event requests/s every event was a produce request of its own, and
-// the broker's per-request work (its request metrics alone were a sixth of its CPU in a
-// profile) was most of what ingest cost it (docs/performance.md, "Ingest's p99").
+// the broker's work per request was most of what ingest cost it (docs/performance.md,
+// "Ingest's p99").
 func Gathering(cl *kgo.Client) Producer { return gathering{cl} }
 
 type gathering struct{ *kgo.Client }
