@@ -56,7 +56,7 @@ func main() {
 	flag.DurationVar(&o.traffic, "duration", 4*time.Minute, "how long traffic and faults run")
 	flag.IntVar(&o.rate, "rate", 500, "events per second sent")
 	flag.DurationVar(&o.chDown, "clickhouse-down", time.Minute, "how long ClickHouse stays down")
-	flag.BoolVar(&o.keepServices, "keep-services", false, "leave the private Kafka and ClickHouse running, with the run's topics and database (deleted otherwise)")
+	flag.BoolVar(&o.keepServices, "keep-services", false, "leave the private Kafka and ClickHouse running, with the run's topics and database (otherwise deleted after a run that passed)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -70,7 +70,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, o options) (bool, error) {
+func run(ctx context.Context, o options) (ok bool, err error) {
 	abs, err := filepath.Abs(o.dir)
 	if err != nil {
 		return false, err
@@ -102,8 +102,15 @@ func run(ctx context.Context, o options) (bool, error) {
 	db := "tollgate_chaos_" + stamp
 	prefix := "chaos" + stamp + "."
 	if !o.keepServices {
-		// Registered before the components' stops, so it runs after them.
-		defer forget(svc, prefix, db)
+		// Registered before the components' stops, so it runs after them. A run that failed
+		// keeps its data, for a look with -keep-services' services or their state folder.
+		defer func() {
+			if ok && err == nil {
+				forget(svc, prefix, db)
+			} else {
+				logf("the run's topics (%s*) and database %s are kept in %s", prefix, db, abs)
+			}
+		}()
 	}
 	ingestAddr := harness.FreeAddr()
 	if err := writeConfig(work, o.policy, svc, prefix, db, ingestAddr, vendors); err != nil {
@@ -174,9 +181,9 @@ func run(ctx context.Context, o options) (bool, error) {
 	return res.losses() == 0 && res.forbidden() == 0 && res.twiceOrWrong() == 0, nil
 }
 
-// forget deletes the run's topics and drops its database once its components have stopped.
-// Kept, they made the private broker load every earlier run's topics at each start: 3.4 GB
-// after sixty runs here, which once outlasted services-up's 90 s wait.
+// forget deletes a passed run's topics and drops its database once its components have
+// stopped. Kept, they made the private broker load every earlier run's topics at each start:
+// 3.4 GB after sixty runs here, which once outlasted services-up's 90 s wait.
 func forget(svc services, prefix, db string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
