@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -243,16 +244,39 @@ func ready(ctx context.Context, base string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// FreeAddr returns a loopback address with a port nobody listens on right now. It panics when
-// it cannot listen on loopback at all: nothing the callers run could work then.
+// FreeAddr returns a loopback address whose port nothing listens on, for a component to bind.
+// The port comes from below the kernel's ephemeral range (32768–60999 on Linux) and away from
+// the services' fixed ports: a port the kernel hands out can be taken by any outgoing
+// connection (a parallel test's Kafka client) before the component binds it, which failed an
+// e2e test with "address already in use". A port is handed out once per process.
 func FreeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	freeMu.Lock()
+	defer freeMu.Unlock()
+	for range 1000 {
+		port := 23000 + rand.IntN(5000)
+		if freeGiven[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		freeGiven[port] = true
+		return ln.Addr().String()
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // that range is full: the kernel's choice
 	if err != nil {
 		panic(fmt.Sprintf("harness: listen on loopback: %v", err))
 	}
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+var (
+	freeMu    sync.Mutex
+	freeGiven = map[int]bool{}
+)
 
 // DeleteTopics deletes every topic whose name starts with prefix: a run's deployment (its own
 // topic prefix) leaves nothing behind on a shared broker. Partitions left over from run after
