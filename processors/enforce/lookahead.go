@@ -43,20 +43,9 @@ type lookahead struct {
 	pending map[int32]map[string][]restriction // per partition and user, in offset order
 }
 
-// The lookahead fetches in steps of aheadFetchBytes or aheadFetchWait, whichever comes first, as
-// the delivery ledger's follower does: at a trickle of single-event requests a fetch per produce
-// (a response, a read and a wake-up each) cost the processor more than its batches (which now come
-// every commitInterval); under load a step fills at once. A batch's catchUp waits for at most one
-// step.
-const (
-	aheadFetchBytes = 256 << 10
-	aheadFetchWait  = 20 * time.Millisecond
-)
-
 func newLookahead(cfg *config.Config, log *zap.Logger, book *codebook) (*lookahead, error) {
 	l := &lookahead{topic: cfg.Topic(config.TopicRaw), book: book, pending: map[int32]map[string][]restriction{}}
-	f, err := kafka.NewFollower(cfg, log.Named("lookahead"), l.topic, l.observe,
-		kgo.FetchMinBytes(aheadFetchBytes), kgo.FetchMaxWait(aheadFetchWait))
+	f, err := kafka.NewFollower(cfg, log.Named("lookahead"), l.topic, l.observe, kafka.InSteps()...)
 	if err != nil {
 		return nil, err
 	}

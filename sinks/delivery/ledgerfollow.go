@@ -21,7 +21,9 @@ import (
 // stored offset, or from its start. Every sink process of the destination reads every
 // partition: the ledger answers for any event, whoever sent it.
 func (l *ledgerStore) run(ctx context.Context, cfg *config.Config) error {
-	f, err := kafka.NewFollower(cfg, l.log, l.topic, l.apply, kgo.FetchMaxWait(ledgerFetchWait), kgo.FetchMinBytes(ledgerFetchBytes))
+	// In steps: a request's check does not wait for one (syncOthers); a search for requests in
+	// doubt, rare, does.
+	f, err := kafka.NewFollower(cfg, l.log, l.topic, l.apply, kafka.InSteps()...)
 	if err != nil {
 		return err
 	}
@@ -48,15 +50,6 @@ func (l *ledgerStore) sync(ctx context.Context, reuse time.Duration) error {
 func (l *ledgerStore) syncOthers(ctx context.Context, reuse time.Duration) error {
 	return l.view.syncOthers(ctx, reuse)
 }
-
-// The ledger's follower fetches in steps of ledgerFetchBytes or ledgerFetchWait, whichever comes
-// first: fetching each journal round as it landed cost the broker more than writing it (one
-// request per event: Kafka 100 µs per request, 74 in steps; docs/performance.md). A request's
-// check does not wait for the step (syncOthers); a search for requests in doubt, rare, does.
-const (
-	ledgerFetchWait  = 20 * time.Millisecond
-	ledgerFetchBytes = 256 << 10
-)
 
 // starts are the offsets to follow the topic from: the stored next offset, or the partition's
 // start when there is none or the topic no longer holds it.
