@@ -129,6 +129,8 @@ func (s *Store) Expire(nowMs int64) error {
 	if !stale {
 		return nil
 	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.DeleteRange(dayPrefix(kindID, 0), dayPrefix(kindID, cut), nil)

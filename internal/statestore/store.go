@@ -49,9 +49,16 @@ const (
 
 const day = 24 * time.Hour
 
-// Store is one partition's state. It is safe for concurrent readers and one writer.
+// Store is one partition's state. It is safe for concurrent use: readers go on together, and
+// writers (a batch's commit, a checkpoint, an expiry) take turns.
 type Store struct {
-	db     *pebble.DB
+	db *pebble.DB
+	// wmu makes the writers take turns. A checkpoint saves a segment's filter as of a moment and
+	// then marks it saved: a batch committed in between (its ids on disk, its filter bits added
+	// after the dump) left a saved filter without them, and the next open loaded it, so those
+	// ids read as new. The processor's restore of a partition and a batch still holding that
+	// partition's store were such a pair (processors/enforce/revoke.go).
+	wmu    sync.Mutex
 	window time.Duration
 	// bottom is set once the store has tables in its bottom level (L6). From then on consent
 	// lookups are prefix seeks: pebble's Get never reads L6 bloom filters, so a miss there costs a
@@ -130,6 +137,8 @@ func Open(dir string, window time.Duration, options ...Option) (*Store, error) {
 // everything applied so far to disk, so a crash after it loses nothing and the next open loads
 // the filters instead of rebuilding them.
 func (s *Store) Checkpoint() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	if err := s.saveFilters(); err != nil {
 		return err
 	}
@@ -267,6 +276,8 @@ func (b *Batch) Len() int { return int(b.b.Count()) }
 // its last flush, behind (never ahead of) what the offsets say, as they are in the same batch.
 func (b *Batch) Commit() error {
 	defer b.b.Close()
+	b.s.wmu.Lock()
+	defer b.s.wmu.Unlock()
 	b.s.unsave(b)
 	if err := b.b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("state store commit: %w", err)

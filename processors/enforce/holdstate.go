@@ -229,7 +229,7 @@ func (b *stagedState) commitHeld(batch func(int32) *statestore.Batch) {
 // holds.
 func (b *stagedState) indexHeld() {
 	for k, h := range b.holds.lists {
-		if b.store.store(k.partition) != nil {
+		if b.owned(k.partition) != nil {
 			b.store.holds.set(k.partition, k.user, h)
 		}
 	}

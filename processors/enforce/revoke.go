@@ -15,8 +15,16 @@ import (
 // session holds, while they run, the lock its End takes, so waiting would deadlock. Instead the
 // batch holds a reference to each store it reads, and a store given up (revoked, lost, wiped)
 // while held closes when the batch lets go of it. Until then the batch reads the store it
-// started with; its transaction aborts anyway (the session saw the revocation), or, when the
-// revocation came after End, the committed changes still reach the store they belong to.
+// started with; its transaction aborts anyway (the session saw the revocation).
+//
+// When the revocation came after End, the batch committed, and it does not write its changes
+// into a store given up since it pinned it: franz-go runs the revoke callback only once End has
+// ended the transaction, so the changelog holds the batch's records, and whoever opens the
+// partition next (another member, or this one given it back) restores them from there. Had the
+// batch written them too, the restore of a partition given back and the batch would write the
+// same store at once: the batch's older consent states over newer ones restored, and (before
+// statestore's writers took turns) the batch's ids missing from the filters a checkpoint saved,
+// so that after a reopen their resends were decided again (TestRebalanceMidBatchUnderLoad, once).
 
 // storeRefs counts the holders of each store and closes a store given up when the last one lets
 // go. The zero value is ready to use.
@@ -25,15 +33,31 @@ type storeRefs struct {
 	held map[*statestore.Store]int
 	// retired are the stores given up while held, by partition.
 	retired map[int32]*statestore.Store
+	// givenUp counts the times each held store was given up (taken back or not).
+	givenUp map[*statestore.Store]int
 }
 
-func (r *storeRefs) hold(db *statestore.Store) {
+// pin is a store a batch holds, and how many times it had been given up when the batch took it.
+type pin struct {
+	db      *statestore.Store
+	givenUp int
+}
+
+func (r *storeRefs) hold(db *statestore.Store) pin {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.held == nil {
 		r.held = map[*statestore.Store]int{}
 	}
 	r.held[db]++
+	return pin{db: db, givenUp: r.givenUp[db]}
+}
+
+// kept reports that p's store has not been given up since it was pinned.
+func (r *storeRefs) kept(p pin) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.givenUp[p.db] == p.givenUp
 }
 
 // close closes the partition's store now, or when its last holder releases it.
@@ -43,7 +67,11 @@ func (r *storeRefs) close(partition int32, db *statestore.Store) error {
 		if r.retired == nil {
 			r.retired = map[int32]*statestore.Store{}
 		}
+		if r.givenUp == nil {
+			r.givenUp = map[*statestore.Store]int{}
+		}
 		r.retired[partition] = db
+		r.givenUp[db]++
 		r.mu.Unlock()
 		return nil
 	}
@@ -60,6 +88,7 @@ func (r *storeRefs) release(partition int32, db *statestore.Store) error {
 		return nil
 	}
 	delete(r.held, db)
+	delete(r.givenUp, db) // the count matters only to holders, and there are none
 	retired := r.retired[partition] == db
 	if retired {
 		delete(r.retired, partition)
@@ -84,39 +113,52 @@ func (r *storeRefs) reclaim(partition int32) *statestore.Store {
 	return db
 }
 
-// pin returns the partition's open store (nil if it is not open), held until released.
-func (s *stateStore) pin(partition int32) *statestore.Store {
+// pin returns the partition's open store (none if it is not open), held until released.
+func (s *stateStore) pin(partition int32) pin {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	db := s.parts[partition]
-	if db != nil {
-		s.refs.hold(db) // under mu: closePartitions cannot give it up in between
+	if db := s.parts[partition]; db != nil {
+		return s.refs.hold(db) // under mu: closePartitions cannot give it up in between
 	}
-	return db
+	return pin{}
 }
 
-// db is the partition's store as this batch reads and commits it: pinned at first use, so a
-// revocation meanwhile does not close it under the batch.
+// db is the partition's store as this batch reads it: pinned at first use, so a revocation
+// meanwhile does not close it under the batch.
 func (b *stagedState) db(partition int32) *statestore.Store {
-	if db, ok := b.pinned[partition]; ok {
-		return db
+	return b.pinOf(partition).db
+}
+
+// owned is the partition's store as this batch commits into it: the pinned store, unless it
+// was given up since (nil then; see above).
+func (b *stagedState) owned(partition int32) *statestore.Store {
+	p := b.pinOf(partition)
+	if p.db == nil || !b.store.refs.kept(p) {
+		return nil
 	}
-	db := b.store.pin(partition)
+	return p.db
+}
+
+func (b *stagedState) pinOf(partition int32) pin {
+	if p, ok := b.pinned[partition]; ok {
+		return p
+	}
+	p := b.store.pin(partition)
 	if b.pinned == nil {
-		b.pinned = map[int32]*statestore.Store{}
+		b.pinned = map[int32]pin{}
 	}
-	b.pinned[partition] = db
-	return db
+	b.pinned[partition] = p
+	return p
 }
 
 // release lets go of the stores the batch pinned; one given up meanwhile closes now.
 func (b *stagedState) release() error {
 	var first error
-	for part, db := range b.pinned {
-		if db == nil {
+	for part, p := range b.pinned {
+		if p.db == nil {
 			continue
 		}
-		if err := b.store.refs.release(part, db); err != nil && first == nil {
+		if err := b.store.refs.release(part, p.db); err != nil && first == nil {
 			first = err
 		}
 	}

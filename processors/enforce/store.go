@@ -185,7 +185,7 @@ type stagedState struct {
 	// which the producer's partitioner sends to that partition like the user's other records.
 	keys map[int32]string
 	// pinned are the stores the batch read, held open until it ends (revoke.go).
-	pinned map[int32]*statestore.Store
+	pinned map[int32]pin
 	// offsets are the highest changelog offsets produced per topic and partition (set by the
 	// produce promises, read after the transaction ended).
 	mu      sync.Mutex
@@ -312,9 +312,9 @@ func (s *stateStore) commit(b *stagedState) error {
 		if bb := batches[p]; bb != nil {
 			return bb
 		}
-		db := b.db(p)
+		db := b.owned(p)
 		if db == nil {
-			return nil // not open: the changelog has it for the next owner
+			return nil // not open, or given up meanwhile: the changelog has it for the next owner
 		}
 		batches[p] = db.NewBatch()
 		return batches[p]
