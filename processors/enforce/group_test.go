@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -287,7 +288,7 @@ func checkExactlyOnce(t *testing.T, cfg *config.Config, f *feed) {
 		require.NoError(t, err)
 		require.NoError(t, kafka.ReadToEnd(ctx, cfg, zap.NewNop(), topic, ends, fn))
 	}
-	ids := map[string]bool{}
+	ids := map[string]string{} // decision id -> where it was read first
 	perEvent := map[string]int{}
 	var ds []schemas.Decision
 	read(config.TopicDecisions, func(r *kgo.Record) {
@@ -295,21 +296,24 @@ func checkExactlyOnce(t *testing.T, cfg *config.Config, f *feed) {
 		ds, err = schemas.DecodeDecisions(ds[:0], r.Value)
 		require.NoError(t, err)
 		for _, d := range ds {
-			if ids[d.DecisionID] {
-				t.Errorf("decision %s (%s/%s) written twice", d.DecisionID, d.EventID, d.Destination)
+			at := fmt.Sprintf("decisions[%d]@%d, decided at %d ms", r.Partition, r.Offset, d.DecidedMs)
+			if first, ok := ids[d.DecisionID]; ok {
+				t.Errorf("decision %s (%s/%s) written twice: %s and %s", d.DecisionID, d.EventID, d.Destination, first, at)
+				continue
 			}
-			ids[d.DecisionID] = true
+			ids[d.DecisionID] = at
 			perEvent[d.EventID]++
 		}
 	})
 	dests := len(cfg.Policy.Names)
-	lost := 0
+	var wrong []string // "id: n decisions", to tell a lost batch from a repeated one
 	for id := range f.ids {
 		if perEvent[id] != dests {
-			lost++
+			wrong = append(wrong, fmt.Sprintf("%s: %d", id, perEvent[id]))
 		}
 	}
-	require.Zero(t, lost, "events without one decision per destination (of %d)", len(f.ids))
+	slices.Sort(wrong)
+	require.Empty(t, wrong, "events without one decision per destination (of %d)", len(f.ids))
 	require.Len(t, perEvent, len(f.ids), "decisions only for the events written")
 	dups := 0
 	read(config.TopicDuplicates, func(*kgo.Record) { dups++ })
