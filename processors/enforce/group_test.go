@@ -24,6 +24,7 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/kafka"
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/internal/sample"
+	"github.com/tollgate-dev/tollgate/internal/statestore"
 	"github.com/tollgate-dev/tollgate/internal/testenv"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
@@ -289,6 +290,12 @@ func checkExactlyOnce(t *testing.T, cfg *config.Config, f *feed) {
 		require.NoError(t, kafka.ReadToEnd(ctx, cfg, zap.NewNop(), topic, ends, fn))
 	}
 	ids := map[string]string{} // decision id -> where it was read first
+	twice := map[statestore.ID]bool{}
+	defer func() {
+		if len(twice) > 0 {
+			explainTwice(t, cfg, twice)
+		}
+	}()
 	perEvent := map[string]int{}
 	var ds []schemas.Decision
 	read(config.TopicDecisions, func(r *kgo.Record) {
@@ -299,6 +306,7 @@ func checkExactlyOnce(t *testing.T, cfg *config.Config, f *feed) {
 			at := fmt.Sprintf("decisions[%d]@%d, decided at %d ms", r.Partition, r.Offset, d.DecidedMs)
 			if first, ok := ids[d.DecisionID]; ok {
 				t.Errorf("decision %s (%s/%s) written twice: %s and %s", d.DecisionID, d.EventID, d.Destination, first, at)
+				twice[statestore.IDOf(d.UserKey, d.EventID)] = true
 				continue
 			}
 			ids[d.DecisionID] = at
