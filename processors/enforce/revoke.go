@@ -18,9 +18,11 @@ import (
 // started with; its transaction aborts anyway (the session saw the revocation).
 //
 // When the revocation came after End, the batch committed, and it does not write its changes
-// into a store given up since it pinned it: franz-go runs the revoke callback only once End has
-// ended the transaction, so the changelog holds the batch's records, and whoever opens the
-// partition next (another member, or this one given it back) restores them from there. Had the
+// into a store given up since it pinned it. The session's revoke callback takes the lock End
+// holds from its decision to commit through EndTxn, and a revocation seen before that decision
+// aborts the batch; so for a batch that committed the callback ran after EndTxn, the changelog
+// holds the batch's records, and whoever opens the partition next (another member, or this one
+// given it back) restores them from there. Had the
 // batch written them too, the restore of a partition given back and the batch would write the
 // same store at once: the batch's older consent states over newer ones restored, and (before
 // statestore's writers took turns) the batch's ids missing from the filters a checkpoint saved,
