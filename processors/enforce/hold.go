@@ -188,7 +188,7 @@ func (p *Processor) committedState(batch *stagedState, partition int32, user str
 
 // releaseDue decides the held events past the window, at most every holdScanEvery (and on
 // every call with force): the window's timer.
-func (p *Processor) releaseDue(batch *stagedState, force bool) ([]*kgo.Record, error) {
+func (p *Processor) releaseDue(batch *stagedState, force bool, consumed func(int32) bool) ([]*kgo.Record, error) {
 	now := p.now()
 	if !p.holding() || (!force && now.Before(p.nextHoldScan)) {
 		return nil, nil
@@ -199,8 +199,8 @@ func (p *Processor) releaseDue(batch *stagedState, force bool) ([]*kgo.Record, e
 	p.metrics.oldestHold.Set(ageSeconds(now, oldest))
 	var recs []*kgo.Record
 	for partition, users := range due {
-		if p.state.store(partition) == nil {
-			continue // given up since the scan
+		if p.state.store(partition) == nil || consumed != nil && !consumed(partition) {
+			continue // given up since the scan, or revoked without the callback (consumedNow)
 		}
 		for _, user := range users {
 			st, err := p.committedState(batch, partition, user)

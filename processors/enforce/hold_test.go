@@ -41,7 +41,7 @@ func holdRun(t *testing.T, p *Processor, tick bool, recs ...*kgo.Record) produce
 		require.NoError(t, err)
 		outs = append(outs, o...)
 	}
-	due, err := p.releaseDue(batch, tick)
+	due, err := p.releaseDue(batch, tick, nil)
 	require.NoError(t, err)
 	outs = append(outs, due...)
 	outs = append(outs, batch.heldChangelog(p.topics.held)...)
@@ -222,4 +222,20 @@ func TestHoldSurvivesReopen(t *testing.T) {
 	got := holdRun(t, p, false, consentRecord(t, "u7", map[string]bool{"analytics": true, "marketing": true}, false))
 	require.Equal(t, []string{"a"}, got.filtered["ga4"])
 	require.Equal(t, []string{"a"}, got.filtered["meta"])
+}
+
+// The window's timer releases nothing of a partition the session no longer consumes (revoked
+// without the callback: consumedNow), and the held events stay for the partition's owner.
+func TestHoldWindowSkipsAPartitionNotConsumed(t *testing.T) {
+	p, clock := holdProcessor(t)
+	holdRun(t, p, false, holdEvent(t, "u9", "a", nil))
+	*clock = clock.Add(time.Minute)
+	batch := p.state.begin()
+	due, err := p.releaseDue(batch, true, func(int32) bool { return false })
+	p.release(batch)
+	require.NoError(t, err)
+	require.Empty(t, due)
+	require.Equal(t, 1, p.state.holds.held(), "still held")
+	got := holdRun(t, p, true)
+	require.Len(t, got.decisions, 2, "released once the partition is consumed")
 }

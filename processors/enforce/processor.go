@@ -232,7 +232,11 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 		n++
 	})
 	if stateErr == nil {
-		released, err := p.releaseDue(batch, n == 0)
+		var consumed func(int32) bool
+		if p.holding() {
+			consumed = consumedNow(sess, p.cfg.Topic(config.TopicRaw))
+		}
+		released, err := p.releaseDue(batch, n == 0, consumed)
 		for _, rec := range released {
 			sess.Produce(ctx, rec, promise)
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/tollgate-dev/tollgate/internal/statestore"
@@ -172,5 +173,20 @@ func (b *stagedState) release() error {
 func (p *Processor) release(batch *stagedState) {
 	if err := batch.release(); err != nil {
 		p.log.Warn("closing a revoked partition's state store", zap.Error(err))
+	}
+}
+
+// consumedNow reports whether the session consumes a partition of topic now, by franz-go's group
+// state: a partition has its offsets there from its assignment (or its first poll) on, and loses
+// them at every revocation. The revoke callback does not tell the hold's window timer enough:
+// franz-go's transact session passes only the first revocation of a transaction on to it (a
+// second one before End is dropped: txn.go returns while the first is still unended), so the
+// store and the hold index of that partition stay, and the timer would release held events of
+// a partition another member now owns, which that member releases too.
+func consumedNow(sess *kgo.GroupTransactSession, topic string) func(int32) bool {
+	offsets := sess.Client().CommittedOffsets()[topic]
+	return func(partition int32) bool {
+		_, ok := offsets[partition]
+		return ok
 	}
 }

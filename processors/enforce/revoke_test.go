@@ -1,9 +1,12 @@
 package enforce
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tollgate-dev/tollgate/internal/config"
@@ -119,4 +122,32 @@ func marketing(t *testing.T, db *statestore.Store, user string) bool {
 	u, err := schemas.ConsentUpdates.Decode(v)
 	require.NoError(t, err)
 	return u.Consent["marketing"]
+}
+
+// consumedNow follows franz-go's group state: the partitions the session was assigned (and
+// polled or had committed offsets for), not others.
+func TestConsumedNow(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "raw"))
+	require.NoError(t, err)
+	defer c.Close()
+	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(c.ListenAddrs()...), kgo.TransactionalID("tx"),
+		kgo.ConsumerGroup("g"), kgo.ConsumeTopics("raw"), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	require.NoError(t, err)
+	defer sess.Close()
+	pr, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("raw"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	require.NoError(t, err)
+	defer pr.Close()
+	require.NoError(t, pr.ProduceSync(context.Background(), &kgo.Record{Partition: 0, Value: []byte("x")}, &kgo.Record{Partition: 1, Value: []byte("y")}).FirstErr())
+	polled := map[int32]bool{}
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		sess.PollFetches(ctx).EachRecord(func(r *kgo.Record) { polled[r.Partition] = true })
+		return len(polled) == 2
+	}, 30*time.Second, 10*time.Millisecond)
+	consumed := consumedNow(sess, "raw")
+	require.True(t, consumed(0))
+	require.True(t, consumed(1))
+	require.False(t, consumed(2), "not a partition of the topic")
+	require.False(t, consumedNow(sess, "other")(0), "not a topic the session reads")
 }
