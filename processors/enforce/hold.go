@@ -187,7 +187,8 @@ func (p *Processor) committedState(batch *stagedState, partition int32, user str
 }
 
 // releaseDue decides the held events past the window, at most every holdScanEvery (and on
-// every call with force): the window's timer.
+// every call with force): the window's timer. It skips the partitions that consumed
+// reports the session no longer reads (nil: it reads them all).
 func (p *Processor) releaseDue(batch *stagedState, force bool, consumed func(int32) bool) ([]*kgo.Record, error) {
 	now := p.now()
 	if !p.holding() || (!force && now.Before(p.nextHoldScan)) {
