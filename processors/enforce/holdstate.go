@@ -224,12 +224,12 @@ func (b *stagedState) commitHeld(batch func(int32) *statestore.Batch) {
 }
 
 // indexHeld brings the index up to the committed changes (after the store batches committed),
-// for the partitions this process still owns: one revoked during the batch was dropped from the
-// index, and an entry for it would make the window's timer release events another processor now
-// holds.
-func (b *stagedState) indexHeld() {
+// for the partitions whose store took them (batches, commit's): one revoked during the batch was
+// dropped from the index, and an entry for it would make the window's timer release events
+// another processor now holds.
+func (b *stagedState) indexHeld(batches map[int32]*statestore.Batch) {
 	for k, h := range b.holds.lists {
-		if b.owned(k.partition) != nil {
+		if batches[k.partition] != nil {
 			b.store.holds.set(k.partition, k.user, h)
 		}
 	}

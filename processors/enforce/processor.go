@@ -232,11 +232,7 @@ func (p *Processor) processBatch(ctx context.Context, sess *kgo.GroupTransactSes
 		n++
 	})
 	if stateErr == nil {
-		var consumed func(int32) bool
-		if p.holding() {
-			consumed = consumedNow(sess, p.cfg.Topic(config.TopicRaw))
-		}
-		released, err := p.releaseDue(batch, n == 0, consumed)
+		released, err := p.releaseDue(batch, n == 0, consumedNow(sess, p.cfg.Topic(config.TopicRaw)))
 		for _, rec := range released {
 			sess.Produce(ctx, rec, promise)
 		}

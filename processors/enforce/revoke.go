@@ -23,11 +23,11 @@ import (
 // holds from its decision to commit through EndTxn, and a revocation seen before that decision
 // aborts the batch; so for a batch that committed the callback ran after EndTxn, the changelog
 // holds the batch's records, and whoever opens the partition next (another member, or this one
-// given it back) restores them from there. Had the
-// batch written them too, the restore of a partition given back and the batch would write the
-// same store at once: the batch's older consent states over newer ones restored, and (before
-// statestore's writers took turns) the batch's ids missing from the filters a checkpoint saved,
-// so that after a reopen their resends were decided again (TestRebalanceMidBatchUnderLoad, once).
+// given it back) restores them from there. Had the batch written them too, the restore of a
+// partition given back and the batch would write the same store at once: the batch's older
+// consent states over newer ones restored, and (before statestore's writers took turns) the
+// batch's ids missing from the filters a checkpoint saved, so that after a reopen their resends
+// were decided again (TestRebalanceMidBatchUnderLoad, once).
 
 // storeRefs counts the holders of each store and closes a store given up when the last one lets
 // go. The zero value is ready to use.
@@ -183,9 +183,15 @@ func (p *Processor) release(batch *stagedState) {
 // second one before End is dropped: txn.go returns while the first is still unended), so the
 // store and the hold index of that partition stay, and the timer would release held events of
 // a partition another member now owns, which that member releases too.
+// The offsets are read at the first question (a copy of franz-go's map): most batches ask none,
+// as the timer scans at most every holdScanEvery.
 func consumedNow(sess *kgo.GroupTransactSession, topic string) func(int32) bool {
-	offsets := sess.Client().CommittedOffsets()[topic]
+	var offsets map[int32]kgo.EpochOffset
+	read := false
 	return func(partition int32) bool {
+		if !read {
+			offsets, read = sess.Client().CommittedOffsets()[topic], true
+		}
 		_, ok := offsets[partition]
 		return ok
 	}

@@ -307,17 +307,19 @@ func (b *stagedState) produced(topic string, partition int32, offset int64) {
 // changelog, and the restore reads those records again: they are full states, so applying one
 // twice is the same as once.
 func (s *stateStore) commit(b *stagedState) error {
+	// One decision per partition: its store's batch, or nil for a store not open or given up
+	// meanwhile (the changelog has those changes for the next owner).
 	batches := map[int32]*statestore.Batch{}
 	batch := func(p int32) *statestore.Batch {
-		if bb := batches[p]; bb != nil {
+		if bb, decided := batches[p]; decided {
 			return bb
 		}
-		db := b.owned(p)
-		if db == nil {
-			return nil // not open, or given up meanwhile: the changelog has it for the next owner
+		var bb *statestore.Batch
+		if db := b.owned(p); db != nil {
+			bb = db.NewBatch()
 		}
-		batches[p] = db.NewBatch()
-		return batches[p]
+		batches[p] = bb
+		return bb
 	}
 	for k, rec := range b.changed {
 		if bb := batch(k.partition); bb != nil {
@@ -339,12 +341,15 @@ func (s *stateStore) commit(b *stagedState) error {
 	}
 	var first error
 	for _, bb := range batches {
+		if bb == nil {
+			continue
+		}
 		if err := bb.Commit(); err != nil && first == nil {
 			first = err
 		}
 	}
 	if first == nil {
-		b.indexHeld()
+		b.indexHeld(batches)
 	}
 	return first
 }
