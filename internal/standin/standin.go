@@ -91,6 +91,7 @@ type Server struct {
 	stop     func()
 	inFlight int // requests being answered now, and the most there have been at once
 	maxIn    int
+	forget   bool // WithoutRecords: nothing kept (Requests, EventIDs and Keys stay empty)
 }
 
 // Option configures a stand-in.
@@ -110,6 +111,14 @@ func WithWebhookSecret(secret string) Option {
 		s.secret = key
 		return err
 	}
+}
+
+// WithoutRecords keeps no request: a long-running stand-in (`tollgate standins`, the demo's and
+// the bench's) would otherwise hold every body it was sent until it stops, and the bench's
+// stand-ins, which play vendors on other hosts, would take the cores from the pipeline for
+// their own garbage collection.
+func WithoutRecords() Option {
+	return func(s *Server) error { s.forget = true; return nil }
 }
 
 func newServer(kind string, opts []Option) (*Server, error) {
@@ -279,8 +288,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, maxBody))
 	s.mu.Lock()
 	idx := len(s.requests)
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(),
-		Header: r.Header.Clone(), Body: body, At: time.Now()})
+	if !s.forget {
+		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(),
+			Header: r.Header.Clone(), Body: body, At: time.Now()})
+	}
 	s.inFlight++
 	s.maxIn = max(s.maxIn, s.inFlight)
 	s.mu.Unlock()
@@ -358,8 +369,8 @@ func (s *Server) logRequest(r *http.Request, status, events int) {
 		zap.String("path", r.URL.Path), zap.Int("status", status), zap.Int("events", events))
 }
 
-// Run serves a stand-in for each kind → address until ctx ends, logging one line per request.
-// It is what `tollgate standins` runs for `make demo`. A failure to start any of them stops the
+// Run serves a stand-in for each kind → address until ctx ends, logging one line per request
+// and keeping none (WithoutRecords). It is what `tollgate standins` runs for `make demo`. A failure to start any of them stops the
 // others and is returned; after ctx ends, Run returns nil.
 func Run(ctx context.Context, addrs map[string]string, log *zap.Logger, opts ...Option) error {
 	if len(addrs) == 0 {
@@ -377,7 +388,7 @@ func Run(ctx context.Context, addrs map[string]string, log *zap.Logger, opts ...
 	}
 	slices.Sort(kinds)
 	for _, kind := range kinds {
-		s, err := Serve(kind, addrs[kind], append([]Option{WithLogger(log)}, opts...)...)
+		s, err := Serve(kind, addrs[kind], append([]Option{WithLogger(log), WithoutRecords()}, opts...)...)
 		if err != nil {
 			stopAll()
 			return err

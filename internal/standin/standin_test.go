@@ -200,3 +200,14 @@ func TestGA4Keys(t *testing.T) {
 	require.Equal(t, []string{"c1|5|purchase", "c1|6|page_view", "c1|5|purchase", "c1|6|page_view"}, s.Keys())
 	require.Empty(t, s.EventIDs())
 }
+
+// WithoutRecords answers as ever and keeps nothing (what `tollgate standins` serves with).
+func TestWithoutRecords(t *testing.T) {
+	s, err := Serve("webhook", "127.0.0.1:0", WithoutRecords())
+	require.NoError(t, err)
+	defer s.Close()
+	status, _ := post(t, s.URL+"/hook", nil, `{"events":[{"event_id":"e1"}]}`)
+	require.Equal(t, 204, status)
+	require.Empty(t, s.Requests())
+	require.Empty(t, s.EventIDs())
+}

@@ -323,9 +323,10 @@ func webhook(s *Server, r *http.Request, body []byte) answer {
 	return answer{status: http.StatusNoContent, accepted: true, ids: ids}
 }
 
-// verify checks a Standard Webhooks signature. It is written from the spec independently of
-// sinks/webhook on purpose: a stand-in that reused the sender's code would agree with any bug in it.: any of the space-separated "v1,<base64>"
-// signatures matches, and the timestamp is within 5 minutes of now.
+// verify checks a Standard Webhooks signature: any of the space-separated "v1,<base64>"
+// signatures matches, and the timestamp is within 5 minutes of now. It is written from the spec,
+// apart from sinks/webhook on purpose: a stand-in that reused the sender's code would agree with
+// any bug in it.
 func verify(key []byte, h http.Header, body []byte, now time.Time) bool {
 	id, ts := h.Get("webhook-id"), h.Get("webhook-timestamp")
 	sec, err := strconv.ParseInt(ts, 10, 64)
