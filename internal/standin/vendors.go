@@ -108,10 +108,12 @@ var ga4Name = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,39}$`)
 
 // ga4 answers /mp/collect with 204 whatever the body, as GA4 does; /debug/mp/collect returns
 // validation messages for the few rules checked here.
-func ga4(_ *Server, r *http.Request, body []byte) answer {
+func ga4(s *Server, r *http.Request, body []byte) answer {
 	switch {
 	case r.Method != http.MethodPost:
 		return answer{status: http.StatusMethodNotAllowed}
+	case r.URL.Path == "/mp/collect" && s.forget:
+		return answer{status: http.StatusNoContent, accepted: true} // the keys are for the records only
 	case r.URL.Path == "/mp/collect":
 		return answer{status: http.StatusNoContent, accepted: true, keys: ga4Keys(body)}
 	case r.URL.Path != "/debug/mp/collect":
