@@ -96,7 +96,6 @@ func newDecider(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time,
 	}
 	// An unknown jurisdiction keeps its name in the audit record but takes the default model.
 	d.model = pol.Model(d.jurisdiction)
-	d.present = presentFields(ev)
 	d.sig = parseSignals(ev.Signals)
 	return d
 }
@@ -110,7 +109,7 @@ type decider struct {
 	nowMs        int64
 	jurisdiction string
 	model        string
-	present      []string        // the event's field paths, sorted
+	present      []string        // the event's field paths, sorted (fields: at the first decision)
 	sensitive    int8            // -1 not yet evaluated, 0 no rule matches, 1 a rule matches
 	sig          *eventSignals   // the CMP's signals (signals.go); nil when none were sent
 	effective    map[string]bool // effectiveConsent's answer, once worked out; never handed out
@@ -141,7 +140,7 @@ func (d *decider) decide(dest *policy.Destination) Outcome {
 	if reason != ReasonNecessary && reason != ReasonConsented {
 		dec.Outcome = Blocked
 		dec.FieldsSent = []string{}
-		dec.FieldsStripped = slices.Clone(d.present)
+		dec.FieldsStripped = slices.Clone(d.fields())
 		return Outcome{Decision: dec}
 	}
 	dec.Outcome = Forwarded
@@ -238,8 +237,9 @@ func (d *decider) isSensitive() bool {
 // both sorted because present is.
 func (d *decider) split(dest *policy.Destination) (sent, stripped []string) {
 	sent = make([]string, 0, len(dest.Fields))
-	stripped = make([]string, 0, len(d.present))
-	for _, p := range d.present {
+	present := d.fields()
+	stripped = make([]string, 0, len(present))
+	for _, p := range present {
 		if slices.Contains(dest.Fields, p) {
 			sent = append(sent, p)
 		} else {
@@ -247,6 +247,16 @@ func (d *decider) split(dest *policy.Destination) (sent, stripped []string) {
 		}
 	}
 	return sent, stripped
+}
+
+// fields is the event's field paths, worked out at the first decision that needs them: reading
+// an event's choices (Choices, a held user's later event) or finding that every destination
+// waits for one (DecideOrHold) needs none.
+func (d *decider) fields() []string {
+	if d.present == nil {
+		d.present = presentFields(d.ev)
+	}
+	return d.present
 }
 
 // presentFields lists the event's field paths, sorted: user_id and anonymous_id when non-empty,

@@ -132,6 +132,32 @@ func TestHoldReleasedByLaterEventInOrder(t *testing.T) {
 	require.Zero(t, p.state.holds.held())
 }
 
+// Held and released by one batch (the choice right behind the first events): decided as ever,
+// and nothing written for the hold, neither a changelog record nor the store's list or copy.
+func TestHoldReleasedInItsOwnBatchWritesNothing(t *testing.T) {
+	p, _ := holdProcessor(t)
+	got := holdRun(t, p, false, holdEvent(t, "u9", "f1", nil), holdEvent(t, "u9", "f2", nil),
+		holdEvent(t, "u9", "f3", map[string]bool{"analytics": true, "marketing": true}))
+	require.Equal(t, []string{"f1", "f2", "f3"}, got.filtered["ga4"])
+	require.Equal(t, []string{"f1", "f2", "f3"}, got.filtered["meta"])
+	require.Empty(t, got.held, "no changelog record: the user held nothing before or after")
+	db := p.state.store(0)
+	_, ok, err := db.Held("u9")
+	require.NoError(t, err)
+	require.False(t, ok)
+	for _, r := range []int64{holdOffset - 2, holdOffset - 1} {
+		_, ok, err := db.Body(r)
+		require.NoError(t, err)
+		require.False(t, ok, "no copy of offset %d", r)
+	}
+
+	// A list committed before is still removed with a tombstone when released.
+	holdRun(t, p, false, holdEvent(t, "u9", "f4", nil))
+	got = holdRun(t, p, false, holdEvent(t, "u9", "f5", map[string]bool{"analytics": true, "marketing": true}))
+	require.Len(t, got.held, 1)
+	require.Nil(t, got.held[0].Value)
+}
+
 // A user who never answers: after the window, the held events are blocked no_consent, by the
 // timer alone (no new traffic).
 func TestHoldWindowBlocksWithoutChoice(t *testing.T) {

@@ -115,6 +115,16 @@ type bodyKey struct {
 type heldChanges struct {
 	lists  map[stagedKey]*schemas.HeldEvents // the user's new list; no events: none held
 	bodies map[bodyKey][]byte                // raw records kept (nil: dropped)
+	// fresh are the users of lists that had no committed list when the batch first read them:
+	// one emptied again within the batch (held and released by one batch, as when the choice
+	// follows at once) writes nothing, neither a tombstone to the changelog nor a delete to the
+	// store.
+	fresh map[stagedKey]bool
+}
+
+// unchanged reports whether the user's list ends the batch as it began: none held.
+func (c *heldChanges) unchanged(k stagedKey, h *schemas.HeldEvents) bool {
+	return len(h.Events) == 0 && c.fresh[k]
 }
 
 // hasHeld reports whether the user has held events as of this point of the batch.
@@ -135,6 +145,10 @@ func (b *stagedState) heldOf(partition int32, user string) (*schemas.HeldEvents,
 	h := &schemas.HeldEvents{UserKey: user, Events: []schemas.HeldEvent{}}
 	db := b.db(partition)
 	if db == nil || !b.store.holds.has(partition, user) {
+		if b.holds.fresh == nil {
+			b.holds.fresh = map[stagedKey]bool{}
+		}
+		b.holds.fresh[k] = true
 		return h, nil
 	}
 	v, ok, err := db.Held(user)
@@ -161,7 +175,14 @@ func (b *stagedState) keepBody(partition int32, offset int64, v []byte) {
 	b.holds.bodies[bodyKey{partition, offset}] = v
 }
 
+// dropBody drops a held event's raw record: from the store, or only from the batch when the
+// batch kept it (an offset is held once, so the store never had it).
 func (b *stagedState) dropBody(partition int32, offset int64) {
+	k := bodyKey{partition, offset}
+	if v, ok := b.holds.bodies[k]; ok && v != nil {
+		delete(b.holds.bodies, k)
+		return
+	}
 	b.keepBody(partition, offset, nil)
 }
 
@@ -190,6 +211,9 @@ func (b *stagedState) body(partition int32, offset int64) ([]byte, error) {
 func (b *stagedState) heldChangelog(topic string) []*kgo.Record {
 	recs := make([]*kgo.Record, 0, len(b.holds.lists))
 	for k, h := range b.holds.lists {
+		if b.holds.unchanged(k, h) {
+			continue
+		}
 		rec := &kgo.Record{Topic: topic, Key: []byte(k.user), Partition: k.partition}
 		if len(h.Events) > 0 {
 			rec.Value = schemas.HeldEventsCodec.MustEncode(h)
@@ -203,7 +227,7 @@ func (b *stagedState) heldChangelog(topic string) []*kgo.Record {
 func (b *stagedState) commitHeld(batch func(int32) *statestore.Batch) {
 	for k, h := range b.holds.lists {
 		bb := batch(k.partition)
-		if bb == nil {
+		if bb == nil || b.holds.unchanged(k, h) {
 			continue
 		}
 		if len(h.Events) == 0 {
