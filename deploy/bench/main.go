@@ -10,7 +10,7 @@
 //   - e2e_latency: p50/p99 from intended send time to the decision row appearing in ClickHouse,
 //     at a fixed event rate, for 1 event in each 100-event batch (polled every 100 ms);
 //   - components: peak RSS (VmHWM) and CPU seconds (utime+stime) of each process, and CPU
-//     seconds per 1,000 events;
+//     seconds per 1,000 events (the vendor stand-ins' too, in no total);
 //   - late_choice (with -late-choice or -hold, hold.go): the batched phase's users answer the
 //     banner late, with or without the policy's hold;
 //   - kafka_records_per_event, clickhouse_rows_per_event: what the run left in its topics (from
