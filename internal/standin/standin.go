@@ -370,8 +370,9 @@ func (s *Server) logRequest(r *http.Request, status, events int) {
 }
 
 // Run serves a stand-in for each kind → address until ctx ends, logging one line per request
-// and keeping none (WithoutRecords). It is what `tollgate standins` runs for `make demo`. A failure to start any of them stops the
-// others and is returned; after ctx ends, Run returns nil.
+// and keeping none (WithoutRecords). It is what `tollgate standins` runs for `make demo`. A
+// failure to start any of them stops the others and is returned; after ctx ends, Run returns
+// nil.
 func Run(ctx context.Context, addrs map[string]string, log *zap.Logger, opts ...Option) error {
 	if len(addrs) == 0 {
 		return errors.New("standin: no stand-in to run")
