@@ -76,8 +76,12 @@ func poolPairs(w io.Writer, pairs []string) error {
 			shortPair(paths), off.EventsPerS, on.EventsPerS, c, off.CPUPerEv, on.CPUPerEv, cpu[len(cpu)-1])
 	}
 	lo, hi := signFlipCI(changes)
-	fmt.Fprintf(w, "%d pairs: end to end %+.1f %% on the mean (95 %% interval %+.1f to %+.1f %%; p %.3f that it is %.0f %%); CPU per event %+.1f %%\n",
-		len(changes), mean(changes), lo, hi, signFlip(changes, holdTargetEdge), holdTargetEdge, mean(cpu))
+	interval := fmt.Sprintf("95 %% interval %+.1f to %+.1f %%", lo, hi)
+	if math.IsInf(lo, -1) {
+		interval = "too few pairs for a 95 % interval"
+	}
+	fmt.Fprintf(w, "%d pairs: end to end %+.1f %% on the mean (%s; p %.3f that it is %.0f %%); CPU per event %+.1f %%\n",
+		len(changes), mean(changes), interval, signFlip(changes, holdTargetEdge), holdTargetEdge, mean(cpu))
 	switch {
 	case math.IsInf(lo, -1): // signFlipCI's answer for too few pairs
 		fmt.Fprintln(w, "target: not judged (fewer than 6 pairs cannot reject anything at 0.05)")

@@ -43,6 +43,7 @@ func TestPoolPairsJudgesTheTargetOnTheInterval(t *testing.T) {
 		var out bytes.Buffer
 		require.NoError(t, poolPairs(&out, pairsOf(tc.changes...)))
 		require.Contains(t, out.String(), tc.verdict, out.String())
+		require.NotContains(t, out.String(), "Inf", "an interval it cannot give is not printed")
 	}
 }
 
