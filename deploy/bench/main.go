@@ -208,7 +208,7 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		report["onebyone_delivery"] = one
 		return report, nil
 	}
-	standins, err := startProc("standins", o.bin, env, dir, "standins", "--ga4", stand["ga4"], "--meta", stand["meta"], "--webhook", stand["webhook"])
+	standins, err := startProc(standinsName, o.bin, env, dir, "standins", "--ga4", stand["ga4"], "--meta", stand["meta"], "--webhook", stand["webhook"])
 	if err != nil {
 		return nil, err
 	}

@@ -186,6 +186,10 @@ func cpuNow(ps []*proc) map[string]float64 {
 // bounded by the insert that caused it.
 const chMerges = "clickhouse_merges"
 
+// standinsName names the vendor stand-ins' process: watched for its CPU, but in no total (they
+// play vendors on other hosts).
+const standinsName = "standins"
+
 // coresUsed is each process's CPU between two cpuNow readings, in cores (CPU seconds per
 // second of d), and their sum as "total": what a phase cost the machine, process by process.
 // The ingest latency phase reports it, since its p99 is set by what else runs on the cores.
@@ -194,7 +198,7 @@ func coresUsed(before, after map[string]float64, d time.Duration) map[string]any
 	total := 0.0
 	for name, c := range after {
 		used := (c - before[name]) / d.Seconds()
-		if name != chMerges { // a part of clickhouse's
+		if name != chMerges && name != standinsName { // a part of clickhouse's; not the pipeline's
 			total += used
 		}
 		out[name] = round(used, 3)

@@ -336,7 +336,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(a.body)
 
 	s.mu.Lock()
-	if idx < len(s.requests) { // Reset may have run meanwhile
+	if !s.forget && idx < len(s.requests) { // Reset may have run meanwhile
 		s.requests[idx].Status, s.requests[idx].Accepted, s.requests[idx].EventIDs = a.status, a.accepted, a.ids
 		s.requests[idx].Keys = a.ids
 		if a.keys != nil {

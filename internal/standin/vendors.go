@@ -112,10 +112,12 @@ func ga4(s *Server, r *http.Request, body []byte) answer {
 	switch {
 	case r.Method != http.MethodPost:
 		return answer{status: http.StatusMethodNotAllowed}
-	case r.URL.Path == "/mp/collect" && s.forget:
-		return answer{status: http.StatusNoContent, accepted: true} // the keys are for the records only
 	case r.URL.Path == "/mp/collect":
-		return answer{status: http.StatusNoContent, accepted: true, keys: ga4Keys(body)}
+		a := answer{status: http.StatusNoContent, accepted: true}
+		if !s.forget { // the keys are for the records only
+			a.keys = ga4Keys(body)
+		}
+		return a
 	case r.URL.Path != "/debug/mp/collect":
 		return answer{status: http.StatusNotFound}
 	}

@@ -253,7 +253,7 @@ func (b *stagedState) commitHeld(batch func(int32) *statestore.Batch) {
 // another processor now holds.
 func (b *stagedState) indexHeld(batches map[int32]*statestore.Batch) {
 	for k, h := range b.holds.lists {
-		if batches[k.partition] != nil {
+		if batches[k.partition] != nil && !b.holds.unchanged(k, h) {
 			b.store.holds.set(k.partition, k.user, h)
 		}
 	}
