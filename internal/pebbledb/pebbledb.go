@@ -40,6 +40,13 @@ func Open(dir string, c Config) (*pebble.DB, error) {
 		// filters answer it without reading a data block.
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	// Both stores take a stream of random keys (event ids, user keys) that lookups mostly miss.
+	// Each L0 compaction rewrites the part of the base level its files overlap, which for random
+	// keys is all of it: compacting 16 flushed files at a time instead of pebble's 4 rewrites the
+	// base level a quarter as often. A lookup then asks up to 16 more L0 tables, each a bloom
+	// filter (a miss reads no data block). BenchmarkLedgerRemember (sinks/delivery): bytes written
+	// per entry 210 → 137, CPU per entry −30 %; BenchmarkLedgerCheckWhileWriting no slower.
+	opts.L0CompactionThreshold, opts.L0CompactionFileThreshold, opts.L0StopWritesThreshold = 16, 64, 64
 	if c.Adjust != nil {
 		c.Adjust(opts)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tollgate-dev/tollgate/internal/testenv"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
@@ -94,4 +95,42 @@ func splitmix(x uint64) uint64 {
 	x ^= x >> 27
 	x *= 0x94d049bb133111eb
 	return x ^ x>>31
+}
+
+// BenchmarkLedgerRemember is the ledger store's write path as a draining sink runs it: b.N new
+// events' entries remembered in batches of 1,000 (a request's), then the flushes and compactions
+// they caused run to their end, so cpu-ns/op counts all the store's work for one entry.
+func BenchmarkLedgerRemember(b *testing.B) {
+	l := &ledgerStore{log: zap.NewNop()}
+	db, err := openStore(b.TempDir(), &l.bottom)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l.db = db
+	defer db.Close()
+	decided := time.Now().UnixMilli()
+	const batch = 1_000
+	entries := make([]schemas.LedgerEntry, 0, batch)
+	cpu0 := testenv.CPUTime()
+	i := 0
+	for b.Loop() {
+		entries = append(entries, schemas.LedgerEntry{EventID: benchEventID(i), DecidedMs: decided, DeliveredMs: decided, Attempt: 1})
+		if i++; len(entries) == batch {
+			l.remember(entries)
+			entries = entries[:0]
+		}
+	}
+	l.remember(entries)
+	if err := db.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	for db.Metrics().Compact.NumInProgress > 0 {
+		time.Sleep(10 * time.Millisecond) // a benchmark's wait for background work; no test asserts on it
+	}
+	b.ReportMetric(float64(testenv.CPUTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	m := db.Metrics()
+	b.ReportMetric(float64(m.Total().TableBytesCompacted+m.Total().TableBytesFlushed)/float64(b.N), "written-B/op")
+	if testing.Verbose() {
+		b.Logf("N=%d\n%s", b.N, m.String())
+	}
 }
