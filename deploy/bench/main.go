@@ -246,8 +246,9 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 			}
 		}
 	}
-	decisions := func(lo, hi string) string {
-		return fmt.Sprintf("SELECT count() FROM `%s`.decisions WHERE destination = 'ops' AND event_id >= '%s' AND event_id < '%s'", db, lo, hi)
+	decisions := func(lo, hi string) func(context.Context) (int64, error) {
+		pc := &partCounter{ch: ch, db: db, table: "decisions", where: fmt.Sprintf("destination = 'ops' AND event_id >= '%s' AND event_id < '%s'", lo, hi)}
+		return pc.count
 	}
 	var seq atomic.Int64
 
@@ -257,7 +258,7 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t, n := ch.waitCount(ctx, decisions("w", "x"), acc, 250*time.Millisecond, 120*time.Second); t.IsZero() {
+	if t, n := waitCount(ctx, decisions("w", "x"), acc, 250*time.Millisecond, 120*time.Second); t.IsZero() {
 		return nil, fmt.Errorf("warm-up: %d of %d decisions reached ClickHouse in 120 s (logs in %s)", n, acc, dir)
 	}
 	svc := services(o.servicesDir)
@@ -317,7 +318,7 @@ func run(ctx context.Context, o options) (map[string]any, error) {
 		defer close(drainDone)
 		drainLat, drainSent = singleEvents(ctx, o, base, "d", &seq, nil)
 	}()
-	tDone, n := ch.waitCount(ctx, decisions("b", "c"), accepted, 100*time.Millisecond, 10*time.Minute)
+	tDone, n := waitCount(ctx, decisions("b", "c"), accepted, 100*time.Millisecond, 10*time.Minute)
 	<-drainDone
 	if !tDone.IsZero() {
 		// The figure is only what it says while the drain outlasted it.

@@ -64,7 +64,7 @@ func prepareReplay(ctx context.Context, o options, dir string, env []string, ch 
 	}
 	// FINAL on both sides: a re-inserted batch must not make the live count unreachable.
 	runQ := fmt.Sprintf("SELECT count() FROM `%s`.decisions FINAL WHERE run_id = '%s'", db, runID)
-	if t, n := ch.waitCount(ctx, runQ, live, time.Second, 15*time.Minute); t.IsZero() {
+	if t, n := waitCount(ctx, ch.countOf(runQ), live, time.Second, 15*time.Minute); t.IsZero() {
 		return nil, fmt.Errorf("replay: %d of %d replayed decisions reached ClickHouse in 15 min", n, live)
 	}
 	cands, err := ch.count(ctx, fmt.Sprintf(`SELECT count() FROM (SELECT destination, event_id FROM `+"`%s`"+`.decisions FINAL
