@@ -23,7 +23,7 @@ import (
 //  2. Added columns: ALTER TABLE ... ADD COLUMN where missing (18.16 has no ADD COLUMN IF NOT
 //     EXISTS), with the column's DEFAULT for the rows from before; a view keeps the column list it
 //     was created with, so the by-user view is re-created.
-//  3. Every table and view of version v that does not exist is created (new tables, the views
+//  3. Summary tables no longer filled lose their view (the table and its rows stay). Every table and view of version v that does not exist is created (new tables, the views
 //     dropped in step 1). Materialized views are created after a swap, never renamed: on 18.16 a
 //     view follows a renamed source table until the server restarts, then re-attaches to the old
 //     name.
@@ -41,6 +41,13 @@ func upgrade(ctx context.Context, conn driver.Conn, r target, v uint32) error {
 	}
 	if err := addColumns(ctx, conn, r, prev, next, v); err != nil {
 		return err
+	}
+	for _, c := range versions[v-1] {
+		if c.kind == unfilled {
+			if err := conn.Exec(ctx, r.drop(c.table+"_mv")); err != nil {
+				return fmt.Errorf("stop filling %s: %w", c.table, err)
+			}
+		}
 	}
 	for _, stmt := range r.create(next) {
 		if err := conn.Exec(ctx, stmt); err != nil {

@@ -20,8 +20,8 @@ import (
 //   - a user's live decisions from decisions_by_user, ordered by user so a lookup touches only
 //     that user's rows (db.userLive);
 //   - the last delivery attempt of an event by argMax(…, (at, attempt)) (lastAttempt);
-//   - counts over long ranges from the daily summaries' uniqExact states (uniqExactMerge), whose
-//     cost does not grow with the tables.
+//   - counts over long ranges from each ended day's counts plus the days after them with FINAL
+//     (counts.go), whose cost does not grow with the tables.
 
 // final is the documented FROM of a ReplacingMergeTree table.
 func (db *DB) final(table string) string { return db.table(table) + " FINAL" }
@@ -71,16 +71,23 @@ type SummaryRow struct {
 
 // Summary counts live traffic's decisions (replays excluded) per destination, outcome and reason,
 // ordered by destination, outcome, reason: the "what got forwarded and blocked, and why" report.
-// It reads the daily summary table, so its cost does not grow with the decisions table; rows
-// deleted by an erasure still count there (the counts hold no personal data).
+// It adds up the counted days (counts.go) and counts the days after them, so its cost does not
+// grow with the decisions table; rows an erasure deleted after their day was counted still
+// count (the counts hold no personal data).
 func (db *DB) Summary(ctx context.Context) ([]SummaryRow, error) {
-	return readRows(ctx, db, "summary", func(rows driver.Rows, r *SummaryRow) error {
+	return db.decisionSummary(ctx, "summary", "")
+}
+
+// decisionSummary counts the decisions of one run ("" for live traffic) per destination,
+// outcome and reason.
+func (db *DB) decisionSummary(ctx context.Context, what, runID string) ([]SummaryRow, error) {
+	from, err := db.countsFrom(ctx, decisionCounts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return readRows(ctx, db, what, func(rows driver.Rows, r *SummaryRow) error {
 		return rows.Scan(&r.Destination, &r.Outcome, &r.Reason, &r.Count)
-	}, `SELECT destination, outcome, reason, uniqExactMerge(events)
-		FROM `+db.table("decisions_daily")+`
-		WHERE run_id = ''
-		GROUP BY destination, outcome, reason
-		ORDER BY destination, outcome, reason`)
+	}, db.countsSummary(decisionCounts, "destination, outcome, reason", "run_id = ?"), from.Unix(), runID, from.Unix(), runID)
 }
 
 // DeliverySummaryRow counts delivery attempts of one destination with one status.
@@ -92,14 +99,16 @@ type DeliverySummaryRow struct {
 
 // DeliverySummary counts delivery attempts per destination and status, ordered by both. It
 // counts attempts, not events: an event delivered at its third attempt counts once as
-// "delivered" and twice as "retrying". It reads the daily summary table.
+// "delivered" and twice as "retrying". It adds up the counted days and counts the days after
+// them, as Summary does.
 func (db *DB) DeliverySummary(ctx context.Context) ([]DeliverySummaryRow, error) {
+	from, err := db.countsFrom(ctx, deliveryCounts)
+	if err != nil {
+		return nil, fmt.Errorf("delivery summary: %w", err)
+	}
 	return readRows(ctx, db, "delivery summary", func(rows driver.Rows, r *DeliverySummaryRow) error {
 		return rows.Scan(&r.Destination, &r.Status, &r.Count)
-	}, `SELECT destination, status, uniqExactMerge(attempts)
-		FROM `+db.table("deliveries_daily")+`
-		GROUP BY destination, status
-		ORDER BY destination, status`)
+	}, db.countsSummary(deliveryCounts, "destination, status", "1"), from.Unix(), from.Unix())
 }
 
 // CountDecisions counts the decisions of one run: runID "" for live traffic, else a replay's run

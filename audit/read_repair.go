@@ -83,28 +83,21 @@ func (db *DB) RepairCandidates(ctx context.Context, runID, dest string, fn func(
 }
 
 // RunSummary counts the decisions of replay run runID per destination, outcome and reason (as
-// Summary does live traffic's), from the daily summary table.
+// Summary does live traffic's).
 func (db *DB) RunSummary(ctx context.Context, runID string) ([]SummaryRow, error) {
-	return readRows(ctx, db, "run summary", func(rows driver.Rows, r *SummaryRow) error {
-		return rows.Scan(&r.Destination, &r.Outcome, &r.Reason, &r.Count)
-	}, `SELECT destination, outcome, reason, uniqExactMerge(events)
-		FROM `+db.table("decisions_daily")+`
-		WHERE run_id = ?
-		GROUP BY destination, outcome, reason
-		ORDER BY destination, outcome, reason`, runID)
+	return db.decisionSummary(ctx, "run summary", runID)
 }
 
 // RunDeliverySummary counts the delivery attempts `tollgate repair` made for replay run runID
-// (deliveries.run_id) per destination and status. It reads deliveries with FINAL: the daily
-// summary table does not keep the run id.
+// (deliveries.run_id) per destination and status, as DeliverySummary counts all of them.
 func (db *DB) RunDeliverySummary(ctx context.Context, runID string) ([]DeliverySummaryRow, error) {
+	from, err := db.countsFrom(ctx, deliveryCounts)
+	if err != nil {
+		return nil, fmt.Errorf("run delivery summary: %w", err)
+	}
 	return readRows(ctx, db, "run delivery summary", func(rows driver.Rows, r *DeliverySummaryRow) error {
 		return rows.Scan(&r.Destination, &r.Status, &r.Count)
-	}, `SELECT destination, status, count()
-		FROM `+db.final("deliveries")+`
-		WHERE run_id = ?
-		GROUP BY destination, status
-		ORDER BY destination, status`, runID)
+	}, db.countsSummary(deliveryCounts, "destination, status", "run_id = ?"), from.Unix(), runID, from.Unix(), runID)
 }
 
 // ExposureGroup counts what live traffic sent to a destination that a replay run would not

@@ -114,6 +114,8 @@ const (
 	// rebuilt: the partition key, sorting key or a column type changed, which ClickHouse cannot
 	// change in place: a new table is swapped in and the old rows copied (migrate_upgrade.go).
 	rebuilt
+	// unfilled: a summary table's materialized view is dropped; the table keeps its rows.
+	unfilled
 )
 
 // change is one step of a schema version.
@@ -141,6 +143,11 @@ func copyByUser(tableName, order string) change {
 // rebuild changes a table's keys or column types (edit), which takes a new table.
 func rebuild(tableName string, edit func(t *table)) change {
 	return change{kind: rebuilt, table: tableName, edit: edit}
+}
+
+// unfill stops filling a summary table: its view is dropped, its rows stay.
+func unfill(tableName string) change {
+	return change{kind: unfilled, table: tableName, edit: func(t *table) { t.source, t.fill = "", "" }}
 }
 
 // Column constructors of the model: str and lowStr are Strings (lowStr with few distinct
@@ -223,6 +230,20 @@ var versions = [][]change{
 	// 8: how long an event waited for the user's choice under the policy's hold (CONTRACT §9
 	// "Pre-consent hold"): 0 when it was not held, and for every row from before.
 	{add("decisions", withDefault(typed("held_ms", "UInt32"), "0"))},
+	// 9: each ended day's counts (counts.go), which `audit summary` adds up. The daily
+	// summaries' uniqExact states held every event id (16 bytes a decision) and a summary read
+	// them all into memory at once; their views are dropped, the tables kept for the days
+	// retention has dropped from decisions and deliveries. A count never goes down: the largest
+	// copy of a group's row stays.
+	{unfill("decisions_daily"), unfill("deliveries_daily"),
+		create(table{name: "decisions_counts", engine: "ReplacingMergeTree(events)", partition: "toYYYYMM(day)",
+			order: "day, destination, outcome, reason, run_id",
+			columns: []modelColumn{typed("day", "Date"), lowStr("destination"), lowStr("outcome"), lowStr("reason"), lowStr("run_id"),
+				typed("events", "UInt64"), typed("blocks", "UInt64"), typed("counted_at", "DateTime")}}),
+		create(table{name: "deliveries_counts", engine: "ReplacingMergeTree(attempts)", partition: "toYYYYMM(day)",
+			order: "day, destination, status, run_id",
+			columns: []modelColumn{typed("day", "Date"), lowStr("destination"), lowStr("status"), lowStr("run_id"),
+				typed("attempts", "UInt64"), typed("blocks", "UInt64"), typed("counted_at", "DateTime")}})},
 }
 
 // SchemaVersion is the newest schema version Migrate applies.

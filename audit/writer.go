@@ -242,14 +242,12 @@ func (w *Writer) Run(ctx context.Context) error {
 	w.log.Info("audit writer started", zap.String("clickhouse", w.cfg.ClickHouse.Addr),
 		zap.String("server_version", db.Version), zap.String("database", db.Database),
 		zap.Strings("topics", []string{w.decisions, w.deliveries, w.duplicates, w.state}), zap.String("group", w.group))
-	retentionDone := make(chan struct{})
-	go func() {
-		defer close(retentionDone)
-		w.runRetention(ctx)
-	}()
+	var jobs sync.WaitGroup
+	jobs.Go(func() { w.runRetention(ctx) })
+	jobs.Go(func() { w.runCounts(ctx) })
 	w.consume(ctx)
 	w.finalFlush()
-	<-retentionDone
+	jobs.Wait()
 	return nil
 }
 
