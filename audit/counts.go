@@ -33,8 +33,12 @@ import (
 // before it is counted.
 const countGrace = 10 * time.Minute
 
-// countEvery is how often a writer looks for days to count.
-const countEvery = 10 * time.Minute
+// countEvery is how often a writer looks for days to count, the first time countFirst after it
+// started: not while a starting writer catches up on its backlog (and not in a short-lived one).
+const (
+	countEvery = 10 * time.Minute
+	countFirst = time.Minute
+)
 
 // counted describes one counts table and what it counts.
 type counted struct {
@@ -222,9 +226,14 @@ func (db *DB) countsSummary(c counted, groups, filter string) string {
 	ORDER BY ` + groups
 }
 
-// runCounts counts the ended days at start and then every countEvery until ctx ends. A failed
-// run is logged and tried again at the next.
+// runCounts counts the ended days countFirst after start and then every countEvery until ctx
+// ends. A failed run is logged and tried again at the next.
 func (w *Writer) runCounts(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(countFirst):
+	}
 	t := time.NewTicker(countEvery)
 	defer t.Stop()
 	for {
