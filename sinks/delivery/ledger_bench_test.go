@@ -26,13 +26,8 @@ func BenchmarkLedgerCheckWhileWriting(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	l := &ledgerStore{log: zap.NewNop()}
-	db, err := openStore(b.TempDir(), &l.bottom)
-	if err != nil {
-		b.Fatal(err)
-	}
-	l.db = db
-	defer db.Close()
+	l := benchLedger(b)
+	db := l.db
 	decided := time.Now().UnixMilli()
 	ev := func(i int) schemas.FilteredEvent {
 		return schemas.FilteredEvent{EventID: benchEventID(i), DecidedMs: decided}
@@ -101,13 +96,8 @@ func splitmix(x uint64) uint64 {
 // events' entries remembered in batches of 1,000 (a request's), then the flushes and compactions
 // they caused run to their end, so cpu-ns/op counts all the store's work for one entry.
 func BenchmarkLedgerRemember(b *testing.B) {
-	l := &ledgerStore{log: zap.NewNop()}
-	db, err := openStore(b.TempDir(), &l.bottom)
-	if err != nil {
-		b.Fatal(err)
-	}
-	l.db = db
-	defer db.Close()
+	l := benchLedger(b)
+	db := l.db
 	decided := time.Now().UnixMilli()
 	const batch = 1_000
 	entries := make([]schemas.LedgerEntry, 0, batch)
@@ -133,4 +123,16 @@ func BenchmarkLedgerRemember(b *testing.B) {
 	if testing.Verbose() {
 		b.Logf("N=%d\n%s", b.N, m.String())
 	}
+}
+
+// benchLedger is a ledger store in a temporary folder, closed when b ends.
+func benchLedger(b *testing.B) *ledgerStore {
+	l := &ledgerStore{log: zap.NewNop()}
+	db, err := openStore(b.TempDir(), &l.bottom)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l.db = db
+	b.Cleanup(func() { _ = db.Close() })
+	return l
 }
