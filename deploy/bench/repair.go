@@ -74,7 +74,7 @@ func prepareReplay(ctx context.Context, o options, dir string, env []string, ch 
 		return nil, err
 	}
 	stored := time.Since(t0)
-	settled, err := settle(ctx, o, ch, db, filepath.Join(dir, "config.yaml"))
+	settled, err := settle(ctx, o, ch, db, filepath.Join(dir, "config.yaml"), true)
 	if err != nil {
 		return nil, err
 	}
@@ -85,9 +85,9 @@ func prepareReplay(ctx context.Context, o options, dir string, env []string, ch 
 }
 
 // settle waits, up to 10 minutes, until every consumer group of the pipeline configured in
-// cfgPath has caught up (lag within a few commit markers per partition) and ClickHouse runs no
-// merge in db, twice in a row 2 s apart.
-func settle(ctx context.Context, o options, ch chClient, db, cfgPath string) (time.Duration, error) {
+// cfgPath has caught up (lag within a few commit markers per partition) and, with merges,
+// ClickHouse runs no merge in db, twice in a row 2 s apart.
+func settle(ctx context.Context, o options, ch chClient, db, cfgPath string, merges bool) (time.Duration, error) {
 	t0 := time.Now()
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
@@ -119,11 +119,13 @@ func settle(ctx context.Context, o options, ch chClient, db, cfgPath string) (ti
 		if err != nil {
 			return 0, err
 		}
-		merges, err := ch.count(ctx, fmt.Sprintf("SELECT count() FROM system.merges WHERE database = '%s'", db))
-		if err != nil {
-			return 0, err
+		var running int64
+		if merges {
+			if running, err = ch.count(ctx, fmt.Sprintf("SELECT count() FROM system.merges WHERE database = '%s'", db)); err != nil {
+				return 0, err
+			}
 		}
-		if behind <= markers && merges == 0 {
+		if behind <= markers && running == 0 {
 			quiet++
 		} else {
 			quiet = 0
