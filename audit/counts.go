@@ -124,7 +124,7 @@ func (db *DB) countDays(ctx context.Context, c counted, end time.Time) ([]string
 
 // dayBlocks returns each day partition of a day-partitioned table (YYYYMMDD) with the highest
 // block number of its active parts: an insert makes a part with a higher one, a merge or a
-// mutation keeps the numbers of the parts it replaces.
+// mutation keeps the numbers of the parts it replaces. Retention drops partitions it lists.
 func (db *DB) dayBlocks(ctx context.Context, table string) (map[string]uint64, error) {
 	type part struct {
 		id     string
@@ -135,7 +135,8 @@ func (db *DB) dayBlocks(ctx context.Context, table string) (map[string]uint64, e
 		db.Database, table)
 	out := map[string]uint64{}
 	for _, p := range parts {
-		if _, err := time.Parse("20060102", p.id); err == nil { // a day partition (version 3 on)
+		// Only day partitions (version 3 on): another (a table not migrated yet) is never guessed.
+		if _, err := time.Parse("20060102", p.id); err == nil {
 			out[p.id] = uint64(max(p.blocks, 1))
 		}
 	}
@@ -194,6 +195,18 @@ func (db *DB) countLegacyDay(ctx context.Context, c counted, day time.Time) erro
 		GROUP BY day, `+c.legacyGroups, day.Unix())
 }
 
+// readSummary reads a summary of c per group (groups, a prefix of c.groups) where filter holds
+// (a condition on both tables with filterArgs, or "1"): the counted days plus the days after the
+// last counted one from the source table.
+func readSummary[T any](ctx context.Context, db *DB, what string, c counted, groups, filter string, scan func(driver.Rows, *T) error, filterArgs ...any) ([]T, error) {
+	from, err := db.countsFrom(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	args := append(append([]any{from.Unix()}, filterArgs...), from.Unix())
+	return readRows(ctx, db, what, scan, db.countsSummary(c, groups, filter), append(args, filterArgs...)...)
+}
+
 // countsFrom is the start of the days a summary of c counts from the source table: the day after
 // the last counted day (the epoch when none is).
 func (db *DB) countsFrom(ctx context.Context, c counted) (time.Time, error) {
@@ -229,28 +242,14 @@ func (db *DB) countsSummary(c counted, groups, filter string) string {
 // runCounts counts the ended days countFirst after start and then every countEvery until ctx
 // ends. A failed run is logged and tried again at the next.
 func (w *Writer) runCounts(ctx context.Context) {
-	select {
-	case <-ctx.Done():
-		return
-	case <-time.After(countFirst):
-	}
-	t := time.NewTicker(countEvery)
-	defer t.Stop()
-	for {
-		start := time.Now()
+	repeat(ctx, countFirst, countEvery, func(start time.Time) {
 		days, err := w.db.CountDays(ctx, start)
 		switch {
 		case ctx.Err() != nil:
-			return
 		case err != nil:
 			w.log.Warn("counting the audit's ended days failed; trying again at the next run", zap.Error(err), zap.Duration("interval", countEvery))
 		case len(days) > 0:
 			w.log.Info("audit days counted", zap.Strings("days", days), zap.Duration("took", time.Since(start)))
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }

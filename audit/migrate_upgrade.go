@@ -23,8 +23,9 @@ import (
 //  2. Added columns: ALTER TABLE ... ADD COLUMN where missing (18.16 has no ADD COLUMN IF NOT
 //     EXISTS), with the column's DEFAULT for the rows from before; a view keeps the column list it
 //     was created with, so the by-user view is re-created.
-//  3. Summary tables no longer filled lose their view (the table and its rows stay). Every table and view of version v that does not exist is created (new tables, the views
-//     dropped in step 1). Materialized views are created after a swap, never renamed: on 18.16 a
+//  3. The views version v no longer has are dropped (a summary no longer filled keeps its table
+//     and rows). Every table and view of version v that does not exist is created (new tables,
+//     the views dropped in step 1). Materialized views are created after a swap, never renamed: on 18.16 a
 //     view follows a renamed source table until the server restarts, then re-attaches to the old
 //     name.
 //  4. A new by-user copy is filled with the rows from before (the view only sees later inserts).
@@ -42,10 +43,12 @@ func upgrade(ctx context.Context, conn driver.Conn, r target, v uint32) error {
 	if err := addColumns(ctx, conn, r, prev, next, v); err != nil {
 		return err
 	}
-	for _, c := range versions[v-1] {
-		if c.kind == unfilled {
-			if err := conn.Exec(ctx, r.drop(c.table+"_mv")); err != nil {
-				return fmt.Errorf("stop filling %s: %w", c.table, err)
+	prevViews, _ := r.views(prev)
+	nextViews, _ := r.views(next)
+	for _, name := range prevViews {
+		if !slices.Contains(nextViews, name) {
+			if err := conn.Exec(ctx, r.drop(name)); err != nil {
+				return fmt.Errorf("drop view %s: %w", name, err)
 			}
 		}
 	}

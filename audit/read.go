@@ -81,13 +81,9 @@ func (db *DB) Summary(ctx context.Context) ([]SummaryRow, error) {
 // decisionSummary counts the decisions of one run ("" for live traffic) per destination,
 // outcome and reason.
 func (db *DB) decisionSummary(ctx context.Context, what, runID string) ([]SummaryRow, error) {
-	from, err := db.countsFrom(ctx, decisionCounts)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return readRows(ctx, db, what, func(rows driver.Rows, r *SummaryRow) error {
+	return readSummary(ctx, db, what, decisionCounts, "destination, outcome, reason", "run_id = ?", func(rows driver.Rows, r *SummaryRow) error {
 		return rows.Scan(&r.Destination, &r.Outcome, &r.Reason, &r.Count)
-	}, db.countsSummary(decisionCounts, "destination, outcome, reason", "run_id = ?"), from.Unix(), runID, from.Unix(), runID)
+	}, runID)
 }
 
 // DeliverySummaryRow counts delivery attempts of one destination with one status.
@@ -102,13 +98,11 @@ type DeliverySummaryRow struct {
 // "delivered" and twice as "retrying". It adds up the counted days and counts the days after
 // them, as Summary does.
 func (db *DB) DeliverySummary(ctx context.Context) ([]DeliverySummaryRow, error) {
-	from, err := db.countsFrom(ctx, deliveryCounts)
-	if err != nil {
-		return nil, fmt.Errorf("delivery summary: %w", err)
-	}
-	return readRows(ctx, db, "delivery summary", func(rows driver.Rows, r *DeliverySummaryRow) error {
-		return rows.Scan(&r.Destination, &r.Status, &r.Count)
-	}, db.countsSummary(deliveryCounts, "destination, status", "1"), from.Unix(), from.Unix())
+	return readSummary(ctx, db, "delivery summary", deliveryCounts, "destination, status", "1", scanDeliverySummary)
+}
+
+func scanDeliverySummary(rows driver.Rows, r *DeliverySummaryRow) error {
+	return rows.Scan(&r.Destination, &r.Status, &r.Count)
 }
 
 // CountDecisions counts the decisions of one run: runID "" for live traffic, else a replay's run

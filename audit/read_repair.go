@@ -91,13 +91,7 @@ func (db *DB) RunSummary(ctx context.Context, runID string) ([]SummaryRow, error
 // RunDeliverySummary counts the delivery attempts `tollgate repair` made for replay run runID
 // (deliveries.run_id) per destination and status, as DeliverySummary counts all of them.
 func (db *DB) RunDeliverySummary(ctx context.Context, runID string) ([]DeliverySummaryRow, error) {
-	from, err := db.countsFrom(ctx, deliveryCounts)
-	if err != nil {
-		return nil, fmt.Errorf("run delivery summary: %w", err)
-	}
-	return readRows(ctx, db, "run delivery summary", func(rows driver.Rows, r *DeliverySummaryRow) error {
-		return rows.Scan(&r.Destination, &r.Status, &r.Count)
-	}, db.countsSummary(deliveryCounts, "destination, status", "run_id = ?"), from.Unix(), runID, from.Unix(), runID)
+	return readSummary(ctx, db, "run delivery summary", deliveryCounts, "destination, status", "run_id = ?", scanDeliverySummary, runID)
 }
 
 // ExposureGroup counts what live traffic sent to a destination that a replay run would not

@@ -87,18 +87,13 @@ func (db *DB) ApplyRetention(ctx context.Context, now time.Time, anonymizeAfter,
 // dropPartitionsBefore drops every day partition of a day-partitioned table whose day is before
 // the given midnight, and returns them as "table/YYYYMMDD".
 func (db *DB) dropPartitionsBefore(ctx context.Context, table string, before time.Time) ([]string, error) {
-	all, err := readStrings(ctx, db, "list partitions of "+table,
-		`SELECT DISTINCT partition_id FROM system.parts WHERE database = ? AND table = ? AND active`, db.Database, table)
+	days, err := db.dayBlocks(ctx, table)
 	if err != nil {
 		return nil, err
 	}
 	var ids []string
-	for _, id := range all {
-		day, err := time.Parse("20060102", id)
-		if err != nil {
-			continue // not a day partition (a table not migrated to version 3): never guess
-		}
-		if day.Before(before) {
+	for id := range days {
+		if day, _ := time.Parse("20060102", id); day.Before(before) {
 			ids = append(ids, id)
 		}
 	}

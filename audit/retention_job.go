@@ -16,14 +16,10 @@ func (w *Writer) runRetention(ctx context.Context) {
 	if r.Interval <= 0 || (r.AnonymizeAfter <= 0 && r.DropAfter <= 0) {
 		return
 	}
-	t := time.NewTicker(r.Interval)
-	defer t.Stop()
-	for {
-		start := time.Now()
+	repeat(ctx, 0, r.Interval, func(start time.Time) {
 		res, err := w.db.ApplyRetention(ctx, start, max(r.AnonymizeAfter, 0), r.DropAfter)
 		switch {
 		case ctx.Err() != nil:
-			return
 		case err != nil:
 			w.log.Warn("retention run failed; trying again at the next interval", zap.Error(err), zap.Duration("interval", r.Interval))
 		case res.Anonymized > 0 || len(res.Dropped) > 0 || len(res.TTL) > 0:
@@ -31,6 +27,21 @@ func (w *Writer) runRetention(ctx context.Context) {
 				zap.Strings("dropped_partitions", res.Dropped), zap.Strings("ttl_changed", res.TTL),
 				zap.Duration("took", time.Since(start)))
 		}
+	})
+}
+
+// repeat runs job first after start and then every interval until ctx ends (the writer's
+// scheduled jobs: retention, the counts per day); job gets the time its run began.
+func repeat(ctx context.Context, first, interval time.Duration, job func(start time.Time)) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(first):
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		job(time.Now())
 		select {
 		case <-ctx.Done():
 			return
