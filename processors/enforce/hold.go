@@ -27,6 +27,7 @@ const (
 	releaseErasure    = "erasure"
 	releaseWindow     = "window"
 	releaseCap        = "cap"
+	releaseQueued     = "queued" // decided at once: the choice was already queued (choiceahead.go)
 )
 
 // holdScanEvery is how often the window's timer looks for held events past the window; an idle
@@ -38,7 +39,8 @@ const holdScanEvery = time.Second
 func (p *Processor) holding() bool { return p.cfg.Policy != nil && p.cfg.Policy.Holds() }
 
 // eventWithHold decides an event under the hold: first the held events this event chooses for
-// (in their order, before it), then the event itself, holding it for the destinations that wait.
+// (in their order, before it), then the event itself, holding it for the destinations that wait
+// unless their choice is already queued behind it (choiceahead.go).
 func (p *Processor) eventWithHold(r *kgo.Record, ev *schemas.Event, st *consent.State, key []byte, batch *stagedState) ([]*kgo.Record, error) {
 	var recs []*kgo.Record
 	user := ev.UserKey()
@@ -50,7 +52,19 @@ func (p *Processor) eventWithHold(r *kgo.Record, ev *schemas.Event, st *consent.
 		recs = released
 	}
 	outs, pending := consent.DecideOrHold(ev, st, p.cfg.Policy, p.now(), "")
-	recs = p.appendDecided(recs, outs, key, nil, 0)
+	if len(pending) > 0 {
+		choices, heldMs, err := p.queued(batch, r, user, pending, ev.ReceivedMs)
+		if err != nil {
+			return nil, err
+		}
+		if choices != nil {
+			// One decision set for the event: what was decided at once and what its choice decides.
+			outs = append(outs, p.decideChosen(ev, st, choices, heldMs, "")...)
+			p.metrics.releases.WithLabelValues(releaseQueued).Inc()
+			pending = nil
+		}
+	}
+	recs = p.appendDecided(recs, outs, key)
 	if len(pending) == 0 {
 		return recs, nil
 	}
@@ -58,19 +72,24 @@ func (p *Processor) eventWithHold(r *kgo.Record, ev *schemas.Event, st *consent.
 	return append(recs, held...), err
 }
 
+// arrival is when a held event arrived: ingest's receipt (receivedMs), so time queued before the
+// processor counts too; now when ingest did not record it.
+func (p *Processor) arrival(receivedMs int64) int64 {
+	arrived := p.now().UnixMilli()
+	if receivedMs > 0 {
+		arrived = min(arrived, receivedMs)
+	}
+	return arrived
+}
+
 // hold adds the event to the user's held events; past the cap the oldest is decided at once.
-// Its wait (held_ms, the window) counts from ingest's receipt, receivedMs, so time queued before
-// the processor counts too; from now when ingest did not record it.
+// Its wait (held_ms, the window) counts from its arrival.
 func (p *Processor) hold(batch *stagedState, r *kgo.Record, user string, dests []string, st *consent.State, receivedMs int64) ([]*kgo.Record, error) {
 	h, err := batch.heldOf(r.Partition, user)
 	if err != nil {
 		return nil, err
 	}
-	arrived := p.now().UnixMilli()
-	if receivedMs > 0 {
-		arrived = min(arrived, receivedMs)
-	}
-	h.Events = append(h.Events, schemas.HeldEvent{Offset: r.Offset, ArrivedMs: arrived, Destinations: dests})
+	h.Events = append(h.Events, schemas.HeldEvent{Offset: r.Offset, ArrivedMs: p.arrival(receivedMs), Destinations: dests})
 	batch.keepBody(r.Partition, r.Offset, r.Value)
 	var recs []*kgo.Record
 	for len(h.Events) > p.cfg.Policy.Hold.MaxEventsPerUser {
@@ -248,39 +267,54 @@ func (p *Processor) decideHeld(recs []*kgo.Record, batch *stagedState, partition
 	}
 	heldMs := max(1, p.now().UnixMilli()-e.ArrivedMs)
 	key := []byte(ev.UserKey())
-	waiting := func(dest string) bool { return slices.Contains(e.Destinations, dest) }
 	if choices == nil {
+		waiting := func(dest string) bool { return slices.Contains(e.Destinations, dest) }
 		recs = p.decideFor(recs, &ev, st, key, waiting, heldMs)
 	} else {
-		// One decision per group of destinations the choice treats alike (granted or not).
-		for _, granted := range []bool{true, false} {
-			purposes := map[string]bool{}
-			for dest, g := range choices {
-				if g == granted {
-					purposes[p.cfg.Policy.Destinations[dest].Purpose] = granted
-				}
-			}
-			if len(purposes) == 0 {
-				continue
-			}
-			alike := func(dest string) bool {
-				g, ok := choices[dest]
-				return ok && g == granted
-			}
-			outs := consent.DecideOnly(consent.WithChoices(&ev, purposes), st, p.cfg.Policy, p.now(), "", alike)
-			for i := range outs {
-				if source != "" && outs[i].Decision.ConsentSource != "" {
-					outs[i].Decision.ConsentSource = source
-				}
-			}
-			recs = p.appendDecided(recs, outs, key, nil, heldMs)
-		}
-		for _, granted := range choices {
-			if !granted && cause == releaseChoice {
-				cause = releaseWithdrawal // a refusal, of the update or of a later event
-			}
+		recs = p.appendDecided(recs, p.decideChosen(&ev, st, choices, heldMs, source), key)
+	}
+	p.metrics.releases.WithLabelValues(releaseCause(cause, choices)).Inc()
+	return recs, nil
+}
+
+// releaseCause is cause, or a withdrawal when a choice refused any destination (of a consent
+// update or a later event).
+func releaseCause(cause string, choices map[string]bool) string {
+	for _, granted := range choices {
+		if !granted && cause == releaseChoice {
+			return releaseWithdrawal
 		}
 	}
-	p.metrics.releases.WithLabelValues(cause).Inc()
-	return recs, nil
+	return cause
+}
+
+// decideChosen decides ev for the destinations choices names (destination → granted) as if ev
+// had carried those choices, each decision with heldMs: one decision per group of destinations
+// the choice treats alike (granted or not). source, when set, replaces the decisions'
+// consent_source (a consent update: consent_api).
+func (p *Processor) decideChosen(ev *schemas.Event, st *consent.State, choices map[string]bool, heldMs int64, source string) []consent.Outcome {
+	var all []consent.Outcome
+	for _, granted := range []bool{true, false} {
+		purposes := map[string]bool{}
+		for dest, g := range choices {
+			if g == granted {
+				purposes[p.cfg.Policy.Destinations[dest].Purpose] = granted
+			}
+		}
+		if len(purposes) == 0 {
+			continue
+		}
+		alike := func(dest string) bool {
+			g, ok := choices[dest]
+			return ok && g == granted
+		}
+		outs := consent.DecideOnly(consent.WithChoices(ev, purposes), st, p.cfg.Policy, p.now(), "", alike)
+		for i := range outs {
+			if source != "" && outs[i].Decision.ConsentSource != "" {
+				outs[i].Decision.ConsentSource = source
+			}
+		}
+		all = append(all, waited(outs, heldMs)...)
+	}
+	return all
 }

@@ -41,10 +41,11 @@ type lookahead struct {
 
 	mu      sync.Mutex
 	pending map[int32]map[string][]restriction // per partition and user, in offset order
+	choices *choicesAhead                      // under the policy's hold: choices queued (choiceahead.go)
 }
 
 func newLookahead(cfg *config.Config, log *zap.Logger, book *codebook) (*lookahead, error) {
-	l := &lookahead{topic: cfg.Topic(config.TopicRaw), book: book, pending: map[int32]map[string][]restriction{}}
+	l := &lookahead{topic: cfg.Topic(config.TopicRaw), book: book, pending: map[int32]map[string][]restriction{}, choices: newChoicesAhead(cfg.Policy)}
 	f, err := kafka.NewFollower(cfg, log.Named("lookahead"), l.topic, l.observe, kafka.InSteps()...)
 	if err != nil {
 		return nil, err
@@ -59,12 +60,18 @@ func (l *lookahead) run(ctx context.Context) { l.follow.Run(ctx) }
 // observe notes one raw record of an owned partition, in log order.
 func (l *lookahead) observe(r *kgo.Record) {
 	if !schemas.ConsentUpdates.Is(r.Value) {
+		if l.choices != nil && schemas.Events.Is(r.Value) {
+			l.observeEvent(r)
+		}
 		return
 	}
 	u, err := schemas.ConsentUpdates.Decode(r.Value)
 	if err != nil {
 		return // the processor dead-letters it when it gets there
 	}
+	l.mu.Lock()
+	l.choices.update(r.Partition, u.UserKey)
+	l.mu.Unlock()
 	res := restriction{offset: r.Offset, erased: u.Erased}
 	for purpose := range consent.Refused(u.Consent) {
 		if b, ok := l.book.bit(purpose); ok {
@@ -100,6 +107,7 @@ func (l *lookahead) add(ctx context.Context, group string, parts []int32) error 
 			starts[p] = o.At
 		}
 		delete(l.pending, p)
+		l.choices.drop(p)
 	}
 	l.mu.Unlock()
 	return l.follow.Follow(ctx, starts)
@@ -111,6 +119,7 @@ func (l *lookahead) remove(parts []int32) {
 	l.mu.Lock()
 	for _, p := range parts {
 		delete(l.pending, p)
+		l.choices.drop(p)
 	}
 	l.mu.Unlock()
 }
@@ -149,6 +158,7 @@ func (l *lookahead) ahead(partition int32, user string, offset int64) (refused u
 func (l *lookahead) passed(partition int32, offset int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.choices.passed(partition, offset)
 	users := l.pending[partition]
 	for user, rs := range users {
 		keep := rs[:0]

@@ -65,7 +65,7 @@ func newMetrics() *metrics {
 			Name: "tollgate_processor_recoveries_total", Help: "Failed processor sessions (fenced producer, restore or state failure, ...) replaced in-process by a new transactional client.",
 		}, []string{"reason"}),
 		releases: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tollgate_processor_hold_releases_total", Help: "Held events decided, by cause: choice (granted), withdrawal (refused), erasure, window (no choice in time), cap (past max_events_per_user).",
+			Name: "tollgate_processor_hold_releases_total", Help: "Held events decided, by cause: choice (granted), withdrawal (refused), erasure, window (no choice in time), cap (past max_events_per_user); queued: events that would have waited, decided at once because their user's choice was already queued behind them.",
 		}, []string{"cause"}),
 		held: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tollgate_processor_held_events", Help: "Events held for their user's consent choice (the policy's hold) in the partitions this process owns.",

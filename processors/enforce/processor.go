@@ -413,25 +413,29 @@ func (p *Processor) decide(ev *schemas.Event, st *consent.State) []*kgo.Record {
 // for the caller's dedup changelog record.
 func (p *Processor) decideKeyed(ev *schemas.Event, st *consent.State, key []byte) []*kgo.Record {
 	outs := consent.Decide(ev, st, p.cfg.Policy, p.now(), "")
-	return p.appendDecided(make([]*kgo.Record, 0, len(outs)+2), outs, key, nil, 0)
+	return p.appendDecided(make([]*kgo.Record, 0, len(outs)+2), outs, key)
 }
 
 // decideFor appends the records of ev's decisions for the destinations only accepts (the
 // pre-consent hold decides the rest later), each with heldMs (how long it waited; 0: not held).
 func (p *Processor) decideFor(recs []*kgo.Record, ev *schemas.Event, st *consent.State, key []byte, only func(dest string) bool, heldMs int64) []*kgo.Record {
-	return p.appendDecided(recs, consent.DecideOnly(ev, st, p.cfg.Policy, p.now(), "", only), key, nil, heldMs)
+	return p.appendDecided(recs, waited(consent.DecideOnly(ev, st, p.cfg.Policy, p.now(), "", only), heldMs), key)
 }
 
-// appendDecided appends the decisions record of outs (those only accepts; nil: all) and a
-// filtered event per forwarded destination, each decision with heldMs.
-func (p *Processor) appendDecided(recs []*kgo.Record, outs []consent.Outcome, key []byte, only func(string) bool, heldMs int64) []*kgo.Record {
+// waited sets how long the outcomes' event waited for its decision (held_ms).
+func waited(outs []consent.Outcome, heldMs int64) []consent.Outcome {
+	for i := range outs {
+		outs[i].Decision.HeldMs = heldMs
+	}
+	return outs
+}
+
+// appendDecided appends the decisions record of outs and a filtered event per forwarded
+// destination.
+func (p *Processor) appendDecided(recs []*kgo.Record, outs []consent.Outcome, key []byte) []*kgo.Record {
 	set := newDecisionRecord(p.topics.decisions, key, len(outs))
 	for i := range outs {
 		o := &outs[i]
-		if only != nil && !only(o.Decision.Destination) {
-			continue
-		}
-		o.Decision.HeldMs = heldMs
 		p.countDecision(&o.Decision)
 		p.tally.decided(&o.Decision)
 		set.add(&o.Decision)

@@ -255,6 +255,17 @@ func (b *stagedState) sighting(partition int32, user, id string, nowMs int64) (v
 	return v, ok, nil
 }
 
+// seen reports whether the (user, id) of an event not yet processed would be a resend as of
+// this point of the batch (nothing is recorded).
+func (b *stagedState) seen(partition int32, user, id string, nowMs int64) (bool, error) {
+	k := seenKey{partition, statestore.IDOf(user, id)}
+	if _, ok := b.ids[k]; ok {
+		return true, nil
+	}
+	_, ok, err := seenIn(b.db(partition), k.id, nowMs)
+	return ok, err
+}
+
 // maxIDsPerRecord bounds the ids of one dedup changelog record (36 bytes each at most): a
 // transaction's ids of a partition go in one record up to it, far below Kafka's 1 MiB record
 // limit and hamba/avro's 1 MiB bound on a bytes field.
