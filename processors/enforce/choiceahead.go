@@ -3,6 +3,7 @@ package enforce
 import (
 	"hash/maphash"
 	"slices"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -25,9 +26,10 @@ import (
 // do a run longer than the cap, a choice outside the window, a user already holding events, and
 // a choosing event that will be a resend (hold.go checks those when it decides).
 
-// maxChoiceRuns bounds the runs the lookahead keeps (about 100 bytes each): past it, new runs are
-// not noted and their events are held, as without the shortcut.
-const maxChoiceRuns = 1 << 20
+// maxChoiceRuns bounds the runs the lookahead keeps (BenchmarkChoicesAheadMemory: about 270
+// bytes each): past it, new runs are not noted and their events are held, as without the
+// shortcut.
+const maxChoiceRuns = 1 << 19
 
 // queuedChoice is the event that ended a run by choosing for every destination that can wait.
 type queuedChoice struct {
@@ -54,11 +56,11 @@ type choicesAhead struct {
 	n        int                 // runs kept
 }
 
-// runMark says that a run of the user may be forgotten once the processor passed offset (its
-// last event when marked).
+// runMark says that the user's run starting at first may be forgotten once the processor passed
+// offset (the run's last event when marked; a run that grew since is marked again).
 type runMark struct {
-	offset int64
-	user   string
+	offset, first int64
+	user          string
 }
 
 func newChoicesAhead(pol *policy.Policy) *choicesAhead {
@@ -102,7 +104,7 @@ func (l *lookahead) queuedChoice(partition int32, user string, offset int64) (qu
 // choosing ends it, with the choice when it chooses for every destination that can wait and is
 // not a resend of an event of the run.
 func (c *choicesAhead) event(partition int32, offset int64, ev *schemas.Event, chosen, granted uint64) {
-	user := ev.UserKey()
+	user := ev.UserKey() // a slice of the whole record: cloned where kept
 	runs := c.runs[partition][user]
 	open := len(runs) > 0 && !runs[len(runs)-1].ended
 	switch {
@@ -112,7 +114,7 @@ func (c *choicesAhead) event(partition int32, offset int64, ev *schemas.Event, c
 		run := &runs[len(runs)-1]
 		run.ended = true
 		if chosen == c.waitable && !slices.Contains(run.ids, c.idHash(ev.EventID)) {
-			run.choice = &queuedChoice{eventID: ev.EventID, receivedMs: ev.ReceivedMs, granted: granted}
+			run.choice = &queuedChoice{eventID: strings.Clone(ev.EventID), receivedMs: ev.ReceivedMs, granted: granted}
 		}
 	}
 }
@@ -128,13 +130,15 @@ func (c *choicesAhead) update(partition int32, user string) {
 	}
 }
 
-// extend adds an event choosing nothing to the user's open run, or starts one.
+// extend adds an event choosing nothing to the user's open run, or starts one. A run keeps at
+// most one id past the cap: longer, it is left to the hold anyway.
 func (c *choicesAhead) extend(partition int32, offset int64, user string, runs []choiceRun, open bool, id uint64) {
 	if open {
 		run := &runs[len(runs)-1]
 		run.last = offset
-		run.ids = append(run.ids, id)
-		c.mark(partition, offset, user)
+		if len(run.ids) <= c.pol.Hold.MaxEventsPerUser {
+			run.ids = append(run.ids, id)
+		}
 		return
 	}
 	if c.n >= maxChoiceRuns {
@@ -145,13 +149,10 @@ func (c *choicesAhead) extend(partition int32, offset int64, user string, runs [
 		users = map[string][]choiceRun{}
 		c.runs[partition] = users
 	}
+	user = strings.Clone(user)
 	users[user] = append(runs, choiceRun{first: offset, last: offset, ids: []uint64{id}})
 	c.n++
-	c.mark(partition, offset, user)
-}
-
-func (c *choicesAhead) mark(partition int32, offset int64, user string) {
-	c.queue[partition] = append(c.queue[partition], runMark{offset: offset, user: user})
+	c.queue[partition] = append(c.queue[partition], runMark{offset: offset, first: offset, user: user})
 }
 
 // choicesOf is what ev chooses, as bits of pol.Names: chosen for every destination it makes a
@@ -193,7 +194,8 @@ func (c *choicesAhead) choiceFor(partition int32, user string, offset int64) (qu
 }
 
 // passed forgets the runs the processor has passed (their last event at or before offset):
-// their choice can decide nothing any more.
+// their choice can decide nothing any more. The queue is in log order of the marks, not of the
+// runs' last events: a mark behind one not passed yet waits for it, which only delays forgetting.
 func (c *choicesAhead) passed(partition int32, offset int64) {
 	if c == nil {
 		return
@@ -201,28 +203,33 @@ func (c *choicesAhead) passed(partition int32, offset int64) {
 	q := c.queue[partition]
 	i := 0
 	for ; i < len(q) && q[i].offset <= offset; i++ {
-		c.forget(partition, q[i].user, offset)
+		if last, ok := c.forget(partition, q[i], offset); !ok {
+			q = append(q, runMark{offset: last, first: q[i].first, user: q[i].user})
+		}
 	}
-	c.queue[partition] = slices.Delete(q, 0, i)
+	clear(q[:i]) // the user keys they hold
+	c.queue[partition] = q[i:]
 }
 
-// forget drops the user's runs the processor has passed.
-func (c *choicesAhead) forget(partition int32, user string, offset int64) {
+// forget drops the marked run if the processor has passed it, and otherwise reports its last
+// event.
+func (c *choicesAhead) forget(partition int32, m runMark, offset int64) (last int64, forgotten bool) {
 	users := c.runs[partition]
-	runs := users[user]
-	kept := runs[:0]
-	for _, run := range runs {
-		if run.last <= offset {
-			c.n--
-			continue
-		}
-		kept = append(kept, run)
+	runs := users[m.user]
+	i := slices.IndexFunc(runs, func(r choiceRun) bool { return r.first == m.first })
+	if i < 0 {
+		return 0, true
 	}
-	if len(kept) == 0 {
-		delete(users, user)
+	if runs[i].last > offset {
+		return runs[i].last, false
+	}
+	c.n--
+	if runs = slices.Delete(runs, i, i+1); len(runs) == 0 {
+		delete(users, m.user)
 	} else {
-		users[user] = kept
+		users[m.user] = runs
 	}
+	return 0, true
 }
 
 // drop forgets a partition's runs (its reading starts again, or it was given up).

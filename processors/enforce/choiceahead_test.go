@@ -1,12 +1,15 @@
 package enforce
 
 import (
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
 
@@ -191,4 +194,34 @@ func TestQueuedChoicesForgotten(t *testing.T) {
 	p.ahead.choices.n = maxChoiceRuns
 	observe(holdEvent(t, "u3", "y1", nil))
 	require.Empty(t, p.ahead.choices.runs[0], "past the bound")
+}
+
+// BenchmarkChoicesAheadMemory reports the heap a run of the lookahead's queued choices keeps (a
+// user's two events without a choice, then the choice), at maxChoiceRuns runs:
+//
+//	go test -run '^$' -bench ChoicesAheadMemory -benchtime 1x ./processors/enforce/
+func BenchmarkChoicesAheadMemory(b *testing.B) {
+	for range b.N {
+		p := newTestProcessor(b, 1)
+		p.cfg.Policy.Hold = &policy.Hold{Window: time.Minute, MaxEventsPerUser: 100}
+		p.ahead.choices = newChoicesAhead(p.cfg.Policy)
+		ev := schemas.Event{Event: "page", Jurisdiction: "EU", TimestampMs: 1,
+			Context: map[string]string{"page_url": `"https://shop.example/"`}, Properties: map[string]string{"email": `"a@example.com"`}}
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		offset := int64(0)
+		for u := range maxChoiceRuns {
+			ev.UserID = fmt.Sprintf("user-%07d", u)
+			for i, choice := range []map[string]bool{nil, nil, grantAll} {
+				ev.EventID, ev.Consent = fmt.Sprintf("ev-%07d-%d", u, i), choice
+				offset++
+				p.ahead.observe(&kgo.Record{Partition: 0, Offset: offset, Value: schemas.Events.MustEncode(&ev)})
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		require.Equal(b, maxChoiceRuns, p.ahead.choices.n)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/maxChoiceRuns, "heap-B/run")
+	}
 }

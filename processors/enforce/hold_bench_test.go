@@ -84,17 +84,27 @@ func dirSize(b *testing.B, dir string) int64 {
 // BenchmarkLateChoice is the processor's work per event for traffic behind an opt-in banner, as
 // `make bench -late-choice` sends it: each poll brings 500 fresh users' first events without a
 // choice and the previous poll's users' next events with their grant. Sub-benchmarks with the
-// hold off (blocked at once), on (held, then released by the grant), and choice-first: the first
-// events carry the grant already, so they are decided as the hold run decides them, with nothing
-// held (what holding itself costs is hold=true against it). b.N counts events.
+// hold off (blocked at once), on (held, then released by the grant), queued (on, with the
+// lookahead a poll ahead: the grants are queued when the first events are decided, as behind a
+// backlog; its reading counted in the CPU time), and choice-first: the first events carry the
+// grant already, so they are decided as the hold run decides them, with nothing held (what
+// holding itself costs is hold=true against it). b.N counts events.
 func BenchmarkLateChoice(b *testing.B) {
-	for _, mode := range []string{"hold=false", "hold=true", "choice-first"} {
-		hold, choiceFirst := mode == "hold=true", mode == "choice-first"
+	for _, mode := range []string{"hold=false", "hold=true", "queued", "choice-first"} {
+		hold, queued, choiceFirst := mode == "hold=true" || mode == "queued", mode == "queued", mode == "choice-first"
 		b.Run(mode, func(b *testing.B) {
 			const users = 500
 			p := newTestProcessor(b, 1)
 			if hold {
 				p.cfg.Policy.Hold = &policy.Hold{Window: time.Hour, MaxEventsPerUser: 100}
+			}
+			if queued {
+				p.ahead.choices = newChoicesAhead(p.cfg.Policy)
+			}
+			ahead := func(recs []*kgo.Record) {
+				for _, r := range recs {
+					p.ahead.observe(r)
+				}
 			}
 			ev := schemas.Event{Event: "page_view", Jurisdiction: "EU", TimestampMs: 1,
 				Context:    map[string]string{"page_url": `"https://shop.example/products/shoes"`, "user_agent": `"Mozilla/5.0"`},
@@ -125,7 +135,11 @@ func BenchmarkLateChoice(b *testing.B) {
 			}
 			b.ResetTimer()
 			cpu0 := testenv.CPUTime()
-			for _, recs := range polls {
+			ahead(polls[0])
+			for i, recs := range polls {
+				if i+1 < len(polls) {
+					ahead(polls[i+1])
+				}
 				batch := p.state.begin()
 				p.tally.reset()
 				for _, r := range recs {
@@ -138,6 +152,7 @@ func BenchmarkLateChoice(b *testing.B) {
 					b.Fatal(err)
 				}
 				p.release(batch)
+				p.ahead.passed(0, recs[len(recs)-1].Offset)
 			}
 			// CPU time, not wall time: on a shared machine the wall clock also counts other work.
 			b.ReportMetric(float64(testenv.CPUTime()-cpu0)/float64(b.N), "cpu-ns/op")
