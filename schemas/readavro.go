@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 )
@@ -179,7 +180,29 @@ func (r *reader) strings() []string {
 
 // readEvent reads an Event's body (after the single-object header); the processor decodes every
 // raw event, and hamba/avro's reflective decoder was a tenth of its CPU per event.
-func readEvent(b []byte, e *Event) error {
+func readEvent(b []byte, e *Event) error { return readEventBody(b, e, true) }
+
+// DecodeEventHead decodes an event without its context and properties (left nil): what the
+// processor's lookahead reads of every raw event under the pre-consent hold, where the two maps
+// were most of the decoding. A record of an older version of the schema is decoded whole.
+func DecodeEventHead(data []byte) (e Event, err error) {
+	if !bytes.HasPrefix(data, Events.header) {
+		return Events.Decode(data)
+	}
+	defer func() {
+		if r := recover(); r != nil { // as Decode: a poison record must not crash the reader
+			err = fmt.Errorf("decode event: %v", r)
+		}
+	}()
+	if err := readEventBody(data[len(Events.header):], &e, false); err != nil {
+		return e, fmt.Errorf("decode event: %w", err)
+	}
+	return e, nil
+}
+
+// readEventBody reads an Event's body, its context and properties only when maps is set (else
+// skipped: their strings are read in place, nothing allocated).
+func readEventBody(b []byte, e *Event, maps bool) error {
 	r := newReader(b)
 	e.EventID = r.str()
 	e.Event = r.str()
@@ -192,8 +215,14 @@ func readEvent(b []byte, e *Event) error {
 	}
 	e.Jurisdiction = r.str()
 	e.GPC = r.boolean()
-	e.Context = r.stringMap()
-	e.Properties = r.stringMap()
+	if maps {
+		e.Context = r.stringMap()
+		e.Properties = r.stringMap()
+	} else {
+		skip := func() { r.str(); r.str() }
+		r.blocks(skip)
+		r.blocks(skip)
+	}
 	if r.present() {
 		s := &ConsentSignals{}
 		s.TCF = r.str()

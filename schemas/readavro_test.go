@@ -138,6 +138,27 @@ func TestReadEventMatches(t *testing.T) {
 	}
 }
 
+// TestDecodeEventHeadMatches: the head is the whole event but its context and properties, and
+// refuses what the whole decoder refuses (a truncated record).
+func TestDecodeEventHeadMatches(t *testing.T) {
+	for name, ev := range eventCases() {
+		t.Run(name, func(t *testing.T) {
+			b, err := Events.Encode(&ev)
+			require.NoError(t, err)
+			want, err := Events.Decode(b)
+			require.NoError(t, err)
+			want.Context, want.Properties = nil, nil
+			got, err := DecodeEventHead(b)
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+			for n := len(Events.header); n < len(b); n++ {
+				_, err := DecodeEventHead(b[:n])
+				require.Error(t, err, "cut at %d of %d bytes", n, len(b))
+			}
+		})
+	}
+}
+
 // FuzzReadEvent: on any bytes the hand decoder neither panics nor disagrees with hamba/avro when
 // both accept them.
 func FuzzReadEvent(f *testing.F) {

@@ -79,7 +79,7 @@ func newChoicesAhead(pol *policy.Policy) *choicesAhead {
 // observeEvent notes one raw event of an owned partition, in log order (the lookahead's
 // goroutine): decoded and read outside the lock, noted under it.
 func (l *lookahead) observeEvent(r *kgo.Record) {
-	ev, err := schemas.Events.Decode(r.Value)
+	ev, err := schemas.DecodeEventHead(r.Value) // its context and properties decide no choice
 	if err != nil {
 		return // the processor dead-letters it: it neither holds nor releases anything
 	}
