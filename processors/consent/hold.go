@@ -30,10 +30,66 @@ func Pending(ev *schemas.Event, st *State, pol *policy.Policy) []string {
 // every event under a hold): the outcomes of the destinations decided now, in pol.Names order,
 // and the destinations that wait for the user's choice.
 func DecideOrHold(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time, runID string) (outs []Outcome, pending []string) {
+	return DecideOrChoose(ev, st, pol, now, runID, nil)
+}
+
+// DecideOrChoose is DecideOrHold that asks choose, when destinations would wait, for a choice
+// already known for them (destination → granted; nil: none, they wait): given one, they are
+// decided at once under it, after the others, as DecideChosen decides them, from the same
+// reading of the event.
+func DecideOrChoose(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time, runID string, choose func(pending []string) map[string]bool) (outs []Outcome, pending []string) {
 	if ev == nil || pol == nil {
 		return nil, nil
 	}
+	d, outs, pending := decideOrHold(ev, st, pol, now, runID)
+	if len(pending) == 0 || choose == nil {
+		return outs, pending
+	}
+	if choices := choose(pending); choices != nil {
+		return d.chosen(choices, outs), nil
+	}
+	return outs, pending
+}
+
+// DecideChosen decides ev for the destinations choices names (destination → granted) as if ev
+// had carried those choices in its own consent (WithChoices): one group per answer, each in
+// pol.Names order. How a held event is decided under the choice that releases it.
+func DecideChosen(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time, runID string, choices map[string]bool) []Outcome {
+	if ev == nil || pol == nil {
+		return nil
+	}
 	d := newDecider(ev, st, pol, now, runID)
+	return d.chosen(choices, nil)
+}
+
+// chosen appends to out the decisions of the destinations choices names, under those choices.
+// Each answer's decider is this one with the event's consent extended: what does not depend on
+// the consent (the event's fields, its sensitivity, its CMP signals) is read once.
+func (d *decider) chosen(choices map[string]bool, out []Outcome) []Outcome {
+	for _, granted := range []bool{true, false} {
+		purposes := map[string]bool{}
+		for name, g := range choices {
+			if dest := d.pol.Destinations[name]; dest != nil && g == granted {
+				purposes[dest.Purpose] = granted
+			}
+		}
+		if len(purposes) == 0 {
+			continue
+		}
+		dc := *d
+		dc.ev, dc.effective, dc.vendor = WithChoices(d.ev, purposes), nil, nil // both read the consent
+		for _, name := range d.pol.Names {
+			if g, ok := choices[name]; ok && g == granted && d.pol.Destinations[name] != nil {
+				out = append(out, dc.decide(d.pol.Destinations[name]))
+			}
+		}
+	}
+	return out
+}
+
+// decideOrHold is DecideOrHold's reading of the event, with its decider.
+func decideOrHold(ev *schemas.Event, st *State, pol *policy.Policy, now time.Time, runID string) (d decider, outs []Outcome, pending []string) {
+	d = newDecider(ev, st, pol, now, runID)
 	holds := pol.Holds() && mayWait(ev, pol) && d.model == policy.OptIn
 	outs = make([]Outcome, 0, len(pol.Names))
 	for _, name := range pol.Names {
@@ -46,7 +102,7 @@ func DecideOrHold(ev *schemas.Event, st *State, pol *policy.Policy, now time.Tim
 			outs = append(outs, d.decide(dest))
 		}
 	}
-	return outs, pending
+	return d, outs, pending
 }
 
 // mayWait is the fast answer for nearly every event: false when the event's own consent

@@ -53,3 +53,72 @@ func TestPending(t *testing.T) {
 	_, ok = choose("nowhere")
 	require.False(t, ok)
 }
+
+// DecideChosen and DecideOrChoose decide exactly as the event carrying the choices would be
+// decided destination by destination (DecideOnly of WithChoices, one group per answer), though
+// they read the event once: for grants, refusals, different answers for one purpose (a TCF
+// vendor's), a recorded state, GPC, signals and sensitive data.
+func TestDecideChosenAsWithChoices(t *testing.T) {
+	pol := loadPolicy(t)
+	pol.Hold = &policy.Hold{Window: time.Minute, MaxEventsPerUser: 10}
+	now := time.UnixMilli(1_790_000_000_000)
+	events := map[string]*schemas.Event{"base": baseEvent()}
+	gpc := baseEvent()
+	gpc.GPC = true
+	events["gpc"] = gpc
+	sensitive := baseEvent()
+	sensitive.Context["page_url"] = `"https://shop.example/pharmacy"`
+	events["sensitive"] = sensitive
+	signals := baseEvent()
+	signals.Signals = &schemas.ConsentSignals{GCM: map[string]string{"analytics_storage": "granted"}}
+	events["signals"] = signals
+	states := map[string]*State{"none": nil, "recorded": {Consent: map[string]bool{"marketing": true}}}
+	choiceSets := map[string]map[string]bool{
+		"grant all":  {"ga4": true, "gads": true, "meta": true, "tiktok": true},
+		"refuse all": {"ga4": false, "gads": false, "meta": false, "tiktok": false},
+		"split":      {"ga4": true, "gads": false, "meta": true, "tiktok": false},
+	}
+	// want is the formula the processor used before DecideChosen.
+	want := func(ev *schemas.Event, st *State, choices map[string]bool) []Outcome {
+		var out []Outcome
+		for _, granted := range []bool{true, false} {
+			purposes := map[string]bool{}
+			for dest, g := range choices {
+				if g == granted {
+					purposes[pol.Destinations[dest].Purpose] = granted
+				}
+			}
+			if len(purposes) == 0 {
+				continue
+			}
+			out = append(out, DecideOnly(WithChoices(ev, purposes), st, pol, now, "", func(d string) bool {
+				g, ok := choices[d]
+				return ok && g == granted
+			})...)
+		}
+		return out
+	}
+	for en, ev := range events {
+		for sn, st := range states {
+			for cn, choices := range choiceSets {
+				name := en + "/" + sn + "/" + cn
+				require.Equal(t, want(ev, st, choices), DecideChosen(ev, st, pol, now, "", choices), name)
+
+				held, pending := DecideOrHold(ev, st, pol, now, "")
+				if len(pending) == 0 {
+					continue
+				}
+				only := map[string]bool{}
+				for _, d := range pending {
+					only[d] = choices[d]
+				}
+				outs, left := DecideOrChoose(ev, st, pol, now, "", func(p []string) map[string]bool {
+					require.Equal(t, pending, p, name)
+					return only
+				})
+				require.Empty(t, left, name)
+				require.Equal(t, append(held, want(ev, st, only)...), outs, name)
+			}
+		}
+	}
+}

@@ -51,18 +51,25 @@ func (p *Processor) eventWithHold(r *kgo.Record, ev *schemas.Event, st *consent.
 		}
 		recs = released
 	}
-	outs, pending := consent.DecideOrHold(ev, st, p.cfg.Policy, p.now(), "")
-	if len(pending) > 0 {
-		choices, heldMs, err := p.queued(batch, r, user, pending, ev.ReceivedMs)
-		if err != nil {
-			return nil, err
+	// A choice already queued behind the event decides what would wait at once, in the event's one
+	// decision set.
+	var choices map[string]bool
+	var heldMs int64
+	var err error
+	outs, pending := consent.DecideOrChoose(ev, st, p.cfg.Policy, p.now(), "", func(pending []string) map[string]bool {
+		choices, heldMs, err = p.queued(batch, r, user, pending, ev.ReceivedMs)
+		return choices
+	})
+	if err != nil {
+		return nil, err
+	}
+	if choices != nil {
+		for i := range outs {
+			if _, chosen := choices[outs[i].Decision.Destination]; chosen {
+				outs[i].Decision.HeldMs = heldMs
+			}
 		}
-		if choices != nil {
-			// One decision set for the event: what was decided at once and what its choice decides.
-			outs = append(outs, p.decideChosen(ev, st, choices, heldMs, "")...)
-			p.metrics.releases.WithLabelValues(releaseQueued).Inc()
-			pending = nil
-		}
+		p.metrics.releases.WithLabelValues(releaseQueued).Inc()
 	}
 	recs = p.appendDecided(recs, outs, key)
 	if len(pending) == 0 {
@@ -289,32 +296,14 @@ func releaseCause(cause string, choices map[string]bool) string {
 }
 
 // decideChosen decides ev for the destinations choices names (destination → granted) as if ev
-// had carried those choices, each decision with heldMs: one decision per group of destinations
-// the choice treats alike (granted or not). source, when set, replaces the decisions'
-// consent_source (a consent update: consent_api).
+// had carried those choices (consent.DecideChosen), each decision with heldMs. source, when set,
+// replaces the decisions' consent_source (a consent update: consent_api).
 func (p *Processor) decideChosen(ev *schemas.Event, st *consent.State, choices map[string]bool, heldMs int64, source string) []consent.Outcome {
-	var all []consent.Outcome
-	for _, granted := range []bool{true, false} {
-		purposes := map[string]bool{}
-		for dest, g := range choices {
-			if g == granted {
-				purposes[p.cfg.Policy.Destinations[dest].Purpose] = granted
-			}
+	outs := consent.DecideChosen(ev, st, p.cfg.Policy, p.now(), "", choices)
+	for i := range outs {
+		if source != "" && outs[i].Decision.ConsentSource != "" {
+			outs[i].Decision.ConsentSource = source
 		}
-		if len(purposes) == 0 {
-			continue
-		}
-		alike := func(dest string) bool {
-			g, ok := choices[dest]
-			return ok && g == granted
-		}
-		outs := consent.DecideOnly(consent.WithChoices(ev, purposes), st, p.cfg.Policy, p.now(), "", alike)
-		for i := range outs {
-			if source != "" && outs[i].Decision.ConsentSource != "" {
-				outs[i].Decision.ConsentSource = source
-			}
-		}
-		all = append(all, waited(outs, heldMs)...)
 	}
-	return all
+	return waited(outs, heldMs)
 }
