@@ -349,8 +349,8 @@ func checkDecisions(t *testing.T, cfg *config.Config, f *feed, once bool) {
 // timings both let a revocation land inside a batch's commit. On kfake a decision written twice
 // is only logged: there a member's transaction has committed offsets of partitions the group had
 // already given to another member (the same producer's epoch-0 transaction aborted, its epoch-1
-// one committing ids another member had committed; sessions 20 and 21, about one run in five
-// under make test's load on a slow host), which the real broker refuses by the member's
+// one committing ids another member had committed; seen in sessions 20 and 21 under make test's
+// load), which the real broker refuses by the member's
 // generation; exactly once is held on the broker. Without the fix the panic came in
 // about one run in three on the broker and one in two on kfake (it needs that exact moment);
 // TestRevokedStoreStaysOpenForTheBatch fails every time without it.
