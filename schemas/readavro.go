@@ -1,7 +1,6 @@
 package schemas
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 )
@@ -185,19 +184,8 @@ func readEvent(b []byte, e *Event) error { return readEventBody(b, e, true) }
 // DecodeEventHead decodes an event without its context and properties (left nil): what the
 // processor's lookahead reads of every raw event under the pre-consent hold, where the two maps
 // were most of the decoding. A record of an older version of the schema is decoded whole.
-func DecodeEventHead(data []byte) (e Event, err error) {
-	if !bytes.HasPrefix(data, Events.header) {
-		return Events.Decode(data)
-	}
-	defer func() {
-		if r := recover(); r != nil { // as Decode: a poison record must not crash the reader
-			err = fmt.Errorf("decode event: %v", r)
-		}
-	}()
-	if err := readEventBody(data[len(Events.header):], &e, false); err != nil {
-		return e, fmt.Errorf("decode event: %w", err)
-	}
-	return e, nil
+func DecodeEventHead(data []byte) (Event, error) {
+	return Events.decodeWith(data, func(b []byte, e *Event) error { return readEventBody(b, e, false) })
 }
 
 // readEventBody reads an Event's body, its context and properties only when maps is set (else

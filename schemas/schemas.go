@@ -357,14 +357,17 @@ func (c *Codec[T]) MustEncode(v *T) []byte {
 
 // Decode parses single-object encoded bytes. It refuses bytes written with another schema.
 // Hostile input yields an error, never a panic.
-func (c *Codec[T]) Decode(data []byte) (v T, err error) {
+func (c *Codec[T]) Decode(data []byte) (v T, err error) { return c.decodeWith(data, c.readBody) }
+
+// decodeWith is Decode reading a record of the current schema with readBody (nil: hamba/avro).
+func (c *Codec[T]) decodeWith(data []byte, readBody func([]byte, *T) error) (v T, err error) {
 	defer func() {
 		if r := recover(); r != nil { // the decoder should not panic; a poison record must not crash us if it does
 			err = fmt.Errorf("decode %s: %v", c.name(), r)
 		}
 	}()
-	if c.readBody != nil && bytes.HasPrefix(data, c.header) {
-		if err := c.readBody(data[len(c.header):], &v); err != nil {
+	if readBody != nil && bytes.HasPrefix(data, c.header) {
+		if err := readBody(data[len(c.header):], &v); err != nil {
 			return v, fmt.Errorf("decode %s: %w", c.name(), err)
 		}
 		return v, nil
