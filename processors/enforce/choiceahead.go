@@ -69,8 +69,8 @@ func newChoicesAhead(pol *policy.Policy) *choicesAhead {
 	}
 	c := &choicesAhead{pol: pol, seed: maphash.MakeSeed(), runs: map[int32]map[string][]choiceRun{}, queue: map[int32][]runMark{}}
 	for i, name := range pol.Names {
-		if c.canWait(name) {
-			c.waitable |= 1 << i
+		if d := pol.Destinations[name]; d != nil && d.Purpose != policy.Necessary {
+			c.waitable |= 1 << i // a destination that can wait for a choice
 		}
 	}
 	return c
@@ -89,9 +89,9 @@ func (l *lookahead) observeEvent(r *kgo.Record) {
 	l.choices.event(r.Partition, r.Offset, &ev, chosen, granted)
 }
 
-// queuedChoice is the queued choice ending the run of the user's event at offset, and how many
+// queuedFor is the queued choice ending the run of the user's event at offset, and how many
 // events the run has.
-func (l *lookahead) queuedChoice(partition int32, user string, offset int64) (queuedChoice, int, bool) {
+func (l *lookahead) queuedFor(partition int32, user string, offset int64) (queuedChoice, int, bool) {
 	if l.choices == nil {
 		return queuedChoice{}, 0, false
 	}
@@ -163,7 +163,10 @@ func (c *choicesAhead) choicesOf(ev *schemas.Event) (chosen, granted uint64) {
 	}
 	choose := consent.Choices(ev, c.pol)
 	for i, name := range c.pol.Names {
-		if g, ok := choose(name); ok && c.canWait(name) {
+		if c.waitable&(1<<i) == 0 {
+			continue // necessary: never waits, its choice is not asked
+		}
+		if g, ok := choose(name); ok {
 			chosen |= 1 << i
 			if g {
 				granted |= 1 << i
@@ -171,11 +174,6 @@ func (c *choicesAhead) choicesOf(ev *schemas.Event) (chosen, granted uint64) {
 		}
 	}
 	return chosen, granted
-}
-
-func (c *choicesAhead) canWait(dest string) bool {
-	d := c.pol.Destinations[dest]
-	return d != nil && d.Purpose != policy.Necessary
 }
 
 func (c *choicesAhead) idHash(id string) uint64 { return maphash.String(c.seed, id) }
@@ -250,7 +248,7 @@ func (c *choicesAhead) drop(partition int32) {
 // the cap, the choice arrived within the window and the window has not passed, and the choosing
 // event will not be a resend (a resend releases nothing).
 func (p *Processor) queued(batch *stagedState, r *kgo.Record, user string, pending []string, receivedMs int64) (map[string]bool, int64, error) {
-	c, events, ok := p.ahead.queuedChoice(r.Partition, user, r.Offset)
+	c, events, ok := p.ahead.queuedFor(r.Partition, user, r.Offset)
 	if !ok || events > p.cfg.Policy.Hold.MaxEventsPerUser || batch.hasHeld(r.Partition, user) {
 		return nil, 0, nil
 	}

@@ -3,6 +3,7 @@ package enforce
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,7 +47,7 @@ type decisionKey struct {
 func keysOf(ds []schemas.Decision) map[decisionKey]int {
 	out := map[decisionKey]int{}
 	for _, d := range ds {
-		out[decisionKey{d.EventID, d.Destination, d.Outcome, d.Reason, d.ConsentSource, joinFields(d.FieldsSent), d.HeldMs > 0}]++
+		out[decisionKey{d.EventID, d.Destination, d.Outcome, d.Reason, d.ConsentSource, strings.Join(d.FieldsSent, ","), d.HeldMs > 0}]++
 	}
 	return out
 }
@@ -57,44 +58,6 @@ func eventIDs(ds []schemas.Decision) []string {
 		ids = append(ids, d.EventID)
 	}
 	return ids
-}
-
-func joinFields(fs []string) string {
-	s := ""
-	for _, f := range fs {
-		s += f + ","
-	}
-	return s
-}
-
-// The shortcut decides exactly what holding and releasing decides: the same decisions (held_ms
-// > 0 for the destinations that waited) and the same order at every destination, for a grant, a
-// partial grant and a refusal; it holds nothing and writes no held-events changelog.
-func TestQueuedChoiceDecidesAsTheHold(t *testing.T) {
-	for name, choice := range map[string]map[string]bool{
-		"grant":          grantAll,
-		"analytics":      {"analytics": true, "marketing": false},
-		"refusal":        {"analytics": false, "marketing": false},
-		"with necessary": {"necessary": true, "analytics": true, "marketing": true},
-	} {
-		t.Run(name, func(t *testing.T) {
-			recs := []*kgo.Record{holdEvent(t, "u1", "e1", nil), holdEvent(t, "u1", "e2", nil), holdEvent(t, "u2", "x1", nil),
-				holdEvent(t, "u1", "e3", choice), holdEvent(t, "u1", "e4", nil)}
-			held, _ := holdProcessor(t)
-			want := holdRun(t, held, false, recs...)
-			p, _, observe := queuedProcessor(t)
-			observe(recs...)
-			got := holdRun(t, p, false, recs...)
-
-			require.Equal(t, keysOf(want.decisions), keysOf(got.decisions))
-			require.Equal(t, []string{"e1", "e1", "e1"}, eventIDs(got.decisions[:3]), "e1 decided for every destination at once, in one decision set")
-			require.Equal(t, []string{"e1", "e2", "x1"}, eventIDs(want.decisions[:3]), "held: only ops at once")
-			require.Equal(t, want.filtered, got.filtered)
-			require.Equal(t, 2, p.state.holds.held(), "x1 (never answered) and e4 (after the choice) wait; e1 and e2 were decided at once")
-			require.Len(t, got.held, 2, "held-events records for u2 and for u1's e4 only")
-			require.Len(t, decisionsOf(got.decisions, "ga4"), 3, "e1, e2 and e3")
-		})
-	}
 }
 
 // Released and queued decisions agree when the choice comes in a later batch too, and a queued
@@ -183,7 +146,7 @@ func TestQueuedChoicesForgotten(t *testing.T) {
 	observe(e1, e2, e3)
 	require.Equal(t, 2, p.ahead.choices.n)
 	p.ahead.passed(0, e1.Offset)
-	_, _, ok := p.ahead.queuedChoice(0, "u1", e1.Offset)
+	_, _, ok := p.ahead.queuedFor(0, "u1", e1.Offset)
 	require.False(t, ok)
 	require.Equal(t, 1, p.ahead.choices.n)
 	p.ahead.passed(0, e3.Offset)
