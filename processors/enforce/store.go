@@ -236,11 +236,9 @@ func (b *stagedState) apply(partition int32, u *schemas.ConsentUpdate) (*schemas
 // it was already seen inside the window (in this batch or before).
 func (b *stagedState) sighting(partition int32, user, id string, nowMs int64) (v statestore.Seen, dup bool, err error) {
 	k := seenKey{partition, statestore.IDOf(user, id)}
-	prev, ok := b.ids[k]
-	if !ok {
-		if prev, ok, err = seenIn(b.db(partition), k.id, nowMs); err != nil {
-			return v, false, err
-		}
+	prev, ok, err := b.seenAt(k, nowMs)
+	if err != nil {
+		return v, false, err
 	}
 	if _, known := b.keys[partition]; !known {
 		b.keys[partition] = user
@@ -258,12 +256,17 @@ func (b *stagedState) sighting(partition int32, user, id string, nowMs int64) (v
 // seen reports whether the (user, id) of an event not yet processed would be a resend as of
 // this point of the batch (nothing is recorded).
 func (b *stagedState) seen(partition int32, user, id string, nowMs int64) (bool, error) {
-	k := seenKey{partition, statestore.IDOf(user, id)}
-	if _, ok := b.ids[k]; ok {
-		return true, nil
-	}
-	_, ok, err := seenIn(b.db(partition), k.id, nowMs)
+	_, ok, err := b.seenAt(seenKey{partition, statestore.IDOf(user, id)}, nowMs)
 	return ok, err
+}
+
+// seenAt is the id's last sighting as of this point of the batch: the batch's own, else the
+// store's inside the dedup window.
+func (b *stagedState) seenAt(k seenKey, nowMs int64) (statestore.Seen, bool, error) {
+	if v, ok := b.ids[k]; ok {
+		return v, true, nil
+	}
+	return seenIn(b.db(k.partition), k.id, nowMs)
 }
 
 // maxIDsPerRecord bounds the ids of one dedup changelog record (36 bytes each at most): a
