@@ -3,11 +3,11 @@ package enforce
 import (
 	"hash/maphash"
 	"slices"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tollgate-dev/tollgate/internal/policy"
+	"github.com/tollgate-dev/tollgate/internal/statestore"
 	"github.com/tollgate-dev/tollgate/processors/consent"
 	"github.com/tollgate-dev/tollgate/schemas"
 )
@@ -26,48 +26,36 @@ import (
 // do a run longer than the cap, a choice outside the window, a user already holding events, and
 // a choosing event that will be a resend (hold.go checks those when it decides).
 
-// maxChoiceRuns bounds the runs the lookahead keeps (BenchmarkChoicesAheadMemory: about 270
-// bytes each): past it, new runs are not noted and their events are held, as without the
-// shortcut.
-const maxChoiceRuns = 1 << 19
+// maxChoiceRuns bounds the runs the lookahead keeps (BenchmarkChoicesAheadMemory: about 200
+// bytes each with two events, 210 MB at the bound, none of it scanned by the garbage collector):
+// // past it, new runs are not noted and their events are held, as without the shortcut. `make
+// bench -hold` leaves 550-700 thousand users' runs ahead of the processor.
+const maxChoiceRuns = 1 << 20
 
 // queuedChoice is the event that ended a run by choosing for every destination that can wait.
 type queuedChoice struct {
-	eventID    string
+	id         statestore.ID // its dedup id (user key and event id), when hasID
+	hasID      bool
 	receivedMs int64
 	granted    uint64 // bit i: pol.Names[i] granted (every destination that can wait is chosen)
 }
 
-// choiceRun is one run of a user's events that chose nothing, in log order.
-type choiceRun struct {
-	first, last int64    // offsets of its first and last event
-	ids         []uint64 // hashes of their event ids
-	ended       bool
-	choice      *queuedChoice // what ended it; nil when open or ended by anything else
-}
-
-// choicesAhead are the runs of the partitions the lookahead reads, per partition and user.
+// choicesAhead are the runs of the partitions the lookahead reads (choiceruns.go).
 type choicesAhead struct {
 	pol      *policy.Policy
 	waitable uint64 // bits of every destination that can wait for a choice
 	seed     maphash.Seed
-	runs     map[int32]map[string][]choiceRun
-	queue    map[int32][]runMark // per partition, in log order: when each run may be forgotten
-	n        int                 // runs kept
-}
-
-// runMark says that the user's run starting at first may be forgotten once the processor passed
-// offset (the run's last event when marked; a run that grew since is marked again).
-type runMark struct {
-	offset, first int64
-	user          string
+	users    [2]maphash.Seed // userKey's
+	parts    map[int32]*runTable
+	n        int // runs kept
 }
 
 func newChoicesAhead(pol *policy.Policy) *choicesAhead {
 	if pol == nil || !pol.Holds() || len(pol.Names) > 64 {
 		return nil // nothing is held (or more destinations than the choice's bits)
 	}
-	c := &choicesAhead{pol: pol, seed: maphash.MakeSeed(), runs: map[int32]map[string][]choiceRun{}, queue: map[int32][]runMark{}}
+	c := &choicesAhead{pol: pol, seed: maphash.MakeSeed(), users: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		parts: map[int32]*runTable{}}
 	for i, name := range pol.Names {
 		if d := pol.Destinations[name]; d != nil && d.Purpose != policy.Necessary {
 			c.waitable |= 1 << i // a destination that can wait for a choice
@@ -104,55 +92,46 @@ func (l *lookahead) queuedFor(partition int32, user string, offset int64) (queue
 // choosing ends it, with the choice when it chooses for every destination that can wait and is
 // not a resend of an event of the run.
 func (c *choicesAhead) event(partition int32, offset int64, ev *schemas.Event, chosen, granted uint64) {
-	user := ev.UserKey() // a slice of the whole record: cloned where kept
-	runs := c.runs[partition][user]
-	open := len(runs) > 0 && !runs[len(runs)-1].ended
+	user := ev.UserKey()
+	u := keyOf(&c.users, user)
+	t := c.parts[partition]
+	var run *runSlot
+	if t != nil {
+		if run = t.newest(u); run != nil && run.ended {
+			run = nil // only an open run grows or ends
+		}
+	}
+	id := c.idHash(ev.EventID)
 	switch {
-	case chosen == 0:
-		c.extend(partition, offset, user, runs, open, c.idHash(ev.EventID))
-	case open:
-		run := &runs[len(runs)-1]
+	case chosen == 0 && run != nil:
+		run.last = offset
+		if int(run.count) <= c.pol.Hold.MaxEventsPerUser {
+			t.addID(run, id)
+		}
+	case chosen == 0 && c.n < maxChoiceRuns:
+		if t == nil {
+			t = newRunTable()
+			c.parts[partition] = t
+		}
+		t.start(u, offset, id)
+		c.n++
+	case chosen != 0 && run != nil:
 		run.ended = true
-		if chosen == c.waitable && !slices.Contains(run.ids, c.idHash(ev.EventID)) {
-			run.choice = &queuedChoice{eventID: strings.Clone(ev.EventID), receivedMs: ev.ReceivedMs, granted: granted}
+		if chosen == c.waitable && !t.hasID(run, id) {
+			dedup, ok := dedupID(user, ev.EventID)
+			run.chosen, run.choice = true, queuedChoice{id: dedup, hasID: ok, receivedMs: ev.ReceivedMs, granted: granted}
 		}
 	}
 }
 
 // update notes a consent update of a user: it ends the user's open run, for the hold.
 func (c *choicesAhead) update(partition int32, user string) {
-	if c == nil {
+	if c == nil || c.parts[partition] == nil {
 		return
 	}
-	runs := c.runs[partition][user]
-	if len(runs) > 0 && !runs[len(runs)-1].ended {
-		runs[len(runs)-1].ended = true
+	if run := c.parts[partition].newest(keyOf(&c.users, user)); run != nil {
+		run.ended = true
 	}
-}
-
-// extend adds an event choosing nothing to the user's open run, or starts one. A run keeps at
-// most one id past the cap: longer, it is left to the hold anyway.
-func (c *choicesAhead) extend(partition int32, offset int64, user string, runs []choiceRun, open bool, id uint64) {
-	if open {
-		run := &runs[len(runs)-1]
-		run.last = offset
-		if len(run.ids) <= c.pol.Hold.MaxEventsPerUser {
-			run.ids = append(run.ids, id)
-		}
-		return
-	}
-	if c.n >= maxChoiceRuns {
-		return
-	}
-	users := c.runs[partition]
-	if users == nil {
-		users = map[string][]choiceRun{}
-		c.runs[partition] = users
-	}
-	user = strings.Clone(user)
-	users[user] = append(runs, choiceRun{first: offset, last: offset, ids: []uint64{id}})
-	c.n++
-	c.queue[partition] = append(c.queue[partition], runMark{offset: offset, first: offset, user: user})
 }
 
 // choicesOf is what ev chooses, as bits of pol.Names: chosen for every destination it makes a
@@ -180,66 +159,32 @@ func (c *choicesAhead) idHash(id string) uint64 { return maphash.String(c.seed, 
 
 // choiceFor is the queued choice that ends the run the user's event at offset belongs to.
 func (c *choicesAhead) choiceFor(partition int32, user string, offset int64) (queuedChoice, int, bool) {
-	for _, run := range c.runs[partition][user] {
-		if run.first <= offset && offset <= run.last {
-			if run.choice == nil {
-				return queuedChoice{}, 0, false
-			}
-			return *run.choice, len(run.ids), true
-		}
+	t := c.parts[partition]
+	if t == nil {
+		return queuedChoice{}, 0, false
 	}
-	return queuedChoice{}, 0, false
+	run := t.find(keyOf(&c.users, user), offset)
+	if run == nil || !run.chosen {
+		return queuedChoice{}, 0, false
+	}
+	return run.choice, int(run.count), true
 }
 
-// passed forgets the runs the processor has passed (their last event at or before offset):
-// their choice can decide nothing any more. The queue is in log order of the marks, not of the
-// runs' last events: a mark behind one not passed yet waits for it, which only delays forgetting.
+// passed forgets the runs the processor has passed: their choice can decide nothing any more.
 func (c *choicesAhead) passed(partition int32, offset int64) {
-	if c == nil {
+	if c == nil || c.parts[partition] == nil {
 		return
 	}
-	q := c.queue[partition]
-	i := 0
-	for ; i < len(q) && q[i].offset <= offset; i++ {
-		if last, ok := c.forget(partition, q[i], offset); !ok {
-			q = append(q, runMark{offset: last, first: q[i].first, user: q[i].user})
-		}
-	}
-	clear(q[:i]) // the user keys they hold
-	c.queue[partition] = q[i:]
-}
-
-// forget drops the marked run if the processor has passed it, and otherwise reports its last
-// event.
-func (c *choicesAhead) forget(partition int32, m runMark, offset int64) (last int64, forgotten bool) {
-	users := c.runs[partition]
-	runs := users[m.user]
-	i := slices.IndexFunc(runs, func(r choiceRun) bool { return r.first == m.first })
-	if i < 0 {
-		return 0, true
-	}
-	if runs[i].last > offset {
-		return runs[i].last, false
-	}
-	c.n--
-	if runs = slices.Delete(runs, i, i+1); len(runs) == 0 {
-		delete(users, m.user)
-	} else {
-		users[m.user] = runs
-	}
-	return 0, true
+	c.n -= c.parts[partition].passed(offset)
 }
 
 // drop forgets a partition's runs (its reading starts again, or it was given up).
 func (c *choicesAhead) drop(partition int32) {
-	if c == nil {
+	if c == nil || c.parts[partition] == nil {
 		return
 	}
-	for _, runs := range c.runs[partition] {
-		c.n -= len(runs)
-	}
-	delete(c.runs, partition)
-	delete(c.queue, partition)
+	c.n -= len(c.parts[partition].queue) // one mark per run
+	delete(c.parts, partition)
 }
 
 // queued is the choice already queued behind the user's event at r for its waiting destinations
@@ -257,8 +202,8 @@ func (p *Processor) queued(batch *stagedState, r *kgo.Record, user string, pendi
 	if now-arrived >= window || c.receivedMs-arrived > window {
 		return nil, 0, nil
 	}
-	if c.eventID != "" {
-		seen, err := batch.seen(r.Partition, user, c.eventID, now)
+	if c.hasID {
+		seen, err := batch.seen(r.Partition, c.id, now)
 		if err != nil || seen {
 			return nil, 0, err
 		}

@@ -253,10 +253,10 @@ func (b *stagedState) sighting(partition int32, user, id string, nowMs int64) (v
 	return v, ok, nil
 }
 
-// seen reports whether the (user, id) of an event not yet processed would be a resend as of
+// seen reports whether an event not yet processed, of that dedup id, would be a resend as of
 // this point of the batch (nothing is recorded).
-func (b *stagedState) seen(partition int32, user, id string, nowMs int64) (bool, error) {
-	_, ok, err := b.seenAt(seenKey{partition, statestore.IDOf(user, id)}, nowMs)
+func (b *stagedState) seen(partition int32, id statestore.ID, nowMs int64) (bool, error) {
+	_, ok, err := b.seenAt(seenKey{partition, id}, nowMs)
 	return ok, err
 }
 
