@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/tollgate-dev/tollgate/schemas"
 )
@@ -74,7 +75,7 @@ func (db *DB) InsertDecisions(ctx context.Context, ds []schemas.Decision) error 
 	for i, col := range []any{decisionID, eventID, userKey, destination, eventName, eventTime, decidedAt,
 		outcome, reason, purpose, jurisdiction, gpc, fieldsSent, fieldsStripped, policyVersion, runID,
 		consentSource, consentProof, heldMs} {
-		if err := batch.Column(i).Append(col); err != nil {
+		if err := appendColumn(batch.Column(i), col); err != nil {
 			return fmt.Errorf("insert decisions: column %s: %w", decisionsColumns[i].name, err)
 		}
 	}
@@ -129,6 +130,22 @@ func (db *DB) InsertDeliveries(ctx context.Context, ds []schemas.Delivery) error
 	}
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("insert deliveries: %w", err)
+	}
+	return nil
+}
+
+// appendColumn appends a column's values to a batch: whole, or an array of strings row by row.
+// clickhouse-go appends a [][]string through reflection on every element (a fifth of the audit
+// writer's CPU in a drain profile), and a []string row without it.
+func appendColumn(c driver.BatchColumn, values any) error {
+	rows, ok := values.([][]string)
+	if !ok {
+		return c.Append(values)
+	}
+	for _, row := range rows {
+		if err := c.AppendRow(row); err != nil {
+			return err
+		}
 	}
 	return nil
 }
