@@ -25,8 +25,9 @@ import (
 //     order, before the granting one, with held_ms > 0;
 //   - a refusal through /v1/consent blocks the held events with the refusal's reason (withdrawn);
 //   - past the cap the oldest events are decided at once (no_consent), the rest wait;
-//   - five events and their user's grant in one request: the grant is queued behind them when the
-//     processor reaches them, so they are decided at once under it (releases{cause="queued"}),
+//   - five events and their user's grant in one request, with processor.queued_choices: the grant
+//     is queued behind them when the processor reaches them, so they are decided at once under it
+//     (releases{cause="queued"}),
 //     with the same decisions, order and held_ms > 0 as when held;
 //   - the processor is killed with SIGKILL while events are held: none is lost or decided twice;
 //   - a user who never answers: another processor, with an empty state directory and its clock
@@ -44,7 +45,9 @@ func TestHoldUntilTheChoice(t *testing.T) {
 	p.spawn("sinks", nil, "sink")
 	p.spawn("audit", nil, "audit")
 	metrics := harness.FreeAddr()
-	proc := p.spawn("processor", []string{"TOLLGATE_PROCESSOR_INSTANCE=h", "TOLLGATE_METRICS_LISTEN=" + metrics}, "process")
+	// processor.queued_choices on (off by default): the queued user below is decided at once.
+	proc := p.spawn("processor", []string{"TOLLGATE_PROCESSOR_INSTANCE=h", "TOLLGATE_METRICS_LISTEN=" + metrics,
+		"TOLLGATE_PROCESSOR_QUEUED_CHOICES=true"}, "process")
 
 	// Before any choice: the necessary destination (ops) is decided at once, the others wait.
 	var first []sample.Event

@@ -171,7 +171,7 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // delay, and the first requests whose answer ingest refused (their events wait for the window,
 // so the end-to-end figure would not be reached).
 func lateChoiceReport(o options, unanswered int64) map[string]any {
-	out := map[string]any{"hold": o.hold, "choice_first": o.choiceFirst, "choice_after_s": o.lateChoice.Seconds(), "unanswered_requests": unanswered}
+	out := map[string]any{"hold": o.hold, "queued_choices": o.queuedChoices, "choice_first": o.choiceFirst, "choice_after_s": o.lateChoice.Seconds(), "unanswered_requests": unanswered}
 	if o.hold {
 		out["hold_window"] = holdWindow
 	}

@@ -55,6 +55,7 @@ type options struct {
 	latRate, e2eRate                                     float64
 	keep, onlyOneByOne, onlyIngest, replay, repair, hold bool
 	choiceFirst                                          bool // -choice-first (hold.go)
+	queuedChoices                                        bool // -queued-choices (hold.go)
 	repairArgs                                           []string
 }
 
@@ -97,6 +98,8 @@ func main() {
 	flag.BoolVar(&o.hold, "hold", false, "hold events before the choice (policy hold: window "+holdWindow+"; CONTRACT §9); sets -late-choice 1s unless given")
 	flag.BoolVar(&o.choiceFirst, "choice-first", false, "with -late-choice: the first events carry the choice their answer brings, so they are decided at once "+
 		"as a hold would decide them after the choice (the same decisions and deliveries, nothing held): the cost of what the hold forwards, apart from holding it")
+	flag.BoolVar(&o.queuedChoices, "queued-choices", false, "with -hold: the processor's processor.queued_choices (an event whose choice is already queued "+
+		"behind it decided at once instead of held)")
 	flag.IntVar(&o.workerNice, "worker-nice", 10, "CPU niceness of the processor, sink and audit processes (ingest keeps 0), so that "+
 		"a draining backlog yields the cores to ingest's requests, as docs/operations.md advises; 0 runs all alike")
 	flag.IntVar(&o.clickhouseNice, "clickhouse-nice", 10, "CPU niceness of the running ClickHouse server (found by its pid file under -services-dir) for the "+

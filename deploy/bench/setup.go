@@ -36,8 +36,10 @@ ingest:
 delivery:
   max_attempts: 3
   initial_backoff: 100ms
+processor:
+  queued_choices: %t
 policy_file: policy.yaml
-`, o.brokers, prefix, o.partitions, o.chNative, db, ingestAddr)
+`, o.brokers, prefix, o.partitions, o.chNative, db, ingestAddr, o.queuedChoices)
 	return os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o600)
 }
 

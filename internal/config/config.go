@@ -215,6 +215,13 @@ type Processor struct {
 	// survives restarts (a temporary folder would make every reboot a cold restore). Deleting it
 	// is safe: the stores are rebuilt from the changelog topics.
 	StateDir string `yaml:"state_dir"`
+	// QueuedChoices, under the policy's hold: an event whose user's choice is already in the raw
+	// log behind it (a processor catching up) is decided at once under that choice instead of
+	// held (docs/consent.md "Events before the choice"). Default false: it saves the processor
+	// the hold's work, but the event then reaches each vendor in a request of its own instead of
+	// with the choosing event's, and with a vendor taking one user per request (GA4) the extra
+	// requests cost more than the processor saves (docs/performance.md).
+	QueuedChoices bool `yaml:"queued_choices"`
 }
 
 // Dedup configures the processor's resend deduplication.

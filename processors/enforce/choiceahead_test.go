@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 
 	"github.com/tollgate-dev/tollgate/internal/policy"
 	"github.com/tollgate-dev/tollgate/schemas"
@@ -240,5 +241,20 @@ func BenchmarkChoicesAheadMemory(b *testing.B) {
 		}
 		b.ReportMetric(float64(time.Since(start).Nanoseconds())/5, "gc-ns")
 		runtime.KeepAlive(p)
+	}
+}
+
+// The lookahead notes queued choices only where processor.queued_choices asks it to, and the
+// policy holds.
+func TestQueuedChoicesOnlyWhenConfigured(t *testing.T) {
+	_, cfg, _ := testProcessor(t)
+	cfg.Policy.Hold = &policy.Hold{Window: time.Minute, MaxEventsPerUser: 3}
+	cfg.Kafka.Brokers = []string{"127.0.0.1:1"} // never dialled: nothing is followed
+	for _, on := range []bool{false, true} {
+		cfg.Processor.QueuedChoices = on
+		l, err := newLookahead(cfg, zap.NewNop(), newCodebook())
+		require.NoError(t, err)
+		require.Equal(t, on, l.choices != nil, "queued_choices %v", on)
+		l.close()
 	}
 }

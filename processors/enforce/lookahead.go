@@ -45,7 +45,10 @@ type lookahead struct {
 }
 
 func newLookahead(cfg *config.Config, log *zap.Logger, book *codebook) (*lookahead, error) {
-	l := &lookahead{topic: cfg.Topic(config.TopicRaw), book: book, pending: map[int32]map[string][]restriction{}, choices: newChoicesAhead(cfg.Policy)}
+	l := &lookahead{topic: cfg.Topic(config.TopicRaw), book: book, pending: map[int32]map[string][]restriction{}}
+	if cfg.Processor.QueuedChoices {
+		l.choices = newChoicesAhead(cfg.Policy)
+	}
 	f, err := kafka.NewFollower(cfg, log.Named("lookahead"), l.topic, l.observe, kafka.InSteps()...)
 	if err != nil {
 		return nil, err
