@@ -73,13 +73,7 @@ func (t *runTable) start(u userKey, offset int64, id uint64) {
 	if !ok {
 		prev = -1
 	}
-	s := t.free
-	if s >= 0 {
-		t.free = t.slots[s].prev
-	} else {
-		s = int32(len(t.slots))
-		t.slots = append(t.slots, runSlot{})
-	}
+	s := take(&t.slots, &t.free, func(r *runSlot) int32 { return r.prev })
 	t.slots[s] = runSlot{first: offset, last: offset, user: u, prev: prev, ids: -1}
 	t.addID(&t.slots[s], id)
 	t.users[u] = s
@@ -88,16 +82,21 @@ func (t *runTable) start(u userKey, offset int64, id uint64) {
 
 // addID adds an event id hash to the run.
 func (t *runTable) addID(run *runSlot, id uint64) {
-	n := t.freeIDs
-	if n >= 0 {
-		t.freeIDs = t.nodes[n].next
-	} else {
-		n = int32(len(t.nodes))
-		t.nodes = append(t.nodes, idNode{})
-	}
+	n := take(&t.nodes, &t.freeIDs, func(n *idNode) int32 { return n.next })
 	t.nodes[n] = idNode{hash: id, next: run.ids}
 	run.ids = n
 	run.count++
+}
+
+// take is a slot of items for a new element: the first of its free list (free, chained through
+// next), or one appended.
+func take[T any](items *[]T, free *int32, next func(*T) int32) int32 {
+	if i := *free; i >= 0 {
+		*free = next(&(*items)[i])
+		return i
+	}
+	*items = append(*items, *new(T))
+	return int32(len(*items) - 1)
 }
 
 // hasID reports whether the run has an event of that id hash.
