@@ -16,9 +16,11 @@ import (
 // choice"). Holding an event costs the processor its held list, a raw copy, changelog records
 // and a second decision set; it costs that most when the processor is behind, and then the
 // choice that will release the event is usually already in the raw log behind it. So, under the
-// policy's hold, the lookahead (which reads every owned raw partition ahead of the processor
-// anyway) also notes, per user, each run of events that choose nothing and the record that ends
-// the run. When that record is an event choosing for every destination that can wait, an event
+// policy's hold and with processor.queued_choices (off by default: the event then reaches the
+// vendors apart from its user's choosing event, in a request of its own, which with a vendor
+// taking one user per request costs the sinks more than the processor saves), the lookahead
+// (which reads every owned raw partition ahead of the processor anyway) also notes, per user,
+// each run of events that choose nothing and the record that ends the run. When that record is an event choosing for every destination that can wait, an event
 // of the run is decided at once under that choice (queued) instead of being held: exactly what
 // the choice's arrival would decide for it, in the same order at the vendors, with held_ms as
 // long as it waited. Anything else ending a run (a consent update, an erasure, an event choosing
@@ -28,7 +30,7 @@ import (
 
 // maxChoiceRuns bounds the runs the lookahead keeps (BenchmarkChoicesAheadMemory: about 200
 // bytes each with two events, 210 MB at the bound, none of it scanned by the garbage collector):
-// // past it, new runs are not noted and their events are held, as without the shortcut. `make
+// past it, new runs are not noted and their events are held, as without the shortcut. `make
 // bench -hold` leaves 550-700 thousand users' runs ahead of the processor.
 const maxChoiceRuns = 1 << 20
 
