@@ -126,6 +126,14 @@ func (c *choicesAhead) event(partition int32, offset int64, ev *schemas.Event, c
 	}
 }
 
+// dedupID is the choosing event's id as the dedup store knows it.
+func dedupID(user, eventID string) (statestore.ID, bool) {
+	if eventID == "" {
+		return statestore.ID{}, false // an event without an id is never a resend
+	}
+	return statestore.IDOf(user, eventID), true
+}
+
 // update notes a consent update of a user: it ends the user's open run, for the hold.
 func (c *choicesAhead) update(partition int32, user string) {
 	if c == nil || c.parts[partition] == nil {

@@ -1,10 +1,6 @@
 package enforce
 
-import (
-	"hash/maphash"
-
-	"github.com/tollgate-dev/tollgate/internal/statestore"
-)
+import "hash/maphash"
 
 // runTable is one partition's runs of the lookahead's queued choices (choiceahead.go), kept
 // without a pointer the garbage collector would scan: under a backlog the lookahead keeps a run
@@ -166,12 +162,4 @@ func (t *runTable) forget(s int32) {
 	}
 	*run = runSlot{prev: t.free}
 	t.free = s
-}
-
-// dedupID is the choosing event's id as the dedup store knows it.
-func dedupID(user, eventID string) (statestore.ID, bool) {
-	if eventID == "" {
-		return statestore.ID{}, false // an event without an id is never a resend
-	}
-	return statestore.IDOf(user, eventID), true
 }
